@@ -1,0 +1,99 @@
+//! The command line (DESIGN §10), declared with clap derive. Global flags work before or after the
+//! subcommand.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "beaker",
+    version,
+    about = "A content-addressed model store shared by many processes and users",
+    long_about = "beaker keeps model files (ONNX and others) under their BLAKE3 hash in a store \
+directory that many processes and Unix users can share. Publishing is lock-guarded and atomic: \
+a crash or a race never leaves a corrupt model behind.",
+    after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 `path` of a name not present."
+)]
+pub struct Cli {
+    /// Store directory [default: $XDG_CACHE_HOME/beaker/store]
+    #[arg(long, global = true, env = "BEAKER_STORE", value_name = "DIR")]
+    pub store: Option<PathBuf>,
+    /// Catalogue manifest to resolve names through (repeatable) [default: $BEAKER_MANIFEST, else the bundled one]
+    #[arg(long = "manifest", global = true, value_name = "FILE")]
+    pub manifests: Vec<PathBuf>,
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Print only results and errors
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// Say more about what is happening (on stderr)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with the model store
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Work with catalogue manifests
+    #[command(subcommand)]
+    Manifest(ManifestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Create a store (a private one is also created on first use)
+    Init {
+        /// Share the store with a Unix group (directories 2775 setgid, files 0664)
+        #[arg(long, value_enum, value_name = "MODE")]
+        shared: Option<SharedMode>,
+        /// Use flock locks (default) or none, for filesystems where flock does not work
+        #[arg(long, value_enum, default_value_t = LockingArg::Flock)]
+        locking: LockingArg,
+    },
+    /// Copy a local file into the store under NAME (hashing it in the same pass)
+    Add {
+        /// The file to add
+        file: PathBuf,
+        /// The name to record it under (a-z, 0-9, '.', '_', '-', optionally ORG/NAME)
+        #[arg(long)]
+        name: String,
+    },
+    /// Print the blob path of NAME (exit 3 if the store does not hold it)
+    Path { name: String },
+    /// List the names the store holds
+    Ls,
+    /// Remove names from the store, and the blobs no other name uses
+    Rm {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Show where the store is, how it is set up, and what uses its space
+    Info,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ManifestCommand {
+    /// Validate catalogue manifests (exit 2 with file:line:col on the first error)
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum SharedMode {
+    /// Every member of the store directory's group can pull, add, rm and gc
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LockingArg {
+    Flock,
+    None,
+}

@@ -1,0 +1,83 @@
+//! How results reach the user: stdout for results (text or `--json`), stderr for notes and the
+//! progress bar, which is drawn only on a terminal and never with `--json` or `-q`.
+
+use std::io::IsTerminal;
+
+use humansize::{format_size, BINARY};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use beaker::progress::Progress;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    pub json: bool,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Output {
+    /// A note for people, on stderr (suppressed by `-q` and `--json`).
+    pub fn note(&self, msg: impl std::fmt::Display) {
+        if !self.quiet && !self.json {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Prints `value` as one JSON document on stdout.
+    pub fn json(&self, value: &impl Serialize) -> anyhow::Result<()> {
+        println!("{}", serde_json::to_string_pretty(value)?);
+        Ok(())
+    }
+
+    /// A progress reporter: a bar on an interactive stderr, else nothing.
+    pub fn progress(&self) -> Box<dyn Progress> {
+        if self.json || self.quiet || !std::io::stderr().is_terminal() {
+            Box::new(beaker::progress::Silent)
+        } else {
+            Box::new(Bar(None))
+        }
+    }
+}
+
+pub fn size(bytes: u64) -> String {
+    format_size(bytes, BINARY)
+}
+
+struct Bar(Option<ProgressBar>);
+
+impl Progress for Bar {
+    fn start(&mut self, what: &str, total: Option<u64>) {
+        let bar = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        let style = ProgressStyle::with_template(
+            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_message(what.to_owned());
+        self.0 = Some(bar);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(bytes);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(b) = self.0.take() {
+            b.finish_and_clear();
+        }
+    }
+
+    fn notice(&mut self, message: &str) {
+        match &self.0 {
+            Some(b) => b.println(message),
+            None => eprintln!("{message}"),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! `beaker store …`: each command is a few lines over the library.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use beaker::store::{InitOptions, Locking, Sharing};
+use beaker::{ModelName, Store};
+
+use super::args::{LockingArg, SharedMode, StoreCommand};
+use super::output::{size, Output};
+
+pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
+    match cmd {
+        StoreCommand::Init { shared, locking } => init(root, shared, locking, out),
+        StoreCommand::Add { file, name } => add(root, &file, &name, out),
+        StoreCommand::Path { name } => path(root, &name, out),
+        StoreCommand::Ls => ls(root, out),
+        StoreCommand::Rm { names } => rm(root, &names, out),
+        StoreCommand::Info => info(root, out),
+    }
+}
+
+fn init(root: &Path, shared: Option<SharedMode>, locking: LockingArg, out: Output) -> Result<()> {
+    let opts = InitOptions {
+        mode: match shared {
+            Some(SharedMode::Group) => Sharing::Group,
+            None => Sharing::Private,
+        },
+        locking: match locking {
+            LockingArg::Flock => Locking::Flock,
+            LockingArg::None => Locking::None,
+        },
+    };
+    let store = Store::init(root, opts)?;
+    if out.json {
+        return out.json(&serde_json::json!({
+            "path": store.root(),
+            "mode": format!("{:?}", store.config().mode).to_lowercase(),
+            "locking": format!("{:?}", store.config().locking).to_lowercase(),
+        }));
+    }
+    out.note(format!(
+        "store ready: {}",
+        store.config().describe(store.root())
+    ));
+    println!("{}", store.root().display());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct AddJson<'a> {
+    name: &'a ModelName,
+    blake3: String,
+    size: u64,
+    path: &'a Path,
+    new_blob: bool,
+}
+
+fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
+    let name = ModelName::new(name)?;
+    let store = Store::open_or_create(root)?;
+    let published = beaker::add::add_file(&store, file, &name, out.progress().as_mut())?;
+    if out.json {
+        return out.json(&AddJson {
+            name: &name,
+            blake3: published.blake3.to_hex(),
+            size: published.size,
+            path: &published.path,
+            new_blob: published.created,
+        });
+    }
+    let how = if published.created {
+        "new blob"
+    } else {
+        "same content already stored"
+    };
+    out.note(format!(
+        "added {name}: {} blake3 {} ({how})",
+        size(published.size),
+        published.blake3.short()
+    ));
+    if let Some(old) = published.replaced.and_then(|e| e.blake3) {
+        out.note(format!(
+            "{name} pointed at {} before; `beaker store gc` frees it if unused",
+            old.short()
+        ));
+    }
+    println!("{}", published.path.display());
+    Ok(())
+}
+
+fn path(root: &Path, name: &str, out: Output) -> Result<()> {
+    let name = ModelName::new(name)?;
+    let store = Store::open(root)?;
+    let path = store.path_of(&name)?;
+    if out.json {
+        return out.json(&serde_json::json!({ "name": name, "path": path }));
+    }
+    println!("{}", path.display());
+    Ok(())
+}
+
+fn ls(root: &Path, out: Output) -> Result<()> {
+    let rows = match Store::open(root) {
+        Ok(store) => store.list()?,
+        // Listing a store that does not exist yet is not an error: it holds nothing.
+        Err(beaker::StoreError::NoStore { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if out.json {
+        return out.json(&rows);
+    }
+    if rows.is_empty() {
+        out.note(format!("the store at {} holds no models", root.display()));
+        return Ok(());
+    }
+    let width = rows
+        .iter()
+        .map(|r| r.name.as_str().len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    println!(
+        "{:width$}  {:12}  {:>10}  PRESENT",
+        "NAME", "BLAKE3", "SIZE"
+    );
+    for r in rows {
+        println!(
+            "{:width$}  {:12}  {:>10}  {}",
+            r.name.as_str(),
+            r.blake3.map(|b| b.short()).unwrap_or_else(|| "-".into()),
+            r.size.map(size).unwrap_or_else(|| "-".into()),
+            if r.present { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+fn rm(root: &Path, names: &[String], out: Output) -> Result<()> {
+    let names = names
+        .iter()
+        .map(|n| ModelName::new(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::open(root)?;
+    let removed = store.remove(&names)?;
+    let freed: u64 = removed.freed.iter().map(|(_, s)| s).sum();
+    if out.json {
+        return out.json(&serde_json::json!({
+            "removed": removed.names.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            "removed_blobs": removed.freed.iter().map(|(b, _)| b.to_hex()).collect::<Vec<_>>(),
+            "freed_bytes": freed,
+        }));
+    }
+    for (n, _) in &removed.names {
+        println!("removed {n}");
+    }
+    out.note(format!(
+        "freed {} ({} blobs)",
+        size(freed),
+        removed.freed.len()
+    ));
+    Ok(())
+}
+
+fn info(root: &Path, out: Output) -> Result<()> {
+    let store = Store::open(root)?;
+    let i = store.info()?;
+    if out.json {
+        return out.json(&i);
+    }
+    let c = |c: beaker::store::Count| format!("{:>10}  in {} files", size(c.bytes), c.files);
+    println!("store        {}", i.path.display());
+    println!(
+        "format       {} ({}, locking {})",
+        i.format, i.mode, i.locking
+    );
+    println!("names        {}", i.names);
+    println!("blobs        {}", c(i.blobs));
+    println!("  referenced {}", c(i.referenced));
+    println!(
+        "  unreferenced {} (freed by `beaker store gc`)",
+        c(i.unreferenced).trim_start()
+    );
+    println!("temp         {}", c(i.temp));
+    println!("quarantine   {}", c(i.quarantine));
+    println!("lock files   {}", i.lock_files);
+    if !i.missing.is_empty() {
+        let names: Vec<String> = i.missing.iter().map(ToString::to_string).collect();
+        println!(
+            "missing      {} (blob absent; pull or add again)",
+            names.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// `--store`, else `BEAKER_STORE` (handled by clap), else the platform cache directory.
+pub fn store_root(flag: Option<PathBuf>) -> Result<PathBuf> {
+    flag.or_else(Store::default_root).ok_or_else(|| {
+        anyhow::anyhow!("no store directory: no --store, no BEAKER_STORE and no cache directory for this user; pass --store DIR")
+    })
+}

@@ -1,0 +1,344 @@
+//! Every mutation of the disk, in one place.
+//!
+//! Nothing else in beaker calls `std::fs::rename`, `remove_file` or opens a file for writing inside a
+//! store. Each function here documents its **Atomicity** and what it refuses, because the publish
+//! protocol (DESIGN §5) is only as strong as these primitives:
+//!
+//! - files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` and an explicit mode, so a planted file or
+//!   symlink at the path is an error, never written through (DESIGN §8);
+//! - [`persist_noclobber`] never replaces an existing blob (invariant I2); "already there" is reported,
+//!   not treated as failure;
+//! - [`replace_file`] + [`sync_dir`] give the atomic rewrite used for the store manifest (I3).
+
+use std::fs::{self, File, OpenOptions, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use crate::error::{IoContext, IoError};
+
+/// Flags every open inside a store carries: never follow a symlink, never leak into children.
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+
+/// Creates a new file for writing with `mode`, failing if *anything* is already at `path`
+/// (including a dangling symlink).
+///
+/// # Security
+/// `O_EXCL|O_NOFOLLOW`: a file or symlink planted at `path` by another user makes this fail with
+/// `AlreadyExists`; it is never opened, truncated or written through. The mode is set again with
+/// `fchmod` after creation because the umask may have removed bits we need.
+pub fn create_exclusive(path: &Path, mode: u32) -> Result<File, IoError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .read(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .at("create", path)?;
+    set_mode(&file, mode, path)?;
+    Ok(file)
+}
+
+/// Opens an existing file for reading without following a symlink at the last component.
+pub fn open_read(path: &Path) -> Result<File, IoError> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .at("open", path)
+}
+
+/// Opens an existing file for reading and writing without following a symlink.
+pub fn open_read_write(path: &Path) -> Result<File, IoError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(OPEN_FLAGS)
+        .open(path)
+        .at("open", path)
+}
+
+/// `fchmod`: sets the mode on the open file, so it applies to what we created even if the path has
+/// been swapped meanwhile.
+pub fn set_mode(file: &File, mode: u32, path: &Path) -> Result<(), IoError> {
+    file.set_permissions(Permissions::from_mode(mode))
+        .at("set permissions on", path)
+}
+
+/// Flushes a file's data and metadata to stable storage.
+pub fn sync_file(file: &File, path: &Path) -> Result<(), IoError> {
+    file.sync_all().at("fsync", path)
+}
+
+/// Flushes a directory, making renames and links inside it durable.
+pub fn sync_dir(dir: &Path) -> Result<(), IoError> {
+    let d = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | OPEN_FLAGS)
+        .open(dir)
+        .at("open directory", dir)?;
+    d.sync_all().at("fsync directory", dir)
+}
+
+/// What [`persist_noclobber`] found at the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    /// `from` now lives at `to`.
+    Created,
+    /// Something already existed at `to`; it was left untouched and `from` was removed.
+    AlreadyExists,
+}
+
+/// Moves `from` to `to` unless `to` exists.
+///
+/// **Atomicity**: at every instant `to` is either absent or a complete file (the one that was
+/// already there, or `from`). Uses `renameat2(RENAME_NOREPLACE)` and falls back to `link(2)` +
+/// `unlink(2)` on filesystems that do not support it (both refuse to replace). After
+/// `AlreadyExists` the source is removed: in a content-addressed store an existing `to` holds the
+/// same bytes (invariant I1), so there is nothing to keep.
+pub fn persist_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoError> {
+    match rename_noreplace(from, to) {
+        Ok(()) => return Ok(Persisted::Created),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_file(from)?;
+            return Ok(Persisted::AlreadyExists);
+        }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+        Err(e) => return Err(IoError::new("publish into", to, e)),
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => {
+            remove_file(from)?;
+            Ok(Persisted::Created)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            remove_file(from)?;
+            Ok(Persisted::AlreadyExists)
+        }
+        Err(e) => Err(IoError::new("publish into", to, e)),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (f, t) = (cstr(from)?, cstr(to)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rename_noreplace(_from: &Path, _to: &Path) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::ENOSYS))
+}
+
+/// Renames `from` over `to`, replacing it. **Atomicity**: readers see the old or the new file, never
+/// a mix. Call [`sync_dir`] on the parent afterwards to make it durable.
+pub fn replace_file(from: &Path, to: &Path) -> Result<(), IoError> {
+    fs::rename(from, to).at("rename into place", to)
+}
+
+/// Moves `from` to `to` (same filesystem), replacing nothing: used for quarantine and for taking
+/// over a partial file. Fails if `to` exists.
+pub fn rename_exclusive(from: &Path, to: &Path) -> Result<(), IoError> {
+    rename_noreplace(from, to)
+        .or_else(|e| {
+            if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) {
+                fs::hard_link(from, to)?;
+                fs::remove_file(from)
+            } else {
+                Err(e)
+            }
+        })
+        .at("move to", to)
+}
+
+pub fn remove_file(path: &Path) -> Result<(), IoError> {
+    fs::remove_file(path).at("remove", path)
+}
+
+/// Removes `path` if it exists; returns whether it did.
+pub fn remove_file_if_exists(path: &Path) -> Result<bool, IoError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(IoError::new("remove", path, e)),
+    }
+}
+
+/// Creates `dir` (and parents) if needed, then sets `mode` on it explicitly (never trusting the
+/// umask). Refuses a symlink or a non-directory at `dir`.
+pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), IoError> {
+    match fs::create_dir(dir) {
+        Ok(()) => {
+            fs::set_permissions(dir, Permissions::from_mode(mode)).at("set permissions on", dir)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let meta = fs::symlink_metadata(dir).at("inspect", dir)?;
+            if meta.is_dir() {
+                Ok(())
+            } else {
+                Err(IoError::new(
+                    "use as a directory",
+                    dir,
+                    io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        "something that is not a directory is in the way",
+                    ),
+                ))
+            }
+        }
+        Err(e) => Err(IoError::new("create directory", dir, e)),
+    }
+}
+
+/// Writes `bytes` to a fresh temp file in `tmp_dir`, fsyncs it, sets `mode`, and atomically renames
+/// it over `dest`, then fsyncs `dest`'s directory.
+///
+/// **Atomicity**: a crash leaves either the old `dest` or the new one, plus at worst a stray temp
+/// file that gc removes.
+pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError> {
+    let stem = dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let (mut file, tmp) = create_unique(tmp_dir, &stem, "tmp", mode)?;
+    let result = (|| {
+        file.write_all(bytes).at("write", &tmp)?;
+        sync_file(&file, &tmp)?;
+        replace_file(&tmp, dest)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result?;
+    if let Some(parent) = dest.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir/<stem>.<pid>.<nonce>.<ext>` exclusively, retrying on the (unlikely) name clash.
+pub fn create_unique(
+    dir: &Path,
+    stem: &str,
+    ext: &str,
+    mode: u32,
+) -> Result<(File, std::path::PathBuf), IoError> {
+    let pid = std::process::id();
+    let mut last = None;
+    for _ in 0..16 {
+        let path = dir.join(format!("{stem}.{pid}.{:08x}.{ext}", nonce()));
+        match create_exclusive(&path, mode) {
+            Ok(f) => return Ok((f, path)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        IoError::new(
+            "create a temp file in",
+            dir,
+            io::Error::other("no free name"),
+        )
+    }))
+}
+
+/// A per-process-unique 32-bit value: time, a counter and the pid mixed through BLAKE3.
+fn nonce() -> u32 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let mut h = blake3::Hasher::new();
+    h.update(&nanos.to_le_bytes());
+    h.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    let b = h.finalize();
+    u32::from_le_bytes([
+        b.as_bytes()[0],
+        b.as_bytes()[1],
+        b.as_bytes()[2],
+        b.as_bytes()[3],
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn create_exclusive_refuses_existing_file_and_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        fs::write(&victim, b"precious").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&victim, &link).unwrap();
+
+        assert_eq!(
+            create_exclusive(&victim, 0o600).unwrap_err().kind(),
+            io::ErrorKind::AlreadyExists
+        );
+        assert!(create_exclusive(&link, 0o600).is_err());
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+    }
+
+    #[test]
+    fn create_exclusive_sets_mode_despite_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        let f = create_exclusive(&p, 0o640).unwrap();
+        assert_eq!(f.metadata().unwrap().mode() & 0o7777, 0o640);
+    }
+
+    #[test]
+    fn persist_noclobber_keeps_the_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, dest) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("d"),
+        );
+        fs::write(&a, b"first").unwrap();
+        fs::write(&b, b"second").unwrap();
+        assert_eq!(persist_noclobber(&a, &dest).unwrap(), Persisted::Created);
+        assert_eq!(
+            persist_noclobber(&b, &dest).unwrap(),
+            Persisted::AlreadyExists
+        );
+        assert_eq!(fs::read(&dest).unwrap(), b"first");
+        assert!(!a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn write_replace_replaces_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("m.toml");
+        write_replace(dir.path(), &dest, b"one", 0o644).unwrap();
+        write_replace(dir.path(), &dest, b"two", 0o644).unwrap();
+        assert_eq!(fs::read(&dest).unwrap(), b"two");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+    }
+}

@@ -1,0 +1,33 @@
+//! beaker — a content-addressed model store.
+//!
+//! Models live in a *store* directory under their BLAKE3 hash (`blobs/<hex>`); a manifest maps
+//! names to hashes. Many processes and many Unix users can share one store: publishing is atomic
+//! and no-clobber, so a crash or a race never leaves a corrupt blob (DESIGN §5, invariants I1–I4).
+//!
+//! Module map:
+//! - [`digest`], [`name`]: the validated value types (a hash becomes a path only through [`digest::Blake3`]).
+//! - [`manifest`], [`catalogue`]: the TOML manifest format and the catalogues names resolve through.
+//! - [`store`]: layout, open/init, the store manifest, read-only views.
+//! - [`publish`]: the publish protocol, the only way bytes enter a store; [`add`] builds on it.
+//! - [`lock`]: flock-based locks with holder info and safe pruning; [`fsx`]: every disk mutation.
+//! - [`progress`]: how long operations report progress without printing.
+
+pub mod add;
+pub mod catalogue;
+pub mod digest;
+pub mod error;
+pub mod fsx;
+pub mod lock;
+pub mod manifest;
+pub mod name;
+pub mod progress;
+pub mod publish;
+pub mod store;
+pub mod who;
+
+pub use catalogue::Catalogue;
+pub use digest::Blake3;
+pub use error::Category;
+pub use manifest::{Entry, Manifest};
+pub use name::ModelName;
+pub use store::{Store, StoreError};

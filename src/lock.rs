@@ -1,0 +1,396 @@
+//! Advisory file locks (flock via fs2) that stay safe while lock files are pruned (DESIGN §6).
+//!
+//! Locks only de-duplicate work: correctness of the store never rests on them (invariant I1 holds
+//! with `locking = "none"`). What this module guarantees:
+//!
+//! - **Safe acquire.** Open (create if missing, `O_NOFOLLOW`), lock, then check that the open file is
+//!   still the one at the path (same device and inode). If a pruner unlinked it meanwhile, the lock
+//!   we hold is on an orphan that nobody else can find, so we drop it and start over. Two processes
+//!   can therefore never both believe they hold the lock at one path.
+//! - **Safe prune.** [`prune`] try-locks exclusively without blocking and unlinks *while holding* the
+//!   lock; a held lock is reported with its holder and never removed.
+//! - **Holder info.** An exclusive holder writes pid, user, host and start time (and, for a
+//!   download, the partial file and expected size) into the lock file, so a waiter can say who it
+//!   is waiting for.
+//! - A process that dies releases its locks (the kernel drops flocks), so a killed process never
+//!   blocks the next run; its lock *file* stays until `prune-locks`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt as _, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Category, IoError};
+use crate::fsx;
+
+/// How long to wait for a lock held by someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Fail at once with [`LockError::Timeout`] if the lock is held.
+    NoWait,
+    /// Wait as long as it takes.
+    Forever,
+    /// Wait at most this long.
+    For(Duration),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Exclusive,
+    Shared,
+}
+
+/// What a lock holder writes into its lock file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Holder {
+    pub pid: u32,
+    pub user: String,
+    pub host: String,
+    pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partial: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_size: Option<u64>,
+}
+
+impl Holder {
+    /// This process, now.
+    pub fn me() -> Self {
+        Holder {
+            pid: std::process::id(),
+            user: crate::who::user(),
+            host: crate::who::host(),
+            since: crate::who::now_rfc3339(),
+            partial: None,
+            expected_size: None,
+        }
+    }
+
+    /// Reads the holder recorded in a lock file, if it has a readable record.
+    pub fn read(path: &Path) -> Option<Holder> {
+        let mut text = String::new();
+        fsx::open_read(path)
+            .ok()?
+            .take(4096)
+            .read_to_string(&mut text)
+            .ok()?;
+        toml::from_str(&text).ok()
+    }
+}
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "pid {} ({}@{}) since {}",
+            self.pid, self.user, self.host, self.since
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(transparent)]
+    Io(#[from] IoError),
+    #[error("timed out after {waited:?} waiting for lock {}{}", path.display(), holder.as_ref().map(|h| format!(" held by {h}")).unwrap_or_default())]
+    Timeout {
+        path: PathBuf,
+        waited: Duration,
+        holder: Option<Box<Holder>>,
+    },
+    #[error("file locks do not work on the filesystem of {} ({source}); set `locking = \"none\"` in the store's store.toml (or `beaker store init --locking none`) to run without them", path.display())]
+    Unsupported {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl LockError {
+    pub fn category(&self) -> Category {
+        Category::Failed
+    }
+}
+
+/// A held lock; dropping it releases the lock (closing the descriptor drops the flock).
+#[must_use = "the lock is released as soon as the guard is dropped"]
+#[derive(Debug)]
+pub struct LockGuard {
+    held: Option<(File, PathBuf, bool)>,
+}
+
+impl LockGuard {
+    /// A guard that holds nothing: used by stores with `locking = "none"`.
+    pub fn disabled() -> Self {
+        LockGuard { held: None }
+    }
+
+    pub fn path(&self) -> Option<&Path> {
+        self.held.as_ref().map(|(_, p, _)| p.as_path())
+    }
+
+    /// Replaces the holder record in the lock file (best effort: a read-only lock file, opened by a
+    /// user who may lock but not write it, keeps its old record).
+    pub fn record(&self, holder: &Holder) {
+        if let Some((file, _, true)) = &self.held {
+            if let Ok(text) = toml::to_string(holder) {
+                let _ = file.set_len(0);
+                let _ = file.write_all_at(text.as_bytes(), 0);
+            }
+        }
+    }
+}
+
+/// Takes the lock at `path`, creating the lock file (with `file_mode`) if needed.
+///
+/// `on_wait` is called once, about a second into a wait, with the holder's record so the caller
+/// can tell the user who it is waiting for.
+pub fn acquire(
+    path: &Path,
+    mode: Mode,
+    wait: Wait,
+    file_mode: u32,
+    on_wait: &mut dyn FnMut(Option<Holder>),
+) -> Result<LockGuard, LockError> {
+    let start = Instant::now();
+    let mut told = false;
+    loop {
+        let (file, writable) = open_lock_file(path, file_mode)?;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match try_lock(&file, mode) {
+                Ok(()) => break,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(lock_failed(path, e)),
+            }
+            let waited = start.elapsed();
+            let deadline = match wait {
+                Wait::NoWait => Some(Duration::ZERO),
+                Wait::Forever => None,
+                Wait::For(d) => Some(d),
+            };
+            if deadline.is_some_and(|d| waited >= d) {
+                return Err(LockError::Timeout {
+                    path: path.to_owned(),
+                    waited,
+                    holder: Holder::read(path).map(Box::new),
+                });
+            }
+            if !told && waited >= Duration::from_secs(1) {
+                told = true;
+                on_wait(Holder::read(path));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+        if still_at_path(&file, path)? {
+            let guard = LockGuard {
+                held: Some((file, path.to_owned(), writable)),
+            };
+            if mode == Mode::Exclusive {
+                guard.record(&Holder::me());
+            }
+            return Ok(guard);
+        }
+        // The file was pruned (or replaced) between our open and our lock: the lock we hold is
+        // on a file nobody else can find. Drop it and lock whatever is at the path now.
+    }
+}
+
+/// What [`prune`] did with one lock file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pruned {
+    Removed,
+    /// Someone holds it; it was left alone.
+    Held(Option<Holder>),
+    /// Nothing was there any more.
+    Gone,
+}
+
+/// Removes the lock file at `path` if nobody holds it (DESIGN §6 safe prune).
+pub fn prune(path: &Path) -> Result<Pruned, LockError> {
+    let file = match fsx::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Pruned::Gone),
+        Err(e) => return Err(e.into()),
+    };
+    match try_lock(&file, Mode::Exclusive) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            return Ok(Pruned::Held(Holder::read(path)))
+        }
+        Err(e) => return Err(lock_failed(path, e)),
+    }
+    if !still_at_path(&file, path)? {
+        return Ok(Pruned::Gone);
+    }
+    // Unlink while holding: a waiter that gets this lock next sees the path changed and retries.
+    fsx::remove_file(path)?;
+    Ok(Pruned::Removed)
+}
+
+/// Checks that locks work in `dir`: two descriptors of one file in one process must conflict
+/// (flock locks belong to the open file description, so they do — unless flock is a no-op here).
+pub fn probe(dir: &Path) -> Result<(), LockError> {
+    let (a, path) = fsx::create_unique(dir, "probe", "lock", 0o600)?;
+    let result = (|| {
+        let b = fsx::open_read(&path)?;
+        try_lock(&a, Mode::Exclusive).map_err(|e| lock_failed(dir, e))?;
+        match try_lock(&b, Mode::Exclusive) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(lock_failed(dir, e)),
+            Ok(()) => Err(LockError::Unsupported {
+                path: dir.to_owned(),
+                source: io::Error::other("two descriptors could lock the same file at once"),
+            }),
+        }
+    })();
+    let _ = fsx::remove_file(&path);
+    result
+}
+
+fn try_lock(file: &File, mode: Mode) -> io::Result<()> {
+    match mode {
+        Mode::Exclusive => fs2::FileExt::try_lock_exclusive(file),
+        Mode::Shared => fs2::FileExt::try_lock_shared(file),
+    }
+}
+
+fn lock_failed(path: &Path, e: io::Error) -> LockError {
+    match e.raw_os_error() {
+        Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS) => LockError::Unsupported {
+            path: path.to_owned(),
+            source: e,
+        },
+        _ => LockError::Io(IoError::new("lock", path, e)),
+    }
+}
+
+/// Opens the lock file, creating it with `mode` if absent. Falls back to read-only when the file
+/// exists but is not writable by us (flock needs no write access), returning whether it is writable.
+fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
+    loop {
+        match fsx::create_exclusive(path, mode) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(flags)
+            .open(path)
+        {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return fsx::open_read(path).map(|f| (f, false));
+            }
+            // Pruned between our create attempt and this open: try again.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(IoError::new("open lock file", path, e)),
+        }
+    }
+}
+
+/// Whether `file` is still the file at `path` (same device and inode).
+fn still_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
+    let open = file
+        .metadata()
+        .map_err(|e| IoError::new("inspect lock file", path, e))?;
+    match std::fs::symlink_metadata(path) {
+        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(IoError::new("inspect lock file", path, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(path: &Path, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
+        acquire(path, mode, wait, 0o644, &mut |_| {})
+    }
+
+    #[test]
+    fn exclusive_excludes_and_records_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.lock");
+        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
+        let err = take(&p, Mode::Exclusive, Wait::For(Duration::from_millis(30))).unwrap_err();
+        let LockError::Timeout {
+            holder: Some(h), ..
+        } = err
+        else {
+            panic!("expected a timeout naming the holder, got {err:?}")
+        };
+        assert_eq!(h.pid, std::process::id());
+        drop(g);
+        let _again = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
+    }
+
+    #[test]
+    fn shared_locks_coexist_but_exclude_exclusive() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gc.lock");
+        let _a = take(&p, Mode::Shared, Wait::NoWait).unwrap();
+        let _b = take(&p, Mode::Shared, Wait::NoWait).unwrap();
+        assert!(matches!(
+            take(&p, Mode::Exclusive, Wait::NoWait),
+            Err(LockError::Timeout { .. })
+        ));
+    }
+
+    #[test]
+    fn prune_removes_free_and_keeps_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let free = dir.path().join("free.lock");
+        let held = dir.path().join("held.lock");
+        drop(take(&free, Mode::Exclusive, Wait::NoWait).unwrap());
+        let _g = take(&held, Mode::Exclusive, Wait::NoWait).unwrap();
+        assert_eq!(prune(&free).unwrap(), Pruned::Removed);
+        assert!(!free.exists());
+        assert!(
+            matches!(prune(&held).unwrap(), Pruned::Held(Some(h)) if h.pid == std::process::id())
+        );
+        assert!(held.exists());
+        assert_eq!(prune(&free).unwrap(), Pruned::Gone);
+    }
+
+    #[test]
+    fn acquire_after_prune_locks_the_new_file() {
+        // A guard taken on a file that is then pruned must not be "shared" with a later taker:
+        // here the first holder keeps its orphan; the second gets the file now at the path.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.lock");
+        drop(take(&p, Mode::Exclusive, Wait::NoWait).unwrap());
+        let opened_before_prune = fsx::open_read(&p).unwrap();
+        assert_eq!(prune(&p).unwrap(), Pruned::Removed);
+        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
+        // The stale descriptor is not the file at the path any more.
+        assert!(!still_at_path(&opened_before_prune, &p).unwrap());
+        assert!(still_at_path(&g.held.as_ref().unwrap().0, &p).unwrap());
+    }
+
+    #[test]
+    fn refuses_symlinked_lock_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"data").unwrap();
+        let p = dir.path().join("x.lock");
+        std::os::unix::fs::symlink(&target, &p).unwrap();
+        assert!(take(&p, Mode::Exclusive, Wait::NoWait).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"data");
+    }
+
+    #[test]
+    fn probe_passes_on_a_local_filesystem() {
+        let dir = tempfile::tempdir().unwrap();
+        probe(dir.path()).unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,241 @@
+//! Every validation rule of DESIGN §3 has a failing example here, with the message it must give.
+
+use super::*;
+use proptest::prelude::*;
+
+const H: &str = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+
+fn parse(text: &str) -> Result<Manifest, ManifestError> {
+    Manifest::parse(text, Path::new("cat.toml"))
+}
+
+/// Asserts that `text` fails at `line:column` with a message containing `needle`.
+fn fails_at(text: &str, line: usize, column: usize, needle: &str) {
+    let err = parse(text).expect_err("manifest should be rejected");
+    let shown = err.to_string();
+    match err {
+        ManifestError::Invalid {
+            line: l,
+            column: c,
+            ref message,
+            ..
+        } => {
+            assert!(
+                message.contains(needle),
+                "{shown:?} should contain {needle:?}"
+            );
+            assert_eq!((l, c), (line, column), "wrong place in {shown:?}");
+            assert!(
+                shown.starts_with(&format!("cat.toml:{line}:{column}: ")),
+                "{shown}"
+            );
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
+
+#[test]
+fn parses_a_full_entry() {
+    let m = parse(&format!(
+        r#"version = 1
+
+[models.bird-detector]
+blake3 = "{H}"
+size = 40
+urls = ["https://example.org/a.onnx", "mirror/a.onnx"]
+format = "onnx"
+description = "RF-DETR"
+md5 = "f1e20fe90da342a7529c89f4d39b7ff9"
+
+[models."org/x.y"]
+md5 = "f1e20fe90da342a7529c89f4d39b7ff9"
+urls = ["file:///srv/x"]
+"#
+    ))
+    .unwrap();
+    let e = &m.models[&ModelName::new("bird-detector").unwrap()];
+    assert_eq!(e.blake3.unwrap().to_hex(), H);
+    assert_eq!(e.size, Some(40));
+    assert_eq!(e.urls.len(), 2);
+    assert_eq!(e.format, Some(Format::Onnx));
+    let upstream = &m.models[&ModelName::new("org/x.y").unwrap()];
+    assert_eq!(upstream.blake3, None);
+    assert_eq!(upstream.size, None);
+}
+
+#[test]
+fn empty_manifest_is_valid() {
+    assert!(parse("version = 1\n").unwrap().models.is_empty());
+}
+
+#[test]
+fn bad_hash() {
+    fails_at(
+        "version = 1\n[models.a]\nblake3 = \"abc\"\nsize = 1\n",
+        3,
+        10,
+        "a blake3 digest is 64 hex characters, this one has 3",
+    );
+    fails_at(
+        &format!(
+            "version = 1\n[models.a]\nblake3 = \"{}\"\nsize = 1\n",
+            H.to_uppercase()
+        ),
+        3,
+        10,
+        "lowercase hex",
+    );
+}
+
+#[test]
+fn bad_name() {
+    fails_at(
+        &format!("version = 1\n[models.Bird]\nblake3 = \"{H}\"\nsize = 1\n"),
+        2,
+        9,
+        "model name \"Bird\" contains 'B'",
+    );
+}
+
+#[test]
+fn dot_dot_in_name() {
+    fails_at(
+        &format!("version = 1\n[models.\"../etc\"]\nblake3 = \"{H}\"\nsize = 1\n"),
+        2,
+        9,
+        "contains '..'",
+    );
+}
+
+#[test]
+fn unknown_key() {
+    fails_at(
+        &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurl = \"x\"\n"),
+        5,
+        1,
+        "unknown field `url`",
+    );
+    fails_at("version = 1\nmodel = 3\n", 2, 1, "unknown field `model`");
+}
+
+#[test]
+fn missing_size() {
+    fails_at(
+        &format!("version = 1\n\n[models.a]\nblake3 = \"{H}\"\n"),
+        3,
+        1,
+        "model a has no size",
+    );
+}
+
+#[test]
+fn missing_digest() {
+    fails_at(
+        "version = 1\n[models.a]\nsize = 3\n",
+        2,
+        1,
+        "model a has no digest",
+    );
+}
+
+#[test]
+fn wrong_or_missing_version() {
+    fails_at("version = 2\n", 1, 11, "version 2 is newer");
+    fails_at("version = 0\n", 1, 11, "unsupported manifest version 0");
+    fails_at("version = \"1\"\n", 1, 11, "unsupported manifest version");
+    fails_at("[models]\n", 1, 1, "missing `version = 1`");
+}
+
+#[test]
+fn negative_size_and_bad_url() {
+    fails_at(
+        &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = -1\n"),
+        4,
+        8,
+        "invalid value",
+    );
+    fails_at(
+        &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurls = [\"ftp://x/y\"]\n"),
+        2,
+        1,
+        "unsupported scheme \"ftp\"",
+    );
+}
+
+#[test]
+fn syntax_error_has_position() {
+    fails_at(
+        "version = 1\n[models.a\n",
+        2,
+        10,
+        "invalid table header; expected",
+    );
+}
+
+#[test]
+fn multibyte_text_before_error_counts_characters() {
+    fails_at(
+        "version = 1\n[models.a]\ndescription = \"é\"\nblake3 = \"zz\"\nsize = 1\n",
+        4,
+        10,
+        "blake3",
+    );
+}
+
+fn arb_entry() -> impl Strategy<Value = Entry> {
+    (
+        proptest::option::of(proptest::array::uniform32(any::<u8>())),
+        0..=i64::MAX as u64,
+        proptest::collection::vec("[a-z]{1,8}/[a-z]{1,8}\\.onnx", 0..3),
+        proptest::option::of(prop_oneof![Just(Format::Onnx), Just(Format::Other)]),
+        proptest::option::of("\\PC{0,30}"),
+        proptest::option::of(proptest::array::uniform16(any::<u8>())),
+    )
+        .prop_map(|(b3, size, urls, format, description, md5)| {
+            let md5 = match (b3, md5) {
+                (None, None) => Some([7u8; 16]),
+                (_, m) => m,
+            };
+            Entry {
+                blake3: b3.map(Blake3::from_bytes),
+                size: Some(size),
+                urls,
+                format,
+                description,
+                sha256: None,
+                md5: md5.map(Md5::from_bytes),
+                added: None,
+            }
+        })
+}
+
+proptest! {
+    #[test]
+    fn serialize_parse_round_trips(
+        entries in proptest::collection::btree_map(
+            "[a-z0-9_][a-z0-9._-]{0,12}(/[a-z0-9_][a-z0-9_-]{0,8})?", arb_entry(), 0..5)
+    ) {
+        let models = entries
+            .into_iter()
+            .filter_map(|(k, v)| ModelName::new(&k).ok().map(|n| (n, v)))
+            .collect();
+        let m = Manifest { models };
+        let text = m.to_toml().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
+        prop_assert_eq!(back, m);
+    }
+}
+
+#[test]
+fn size_beyond_toml_integers_is_an_error_not_a_panic() {
+    let mut m = Manifest::default();
+    m.models.insert(
+        ModelName::new("huge").unwrap(),
+        Entry {
+            blake3: Some(Blake3::of(b"")),
+            size: Some(u64::MAX),
+            ..Entry::default()
+        },
+    );
+    assert!(m.to_toml().is_err());
+}

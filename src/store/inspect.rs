@@ -1,0 +1,203 @@
+//! Read-only views of a store: `path`, `ls`, `info`. Nothing here takes a lock or writes.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::Blake3;
+use crate::error::{IoContext, IoError};
+use crate::name::ModelName;
+
+use super::{Config, Store, StoreError};
+
+/// What is at a blob's path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobState {
+    Absent,
+    /// A regular file of the expected size (or any size when none is expected). Not re-hashed:
+    /// that is `verify`'s job.
+    Present {
+        size: u64,
+    },
+    /// Something is there but it cannot be the blob: wrong type or wrong size.
+    Damaged {
+        problem: String,
+    },
+}
+
+/// One row of `beaker store ls` (and its `--json` shape).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listing {
+    pub name: ModelName,
+    pub blake3: Option<Blake3>,
+    pub size: Option<u64>,
+    pub present: bool,
+}
+
+/// `beaker store info`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Info {
+    pub path: PathBuf,
+    pub format: i64,
+    pub mode: String,
+    pub locking: String,
+    pub names: usize,
+    pub blobs: Count,
+    pub referenced: Count,
+    pub unreferenced: Count,
+    pub temp: Count,
+    pub quarantine: Count,
+    pub lock_files: usize,
+    /// Names whose blob is absent.
+    pub missing: Vec<ModelName>,
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct Count {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+impl Count {
+    fn add(&mut self, bytes: u64) {
+        self.files += 1;
+        self.bytes += bytes;
+    }
+}
+
+impl Store {
+    /// Looks at `blobs/<id>` without following symlinks and without hashing.
+    pub fn blob_state(
+        &self,
+        id: &Blake3,
+        expected_size: Option<u64>,
+    ) -> Result<BlobState, StoreError> {
+        let path = self.layout().blob(id);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BlobState::Absent),
+            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+        };
+        if !meta.file_type().is_file() {
+            return Ok(BlobState::Damaged {
+                problem: "not a regular file".into(),
+            });
+        }
+        match expected_size {
+            Some(want) if want != meta.len() => Ok(BlobState::Damaged {
+                problem: format!("{} bytes, expected {want}", meta.len()),
+            }),
+            _ => Ok(BlobState::Present { size: meta.len() }),
+        }
+    }
+
+    /// `beaker store path NAME`: the blob path of a name the store holds, if its blob is there.
+    pub fn path_of(&self, name: &ModelName) -> Result<PathBuf, StoreError> {
+        let manifest = self.read_manifest()?;
+        let entry = manifest
+            .models
+            .get(name)
+            .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        let Some(id) = entry.blake3 else {
+            return Err(StoreError::NotInStore { name: name.clone() });
+        };
+        match self.blob_state(&id, entry.size)? {
+            BlobState::Present { .. } => Ok(self.layout().blob(&id)),
+            BlobState::Absent => Err(StoreError::BlobMissing {
+                name: name.clone(),
+                blob: id,
+                path: self.layout().blob(&id),
+            }),
+            BlobState::Damaged { problem } => Err(StoreError::DamagedBlob {
+                path: self.layout().blob(&id),
+                problem,
+            }),
+        }
+    }
+
+    /// `beaker store ls`: every name in the store manifest, sorted.
+    pub fn list(&self) -> Result<Vec<Listing>, StoreError> {
+        let manifest = self.read_manifest()?;
+        let mut rows = Vec::with_capacity(manifest.models.len());
+        for (name, entry) in manifest.models {
+            let present = match entry.blake3 {
+                Some(id) => matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }),
+                None => false,
+            };
+            rows.push(Listing {
+                name,
+                blake3: entry.blake3,
+                size: entry.size,
+                present,
+            });
+        }
+        Ok(rows)
+    }
+
+    /// `beaker store info`: sizes by category and the lock files present.
+    pub fn info(&self) -> Result<Info, StoreError> {
+        let layout = self.layout();
+        let manifest = self.read_manifest()?;
+        let referenced: std::collections::BTreeSet<Blake3> =
+            manifest.models.values().filter_map(|e| e.blake3).collect();
+        let Config {
+            format,
+            mode,
+            locking,
+        } = *self.config();
+        let mut info = Info {
+            path: self.root().to_owned(),
+            format,
+            mode: format!("{mode:?}").to_lowercase(),
+            locking: format!("{locking:?}").to_lowercase(),
+            names: manifest.models.len(),
+            ..Info::default()
+        };
+        for (name, bytes) in files_in(&layout.blobs())? {
+            info.blobs.add(bytes);
+            let is_ref = Blake3::from_hex(&name).is_ok_and(|id| referenced.contains(&id));
+            if is_ref {
+                info.referenced.add(bytes);
+            } else {
+                info.unreferenced.add(bytes);
+            }
+        }
+        for (_, bytes) in files_in(&layout.tmp())? {
+            info.temp.add(bytes);
+        }
+        for (_, bytes) in files_in(&layout.quarantine())? {
+            info.quarantine.add(bytes);
+        }
+        info.lock_files = files_in(&layout.locks())?.len();
+        for (name, entry) in &manifest.models {
+            if let Some(id) = entry.blake3 {
+                if !matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }) {
+                    info.missing.push(name.clone());
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+/// Names and sizes of the entries of `dir` (no recursion, no symlinks followed). A missing
+/// directory has none.
+pub(crate) fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(IoError::new("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        let entry = entry.at("list", dir)?;
+        let Ok(meta) = entry.metadata() else { continue }; // raced with a removal
+        out.push((
+            entry.file_name().to_string_lossy().into_owned(),
+            meta.size(),
+        ));
+    }
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,102 @@
+//! Every path inside a store, computed in one place (DESIGN §4, store format 1).
+//!
+//! ```text
+//! <store>/store.toml          format = 1, mode = "private" | "group", locking = "flock" | "none"
+//! <store>/CACHEDIR.TAG        so backup tools skip the store
+//! <store>/manifest.toml       name -> entry: what the store holds (the gc roots)
+//! <store>/blobs/<hex>         immutable content, mode 0444, name = BLAKE3 of the content
+//! <store>/tmp/                one temp file per writer (O_EXCL, 0600), resumable download partials
+//! <store>/locks/<hex>.lock    per-blob publish lock; manifest.lock; gc.lock
+//! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
+//! ```
+//! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
+
+use std::path::{Path, PathBuf};
+
+use crate::digest::Blake3;
+
+/// The directories a store consists of, relative to its root (created by `init`).
+pub const DIRS: [&str; 4] = ["blobs", "tmp", "locks", "quarantine"];
+/// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
+/// may contain.
+pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
+
+#[derive(Debug, Clone)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Layout { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.root.join("store.toml")
+    }
+
+    pub fn cachedir_tag(&self) -> PathBuf {
+        self.root.join("CACHEDIR.TAG")
+    }
+
+    pub fn manifest(&self) -> PathBuf {
+        self.root.join("manifest.toml")
+    }
+
+    pub fn blobs(&self) -> PathBuf {
+        self.root.join("blobs")
+    }
+
+    /// The only place a digest becomes a path: `Blake3` is 64 lowercase hex by construction.
+    pub fn blob(&self, id: &Blake3) -> PathBuf {
+        self.blobs().join(id.to_hex())
+    }
+
+    pub fn tmp(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    pub fn locks(&self) -> PathBuf {
+        self.root.join("locks")
+    }
+
+    pub fn blob_lock(&self, id: &Blake3) -> PathBuf {
+        self.locks().join(format!("{}.lock", id.to_hex()))
+    }
+
+    pub fn manifest_lock(&self) -> PathBuf {
+        self.locks().join("manifest.lock")
+    }
+
+    pub fn gc_lock(&self) -> PathBuf {
+        self.locks().join("gc.lock")
+    }
+
+    pub fn quarantine(&self) -> PathBuf {
+        self.root.join("quarantine")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_exactly_format_1() {
+        let l = Layout::new("/s");
+        let id = Blake3::of(b"");
+        let hex = id.to_hex();
+        assert_eq!(l.blob(&id), Path::new(&format!("/s/blobs/{hex}")));
+        assert_eq!(l.blob_lock(&id), Path::new(&format!("/s/locks/{hex}.lock")));
+        assert_eq!(l.gc_lock(), Path::new("/s/locks/gc.lock"));
+        assert_eq!(l.manifest_lock(), Path::new("/s/locks/manifest.lock"));
+        assert_eq!(l.manifest(), Path::new("/s/manifest.toml"));
+        assert_eq!(l.config(), Path::new("/s/store.toml"));
+        assert_eq!(l.tmp(), Path::new("/s/tmp"));
+        assert_eq!(l.quarantine(), Path::new("/s/quarantine"));
+    }
+}

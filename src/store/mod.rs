@@ -1,0 +1,254 @@
+//! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (DESIGN §4).
+//!
+//! This module owns opening and creating stores; `refs` owns the store manifest, `inspect` the
+//! read-only views (`ls`, `info`, `path`), and `crate::publish` the only way bytes enter `blobs/`.
+//!
+//! Creation is race-safe and crash-safe: many processes may create the same store at once (each
+//! step tolerates "already there"), and `store.toml` is published last with no-clobber, so a store
+//! is either fully initialised or looks like a half-made one that the next run simply finishes.
+
+mod config;
+mod error;
+mod inspect;
+mod layout;
+mod refs;
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
+pub use error::StoreError;
+pub use inspect::{BlobState, Count, Info, Listing};
+pub use layout::Layout;
+pub use refs::Removed;
+
+use crate::error::{IoContext, IoError};
+use crate::fsx;
+use crate::lock::{self, LockGuard, Mode, Wait};
+
+/// An open store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    layout: Layout,
+    config: Config,
+}
+
+/// How `init` should set a store up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InitOptions {
+    pub mode: Sharing,
+    pub locking: Locking,
+}
+
+impl Store {
+    /// The default store directory: `BEAKER_STORE`, else `<platform cache dir>/beaker/store`
+    /// (`$XDG_CACHE_HOME/beaker/store`, `~/.cache/beaker/store` on Linux).
+    pub fn default_root() -> Option<PathBuf> {
+        match std::env::var_os("BEAKER_STORE") {
+            Some(p) if !p.is_empty() => Some(PathBuf::from(p)),
+            _ => dirs::cache_dir().map(|d| d.join("beaker").join("store")),
+        }
+    }
+
+    /// Opens an existing store; never creates one.
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        let layout = Layout::new(root);
+        match inspect_root(root)? {
+            RootState::Store => {}
+            RootState::Missing | RootState::Empty | RootState::HalfMade => {
+                return Err(StoreError::NoStore { path: root.into() })
+            }
+            RootState::Foreign => return Err(StoreError::NotAStore { path: root.into() }),
+        }
+        let config = read_config(&layout)?;
+        Ok(Store { layout, config })
+    }
+
+    /// Opens the store at `root`, creating a private one if there is none yet.
+    pub fn open_or_create(root: &Path) -> Result<Store, StoreError> {
+        match inspect_root(root)? {
+            RootState::Store => Store::open(root),
+            RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
+            RootState::Missing | RootState::Empty | RootState::HalfMade => {
+                Store::create(root, InitOptions::default())
+            }
+        }
+    }
+
+    /// `beaker store init`: creates a store with `opts`, or confirms an existing one with the same
+    /// settings.
+    pub fn init(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
+        match inspect_root(root)? {
+            RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
+            RootState::Store => {
+                let store = Store::open(root)?;
+                if store.config.mode != opts.mode || store.config.locking != opts.locking {
+                    return Err(StoreError::AlreadyInitialised {
+                        path: root.into(),
+                        existing: format!(
+                            "{:?}, locking {:?}",
+                            store.config.mode, store.config.locking
+                        )
+                        .to_lowercase(),
+                    });
+                }
+                Ok(store)
+            }
+            _ => Store::create(root, opts),
+        }
+    }
+
+    fn create(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
+        let config = Config {
+            format: FORMAT,
+            mode: opts.mode,
+            locking: opts.locking,
+        };
+        let layout = Layout::new(root);
+        let w = |e| StoreError::writing(root, e);
+        if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)
+                .at("create directory", parent)
+                .map_err(w)?;
+        }
+        fsx::ensure_dir(root, config.dir_mode()).map_err(w)?;
+        for d in layout::DIRS {
+            fsx::ensure_dir(&root.join(d), config.dir_mode()).map_err(w)?;
+        }
+        if config.locking == Locking::Flock {
+            lock::probe(&layout.locks())?;
+        }
+        write_new(
+            &layout,
+            &layout.cachedir_tag(),
+            CACHEDIR_TAG.as_bytes(),
+            config.file_mode(),
+        )?;
+        // store.toml last: its presence marks a complete store. If another process won the race,
+        // its config stands.
+        write_new(
+            &layout,
+            &layout.config(),
+            config.to_toml().as_bytes(),
+            config.file_mode(),
+        )?;
+        Store::open(root)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.layout.root()
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Takes a lock in `locks/`, honouring the store's locking policy (`none` → a no-op guard).
+    pub fn lock(
+        &self,
+        path: &Path,
+        mode: Mode,
+        wait: Wait,
+        on_wait: &mut dyn FnMut(Option<lock::Holder>),
+    ) -> Result<LockGuard, StoreError> {
+        if self.config.locking == Locking::None {
+            return Ok(LockGuard::disabled());
+        }
+        lock::acquire(path, mode, wait, self.config.file_mode(), on_wait).map_err(|e| match e {
+            lock::LockError::Io(io) => StoreError::writing(self.root(), io),
+            other => StoreError::Lock(other),
+        })
+    }
+
+    /// Takes `locks/gc.lock`: shared by publishers around publish + manifest entry, exclusive by
+    /// gc and by `rm`'s sweep (invariant I4).
+    pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, StoreError> {
+        self.lock(&self.layout.gc_lock(), mode, Wait::Forever, &mut |_| {})
+    }
+}
+
+const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
+# This file is a cache directory tag created by beaker (a model store).\n\
+# For information about cache directory tags see https://bford.info/cachedir/\n";
+
+/// Writes a file that should exist exactly once: temp + no-clobber publish, "already there" is fine.
+fn write_new(layout: &Layout, dest: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    use std::io::Write;
+    let w = |e| StoreError::writing(layout.root(), e);
+    let (mut f, tmp) = fsx::create_unique(&layout.tmp(), "init", "tmp", mode).map_err(w)?;
+    f.write_all(bytes).at("write", &tmp)?;
+    fsx::sync_file(&f, &tmp)?;
+    fsx::persist_noclobber(&tmp, dest)?;
+    fsx::sync_dir(layout.root())?;
+    Ok(())
+}
+
+fn read_config(layout: &Layout) -> Result<Config, StoreError> {
+    let path = layout.config();
+    let text = std::fs::read_to_string(&path).at("read", &path)?;
+    Config::parse(&text).map_err(|p| match p {
+        config::ConfigProblem::UnknownFormat(found) => StoreError::UnknownFormat {
+            path: path.clone(),
+            found,
+            expected: FORMAT,
+        },
+        config::ConfigProblem::Invalid {
+            line,
+            column,
+            message,
+        } => StoreError::InvalidConfig {
+            path: path.clone(),
+            line,
+            column,
+            message,
+        },
+    })
+}
+
+enum RootState {
+    Missing,
+    Empty,
+    /// Only store entries, no store.toml: a crash during init. Finishing it is safe.
+    HalfMade,
+    Store,
+    /// A directory with other things in it: refuse to turn someone's folder into a store.
+    Foreign,
+}
+
+fn inspect_root(root: &Path) -> Result<RootState, StoreError> {
+    // The root itself may be a symlink the user chose (e.g. to a bigger disk): follow it here.
+    // Inside the store nothing is followed.
+    let meta = match std::fs::metadata(root) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RootState::Missing),
+        Err(e) => return Err(IoError::new("inspect store", root, e).into()),
+    };
+    if !meta.is_dir() {
+        return Err(StoreError::NotADirectory { path: root.into() });
+    }
+    if std::fs::symlink_metadata(root.join("store.toml")).is_ok() {
+        return Ok(RootState::Store);
+    }
+    let mut empty = true;
+    for entry in std::fs::read_dir(root).at("list", root)? {
+        let entry = entry.at("list", root)?;
+        empty = false;
+        let name = entry.file_name();
+        let known = layout::DIRS
+            .iter()
+            .chain(layout::FILES.iter())
+            .any(|k| name == *k);
+        if !known {
+            return Ok(RootState::Foreign);
+        }
+    }
+    Ok(if empty {
+        RootState::Empty
+    } else {
+        RootState::HalfMade
+    })
+}

@@ -1,0 +1,150 @@
+//! The store manifest (`<store>/manifest.toml`): which names the store holds, i.e. the gc roots.
+//!
+//! Every edit is read-modify-write under `locks/manifest.lock`, written to a temp file, fsynced and
+//! renamed over the old one, then the directory is fsynced, so readers (who take no lock) always see
+//! a complete manifest and a crash loses at most the edit in flight (invariant I3 is kept by the
+//! callers: they add an entry only after the blob is durable).
+//!
+//! With `locking = "none"` there is no manifest lock: concurrent edits are last-writer-wins, so an
+//! entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
+//! entry after writing; see README "Deviations".
+
+use crate::digest::Blake3;
+use crate::error::IoError;
+use crate::fsx;
+use crate::lock::{Mode, Wait};
+use crate::manifest::{Entry, Manifest};
+use crate::name::ModelName;
+
+use super::{Store, StoreError};
+
+/// What `rm` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    pub names: Vec<(ModelName, Entry)>,
+    /// Blobs that no name references any more and were deleted, with their sizes.
+    pub freed: Vec<(Blake3, u64)>,
+}
+
+impl Store {
+    /// Reads the store manifest; a store that has never recorded a name has an empty one.
+    pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
+        let path = self.layout().manifest();
+        match std::fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
+            _ => Ok(Manifest::load(&path)?),
+        }
+    }
+
+    /// Applies `edit` to the store manifest under `locks/manifest.lock` and writes it back
+    /// atomically if it changed.
+    pub fn edit_manifest<T>(
+        &self,
+        edit: impl FnOnce(&mut Manifest) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _guard = self.lock(
+            &self.layout().manifest_lock(),
+            Mode::Exclusive,
+            Wait::Forever,
+            &mut |_| {},
+        )?;
+        let mut manifest = self.read_manifest()?;
+        let before = manifest.clone();
+        let out = edit(&mut manifest)?;
+        if manifest != before {
+            self.write_manifest(&manifest)?;
+        }
+        Ok(out)
+    }
+
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
+        let layout = self.layout();
+        let body = manifest.to_toml().map_err(|e| {
+            IoError::new(
+                "write",
+                layout.manifest(),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+        let text = format!(
+            "# What this store holds: name -> blob. Written by beaker under locks/manifest.lock;\n\
+             # these entries are the gc roots. Use `beaker store rm` rather than editing by hand.\n{body}"
+        );
+        fsx::write_replace(
+            &layout.tmp(),
+            &layout.manifest(),
+            text.as_bytes(),
+            self.config().file_mode(),
+        )
+        .map_err(|e| StoreError::writing(self.root(), e))
+    }
+
+    /// Records `name -> entry`. The caller must hold `gc.lock` shared and have made the blob
+    /// durable first (invariants I3, I4).
+    pub(crate) fn record(
+        &self,
+        name: &ModelName,
+        entry: Entry,
+    ) -> Result<Option<Entry>, StoreError> {
+        let previous = self.edit_manifest(|m| Ok(m.models.insert(name.clone(), entry.clone())))?;
+        if self.config().locking == super::Locking::None {
+            // No manifest lock: a concurrent writer may have overwritten our edit. Re-apply until
+            // a read-back shows it (bounded; each round is one small file rewrite).
+            for _ in 0..8 {
+                let now = self.read_manifest()?;
+                if now
+                    .models
+                    .get(name)
+                    .is_some_and(|e| e.blake3 == entry.blake3)
+                {
+                    break;
+                }
+                self.edit_manifest(|m| Ok(m.models.insert(name.clone(), entry.clone())))?;
+            }
+        }
+        Ok(previous.filter(|p| p.blake3 != entry.blake3 || p.size != entry.size))
+    }
+
+    /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
+    /// deletes the blobs no remaining name references.
+    pub fn remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
+        // gc.lock exclusive for the whole operation: no publisher can be between "blob is
+        // there" and "name recorded" while we decide which blobs are unreferenced (I4).
+        let _gc = self.gc_lock(Mode::Exclusive)?;
+        let removed = self.edit_manifest(|m| {
+            let unknown: Vec<String> = names
+                .iter()
+                .filter(|n| !m.models.contains_key(*n))
+                .map(ToString::to_string)
+                .collect();
+            if !unknown.is_empty() {
+                return Err(StoreError::UnknownNames { names: unknown });
+            }
+            Ok(names
+                .iter()
+                .filter_map(|n| m.models.remove(n).map(|e| (n.clone(), e)))
+                .collect::<Vec<_>>())
+        })?;
+        let still = self.read_manifest()?;
+        let mut freed = Vec::new();
+        for (_, entry) in &removed {
+            let Some(id) = entry.blake3 else { continue };
+            if still.models.values().any(|e| e.blake3 == Some(id))
+                || freed.iter().any(|(f, _)| *f == id)
+            {
+                continue;
+            }
+            let path = self.layout().blob(&id);
+            let size = std::fs::symlink_metadata(&path)
+                .map(|m| m.len())
+                .unwrap_or(0);
+            if fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))? {
+                freed.push((id, size));
+            }
+        }
+        Ok(Removed {
+            names: removed,
+            freed,
+        })
+    }
+}
