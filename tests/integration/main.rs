@@ -1,0 +1,7 @@
+//! beaker's integration tests: one test binary (fast to link), one module per area. Every test
+//! drives the real `beaker` binary in real processes against a fresh temp store.
+
+mod support;
+
+mod core_cli;
+mod core_concurrency;

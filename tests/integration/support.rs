@@ -1,0 +1,143 @@
+//! Test helpers: a per-test temp directory with a store path, and a runner for the real binary.
+
+#![allow(dead_code)] // each test module uses a different subset
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_beaker");
+
+/// A temp directory for one test; `store` is a path inside it (not created).
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub store: PathBuf,
+}
+
+impl Env {
+    pub fn new() -> Env {
+        let dir = tempfile::Builder::new().prefix("beaker-test-").tempdir().expect("temp dir");
+        let store = dir.path().join("store");
+        Env { dir, store }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes `bytes` to `rel` inside the temp dir and returns its path.
+    pub fn file(&self, rel: &str, bytes: &[u8]) -> PathBuf {
+        let p = self.path(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).expect("mkdir");
+        }
+        std::fs::write(&p, bytes).expect("write test file");
+        p
+    }
+
+    /// A `beaker` command with `--store` set to this test's store and a clean environment.
+    pub fn cmd(&self) -> Command {
+        let mut c = Command::new(BIN);
+        c.arg("--store").arg(&self.store);
+        c.env_remove("BEAKER_STORE")
+            .env_remove("BEAKER_MANIFEST")
+            .env_remove("BEAKER_OFFLINE")
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `beaker --store S args…` to completion.
+    pub fn run(&self, args: &[&str]) -> Run {
+        Run::from(self.cmd().args(args).output().expect("spawn beaker"))
+    }
+
+    pub fn blob_names(&self) -> Vec<String> {
+        list_names(&self.store.join("blobs"))
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Env::new()
+    }
+}
+
+/// A finished process: exit code and captured output.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Run {
+    /// Asserts exit 0 and returns stdout's last line.
+    pub fn ok(&self) -> String {
+        assert_eq!(self.code, 0, "expected success: {self:#?}");
+        self.stdout.lines().last().unwrap_or("").to_owned()
+    }
+
+    /// Asserts the exit code and that stderr mentions every one of `needles`.
+    pub fn fails(&self, code: i32, needles: &[&str]) -> &Run {
+        assert_eq!(self.code, code, "wrong exit code: {self:#?}");
+        for n in needles {
+            assert!(self.stderr.contains(n), "stderr should mention {n:?}: {self:#?}");
+        }
+        self
+    }
+
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not the expected JSON ({e}): {self:#?}"))
+    }
+}
+
+/// File names in `dir`, sorted (empty if it does not exist).
+pub fn list_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+pub fn blake3_hex(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+pub fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path).expect("stat").permissions().mode() & 0o7777
+}
+
+/// Deterministic pseudo-random bytes (so failures reproduce).
+pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut counter = 0u64;
+    while out.len() < len {
+        let mut h = blake3::Hasher::new();
+        h.update(&seed.to_le_bytes());
+        h.update(&counter.to_le_bytes());
+        out.extend_from_slice(h.finalize().as_bytes());
+        counter += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+/// Asserts invariant I1 on a store: every file in blobs/ is named by the BLAKE3 of its bytes.
+pub fn assert_blobs_named_by_hash(store: &Path) {
+    for name in list_names(&store.join("blobs")) {
+        let bytes = std::fs::read(store.join("blobs").join(&name)).expect("read blob");
+        assert_eq!(blake3_hex(&bytes), name, "blob {name} does not hold the bytes its name says (I1)");
+    }
+}
