@@ -170,28 +170,33 @@ fn info(root: &Path, out: Output) -> Result<()> {
     if out.json {
         return out.json(&i);
     }
-    let c = |c: beaker::store::Count| format!("{:>10}  in {} files", size(c.bytes), c.files);
-    println!("store        {}", i.path.display());
-    println!(
-        "format       {} ({}, locking {})",
-        i.format, i.mode, i.locking
-    );
-    println!("names        {}", i.names);
-    println!("blobs        {}", c(i.blobs));
-    println!("  referenced {}", c(i.referenced));
-    println!(
-        "  unreferenced {} (freed by `beaker store gc`)",
-        c(i.unreferenced).trim_start()
-    );
-    println!("temp         {}", c(i.temp));
-    println!("quarantine   {}", c(i.quarantine));
-    println!("lock files   {}", i.lock_files);
+    let c = |c: beaker::store::Count| format!("{:>10} in {} files", size(c.bytes), c.files);
+    let mut rows = vec![
+        ("store", i.path.display().to_string()),
+        (
+            "format",
+            format!("{} ({}, locking {})", i.format, i.mode, i.locking),
+        ),
+        ("names", i.names.to_string()),
+        ("blobs", c(i.blobs)),
+        ("  referenced", c(i.referenced)),
+        (
+            "  unreferenced",
+            format!("{}  (`beaker store gc` frees)", c(i.unreferenced)),
+        ),
+        ("temp/partial", c(i.temp)),
+        ("quarantine", c(i.quarantine)),
+        ("lock files", i.lock_files.to_string()),
+    ];
     if !i.missing.is_empty() {
         let names: Vec<String> = i.missing.iter().map(ToString::to_string).collect();
-        println!(
-            "missing      {} (blob absent; pull or add again)",
-            names.join(", ")
-        );
+        rows.push((
+            "missing",
+            format!("{} (blob absent; pull or add again)", names.join(", ")),
+        ));
+    }
+    for (label, value) in rows {
+        println!("{label:<16}{value}");
     }
     Ok(())
 }

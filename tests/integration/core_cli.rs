@@ -22,7 +22,9 @@ fn add_then_path_gives_the_bytes_named_by_their_hash_read_only() {
     let data = bytes(300_000, 1);
     let src = env.file("model.onnx", &data);
 
-    let printed = env.run(&["store", "add", src.to_str().unwrap(), "--name", "bird"]).ok();
+    let printed = env
+        .run(&["store", "add", src.to_str().unwrap(), "--name", "bird"])
+        .ok();
     let path = env.run(&["store", "path", "bird"]).ok();
     assert_eq!(printed, path);
     assert_eq!(std::fs::read(&path).unwrap(), data);
@@ -30,7 +32,10 @@ fn add_then_path_gives_the_bytes_named_by_their_hash_read_only() {
     assert_eq!(Path::new(&path), env.store.join("blobs").join(&hex));
     assert_eq!(mode(Path::new(&path)), 0o444);
     assert_blobs_named_by_hash(&env.store);
-    assert!(list_names(&env.store.join("tmp")).is_empty(), "no temp file left behind");
+    assert!(
+        list_names(&env.store.join("tmp")).is_empty(),
+        "no temp file left behind"
+    );
 }
 
 #[test]
@@ -39,8 +44,10 @@ fn same_bytes_under_two_names_share_a_blob_and_rm_keeps_the_other() {
     let data = bytes(10_000, 2);
     let a = env.file("a.bin", &data);
     let b = env.file("copy-of-a.bin", &data);
-    env.run(&["store", "add", a.to_str().unwrap(), "--name", "one"]).ok();
-    env.run(&["store", "add", b.to_str().unwrap(), "--name", "org/two"]).ok();
+    env.run(&["store", "add", a.to_str().unwrap(), "--name", "one"])
+        .ok();
+    env.run(&["store", "add", b.to_str().unwrap(), "--name", "org/two"])
+        .ok();
     assert_eq!(env.blob_names(), vec![blake3_hex(&data)]);
 
     let rows: Vec<LsRow> = env.run(&["--json", "store", "ls"]).json();
@@ -49,21 +56,31 @@ fn same_bytes_under_two_names_share_a_blob_and_rm_keeps_the_other() {
     assert_eq!(rows[0].blake3.as_deref(), Some(blake3_hex(&data).as_str()));
 
     env.run(&["store", "rm", "one"]).ok();
-    assert_eq!(env.blob_names(), vec![blake3_hex(&data)], "org/two still uses the blob");
+    assert_eq!(
+        env.blob_names(),
+        vec![blake3_hex(&data)],
+        "org/two still uses the blob"
+    );
     env.run(&["store", "path", "org/two"]).ok();
-    env.run(&["store", "path", "one"]).fails(3, &["one is not in the store"]);
+    env.run(&["store", "path", "one"])
+        .fails(3, &["one is not in the store"]);
 
     env.run(&["store", "rm", "org/two"]).ok();
-    assert!(env.blob_names().is_empty(), "the last reference is gone, so is the blob");
+    assert!(
+        env.blob_names().is_empty(),
+        "the last reference is gone, so is the blob"
+    );
 }
 
 #[test]
 fn rm_of_an_unknown_name_changes_nothing() {
     let env = Env::new();
     let src = env.file("a", b"abc");
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "keep"]).ok();
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "keep"])
+        .ok();
     let before = snapshot(&env.store);
-    env.run(&["store", "rm", "keep", "nope"]).fails(2, &["not in the store: nope", "nothing was removed"]);
+    env.run(&["store", "rm", "keep", "nope"])
+        .fails(2, &["not in the store: nope", "nothing was removed"]);
     assert_eq!(snapshot(&env.store), before);
 }
 
@@ -72,8 +89,10 @@ fn re_adding_a_name_points_it_at_the_new_content() {
     let env = Env::new();
     let v1 = env.file("v1", b"version one");
     let v2 = env.file("v2", b"version two");
-    env.run(&["store", "add", v1.to_str().unwrap(), "--name", "m"]).ok();
-    env.run(&["store", "add", v2.to_str().unwrap(), "--name", "m"]).ok();
+    env.run(&["store", "add", v1.to_str().unwrap(), "--name", "m"])
+        .ok();
+    env.run(&["store", "add", v2.to_str().unwrap(), "--name", "m"])
+        .ok();
     let path = env.run(&["store", "path", "m"]).ok();
     assert_eq!(std::fs::read(path).unwrap(), b"version two");
 }
@@ -82,9 +101,12 @@ fn re_adding_a_name_points_it_at_the_new_content() {
 fn path_exits_3_when_the_blob_is_gone() {
     let env = Env::new();
     let src = env.file("a", b"data");
-    let path = env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"]).ok();
+    let path = env
+        .run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
     std::fs::remove_file(&path).unwrap();
-    env.run(&["store", "path", "m"]).fails(3, &["is missing", "beaker store pull m"]);
+    env.run(&["store", "path", "m"])
+        .fails(3, &["is missing", "beaker store pull m"]);
     let rows: Vec<LsRow> = env.run(&["--json", "store", "ls"]).json();
     assert!(!rows[0].present);
 }
@@ -93,7 +115,8 @@ fn path_exits_3_when_the_blob_is_gone() {
 fn info_counts_names_and_bytes() {
     let env = Env::new();
     let src = env.file("a", &bytes(4096, 3));
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"]).ok();
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
     let info: serde_json::Value = env.run(&["--json", "store", "info"]).json();
     assert_eq!(info["names"], 1);
     assert_eq!(info["blobs"]["files"], 1);
@@ -115,10 +138,14 @@ fn store_layout_and_cachedir_tag() {
     let tag = std::fs::read_to_string(env.store.join("CACHEDIR.TAG")).unwrap();
     assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
     let cfg = std::fs::read_to_string(env.store.join("store.toml")).unwrap();
-    assert!(cfg.contains("format = 1\nmode = \"private\"\nlocking = \"flock\"\n"), "{cfg}");
+    assert!(
+        cfg.contains("format = 1\nmode = \"private\"\nlocking = \"flock\"\n"),
+        "{cfg}"
+    );
     // init again with the same settings is fine; with other settings it is refused.
     env.run(&["store", "init"]).ok();
-    env.run(&["store", "init", "--locking", "none"]).fails(2, &["already exists", "cannot be changed"]);
+    env.run(&["store", "init", "--locking", "none"])
+        .fails(2, &["already exists", "cannot be changed"]);
 }
 
 #[test]
@@ -126,7 +153,15 @@ fn global_flags_work_after_the_subcommand_and_env_sets_the_store() {
     let env = Env::new();
     let src = env.file("a", b"x");
     let out = std::process::Command::new(BIN)
-        .args(["store", "add", src.to_str().unwrap(), "--name", "m", "--json", "-q"])
+        .args([
+            "store",
+            "add",
+            src.to_str().unwrap(),
+            "--name",
+            "m",
+            "--json",
+            "-q",
+        ])
         .env("BEAKER_STORE", &env.store)
         .output()
         .unwrap();
@@ -142,21 +177,53 @@ fn manifest_check_reports_file_line_column() {
     let env = Env::new();
     let good = env.file(
         "good.toml",
-        format!("version = 1\n[models.a]\nblake3 = \"{}\"\nsize = 1\n", blake3_hex(b"a")).as_bytes(),
+        format!(
+            "version = 1\n[models.a]\nblake3 = \"{}\"\nsize = 1\n",
+            blake3_hex(b"a")
+        )
+        .as_bytes(),
     );
-    let bad = env.file("bad.toml", b"version = 1\n[models.a]\nblake3 = \"nothex\"\nsize = 1\n");
+    let bad = env.file(
+        "bad.toml",
+        b"version = 1\n[models.a]\nblake3 = \"nothex\"\nsize = 1\n",
+    );
     env.run(&["manifest", "check", good.to_str().unwrap()]).ok();
-    let r = env.run(&["manifest", "check", good.to_str().unwrap(), bad.to_str().unwrap()]);
-    r.fails(2, &[&format!("{}:3:10: a blake3 digest is 64 hex characters", bad.display())]);
-    assert_eq!(r.stderr.lines().filter(|l| l.contains("error")).count(), 1, "one clear line: {r:#?}");
+    let r = env.run(&[
+        "manifest",
+        "check",
+        good.to_str().unwrap(),
+        bad.to_str().unwrap(),
+    ]);
+    r.fails(
+        2,
+        &[&format!(
+            "{}:3:10: a blake3 digest is 64 hex characters",
+            bad.display()
+        )],
+    );
+    assert_eq!(
+        r.stderr.lines().filter(|l| l.contains("error")).count(),
+        1,
+        "one clear line: {r:#?}"
+    );
 
     let other = env.file(
         "other.toml",
-        format!("version = 1\n[models.a]\nblake3 = \"{}\"\nsize = 1\n", blake3_hex(b"b")).as_bytes(),
+        format!(
+            "version = 1\n[models.a]\nblake3 = \"{}\"\nsize = 1\n",
+            blake3_hex(b"b")
+        )
+        .as_bytes(),
     );
-    env.run(&["manifest", "check", good.to_str().unwrap(), other.to_str().unwrap()])
-        .fails(2, &["model a is defined differently in"]);
-    env.run(&["manifest", "check", "/nonexistent/x.toml"]).fails(1, &["/nonexistent/x.toml"]);
+    env.run(&[
+        "manifest",
+        "check",
+        good.to_str().unwrap(),
+        other.to_str().unwrap(),
+    ])
+    .fails(2, &["model a is defined differently in"]);
+    env.run(&["manifest", "check", "/nonexistent/x.toml"])
+        .fails(1, &["/nonexistent/x.toml"]);
 }
 
 #[test]
@@ -164,8 +231,13 @@ fn bundled_catalogues_in_the_repo_are_valid() {
     let env = Env::new();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
     let mut files = vec![root.join("models.toml")];
-    for entry in walkdir::WalkDir::new(&root).into_iter().filter_map(Result::ok) {
-        if entry.path().extension().is_some_and(|e| e == "toml") && entry.path() != root.join("models.toml") {
+    for entry in walkdir::WalkDir::new(&root)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        if entry.path().extension().is_some_and(|e| e == "toml")
+            && entry.path() != root.join("models.toml")
+        {
             files.push(entry.path().to_owned());
         }
     }
@@ -185,7 +257,8 @@ fn add_of_a_missing_file_or_a_directory_is_bad_input() {
         .fails(2, &["cannot add /nonexistent/model.onnx: no such file"]);
     let dir = env.path("adir");
     std::fs::create_dir(&dir).unwrap();
-    env.run(&["store", "add", dir.to_str().unwrap(), "--name", "m"]).fails(2, &["is a directory"]);
+    env.run(&["store", "add", dir.to_str().unwrap(), "--name", "m"])
+        .fails(2, &["is a directory"]);
     assert_eq!(snapshot(&env.store), before);
 }
 
@@ -193,10 +266,23 @@ fn add_of_a_missing_file_or_a_directory_is_bad_input() {
 fn invalid_names_are_refused_before_anything_happens() {
     let env = Env::new();
     let src = env.file("a", b"x");
-    for (bad, why) in [("Bird", "contains 'B'"), ("../x", "contains '..'"), ("-x", "starting with '-'")] {
-        env.run(&["store", "add", src.to_str().unwrap(), &format!("--name={bad}")]).fails(2, &[why]);
+    for (bad, why) in [
+        ("Bird", "contains 'B'"),
+        ("../x", "contains '..'"),
+        ("-x", "starting with '-'"),
+    ] {
+        env.run(&[
+            "store",
+            "add",
+            src.to_str().unwrap(),
+            &format!("--name={bad}"),
+        ])
+        .fails(2, &[why]);
     }
-    assert!(!env.store.exists(), "a refused name must not even create the store");
+    assert!(
+        !env.store.exists(),
+        "a refused name must not even create the store"
+    );
     env.run(&["store", "path", "A"]).fails(2, &["contains 'A'"]);
 }
 
@@ -231,8 +317,13 @@ fn unknown_store_format_is_refused() {
     env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
         .fails(2, &["store format 2", "understands format 1"]);
     env.run(&["store", "ls"]).fails(2, &["store format 2"]);
-    std::fs::write(env.store.join("store.toml"), b"format = 1\nlocking = \"maybe\"\n").unwrap();
-    env.run(&["store", "info"]).fails(2, &["store.toml:2:11", "unknown variant"]);
+    std::fs::write(
+        env.store.join("store.toml"),
+        b"format = 1\nlocking = \"maybe\"\n",
+    )
+    .unwrap();
+    env.run(&["store", "info"])
+        .fails(2, &["store.toml:2:11", "unknown variant"]);
     std::fs::write(env.store.join("store.toml"), b"format = 2\n").unwrap();
     assert_eq!(snapshot(&env.store), before);
 }
@@ -241,8 +332,13 @@ fn unknown_store_format_is_refused() {
 fn a_corrupt_store_manifest_is_reported_with_its_position() {
     let env = Env::new();
     let src = env.file("a", b"x");
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"]).ok();
-    std::fs::write(env.store.join("manifest.toml"), b"version = 1\n[models.m]\nblake3 = 7\n").unwrap();
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
+    std::fs::write(
+        env.store.join("manifest.toml"),
+        b"version = 1\n[models.m]\nblake3 = 7\n",
+    )
+    .unwrap();
     env.run(&["store", "ls"]).fails(2, &["manifest.toml:3:10"]);
 }
 
@@ -255,12 +351,16 @@ fn unprivileged(env: &Env, args: &[&str]) -> Run {
         // nobody must be able to reach the binary and the temp dir.
         std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let mut c = std::process::Command::new("setpriv");
-        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(BIN);
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(BIN);
         c
     } else {
         std::process::Command::new(BIN)
     };
-    cmd.arg("--store").arg(&env.store).args(args).env_remove("BEAKER_STORE");
+    cmd.arg("--store")
+        .arg(&env.store)
+        .args(args)
+        .env_remove("BEAKER_STORE");
     Run::from(cmd.output().expect("spawn"))
 }
 
@@ -293,11 +393,17 @@ fn unreadable_file_and_unwritable_store_fail_cleanly() {
     // The store belongs to the test user and is 0755: an unprivileged user can read but not write.
     let readable = env.file("public.onnx", b"weights");
     std::fs::set_permissions(&readable, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let r = unprivileged(&env, &["store", "add", readable.to_str().unwrap(), "--name", "m"]);
+    let r = unprivileged(
+        &env,
+        &["store", "add", readable.to_str().unwrap(), "--name", "m"],
+    );
     r.fails(1, &["is not writable by", "ask its owner"]);
     assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
 
-    let r = unprivileged(&env, &["store", "add", src.to_str().unwrap(), "--name", "m"]);
+    let r = unprivileged(
+        &env,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    );
     r.fails(2, &["secret.onnx", "permission denied"]);
     assert_eq!(snapshot(&env.store), before);
 }
@@ -309,7 +415,11 @@ pub fn snapshot(dir: &Path) -> Vec<(String, u64, u32)> {
         .filter_map(Result::ok)
         .map(|e| {
             let m = e.path().symlink_metadata().unwrap();
-            (e.path().display().to_string(), m.len(), m.permissions().mode())
+            (
+                e.path().display().to_string(),
+                m.len(),
+                m.permissions().mode(),
+            )
         })
         .filter(|(p, _, _)| !p.ends_with(".lock"))
         .collect();

@@ -20,7 +20,9 @@ fn spawn_add(env: &Env, src: &std::path::Path, name: &str) -> Child {
 }
 
 fn race_adds(env: &Env, src: &std::path::Path, n: usize) -> Vec<Run> {
-    let children: Vec<Child> = (0..n).map(|i| spawn_add(env, src, &format!("m{}", i % 3))).collect();
+    let children: Vec<Child> = (0..n)
+        .map(|i| spawn_add(env, src, &format!("m{}", i % 3)))
+        .collect();
     children
         .into_iter()
         .map(|c| Run::from(c.wait_with_output().expect("wait")))
@@ -58,7 +60,10 @@ fn without_locks_racing_adds_still_make_one_correct_blob() {
     }
     assert_eq!(env.blob_names().len(), 3);
     assert_blobs_named_by_hash(&env.store);
-    assert!(list_names(&env.store.join("locks")).is_empty(), "locking = none takes no locks");
+    assert!(
+        list_names(&env.store.join("locks")).is_empty(),
+        "locking = none takes no locks"
+    );
 }
 
 #[test]
@@ -68,7 +73,10 @@ fn sigkill_during_add_never_leaves_a_misnamed_blob() {
     let data = bytes(48 << 20, 20);
     let src = env.file("large.onnx", &data);
     // Kill at a spread of moments: before the copy, during it, around publish.
-    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 120, 200].into_iter().enumerate() {
+    for (i, delay_ms) in [0u64, 2, 5, 10, 20, 40, 80, 120, 200]
+        .into_iter()
+        .enumerate()
+    {
         let mut child = spawn_add(&env, &src, &format!("k{i}"));
         std::thread::sleep(Duration::from_millis(delay_ms));
         let _ = child.kill(); // SIGKILL
@@ -80,7 +88,9 @@ fn sigkill_during_add_never_leaves_a_misnamed_blob() {
         }
     }
     // Whatever the kills left behind, the next add succeeds and is correct.
-    let path = env.run(&["store", "add", src.to_str().unwrap(), "--name", "after"]).ok();
+    let path = env
+        .run(&["store", "add", src.to_str().unwrap(), "--name", "after"])
+        .ok();
     assert_eq!(blake3_hex(&std::fs::read(path).unwrap()), blake3_hex(&data));
     // The store manifest is always parseable (atomic rewrite).
     env.run(&["store", "ls"]).ok();
@@ -131,7 +141,8 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     let waiter = {
         let (path, active, max) = (path.clone(), active.clone(), max_active.clone());
         std::thread::spawn(move || {
-            let g = lock::acquire(&path, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {}).unwrap();
+            let g =
+                lock::acquire(&path, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {}).unwrap();
             enter(&active, &max);
             std::thread::sleep(Duration::from_millis(20));
             active.fetch_sub(1, Ordering::SeqCst);
@@ -140,7 +151,10 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     };
     let deadline = Instant::now() + Duration::from_secs(10);
     while !this_process_has_open(&path) {
-        assert!(Instant::now() < deadline, "waiter never opened the lock file");
+        assert!(
+            Instant::now() < deadline,
+            "waiter never opened the lock file"
+        );
         std::thread::yield_now();
     }
 
@@ -171,7 +185,10 @@ fn an_add_waits_for_the_manifest_lock_and_then_records_its_name() {
     let mut child = spawn_add(&env, &src, "m");
     // The add cannot record its name while the manifest lock is held; it must still be waiting.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.try_wait().unwrap().is_none(), "add finished while the manifest lock was held");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "add finished while the manifest lock was held"
+    );
     drop(holder.stdin.take());
     holder.wait().unwrap();
     let r = Run::from(child.wait_with_output().unwrap());

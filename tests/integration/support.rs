@@ -16,7 +16,10 @@ pub struct Env {
 
 impl Env {
     pub fn new() -> Env {
-        let dir = tempfile::Builder::new().prefix("beaker-test-").tempdir().expect("temp dir");
+        let dir = tempfile::Builder::new()
+            .prefix("beaker-test-")
+            .tempdir()
+            .expect("temp dir");
         let store = dir.path().join("store");
         Env { dir, store }
     }
@@ -91,7 +94,10 @@ impl Run {
     pub fn fails(&self, code: i32, needles: &[&str]) -> &Run {
         assert_eq!(self.code, code, "wrong exit code: {self:#?}");
         for n in needles {
-            assert!(self.stderr.contains(n), "stderr should mention {n:?}: {self:#?}");
+            assert!(
+                self.stderr.contains(n),
+                "stderr should mention {n:?}: {self:#?}"
+            );
         }
         self
     }
@@ -105,7 +111,11 @@ impl Run {
 /// File names in `dir`, sorted (empty if it does not exist).
 pub fn list_names(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir)
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
@@ -116,7 +126,11 @@ pub fn blake3_hex(bytes: &[u8]) -> String {
 }
 
 pub fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).expect("stat").permissions().mode() & 0o7777
+    std::fs::symlink_metadata(path)
+        .expect("stat")
+        .permissions()
+        .mode()
+        & 0o7777
 }
 
 /// Deterministic pseudo-random bytes (so failures reproduce).
@@ -138,6 +152,10 @@ pub fn bytes(len: usize, seed: u64) -> Vec<u8> {
 pub fn assert_blobs_named_by_hash(store: &Path) {
     for name in list_names(&store.join("blobs")) {
         let bytes = std::fs::read(store.join("blobs").join(&name)).expect("read blob");
-        assert_eq!(blake3_hex(&bytes), name, "blob {name} does not hold the bytes its name says (I1)");
+        assert_eq!(
+            blake3_hex(&bytes),
+            name,
+            "blob {name} does not hold the bytes its name says (I1)"
+        );
     }
 }
