@@ -41,12 +41,43 @@ pub fn create_exclusive(path: &Path, mode: u32) -> Result<File, IoError> {
 }
 
 /// Opens an existing file for reading without following a symlink at the last component.
+///
+/// `O_NONBLOCK` too, so a FIFO planted where a file is expected cannot hang the reader (it has no
+/// effect on regular files).
 pub fn open_read(path: &Path) -> Result<File, IoError> {
     OpenOptions::new()
         .read(true)
-        .custom_flags(OPEN_FLAGS)
+        .custom_flags(OPEN_FLAGS | libc::O_NONBLOCK)
         .open(path)
         .at("open", path)
+}
+
+/// Reads a small text file inside a store (manifest, config) without following a symlink.
+pub fn read_to_string(path: &Path) -> Result<String, IoError> {
+    use std::io::Read;
+    let mut text = String::new();
+    open_read(path)?
+        .read_to_string(&mut text)
+        .at("read", path)?;
+    Ok(text)
+}
+
+/// Gives `path` (not following a symlink) to group `gid`.
+pub fn set_group(path: &Path, gid: u32) -> Result<(), IoError> {
+    std::os::unix::fs::lchown(path, None, Some(gid)).at("change the group of", path)
+}
+
+/// Sets the mode of an existing directory (not following a symlink at `path`).
+pub fn set_dir_mode(dir: &Path, mode: u32) -> Result<(), IoError> {
+    let meta = fs::symlink_metadata(dir).at("inspect", dir)?;
+    if !meta.is_dir() {
+        return Err(IoError::new(
+            "use as a directory",
+            dir,
+            io::Error::new(io::ErrorKind::AlreadyExists, "it is not a directory"),
+        ));
+    }
+    fs::set_permissions(dir, Permissions::from_mode(mode)).at("set permissions on", dir)
 }
 
 /// Opens an existing file for reading and writing without following a symlink.

@@ -212,6 +212,10 @@ pub enum Pruned {
 
 /// Removes the lock file at `path` if nobody holds it (DESIGN §6 safe prune).
 pub fn prune(path: &Path) -> Result<Pruned, LockError> {
+    // A symlink or special file is nobody's lock: remove it without opening it.
+    if replace_if_hostile(path)? {
+        return Ok(Pruned::Removed);
+    }
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Pruned::Gone),
@@ -278,21 +282,44 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(e),
         }
-        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        match OpenOptions::new()
+        if replace_if_hostile(path)? {
+            continue;
+        }
+        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+        let opened = match OpenOptions::new()
             .read(true)
             .write(true)
             .custom_flags(flags)
             .open(path)
         {
-            Ok(f) => return Ok((f, true)),
-            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
-                return fsx::open_read(path).map(|f| (f, false));
-            }
+            Ok(f) => (f, true),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match fsx::open_read(path) {
+                Ok(f) => (f, false),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
             // Pruned between our create attempt and this open: try again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // A symlink swapped in after our check: replace it on the next round.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => continue,
             Err(e) => return Err(IoError::new("open lock file", path, e)),
+        };
+        // Swapped for a FIFO or device after the check: never lock a special file.
+        if opened.0.metadata().is_ok_and(|m| m.file_type().is_file()) {
+            return Ok(opened);
         }
+    }
+}
+
+/// A lock path holding a symlink or a special file (planted in a shared store, or left by a
+/// bug) is removed so a real lock file can be created; it is never opened or followed. Returns
+/// whether something was removed. A regular file, whoever owns it, is a lock file and is kept.
+fn replace_if_hostile(path: &Path) -> Result<bool, IoError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => fsx::remove_file_if_exists(path),
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(IoError::new("inspect lock file", path, e)),
     }
 }
 
@@ -377,14 +404,27 @@ mod tests {
     }
 
     #[test]
-    fn refuses_symlinked_lock_file() {
+    fn replaces_a_symlinked_lock_file_without_writing_through_it() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("precious");
         std::fs::write(&target, b"data").unwrap();
         let p = dir.path().join("x.lock");
         std::os::unix::fs::symlink(&target, &p).unwrap();
-        assert!(take(&p, Mode::Exclusive, Wait::NoWait).is_err());
+        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
         assert_eq!(std::fs::read(&target).unwrap(), b"data");
+        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
+        drop(g);
+    }
+
+    #[test]
+    fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.lock");
+        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: c is a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let _g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
+        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
     }
 
     #[test]

@@ -95,6 +95,57 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (y, m, d)
 }
 
+/// The gid of the group called `name`, if it exists.
+pub fn group_id(name: &str) -> Option<u32> {
+    let cname = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0 as libc::c_char; 16384];
+    // SAFETY: as in `user_name`, for the group database; cname is NUL-terminated.
+    let mut grp: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut grp,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    (rc == 0 && !result.is_null()).then_some(grp.gr_gid)
+}
+
+/// Whether this process acts with the privileges of group `gid` (effective or supplementary).
+pub fn in_group(gid: u32) -> bool {
+    // SAFETY: getegid cannot fail; getgroups(0, NULL) returns the count, then fills our buffer.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
+}
+
+/// Whether this process runs as root (which bypasses permission bits).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `alice:lab, mode 0644` — who owns a file and how it may be used, for error messages.
+pub fn describe_owner(meta: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "owned by {}:{}, mode {:04o}",
+        user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string()),
+        group_name(meta.gid()).unwrap_or_else(|| meta.gid().to_string()),
+        meta.mode() & 0o7777
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

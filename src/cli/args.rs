@@ -52,6 +52,9 @@ pub enum StoreCommand {
         /// Share the store with a Unix group (directories 2775 setgid, files 0664)
         #[arg(long, value_enum, value_name = "MODE")]
         shared: Option<SharedMode>,
+        /// With --shared group: the Unix group that shares the store (default: the directory's group)
+        #[arg(long, requires = "shared", value_name = "NAME")]
+        group: Option<String>,
         /// Use flock locks (default) or none, for filesystems where flock does not work
         #[arg(long, value_enum, default_value_t = LockingArg::Flock)]
         locking: LockingArg,

@@ -13,7 +13,11 @@ use super::output::{size, Output};
 
 pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
     match cmd {
-        StoreCommand::Init { shared, locking } => init(root, shared, locking, out),
+        StoreCommand::Init {
+            shared,
+            group,
+            locking,
+        } => init(root, shared, group, locking, out),
         StoreCommand::Add { file, name } => add(root, &file, &name, out),
         StoreCommand::Path { name } => path(root, &name, out),
         StoreCommand::Ls => ls(root, out),
@@ -22,7 +26,13 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
     }
 }
 
-fn init(root: &Path, shared: Option<SharedMode>, locking: LockingArg, out: Output) -> Result<()> {
+fn init(
+    root: &Path,
+    shared: Option<SharedMode>,
+    group: Option<String>,
+    locking: LockingArg,
+    out: Output,
+) -> Result<()> {
     let opts = InitOptions {
         mode: match shared {
             Some(SharedMode::Group) => Sharing::Group,
@@ -32,6 +42,7 @@ fn init(root: &Path, shared: Option<SharedMode>, locking: LockingArg, out: Outpu
             LockingArg::Flock => Locking::Flock,
             LockingArg::None => Locking::None,
         },
+        group,
     };
     let store = Store::init(root, opts)?;
     if out.json {
@@ -197,6 +208,15 @@ fn info(root: &Path, out: Output) -> Result<()> {
     }
     for (label, value) in rows {
         println!("{label:<16}{value}");
+    }
+    for p in &i.problems {
+        println!(
+            "problem         {} {} ({}); fix: {}",
+            p.path.display(),
+            p.problem,
+            p.found,
+            p.remedy
+        );
     }
     Ok(())
 }

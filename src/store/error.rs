@@ -46,6 +46,18 @@ pub enum StoreError {
         source: std::io::Error,
     },
 
+    #[error("{} {problem} ({found}); to fix: {remedy}", path.display())]
+    Unsafe {
+        path: PathBuf,
+        found: String,
+        problem: String,
+        remedy: String,
+    },
+    #[error("no group named {group:?} on this machine; create it (groupadd {group}) or pick another with --group")]
+    UnknownGroup { group: String },
+    #[error("{user} is not a member of group {group}, so cannot create a store for it; ask an administrator: usermod -aG {group} {user}")]
+    NotInGroup { group: String, user: String },
+
     #[error("cannot add {}: {reason}", path.display())]
     BadSource { path: PathBuf, reason: String },
     #[error("{name} is not in the store; `beaker store ls` lists what it holds, `beaker store pull {name}` fetches it")]
@@ -91,6 +103,9 @@ impl StoreError {
             | StoreError::InvalidConfig { .. }
             | StoreError::AlreadyInitialised { .. }
             | StoreError::BadSource { .. }
+            | StoreError::Unsafe { .. }
+            | StoreError::UnknownGroup { .. }
+            | StoreError::NotInGroup { .. }
             | StoreError::UnknownNames { .. } => Category::BadInput,
             StoreError::NotInStore { .. } | StoreError::BlobMissing { .. } => Category::NotPresent,
         }

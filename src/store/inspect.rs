@@ -51,6 +51,8 @@ pub struct Info {
     pub lock_files: usize,
     /// Names whose blob is absent.
     pub missing: Vec<ModelName>,
+    /// Files and directories that break the store's ownership/mode policy.
+    pub problems: Vec<super::policy::Problem>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -177,6 +179,7 @@ impl Store {
                 }
             }
         }
+        info.problems = super::policy::problems(layout, self.config())?;
         Ok(info)
     }
 }

@@ -11,6 +11,7 @@ mod config;
 mod error;
 mod inspect;
 mod layout;
+pub mod policy;
 mod refs;
 
 use std::io;
@@ -34,10 +35,12 @@ pub struct Store {
 }
 
 /// How `init` should set a store up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct InitOptions {
     pub mode: Sharing,
     pub locking: Locking,
+    /// For a group store: the group to give it (default: the group the directory gets anyway).
+    pub group: Option<String>,
 }
 
 impl Store {
@@ -61,6 +64,7 @@ impl Store {
             RootState::Foreign => return Err(StoreError::NotAStore { path: root.into() }),
         }
         let config = read_config(&layout)?;
+        policy::check_on_open(&layout, &config)?;
         Ok(Store { layout, config })
     }
 
@@ -81,6 +85,9 @@ impl Store {
         match inspect_root(root)? {
             RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
             RootState::Store => {
+                if let Some(group) = &opts.group {
+                    lookup_group(group)?;
+                }
                 let store = Store::open(root)?;
                 if store.config.mode != opts.mode || store.config.locking != opts.locking {
                     return Err(StoreError::AlreadyInitialised {
@@ -111,7 +118,17 @@ impl Store {
                 .at("create directory", parent)
                 .map_err(w)?;
         }
+        let gid = opts.group.as_deref().map(lookup_group).transpose()?;
+        policy::check_parent(root)?;
         fsx::ensure_dir(root, config.dir_mode()).map_err(w)?;
+        if config.mode == Sharing::Group {
+            // The root may have existed (an admin's empty directory): give it the group and the
+            // mode explicitly, before anything is created inside, so everything inherits the group.
+            if let Some(gid) = gid {
+                fsx::set_group(root, gid).map_err(w)?;
+            }
+            fsx::set_dir_mode(root, config.dir_mode()).map_err(w)?;
+        }
         for d in layout::DIRS {
             fsx::ensure_dir(&root.join(d), config.dir_mode()).map_err(w)?;
         }
@@ -187,9 +204,23 @@ fn write_new(layout: &Layout, dest: &Path, bytes: &[u8], mode: u32) -> Result<()
     Ok(())
 }
 
+/// The gid of `group`, if it exists and this user may create a store for it.
+fn lookup_group(group: &str) -> Result<u32, StoreError> {
+    let gid = crate::who::group_id(group).ok_or_else(|| StoreError::UnknownGroup {
+        group: group.to_owned(),
+    })?;
+    if !crate::who::is_root() && !crate::who::in_group(gid) {
+        return Err(StoreError::NotInGroup {
+            group: group.to_owned(),
+            user: crate::who::user(),
+        });
+    }
+    Ok(gid)
+}
+
 fn read_config(layout: &Layout) -> Result<Config, StoreError> {
     let path = layout.config();
-    let text = std::fs::read_to_string(&path).at("read", &path)?;
+    let text = fsx::read_to_string(&path)?;
     Config::parse(&text).map_err(|p| match p {
         config::ConfigProblem::UnknownFormat(found) => StoreError::UnknownFormat {
             path: path.clone(),

@@ -30,9 +30,10 @@ impl Store {
     /// Reads the store manifest; a store that has never recorded a name has an empty one.
     pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
         let path = self.layout().manifest();
-        match std::fs::symlink_metadata(&path) {
+        match fsx::read_to_string(&path) {
+            Ok(text) => Ok(Manifest::parse(&text, &path)?),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            _ => Ok(Manifest::load(&path)?),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -5,3 +5,4 @@ mod support;
 
 mod core_cli;
 mod core_concurrency;
+mod shared;

@@ -1,0 +1,497 @@
+//! [shared] with real Unix users: `beaker-alice` and `beaker-bob` (each with a primary group of
+//! their own) share a store through the group `beaker-lab`; `beaker-eve` is not in it.
+//!
+//! These tests create users and groups, so they must run as root (CI runs them as root). Run as
+//! any other user they FAIL with a message saying so: a multi-user guarantee nobody tested is not
+//! a guarantee.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+use crate::support::*;
+
+pub const GROUP: &str = "beaker-lab";
+
+pub struct User {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+pub struct Users {
+    pub alice: User,
+    pub bob: User,
+    pub eve: User,
+    pub lab_gid: u32,
+    /// A copy of the beaker binary every user can execute (the build tree may not be reachable).
+    pub bin: PathBuf,
+}
+
+fn sh(cmd: &str, args: &[&str]) {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn id(flag: &str, name: &str) -> Option<u32> {
+    let out = Command::new("id").args([flag, name]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn ensure_user(name: &'static str, in_lab: bool) -> User {
+    if id("-u", name).is_none() {
+        sh(
+            "useradd",
+            &[
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+        );
+    }
+    if in_lab {
+        sh("usermod", &["-aG", GROUP, name]);
+    }
+    User {
+        uid: id("-u", name).expect("uid"),
+        gid: id("-g", name).expect("gid"),
+    }
+}
+
+/// Creates (once per test run) the users, the group and a world-executable copy of the binary.
+pub fn users() -> &'static Users {
+    static USERS: OnceLock<Users> = OnceLock::new();
+    USERS.get_or_init(|| {
+        assert!(
+            beaker::who::is_root(),
+            "the [shared] multi-user tests must run as root: they create the users beaker-alice, \
+             beaker-bob, beaker-eve and the group {GROUP} (CI runs `cargo test` as root)"
+        );
+        sh("groupadd", &["-f", GROUP]);
+        let alice = ensure_user("beaker-alice", true);
+        let bob = ensure_user("beaker-bob", true);
+        let eve = ensure_user("beaker-eve", false);
+        let lab_gid = beaker::who::group_id(GROUP).expect("group exists");
+        assert_ne!(
+            alice.gid, lab_gid,
+            "primary groups must differ from the store's group"
+        );
+        let dir = std::env::temp_dir().join(format!("beaker-shared-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin = dir.join("beaker");
+        std::fs::copy(BIN, &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Users {
+            alice,
+            bob,
+            eve,
+            lab_gid,
+            bin,
+        }
+    })
+}
+
+/// A test directory every user can create things in (sticky, like /tmp).
+pub fn shared_env() -> Env {
+    let env = Env::new();
+    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    env
+}
+
+/// `beaker --store S args…` as `user`, with the user's groups and the given umask.
+pub fn as_user_cmd(user: &User, umask: &str, store: &Path, args: &[&str]) -> Command {
+    let u = users();
+    let mut c = Command::new("setpriv");
+    c.arg(format!("--reuid={}", user.uid))
+        .arg(format!("--regid={}", user.gid))
+        .arg("--init-groups")
+        .args(["--", "sh", "-c", "umask \"$0\"; exec \"$@\"", umask])
+        .arg(&u.bin)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("BEAKER_STORE")
+        .env_remove("BEAKER_MANIFEST")
+        .env("HOME", "/nonexistent")
+        .stdin(Stdio::null());
+    c
+}
+
+pub fn as_user(user: &User, store: &Path, args: &[&str]) -> Run {
+    Run::from(
+        as_user_cmd(user, "022", store, args)
+            .output()
+            .expect("spawn setpriv"),
+    )
+}
+
+/// A file any user can read.
+pub fn public_file(env: &Env, rel: &str, bytes: &[u8]) -> PathBuf {
+    let p = env.file(rel, bytes);
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+    p
+}
+
+/// Asserts the group-store policy on every directory and file.
+pub fn assert_group_policy(store: &Path, lab_gid: u32) {
+    for entry in walkdir::WalkDir::new(store)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
+        let p = entry.path();
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let mode = m.mode() & 0o7777;
+        if m.is_dir() {
+            assert_eq!(m.gid(), lab_gid, "{} group", p.display());
+            assert_eq!(mode, 0o2775, "{} mode {mode:o}", p.display());
+        } else if p.parent().is_some_and(|d| d.ends_with("blobs")) {
+            assert_eq!(mode, 0o444, "{} mode {mode:o}", p.display());
+            assert_eq!(m.gid(), lab_gid, "{} group", p.display());
+        } else if p.parent().is_some_and(|d| d.ends_with("tmp")) {
+            assert_eq!(mode, 0o600, "{} temp files stay private", p.display());
+        } else {
+            assert_eq!(m.gid(), lab_gid, "{} group", p.display());
+            assert_eq!(mode, 0o664, "{} mode {mode:o}", p.display());
+        }
+    }
+}
+
+fn init_group_store(env: &Env, user: &User) {
+    as_user(
+        user,
+        &env.store,
+        &["store", "init", "--shared", "group", "--group", GROUP],
+    )
+    .ok();
+}
+
+#[test]
+fn alice_adds_bob_reuses_the_blob_and_can_remove_it() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    let data = bytes(200_000, 7);
+    let src = public_file(&env, "m.onnx", &data);
+
+    let p1 = as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    )
+    .ok();
+    let blob = Path::new(&p1);
+    let blob_ino = std::fs::metadata(blob).unwrap().ino();
+    assert_eq!(std::fs::metadata(blob).unwrap().uid(), u.alice.uid);
+
+    let p2 = as_user(
+        &u.bob,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "bobs"],
+    )
+    .ok();
+    assert_eq!(p1, p2);
+    assert_eq!(
+        std::fs::metadata(blob).unwrap().ino(),
+        blob_ino,
+        "bob reused alice's blob"
+    );
+    assert_eq!(
+        as_user(&u.bob, &env.store, &["store", "path", "m"]).ok(),
+        p1
+    );
+    assert_group_policy(&env.store, u.lab_gid);
+
+    as_user(&u.bob, &env.store, &["store", "rm", "m", "bobs"]).ok();
+    assert!(
+        !blob.exists(),
+        "bob, a group member, removed alice's now unused blob"
+    );
+}
+
+#[test]
+fn modes_are_right_even_with_umask_077() {
+    let u = users();
+    let env = shared_env();
+    let r = Run::from(
+        as_user_cmd(
+            &u.alice,
+            "077",
+            &env.store,
+            &["store", "init", "--shared", "group", "--group", GROUP],
+        )
+        .output()
+        .unwrap(),
+    );
+    r.ok();
+    let src = public_file(&env, "a.bin", &bytes(5000, 8));
+    let r = Run::from(
+        as_user_cmd(
+            &u.alice,
+            "077",
+            &env.store,
+            &["store", "add", src.to_str().unwrap(), "--name", "a"],
+        )
+        .output()
+        .unwrap(),
+    );
+    r.ok();
+    assert_group_policy(&env.store, u.lab_gid);
+    // And bob, also with umask 077, can use what alice made.
+    let src2 = public_file(&env, "b.bin", &bytes(5000, 9));
+    let r = Run::from(
+        as_user_cmd(
+            &u.bob,
+            "077",
+            &env.store,
+            &["store", "add", src2.to_str().unwrap(), "--name", "b"],
+        )
+        .output()
+        .unwrap(),
+    );
+    r.ok();
+    assert_group_policy(&env.store, u.lab_gid);
+}
+
+#[test]
+fn lock_files_of_one_user_are_lockable_by_another_even_read_only() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    let src = public_file(&env, "a", b"shared bytes");
+    as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "a"],
+    )
+    .ok();
+    // Make alice's lock files read-only for everyone else: flock needs no write access.
+    for l in list_names(&env.store.join("locks")) {
+        std::fs::set_permissions(
+            env.store.join("locks").join(l),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+    }
+    let src2 = public_file(&env, "b", b"other bytes");
+    as_user(
+        &u.bob,
+        &env.store,
+        &["store", "add", src2.to_str().unwrap(), "--name", "b"],
+    )
+    .ok();
+    as_user(&u.bob, &env.store, &["store", "path", "b"]).ok();
+}
+
+#[test]
+fn a_symlink_planted_at_a_lock_path_is_not_written_through() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    // A file only alice can write: bob wants alice's beaker to clobber it for him.
+    let secret = env.path("alice-notes.txt");
+    std::fs::write(&secret, b"alice's data").unwrap();
+    std::os::unix::fs::lchown(&secret, Some(u.alice.uid), Some(u.alice.gid)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    let data = bytes(10_000, 11);
+    let hex = blake3_hex(&data);
+    let locks = env.store.join("locks");
+    for name in [
+        format!("{hex}.lock"),
+        "manifest.lock".into(),
+        "gc.lock".into(),
+    ] {
+        let link = locks.join(&name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&secret, &link).unwrap();
+        std::os::unix::fs::lchown(&link, Some(u.bob.uid), Some(u.lab_gid)).unwrap();
+    }
+    let src = public_file(&env, "m", &data);
+    let path = as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    )
+    .ok();
+    assert_eq!(
+        std::fs::read(&secret).unwrap(),
+        b"alice's data",
+        "written through a planted symlink"
+    );
+    assert_eq!(std::fs::read(path).unwrap(), data);
+    // The locks add takes were replaced by real lock files; the per-blob lock (which add does not
+    // take) is still bob's symlink, never followed.
+    for l in ["manifest.lock", "gc.lock"] {
+        assert!(
+            std::fs::symlink_metadata(locks.join(l)).unwrap().is_file(),
+            "{l} replaced by a real lock file"
+        );
+    }
+}
+
+#[test]
+fn a_symlink_planted_as_a_store_directory_is_refused() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    let elsewhere = env.path("bobs-dir");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::remove_dir(env.store.join("tmp")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, env.store.join("tmp")).unwrap();
+    let src = public_file(&env, "m", b"bytes");
+    as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    )
+    .fails(
+        2,
+        &[
+            "tmp",
+            "is a symlink where the store's tmp/ directory should be",
+            "rm ",
+        ],
+    );
+    assert!(
+        list_names(&elsewhere).is_empty(),
+        "nothing written through the symlink"
+    );
+}
+
+#[test]
+fn a_user_outside_the_group_is_told_why() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    as_user(&u.eve, &env.store, &["store", "ls"]).fails(
+        2,
+        &[
+            "group store of group beaker-lab",
+            "beaker-eve is not in that group",
+            "usermod -aG beaker-lab beaker-eve",
+        ],
+    );
+    as_user(
+        &u.eve,
+        &env.store,
+        &["store", "init", "--shared", "group", "--group", GROUP],
+    )
+    .fails(2, &["beaker-eve is not a member of group beaker-lab"]);
+}
+
+#[test]
+fn a_store_directory_of_another_group_is_refused_and_left_alone() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    std::os::unix::fs::lchown(env.store.join("blobs"), None, Some(u.eve.gid)).unwrap();
+    let src = public_file(&env, "m", b"bytes");
+    as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    )
+    .fails(
+        2,
+        &[
+            "blobs should belong to the store's group beaker-lab",
+            "owned by beaker-alice:beaker-eve",
+            "chgrp -R beaker-lab",
+        ],
+    );
+    assert!(list_names(&env.store.join("blobs")).is_empty());
+}
+
+#[test]
+fn a_store_in_a_world_writable_directory_without_sticky_bit_is_refused() {
+    let env = Env::new();
+    let open_dir = env.path("open");
+    std::fs::create_dir(&open_dir).unwrap();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--store")
+            .arg(open_dir.join("store"))
+            .args(args)
+            .env_remove("BEAKER_STORE");
+        Run::from(cmd.output().unwrap())
+    };
+    run(&["store", "init"]).fails(
+        2,
+        &["writable by everyone and has no sticky bit", "chmod +t"],
+    );
+    assert!(!open_dir.join("store").exists(), "nothing created");
+    // A store made safely, whose parent later becomes world-writable, is refused too.
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    run(&["store", "init"]).ok();
+    std::fs::set_permissions(&open_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    run(&["store", "ls"]).fails(2, &["writable by everyone and has no sticky bit"]);
+}
+
+fn spawn_as(user: &User, store: &Path, args: &[&str]) -> Child {
+    as_user_cmd(user, "022", store, args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn")
+}
+
+#[test]
+fn without_locks_two_users_racing_keep_every_blob_correct() {
+    // I1 with no locks at all: 8 processes of two users add the same content, 50 rounds.
+    let u = users();
+    let env = shared_env();
+    as_user(
+        &u.alice,
+        &env.store,
+        &[
+            "store",
+            "init",
+            "--shared",
+            "group",
+            "--group",
+            GROUP,
+            "--locking",
+            "none",
+        ],
+    )
+    .ok();
+    for round in 0..50u64 {
+        let data = bytes(64 * 1024 + round as usize, 1000 + round);
+        let src = public_file(&env, &format!("r{round}"), &data);
+        let s = src.to_str().unwrap();
+        let children: Vec<Child> = (0..8)
+            .map(|i| {
+                let user = if i % 2 == 0 { &u.alice } else { &u.bob };
+                spawn_as(
+                    user,
+                    &env.store,
+                    &["store", "add", s, "--name", &format!("n{}", i % 4)],
+                )
+            })
+            .collect();
+        for c in children {
+            Run::from(c.wait_with_output().unwrap()).ok();
+        }
+        assert_blobs_named_by_hash(&env.store);
+        assert!(
+            env.store.join("blobs").join(blake3_hex(&data)).exists(),
+            "round {round}"
+        );
+    }
+    assert!(
+        list_names(&env.store.join("locks")).is_empty(),
+        "locking = none takes no locks"
+    );
+    assert_group_policy(&env.store, u.lab_gid);
+}
