@@ -428,6 +428,24 @@ mod tests {
     }
 
     #[test]
+    fn a_filesystem_without_flock_is_refused_with_the_remedy() {
+        for errno in [libc::ENOLCK, libc::EOPNOTSUPP] {
+            let e = lock_failed(
+                Path::new("/mnt/lustre/store"),
+                io::Error::from_raw_os_error(errno),
+            );
+            let msg = e.to_string();
+            assert!(matches!(e, LockError::Unsupported { .. }), "{msg}");
+            assert!(msg.contains("/mnt/lustre/store"), "{msg}");
+            assert!(msg.contains("locking = \"none\""), "{msg}");
+        }
+        assert!(matches!(
+            lock_failed(Path::new("/x"), io::Error::from_raw_os_error(libc::EIO)),
+            LockError::Io(_)
+        ));
+    }
+
+    #[test]
     fn probe_passes_on_a_local_filesystem() {
         let dir = tempfile::tempdir().unwrap();
         probe(dir.path()).unwrap();

@@ -369,6 +369,42 @@ fn a_symlink_planted_as_a_store_directory_is_refused() {
 }
 
 #[test]
+fn info_flags_files_that_break_the_group_policy() {
+    let u = users();
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    let src = public_file(&env, "m", b"bytes");
+    as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", src.to_str().unwrap(), "--name", "m"],
+    )
+    .ok();
+    let info: serde_json::Value = as_user(&u.bob, &env.store, &["--json", "store", "info"]).json();
+    assert_eq!(info["mode"], "group");
+    assert_eq!(info["problems"].as_array().unwrap().len(), 0, "{info}");
+
+    let manifest = env.store.join("manifest.toml");
+    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let r = as_user(&u.bob, &env.store, &["store", "info"]);
+    assert!(
+        r.stdout
+            .contains("manifest.toml should be group-owned and group-writable (0664)"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout
+            .contains("owned by beaker-alice:beaker-lab, mode 0644"),
+        "{r:#?}"
+    );
+    assert!(
+        r.stdout
+            .contains(&format!("chmod 0664 {}", manifest.display())),
+        "{r:#?}"
+    );
+}
+
+#[test]
 fn a_user_outside_the_group_is_told_why() {
     let u = users();
     let env = shared_env();
