@@ -48,7 +48,16 @@ pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), Stor
     check_parent(root)?;
     for d in layout::DIRS {
         let dir = root.join(d);
-        let meta = std::fs::symlink_metadata(&dir).at("inspect", &dir)?;
+        let meta = match std::fs::symlink_metadata(&dir) {
+            Ok(m) => m,
+            // Deleted by hand: recreate it (best effort; a reader without write access can still
+            // use the rest of the store, and a writer gets a clear error where it needs the dir).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let _ = crate::fsx::ensure_dir(&dir, config.dir_mode());
+                continue;
+            }
+            Err(e) => return Err(IoError::new("inspect", &dir, e).into()),
+        };
         if !meta.file_type().is_dir() {
             return Err(StoreError::Unsafe {
                 path: dir.clone(),
@@ -84,7 +93,7 @@ pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), Stor
         }
         for d in layout::DIRS {
             let dir = root.join(d);
-            let meta = std::fs::symlink_metadata(&dir).at("inspect", &dir)?;
+            let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
             if meta.gid() != gid || meta.mode() & GROUP_DIR_BITS != GROUP_DIR_BITS {
                 return Err(StoreError::Unsafe {
                     path: dir.clone(),

@@ -112,6 +112,17 @@ fn path_exits_3_when_the_blob_is_gone() {
 }
 
 #[test]
+fn a_store_directory_deleted_by_hand_is_recreated() {
+    let env = Env::new();
+    env.run(&["store", "init"]).ok();
+    std::fs::remove_dir(env.store.join("tmp")).unwrap();
+    std::fs::remove_dir(env.store.join("quarantine")).unwrap();
+    let src = env.file("a", b"abc");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"]).ok();
+    assert!(env.store.join("tmp").is_dir() && env.store.join("quarantine").is_dir());
+}
+
+#[test]
 fn info_counts_names_and_bytes() {
     let env = Env::new();
     let src = env.file("a", &bytes(4096, 3));
