@@ -93,7 +93,9 @@ pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), Stor
         }
         for d in layout::DIRS {
             let dir = root.join(d);
-            let Ok(meta) = std::fs::symlink_metadata(&dir) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&dir) else {
+                continue;
+            };
             if meta.gid() != gid || meta.mode() & GROUP_DIR_BITS != GROUP_DIR_BITS {
                 return Err(StoreError::Unsafe {
                     path: dir.clone(),

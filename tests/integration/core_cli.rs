@@ -118,7 +118,8 @@ fn a_store_directory_deleted_by_hand_is_recreated() {
     std::fs::remove_dir(env.store.join("tmp")).unwrap();
     std::fs::remove_dir(env.store.join("quarantine")).unwrap();
     let src = env.file("a", b"abc");
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"]).ok();
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
     assert!(env.store.join("tmp").is_dir() && env.store.join("quarantine").is_dir());
 }
 
