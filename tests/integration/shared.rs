@@ -222,43 +222,16 @@ fn alice_adds_bob_reuses_the_blob_and_can_remove_it() {
 fn modes_are_right_even_with_umask_077() {
     let u = users();
     let env = shared_env();
-    let r = Run::from(
-        as_user_cmd(
-            &u.alice,
-            "077",
-            &env.store,
-            &["store", "init", "--shared", "group", "--group", GROUP],
-        )
-        .output()
-        .unwrap(),
-    );
-    r.ok();
+    let init = ["store", "init", "--shared", "group", "--group", GROUP];
+    as_user_with_umask(&u.alice, "077", &env.store, &init).ok();
     let src = public_file(&env, "a.bin", &bytes(5000, 8));
-    let r = Run::from(
-        as_user_cmd(
-            &u.alice,
-            "077",
-            &env.store,
-            &["store", "add", src.to_str().unwrap(), "--name", "a"],
-        )
-        .output()
-        .unwrap(),
-    );
-    r.ok();
+    let add = ["store", "add", src.to_str().unwrap(), "--name", "a"];
+    as_user_with_umask(&u.alice, "077", &env.store, &add).ok();
     assert_group_policy(&env.store, u.lab_gid);
     // And bob, also with umask 077, can use what alice made.
     let src2 = public_file(&env, "b.bin", &bytes(5000, 9));
-    let r = Run::from(
-        as_user_cmd(
-            &u.bob,
-            "077",
-            &env.store,
-            &["store", "add", src2.to_str().unwrap(), "--name", "b"],
-        )
-        .output()
-        .unwrap(),
-    );
-    r.ok();
+    let add = ["store", "add", src2.to_str().unwrap(), "--name", "b"];
+    as_user_with_umask(&u.bob, "077", &env.store, &add).ok();
     assert_group_policy(&env.store, u.lab_gid);
 }
 
