@@ -128,8 +128,12 @@ pub fn as_user_cmd(user: &User, umask: &str, store: &Path, args: &[&str]) -> Com
 }
 
 pub fn as_user(user: &User, store: &Path, args: &[&str]) -> Run {
+    as_user_with_umask(user, "022", store, args)
+}
+
+pub fn as_user_with_umask(user: &User, umask: &str, store: &Path, args: &[&str]) -> Run {
     Run::from(
-        as_user_cmd(user, "022", store, args)
+        as_user_cmd(user, umask, store, args)
             .output()
             .expect("spawn setpriv"),
     )
