@@ -236,6 +236,48 @@ pub fn prune(path: &Path) -> Result<Pruned, LockError> {
     Ok(Pruned::Removed)
 }
 
+/// Whether a lock file is held, seen without waiting and without writing a holder record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Free,
+    /// Someone holds it (shared or exclusive). The record is the last *exclusive* holder's, so
+    /// for a shared holder it may name an earlier process.
+    Held(Option<Holder>),
+    Gone,
+}
+
+/// Looks at the lock file at `path`: try-locks it exclusively for an instant (never blocking,
+/// never recording), then releases. Used by `info` and by maintenance reports.
+pub fn state(path: &Path) -> Result<State, LockError> {
+    let file = match fsx::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Gone),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(if try_exclusive(&file, path)? {
+        State::Free
+    } else {
+        State::Held(Holder::read(path))
+    })
+}
+
+/// Try-locks an open file exclusively without blocking: `true` if we now hold it (until `file`
+/// is closed), `false` if someone else does. Used on temp files, whose writer holds a flock while
+/// writing (DESIGN §5 step 3), to tell a live writer from a dead one.
+pub fn try_exclusive(file: &File, path: &Path) -> Result<bool, LockError> {
+    match try_lock(file, Mode::Exclusive) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) => Err(lock_failed(path, e)),
+    }
+}
+
+/// Whether `file` is still the file at `path` (same device and inode): after locking a file
+/// found by path, the caller must check this before acting on the path.
+pub fn is_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
+    still_at_path(file, path)
+}
+
 /// Checks that locks work in `dir`: two descriptors of one file in one process must conflict
 /// (flock locks belong to the open file description, so they do — unless flock is a no-op here).
 pub fn probe(dir: &Path) -> Result<(), LockError> {

@@ -174,6 +174,12 @@ impl Manifest {
         Ok(Manifest { models })
     }
 
+    /// The blobs this manifest references: the gc roots when it is the store manifest, extra
+    /// roots when it is a `--keep` catalogue.
+    pub fn roots(&self) -> std::collections::BTreeSet<Blake3> {
+        self.models.values().filter_map(|e| e.blake3).collect()
+    }
+
     /// Serializes to TOML; `parse(to_toml()?)` gives back an equal manifest.
     ///
     /// # Errors

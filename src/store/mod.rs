@@ -13,6 +13,7 @@ mod inspect;
 mod layout;
 pub mod policy;
 mod refs;
+mod sweep;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,7 @@ pub use error::StoreError;
 pub use inspect::{BlobState, Count, Info, Listing};
 pub use layout::Layout;
 pub use refs::Removed;
+pub use sweep::{Candidates, GcExclusive, Swept, LOCKLESS_GRACE};
 
 use crate::error::{IoContext, IoError};
 use crate::fsx;

@@ -13,6 +13,7 @@ use crate::digest::Blake3;
 use crate::error::IoError;
 use crate::fsx;
 use crate::lock::{Mode, Wait};
+use super::sweep::Candidates;
 use crate::manifest::{Entry, Manifest};
 use crate::name::ModelName;
 
@@ -107,11 +108,11 @@ impl Store {
     }
 
     /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
-    /// deletes the blobs no remaining name references.
+    /// deletes the blobs no remaining name references, with the same sweep gc uses.
     pub fn remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
         // gc.lock exclusive for the whole operation: no publisher can be between "blob is
         // there" and "name recorded" while we decide which blobs are unreferenced (I4).
-        let _gc = self.gc_lock(Mode::Exclusive)?;
+        let gc = self.gc_exclusive(&mut |_| {})?;
         let removed = self.edit_manifest(|m| {
             let unknown: Vec<String> = names
                 .iter()
@@ -126,26 +127,12 @@ impl Store {
                 .filter_map(|n| m.models.remove(n).map(|e| (n.clone(), e)))
                 .collect::<Vec<_>>())
         })?;
-        let still = self.read_manifest()?;
-        let mut freed = Vec::new();
-        for (_, entry) in &removed {
-            let Some(id) = entry.blake3 else { continue };
-            if still.models.values().any(|e| e.blake3 == Some(id))
-                || freed.iter().any(|(f, _)| *f == id)
-            {
-                continue;
-            }
-            let path = self.layout().blob(&id);
-            let size = std::fs::symlink_metadata(&path)
-                .map(|m| m.len())
-                .unwrap_or(0);
-            if fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))? {
-                freed.push((id, size));
-            }
-        }
+        let roots = self.read_manifest()?.roots();
+        let candidates: Vec<Blake3> = removed.iter().filter_map(|(_, e)| e.blake3).collect();
+        let swept = self.sweep_blobs(&gc, &roots, Candidates::Only(&candidates), false)?;
         Ok(Removed {
             names: removed,
-            freed,
+            freed: swept.removed,
         })
     }
 }

@@ -1,0 +1,138 @@
+//! The blob sweep shared by `rm` and `gc`: deletes the blobs in `blobs/` that no root references.
+//!
+//! Keeps **I4** (gc never deletes a blob that is referenced or about to be): a sweep needs a
+//! [`GcExclusive`], the proof that `locks/gc.lock` is held exclusively. Publishers hold that lock
+//! *shared* from before they name a blob until its manifest entry is written (`crate::publish`),
+//! and the fast path checks presence and records the name under it too, so while the sweep runs
+//! no blob can be "named but not yet recorded", and the roots the caller read under the same lock
+//! are complete.
+//!
+//! With `locking = "none"` the lock is a no-op and that argument does not hold. The sweep then
+//! keeps unreferenced blobs whose inode changed in the last [`LOCKLESS_GRACE`] (a publish renames
+//! and chmods the blob, which sets its ctime), which covers a fresh publish racing the sweep. A
+//! publish that finds an *old* unreferenced blob already there and only records its name can
+//! still lose the race; `verify` then reports the name as missing and the next add/pull restores
+//! the blob (I1 is never at stake: nothing is ever written into `blobs/` without hashing).
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+use crate::digest::Blake3;
+use crate::fsx;
+use crate::lock::{Holder, LockGuard, Mode, Wait};
+
+use super::{Locking, Store, StoreError};
+
+/// How recently a blob must have been published to be spared by a sweep in a lockless store.
+pub const LOCKLESS_GRACE: Duration = Duration::from_secs(3600);
+
+/// Proof that `locks/gc.lock` is held exclusively (or that the store runs without locks).
+#[must_use = "gc.lock is released when this is dropped; sweep while holding it"]
+#[derive(Debug)]
+pub struct GcExclusive {
+    _guard: LockGuard,
+}
+
+/// Which blobs a sweep looks at.
+#[derive(Debug, Clone, Copy)]
+pub enum Candidates<'a> {
+    /// Everything in `blobs/` (gc).
+    All,
+    /// Only these (rm: the blobs of the names it removed).
+    Only(&'a [Blake3]),
+}
+
+/// What a sweep did (or, dry, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Unreferenced blobs deleted (or that would be, in a dry run), with their sizes.
+    pub removed: Vec<(Blake3, u64)>,
+    /// Blobs looked at and kept because a root references them.
+    pub kept: usize,
+    /// Unreferenced but published within [`LOCKLESS_GRACE`] in a lockless store: left for later.
+    pub deferred: Vec<(Blake3, u64)>,
+    /// Entries of `blobs/` whose name is not a BLAKE3 hex digest: not ours to judge, left alone.
+    pub foreign: Vec<String>,
+}
+
+impl Store {
+    /// Takes `locks/gc.lock` exclusively, waiting for publishers in flight (they hold it shared
+    /// for milliseconds). `on_wait` hears, about a second in, who holds it.
+    pub fn gc_exclusive(
+        &self,
+        on_wait: &mut dyn FnMut(Option<Holder>),
+    ) -> Result<GcExclusive, StoreError> {
+        let guard = self.lock(
+            &self.layout().gc_lock(),
+            Mode::Exclusive,
+            Wait::Forever,
+            on_wait,
+        )?;
+        Ok(GcExclusive { _guard: guard })
+    }
+
+    /// Deletes the `candidates` that are not in `roots`. With `dry_run` nothing is deleted and
+    /// the same set is reported.
+    ///
+    /// The caller reads `roots` while holding `proof` (so no publish can slip in between).
+    pub fn sweep_blobs(
+        &self,
+        _proof: &GcExclusive,
+        roots: &BTreeSet<Blake3>,
+        candidates: Candidates<'_>,
+        dry_run: bool,
+    ) -> Result<Swept, StoreError> {
+        let mut swept = Swept::default();
+        let ids: Vec<Blake3> = match candidates {
+            Candidates::Only(ids) => {
+                let unique: BTreeSet<Blake3> = ids.iter().copied().collect();
+                unique.into_iter().collect()
+            }
+            Candidates::All => {
+                let mut ids = Vec::new();
+                for (name, _) in super::inspect::files_in(&self.layout().blobs())? {
+                    match Blake3::from_hex(&name) {
+                        Ok(id) => ids.push(id),
+                        Err(_) => swept.foreign.push(name),
+                    }
+                }
+                ids
+            }
+        };
+        let lockless = self.config().locking == Locking::None;
+        for id in ids {
+            if roots.contains(&id) {
+                swept.kept += 1;
+                continue;
+            }
+            let path = self.layout().blob(&id);
+            let meta = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(crate::error::IoError::new("inspect", &path, e).into()),
+            };
+            if lockless && changed_within(&meta, LOCKLESS_GRACE) {
+                swept.deferred.push((id, meta.len()));
+                continue;
+            }
+            if dry_run
+                || fsx::remove_file_if_exists(&path)
+                    .map_err(|e| StoreError::writing(self.root(), e))?
+            {
+                swept.removed.push((id, meta.len()));
+            }
+        }
+        if !dry_run && !swept.removed.is_empty() {
+            fsx::sync_dir(&self.layout().blobs())?;
+        }
+        Ok(swept)
+    }
+}
+
+fn changed_within(meta: &std::fs::Metadata, window: Duration) -> bool {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    now.saturating_sub(meta.ctime()) < window.as_secs() as i64
+}
