@@ -207,6 +207,13 @@ pub fn remove_file(path: &Path) -> Result<(), IoError> {
     fs::remove_file(path).at("remove", path)
 }
 
+/// Removes a directory and everything in it, never following a symlink inside it (std's
+/// `remove_dir_all` unlinks symlinks rather than descending into them). Used only for what
+/// `verify` moved out of `blobs/` into `quarantine/`.
+pub fn remove_tree(path: &Path) -> Result<(), IoError> {
+    fs::remove_dir_all(path).at("remove", path)
+}
+
 /// Removes `path` if it exists; returns whether it did.
 pub fn remove_file_if_exists(path: &Path) -> Result<bool, IoError> {
     match fs::remove_file(path) {

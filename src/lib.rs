@@ -11,18 +11,24 @@
 //! - [`publish`]: the publish protocol, the only way bytes enter a store; [`add`] builds on it.
 //! - [`lock`]: flock-based locks with holder info and safe pruning; [`fsx`]: every disk mutation.
 //! - [`progress`]: how long operations report progress without printing.
+//! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
+//!   by `beaker store …` and `cargo xtask …`; [`partials`] tells live temp files from stale ones.
 
 pub mod add;
 pub mod catalogue;
 pub mod digest;
 pub mod error;
 pub mod fsx;
+pub mod gc;
 pub mod lock;
 pub mod manifest;
 pub mod name;
+pub mod partials;
 pub mod progress;
+pub mod prune;
 pub mod publish;
 pub mod store;
+pub mod verify;
 pub mod who;
 
 pub use catalogue::Catalogue;

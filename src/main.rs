@@ -40,6 +40,15 @@ fn category(e: &anyhow::Error) -> Category {
         if let Some(e) = cause.downcast_ref::<LockError>() {
             return e.category();
         }
+        if let Some(e) = cause.downcast_ref::<beaker::gc::Error>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<beaker::verify::Error>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<beaker::prune::Error>() {
+            return e.category();
+        }
         if cause.is::<UnknownName>() || cause.is::<InvalidName>() {
             return Category::BadInput;
         }

@@ -78,6 +78,41 @@ pub enum StoreCommand {
     },
     /// Show where the store is, how it is set up, and what uses its space
     Info,
+    /// Delete blobs no name references, stale temp files and old quarantine (mark and sweep)
+    #[command(
+        after_help = "--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, …}; see docs/maint.md."
+    )]
+    Gc(GcArgs),
+    /// Re-hash blobs; move corrupt ones to quarantine/ and list names whose blob is missing (exit 1 if any)
+    #[command(
+        after_help = "--json prints {checked, ok, corrupt: [{blake3, quarantined_to, problem}], missing: [name…], …}; see docs/maint.md."
+    )]
+    Verify(VerifyArgs),
+    /// Remove lock files nobody holds (held ones are listed with their holder); report stale temp files
+    PruneLocks,
+}
+
+/// `gc` flags, shared with `cargo xtask gc`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GcArgs {
+    /// Report what would be removed; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Remove temp files untouched for at least this long (30s, 10m, 24h, 7d) whose writer is gone
+    #[arg(long, value_name = "D", default_value = "24h", value_parser = beaker::gc::parse_age)]
+    pub tmp_age: std::time::Duration,
+    /// Also keep every blob this catalogue names (repeatable)
+    #[arg(long, value_name = "MANIFEST")]
+    pub keep: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct VerifyArgs {
+    /// Only the blobs of these names [default: every blob in the store]
+    pub names: Vec<String>,
+    /// Also load ONNX models (not available yet)
+    #[arg(long)]
+    pub deep: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,6 +1,7 @@
 //! The `beaker` command line: argument parsing, output, and one module per command group.
 
 pub mod args;
+mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
 mod store_cmds;

@@ -23,6 +23,9 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Rm { names } => rm(root, &names, out),
         StoreCommand::Info => info(root, out),
+        StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
+        StoreCommand::Verify(args) => super::maint_cmds::verify(root, &args, out),
+        StoreCommand::PruneLocks => super::maint_cmds::prune_locks(root, out),
     }
 }
 
@@ -199,6 +202,14 @@ fn info(root: &Path, out: Output) -> Result<()> {
         ("quarantine", c(i.quarantine)),
         ("lock files", i.lock_files.to_string()),
     ];
+    for l in &i.locks {
+        let state = match (&l.holder, l.held) {
+            (Some(h), true) => format!("held (last holder: {h})"),
+            (None, true) => "held".to_string(),
+            _ => "free".to_string(),
+        };
+        rows.push(("", format!("  {}  {state}", l.name)));
+    }
     if !i.missing.is_empty() {
         let names: Vec<String> = i.missing.iter().map(ToString::to_string).collect();
         rows.push((

@@ -1,4 +1,5 @@
-//! Read-only views of a store: `path`, `ls`, `info`. Nothing here takes a lock or writes.
+//! Read-only views of a store: `path`, `ls`, `info`. Nothing here writes or waits; `info` only
+//! try-locks each lock file for an instant (never recording a holder) to say whether it is held.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -49,10 +50,21 @@ pub struct Info {
     pub temp: Count,
     pub quarantine: Count,
     pub lock_files: usize,
+    /// The lock files in `locks/`, with whether someone holds them.
+    pub locks: Vec<LockFile>,
     /// Names whose blob is absent.
     pub missing: Vec<ModelName>,
     /// Files and directories that break the store's ownership/mode policy.
     pub problems: Vec<super::policy::Problem>,
+}
+
+/// One file in `locks/`, as `info` saw it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LockFile {
+    pub name: String,
+    pub held: bool,
+    /// The last exclusive holder's record, when held.
+    pub holder: Option<crate::lock::Holder>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -171,7 +183,16 @@ impl Store {
         for (_, bytes) in files_in(&layout.quarantine())? {
             info.quarantine.add(bytes);
         }
-        info.lock_files = files_in(&layout.locks())?.len();
+        for (name, _) in files_in(&layout.locks())? {
+            let (held, holder) = match crate::lock::state(&layout.locks().join(&name)) {
+                Ok(crate::lock::State::Held(h)) => (true, h),
+                Ok(crate::lock::State::Gone) => continue,
+                // Free, or not lockable by us (e.g. not a regular file): not held as far as we can tell.
+                Ok(crate::lock::State::Free) | Err(_) => (false, None),
+            };
+            info.locks.push(LockFile { name, held, holder });
+        }
+        info.lock_files = info.locks.len();
         for (name, entry) in &manifest.models {
             if let Some(id) = entry.blake3 {
                 if !matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }) {
@@ -186,7 +207,7 @@ impl Store {
 
 /// Names and sizes of the entries of `dir` (no recursion, no symlinks followed). A missing
 /// directory has none.
-pub(crate) fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {
+pub fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -79,6 +79,26 @@ impl Layout {
     pub fn quarantine(&self) -> PathBuf {
         self.root.join("quarantine")
     }
+
+    /// Where `verify` moves a corrupt blob: `quarantine/<hex>.<unix seconds>`, with `-<n>` added
+    /// when the same blob was quarantined twice in one second. gc reads the time back with
+    /// [`quarantined_at`] to expire entries after 7 days.
+    pub fn quarantine_entry(&self, id: &Blake3, unix_secs: u64, attempt: u32) -> PathBuf {
+        let name = match attempt {
+            0 => format!("{}.{unix_secs}", id.to_hex()),
+            n => format!("{}.{unix_secs}-{n}", id.to_hex()),
+        };
+        self.quarantine().join(name)
+    }
+}
+
+/// The time (unix seconds) in a quarantine entry's name, if it has the shape
+/// [`Layout::quarantine_entry`] gives.
+pub fn quarantined_at(name: &str) -> Option<u64> {
+    let (hex, rest) = name.split_once('.')?;
+    Blake3::from_hex(hex).ok()?;
+    let secs = rest.split_once('-').map_or(rest, |(s, _)| s);
+    secs.parse().ok()
 }
 
 #[cfg(test)]
@@ -98,5 +118,14 @@ mod tests {
         assert_eq!(l.config(), Path::new("/s/store.toml"));
         assert_eq!(l.tmp(), Path::new("/s/tmp"));
         assert_eq!(l.quarantine(), Path::new("/s/quarantine"));
+        let q = l.quarantine_entry(&id, 1_795_635_220, 0);
+        assert_eq!(q, Path::new(&format!("/s/quarantine/{hex}.1795635220")));
+        let q2 = l.quarantine_entry(&id, 7, 2);
+        assert_eq!(q2, Path::new(&format!("/s/quarantine/{hex}.7-2")));
+        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(quarantined_at(&name(&q)), Some(1_795_635_220));
+        assert_eq!(quarantined_at(&name(&q2)), Some(7));
+        assert_eq!(quarantined_at("notes.txt"), None);
+        assert_eq!(quarantined_at(&format!("{hex}.x")), None);
     }
 }

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
 pub use error::StoreError;
-pub use inspect::{BlobState, Count, Info, Listing};
-pub use layout::Layout;
+pub use inspect::{files_in, BlobState, Count, Info, Listing, LockFile};
+pub use layout::{quarantined_at, Layout};
 pub use refs::Removed;
 pub use sweep::{Candidates, GcExclusive, Swept, LOCKLESS_GRACE};
 

@@ -9,11 +9,11 @@
 //! entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
 //! entry after writing; see README "Deviations".
 
+use super::sweep::Candidates;
 use crate::digest::Blake3;
 use crate::error::IoError;
 use crate::fsx;
 use crate::lock::{Mode, Wait};
-use super::sweep::Candidates;
 use crate::manifest::{Entry, Manifest};
 use crate::name::ModelName;
 

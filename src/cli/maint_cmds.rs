@@ -1,0 +1,65 @@
+//! `beaker store gc | verify | prune-locks`: thin wrappers over `beaker::{gc, verify, prune}`,
+//! which `cargo xtask` calls too. Reports go to stdout (text, or `--json`).
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use beaker::{ModelName, Store};
+
+use super::args::{GcArgs, VerifyArgs};
+use super::output::Output;
+
+pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
+    let store = Store::open(root)?;
+    let opts = beaker::gc::Options {
+        dry_run: args.dry_run,
+        tmp_age: args.tmp_age,
+        keep: args.keep.clone(),
+    };
+    let outcome = beaker::gc::collect(&store, &opts, out.progress().as_mut())?;
+    if out.json {
+        return out.json(&outcome);
+    }
+    println!("{outcome}");
+    Ok(())
+}
+
+pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
+    let names = args
+        .names
+        .iter()
+        .map(|n| ModelName::new(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = Store::open(root)?;
+    let opts = beaker::verify::Options {
+        names,
+        deep: args.deep,
+    };
+    let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
+    if out.json {
+        out.json(&outcome)?;
+    } else {
+        println!("{outcome}");
+    }
+    if !outcome.is_clean() {
+        anyhow::bail!(
+            "verify found {} corrupt, {} missing and {} unreadable blobs in {}",
+            outcome.corrupt.len(),
+            outcome.missing.len(),
+            outcome.unreadable.len(),
+            store.root().display()
+        );
+    }
+    Ok(())
+}
+
+pub fn prune_locks(root: &Path, out: Output) -> Result<()> {
+    let store = Store::open(root)?;
+    let outcome = beaker::prune::run(&store)?;
+    if out.json {
+        return out.json(&outcome);
+    }
+    println!("{outcome}");
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! `gc`: mark and sweep (DESIGN §7). Deletes blobs no root references, stale temp files and old
+//! quarantine entries; `beaker store gc` and `cargo xtask gc` both call [`collect`].
+//!
+//! Keeps **I4**: everything happens under `locks/gc.lock` held exclusively ([`GcExclusive`]).
+//! Publishers hold that lock shared from before they name a blob until its manifest entry is
+//! written, so the roots read under it are complete: no blob can be named-but-unrecorded while
+//! gc decides. A long download holds only its blob lock, never gc.lock, so it never blocks gc.
+//!
+//! Steps:
+//! 1. Load the `--keep` catalogues (bad input fails before anything is locked or deleted).
+//! 2. Check the store is writable, so a read-only store fails before any deletion, not midway.
+//! 3. Take gc.lock exclusively; read the store manifest. If it does not parse, stop: without
+//!    roots every blob would look unreferenced, so nothing is deleted and the file is named.
+//! 4. Sweep `blobs/` (the sweep `rm` uses too).
+//! 5. Under `locks/manifest.lock` (whose holders write the manifest's temp file in `tmp/`),
+//!    delete temp files older than `tmp_age` whose writer is gone (see [`crate::partials`]).
+//! 6. Delete quarantine entries older than [`QUARANTINE_AGE`].
+//!
+//! `dry_run` does all the looking, under the same locks, and deletes nothing: it reports exactly
+//! the set a real run would delete at that moment.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Serialize, Serializer};
+
+use crate::digest::Blake3;
+use crate::error::{Category, IoError};
+use crate::fsx;
+use crate::lock::{Mode, Wait};
+use crate::manifest::{Manifest, ManifestError};
+use crate::partials::{self, Writer};
+use crate::progress::Progress;
+use crate::store::{quarantined_at, Candidates, GcExclusive, Store, StoreError};
+
+/// Quarantined blobs are kept this long for inspection, then gc removes them.
+pub const QUARANTINE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// `--tmp-age` default: a partial download untouched for a day is not coming back.
+pub const DEFAULT_TMP_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// What to collect.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Report what would be removed, remove nothing.
+    pub dry_run: bool,
+    /// Temp files untouched for at least this long (and not held by a live writer) are removed.
+    pub tmp_age: Duration,
+    /// Catalogues whose blobs count as roots too (`--keep`).
+    pub keep: Vec<PathBuf>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            dry_run: false,
+            tmp_age: DEFAULT_TMP_AGE,
+            keep: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("refusing to gc {}: its manifest cannot be read, so gc cannot tell which blobs are in use; nothing was deleted (fix or restore the manifest, then run gc again)", store.display())]
+    Roots {
+        store: PathBuf,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot use --keep catalogue {}; nothing was deleted", path.display())]
+    Keep {
+        path: PathBuf,
+        #[source]
+        source: ManifestError,
+    },
+}
+
+impl From<crate::error::IoError> for Error {
+    fn from(e: crate::error::IoError) -> Self {
+        Error::Store(e.into())
+    }
+}
+
+impl Error {
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Store(e) | Error::Roots { source: e, .. } => e.category(),
+            Error::Keep { source, .. } => source.category(),
+        }
+    }
+}
+
+/// What gc removed (or, with `dry_run`, would remove). Serializes to the `--json` shape of
+/// DESIGN §10 plus a few extra fields (docs/maint.md).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    pub dry_run: bool,
+    /// Unreferenced blobs removed; JSON: a list of hex digests.
+    #[serde(serialize_with = "ids_only")]
+    pub removed_blobs: Vec<(Blake3, u64)>,
+    /// Bytes freed by everything removed (blobs, temp files, quarantine).
+    pub freed_bytes: u64,
+    /// Temp files removed (names in `tmp/`).
+    pub removed_partials: Vec<String>,
+    /// Number of blobs kept because a root references them.
+    pub kept_blobs: usize,
+    /// Quarantine entries removed (names in `quarantine/`).
+    pub removed_quarantine: Vec<String>,
+    /// Temp files old enough to go but kept because a live process still writes them.
+    pub live_partials: Vec<String>,
+    /// Unreferenced blobs spared because they were just published into a lockless store.
+    #[serde(serialize_with = "ids_only")]
+    pub deferred_blobs: Vec<(Blake3, u64)>,
+    /// Entries in `blobs/`, `tmp/` that beaker did not make; left alone.
+    pub foreign: Vec<String>,
+}
+
+fn ids_only<S: Serializer>(v: &[(Blake3, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(|(id, _)| id))
+}
+
+/// Runs gc on `store`.
+pub fn collect(
+    store: &Store,
+    opts: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Outcome, Error> {
+    // 1. Extra roots first: a typo in --keep must not cost blobs.
+    let mut roots = BTreeSet::new();
+    for path in &opts.keep {
+        let m = Manifest::load(path).map_err(|source| Error::Keep {
+            path: path.clone(),
+            source,
+        })?;
+        roots.extend(m.roots());
+    }
+    // 2. A read-only store fails here, with nothing deleted.
+    if !opts.dry_run {
+        store.ensure_writable()?;
+    }
+    // 3. Roots under gc.lock exclusive (I4).
+    let gc = store.gc_exclusive(&mut |holder| {
+        progress.notice(&format!(
+            "waiting for {} (held by {})",
+            store.layout().gc_lock().display(),
+            holder.map_or_else(|| "another process".into(), |h| h.to_string())
+        ));
+    })?;
+    let manifest = store.read_manifest().map_err(|source| Error::Roots {
+        store: store.root().to_owned(),
+        source,
+    })?;
+    roots.extend(manifest.roots());
+
+    // 4. Blobs.
+    let swept = store.sweep_blobs(&gc, &roots, Candidates::All, opts.dry_run)?;
+    let mut out = Outcome {
+        dry_run: opts.dry_run,
+        kept_blobs: swept.kept,
+        freed_bytes: swept.removed.iter().map(|(_, n)| n).sum(),
+        removed_blobs: swept.removed,
+        deferred_blobs: swept.deferred,
+        foreign: swept.foreign.iter().map(|n| format!("blobs/{n}")).collect(),
+        ..Outcome::default()
+    };
+
+    // 5. Temp files.
+    sweep_temp(store, &gc, opts, &mut out)?;
+    // 6. Quarantine.
+    sweep_quarantine(store, opts.dry_run, &mut out)?;
+    Ok(out)
+}
+
+fn sweep_temp(
+    store: &Store,
+    _gc: &GcExclusive,
+    opts: &Options,
+    out: &mut Outcome,
+) -> Result<(), StoreError> {
+    // Manifest writers keep their (unlocked) temp file in tmp/ while holding manifest.lock.
+    let _manifest = store.lock(
+        &store.layout().manifest_lock(),
+        Mode::Exclusive,
+        Wait::Forever,
+        &mut |_| {},
+    )?;
+    let mut removed_any = false;
+    for temp in partials::scan(store, opts.tmp_age)? {
+        match temp.writer {
+            Writer::Recent => {}
+            Writer::Live => out.live_partials.push(temp.name),
+            Writer::NotAFile => out.foreign.push(format!("tmp/{}", temp.name)),
+            // Gone: we hold its flock, so no writer can take it over while we unlink it.
+            Writer::Gone(_) | Writer::Unchecked => {
+                if !opts.dry_run {
+                    fsx::remove_file_if_exists(&temp.path)
+                        .map_err(|e| StoreError::writing(store.root(), e))?;
+                    removed_any = true;
+                }
+                out.freed_bytes += temp.size;
+                out.removed_partials.push(temp.name);
+            }
+        }
+    }
+    if removed_any {
+        fsx::sync_dir(&store.layout().tmp())?;
+    }
+    Ok(())
+}
+
+fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(), StoreError> {
+    let dir = store.layout().quarantine();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for (name, _) in crate::store::files_in(&dir)? {
+        let path = dir.join(&name);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+        };
+        // The name says when verify moved it there; anything else goes by its mtime.
+        let since = quarantined_at(&name).or_else(|| {
+            meta.modified()
+                .ok()?
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs())
+        });
+        let old = since.is_some_and(|t| now.saturating_sub(t) >= QUARANTINE_AGE.as_secs());
+        if !old {
+            continue;
+        }
+        if !dry_run {
+            let removed = if meta.is_dir() {
+                fsx::remove_tree(&path)
+            } else {
+                fsx::remove_file(&path)
+            };
+            removed.map_err(|e| StoreError::writing(store.root(), e))?;
+        }
+        out.freed_bytes += meta.len();
+        out.removed_quarantine.push(name);
+    }
+    Ok(())
+}
+
+/// Parses a duration like `30s`, `10m`, `24h`, `7d` (a bare number is seconds).
+pub fn parse_age(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 10m, 24h or 7d"))?;
+    let unit_secs = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => return Err(format!("unknown unit {other:?} in {s:?}; use s, m, h or d")),
+    };
+    n.checked_mul(unit_secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| format!("{s:?} is too long"))
+}
+
+impl fmt::Display for Outcome {
+    /// The human report: one line per thing removed, then a summary.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verb = if self.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        let size = |n: u64| humansize::format_size(n, humansize::BINARY);
+        for (id, n) in &self.removed_blobs {
+            writeln!(f, "{verb} blob {} ({})", id.to_hex(), size(*n))?;
+        }
+        for name in &self.removed_partials {
+            writeln!(f, "{verb} temp file tmp/{name}")?;
+        }
+        for name in &self.removed_quarantine {
+            writeln!(f, "{verb} quarantine/{name}")?;
+        }
+        for name in &self.live_partials {
+            writeln!(f, "kept tmp/{name}: a live process is writing it")?;
+        }
+        for (id, _) in &self.deferred_blobs {
+            writeln!(
+                f,
+                "kept unreferenced blob {}: published within the last hour into a store without locks",
+                id.to_hex()
+            )?;
+        }
+        for name in &self.foreign {
+            writeln!(f, "left alone {name}: not something beaker made")?;
+        }
+        write!(
+            f,
+            "{} {} ({} blobs, {} temp files, {} quarantined); kept {} referenced blobs",
+            if self.dry_run { "would free" } else { "freed" },
+            size(self.freed_bytes),
+            self.removed_blobs.len(),
+            self.removed_partials.len(),
+            self.removed_quarantine.len(),
+            self.kept_blobs
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_parse() {
+        assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_age("10m"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_age("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("0"), Ok(Duration::ZERO));
+        assert!(parse_age("").is_err());
+        assert!(parse_age("h").is_err());
+        assert!(parse_age("5w").is_err());
+        assert!(parse_age("-1s").is_err());
+        assert!(parse_age("99999999999999999999d").is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! The temp files in `<store>/tmp/` and whether their writer is still alive (DESIGN §5 step 3).
+//!
+//! A writer creates its temp file with O_EXCL and holds a flock on it for as long as it writes, so
+//! "can I lock it?" tells a live writer (held: leave it alone) from a dead one (free: a stale
+//! partial that gc may delete and `prune-locks` reports). Two windows need care, and both are
+//! covered by never probing a file modified in the last [`MIN_PROBE_AGE`]:
+//!
+//! - between a writer's `open(O_EXCL)` and its `flock` the file exists unlocked; a probe that
+//!   locked it there would make the writer's own lock attempt fail;
+//! - a resuming pull renames a dead writer's partial to its own name and then locks it.
+//!
+//! A probe that wins the lock keeps holding it (in [`Writer::Gone`]) so the caller can delete the
+//! file *while holding* the lock, after checking the path still names the same inode; a writer
+//! that comes along after that sees the file gone. Nothing here keeps I1–I4 directly: temp files
+//! are never blobs, and publish re-hashes everything it names.
+//!
+//! With `locking = "none"` writers take no flock, so the writer's state is [`Writer::Unchecked`]
+//! and only the file's age speaks for it.
+
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::error::IoError;
+use crate::fsx;
+use crate::lock;
+use crate::store::{Locking, Store, StoreError};
+
+/// Files modified more recently than this are never probed (see the module doc).
+pub const MIN_PROBE_AGE: Duration = Duration::from_secs(60);
+
+/// One entry of `tmp/`.
+#[derive(Debug)]
+pub struct TempFile {
+    pub name: String,
+    pub path: PathBuf,
+    pub size: u64,
+    /// Time since its last modification.
+    pub age: Duration,
+    /// The writer's pid, from the name beaker gives temp files (`<stem>.<pid>.<nonce>.<ext>`).
+    pub pid: Option<u32>,
+    pub writer: Writer,
+}
+
+/// What is known about the process writing a temp file.
+#[derive(Debug)]
+pub enum Writer {
+    /// Modified within the probe threshold: not looked at.
+    Recent,
+    /// Someone holds its flock: a live writer.
+    Live,
+    /// Nobody held its flock; *we* hold it now, until this is dropped.
+    Gone(File),
+    /// The store runs without locks: the writer's state cannot be known.
+    Unchecked,
+    /// Not a regular file (a symlink or directory someone put there): never touched.
+    NotAFile,
+}
+
+/// Lists `tmp/`, probing the writer of each regular file older than `probe_after` (at least
+/// [`MIN_PROBE_AGE`]).
+pub fn scan(store: &Store, probe_after: Duration) -> Result<Vec<TempFile>, StoreError> {
+    let dir = store.layout().tmp();
+    let threshold = probe_after.max(MIN_PROBE_AGE);
+    let now = SystemTime::now();
+    let mut out = Vec::new();
+    for (name, _) in crate::store::files_in(&dir)? {
+        let path = dir.join(&name);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+        };
+        let age = meta
+            .modified()
+            .ok()
+            .and_then(|m| now.duration_since(m).ok())
+            .unwrap_or(Duration::ZERO);
+        let writer = if !meta.file_type().is_file() {
+            Writer::NotAFile
+        } else if age < threshold {
+            Writer::Recent
+        } else if store.config().locking == Locking::None {
+            Writer::Unchecked
+        } else {
+            match probe(&path, meta.ino())? {
+                Some(w) => w,
+                None => continue, // gone or replaced meanwhile
+            }
+        };
+        out.push(TempFile {
+            pid: writer_pid(&name),
+            name,
+            path,
+            size: meta.len(),
+            age,
+            writer,
+        });
+    }
+    Ok(out)
+}
+
+/// Try-locks the temp file at `path`; `None` if it vanished or is no longer inode `ino`.
+fn probe(path: &std::path::Path, ino: u64) -> Result<Option<Writer>, StoreError> {
+    let file = match fsx::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let same = file.metadata().map(|m| m.ino() == ino).unwrap_or(false);
+    if !same {
+        return Ok(None);
+    }
+    if !lock::try_exclusive(&file, path)? {
+        return Ok(Some(Writer::Live));
+    }
+    if !lock::is_at_path(&file, path)? {
+        return Ok(None);
+    }
+    Ok(Some(Writer::Gone(file)))
+}
+
+/// `add.123.0badf00d.part` → 123.
+fn writer_pid(name: &str) -> Option<u32> {
+    let mut parts = name.rsplitn(4, '.');
+    let (_ext, _nonce, pid) = (parts.next()?, parts.next()?, parts.next()?);
+    parts.next()?;
+    pid.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pid_comes_from_the_temp_name() {
+        assert_eq!(writer_pid("add.123.0badf00d.part"), Some(123));
+        assert_eq!(
+            writer_pid("manifest.toml.77.0000abcd.tmp"),
+            Some(77),
+            "stems may contain dots"
+        );
+        assert_eq!(writer_pid("junk"), None);
+        assert_eq!(writer_pid("a.b.c.d"), None);
+    }
+}

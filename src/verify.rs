@@ -1,0 +1,500 @@
+//! `verify`: re-hash blobs, quarantine the ones whose bytes are not their name (DESIGN §7).
+//! `beaker store verify` and `cargo xtask verify` both call [`run`].
+//!
+//! Detects a breach of **I1** (a blob holds exactly the bytes its name says) caused from outside
+//! beaker — a disk error, a user who chmodded a blob and edited it — and repairs the store's view:
+//! the bad blob moves to `quarantine/<hex>.<unix seconds>`, so its names read as absent (`path`
+//! exits 3) and the next add/pull publishes good bytes again. Quarantine is a no-clobber rename
+//! (`fsx::rename_exclusive`), never a delete: the bytes stay for inspection until gc expires them.
+//!
+//! **Hashing** streams each file through a fixed buffer, several files at once (a small pool of
+//! scoped threads), and large files in parallel internally (`blake3::Hasher::update_rayon` on
+//! 16 MiB slices). It deliberately does not mmap (`update_mmap_rayon`): that opens the path
+//! following symlinks, and a blob truncated while mapped kills the process with SIGBUS — exactly
+//! the damage verify exists to survive. Files are opened with `O_NOFOLLOW` and judged by `fstat`.
+//!
+//! **Quarantine and concurrency.** Hashing runs with no lock (it can take minutes and must not
+//! stall publishers). Moving a corrupt blob takes `locks/gc.lock` *exclusively*, not the blob's
+//! own `locks/<hex>.lock`: `add` and the fast path of `pull` never take the blob lock, but every
+//! publish holds gc.lock shared from naming a blob to recording it, and gc/rm hold it
+//! exclusively. Under gc.lock exclusive nothing can remove or re-create `blobs/<hex>`, so after
+//! checking that the path still names the inode we hashed (gc + a fresh publish could have
+//! replaced it with good bytes meanwhile; then it is re-hashed), the rename moves exactly the bad
+//! file. The hold lasts milliseconds per corrupt blob, and only when something is corrupt.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::digest::Blake3;
+use crate::error::{Category, IoError};
+use crate::fsx;
+use crate::name::ModelName;
+use crate::progress::Progress;
+use crate::store::{BlobState, Store, StoreError, BLOB_MODE};
+
+/// Files at least this large are hashed with rayon inside the file.
+const LARGE: u64 = 4 << 20;
+/// Read size: big enough to feed rayon's tree hashing, small enough to be constant memory.
+const CHUNK: usize = 16 << 20;
+/// Read size for small files.
+const SMALL_CHUNK: usize = 256 << 10;
+/// Most files hashed at once.
+const MAX_WORKERS: usize = 8;
+
+/// What to verify.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only the blobs of these names; empty = every blob in the store.
+    pub names: Vec<ModelName>,
+    /// Also load ONNX models (not available until the ONNX checks land).
+    pub deep: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("not in the store: {}; nothing was verified (`beaker store ls` lists what it holds)", names.join(", "))]
+    UnknownNames { names: Vec<String> },
+    #[error("--deep (loading ONNX models) is not available in this beaker yet; run verify without --deep to check every blob's hash")]
+    DeepUnavailable,
+}
+
+impl From<crate::error::IoError> for Error {
+    fn from(e: crate::error::IoError) -> Self {
+        Error::Store(e.into())
+    }
+}
+
+impl Error {
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Store(e) => e.category(),
+            Error::UnknownNames { .. } | Error::DeepUnavailable => Category::BadInput,
+        }
+    }
+}
+
+/// The result of a verify run; serializes to the `--json` shape of DESIGN §10 plus extra fields
+/// (docs/maint.md).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Outcome {
+    /// Blobs hashed.
+    pub checked: usize,
+    /// Blobs whose bytes match their name.
+    pub ok: usize,
+    pub corrupt: Vec<Corrupt>,
+    /// Names whose blob is absent.
+    pub missing: Vec<ModelName>,
+    /// Blobs with the right bytes but not mode 0444 (anyone with write access could change them).
+    pub wrong_mode: Vec<WrongMode>,
+    /// Blobs that could not be read at all (left in place).
+    pub unreadable: Vec<Unreadable>,
+    pub bytes_hashed: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Corrupt {
+    pub blake3: Blake3,
+    /// Where the bad file went; `None` if it could not be moved (see `quarantine_error`).
+    pub quarantined_to: Option<PathBuf>,
+    pub problem: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WrongMode {
+    pub blake3: Blake3,
+    pub mode: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreadable {
+    pub blake3: Blake3,
+    pub error: String,
+}
+
+impl Outcome {
+    /// Nothing corrupt, missing or unreadable (exit 0).
+    pub fn is_clean(&self) -> bool {
+        self.corrupt.is_empty() && self.missing.is_empty() && self.unreadable.is_empty()
+    }
+}
+
+/// What hashing one blob found.
+enum Checked {
+    Good { mode: u32 },
+    Bad { problem: String, dev: u64, ino: u64 },
+    Vanished,
+    Unreadable(IoError),
+}
+
+/// Verifies `store` (or the blobs of `opts.names`), quarantining what is corrupt.
+pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result<Outcome, Error> {
+    if opts.deep {
+        return Err(Error::DeepUnavailable);
+    }
+    let manifest = store.read_manifest()?;
+    let mut out = Outcome::default();
+
+    // What each blob should be, by the manifest (for "truncated" messages).
+    let mut expected: BTreeMap<Blake3, u64> = BTreeMap::new();
+    for e in manifest.models.values() {
+        if let (Some(id), Some(size)) = (e.blake3, e.size) {
+            expected.insert(id, size);
+        }
+    }
+    let (names, targets): (Vec<&ModelName>, BTreeSet<Blake3>) = if opts.names.is_empty() {
+        let mut ids = BTreeSet::new();
+        for (file, _) in crate::store::files_in(&store.layout().blobs())? {
+            if let Ok(id) = Blake3::from_hex(&file) {
+                ids.insert(id);
+            }
+        }
+        (manifest.models.keys().collect(), ids)
+    } else {
+        let unknown: Vec<String> = opts
+            .names
+            .iter()
+            .filter(|n| !manifest.models.contains_key(*n))
+            .map(ToString::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(Error::UnknownNames { names: unknown });
+        }
+        let ids = opts
+            .names
+            .iter()
+            .filter_map(|n| manifest.models.get(n).and_then(|e| e.blake3))
+            .collect();
+        (opts.names.iter().collect(), ids)
+    };
+    for name in names {
+        let Some(id) = manifest.models.get(name).and_then(|e| e.blake3) else {
+            continue;
+        };
+        if store.blob_state(&id, None)? == BlobState::Absent && !out.missing.contains(name) {
+            out.missing.push(name.clone());
+        }
+    }
+
+    let mut work: Vec<(Blake3, PathBuf, u64)> = Vec::new();
+    for id in targets {
+        let path = store.layout().blob(&id);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) => work.push((id, path, m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(StoreError::from(IoError::new("inspect", &path, e)).into()),
+        }
+    }
+    // Largest first, so one big file does not start last and finish alone.
+    work.sort_by(|a, b| b.2.cmp(&a.2));
+    let total: u64 = work.iter().map(|w| w.2).sum();
+    progress.start(&format!("verifying {} blobs", work.len()), Some(total));
+    let results = hash_all(&work, &expected, progress);
+    progress.finish();
+
+    let mut bad = Vec::new();
+    for ((id, _, len), checked) in work.iter().zip(results) {
+        match checked {
+            Checked::Vanished => continue, // removed by gc/rm meanwhile: nothing to judge
+            Checked::Good { mode } => {
+                out.ok += 1;
+                if mode & 0o7777 != BLOB_MODE {
+                    out.wrong_mode.push(WrongMode {
+                        blake3: *id,
+                        mode: format!("{:04o}", mode & 0o7777),
+                    });
+                }
+            }
+            Checked::Bad { problem, dev, ino } => bad.push((*id, problem, dev, ino)),
+            Checked::Unreadable(e) => out.unreadable.push(Unreadable {
+                blake3: *id,
+                error: format!("{e}: {}", e.source),
+            }),
+        }
+        out.checked += 1;
+        out.bytes_hashed += len;
+    }
+    if !bad.is_empty() {
+        quarantine_all(store, bad, &expected, &mut out);
+    }
+    Ok(out)
+}
+
+/// Hashes `work` on a small pool of scoped threads; progress flows back over a channel because
+/// the reporter lives on this thread.
+fn hash_all(
+    work: &[(Blake3, PathBuf, u64)],
+    expected: &BTreeMap<Blake3, u64>,
+    progress: &mut dyn Progress,
+) -> Vec<Checked> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, MAX_WORKERS)
+        .min(work.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<u64>();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((id, path, _)) = work.get(i) else {
+                            break;
+                        };
+                        let checked = check(id, path, expected.get(id).copied(), &mut |n| {
+                            let _ = tx.send(n);
+                        });
+                        done.push((i, checked));
+                    }
+                    done
+                })
+            })
+            .collect();
+        drop(tx);
+        for n in rx {
+            progress.advance(n);
+        }
+        let mut all: Vec<(usize, Checked)> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect();
+        all.sort_by_key(|(i, _)| *i);
+        all.into_iter().map(|(_, c)| c).collect()
+    })
+}
+
+/// Hashes the blob at `path` (opened with O_NOFOLLOW, judged by fstat) and compares.
+fn check(id: &Blake3, path: &Path, expected: Option<u64>, advance: &mut dyn FnMut(u64)) -> Checked {
+    let file = match fsx::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Checked::Vanished,
+        Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => {
+            return not_regular(path, "a symlink")
+        }
+        Err(e) => return Checked::Unreadable(e),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Checked::Unreadable(IoError::new("inspect", path, e)),
+    };
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return not_regular(path, what);
+    }
+    let actual = match hash(file, meta.len(), advance) {
+        Ok(h) => h,
+        Err(e) => return Checked::Unreadable(IoError::new("read", path, e)),
+    };
+    if actual == *id {
+        return Checked::Good {
+            mode: meta.permissions().mode(),
+        };
+    }
+    let problem = match expected {
+        Some(want) if meta.len() < want => {
+            format!("truncated: {} bytes, expected {want}", meta.len())
+        }
+        Some(want) if meta.len() > want => {
+            format!("{} bytes, expected {want}", meta.len())
+        }
+        _ => format!("content hashes to {}", actual.to_hex()),
+    };
+    Checked::Bad {
+        problem,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+fn not_regular(path: &Path, what: &str) -> Checked {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Checked::Bad {
+            problem: format!("{what}, not a blob file"),
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        Err(_) => Checked::Vanished,
+    }
+}
+
+/// Streams `file` through the hasher, using rayon inside large files.
+fn hash(mut file: File, len: u64, advance: &mut dyn FnMut(u64)) -> std::io::Result<Blake3> {
+    let large = len >= LARGE;
+    let mut buf = vec![0u8; if large { CHUNK } else { SMALL_CHUNK }];
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        let n = fill(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if large {
+            hasher.update_rayon(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
+        advance(n as u64);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Reads until `buf` is full or the file ends (rayon wants big slices, `read` may return less).
+fn fill(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Moves each bad blob into quarantine under gc.lock exclusive (see the module doc).
+fn quarantine_all(
+    store: &Store,
+    bad: Vec<(Blake3, String, u64, u64)>,
+    expected: &BTreeMap<Blake3, u64>,
+    out: &mut Outcome,
+) {
+    let guard = store.gc_exclusive(&mut |_| {});
+    for (id, problem, dev, ino) in bad {
+        let mut record = Corrupt {
+            blake3: id,
+            quarantined_to: None,
+            problem,
+            quarantine_error: None,
+        };
+        if let Err(e) = &guard {
+            record.quarantine_error = Some(format!("{e}"));
+            out.corrupt.push(record);
+            continue;
+        }
+        let path = store.layout().blob(&id);
+        let same = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m.dev() == dev && m.ino() == ino,
+            Err(_) => {
+                out.checked -= 1; // gone meanwhile (gc/rm): nothing left to judge
+                continue;
+            }
+        };
+        if !same {
+            // Replaced since we hashed it (removed, then published afresh): judge the new file.
+            match check(&id, &path, expected.get(&id).copied(), &mut |_| {}) {
+                Checked::Good { .. } => {
+                    out.ok += 1;
+                    continue;
+                }
+                Checked::Bad { problem, .. } => record.problem = problem,
+                Checked::Vanished => {
+                    out.checked -= 1;
+                    continue;
+                }
+                Checked::Unreadable(e) => {
+                    out.unreadable.push(Unreadable {
+                        blake3: id,
+                        error: format!("{e}: {}", e.source),
+                    });
+                    continue;
+                }
+            }
+        }
+        match move_to_quarantine(store, &id, &path) {
+            Ok(to) => record.quarantined_to = Some(to),
+            Err(e) => record.quarantine_error = Some(format!("{e}")),
+        }
+        out.corrupt.push(record);
+    }
+}
+
+/// No-clobber rename of `path` to a fresh `quarantine/<hex>.<secs>[-n]`, then fsync both dirs.
+fn move_to_quarantine(store: &Store, id: &Blake3, path: &Path) -> Result<PathBuf, StoreError> {
+    let layout = store.layout();
+    let w = |e| StoreError::writing(store.root(), e);
+    fsx::ensure_dir(&layout.quarantine(), store.config().dir_mode()).map_err(w)?;
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut attempt = 0;
+    let to = loop {
+        let to = layout.quarantine_entry(id, secs, attempt);
+        match fsx::rename_exclusive(path, &to) {
+            Ok(()) => break to,
+            Err(e) if e.kind() == ErrorKind::AlreadyExists && attempt < 1000 => attempt += 1,
+            Err(e) => return Err(w(e)),
+        }
+    };
+    fsx::sync_dir(&layout.quarantine())?;
+    fsx::sync_dir(&layout.blobs())?;
+    Ok(to)
+}
+
+impl std::fmt::Display for Outcome {
+    /// The human report: every problem on its own line, then a summary.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for c in &self.corrupt {
+            match (&c.quarantined_to, &c.quarantine_error) {
+                (Some(to), _) => writeln!(
+                    f,
+                    "corrupt blob {} ({}): moved to {}; the next add/pull restores it",
+                    c.blake3.to_hex(),
+                    c.problem,
+                    to.display()
+                )?,
+                (None, e) => writeln!(
+                    f,
+                    "corrupt blob {} ({}): could not quarantine it: {}",
+                    c.blake3.to_hex(),
+                    c.problem,
+                    e.as_deref().unwrap_or("unknown error")
+                )?,
+            }
+        }
+        for u in &self.unreadable {
+            writeln!(f, "unreadable blob {}: {}", u.blake3.to_hex(), u.error)?;
+        }
+        for n in &self.missing {
+            writeln!(
+                f,
+                "missing: {n} (its blob is absent; `beaker store pull {n}` or add restores it)"
+            )?;
+        }
+        for w in &self.wrong_mode {
+            writeln!(
+                f,
+                "blob {} has mode {} instead of 0444 (content is correct; `chmod 0444` it)",
+                w.blake3.to_hex(),
+                w.mode
+            )?;
+        }
+        write!(
+            f,
+            "checked {} blobs ({}): {} ok, {} corrupt, {} missing",
+            self.checked,
+            humansize::format_size(self.bytes_hashed, humansize::BINARY),
+            self.ok,
+            self.corrupt.len(),
+            self.missing.len()
+        )
+    }
+}
