@@ -1,1 +1,97 @@
-fn main() {}
+//! `cargo xtask …`: developer and maintenance tasks for beaker.
+//!
+//! The maintenance commands run the *same library code* as `beaker store gc | verify |
+//! prune-locks` (no shelling out to the binary), so a store can be looked after from a checkout
+//! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
+//! 0 ok, 1 failed or corruption found, 2 bad input.
+
+mod gc;
+mod prune_locks;
+mod verify;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use beaker::Category;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "beaker's developer and maintenance tasks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Delete unreferenced blobs, stale temp files and old quarantine in a store (as `beaker store gc`)
+    Gc(gc::Args),
+    /// Re-hash a store's blobs, quarantining corrupt ones (as `beaker store verify`)
+    Verify(verify::Args),
+    /// Remove lock files nobody holds in a store (as `beaker store prune-locks`)
+    PruneLocks(prune_locks::Args),
+}
+
+/// The store flag every maintenance command takes.
+#[derive(Debug, clap::Args)]
+struct StoreArg {
+    /// The store directory
+    #[arg(long, value_name = "DIR")]
+    store: PathBuf,
+    /// Print one JSON document on stdout (the same shape as beaker's --json)
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Gc(args) => gc::run(args),
+        Command::Verify(args) => verify::run(args),
+        Command::PruneLocks(args) => prune_locks::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::from(match category(&e) {
+                Category::Failed => 1,
+                Category::BadInput => 2,
+                Category::NotPresent => 3,
+            })
+        }
+    }
+}
+
+/// The category of the first library error in the chain, as beaker's main does.
+fn category(e: &anyhow::Error) -> Category {
+    for cause in e.chain() {
+        if let Some(e) = cause.downcast_ref::<beaker::StoreError>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<beaker::gc::Error>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<beaker::verify::Error>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<beaker::prune::Error>() {
+            return e.category();
+        }
+        if cause.is::<beaker::name::InvalidName>() {
+            return Category::BadInput;
+        }
+    }
+    Category::Failed
+}
+
+/// Prints `value` as pretty JSON on stdout.
+fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
