@@ -5,4 +5,7 @@ mod support;
 
 mod core_cli;
 mod core_concurrency;
+mod maint;
+mod maint_helpers;
+mod maint_race;
 mod shared;
