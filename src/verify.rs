@@ -197,7 +197,7 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
         }
     }
     // Largest first, so one big file does not start last and finish alone.
-    work.sort_by(|a, b| b.2.cmp(&a.2));
+    work.sort_by_key(|w| std::cmp::Reverse(w.2));
     let total: u64 = work.iter().map(|w| w.2).sum();
     progress.start(&format!("verifying {} blobs", work.len()), Some(total));
     let results = hash_all(&work, &expected, progress);

@@ -32,11 +32,18 @@ fn gc_removes_exactly_the_unreferenced_blobs_and_dry_run_reports_the_same_set() 
     let real = env.run(&["--json", "store", "gc"]);
     real.ok();
     let real: GcJson = real.json();
-    assert_eq!(set(&real.removed_blobs), unreferenced, "the same set as the dry run");
+    assert_eq!(
+        set(&real.removed_blobs),
+        unreferenced,
+        "the same set as the dry run"
+    );
     assert_eq!(real.freed_bytes, dry.freed_bytes);
     assert_eq!(real.freed_bytes, 3000 + 200 + 777);
     assert_eq!(real.kept_blobs, 3);
-    assert_eq!(env.blob_names().into_iter().collect::<BTreeSet<_>>(), referenced);
+    assert_eq!(
+        env.blob_names().into_iter().collect::<BTreeSet<_>>(),
+        referenced
+    );
     for name in ["a", "b", "c", "d"] {
         env.run(&["store", "path", name]).ok();
     }
@@ -49,7 +56,10 @@ fn gc_removes_exactly_the_unreferenced_blobs_and_dry_run_reports_the_same_set() 
     plant_orphan(&env, &bytes(10, 7));
     let text = env.run(&["store", "gc"]);
     text.ok();
-    assert!(text.stdout.contains("removed blob") && text.stdout.contains("freed 10 B"), "{text:#?}");
+    assert!(
+        text.stdout.contains("removed blob") && text.stdout.contains("freed 10 B"),
+        "{text:#?}"
+    );
 }
 
 #[test]
@@ -68,11 +78,15 @@ fn gc_keeps_blobs_named_by_a_keep_catalogue() {
     assert!(blob_path(&env, &orphan).exists());
 
     // A bad --keep catalogue stops gc before anything is deleted, naming file:line:col.
-    let bad = env.file("bad.toml", b"version = 1\n[models.x]\nblake3 = \"nothex\"\n");
+    let bad = env.file(
+        "bad.toml",
+        b"version = 1\n[models.x]\nblake3 = \"nothex\"\n",
+    );
     env.run(&["store", "gc", "--keep", bad.to_str().unwrap()])
         .fails(2, &["bad.toml:3:", "nothing was deleted"]);
     let missing = env.path("nope.toml");
-    env.run(&["store", "gc", "--keep", missing.to_str().unwrap()]).fails(1, &["nope.toml"]);
+    env.run(&["store", "gc", "--keep", missing.to_str().unwrap()])
+        .fails(1, &["nope.toml"]);
     assert!(blob_path(&env, &orphan).exists());
 
     let gone: GcJson = env.run(&["--json", "store", "gc"]).json();
@@ -99,7 +113,10 @@ fn gc_removes_stale_temp_files_and_old_quarantine_but_not_live_or_recent_ones() 
 
     let q = env.store.join("quarantine");
     let hex = blake3_hex(b"whatever");
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let old_q = format!("{hex}.{}", now - 8 * 86_400);
     let new_q = format!("{hex}.{}", now - 86_400);
     std::fs::write(q.join(&old_q), b"bad bytes").unwrap();
@@ -107,20 +124,34 @@ fn gc_removes_stale_temp_files_and_old_quarantine_but_not_live_or_recent_ones() 
 
     // Default --tmp-age 24h: only the two-day-old dead partial goes; the live one is reported.
     let out: GcJson = env.run(&["--json", "store", "gc"]).json();
-    assert_eq!(out.removed_partials, vec!["add.4242.0000aaaa.part".to_string()]);
-    assert_eq!(out.live_partials, vec!["pull.4244.0000cccc.part".to_string()]);
+    assert_eq!(
+        out.removed_partials,
+        vec!["add.4242.0000aaaa.part".to_string()]
+    );
+    assert_eq!(
+        out.live_partials,
+        vec!["pull.4244.0000cccc.part".to_string()]
+    );
     assert_eq!(out.removed_quarantine, vec![old_q]);
     assert_eq!(out.freed_bytes, 1000 + 9);
     assert!(!stale.exists() && live.exists() && two_hours.exists() && recent.exists());
     assert_eq!(list_names(&q), vec![new_q.clone()]);
 
     // --tmp-age 1h takes the two-hour-old one too; a file written just now is never probed.
-    let out: GcJson = env.run(&["--json", "store", "gc", "--tmp-age", "1h"]).json();
-    assert_eq!(out.removed_partials, vec!["add.4243.0000bbbb.part".to_string()]);
-    let out: GcJson = env.run(&["--json", "store", "gc", "--tmp-age", "0s"]).json();
+    let out: GcJson = env
+        .run(&["--json", "store", "gc", "--tmp-age", "1h"])
+        .json();
+    assert_eq!(
+        out.removed_partials,
+        vec!["add.4243.0000bbbb.part".to_string()]
+    );
+    let out: GcJson = env
+        .run(&["--json", "store", "gc", "--tmp-age", "0s"])
+        .json();
     assert!(out.removed_partials.is_empty(), "{out:?}");
     assert!(live.exists() && recent.exists());
-    env.run(&["store", "gc", "--tmp-age", "3weeks"]).fails(2, &["unknown unit"]);
+    env.run(&["store", "gc", "--tmp-age", "3weeks"])
+        .fails(2, &["unknown unit"]);
 }
 
 // ---------------------------------------------------------------- verify
@@ -131,14 +162,19 @@ fn verify_quarantines_a_tampered_blob_and_the_next_add_restores_it() {
     // Over 4 MiB, so it is hashed with rayon inside the file.
     let content = bytes(6 << 20, 11);
     let src = env.file("big.onnx", &content);
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "big"]).ok();
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "big"])
+        .ok();
     add(&env, "small", b"fine");
     let hex = blake3_hex(&content);
     let blob = blob_path(&env, &hex);
     env.run(&["store", "verify"]).ok();
 
     // Tamper: make it writable, flip one byte.
-    std::process::Command::new("chmod").arg("u+w").arg(&blob).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("u+w")
+        .arg(&blob)
+        .status()
+        .unwrap();
     let mut bad = std::fs::read(&blob).unwrap();
     bad[4 << 20] ^= 0xff;
     std::fs::write(&blob, &bad).unwrap();
@@ -152,12 +188,20 @@ fn verify_quarantines_a_tampered_blob_and_the_next_add_restores_it() {
     assert!(v.corrupt[0].problem.contains("content hashes to"), "{v:?}");
     let q = v.corrupt[0].quarantined_to.clone().expect("quarantined");
     assert!(q.starts_with(env.store.join("quarantine")));
-    assert_eq!(std::fs::read(&q).unwrap(), bad, "the bad bytes are kept for inspection");
+    assert_eq!(
+        std::fs::read(&q).unwrap(),
+        bad,
+        "the bad bytes are kept for inspection"
+    );
     assert!(!blob.exists());
 
     env.run(&["store", "path", "big"]).fails(3, &["missing"]);
-    env.run(&["store", "add", src.to_str().unwrap(), "--name", "big"]).ok();
-    assert_eq!(env.run(&["store", "path", "big"]).ok(), blob.to_str().unwrap());
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "big"])
+        .ok();
+    assert_eq!(
+        env.run(&["store", "path", "big"]).ok(),
+        blob.to_str().unwrap()
+    );
     assert_eq!(mode(&blob), 0o444);
     env.run(&["store", "verify"]).ok();
     assert_blobs_named_by_hash(&env.store);
@@ -171,28 +215,54 @@ fn verify_reports_truncated_and_missing_blobs_and_wrong_modes() {
     let ok = add(&env, "fine", &bytes(1000, 3));
     let loose = add(&env, "loose", &bytes(1000, 4));
     let tb = blob_path(&env, &t);
-    std::process::Command::new("chmod").arg("u+w").arg(&tb).status().unwrap();
-    std::fs::File::options().write(true).open(&tb).unwrap().set_len(400).unwrap();
+    std::process::Command::new("chmod")
+        .arg("u+w")
+        .arg(&tb)
+        .status()
+        .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&tb)
+        .unwrap()
+        .set_len(400)
+        .unwrap();
     std::fs::remove_file(blob_path(&env, &m)).unwrap();
-    std::process::Command::new("chmod").arg("0644").arg(blob_path(&env, &loose)).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("0644")
+        .arg(blob_path(&env, &loose))
+        .status()
+        .unwrap();
 
     let run = env.run(&["--json", "store", "verify"]);
     assert_eq!(run.code, 1, "{run:#?}");
     let v: VerifyJson = run.json();
     assert_eq!(v.corrupt.len(), 1);
     assert_eq!(v.corrupt[0].blake3, t);
-    assert!(v.corrupt[0].problem.contains("truncated: 400 bytes, expected 1000"), "{v:?}");
+    assert!(
+        v.corrupt[0]
+            .problem
+            .contains("truncated: 400 bytes, expected 1000"),
+        "{v:?}"
+    );
     assert_eq!(v.missing, vec!["missing".to_string()]);
     assert_eq!((v.checked, v.ok), (3, 2));
     assert_eq!(v.wrong_mode.len(), 1);
-    assert_eq!((v.wrong_mode[0].blake3.as_str(), v.wrong_mode[0].mode.as_str()), (loose.as_str(), "0644"));
+    assert_eq!(
+        (
+            v.wrong_mode[0].blake3.as_str(),
+            v.wrong_mode[0].mode.as_str()
+        ),
+        (loose.as_str(), "0644")
+    );
 
     // Named: only those blobs; a name the store does not hold is bad input.
     let v: VerifyJson = env.run(&["--json", "store", "verify", "fine"]).json();
     assert_eq!((v.checked, v.ok, v.corrupt.len()), (1, 1, 0));
     let _ = ok;
-    env.run(&["store", "verify", "nosuch"]).fails(2, &["nosuch"]);
-    env.run(&["store", "verify", "missing"]).fails(1, &["1 missing"]);
+    env.run(&["store", "verify", "nosuch"])
+        .fails(2, &["nosuch"]);
+    env.run(&["store", "verify", "missing"])
+        .fails(1, &["1 missing"]);
 
     // Text: every problem on its own line.
     let text = env.run(&["store", "verify"]);
@@ -205,7 +275,8 @@ fn verify_reports_truncated_and_missing_blobs_and_wrong_modes() {
 fn verify_deep_says_it_is_not_available_yet() {
     let env = Env::new();
     add(&env, "a", b"x");
-    env.run(&["store", "verify", "--deep"]).fails(2, &["--deep", "not available"]);
+    env.run(&["store", "verify", "--deep"])
+        .fails(2, &["--deep", "not available"]);
 }
 
 // ---------------------------------------------------------------- prune-locks and info
@@ -218,8 +289,11 @@ fn prune_locks_removes_free_lock_files_and_keeps_held_ones_with_their_holder() {
     let free = locks.join(format!("{}.lock", blake3_hex(b"free")));
     std::fs::write(&free, b"").unwrap();
     let held = locks.join(format!("{}.lock", blake3_hex(b"held")));
-    std::fs::write(&held, b"pid = 31337\nuser = \"someone\"\nhost = \"box\"\nsince = \"2026-01-01T00:00:00Z\"\n")
-        .unwrap();
+    std::fs::write(
+        &held,
+        b"pid = 31337\nuser = \"someone\"\nhost = \"box\"\nsince = \"2026-01-01T00:00:00Z\"\n",
+    )
+    .unwrap();
     let _holder = Holder::new(&held);
     let tmp = env.store.join("tmp");
     let stale = tmp.join("pull.999.0000aaaa.part");
@@ -233,7 +307,10 @@ fn prune_locks_removes_free_lock_files_and_keeps_held_ones_with_their_holder() {
     // info sees the held lock and who recorded it.
     let info = env.run(&["store", "info"]);
     info.ok();
-    assert!(info.stdout.contains("held (last holder: pid 31337"), "{info:#?}");
+    assert!(
+        info.stdout.contains("held (last holder: pid 31337"),
+        "{info:#?}"
+    );
 
     let out: PruneJson = env.run(&["--json", "store", "prune-locks"]).json();
     let removed: BTreeSet<String> = out.removed.iter().cloned().collect();
@@ -241,18 +318,33 @@ fn prune_locks_removes_free_lock_files_and_keeps_held_ones_with_their_holder() {
     let expect: BTreeSet<String> = [free_name, "gc.lock".into(), "manifest.lock".into()].into();
     assert_eq!(removed, expect);
     assert_eq!(out.held.len(), 1);
-    assert_eq!(out.held[0].name, held.file_name().unwrap().to_str().unwrap());
+    assert_eq!(
+        out.held[0].name,
+        held.file_name().unwrap().to_str().unwrap()
+    );
     assert_eq!(out.held[0].holder.as_ref().map(|h| h.pid), Some(31337));
     assert!(held.exists() && !free.exists());
-    assert_eq!(out.stale_temp.iter().map(|t| (t.name.as_str(), t.size)).collect::<Vec<_>>(), [("pull.999.0000aaaa.part", 300)]);
+    assert_eq!(
+        out.stale_temp
+            .iter()
+            .map(|t| (t.name.as_str(), t.size))
+            .collect::<Vec<_>>(),
+        [("pull.999.0000aaaa.part", 300)]
+    );
     assert_eq!(out.live_temp.len(), 1);
-    assert!(stale.exists(), "prune-locks only reports temp files; gc removes them");
+    assert!(
+        stale.exists(),
+        "prune-locks only reports temp files; gc removes them"
+    );
 
     // The store still works after pruning, and the lock files come back on use.
     add(&env, "b", b"y");
     env.run(&["store", "path", "b"]).ok();
     let text = env.run(&["store", "prune-locks"]);
-    assert!(text.stdout.contains("held (last holder: pid 31337"), "{text:#?}");
+    assert!(
+        text.stdout.contains("held (last holder: pid 31337"),
+        "{text:#?}"
+    );
 }
 
 #[test]
@@ -263,7 +355,12 @@ fn a_process_waiting_for_gc_lock_while_prune_locks_runs_still_gets_it() {
     let gc_lock = env.store.join("locks/gc.lock");
     let holder = Holder::new(&gc_lock);
     // gc waits for gc.lock exclusively; meanwhile prune-locks must keep the held file.
-    let gc = env.cmd().args(["--json", "store", "gc"]).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let gc = env
+        .cmd()
+        .args(["--json", "store", "gc"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let out: PruneJson = env.run(&["--json", "store", "prune-locks"]).json();
     assert!(out.held.iter().any(|h| h.name == "gc.lock"), "{out:?}");
     drop(holder);
@@ -280,11 +377,14 @@ fn safe_acquire_stays_exclusive_while_prune_locks_removes_the_file_underneath() 
     // Threads take the lock through the library (each its own open file description, so flock
     // behaves as between processes) while real `beaker store prune-locks` processes and an
     // in-process pruner unlink it whenever it is free. Never may two threads hold it at once.
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use beaker::lock::{acquire, prune, Mode, Wait};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let env = Env::new();
     add(&env, "a", b"x");
-    let path = env.store.join("locks").join(format!("{}.lock", blake3_hex(b"contended")));
+    let path = env
+        .store
+        .join("locks")
+        .join(format!("{}.lock", blake3_hex(b"contended")));
     let inside = AtomicUsize::new(0);
     let overlaps = AtomicUsize::new(0);
     let done = AtomicBool::new(false);
@@ -294,7 +394,8 @@ fn safe_acquire_stays_exclusive_while_prune_locks_removes_the_file_underneath() 
             .map(|_| {
                 s.spawn(|| {
                     for _ in 0..300 {
-                        let g = acquire(&path, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {}).unwrap();
+                        let g = acquire(&path, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {})
+                            .unwrap();
                         if inside.fetch_add(1, Ordering::SeqCst) != 0 {
                             overlaps.fetch_add(1, Ordering::SeqCst);
                         }
@@ -322,8 +423,15 @@ fn safe_acquire_stays_exclusive_while_prune_locks_removes_the_file_underneath() 
         }
         done.store(true, Ordering::SeqCst);
     });
-    assert_eq!(overlaps.load(Ordering::SeqCst), 0, "two holders of one lock at once");
-    assert!(prunes.load(Ordering::SeqCst) > 0, "the pruner never got to remove the file: the test proved nothing");
+    assert_eq!(
+        overlaps.load(Ordering::SeqCst),
+        0,
+        "two holders of one lock at once"
+    );
+    assert!(
+        prunes.load(Ordering::SeqCst) > 0,
+        "the pruner never got to remove the file: the test proved nothing"
+    );
 }
 
 // ---------------------------------------------------------------- bad input
@@ -340,10 +448,15 @@ fn maintenance_refuses_a_store_whose_manifest_does_not_parse_and_deletes_nothing
     let before = env.blob_names();
     let locks_before = list_names(&env.store.join("locks"));
 
-    env.run(&["store", "gc"]).fails(2, &["refusing to gc", "nothing was deleted", "manifest.toml:"]);
-    env.run(&["store", "gc", "--dry-run"]).fails(2, &["manifest.toml:"]);
+    env.run(&["store", "gc"]).fails(
+        2,
+        &["refusing to gc", "nothing was deleted", "manifest.toml:"],
+    );
+    env.run(&["store", "gc", "--dry-run"])
+        .fails(2, &["manifest.toml:"]);
     env.run(&["store", "verify"]).fails(2, &["manifest.toml:"]);
-    env.run(&["store", "prune-locks"]).fails(2, &["manifest.toml:", "nothing was removed"]);
+    env.run(&["store", "prune-locks"])
+        .fails(2, &["manifest.toml:", "nothing was removed"]);
     assert_eq!(env.blob_names(), before);
     assert!(blob_path(&env, &orphan).exists());
     assert_eq!(list_names(&env.store.join("locks")), locks_before);
@@ -390,7 +503,11 @@ fn maintenance_on_a_read_only_store_fails_clearly_and_deletes_nothing() {
     let hex = add(&env, "a", &content);
     let orphan = plant_orphan(&env, b"orphan");
     let blob = blob_path(&env, &hex);
-    std::process::Command::new("chmod").arg("u+w").arg(&blob).status().unwrap();
+    std::process::Command::new("chmod")
+        .arg("u+w")
+        .arg(&blob)
+        .status()
+        .unwrap();
     std::fs::write(&blob, bytes(100, 2)).unwrap(); // corrupt, for verify
     let locks_before = list_names(&env.store.join("locks"));
 
@@ -401,7 +518,13 @@ fn maintenance_on_a_read_only_store_fails_clearly_and_deletes_nothing() {
     let v: VerifyJson = v.json();
     assert_eq!(v.corrupt.len(), 1);
     assert!(v.corrupt[0].quarantined_to.is_none());
-    assert!(v.corrupt[0].quarantine_error.as_deref().is_some_and(|e| e.contains("not writable")), "{v:?}");
+    assert!(
+        v.corrupt[0]
+            .quarantine_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not writable")),
+        "{v:?}"
+    );
     // A dry run only looks, so it works on a store it may read.
     let dry: GcJson = run_read_only(&env, &["--json", "store", "gc", "--dry-run"]).json();
     assert_eq!(dry.removed_blobs, vec![orphan.clone()]);

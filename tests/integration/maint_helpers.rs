@@ -30,8 +30,14 @@ impl Holder {
             .spawn()
             .expect("spawn flock holder");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("read");
-        assert_eq!(line.trim(), "locked", "the holder must report that it holds the lock");
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        assert_eq!(
+            line.trim(),
+            "locked",
+            "the holder must report that it holds the lock"
+        );
         Holder { child }
     }
 }
@@ -45,7 +51,10 @@ impl Drop for Holder {
 
 /// Sets `path`'s modification time `ago` into the past.
 pub fn age(path: &Path, ago: Duration) {
-    let f = std::fs::File::options().write(true).open(path).expect("open to age");
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to age");
     f.set_modified(SystemTime::now() - ago).expect("set mtime");
 }
 
@@ -65,7 +74,8 @@ pub fn plant_orphan(env: &Env, content: &[u8]) -> String {
 /// `add` `content` as `name`, returning the blob hex.
 pub fn add(env: &Env, name: &str, content: &[u8]) -> String {
     let f = env.file(&format!("src/{name}-{}", blake3_hex(content)), content);
-    env.run(&["store", "add", f.to_str().expect("utf8"), "--name", name]).ok();
+    env.run(&["store", "add", f.to_str().expect("utf8"), "--name", name])
+        .ok();
     blake3_hex(content)
 }
 
@@ -90,13 +100,20 @@ pub fn run_read_only(env: &Env, args: &[&str]) -> Run {
     use std::os::unix::fs::PermissionsExt;
     if is_root() {
         eprintln!("NOTE: running as root; the read-only case runs beaker as `nobody` via setpriv");
-        std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         let mut c = Command::new("setpriv");
-        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN, "--store"])
-            .arg(&env.store)
-            .args(args)
-            .env_remove("BEAKER_STORE")
-            .stdin(Stdio::null());
+        c.args([
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            BIN,
+            "--store",
+        ])
+        .arg(&env.store)
+        .args(args)
+        .env_remove("BEAKER_STORE")
+        .stdin(Stdio::null());
         Run::from(c.output().expect("spawn setpriv"))
     } else {
         for d in ["", "blobs", "tmp", "locks", "quarantine"] {

@@ -46,7 +46,9 @@ fn gc_racing_add_and_rm_never_loses_a_referenced_blob() {
             let mut runs = 0;
             let mut removed = 0;
             while Instant::now() < deadline {
-                let out: GcJson = env.run(&["--json", "store", "gc", "--tmp-age", "0s"]).json();
+                let out: GcJson = env
+                    .run(&["--json", "store", "gc", "--tmp-age", "0s"])
+                    .json();
                 removed += out.removed_blobs.len();
                 runs += 1;
             }
@@ -57,16 +59,28 @@ fn gc_racing_add_and_rm_never_loses_a_referenced_blob() {
     });
     let (adds, (gc_runs, gc_removed)) = stats;
     eprintln!("race: {adds} adds, {gc_runs} gc runs removing {gc_removed} blobs");
-    assert!(adds > 10 && gc_runs > 5, "too little contention to mean anything: {stats:?}");
+    assert!(
+        adds > 10 && gc_runs > 5,
+        "too little contention to mean anything: {stats:?}"
+    );
 
     // After the dust settles: every name's blob is there and right; verify agrees.
     assert_blobs_named_by_hash(&env.store);
     let ls: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
     for row in &ls {
-        assert_eq!(row["present"], true, "manifest entry without its blob: {row}");
+        assert_eq!(
+            row["present"], true,
+            "manifest entry without its blob: {row}"
+        );
     }
     env.run(&["store", "verify"]).ok();
     // And a final gc leaves exactly the referenced blobs.
     env.run(&["store", "gc"]).ok();
-    assert_eq!(env.blob_names().len(), ls.iter().map(|r| r["blake3"].as_str().unwrap().to_owned()).collect::<std::collections::BTreeSet<_>>().len());
+    assert_eq!(
+        env.blob_names().len(),
+        ls.iter()
+            .map(|r| r["blake3"].as_str().unwrap().to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    );
 }

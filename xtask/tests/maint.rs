@@ -1,0 +1,137 @@
+//! `cargo xtask gc | verify | prune-locks` do what `beaker store …` does, on the same store: the
+//! store is made with the beaker library, then the built xtask binary runs against it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use beaker::lock::{acquire, Mode, Wait};
+use beaker::store::InitOptions;
+use beaker::{ModelName, Store};
+
+const XTASK: &str = env!("CARGO_BIN_EXE_xtask");
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn xtask(args: &[&str]) -> Out {
+    let o = Command::new(XTASK).args(args).output().expect("run xtask");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn json(o: &Out) -> serde_json::Value {
+    serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}\n{}", o.stdout, o.stderr))
+}
+
+fn add(store: &Store, dir: &Path, name: &str, content: &[u8]) -> String {
+    let src = dir.join(format!("{name}-{}", content.len()));
+    std::fs::write(&src, content).unwrap();
+    let name = ModelName::new(name).unwrap();
+    let p = beaker::add::add_file(store, &src, &name, &mut beaker::progress::Silent).unwrap();
+    p.blake3.to_hex()
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("store");
+    let store = Store::init(&root, InitOptions::default()).unwrap();
+    (dir, root, store)
+}
+
+#[test]
+fn help_lists_the_maintenance_commands() {
+    let o = xtask(&["--help"]);
+    assert_eq!(o.code, 0);
+    for cmd in ["gc", "verify", "prune-locks"] {
+        assert!(o.stdout.contains(cmd), "{}", o.stdout);
+    }
+}
+
+#[test]
+fn xtask_gc_removes_exactly_the_unreferenced_blobs() {
+    let (dir, root, store) = setup();
+    let old = add(&store, dir.path(), "a", b"first");
+    let new = add(&store, dir.path(), "a", b"second");
+    let s = root.to_str().unwrap();
+    let dry = json(&xtask(&["gc", "--store", s, "--dry-run", "--json"]));
+    assert_eq!(dry["removed_blobs"], serde_json::json!([old]));
+    assert!(root.join("blobs").join(&old).exists());
+    let real = xtask(&["gc", "--store", s, "--json"]);
+    assert_eq!(real.code, 0, "{}", real.stderr);
+    let real = json(&real);
+    assert_eq!(real["removed_blobs"], serde_json::json!([old]));
+    assert_eq!(real["freed_bytes"], 5);
+    assert_eq!(real["kept_blobs"], 1);
+    assert!(!root.join("blobs").join(&old).exists());
+    assert!(root.join("blobs").join(&new).exists());
+}
+
+#[test]
+fn xtask_verify_quarantines_a_tampered_blob() {
+    let (dir, root, store) = setup();
+    let hex = add(&store, dir.path(), "a", b"precious bytes");
+    let s = root.to_str().unwrap();
+    assert_eq!(xtask(&["verify", "--store", s]).code, 0);
+    let blob = root.join("blobs").join(&hex);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&blob, b"precious bytez").unwrap();
+    let o = xtask(&["verify", "--store", s, "--json"]);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["corrupt"][0]["blake3"], serde_json::json!(hex));
+    assert!(!blob.exists());
+    assert!(matches!(
+        store.path_of(&ModelName::new("a").unwrap()),
+        Err(beaker::StoreError::BlobMissing { .. })
+    ));
+    assert_eq!(xtask(&["verify", "--store", s, "--deep"]).code, 2);
+}
+
+#[test]
+fn xtask_prune_locks_removes_free_and_keeps_held() {
+    let (dir, root, store) = setup();
+    add(&store, dir.path(), "a", b"x");
+    let held = root.join("locks").join("held.lock");
+    // Held by this test process: another process, as far as the xtask binary is concerned.
+    let _guard = acquire(&held, Mode::Exclusive, Wait::NoWait, 0o644, &mut |_| {}).unwrap();
+    let o = xtask(&["prune-locks", "--store", root.to_str().unwrap(), "--json"]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["held"][0]["name"], "held.lock");
+    assert_eq!(v["held"][0]["holder"]["pid"], std::process::id());
+    let removed = v["removed"].as_array().unwrap();
+    assert!(removed.iter().any(|r| r == "gc.lock"), "{v}");
+    assert!(held.exists() && !root.join("locks/gc.lock").exists());
+}
+
+#[test]
+fn xtask_refuses_bad_stores_and_deletes_nothing() {
+    let (dir, root, store) = setup();
+    let old = add(&store, dir.path(), "a", b"first");
+    add(&store, dir.path(), "a", b"second");
+    let folder = dir.path().join("folder");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::write(folder.join("notes"), b"mine").unwrap();
+    for cmd in ["gc", "verify", "prune-locks"] {
+        let o = xtask(&[cmd, "--store", folder.to_str().unwrap()]);
+        assert_eq!(o.code, 2, "{}", o.stderr);
+        assert!(o.stderr.contains("not a beaker store"), "{}", o.stderr);
+    }
+    let manifest = root.join("manifest.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\nbogus = 1\n");
+    std::fs::write(&manifest, text).unwrap();
+    for cmd in ["gc", "verify", "prune-locks"] {
+        let o = xtask(&[cmd, "--store", root.to_str().unwrap()]);
+        assert_eq!(o.code, 2, "{cmd}: {}", o.stderr);
+        assert!(o.stderr.contains("manifest.toml:"), "{}", o.stderr);
+    }
+    assert!(root.join("blobs").join(&old).exists());
+}
