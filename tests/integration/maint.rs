@@ -533,3 +533,21 @@ fn maintenance_on_a_read_only_store_fails_clearly_and_deletes_nothing() {
     assert_eq!(list_names(&env.store.join("locks")), locks_before);
     assert!(list_names(&env.store.join("quarantine")).is_empty());
 }
+
+#[test]
+fn gc_in_a_store_without_locks_spares_freshly_published_blobs() {
+    // With locking = "none", gc.lock cannot keep a publish from racing the sweep, so a blob
+    // published within the last hour is kept even when unreferenced (and reported as such).
+    let env = Env::new();
+    env.run(&["store", "init", "--locking", "none"]).ok();
+    let old = add(&env, "a", b"first");
+    add(&env, "a", b"second");
+    let run = env.run(&["--json", "store", "gc"]);
+    run.ok();
+    let v: serde_json::Value = run.json();
+    assert_eq!(v["removed_blobs"], serde_json::json!([]));
+    assert_eq!(v["deferred_blobs"], serde_json::json!([old]));
+    assert!(blob_path(&env, &old).exists());
+    let text = env.run(&["store", "gc"]);
+    assert!(text.stdout.contains("store without locks"), "{text:#?}");
+}
