@@ -52,7 +52,8 @@ pub enum Writer {
     Live,
     /// Nobody held its flock; *we* hold it now, until this is dropped.
     Gone(File),
-    /// The store runs without locks: the writer's state cannot be known.
+    /// The store runs without locks, or the file is another user's and unreadable to us: the
+    /// writer's state cannot be known, only the file's age.
     Unchecked,
     /// Not a regular file (a symlink or directory someone put there): never touched.
     NotAFile,
@@ -106,6 +107,11 @@ fn probe(path: &std::path::Path, ino: u64) -> Result<Option<Writer>, StoreError>
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        // Another user's temp file (0600) in a group store: its flock cannot be tried, only its
+        // age speaks for it, as in a store without locks.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            return Ok(Some(Writer::Unchecked))
+        }
         Err(e) => return Err(e.into()),
     };
     let same = file.metadata().map(|m| m.ino() == ino).unwrap_or(false);

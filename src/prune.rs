@@ -56,6 +56,8 @@ pub struct Outcome {
     pub held: Vec<HeldLock>,
     /// Entries of `locks/` that are not regular files: left alone.
     pub foreign: Vec<String>,
+    /// Lock files that could not be examined (permission denied), with why.
+    pub skipped: Vec<String>,
     /// Temp files in `tmp/` whose writer is gone (gc removes them after `--tmp-age`).
     pub stale_temp: Vec<TempReport>,
     /// Temp files a live process is writing.
@@ -99,10 +101,16 @@ pub fn run(store: &Store) -> Result<Outcome, Error> {
             }
             continue;
         }
-        match lock::prune(&path).map_err(StoreError::from)? {
-            Pruned::Removed => out.removed.push(name),
-            Pruned::Held(holder) => out.held.push(HeldLock { name, holder }),
-            Pruned::Gone => {}
+        match lock::prune(&path) {
+            Ok(Pruned::Removed) => out.removed.push(name),
+            Ok(Pruned::Held(holder)) => out.held.push(HeldLock { name, holder }),
+            Ok(Pruned::Gone) => {}
+            // One lock file we may not open (another user's, in a store it shares badly) must
+            // not stop the rest; it is reported.
+            Err(lock::LockError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                out.skipped.push(format!("{name}: {e}: {}", e.source));
+            }
+            Err(e) => return Err(StoreError::from(e).into()),
         }
     }
     if !out.removed.is_empty() {
@@ -165,6 +173,9 @@ impl fmt::Display for Outcome {
         }
         for n in &self.foreign {
             writeln!(f, "left alone {n}: not a regular file")?;
+        }
+        for n in &self.skipped {
+            writeln!(f, "skipped locks/{n}")?;
         }
         write!(
             f,

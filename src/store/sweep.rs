@@ -52,7 +52,8 @@ pub struct Swept {
     pub kept: usize,
     /// Unreferenced but published within [`LOCKLESS_GRACE`] in a lockless store: left for later.
     pub deferred: Vec<(Blake3, u64)>,
-    /// Entries of `blobs/` whose name is not a BLAKE3 hex digest: not ours to judge, left alone.
+    /// Entries of `blobs/` whose name is not a BLAKE3 hex digest, or that are directories: not
+    /// ours to judge, left alone.
     pub foreign: Vec<String>,
 }
 
@@ -112,6 +113,11 @@ impl Store {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(crate::error::IoError::new("inspect", &path, e).into()),
             };
+            if meta.is_dir() {
+                // Not something publish makes; verify quarantines it, the sweep never recurses.
+                swept.foreign.push(id.to_hex());
+                continue;
+            }
             if lockless && changed_within(&meta, LOCKLESS_GRACE) {
                 swept.deferred.push((id, meta.len()));
                 continue;

@@ -551,3 +551,59 @@ fn gc_in_a_store_without_locks_spares_freshly_published_blobs() {
     let text = env.run(&["store", "gc"]);
     assert!(text.stdout.contains("store without locks"), "{text:#?}");
 }
+
+#[test]
+fn verify_quarantines_symlinks_and_directories_posing_as_blobs_and_gc_expires_them() {
+    let env = Env::new();
+    let content = bytes(100, 1);
+    let linked = add(&env, "linked", &content);
+    let dir = add(&env, "dir", &bytes(100, 2));
+    // A symlink to the right bytes is still not a blob (nothing inside a store follows links).
+    let elsewhere = env.file("elsewhere", &content);
+    std::fs::remove_file(blob_path(&env, &linked)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, blob_path(&env, &linked)).unwrap();
+    std::fs::remove_file(blob_path(&env, &dir)).unwrap();
+    std::fs::create_dir(blob_path(&env, &dir)).unwrap();
+    std::fs::write(blob_path(&env, &dir).join("inside"), b"x").unwrap();
+    // gc leaves a directory in blobs/ alone rather than failing.
+    env.run(&["store", "gc"]).ok();
+
+    let run = env.run(&["--json", "store", "verify"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    let v: VerifyJson = run.json();
+    let problems: BTreeSet<(String, String)> = v
+        .corrupt
+        .iter()
+        .map(|c| (c.blake3.clone(), c.problem.clone()))
+        .collect();
+    let expect: BTreeSet<(String, String)> = [
+        (linked.clone(), "a symlink, not a blob file".to_string()),
+        (dir.clone(), "a directory, not a blob file".to_string()),
+    ]
+    .into();
+    assert_eq!(problems, expect);
+    assert_eq!(
+        std::fs::read(&elsewhere).unwrap(),
+        content,
+        "the link target is untouched"
+    );
+    env.run(&[
+        "store",
+        "add",
+        elsewhere.to_str().unwrap(),
+        "--name",
+        "linked",
+    ])
+    .ok();
+    assert_eq!(mode(&blob_path(&env, &linked)), 0o444);
+
+    // Age the quarantine entries by renaming them to an old timestamp: gc removes both kinds.
+    let q = env.store.join("quarantine");
+    for name in list_names(&q) {
+        let hex = name.split('.').next().unwrap().to_string();
+        std::fs::rename(q.join(&name), q.join(format!("{hex}.1000"))).unwrap();
+    }
+    let out: GcJson = env.run(&["--json", "store", "gc"]).json();
+    assert_eq!(out.removed_quarantine.len(), 2, "{out:?}");
+    assert!(list_names(&q).is_empty());
+}
