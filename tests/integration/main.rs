@@ -6,6 +6,8 @@ mod support;
 mod core_cli;
 mod core_concurrency;
 mod maint;
+mod maint_bad_input;
 mod maint_helpers;
+mod maint_locks;
 mod maint_race;
 mod shared;

@@ -1,0 +1,191 @@
+//! Hashing for `verify`: several files at once on a small pool of scoped threads, rayon inside
+//! large files, every file streamed through a fixed buffer from an `O_NOFOLLOW` descriptor and
+//! judged by `fstat` (see the parent module for why there is no mmap). Nothing here writes.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+use crate::digest::Blake3;
+use crate::error::IoError;
+use crate::fsx;
+use crate::progress::Progress;
+
+/// Files at least this large are hashed with rayon inside the file.
+const LARGE: u64 = 4 << 20;
+/// Read size: big enough to feed rayon's tree hashing, small enough to be constant memory.
+const CHUNK: usize = 16 << 20;
+/// Read size for small files.
+const SMALL_CHUNK: usize = 256 << 10;
+/// Most files hashed at once.
+const MAX_WORKERS: usize = 8;
+
+/// What hashing one blob found.
+pub(super) enum Checked {
+    Good { mode: u32 },
+    Bad { problem: String, dev: u64, ino: u64 },
+    Vanished,
+    Unreadable(IoError),
+}
+
+/// Hashes `work` on a small pool of scoped threads; progress flows back over a channel because
+/// the reporter lives on this thread.
+pub(super) fn hash_all(
+    work: &[(Blake3, PathBuf, u64)],
+    expected: &BTreeMap<Blake3, u64>,
+    progress: &mut dyn Progress,
+) -> Vec<Checked> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, MAX_WORKERS)
+        .min(work.len().max(1));
+    let next = AtomicUsize::new(0);
+    let (tx, rx) = mpsc::channel::<u64>();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let tx = tx.clone();
+                let next = &next;
+                s.spawn(move || {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some((id, path, _)) = work.get(i) else {
+                            break;
+                        };
+                        let checked = check(id, path, expected.get(id).copied(), &mut |n| {
+                            let _ = tx.send(n);
+                        });
+                        done.push((i, checked));
+                    }
+                    done
+                })
+            })
+            .collect();
+        drop(tx);
+        for n in rx {
+            progress.advance(n);
+        }
+        let mut all: Vec<Option<Checked>> = (0..work.len()).map(|_| None).collect();
+        for (i, checked) in handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+        {
+            all[i] = Some(checked);
+        }
+        // A worker that panicked leaves holes: those blobs count as unreadable, never as ok.
+        all.into_iter()
+            .zip(work)
+            .map(|(c, (_, path, _))| {
+                c.unwrap_or_else(|| {
+                    Checked::Unreadable(IoError::new(
+                        "hash",
+                        path,
+                        std::io::Error::other("the hashing thread failed"),
+                    ))
+                })
+            })
+            .collect()
+    })
+}
+
+/// Hashes the blob at `path` (opened with O_NOFOLLOW, judged by fstat) and compares.
+pub(super) fn check(
+    id: &Blake3,
+    path: &Path,
+    expected: Option<u64>,
+    advance: &mut dyn FnMut(u64),
+) -> Checked {
+    let file = match fsx::open_read(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Checked::Vanished,
+        Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => {
+            return not_regular(path, "a symlink")
+        }
+        Err(e) => return Checked::Unreadable(e),
+    };
+    let meta = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Checked::Unreadable(IoError::new("inspect", path, e)),
+    };
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return not_regular(path, what);
+    }
+    let actual = match hash(file, meta.len(), advance) {
+        Ok(h) => h,
+        Err(e) => return Checked::Unreadable(IoError::new("read", path, e)),
+    };
+    if actual == *id {
+        return Checked::Good {
+            mode: meta.permissions().mode(),
+        };
+    }
+    let problem = match expected {
+        Some(want) if meta.len() < want => {
+            format!("truncated: {} bytes, expected {want}", meta.len())
+        }
+        Some(want) if meta.len() > want => {
+            format!("{} bytes, expected {want}", meta.len())
+        }
+        _ => format!("content hashes to {}", actual.to_hex()),
+    };
+    Checked::Bad {
+        problem,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
+fn not_regular(path: &Path, what: &str) -> Checked {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) => Checked::Bad {
+            problem: format!("{what}, not a blob file"),
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        Err(_) => Checked::Vanished,
+    }
+}
+
+/// Streams `file` through the hasher, using rayon inside large files.
+fn hash(mut file: File, len: u64, advance: &mut dyn FnMut(u64)) -> std::io::Result<Blake3> {
+    let large = len >= LARGE;
+    let mut buf = vec![0u8; if large { CHUNK } else { SMALL_CHUNK }];
+    let mut hasher = blake3::Hasher::new();
+    loop {
+        let n = fill(&mut file, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        if large {
+            hasher.update_rayon(&buf[..n]);
+        } else {
+            hasher.update(&buf[..n]);
+        }
+        advance(n as u64);
+    }
+    Ok(hasher.finalize().into())
+}
+
+/// Reads until `buf` is full or the file ends (rayon wants big slices, `read` may return less).
+fn fill(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match file.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
