@@ -16,12 +16,14 @@ pub mod add;
 pub mod catalogue;
 pub mod digest;
 pub mod error;
+pub mod fetch;
 pub mod fsx;
 pub mod lock;
 pub mod manifest;
 pub mod name;
 pub mod progress;
 pub mod publish;
+pub mod pull;
 pub mod store;
 pub mod who;
 
