@@ -70,8 +70,8 @@ pub enum StoreCommand {
         /// Catalogue names (see --manifest)
         #[arg(required = true)]
         names: Vec<String>,
-        /// Never open a connection: succeed only for models already in the store
-        #[arg(long, env = "BEAKER_OFFLINE")]
+        /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
+        #[arg(long)]
         offline: bool,
         /// Give up waiting for another process downloading the same model after D (e.g. 30s, 5m)
         #[arg(long, value_name = "D", value_parser = parse_duration)]

@@ -76,8 +76,15 @@ impl Client {
         let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
         match status {
             206 if start > 0 && resumed_at == Some(start) => {}
-            200 | 206 | 416 if start > 0 => {
-                // The server will not continue where we stopped: start over, once, from zero.
+            200 if start > 0 => {
+                // The server ignores Range and sends the whole file: start over with this body.
+                progress.notice(&format!(
+                    "{url}: the server did not resume at byte {start} (HTTP 200); starting over"
+                ));
+                temp.restart()?;
+            }
+            206 | 416 if start > 0 => {
+                // It cannot continue where we stopped: ask again, once, for the whole file.
                 progress.notice(&format!(
                     "{url}: the server did not resume at byte {start} (HTTP {status}); starting over"
                 ));
@@ -98,17 +105,27 @@ impl Client {
                 })
             }
         }
-        let announced = response.body().content_length().map(|n| start + n);
+        let announced = response.body().content_length().map(|n| temp.len() + n);
         if let (Some(limit), Some(total)) = (limit, announced) {
             if total > limit {
                 return Err(FetchError::TooLarge { limit });
             }
         }
-        let mut body = response.body_mut().as_reader();
-        stream(&mut body, temp, limit, progress, &|e| {
-            self.classify(ureq::Error::from(e), url)
-        })?;
         let expected = limit.or(announced);
+        let mut body = response.body_mut().as_reader();
+        let streamed = stream(&mut body, temp, limit, progress, &|e| {
+            self.classify(ureq::Error::from(e), url)
+        });
+        match streamed {
+            // The peer closed or reset mid-body: say how far it got (that is what resumes).
+            Err(FetchError::Connection { .. }) if expected.is_some_and(|x| temp.len() < x) => {
+                return Err(FetchError::ShortBody {
+                    got: temp.len(),
+                    expected: expected.unwrap_or_default(),
+                })
+            }
+            other => other?,
+        }
         match expected {
             Some(expected) if temp.len() < expected => Err(FetchError::ShortBody {
                 got: temp.len(),
@@ -145,6 +162,10 @@ impl Client {
                 host: host(url),
                 detail: e.to_string(),
             },
+            // The system resolver's failure arrives as a plain I/O error.
+            ureq::Error::Io(e) if e.to_string().contains("failed to lookup address") => {
+                FetchError::Dns { host: host(url) }
+            }
             ureq::Error::Io(e) => match e.kind() {
                 io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
                     FetchError::Stalled { after: self.stall }

@@ -5,3 +5,5 @@ mod support;
 
 mod core_cli;
 mod core_concurrency;
+mod http_server;
+mod pull;
