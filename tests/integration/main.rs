@@ -7,3 +7,4 @@ mod core_cli;
 mod core_concurrency;
 mod http_server;
 mod pull;
+mod pull_tls;
