@@ -553,3 +553,64 @@ fn md5_of(bytes: &[u8]) -> u128 {
     use md5::Digest;
     u128::from_be_bytes(md5::Md5::digest(bytes).into())
 }
+
+#[test]
+fn sigint_leaves_a_resumable_partial() {
+    const AT: usize = 90_000;
+    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 18));
+    server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    let mut child = pull_cmd(&env, &cat)
+        .arg("m")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server.wait_gate();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while partials(&env).first().map(|p| {
+        std::fs::metadata(env.store.join("tmp").join(p))
+            .unwrap()
+            .len()
+    }) != Some(AT as u64)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "partial never reached {AT} bytes"
+        );
+        std::thread::yield_now();
+    }
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert!(!child.wait().unwrap().success());
+    server.release_gate();
+    assert_eq!(partials(&env).len(), 1, "Ctrl-C keeps the partial");
+    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_eq!(
+        server.seen().last().unwrap().range,
+        Some(format!("bytes={AT}-"))
+    );
+}
+
+#[test]
+fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
+    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 19));
+    server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    env.run(&["store", "init", "--locking", "none"]).ok();
+    Run::from(
+        pull_cmd(&env, &cat)
+            .env("BEAKER_RETRIES", "0")
+            .arg("m")
+            .output()
+            .unwrap(),
+    )
+    .fails(1, &["ended after"]);
+    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_eq!(
+        server.seen()[1].range,
+        None,
+        "a live writer cannot be told from a dead one without locks"
+    );
+    assert_blobs_named_by_hash(&env.store);
+}
