@@ -7,4 +7,5 @@ mod core_cli;
 mod core_concurrency;
 mod http_server;
 mod pull;
+mod pull_resume;
 mod pull_tls;

@@ -1,6 +1,6 @@
 //! `beaker store pull` through the real binary against the in-process HTTP server (loopback only):
-//! verification, one download for many processes, resume after cuts, stalls and SIGKILL, retries,
-//! mirrors, offline mode, file and relative sources, upstream-only (md5) entries, bad input.
+//! verification, one download for many processes, retries, mirrors, offline mode, file and
+//! relative sources, upstream-only (md5) entries, bad input. Resume is in `pull_resume`.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use crate::http_server::{Fault, Server};
 use crate::support::*;
 
-const LEN: usize = 300_000;
+pub(crate) const LEN: usize = 300_000;
 
 /// A catalogue with one entry per `(name, bytes, urls)`, pinned by blake3 and size.
-fn catalogue(env: &Env, models: &[(&str, &[u8], Vec<String>)]) -> PathBuf {
+pub(crate) fn catalogue(env: &Env, models: &[(&str, &[u8], Vec<String>)]) -> PathBuf {
     let mut text = String::from("version = 1\n");
     for (name, bytes, urls) in models {
         text.push_str(&format!(
@@ -25,7 +25,7 @@ fn catalogue(env: &Env, models: &[(&str, &[u8], Vec<String>)]) -> PathBuf {
 }
 
 /// `beaker --store S --manifest M store pull …` with fast failure settings and no proxies.
-fn pull_cmd(env: &Env, manifest: &Path) -> Command {
+pub(crate) fn pull_cmd(env: &Env, manifest: &Path) -> Command {
     let mut c = env.cmd();
     for var in [
         "HTTP_PROXY",
@@ -47,7 +47,7 @@ fn pull_cmd(env: &Env, manifest: &Path) -> Command {
     c
 }
 
-fn pull(env: &Env, manifest: &Path, args: &[&str]) -> Run {
+pub(crate) fn pull(env: &Env, manifest: &Path, args: &[&str]) -> Run {
     Run::from(
         pull_cmd(env, manifest)
             .args(args)
@@ -56,14 +56,14 @@ fn pull(env: &Env, manifest: &Path, args: &[&str]) -> Run {
     )
 }
 
-fn partials(env: &Env) -> Vec<String> {
+pub(crate) fn partials(env: &Env) -> Vec<String> {
     list_names(&env.store.join("tmp"))
         .into_iter()
         .filter(|n| n.ends_with(".part"))
         .collect()
 }
 
-fn blob_path(env: &Env, bytes: &[u8]) -> String {
+pub(crate) fn blob_path(env: &Env, bytes: &[u8]) -> String {
     env.store
         .join("blobs")
         .join(blake3_hex(bytes))
@@ -159,60 +159,6 @@ fn eight_processes_pulling_at_once_download_once() {
 }
 
 #[test]
-fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 3));
-    server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-
-    let r = Run::from(
-        pull_cmd(&env, &cat)
-            .env("BEAKER_RETRIES", "0")
-            .arg("m")
-            .output()
-            .unwrap(),
-    );
-    r.fails(
-        1,
-        &[
-            "ended after 100000 of 300000 bytes",
-            "the next pull resumes",
-        ],
-    );
-    assert_eq!(partials(&env).len(), 1, "the partial is kept");
-    assert!(env.blob_names().is_empty());
-
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    let seen = server.seen();
-    assert_eq!(seen.len(), 2);
-    assert_eq!(seen[1].range.as_deref(), Some("bytes=100000-"));
-    assert_eq!(server.body_bytes(), LEN as u64, "no byte sent twice");
-    assert!(partials(&env).is_empty());
-    assert_blobs_named_by_hash(&env.store);
-}
-
-#[test]
-fn a_cut_is_retried_within_one_pull() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 4));
-    server.route(
-        "/m",
-        &body,
-        &[Fault::CutAfter(70_000), Fault::CutAfter(140_000)],
-        Fault::None,
-    );
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    let ranges: Vec<_> = server.seen().into_iter().map(|s| s.range).collect();
-    assert_eq!(
-        ranges,
-        [
-            None,
-            Some("bytes=70000-".into()),
-            Some("bytes=140000-".into())
-        ]
-    );
-}
-
-#[test]
 fn a_flipped_byte_fails_with_both_digests_and_leaves_nothing() {
     let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 5));
     server.route("/m", &body, &[], Fault::Flip(12_345));
@@ -280,62 +226,6 @@ fn retry_after_is_honoured() {
 }
 
 #[test]
-fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 8));
-    server.route(
-        "/m",
-        &body,
-        &[Fault::StallAt(50_000, Duration::from_secs(5))],
-        Fault::None,
-    );
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-
-    let t = Instant::now();
-    let r = Run::from(
-        pull_cmd(&env, &cat)
-            .env("BEAKER_STALL_TIMEOUT", "300ms")
-            .env("BEAKER_RETRIES", "0")
-            .arg("m")
-            .output()
-            .unwrap(),
-    );
-    r.fails(1, &["stall timeout"]);
-    assert!(
-        t.elapsed() < Duration::from_secs(4),
-        "gave up after {:?}",
-        t.elapsed()
-    );
-    assert_eq!(partials(&env).len(), 1);
-
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    assert_eq!(server.seen()[1].range.as_deref(), Some("bytes=50000-"));
-}
-
-#[test]
-fn a_server_ignoring_range_restarts_from_zero() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 9));
-    server.route("/m", &body, &[Fault::CutAfter(120_000)], Fault::IgnoreRange);
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    // The first answer is also range-ignoring, but it asked for no range: it is cut short.
-    Run::from(
-        pull_cmd(&env, &cat)
-            .env("BEAKER_RETRIES", "0")
-            .arg("m")
-            .output()
-            .unwrap(),
-    )
-    .fails(1, &["ended after"]);
-
-    let r = pull(&env, &cat, &["m"]);
-    assert_eq!(r.ok(), blob_path(&env, &body));
-    assert!(r.stderr.contains("did not resume at byte 120000"), "{r:#?}");
-    assert_eq!(server.seen()[1].range.as_deref(), Some("bytes=120000-"));
-    assert_eq!(server.body_bytes(), 120_000 + LEN as u64);
-    assert_eq!(std::fs::read(blob_path(&env, &body)).unwrap(), body);
-    assert_blobs_named_by_hash(&env.store);
-}
-
-#[test]
 fn a_body_longer_than_the_manifest_size_stops_at_the_limit() {
     let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 10));
     server.route("/m", &body, &[], Fault::Oversize(LEN));
@@ -395,57 +285,6 @@ fn mirrors_are_tried_in_order() {
         1,
         &["from any of its 2 sources", "/a: HTTP 404", "/b: HTTP 404"],
     );
-}
-
-#[test]
-fn sigkill_mid_download_then_the_next_pull_resumes() {
-    const AT: usize = 110_000;
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 13));
-    server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-
-    let mut child = pull_cmd(&env, &cat)
-        .arg("m")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    server.wait_gate();
-    // The server has sent AT bytes and holds the connection; wait until they are on disk.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while partials(&env).first().map(|p| {
-        std::fs::metadata(env.store.join("tmp").join(p))
-            .unwrap()
-            .len()
-    }) != Some(AT as u64)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "partial never reached {AT} bytes"
-        );
-        std::thread::yield_now();
-    }
-    // While it holds the download lock, a bounded wait gives up and names the holder.
-    let r = Run::from(
-        pull_cmd(&env, &cat)
-            .args(["m", "--lock-timeout", "200ms"])
-            .output()
-            .unwrap(),
-    );
-    r.fails(1, &["timed out", &format!("held by pid {}", child.id())]);
-
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    server.release_gate();
-
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    assert_eq!(
-        server.seen().last().unwrap().range,
-        Some(format!("bytes={AT}-"))
-    );
-    assert_eq!(std::fs::read(blob_path(&env, &body)).unwrap(), body);
-    assert!(partials(&env).is_empty());
-    assert_blobs_named_by_hash(&env.store);
 }
 
 #[test]
@@ -552,65 +391,4 @@ fn the_demo_catalogue_pulls_offline_from_the_repository() {
 fn md5_of(bytes: &[u8]) -> u128 {
     use md5::Digest;
     u128::from_be_bytes(md5::Md5::digest(bytes).into())
-}
-
-#[test]
-fn sigint_leaves_a_resumable_partial() {
-    const AT: usize = 90_000;
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 18));
-    server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    let mut child = pull_cmd(&env, &cat)
-        .arg("m")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    server.wait_gate();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while partials(&env).first().map(|p| {
-        std::fs::metadata(env.store.join("tmp").join(p))
-            .unwrap()
-            .len()
-    }) != Some(AT as u64)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "partial never reached {AT} bytes"
-        );
-        std::thread::yield_now();
-    }
-    // SAFETY: plain kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
-    assert!(!child.wait().unwrap().success());
-    server.release_gate();
-    assert_eq!(partials(&env).len(), 1, "Ctrl-C keeps the partial");
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    assert_eq!(
-        server.seen().last().unwrap().range,
-        Some(format!("bytes={AT}-"))
-    );
-}
-
-#[test]
-fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 19));
-    server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
-    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    env.run(&["store", "init", "--locking", "none"]).ok();
-    Run::from(
-        pull_cmd(&env, &cat)
-            .env("BEAKER_RETRIES", "0")
-            .arg("m")
-            .output()
-            .unwrap(),
-    )
-    .fails(1, &["ended after"]);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
-    assert_eq!(
-        server.seen()[1].range,
-        None,
-        "a live writer cannot be told from a dead one without locks"
-    );
-    assert_blobs_named_by_hash(&env.store);
 }
