@@ -397,3 +397,59 @@ pub fn reference_existing(
         replaced,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_create(&dir.path().join("s")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn take_over_claims_a_dead_partial_once_and_rehashes_it() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.append(b"hello ").unwrap();
+        let live = t.path().to_owned();
+        // Its writer is alive (holds the flock): not claimable.
+        assert!(TempBlob::take_over(&s, &live, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        let dead = t.keep(); // the descriptor (and its flock) is gone, the file stays
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .expect("a dead partial is claimable");
+        assert_ne!(claimed.path(), dead.as_path(), "renamed to our own name");
+        assert!(!dead.exists());
+        assert_eq!(claimed.len(), 6);
+        // A second claimant finds nothing at the old path; the claimed one is held.
+        assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        let path = claimed.path().to_owned();
+        assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        claimed.append(b"world").unwrap();
+        assert_eq!(claimed.blake3(), Blake3::of(b"hello world"));
+    }
+
+    #[test]
+    fn take_over_deletes_a_partial_longer_than_the_entry() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.append(&[0u8; 10]).unwrap();
+        let dead = t.keep();
+        let entry = Entry {
+            size: Some(4),
+            ..Entry::default()
+        };
+        assert!(TempBlob::take_over(&s, &dead, "k", &entry)
+            .unwrap()
+            .is_none());
+        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+    }
+}
