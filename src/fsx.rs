@@ -275,6 +275,17 @@ pub fn write_replace(tmp_dir: &Path, dest: &Path, bytes: &[u8], mode: u32) -> Re
     Ok(())
 }
 
+/// A fresh `dir/<stem>.<pid>.<nonce>.<ext>` path for this process, *not* created: for
+/// [`rename_exclusive`] targets (which refuse an existing file, so a clash is an error, never a
+/// clobber).
+pub fn unique_path(dir: &Path, stem: &str, ext: &str) -> std::path::PathBuf {
+    dir.join(format!(
+        "{stem}.{}.{:08x}.{ext}",
+        std::process::id(),
+        nonce()
+    ))
+}
+
 /// Creates `dir/<stem>.<pid>.<nonce>.<ext>` exclusively, retrying on the (unlikely) name clash.
 pub fn create_unique(
     dir: &Path,

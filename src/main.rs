@@ -8,9 +8,11 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use beaker::catalogue::UnknownName;
+use beaker::fetch::FetchError;
 use beaker::lock::LockError;
 use beaker::manifest::ManifestError;
 use beaker::name::InvalidName;
+use beaker::pull::PullError;
 use beaker::{Category, StoreError};
 
 fn main() -> ExitCode {
@@ -47,6 +49,12 @@ fn category(e: &anyhow::Error) -> Category {
             return e.category();
         }
         if let Some(e) = cause.downcast_ref::<beaker::prune::Error>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<PullError>() {
+            return e.category();
+        }
+        if let Some(e) = cause.downcast_ref::<FetchError>() {
             return e.category();
         }
         if cause.is::<UnknownName>() || cause.is::<InvalidName>() {

@@ -11,12 +11,19 @@
 //! - **I3** a manifest entry is written only after the blob and `blobs/` are fsynced.
 //! - **I4** `gc.lock` is held shared from before the blob is named until its entry is recorded, so
 //!   gc (which holds it exclusively) never sees the blob unreferenced in between.
+//!
+//! Resume (DESIGN §5 step 3) also lives here, in [`TempBlob::take_over`]: a dead writer's partial
+//! is claimed by flock + atomic rename and its bytes are re-hashed, so what is finally published is
+//! still the hash of every byte in the file (I1), never a hash carried over from another process.
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::digest::Blake3;
+use md5::Digest as _;
+
+use crate::digest::{Blake3, Md5, Sha256};
 use crate::error::IoContext;
 use crate::fsx;
 use crate::lock::Mode;
@@ -26,21 +33,67 @@ use crate::store::{BlobState, Locking, Store, StoreError, BLOB_MODE, TEMP_MODE};
 
 /// A temp file in `<store>/tmp/` that only this process writes, hashed and counted as it grows.
 ///
-/// Dropped without [`publish`] or [`TempBlob::keep`], it deletes itself.
+/// BLAKE3 is always computed; SHA-256 and MD5 only when the entry it is created for pins them
+/// (all in the same pass over the bytes). Dropped without [`publish`] or [`TempBlob::keep`], it
+/// deletes itself.
 #[must_use = "a TempBlob is deleted when dropped; publish it or keep it"]
 pub struct TempBlob {
     file: File,
     path: PathBuf,
     store_root: PathBuf,
-    hasher: blake3::Hasher,
+    hashers: Hashers,
     len: u64,
     armed: bool,
+}
+
+/// The digests computed while writing: BLAKE3 always, the upstream ones when pinned.
+#[derive(Clone)]
+struct Hashers {
+    blake3: blake3::Hasher,
+    sha256: Option<sha2::Sha256>,
+    md5: Option<md5::Md5>,
+}
+
+impl Hashers {
+    fn for_entry(entry: &Entry) -> Self {
+        Hashers {
+            blake3: blake3::Hasher::new(),
+            sha256: entry.sha256.map(|_| sha2::Sha256::new()),
+            md5: entry.md5.map(|_| md5::Md5::new()),
+        }
+    }
+
+    fn update(&mut self, buf: &[u8]) {
+        self.blake3.update(buf);
+        if let Some(h) = &mut self.sha256 {
+            h.update(buf);
+        }
+        if let Some(h) = &mut self.md5 {
+            h.update(buf);
+        }
+    }
+
+    fn reset(&mut self) {
+        self.blake3.reset();
+        if let Some(h) = &mut self.sha256 {
+            *h = sha2::Sha256::new();
+        }
+        if let Some(h) = &mut self.md5 {
+            *h = md5::Md5::new();
+        }
+    }
 }
 
 impl TempBlob {
     /// Step 3: creates `tmp/<stem>.<pid>.<nonce>.part` with O_CREAT|O_EXCL|O_NOFOLLOW, mode 0600,
     /// and holds a flock on it while writing (so gc and resume can tell a live writer from a dead one).
     pub fn create(store: &Store, stem: &str) -> Result<Self, StoreError> {
+        Self::create_for(store, stem, &Entry::default())
+    }
+
+    /// Like [`TempBlob::create`], also computing every upstream digest `entry` pins, so that
+    /// [`publish`] can check them (DESIGN §5 step 4).
+    pub fn create_for(store: &Store, stem: &str, entry: &Entry) -> Result<Self, StoreError> {
         let (file, path) = fsx::create_unique(&store.layout().tmp(), stem, "part", TEMP_MODE)
             .map_err(|e| StoreError::writing(store.root(), e))?;
         if store.config().locking == Locking::Flock {
@@ -51,10 +104,94 @@ impl TempBlob {
             file,
             path,
             store_root: store.root().to_owned(),
-            hasher: blake3::Hasher::new(),
+            hashers: Hashers::for_entry(entry),
             len: 0,
             armed: true,
         })
+    }
+
+    /// Resume (DESIGN §5 step 3): takes over the partial at `partial` if its writer is gone, and
+    /// returns it as this process's temp blob with every byte already in it re-hashed.
+    ///
+    /// `Ok(None)` means "not resumable, start afresh": the store runs without locks (a live
+    /// writer cannot be told from a dead one), the file is not a regular file owned by this user,
+    /// its flock is held (its writer is alive), another claimant won the race, or it is already
+    /// longer than `entry.size` (then it is deleted: its bytes cannot be right).
+    ///
+    /// **Atomicity**: the claim is flock-then-`rename_exclusive` to a fresh name of our own, so of
+    /// many claimants exactly one ends up with the file; the others find the flock held or the
+    /// path gone. The claimed file keeps our flock until it is published, kept or dropped.
+    pub fn take_over(
+        store: &Store,
+        partial: &Path,
+        stem: &str,
+        entry: &Entry,
+    ) -> Result<Option<Self>, StoreError> {
+        if store.config().locking != Locking::Flock {
+            return Ok(None);
+        }
+        // Any failure to open (gone, another user's 0600 file, a symlink) means "not ours to take".
+        let Ok(file) = fsx::open_read_write(partial) else {
+            return Ok(None);
+        };
+        let meta = file.metadata().at("inspect", partial)?;
+        // SAFETY: geteuid cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if !meta.file_type().is_file() || meta.uid() != me {
+            return Ok(None);
+        }
+        if fs2::FileExt::try_lock_exclusive(&file).is_err() {
+            return Ok(None); // its writer is alive (or another claimant got here first)
+        }
+        let own = fsx::unique_path(&store.layout().tmp(), stem, "part");
+        match fsx::rename_exclusive(partial, &own) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(StoreError::writing(store.root(), e)),
+        }
+        // The file we locked must be the one now at our name (nothing swapped it in between).
+        match std::fs::symlink_metadata(&own) {
+            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
+            _ => return Ok(None),
+        }
+        let mut temp = TempBlob {
+            file,
+            path: own,
+            store_root: store.root().to_owned(),
+            hashers: Hashers::for_entry(entry),
+            len: 0,
+            armed: true,
+        };
+        // Re-hash what is there: never trust bytes we did not hash ourselves (I1).
+        temp.file.seek(SeekFrom::Start(0)).at("seek", &temp.path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = match temp.file.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(crate::error::IoError::new("read", &temp.path, e).into()),
+            };
+            temp.hashers.update(&buf[..n]);
+            temp.len += n as u64;
+            if entry.size.is_some_and(|size| temp.len > size) {
+                return Ok(None); // dropping `temp` deletes it: too long to be the blob
+            }
+        }
+        temp.file.seek(SeekFrom::End(0)).at("seek", &temp.path)?;
+        Ok(Some(temp))
+    }
+
+    /// Empties the file and the hashes: the source could not continue where we stopped (a `200`
+    /// answer to a `Range` request), so the download starts over.
+    pub fn restart(&mut self) -> Result<(), StoreError> {
+        self.file
+            .set_len(0)
+            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(|_| ()))
+            .at("truncate", &self.path)?;
+        self.hashers.reset();
+        self.len = 0;
+        Ok(())
     }
 
     /// Appends `buf`, hashing it in the same pass.
@@ -63,7 +200,7 @@ impl TempBlob {
             .write_all(buf)
             .at("write", &self.path)
             .map_err(|e| StoreError::writing(&self.store_root, e))?;
-        self.hasher.update(buf);
+        self.hashers.update(buf);
         self.len += buf.len() as u64;
         Ok(())
     }
@@ -82,7 +219,7 @@ impl TempBlob {
 
     /// The BLAKE3 of everything appended so far.
     pub fn blake3(&self) -> Blake3 {
-        self.hasher.finalize().into()
+        self.hashers.blake3.finalize().into()
     }
 
     /// Leaves the file in `tmp/` (a resumable partial) and returns its path.
@@ -140,6 +277,7 @@ pub fn publish(
             actual: id.to_hex(),
         });
     }
+    check_upstream(&temp.hashers, &entry)?;
 
     // 5a. Data on disk before the file gets its name: after a power cut, a named blob must not
     //     turn out empty or short (I1).
@@ -184,6 +322,38 @@ pub fn publish(
     })
 }
 
+/// Step 4 for the upstream digests: every one the entry pins must match what was computed while
+/// writing. A pinned digest that was not computed is a mismatch too, never a silent skip.
+fn check_upstream(hashers: &Hashers, entry: &Entry) -> Result<(), StoreError> {
+    if let Some(want) = entry.sha256 {
+        let got = hashers
+            .sha256
+            .clone()
+            .map(|h| Sha256::from_bytes(h.finalize().into()).to_hex());
+        if got.as_deref() != Some(want.to_hex().as_str()) {
+            return Err(StoreError::Mismatch {
+                what: "sha256",
+                expected: want.to_hex(),
+                actual: got.unwrap_or_else(|| "(not computed)".into()),
+            });
+        }
+    }
+    if let Some(want) = entry.md5 {
+        let got = hashers
+            .md5
+            .clone()
+            .map(|h| Md5::from_bytes(h.finalize().into()).to_hex());
+        if got.as_deref() != Some(want.to_hex().as_str()) {
+            return Err(StoreError::Mismatch {
+                what: "md5",
+                expected: want.to_hex(),
+                actual: got.unwrap_or_else(|| "(not computed)".into()),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The fast path (DESIGN §5 step 1): if the blob is already present, records `name -> entry` (when
 /// missing or different) and returns it, with no network and no re-hash. `None` when absent.
 ///
@@ -226,4 +396,60 @@ pub fn reference_existing(
         created: false,
         replaced,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_create(&dir.path().join("s")).unwrap();
+        (dir, s)
+    }
+
+    #[test]
+    fn take_over_claims_a_dead_partial_once_and_rehashes_it() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.append(b"hello ").unwrap();
+        let live = t.path().to_owned();
+        // Its writer is alive (holds the flock): not claimable.
+        assert!(TempBlob::take_over(&s, &live, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        let dead = t.keep(); // the descriptor (and its flock) is gone, the file stays
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .expect("a dead partial is claimable");
+        assert_ne!(claimed.path(), dead.as_path(), "renamed to our own name");
+        assert!(!dead.exists());
+        assert_eq!(claimed.len(), 6);
+        // A second claimant finds nothing at the old path; the claimed one is held.
+        assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        let path = claimed.path().to_owned();
+        assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        claimed.append(b"world").unwrap();
+        assert_eq!(claimed.blake3(), Blake3::of(b"hello world"));
+    }
+
+    #[test]
+    fn take_over_deletes_a_partial_longer_than_the_entry() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.append(&[0u8; 10]).unwrap();
+        let dead = t.keep();
+        let entry = Entry {
+            size: Some(4),
+            ..Entry::default()
+        };
+        assert!(TempBlob::take_over(&s, &dead, "k", &entry)
+            .unwrap()
+            .is_none());
+        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+    }
 }

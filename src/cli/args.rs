@@ -67,6 +67,22 @@ pub enum StoreCommand {
         #[arg(long)]
         name: String,
     },
+    /// Fetch models from the catalogues into the store (once, however many processes ask) and
+    /// print one blob path per name
+    Pull {
+        /// Catalogue names (see --manifest)
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
+        #[arg(long)]
+        offline: bool,
+        /// Give up waiting for another process downloading the same model after D (e.g. 30s, 5m)
+        #[arg(long, value_name = "D", value_parser = parse_duration)]
+        lock_timeout: Option<std::time::Duration>,
+        /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+    },
     /// Print the blob path of NAME (exit 3 if the store does not hold it)
     Path { name: String },
     /// List the names the store holds
@@ -134,4 +150,8 @@ pub enum SharedMode {
 pub enum LockingArg {
     Flock,
     None,
+}
+
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    beaker::fetch::parse_duration(s)
 }

@@ -4,11 +4,12 @@ pub mod args;
 mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
+mod pull_cmd;
 mod store_cmds;
 
 use anyhow::Result;
 
-use args::{Cli, Command};
+use args::{Cli, Command, StoreCommand};
 use output::Output;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -23,7 +24,22 @@ pub fn run(cli: Cli) -> Result<()> {
             if out.verbose > 0 {
                 eprintln!("store: {}", root.display());
             }
-            store_cmds::run(cmd, &root, out)
+            match cmd {
+                StoreCommand::Pull {
+                    names,
+                    offline,
+                    lock_timeout,
+                    ca_cert,
+                } => {
+                    let flags = pull_cmd::Flags {
+                        offline,
+                        lock_timeout,
+                        ca_cert,
+                    };
+                    pull_cmd::run(&root, &cli.manifests, &names, flags, out)
+                }
+                cmd => store_cmds::run(cmd, &root, out),
+            }
         }
         Command::Manifest(cmd) => manifest_cmds::run(cmd, out),
     }

@@ -30,10 +30,13 @@ impl Output {
         Ok(())
     }
 
-    /// A progress reporter: a bar on an interactive stderr, else nothing.
+    /// A progress reporter: a bar on an interactive stderr; elsewhere only the notices (who holds
+    /// a lock we wait for, retries), as plain lines; nothing with `--json`/`-q`.
     pub fn progress(&self) -> Box<dyn Progress> {
-        if self.json || self.quiet || !std::io::stderr().is_terminal() {
+        if self.json || self.quiet {
             Box::new(beaker::progress::Silent)
+        } else if !std::io::stderr().is_terminal() {
+            Box::new(Notices)
         } else {
             Box::new(Bar(None))
         }
@@ -42,6 +45,15 @@ impl Output {
 
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
+}
+
+/// Notices only, one line each on stderr (for logs and CI, where a bar would be noise).
+struct Notices;
+
+impl Progress for Notices {
+    fn notice(&mut self, message: &str) {
+        eprintln!("{message}");
+    }
 }
 
 struct Bar(Option<ProgressBar>);

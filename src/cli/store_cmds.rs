@@ -19,6 +19,8 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             locking,
         } => init(root, shared, group, locking, out),
         StoreCommand::Add { file, name } => add(root, &file, &name, out),
+        // Pull needs the catalogues too: `cli::run` dispatches it to `pull_cmd`.
+        StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
         StoreCommand::Path { name } => path(root, &name, out),
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Rm { names } => rm(root, &names, out),

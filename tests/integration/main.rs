@@ -5,9 +5,13 @@ mod support;
 
 mod core_cli;
 mod core_concurrency;
+mod http_server;
 mod maint;
 mod maint_bad_input;
 mod maint_helpers;
 mod maint_locks;
 mod maint_race;
+mod pull;
+mod pull_resume;
+mod pull_tls;
 mod shared;

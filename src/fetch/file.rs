@@ -1,0 +1,50 @@
+//! One attempt at a `file://` or manifest-relative source (a mirror on a shared filesystem).
+//!
+//! The source is only read. Resuming is a seek to the bytes already in the temp blob; a source
+//! shorter than that (it changed under us) starts the temp blob over. Correctness of the result
+//! is still decided by hashing in `publish` (I1).
+
+use std::fs::File;
+use std::io::{ErrorKind, Seek, SeekFrom};
+use std::path::Path;
+
+use super::{stream, FetchError};
+use crate::error::IoError;
+use crate::progress::Progress;
+use crate::publish::TempBlob;
+
+pub(super) fn attempt(
+    path: &Path,
+    temp: &mut TempBlob,
+    limit: Option<u64>,
+    progress: &mut dyn Progress,
+) -> Result<(), FetchError> {
+    let mut file = File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => FetchError::NoSuchFile {
+            path: path.to_owned(),
+        },
+        _ => FetchError::Read(IoError::new("open", path, e)),
+    })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| FetchError::Read(IoError::new("inspect", path, e)))?;
+    if !meta.is_file() {
+        return Err(FetchError::Read(IoError::new(
+            "read",
+            path,
+            std::io::Error::other("not a regular file"),
+        )));
+    }
+    if let Some(limit) = limit.filter(|&l| meta.len() > l) {
+        return Err(FetchError::TooLarge { limit });
+    }
+    if meta.len() < temp.len() {
+        temp.restart()?;
+    }
+    let start = temp.len();
+    file.seek(SeekFrom::Start(start))
+        .map_err(|e| FetchError::Read(IoError::new("seek", path, e)))?;
+    stream(&mut file, temp, limit, progress, &|e| {
+        FetchError::Read(IoError::new("read", path, e))
+    })
+}

@@ -1,0 +1,260 @@
+//! One attempt at an `http://` or `https://` source, through ureq 3 with rustls.
+//!
+//! Settings: connect timeout and a per-read *stall* timeout (no total timeout: a large model on a
+//! slow link may take long, but it must keep moving); proxies from `HTTPS_PROXY`/`HTTP_PROXY`/
+//! `ALL_PROXY`/`NO_PROXY` (ureq reads them); `--ca-cert`/`SSL_CERT_FILE` replaces the built-in
+//! web roots; status codes are answers, not errors, so they can be classified here; no
+//! `Accept-Encoding`, so the bytes on the wire are the bytes of the file (sizes and `Range`
+//! offsets then mean the same thing).
+//!
+//! Resume: with bytes already in the temp blob the request carries `Range: bytes=N-`. Only a
+//! `206` whose `Content-Range` starts at `N` is appended; a `200` (the server ignores `Range`), a
+//! `206` elsewhere or a `416` starts the temp blob over. Whether the result is right is still
+//! decided by hashing in `publish` (I1).
+
+use std::io;
+use std::time::Duration;
+
+use ureq::tls::{PemItem, RootCerts, TlsConfig};
+use ureq::Agent;
+
+use super::{stream, Config, FetchError};
+use crate::progress::Progress;
+use crate::publish::TempBlob;
+
+pub(super) struct Client {
+    agent: Agent,
+    connect: Duration,
+    stall: Duration,
+}
+
+impl Client {
+    pub(super) fn new(config: &Config) -> Result<Self, FetchError> {
+        let mut tls = TlsConfig::builder();
+        if let Some(path) = &config.ca_cert {
+            tls = tls.root_certs(load_roots(path)?);
+        }
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_resolve(Some(config.connect_timeout))
+            .timeout_connect(Some(config.connect_timeout))
+            .timeout_per_read(Some(config.stall_timeout))
+            .max_redirects(10)
+            .user_agent(concat!("beaker/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls.build())
+            .build()
+            .into();
+        Ok(Client {
+            agent,
+            connect: config.connect_timeout,
+            stall: config.stall_timeout,
+        })
+    }
+
+    pub(super) fn attempt(
+        &self,
+        url: &str,
+        temp: &mut TempBlob,
+        limit: Option<u64>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), FetchError> {
+        let start = temp.len();
+        let mut request = self.agent.get(url);
+        if start > 0 {
+            request = request.header("Range", format!("bytes={start}-"));
+        }
+        let mut response = request.call().map_err(|e| self.classify(e, url))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let resumed_at = content_range_start(header("content-range").as_deref());
+        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+        match status {
+            206 if start > 0 && resumed_at == Some(start) => {}
+            200 if start > 0 => {
+                // The server ignores Range and sends the whole file: start over with this body.
+                progress.notice(&format!(
+                    "{url}: the server did not resume at byte {start} (HTTP 200); starting over"
+                ));
+                temp.restart()?;
+            }
+            206 | 416 if start > 0 => {
+                // It cannot continue where we stopped: ask again, once, for the whole file.
+                progress.notice(&format!(
+                    "{url}: the server did not resume at byte {start} (HTTP {status}); starting over"
+                ));
+                drop(response);
+                temp.restart()?;
+                return self.attempt(url, temp, limit, progress);
+            }
+            200 => {}
+            206 => {
+                return Err(FetchError::BadResponse {
+                    detail: "206 Partial Content to a request for the whole file".into(),
+                })
+            }
+            _ => {
+                return Err(FetchError::Status {
+                    status,
+                    retry_after,
+                })
+            }
+        }
+        let announced = response.body().content_length().map(|n| temp.len() + n);
+        if let (Some(limit), Some(total)) = (limit, announced) {
+            if total > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+        }
+        let expected = limit.or(announced);
+        let mut body = response.body_mut().as_reader();
+        let streamed = stream(&mut body, temp, limit, progress, &|e| {
+            self.classify(ureq::Error::from(e), url)
+        });
+        match streamed {
+            // The peer closed or reset mid-body: say how far it got (that is what resumes).
+            Err(FetchError::Connection { .. }) if expected.is_some_and(|x| temp.len() < x) => {
+                return Err(FetchError::ShortBody {
+                    got: temp.len(),
+                    expected: expected.unwrap_or_default(),
+                })
+            }
+            other => other?,
+        }
+        match expected {
+            Some(expected) if temp.len() < expected => Err(FetchError::ShortBody {
+                got: temp.len(),
+                expected,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Turns a ureq error into one line a user can act on, and a retry decision.
+    fn classify(&self, e: ureq::Error, url: &str) -> FetchError {
+        use ureq::Timeout;
+        let https = url
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        match e {
+            ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => {
+                FetchError::ConnectTimeout {
+                    after: self.connect,
+                }
+            }
+            ureq::Error::Timeout(_) => FetchError::Stalled { after: self.stall },
+            ureq::Error::HostNotFound => FetchError::Dns { host: host(url) },
+            ureq::Error::TooManyRedirects => FetchError::RedirectLoop,
+            ureq::Error::BadUri(detail) => FetchError::BadUrl {
+                url: url.to_owned(),
+                detail,
+            },
+            ureq::Error::Tls(detail) => FetchError::Tls {
+                host: host(url),
+                detail: detail.to_owned(),
+            },
+            ureq::Error::Rustls(e) => FetchError::Tls {
+                host: host(url),
+                detail: e.to_string(),
+            },
+            // The system resolver's failure arrives as a plain I/O error.
+            ureq::Error::Io(e) if e.to_string().contains("failed to lookup address") => {
+                FetchError::Dns { host: host(url) }
+            }
+            ureq::Error::Io(e) => match e.kind() {
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
+                    FetchError::Stalled { after: self.stall }
+                }
+                // rustls reports handshake and certificate failures as InvalidData I/O errors.
+                io::ErrorKind::InvalidData if https => FetchError::Tls {
+                    host: host(url),
+                    detail: e.to_string(),
+                },
+                _ => FetchError::Connection {
+                    detail: e.to_string(),
+                },
+            },
+            ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => FetchError::Connection {
+                detail: e.to_string(),
+            },
+            other => FetchError::BadResponse {
+                detail: other.to_string(),
+            },
+        }
+    }
+}
+
+/// Reads a PEM bundle of CA certificates for `--ca-cert` / `SSL_CERT_FILE`.
+fn load_roots(path: &std::path::Path) -> Result<RootCerts, FetchError> {
+    let bad = |reason: String| FetchError::CaCert {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    if certs.is_empty() {
+        return Err(bad("it holds no PEM certificate".into()));
+    }
+    Ok(RootCerts::new_with_certs(&certs))
+}
+
+/// The host part of a URL, for messages.
+fn host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    authority.to_owned()
+}
+
+/// `bytes 100-999/1000` → 100.
+fn content_range_start(value: Option<&str>) -> Option<u64> {
+    let v = value?.trim().strip_prefix("bytes")?.trim_start();
+    v.split('-').next()?.trim().parse().ok()
+}
+
+/// `Retry-After` in seconds (the HTTP-date form is not used by the servers we meet; ignored).
+fn parse_retry_after(value: &str) -> Option<Duration> {
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_parsing() {
+        assert_eq!(content_range_start(Some("bytes 100-999/1000")), Some(100));
+        assert_eq!(content_range_start(Some("bytes */1000")), None);
+        assert_eq!(content_range_start(None), None);
+        assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        assert_eq!(
+            host("https://u:p@example.com:8443/a/b?c"),
+            "example.com:8443"
+        );
+    }
+
+    #[test]
+    fn unreadable_ca_bundle_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ca.pem");
+        std::fs::write(&p, "not a certificate\n").unwrap();
+        let err = load_roots(&p).err().unwrap().to_string();
+        assert!(
+            err.contains("no PEM certificate") && err.contains("--ca-cert"),
+            "{err}"
+        );
+    }
+}

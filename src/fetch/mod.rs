@@ -1,0 +1,254 @@
+//! Sources (DESIGN §9): getting a model's bytes from one URL into a [`TempBlob`], resuming and
+//! retrying as needed.
+//!
+//! This module owns *transport* only: which URL forms exist ([`Source`]), how one attempt runs
+//! (`http`, `file`), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
+//! it is handed, through [`TempBlob::append`]/[`TempBlob::restart`]; whether the bytes are right is
+//! decided afterwards by [`crate::publish::publish`] (invariant I1 never depends on the source).
+//! What it guarantees on its side:
+//!
+//! - constant memory in the model size: bytes stream through a fixed buffer into the temp file;
+//! - never more than `limit` bytes are written: the attempt fails the moment a body goes past the
+//!   catalogue's size ([`FetchError::TooLarge`]);
+//! - a retry or a later run continues from the bytes already written (`Range: bytes=N-`), and a
+//!   source that cannot continue (a `200` answer) starts the file over instead of appending.
+
+mod config;
+mod error;
+mod file;
+mod http;
+
+use std::io::{ErrorKind, Read};
+use std::path::{Path, PathBuf};
+
+pub use config::{parse_duration, Config};
+pub use error::FetchError;
+
+use crate::progress::Progress;
+use crate::publish::TempBlob;
+
+/// Read size while streaming: large enough for throughput, small enough to be constant memory.
+const CHUNK: usize = 256 * 1024;
+
+/// One entry of a manifest's `urls`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// `http://` or `https://`.
+    Http(String),
+    /// `file://` or a path relative to the manifest's directory.
+    File(PathBuf),
+}
+
+impl Source {
+    /// Resolves `url` from a manifest in `base` (`None` for a catalogue with no directory, like
+    /// the bundled one, where relative paths cannot be resolved).
+    pub fn parse(url: &str, base: Option<&Path>, catalogue: &Path) -> Result<Source, FetchError> {
+        let unsupported = || FetchError::UnsupportedScheme {
+            url: url.to_owned(),
+        };
+        match url.split_once("://") {
+            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
+                "http" | "https" => Ok(Source::Http(url.to_owned())),
+                "file" => {
+                    // file:///abs/path or file://localhost/abs/path; other hosts are not ours.
+                    let path = rest.strip_prefix("localhost").unwrap_or(rest);
+                    if !path.starts_with('/') {
+                        return Err(unsupported());
+                    }
+                    Ok(Source::File(PathBuf::from(percent_decode(path))))
+                }
+                _ => Err(unsupported()),
+            },
+            None => {
+                let rel = Path::new(url);
+                if rel.is_absolute() {
+                    return Ok(Source::File(rel.to_owned()));
+                }
+                match base {
+                    Some(dir) => Ok(Source::File(dir.join(rel))),
+                    None => Err(FetchError::RelativeWithoutBase {
+                        url: url.to_owned(),
+                        catalogue: catalogue.display().to_string(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::Http(u) => f.write_str(u),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Fetches sources with one [`Config`]; the HTTP client is built on first use (so offline and
+/// file-only pulls never set up TLS).
+pub struct Fetcher {
+    config: Config,
+    http: Option<http::Client>,
+}
+
+impl Fetcher {
+    pub fn new(config: Config) -> Self {
+        Fetcher { config, http: None }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Brings `temp` to the complete content of `source`, continuing from `temp.len()`.
+    ///
+    /// `limit` is the catalogue's size, when known. Transient failures (connection errors,
+    /// stalls, 5xx, 429) are retried `config.retries` times with backoff, each retry resuming.
+    /// On error `temp` holds whatever arrived (keep it for a later resume unless
+    /// [`FetchError::discards_partial`]).
+    pub fn fetch(
+        &mut self,
+        source: &Source,
+        temp: &mut TempBlob,
+        limit: Option<u64>,
+        progress: &mut dyn Progress,
+    ) -> Result<(), FetchError> {
+        if self.config.offline {
+            // The pull driver checks this first; this is the guarantee that nothing slips through.
+            return Err(FetchError::Connection {
+                detail: "offline mode forbids fetching".into(),
+            });
+        }
+        let mut retry = 0;
+        loop {
+            if limit.is_some_and(|l| l > 0 && temp.len() == l) {
+                return Ok(()); // a resumed partial that is already complete: publish checks it
+            }
+            let result = match source {
+                Source::Http(url) => self.client()?.attempt(url, temp, limit, progress),
+                Source::File(path) => file::attempt(path, temp, limit, progress),
+            };
+            match result {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_transient() && retry < self.config.retries => {
+                    let wait = self.config.backoff(retry, e.retry_after());
+                    retry += 1;
+                    progress.notice(&format!(
+                        "{source}: {e}; retry {retry} of {} in {wait:?}, resuming at byte {}",
+                        self.config.retries,
+                        temp.len()
+                    ));
+                    std::thread::sleep(wait);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn client(&mut self) -> Result<&http::Client, FetchError> {
+        let client = match self.http.take() {
+            Some(c) => c,
+            None => http::Client::new(&self.config)?,
+        };
+        Ok(self.http.insert(client))
+    }
+}
+
+/// Streams `body` into `temp` through a fixed buffer, refusing to go past `limit`.
+///
+/// `classify` turns a read error into a [`FetchError`] (it differs per transport).
+fn stream(
+    body: &mut dyn Read,
+    temp: &mut TempBlob,
+    limit: Option<u64>,
+    progress: &mut dyn Progress,
+    classify: &dyn Fn(std::io::Error) -> FetchError,
+) -> Result<(), FetchError> {
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        let n = match body.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(classify(e)),
+        };
+        if let Some(limit) = limit {
+            if temp.len() + n as u64 > limit {
+                return Err(FetchError::TooLarge { limit });
+            }
+        }
+        temp.append(&buf[..n])?;
+        progress.advance(n as u64);
+    }
+}
+
+/// `%XX` decoding for `file://` paths (invalid escapes are kept as written).
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok());
+            if let Some(b) = hex {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(url: &str) -> Result<Source, FetchError> {
+        Source::parse(url, Some(Path::new("/cat")), Path::new("/cat/m.toml"))
+    }
+
+    #[test]
+    fn url_forms() {
+        assert_eq!(
+            parse("https://h/x.onnx").unwrap(),
+            Source::Http("https://h/x.onnx".into())
+        );
+        assert_eq!(
+            parse("file:///srv/m%20x.onnx").unwrap(),
+            Source::File("/srv/m x.onnx".into())
+        );
+        assert_eq!(
+            parse("file://localhost/srv/a").unwrap(),
+            Source::File("/srv/a".into())
+        );
+        assert_eq!(
+            parse("models/a.onnx").unwrap(),
+            Source::File("/cat/models/a.onnx".into())
+        );
+        assert!(matches!(
+            parse("ftp://h/x"),
+            Err(FetchError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            parse("file://otherhost/x"),
+            Err(FetchError::UnsupportedScheme { .. })
+        ));
+        assert!(matches!(
+            Source::parse("a.onnx", None, Path::new("<bundled>")),
+            Err(FetchError::RelativeWithoutBase { .. })
+        ));
+    }
+
+    #[test]
+    fn percent_decoding_keeps_bad_escapes() {
+        assert_eq!(percent_decode("/a%2"), "/a%2");
+        assert_eq!(percent_decode("/a%zz"), "/a%zz");
+        assert_eq!(percent_decode("/%41%42"), "/AB");
+    }
+}

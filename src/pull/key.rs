@@ -1,0 +1,147 @@
+//! What a download is keyed by, and the fast path that avoids one (DESIGN §5 step 1).
+//!
+//! An entry with a `blake3` is keyed by it: its lock is `locks/<hex>.lock` and its partials are
+//! `tmp/<hex>.<pid>.<nonce>.part`. An upstream entry that pins only `sha256`/`md5` has no BLAKE3
+//! until it is downloaded, so it is keyed by its strongest pinned digest, with the algorithm as
+//! a prefix so the name can never be mistaken for a blob address: `locks/sha256-<hex>.lock`
+//! (else `locks/md5-<hex>.lock`) and `tmp/sha256-<hex>.….part`. Every process pulling the same
+//! upstream entry therefore meets on the same lock, and a later run finds the same partials.
+//!
+//! The fast path keeps I4 through [`reference_existing`] (presence is checked under `gc.lock`).
+
+use std::path::PathBuf;
+
+use crate::digest::{Blake3, Md5, Sha256};
+use crate::manifest::Entry;
+use crate::name::ModelName;
+use crate::publish::{reference_existing, Published};
+use crate::store::{Layout, Store, StoreError};
+
+/// The key a download of one entry locks and names its partials by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadKey {
+    Blake3(Blake3),
+    Sha256(Sha256),
+    Md5(Md5),
+}
+
+impl DownloadKey {
+    /// `blake3`, else `sha256`, else `md5`; `None` for an entry with no digest (which manifest
+    /// validation refuses).
+    pub fn of(entry: &Entry) -> Option<Self> {
+        entry
+            .blake3
+            .map(DownloadKey::Blake3)
+            .or(entry.sha256.map(DownloadKey::Sha256))
+            .or(entry.md5.map(DownloadKey::Md5))
+    }
+
+    /// The file-name stem: `<hex>`, `sha256-<hex>` or `md5-<hex>` (validated hex only).
+    pub fn stem(&self) -> String {
+        match self {
+            DownloadKey::Blake3(id) => id.to_hex(),
+            DownloadKey::Sha256(d) => format!("sha256-{}", d.to_hex()),
+            DownloadKey::Md5(d) => format!("md5-{}", d.to_hex()),
+        }
+    }
+
+    /// The per-download lock file.
+    pub fn lock_path(&self, layout: &Layout) -> PathBuf {
+        match self {
+            DownloadKey::Blake3(id) => layout.blob_lock(id),
+            _ => layout.locks().join(format!("{}.lock", self.stem())),
+        }
+    }
+}
+
+/// Step 1: when the content is already in the store, records `name` (if needed) and returns it,
+/// with no network and no re-hash.
+///
+/// For an upstream-only entry the store manifest is the index: an entry recorded earlier (under
+/// this name first, else any name) with a BLAKE3 and the *same* pinned upstream digests names the
+/// blob, because beaker checked those digests against the very bytes it filed under that BLAKE3.
+pub fn fast_path(
+    store: &Store,
+    name: &ModelName,
+    entry: &Entry,
+) -> Result<Option<Published>, StoreError> {
+    if let Some(id) = entry.blake3 {
+        return reference_existing(store, name, &id, entry.clone());
+    }
+    let recorded = store.read_manifest()?;
+    let own = recorded.models.get(name).into_iter();
+    let others = recorded
+        .models
+        .iter()
+        .filter(|(n, _)| *n != name)
+        .map(|(_, e)| e);
+    for have in own.chain(others) {
+        let Some(id) = have.blake3.filter(|_| same_upstream(entry, have)) else {
+            continue;
+        };
+        let mut with_id = entry.clone();
+        with_id.blake3 = Some(id);
+        with_id.size = have.size;
+        if let Some(p) = reference_existing(store, name, &id, with_id)? {
+            return Ok(Some(p));
+        }
+    }
+    Ok(None)
+}
+
+/// `have` pins every upstream digest `want` pins, with the same values (and the same size when
+/// `want` gives one).
+fn same_upstream(want: &Entry, have: &Entry) -> bool {
+    let pinned = want.sha256.is_some() || want.md5.is_some();
+    pinned
+        && want.sha256.is_none_or(|d| have.sha256 == Some(d))
+        && want.md5.is_none_or(|d| have.md5 == Some(d))
+        && want.size.is_none_or(|s| have.size == Some(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_their_paths() {
+        let md5 = Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
+        let entry = Entry {
+            md5: Some(md5),
+            ..Entry::default()
+        };
+        let key = DownloadKey::of(&entry).unwrap();
+        assert_eq!(key.stem(), "md5-f1e20fe90da342a7529c89f4d39b7ff9");
+        let layout = Layout::new("/s");
+        assert_eq!(
+            key.lock_path(&layout),
+            PathBuf::from("/s/locks/md5-f1e20fe90da342a7529c89f4d39b7ff9.lock")
+        );
+        let id = Blake3::of(b"x");
+        let with_blake3 = Entry {
+            blake3: Some(id),
+            ..entry
+        };
+        let key = DownloadKey::of(&with_blake3).unwrap();
+        assert_eq!(key.lock_path(&layout), layout.blob_lock(&id));
+        assert_eq!(DownloadKey::of(&Entry::default()), None);
+    }
+
+    #[test]
+    fn upstream_match_needs_every_pinned_digest() {
+        let md5 = Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
+        let sha = Sha256::from_bytes([7; 32]);
+        let want = Entry {
+            md5: Some(md5),
+            sha256: Some(sha),
+            ..Entry::default()
+        };
+        let only_md5 = Entry {
+            md5: Some(md5),
+            ..Entry::default()
+        };
+        assert!(!same_upstream(&want, &only_md5));
+        assert!(same_upstream(&only_md5, &want));
+        assert!(!same_upstream(&Entry::default(), &want));
+    }
+}
