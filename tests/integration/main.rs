@@ -15,3 +15,4 @@ mod pull;
 mod pull_resume;
 mod pull_tls;
 mod shared;
+mod shared_pull;
