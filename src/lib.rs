@@ -18,6 +18,7 @@ pub mod add;
 pub mod catalogue;
 pub mod digest;
 pub mod error;
+pub mod exit;
 pub mod fetch;
 pub mod fsx;
 pub mod gc;

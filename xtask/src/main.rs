@@ -14,8 +14,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use beaker::Category;
-
 #[derive(Debug, Parser)]
 #[command(
     name = "xtask",
@@ -59,35 +57,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xtask: error: {e:#}");
-            ExitCode::from(match category(&e) {
-                Category::Failed => 1,
-                Category::BadInput => 2,
-                Category::NotPresent => 3,
-            })
+            ExitCode::from(beaker::exit::code(beaker::exit::category_of(e.chain())))
         }
     }
-}
-
-/// The category of the first library error in the chain, as beaker's main does.
-fn category(e: &anyhow::Error) -> Category {
-    for cause in e.chain() {
-        if let Some(e) = cause.downcast_ref::<beaker::StoreError>() {
-            return e.category();
-        }
-        if let Some(e) = cause.downcast_ref::<beaker::gc::Error>() {
-            return e.category();
-        }
-        if let Some(e) = cause.downcast_ref::<beaker::verify::Error>() {
-            return e.category();
-        }
-        if let Some(e) = cause.downcast_ref::<beaker::prune::Error>() {
-            return e.category();
-        }
-        if cause.is::<beaker::name::InvalidName>() {
-            return Category::BadInput;
-        }
-    }
-    Category::Failed
 }
 
 /// Prints `value` as pretty JSON on stdout.
