@@ -118,8 +118,14 @@ fn hold_with_flock_cmd(path: &std::path::Path) -> Child {
 
 /// Whether this process has `path` open (so a waiter has really opened the old lock file).
 fn this_process_has_open(path: &std::path::Path) -> bool {
-    std::fs::read_dir("/proc/self/fd")
-        .unwrap()
+    process_has_open(std::process::id(), path)
+}
+
+/// Whether process `pid` has `path` open.
+fn process_has_open(pid: u32, path: &std::path::Path) -> bool {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
         .filter_map(Result::ok)
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
 }
@@ -183,8 +189,20 @@ fn an_add_waits_for_the_manifest_lock_and_then_records_its_name() {
     let mut holder = hold_with_flock_cmd(&manifest_lock);
     let src = env.file("a", b"abc");
     let mut child = spawn_add(&env, &src, "m");
-    // The add cannot record its name while the manifest lock is held; it must still be waiting.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until the add has reached the lock (it has the lock file open), then check it is
+    // waiting there rather than recording its name without the lock.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !process_has_open(child.id(), &manifest_lock) {
+        assert!(
+            Instant::now() < deadline,
+            "add never reached the manifest lock"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "add finished without the manifest lock"
+        );
+        std::thread::yield_now();
+    }
     assert!(
         child.try_wait().unwrap().is_none(),
         "add finished while the manifest lock was held"
