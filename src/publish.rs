@@ -98,7 +98,15 @@ impl TempBlob {
             .map_err(|e| StoreError::writing(store.root(), e))?;
         if store.config().locking == Locking::Flock {
             // A brand-new file nobody else has opened: this cannot be contended.
-            fs2::FileExt::try_lock_exclusive(&file).at("lock", &path)?;
+            // (On a filesystem where flock fails, this names the remedy: `locking = "none"`.)
+            if !crate::lock::try_exclusive(&file, &path)? {
+                return Err(crate::error::IoError::new(
+                    "lock",
+                    &path,
+                    std::io::Error::other("a brand-new temp file was already locked"),
+                )
+                .into());
+            }
         }
         Ok(TempBlob {
             file,
@@ -140,7 +148,7 @@ impl TempBlob {
         if !meta.file_type().is_file() || meta.uid() != me {
             return Ok(None);
         }
-        if fs2::FileExt::try_lock_exclusive(&file).is_err() {
+        if !crate::lock::try_exclusive(&file, partial)? {
             return Ok(None); // its writer is alive (or another claimant got here first)
         }
         let own = fsx::unique_path(&store.layout().tmp(), stem, "part");

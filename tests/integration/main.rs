@@ -3,6 +3,7 @@
 
 mod support;
 
+mod broken_flock;
 mod core_cli;
 mod core_concurrency;
 mod http_server;
