@@ -224,9 +224,19 @@ fn content_range_start(value: Option<&str>) -> Option<u64> {
     v.split('-').next()?.trim().parse().ok()
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is not used by the servers we meet; ignored).
+/// `Retry-After` as delay-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`. A date in
+/// the past means "now" (zero wait).
+fn parse_retry_after_at(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 fn parse_retry_after(value: &str) -> Option<Duration> {
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after_at(value, std::time::SystemTime::now())
 }
 
 #[cfg(test)]
@@ -239,7 +249,17 @@ mod tests {
         assert_eq!(content_range_start(Some("bytes */1000")), None);
         assert_eq!(content_range_start(None), None);
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT").unwrap();
+        assert_eq!(
+            parse_retry_after_at("Wed, 21 Oct 2015 07:28:30 GMT", now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after_at("Wed, 21 Oct 2015 07:00:00 GMT", now),
+            Some(Duration::ZERO),
+            "a date in the past means retry now"
+        );
+        assert_eq!(parse_retry_after("soon"), None);
         assert_eq!(
             host("https://u:p@example.com:8443/a/b?c"),
             "example.com:8443"

@@ -239,3 +239,27 @@ fn size_beyond_toml_integers_is_an_error_not_a_panic() {
     );
     assert!(m.to_toml().is_err());
 }
+
+proptest! {
+    /// Whatever bytes a catalogue holds, parsing returns a value or an error with a position; it
+    /// never panics (multi-byte text, odd offsets and all).
+    #[test]
+    fn parse_never_panics(text in "\\PC{0,200}") {
+        if let Err(ManifestError::Invalid { line, column, .. }) = parse(&text) {
+            prop_assert!(line >= 1 && column >= 1);
+        }
+    }
+
+    /// Near-misses of a valid manifest: each mutation parses or fails with a position.
+    #[test]
+    fn mutated_manifests_never_panic(cut in 0usize..120, insert in "[\\[\\]=\"a-z0-9 \\n.é]{0,6}") {
+        let good = format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurls = [\"x\"]\n");
+        let mut text = good.clone();
+        let mut at = cut.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        text.insert_str(at, &insert);
+        let _ = parse(&text);
+    }
+}
