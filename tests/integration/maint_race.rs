@@ -34,7 +34,7 @@ fn gc_racing_add_and_rm_never_loses_a_referenced_blob() {
                         let path = path.ok();
                         let on_disk = std::fs::read(&path).expect("referenced blob must exist");
                         assert_eq!(blake3_hex(&on_disk), blake3_hex(&content));
-                        if k % 5 == 0 {
+                        if k.is_multiple_of(5) {
                             env.run(&["store", "rm", &name]).ok();
                         }
                     }
