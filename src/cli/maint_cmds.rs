@@ -42,16 +42,7 @@ pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
     } else {
         println!("{outcome}");
     }
-    if !outcome.is_clean() {
-        anyhow::bail!(
-            "verify found {} corrupt, {} missing and {} unreadable blobs in {}",
-            outcome.corrupt.len(),
-            outcome.missing.len(),
-            outcome.unreadable.len(),
-            store.root().display()
-        );
-    }
-    Ok(())
+    Ok(outcome.into_result_for(&store)?)
 }
 
 pub fn prune_locks(root: &Path, out: Output) -> Result<()> {

@@ -58,6 +58,14 @@ pub enum Error {
     UnknownNames { names: Vec<String> },
     #[error("--deep (loading ONNX models) is not available in this beaker yet; run verify without --deep to check every blob's hash")]
     DeepUnavailable,
+    /// The run completed and found damage (exit 1); the outcome has the details.
+    #[error("verify found {corrupt} corrupt, {missing} missing and {unreadable} unreadable blobs in {}", store.display())]
+    Found {
+        store: std::path::PathBuf,
+        corrupt: usize,
+        missing: usize,
+        unreadable: usize,
+    },
 }
 
 impl From<crate::error::IoError> for Error {
@@ -71,6 +79,7 @@ impl Error {
         match self {
             Error::Store(e) => e.category(),
             Error::UnknownNames { .. } | Error::DeepUnavailable => Category::BadInput,
+            Error::Found { .. } => Category::Failed,
         }
     }
 }
@@ -119,6 +128,19 @@ impl Outcome {
     /// Nothing corrupt, missing or unreadable (exit 0).
     pub fn is_clean(&self) -> bool {
         self.corrupt.is_empty() && self.missing.is_empty() && self.unreadable.is_empty()
+    }
+
+    /// `Ok` when clean, else the [`Error::Found`] every front end reports (exit 1).
+    pub fn into_result_for(&self, store: &Store) -> Result<(), Error> {
+        if self.is_clean() {
+            return Ok(());
+        }
+        Err(Error::Found {
+            store: store.root().to_owned(),
+            corrupt: self.corrupt.len(),
+            missing: self.missing.len(),
+            unreadable: self.unreadable.len(),
+        })
     }
 }
 

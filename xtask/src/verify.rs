@@ -33,14 +33,5 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         println!("{outcome}");
     }
-    if !outcome.is_clean() {
-        anyhow::bail!(
-            "verify found {} corrupt, {} missing and {} unreadable blobs in {}",
-            outcome.corrupt.len(),
-            outcome.missing.len(),
-            outcome.unreadable.len(),
-            store.root().display()
-        );
-    }
-    Ok(())
+    Ok(outcome.into_result_for(&store)?)
 }
