@@ -27,17 +27,6 @@ pub(crate) fn catalogue(env: &Env, models: &[(&str, &[u8], Vec<String>)]) -> Pat
 /// `beaker --store S --manifest M store pull …` with fast failure settings and no proxies.
 pub(crate) fn pull_cmd(env: &Env, manifest: &Path) -> Command {
     let mut c = env.cmd();
-    for var in [
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "ALL_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "all_proxy",
-        "SSL_CERT_FILE",
-    ] {
-        c.env_remove(var);
-    }
     c.env("BEAKER_RETRY_BASE", "20ms")
         .env("BEAKER_STALL_TIMEOUT", "2s")
         .env("BEAKER_CONNECT_TIMEOUT", "2s")

@@ -153,17 +153,6 @@ fn https_with_a_private_ca_needs_ca_cert_or_ssl_cert_file() {
     );
     let pull = |extra: &[&str], ssl_cert_file: Option<&Path>| {
         let mut c = env.cmd();
-        for var in [
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "SSL_CERT_FILE",
-        ] {
-            c.env_remove(var);
-        }
         if let Some(f) = ssl_cert_file {
             c.env("SSL_CERT_FILE", f);
         }

@@ -124,6 +124,9 @@ pub fn as_user_cmd(user: &User, umask: &str, store: &Path, args: &[&str]) -> Com
         .env_remove("BEAKER_MANIFEST")
         .env("HOME", "/nonexistent")
         .stdin(Stdio::null());
+    for var in PROXY_AND_CA_VARS {
+        c.env_remove(var);
+    }
     c
 }
 
@@ -170,13 +173,23 @@ pub fn assert_group_policy(store: &Path, lab_gid: u32) {
     }
 }
 
+/// `alice`/`bob` runs `store init --shared group --group beaker-lab --locking LOCKING`.
+pub fn group_store(env: &Env, user: &User, locking: &str) {
+    let args = [
+        "store",
+        "init",
+        "--shared",
+        "group",
+        "--group",
+        GROUP,
+        "--locking",
+        locking,
+    ];
+    as_user(user, &env.store, &args).ok();
+}
+
 fn init_group_store(env: &Env, user: &User) {
-    as_user(
-        user,
-        &env.store,
-        &["store", "init", "--shared", "group", "--group", GROUP],
-    )
-    .ok();
+    group_store(env, user, "flock");
 }
 
 #[test]
@@ -464,21 +477,7 @@ fn without_locks_two_users_racing_keep_every_blob_correct() {
     // I1 with no locks at all: 8 processes of two users add the same content, 50 rounds.
     let u = users();
     let env = shared_env();
-    as_user(
-        &u.alice,
-        &env.store,
-        &[
-            "store",
-            "init",
-            "--shared",
-            "group",
-            "--group",
-            GROUP,
-            "--locking",
-            "none",
-        ],
-    )
-    .ok();
+    group_store(&env, &u.alice, "none");
     for round in 0..50u64 {
         let data = bytes(64 * 1024 + round as usize, 1000 + round);
         let src = public_file(&env, &format!("r{round}"), &data);

@@ -43,24 +43,6 @@ fn spawn_as(user: &User, store: &Path, args: &[&str]) -> Child {
         .expect("spawn")
 }
 
-fn group_store(env: &Env, user: &User, locking: &str) {
-    as_user(
-        user,
-        &env.store,
-        &[
-            "store",
-            "init",
-            "--shared",
-            "group",
-            "--group",
-            GROUP,
-            "--locking",
-            locking,
-        ],
-    )
-    .ok();
-}
-
 #[test]
 fn bob_gets_the_blob_alice_pulled_without_a_second_download() {
     let u = users();

@@ -8,6 +8,18 @@ use std::process::{Command, Output, Stdio};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_beaker");
 
+/// Environment variables that would send a test's requests elsewhere or change whom it trusts.
+pub const PROXY_AND_CA_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "SSL_CERT_FILE",
+];
+
 /// A temp directory for one test; `store` is a path inside it (not created).
 pub struct Env {
     pub dir: tempfile::TempDir,
@@ -46,6 +58,10 @@ impl Env {
             .env_remove("BEAKER_MANIFEST")
             .env_remove("BEAKER_OFFLINE")
             .stdin(Stdio::null());
+        // Tests talk to loopback servers only: never through a proxy, never with a CA from outside.
+        for var in PROXY_AND_CA_VARS {
+            c.env_remove(var);
+        }
         c
     }
 
