@@ -82,6 +82,14 @@ fn sigkill_during_add_never_leaves_a_misnamed_blob() {
         let _ = child.kill(); // SIGKILL
         let _ = child.wait();
         assert_blobs_named_by_hash(&env.store);
+        // I3: whatever the kill interrupted, a recorded name never points at an absent blob.
+        let rows: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
+        for row in &rows {
+            assert_eq!(
+                row["present"], true,
+                "name recorded before its blob was published: {row}"
+            );
+        }
         for name in list_names(&env.store.join("blobs")) {
             let m = mode(&env.store.join("blobs").join(&name));
             assert_eq!(m, 0o444, "published blob {name} must be read-only");
