@@ -125,7 +125,13 @@ pub enum Persisted {
 ///
 /// **Atomicity**: at every instant `to` is either absent or a complete file (the one that was
 /// already there, or `from`). Uses `renameat2(RENAME_NOREPLACE)` and falls back to `link(2)` +
-/// `unlink(2)` on filesystems that do not support it (both refuse to replace). After
+/// `unlink(2)` on filesystems that do not support it (both refuse to replace).
+///
+/// **Crash window of the fallback**: a crash between `link` and `unlink` leaves `from` as a
+/// second hard link to the published file (same inode, so also mode 0444). Whoever later opens a
+/// file in `tmp/` for writing must refuse one with more than one link — see
+/// `TempBlob::take_over`, which checks `nlink == 1` and the temp mode, because root can open a
+/// 0444 file for writing. After
 /// `AlreadyExists` the source is removed: in a content-addressed store an existing `to` holds the
 /// same bytes (invariant I1), so there is nothing to keep.
 pub fn persist_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoError> {
@@ -151,9 +157,22 @@ pub fn persist_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoError> {
     }
 }
 
+/// Whether `BEAKER_NO_RENAME_NOREPLACE=1` asks beaker to behave as on a filesystem without
+/// `renameat2(RENAME_NOREPLACE)` (some NFS, older kernels): every no-clobber rename then takes
+/// the `link(2)` + `unlink(2)` fallback. It exists so that the fallback, and the crash window
+/// between its two calls, can be tested on ext4; it changes no result, only the system calls.
+fn link_fallback_forced() -> bool {
+    use std::sync::OnceLock;
+    static FORCED: OnceLock<bool> = OnceLock::new();
+    *FORCED.get_or_init(|| std::env::var_os("BEAKER_NO_RENAME_NOREPLACE").is_some_and(|v| v == "1"))
+}
+
 #[cfg(target_os = "linux")]
 fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use std::ffi::CString;
+    if link_fallback_forced() {
+        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+    }
     use std::os::unix::ffi::OsStrExt;
     let cstr = |p: &Path| {
         CString::new(p.as_os_str().as_bytes())

@@ -87,6 +87,11 @@ impl FetchError {
         )
     }
 
+    /// Whether the store's disk (or quota, or file size limit) ran out while writing.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, FetchError::Store(e) if e.is_no_space())
+    }
+
     /// The server's `Retry-After`, when it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

@@ -11,6 +11,10 @@ use crate::store::StoreError;
 pub enum PullError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The bytes arrived but could not be published (other than a mismatch, which is
+    /// [`PullError::Mismatch`]).
+    #[error(transparent)]
+    Publish(#[from] crate::publish::Error),
     /// A bad setting (environment, `--ca-cert`), before any source was tried.
     #[error(transparent)]
     Setting(FetchError),
@@ -60,6 +64,7 @@ impl PullError {
     pub fn category(&self) -> Category {
         match self {
             PullError::Store(e) => e.category(),
+            PullError::Publish(e) => e.category(),
             PullError::Setting(e) => e.category(),
             PullError::Source { error, .. } => error.category(),
             PullError::NoUrl { .. } | PullError::NoDigest { .. } => Category::BadInput,

@@ -51,11 +51,11 @@ pub use error::PullError;
 use crate::catalogue::Resolved;
 use crate::digest::Blake3;
 use crate::fetch::{self, Fetcher, Source};
-use crate::lock::{Holder, Mode, Wait};
+use crate::lock::{Holder, LockGuard, Mode, Wait};
 use crate::name::ModelName;
 use crate::progress::{Progress, Silent};
-use crate::publish::{publish, Published, TempBlob};
-use crate::store::{Store, StoreError};
+use crate::publish::{self, publish, Failed, Published, TempBlob};
+use crate::store::Store;
 use error::Failure;
 use key::DownloadKey;
 
@@ -123,57 +123,71 @@ impl<'s> Puller<'s> {
         }
     }
 
-    /// Makes `model` present in the store under its name and returns where it is.
+    /// Makes `model` present in the store under its name and returns where it is: fast path →
+    /// lock and look again → start or resume → try each source → publish.
     pub fn pull(
         &mut self,
         model: &Resolved,
         progress: &mut dyn Progress,
     ) -> Result<Pulled, PullError> {
-        let (store, name, entry) = (self.store, &model.name, &model.entry);
-        let catalogue = || model.manifest.display().to_string();
-        let key = DownloadKey::of(entry).ok_or_else(|| PullError::NoDigest {
-            name: name.clone(),
-            catalogue: catalogue(),
+        let key = DownloadKey::of(&model.entry).ok_or_else(|| PullError::NoDigest {
+            name: model.name.clone(),
+            catalogue: model.manifest.display().to_string(),
         })?;
-
         // Step 1: already here?
-        if let Some(p) = key::fast_path(store, name, entry)? {
-            return Ok(Pulled::new(name, p, false));
+        if let Some(p) = self.present(model)? {
+            return Ok(p);
         }
-        if self.fetcher.config().offline {
-            return Err(PullError::Offline { name: name.clone() });
-        }
-        if entry.urls.is_empty() {
-            return Err(PullError::NoUrl {
-                name: name.clone(),
-                catalogue: catalogue(),
-            });
-        }
-
+        self.check_fetchable(model)?;
         // Step 2: one downloader per model; the others wait here, then find it published.
-        let guard = store.lock(
-            &key.lock_path(store.layout()),
+        let guard = self.store.lock(
+            &key.lock_path(self.store.layout()),
             Mode::Exclusive,
             self.lock_wait,
-            &mut |holder| progress.notice(&waiting(name, holder)),
+            &mut |holder| progress.notice(&waiting(&model.name, holder)),
         )?;
-        if let Some(p) = key::fast_path(store, name, entry)? {
-            return Ok(Pulled::new(name, p, false));
+        if let Some(p) = self.present(model)? {
+            return Ok(p);
         }
+        // Steps 3–5, with the progress bar finished however they end.
+        let mut bar = Bar::new(progress);
+        let temp = start_or_resume(self.store, model, &key.stem(), &mut bar)?;
+        self.try_sources(model, &key.stem(), temp, &guard, &mut bar)
+    }
 
-        // Step 3: continue a dead download, or start one.
-        let stem = key.stem();
-        let mut temp = match resume::claim(store, &stem, entry)? {
-            Some(t) => {
-                progress.notice(&format!("{name}: resuming at byte {}", t.len()));
-                Some(t)
-            }
-            None => None,
-        };
-        progress.start(name.as_str(), entry.size);
-        if let Some(t) = &temp {
-            progress.advance(t.len());
+    /// Step 1, the fast path: the content is present, so only the name is recorded.
+    fn present(&self, model: &Resolved) -> Result<Option<Pulled>, PullError> {
+        let found = key::fast_path(self.store, &model.name, &model.entry)?;
+        Ok(found.map(|p| Pulled::new(&model.name, p, false)))
+    }
+
+    /// Whether this pull may download at all (not offline, somewhere to download from).
+    fn check_fetchable(&self, model: &Resolved) -> Result<(), PullError> {
+        if self.fetcher.config().offline {
+            return Err(PullError::Offline {
+                name: model.name.clone(),
+            });
         }
+        if model.entry.urls.is_empty() {
+            return Err(PullError::NoUrl {
+                name: model.name.clone(),
+                catalogue: model.manifest.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Steps 3–5 for each URL in order, until one gives bytes that publish. A transport failure
+    /// keeps the bytes for the next URL (or the next run); a mismatch discards them.
+    fn try_sources(
+        &mut self,
+        model: &Resolved,
+        stem: &str,
+        mut temp: Option<TempBlob>,
+        guard: &LockGuard,
+        bar: &mut Bar<'_>,
+    ) -> Result<Pulled, PullError> {
+        let (store, name, entry) = (self.store, &model.name, &model.entry);
         let mut failures = Vec::new();
         for url in &entry.urls {
             let source = match Source::parse(url, model.base_dir(), &model.manifest) {
@@ -185,18 +199,19 @@ impl<'s> Puller<'s> {
             };
             let mut blob = match temp.take() {
                 Some(t) => t,
-                None => TempBlob::create_for(store, &stem, entry)?,
+                None => TempBlob::create_for(store, stem, entry)?,
             };
             let mut holder = Holder::me();
             holder.partial = Some(blob.path().to_owned());
             holder.expected_size = entry.size;
             guard.record(&holder);
 
-            match self.fetcher.fetch(&source, &mut blob, entry.size, progress) {
-                Ok(()) => {}
-                Err(e) if e.is_fatal() => {
-                    progress.finish();
-                    let kept = keep_for_resume(blob);
+            if let Err(e) = self
+                .fetcher
+                .fetch(&source, &mut blob, entry.size, bar.get())
+            {
+                if e.is_fatal() {
+                    let kept = keep_for_resume(blob, e.is_no_space());
                     return Err(PullError::Source {
                         name: name.clone(),
                         url: url.clone(),
@@ -204,42 +219,95 @@ impl<'s> Puller<'s> {
                         kept,
                     });
                 }
-                Err(e) => {
-                    if e.discards_partial() {
-                        drop(blob); // its bytes are wrong: deleted, never resumed
-                    } else {
-                        temp = Some(blob); // the next mirror continues from here
-                    }
-                    failures.push(Failure::Fetch(url.clone(), e));
-                    continue;
-                }
+                if !e.discards_partial() {
+                    temp = Some(blob); // the next mirror continues from here
+                } // else dropping `blob` deletes it: its bytes are wrong, never resumed
+                failures.push(Failure::Fetch(url.clone(), e));
+                continue;
             }
-            // Steps 4–5. A mismatch drops (deletes) the temp blob inside `publish`.
-            match publish(store, blob, Some(name), recorded(model)) {
-                Ok(p) => {
-                    progress.finish();
-                    return Ok(Pulled::new(name, p, true));
-                }
-                Err(StoreError::Mismatch {
-                    what,
-                    expected,
-                    actual,
+            // Steps 4–5. A mismatch deletes the temp blob inside `publish`.
+            match publish(store, blob, name, recorded(model)) {
+                Ok(p) => return Ok(Pulled::new(name, p, true)),
+                Err(Failed {
+                    error:
+                        publish::Error::Mismatch {
+                            what,
+                            expected,
+                            actual,
+                        },
+                    ..
                 }) => failures.push(Failure::Mismatch {
                     url: url.clone(),
                     what,
                     expected,
                     actual,
                 }),
-                Err(e) => {
-                    progress.finish();
-                    return Err(e.into());
+                Err(Failed { error, temp }) => {
+                    // A finished download whose publish failed (e.g. gc.lock unavailable) is
+                    // kept for the next run, which re-hashes it and publishes with no network.
+                    let no_space = matches!(&error, publish::Error::Store(e) if e.is_no_space());
+                    if let Some(t) = temp {
+                        keep_for_resume(*t, no_space);
+                    }
+                    return Err(error.into());
                 }
             }
         }
-        progress.finish();
-        let kept = temp.map_or(0, keep_for_resume);
-        drop(guard);
+        let kept = temp.map_or(0, |t| keep_for_resume(t, false));
         Err(Failure::into_error(failures, name, kept))
+    }
+}
+
+/// Step 3: continue the most advanced dead partial of this download, if there is one; the
+/// first source creates a fresh temp blob otherwise.
+fn start_or_resume(
+    store: &Store,
+    model: &Resolved,
+    stem: &str,
+    bar: &mut Bar<'_>,
+) -> Result<Option<TempBlob>, PullError> {
+    let temp = resume::claim(store, stem, &model.entry)?;
+    let progress = bar.get();
+    if let Some(t) = &temp {
+        progress.notice(&format!("{}: resuming at byte {}", model.name, t.len()));
+    }
+    bar.start(model.name.as_str(), model.entry.size);
+    if let Some(t) = &temp {
+        bar.get().advance(t.len());
+    }
+    Ok(temp)
+}
+
+/// The progress receiver of one download: [`Progress::finish`] is called exactly once when the
+/// download ends, on every path out of it (success, error, early return), if it was started.
+struct Bar<'p> {
+    progress: &'p mut dyn Progress,
+    started: bool,
+}
+
+impl<'p> Bar<'p> {
+    fn new(progress: &'p mut dyn Progress) -> Self {
+        Bar {
+            progress,
+            started: false,
+        }
+    }
+
+    fn start(&mut self, what: &str, total: Option<u64>) {
+        self.progress.start(what, total);
+        self.started = true;
+    }
+
+    fn get(&mut self) -> &mut dyn Progress {
+        &mut *self.progress
+    }
+}
+
+impl Drop for Bar<'_> {
+    fn drop(&mut self) {
+        if self.started {
+            self.progress.finish();
+        }
     }
 }
 
@@ -259,13 +327,15 @@ fn recorded(model: &Resolved) -> crate::manifest::Entry {
     entry
 }
 
-/// Leaves a partial with bytes in `tmp/` for the next pull (an empty one is deleted); returns how
-/// many bytes were kept.
-fn keep_for_resume(temp: TempBlob) -> u64 {
+/// Leaves a partial with bytes in `tmp/` for the next pull and returns how many bytes were kept.
+/// An empty one is deleted, and so is one whose writer ran out of space (`no_space`): keeping it
+/// would keep the disk full, and the space it frees is what the retry needs.
+fn keep_for_resume(temp: TempBlob, no_space: bool) -> u64 {
     let len = temp.len();
-    if len > 0 {
-        let _ = temp.keep();
+    if len == 0 || no_space {
+        return 0; // dropping `temp` deletes it
     }
+    let _ = temp.keep();
     len
 }
 

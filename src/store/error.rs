@@ -38,12 +38,13 @@ pub enum StoreError {
     },
     #[error("store {} already exists as {existing}; its mode cannot be changed by init", path.display())]
     AlreadyInitialised { path: PathBuf, existing: String },
-    #[error("the store at {} is not writable by {user} ({source}); ask its owner for access, or use another --store", path.display())]
+    /// Permission denied or a read-only filesystem while writing into the store; `error` keeps
+    /// the exact file (one unwritable lock file is not "the whole store is read-only").
+    #[error("the store at {} is not writable by {} here; ask its owner for access (or fix the file's permissions), or use another --store", store.display(), crate::who::user())]
     NotWritable {
-        path: PathBuf,
-        user: String,
+        store: PathBuf,
         #[source]
-        source: std::io::Error,
+        error: IoError,
     },
 
     #[error("{} {problem} ({found}); to fix: {remedy}", path.display())]
@@ -58,8 +59,6 @@ pub enum StoreError {
     #[error("{user} is not a member of group {group}, so cannot create a store for it; ask an administrator: usermod -aG {group} {user}")]
     NotInGroup { group: String, user: String },
 
-    #[error("cannot add {}: {reason}", path.display())]
-    BadSource { path: PathBuf, reason: String },
     #[error("{name} is not in the store; `beaker store ls` lists what it holds, `beaker store pull {name}` fetches it")]
     NotInStore { name: ModelName },
     #[error("not in the store: {}; nothing was removed (`beaker store ls` lists what it holds)", names.join(", "))]
@@ -70,17 +69,12 @@ pub enum StoreError {
         blob: Blake3,
         path: PathBuf,
     },
-    #[error("{what} mismatch: expected {expected}, got {actual}; nothing was published")]
-    Mismatch {
-        what: &'static str,
-        expected: String,
-        actual: String,
-    },
-    #[error("no space left on the disk holding {} ({source}); free space (e.g. `beaker store gc`) and try again", path.display())]
+    /// ENOSPC, EDQUOT or EFBIG while writing into the store; `error` keeps the exact file.
+    #[error("no space left for the store at {} ({}); free space — `beaker store gc --tmp-age 0` removes blobs no name uses and every abandoned download — or raise the limit, then try again", store.display(), limit_hint(error))]
     NoSpace {
-        path: PathBuf,
+        store: PathBuf,
         #[source]
-        source: std::io::Error,
+        error: IoError,
     },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
@@ -92,7 +86,6 @@ impl StoreError {
             StoreError::Io(_)
             | StoreError::NotWritable { .. }
             | StoreError::DamagedBlob { .. }
-            | StoreError::Mismatch { .. }
             | StoreError::NoSpace { .. } => Category::Failed,
             StoreError::Lock(e) => e.category(),
             StoreError::Manifest(e) => e.category(),
@@ -102,7 +95,6 @@ impl StoreError {
             | StoreError::UnknownFormat { .. }
             | StoreError::InvalidConfig { .. }
             | StoreError::AlreadyInitialised { .. }
-            | StoreError::BadSource { .. }
             | StoreError::Unsafe { .. }
             | StoreError::UnknownGroup { .. }
             | StoreError::NotInGroup { .. }
@@ -111,25 +103,40 @@ impl StoreError {
         }
     }
 
-    /// Turns "permission denied / read-only filesystem" while writing into the store into the
-    /// friendlier [`StoreError::NotWritable`].
+    /// Turns "permission denied / read-only filesystem" and "disk full / quota / file size
+    /// limit" while writing into the store into [`StoreError::NotWritable`] and
+    /// [`StoreError::NoSpace`], keeping the exact file in the error; other errors stay I/O errors.
     pub(crate) fn writing(root: &std::path::Path, e: IoError) -> StoreError {
         use std::io::ErrorKind;
-        let read_only = e.source.raw_os_error() == Some(libc::EROFS);
-        if matches!(e.source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+        let code = e.source.raw_os_error();
+        if matches!(code, Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)) {
             return StoreError::NoSpace {
-                path: root.to_owned(),
-                source: e.source,
+                store: root.to_owned(),
+                error: e,
             };
         }
-        if e.kind() == ErrorKind::PermissionDenied || read_only {
+        if e.kind() == ErrorKind::PermissionDenied || code == Some(libc::EROFS) {
             StoreError::NotWritable {
-                path: root.to_owned(),
-                user: crate::who::user(),
-                source: e.source,
+                store: root.to_owned(),
+                error: e,
             }
         } else {
             StoreError::Io(e)
         }
+    }
+
+    /// Whether this is the disk (or quota, or `ulimit -f`) running out: a partial written when
+    /// it happened is not worth keeping, it only keeps the disk full.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, StoreError::NoSpace { .. })
+    }
+}
+
+/// What ran out, in words: the disk, the quota, or the process's file size limit.
+fn limit_hint(e: &IoError) -> &'static str {
+    match e.source.raw_os_error() {
+        Some(libc::EDQUOT) => "disk quota exceeded",
+        Some(libc::EFBIG) => "file size limit exceeded: see `ulimit -f`",
+        _ => "the disk is full",
     }
 }

@@ -6,6 +6,7 @@ mod support;
 mod broken_flock;
 mod core_cli;
 mod core_concurrency;
+mod harden_publish;
 mod http_server;
 mod maint;
 mod maint_bad_input;

@@ -1,0 +1,341 @@
+//! The publish protocol (DESIGN §5, steps 3–5): the only way bytes enter `blobs/`.
+//!
+//! `add` and `pull` both write through a [`TempBlob`] (`temp`) and finish with [`publish`]. Each
+//! step below says which crash or race it guards against. The invariants kept here:
+//!
+//! - **I1** a file in `blobs/` holds exactly the bytes whose BLAKE3 is its name: the name is the
+//!   hash of what *we* wrote into a file only we could write (O_EXCL, 0600), computed while writing,
+//!   checked against the file's size on disk, and the file is fsynced before it gets that name.
+//!   No lock is needed for this.
+//! - **I2** published blobs are never modified: they are 0444 before they are named, naming is
+//!   no-clobber (an existing blob wins; "already there" is success), and a temp file that is also
+//!   a blob's name is never resumed into ([`TempBlob::take_over`]).
+//! - **I3** a manifest entry is written only after the blob and `blobs/` are fsynced — also on the
+//!   fast path, where another process may have named the blob without syncing `blobs/` yet.
+//! - **I4** `gc.lock` is held shared from before the blob is named until its entry is recorded, so
+//!   gc (which holds it exclusively) never sees the blob unreferenced in between.
+//!
+//! Lock order (every path that takes more than one): blob/download lock → `gc.lock` →
+//! `manifest.lock`. Publishing takes `gc.lock` here and `manifest.lock` inside `Store::record`.
+
+mod temp;
+
+use std::path::PathBuf;
+
+pub use temp::TempBlob;
+
+use crate::digest::Blake3;
+use crate::error::{Category, IoError};
+use crate::fsx;
+use crate::lock::{LockGuard, Mode};
+use crate::manifest::Entry;
+use crate::name::ModelName;
+use crate::store::{BlobState, Store, StoreError, BLOB_MODE, TEMP_MODE};
+
+/// Why a publish did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{what} mismatch: expected {expected}, got {actual}; nothing was published")]
+    Mismatch {
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    #[error("{} changed under its writer: {counted} bytes were written through beaker but the file holds {on_disk}; nothing was published (another process wrote to beaker's temp file: check who can write to {})", path.display(), path.display())]
+    TempChanged {
+        path: PathBuf,
+        counted: u64,
+        on_disk: u64,
+    },
+}
+
+impl Error {
+    pub fn category(&self) -> Category {
+        match self {
+            Error::Store(e) => e.category(),
+            Error::Mismatch { .. } | Error::TempChanged { .. } => Category::Failed,
+        }
+    }
+}
+
+/// A publish that failed, with the temp file handed back when it was never named and its bytes
+/// are still good, so the caller can keep a finished download (e.g. for the next run) instead of
+/// losing it (tempfile's `PersistError` does the same).
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    /// `Some` only when the failure came before the no-clobber rename (so the file is not a blob)
+    /// and the bytes were not found wrong. Its mode is back to 0600: it can be resumed.
+    pub temp: Option<Box<TempBlob>>,
+}
+
+impl From<Failed> for Error {
+    fn from(f: Failed) -> Error {
+        f.error // dropping `f.temp` deletes the file
+    }
+}
+
+/// What [`publish`] produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub blake3: Blake3,
+    pub size: u64,
+    pub path: PathBuf,
+    /// False when an identical blob was already there (dedup).
+    pub created: bool,
+    /// The entry this name had before, when it pointed at other content.
+    pub replaced: Option<Entry>,
+}
+
+/// Steps 4–5: checks the written bytes against what the caller expects, makes them durable and
+/// read-only, names them by their hash without clobbering, then records `name`.
+///
+/// `entry` is the manifest entry to record; its `blake3`, `size` and `added` are filled in here.
+/// On a mismatch the temp file is deleted (never resumed from bad bytes).
+pub fn publish(
+    store: &Store,
+    temp: TempBlob,
+    name: &ModelName,
+    entry: Entry,
+) -> Result<Published, Failed> {
+    let checked = check(&temp, &entry).map_err(|error| Failed { error, temp: None })?;
+    let (gc_guard, temp) = make_ready(store, temp).map_err(|f| *f)?;
+    name_and_record(store, temp, name, entry, checked, gc_guard)
+        .map_err(|error| Failed { error, temp: None })
+}
+
+/// What step 4 established about the bytes.
+struct Checked {
+    id: Blake3,
+    size: u64,
+}
+
+/// Step 4: the bytes must be what the caller asked for. Never publish unexpected bytes.
+fn check(temp: &TempBlob, entry: &Entry) -> Result<Checked, Error> {
+    let id = temp.blake3();
+    let size = temp.len();
+    // Only the writes we hashed may be in the file: a file that grew or shrank behind our back
+    // (another writer, a hard link) does not hold the bytes `id` names.
+    let on_disk = temp.size_on_disk().map_err(StoreError::from)?;
+    if on_disk != size {
+        return Err(Error::TempChanged {
+            path: temp.path().to_owned(),
+            counted: size,
+            on_disk,
+        });
+    }
+    if let Some(want) = entry.size.filter(|&s| s != size) {
+        return Err(mismatch("size", want.to_string(), size.to_string()));
+    }
+    if let Some(want) = entry.blake3.filter(|w| *w != id) {
+        return Err(mismatch("blake3", want.to_hex(), id.to_hex()));
+    }
+    let not_computed = || "(not computed)".to_owned();
+    if let Some(want) = entry.sha256 {
+        let got = temp.hashers.sha256();
+        if got != Some(want) {
+            let got = got.map_or_else(not_computed, |d| d.to_hex());
+            return Err(mismatch("sha256", want.to_hex(), got));
+        }
+    }
+    if let Some(want) = entry.md5 {
+        let got = temp.hashers.md5();
+        if got != Some(want) {
+            let got = got.map_or_else(not_computed, |d| d.to_hex());
+            return Err(mismatch("md5", want.to_hex(), got));
+        }
+    }
+    Ok(Checked { id, size })
+}
+
+fn mismatch(what: &'static str, expected: String, actual: String) -> Error {
+    Error::Mismatch {
+        what,
+        expected,
+        actual,
+    }
+}
+
+/// Steps 5a–5c. On failure the file was never named, so it is handed back (mode 0600 again).
+fn make_ready(store: &Store, temp: TempBlob) -> Result<(LockGuard, TempBlob), Box<Failed>> {
+    let ready = (|| {
+        // 5a. Data on disk before the file gets its name: after a power cut, a named blob must
+        //     not turn out empty or short (I1).
+        fsx::sync_file(&temp.file, &temp.path).map_err(|e| StoreError::writing(store.root(), e))?;
+        // 5b. Read-only before it is named, on the open file (I2): no window where a published
+        //     blob is writable.
+        fsx::set_mode(&temp.file, BLOB_MODE, &temp.path)?;
+        // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
+        store.gc_lock(Mode::Shared)
+    })();
+    match ready {
+        Ok(guard) => Ok((guard, temp)),
+        Err(e) => {
+            // Not named: make it a resumable partial again. If even that fails, let it go.
+            let temp = fsx::set_mode(&temp.file, TEMP_MODE, &temp.path)
+                .ok()
+                .map(|()| Box::new(temp));
+            Err(Box::new(Failed {
+                error: e.into(),
+                temp,
+            }))
+        }
+    }
+}
+
+/// Steps 5d–5f, holding `gc.lock` shared (`_gc_guard`) until the name is recorded.
+fn name_and_record(
+    store: &Store,
+    mut temp: TempBlob,
+    name: &ModelName,
+    mut entry: Entry,
+    Checked { id, size }: Checked,
+    _gc_guard: LockGuard,
+) -> Result<Published, Error> {
+    // 5d. Name it, never replacing an existing blob (I2). Someone else's identical blob is success.
+    let dest = store.layout().blob(&id);
+    let persisted = fsx::persist_noclobber(&temp.path, &dest);
+    // Whatever happened, the temp file must not be deleted by its guard any more: after a failed
+    // link+unlink fallback its path may be a second name of the blob. gc removes it if it stays.
+    temp.armed = false;
+    let created =
+        persisted.map_err(|e| StoreError::writing(store.root(), e))? == fsx::Persisted::Created;
+    if !created {
+        if let BlobState::Damaged { problem } = store.blob_state(&id, Some(size))? {
+            return Err(StoreError::DamagedBlob {
+                path: dest,
+                problem,
+            }
+            .into());
+        }
+    }
+    // 5e. The directory entry is durable before any manifest names it (I3).
+    fsx::sync_dir(&store.layout().blobs())?;
+    // 5f. Record the name. gc.lock is still held shared (I4).
+    entry.blake3 = Some(id);
+    entry.size = Some(size);
+    entry.added = Some(crate::who::now_rfc3339());
+    let replaced = store.record(name, entry)?;
+    Ok(Published {
+        blake3: id,
+        size,
+        path: dest,
+        created,
+        replaced,
+    })
+}
+
+/// The fast path (DESIGN §5 step 1): if the blob is already present, records `name -> entry` (when
+/// missing or different) and returns it, with no network and no re-hash. `None` when absent.
+///
+/// The presence check happens under `gc.lock` shared, so a concurrent gc or `rm` cannot delete
+/// the blob between the check and the record (I4). `blobs/` is fsynced before the name is
+/// recorded (I3): the blob may have just been named by a publisher that has not synced the
+/// directory yet, and a name must never outlive a power cut that its blob does not.
+pub fn reference_existing(
+    store: &Store,
+    name: &ModelName,
+    id: &Blake3,
+    mut entry: Entry,
+) -> Result<Option<Published>, StoreError> {
+    let _gc = store.gc_lock(Mode::Shared)?;
+    let size = match store.blob_state(id, entry.size)? {
+        BlobState::Present { size } => size,
+        BlobState::Absent => return Ok(None),
+        BlobState::Damaged { problem } => {
+            return Err(StoreError::DamagedBlob {
+                path: store.layout().blob(id),
+                problem,
+            })
+        }
+    };
+    let recorded = store.read_manifest()?;
+    let already = recorded
+        .models
+        .get(name)
+        .is_some_and(|e| e.blake3 == Some(*id) && e.size == Some(size));
+    let replaced = if already {
+        None
+    } else {
+        fsx::sync_dir(&store.layout().blobs())?;
+        entry.blake3 = Some(*id);
+        entry.size = Some(size);
+        entry.added = Some(crate::who::now_rfc3339());
+        store.record(name, entry)?
+    };
+    Ok(Some(Published {
+        blake3: *id,
+        size,
+        path: store.layout().blob(id),
+        created: false,
+        replaced,
+    }))
+}
+
+/// An I/O error while publishing is a store error first (it keeps its path).
+impl From<IoError> for Error {
+    fn from(e: IoError) -> Error {
+        Error::Store(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open_or_create(&dir.path().join("s")).unwrap();
+        (dir, s)
+    }
+
+    fn name(n: &str) -> ModelName {
+        ModelName::new(n).unwrap()
+    }
+
+    #[test]
+    fn a_temp_file_written_behind_the_writers_back_is_not_published() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.write_all(b"counted").unwrap();
+        // Another descriptor appends bytes the hashers never saw.
+        let mut other = std::fs::OpenOptions::new()
+            .append(true)
+            .open(t.path())
+            .unwrap();
+        other.write_all(b" and more").unwrap();
+        let err = publish(&s, t, &name("m"), Entry::default()).unwrap_err();
+        assert!(
+            matches!(
+                err.error,
+                Error::TempChanged {
+                    counted: 7,
+                    on_disk: 16,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(s.read_manifest().unwrap().models.is_empty());
+        assert_eq!(std::fs::read_dir(s.layout().blobs()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_mismatch_deletes_the_temp_file_and_hands_nothing_back() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.write_all(b"bytes").unwrap();
+        let entry = Entry {
+            size: Some(99),
+            ..Entry::default()
+        };
+        let err = publish(&s, t, &name("m"), entry).unwrap_err();
+        assert!(matches!(err.error, Error::Mismatch { what: "size", .. }));
+        assert!(err.temp.is_none());
+        drop(err);
+        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+    }
+}
