@@ -1,56 +1,104 @@
 //! From any beaker error to the exit code scripts rely on (DESIGN §10), in one place for the
 //! `beaker` binary and `cargo xtask` alike: 0 ok, 1 operation failed, 2 bad input, 3 not present.
+//!
+//! Every error type of the library is listed once in [`categorized!`] below, which needs a
+//! [`Categorized`] impl for it (so a listed type cannot lack a category), and the test
+//! `every_error_type_of_the_library_is_categorized` reads the sources and fails when a new
+//! `thiserror` type is not listed (so a new type cannot silently exit 1).
 
 use std::error::Error;
 
-use crate::catalogue::UnknownName;
-use crate::error::Category;
-use crate::fetch::FetchError;
-use crate::lock::LockError;
-use crate::manifest::ManifestError;
-use crate::name::InvalidName;
-use crate::pull::PullError;
-use crate::store::StoreError;
+use crate::error::{Category, IoError};
+
+/// An error that knows which exit code it deserves.
+pub trait Categorized: Error + 'static {
+    fn category(&self) -> Category;
+}
+
+/// Implements [`Categorized`] by the type's own `category()` method.
+macro_rules! by_method {
+    ($($ty:path),* $(,)?) => {$(
+        impl Categorized for $ty {
+            fn category(&self) -> Category {
+                <$ty>::category(self)
+            }
+        }
+    )*};
+}
+
+/// Implements [`Categorized`] with one fixed category.
+macro_rules! fixed {
+    ($cat:expr => $($ty:path),* $(,)?) => {$(
+        impl Categorized for $ty {
+            fn category(&self) -> Category {
+                $cat
+            }
+        }
+    )*};
+}
+
+by_method!(
+    crate::store::StoreError,
+    crate::manifest::ManifestError,
+    crate::lock::LockError,
+    crate::gc::Error,
+    crate::verify::Error,
+    crate::prune::Error,
+    crate::pull::PullError,
+    crate::fetch::FetchError,
+    crate::publish::Error,
+    crate::add::Error,
+);
+fixed!(Category::BadInput =>
+    crate::catalogue::UnknownName,
+    crate::name::InvalidName,
+    crate::digest::ParseDigestError,
+);
+fixed!(Category::Failed => IoError);
+
+/// The list of every library error type, and the lookup over it.
+macro_rules! categorized {
+    ($($ty:path),* $(,)?) => {
+        /// Every error type of the library, as written in [`categorized!`] (read by the test).
+        #[cfg(test)]
+        const KNOWN: &[&str] = &[$(stringify!($ty)),*];
+
+        /// The category of `cause` if it is one of the library's error types.
+        fn known(cause: &(dyn Error + 'static)) -> Option<Category> {
+            $(
+                if let Some(e) = cause.downcast_ref::<$ty>() {
+                    return Some(Categorized::category(e));
+                }
+            )*
+            None
+        }
+    };
+}
+
+categorized!(
+    crate::store::StoreError,
+    crate::manifest::ManifestError,
+    crate::lock::LockError,
+    crate::gc::Error,
+    crate::verify::Error,
+    crate::prune::Error,
+    crate::pull::PullError,
+    crate::fetch::FetchError,
+    crate::publish::Error,
+    crate::add::Error,
+    crate::catalogue::UnknownName,
+    crate::name::InvalidName,
+    crate::digest::ParseDigestError,
+    IoError,
+);
 
 /// The category of the first beaker error in `chain` (outermost first, e.g. `anyhow::Error::chain`).
 /// Anything beaker does not know is an operation failure.
 pub fn category_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)>) -> Category {
-    for cause in chain {
-        let known = cause
-            .downcast_ref::<StoreError>()
-            .map(StoreError::category)
-            .or_else(|| {
-                cause
-                    .downcast_ref::<ManifestError>()
-                    .map(ManifestError::category)
-            })
-            .or_else(|| cause.downcast_ref::<LockError>().map(LockError::category))
-            .or_else(|| {
-                cause
-                    .downcast_ref::<crate::gc::Error>()
-                    .map(crate::gc::Error::category)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<crate::verify::Error>()
-                    .map(crate::verify::Error::category)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<crate::prune::Error>()
-                    .map(crate::prune::Error::category)
-            })
-            .or_else(|| cause.downcast_ref::<PullError>().map(PullError::category))
-            .or_else(|| cause.downcast_ref::<FetchError>().map(FetchError::category))
-            .or_else(|| {
-                (cause.is::<UnknownName>() || cause.is::<InvalidName>())
-                    .then_some(Category::BadInput)
-            });
-        if let Some(category) = known {
-            return category;
-        }
-    }
-    Category::Failed
+    chain
+        .into_iter()
+        .find_map(known)
+        .unwrap_or(Category::Failed)
 }
 
 /// The process exit code of a category.
@@ -70,7 +118,7 @@ mod tests {
     fn the_first_known_error_in_the_chain_decides() {
         let name_err = crate::name::ModelName::new("Bad").unwrap_err();
         assert_eq!(code(category_of([&name_err as &(dyn Error + 'static)])), 2);
-        let not_present = StoreError::NotInStore {
+        let not_present = crate::store::StoreError::NotInStore {
             name: crate::name::ModelName::new("m").unwrap(),
         };
         assert_eq!(
@@ -79,5 +127,76 @@ mod tests {
         );
         let io = std::io::Error::other("disk on fire");
         assert_eq!(code(category_of([&io as &(dyn Error + 'static)])), 1);
+        let bad_source = crate::add::Error::BadSource {
+            path: "/x".into(),
+            reason: "r".into(),
+        };
+        assert_eq!(
+            code(category_of([&bad_source as &(dyn Error + 'static)])),
+            2
+        );
+    }
+
+    /// Reads `src/` for `#[derive(…thiserror::Error…)]` types and checks each is in [`KNOWN`]
+    /// (a type named `Error` by its module path, others by name).
+    #[test]
+    fn every_error_type_of_the_library_is_categorized() {
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut missing = Vec::new();
+        for entry in walkdir::WalkDir::new(&src) {
+            let entry = entry.unwrap();
+            if entry.path().extension().is_none_or(|e| e != "rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(entry.path()).unwrap();
+            let rel = entry.path().strip_prefix(&src).unwrap();
+            let module = module_path(rel);
+            let mut lines = text.lines();
+            while let Some(line) = lines.next() {
+                if !(line.trim_start().starts_with("#[derive(")
+                    && line.contains("thiserror::Error"))
+                {
+                    continue;
+                }
+                let Some(decl) = lines.find(|l| l.contains("enum ") || l.contains("struct "))
+                else {
+                    continue;
+                };
+                let name = decl
+                    .split_whitespace()
+                    .skip_while(|w| *w != "enum" && *w != "struct")
+                    .nth(1)
+                    .unwrap()
+                    .trim_end_matches(['{', '<', ';', '(']);
+                let listed = if name == "Error" {
+                    KNOWN.contains(&format!("{module}::Error").as_str())
+                } else {
+                    KNOWN.iter().any(|k| k.rsplit("::").next() == Some(name))
+                };
+                if !listed {
+                    missing.push(format!("{name} in src/{}", rel.display()));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "error types with no exit code (add them to categorized! in src/exit.rs): {missing:?}"
+        );
+    }
+
+    /// `add.rs` → `crate::add`, `publish/mod.rs` → `crate::publish`.
+    fn module_path(rel: &std::path::Path) -> String {
+        let mut parts: Vec<String> = rel
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        if parts.last().is_some_and(|p| p == "mod" || p == "lib") {
+            parts.pop();
+        }
+        std::iter::once("crate".to_owned())
+            .chain(parts)
+            .collect::<Vec<_>>()
+            .join("::")
     }
 }
