@@ -144,22 +144,43 @@ impl Outcome {
     }
 }
 
-/// Verifies `store` (or the blobs of `opts.names`), quarantining what is corrupt.
+/// Verifies `store` (or the blobs of `opts.names`), quarantining what is corrupt: select what to
+/// check → hash it (no lock) → judge the results and quarantine the bad.
 pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result<Outcome, Error> {
     if opts.deep {
         return Err(Error::DeepUnavailable);
     }
-    let manifest = store.read_manifest()?;
-    let mut out = Outcome::default();
+    let selection = select(store, &opts.names)?;
+    let total: u64 = selection.work.iter().map(|w| w.2).sum();
+    progress.start(
+        &format!("verifying {} blobs", selection.work.len()),
+        Some(total),
+    );
+    let results = hash_all(&selection.work, &selection.expected, progress);
+    progress.finish();
+    Ok(judge(store, selection, results))
+}
 
-    // What each blob should be, by the manifest (for "truncated" messages).
-    let mut expected: BTreeMap<Blake3, u64> = BTreeMap::new();
-    for e in manifest.models.values() {
-        if let (Some(id), Some(size)) = (e.blake3, e.size) {
-            expected.insert(id, size);
-        }
-    }
-    let (names, targets): (Vec<&ModelName>, BTreeSet<Blake3>) = if opts.names.is_empty() {
+/// What one run checks.
+struct Selection {
+    /// What each blob should be, by the manifest (for "truncated" messages).
+    expected: BTreeMap<Blake3, u64>,
+    /// The blobs to hash, with their paths and sizes, largest first (so one big file does not
+    /// start last and finish alone).
+    work: Vec<(Blake3, PathBuf, u64)>,
+    /// Selected names whose blob is absent.
+    missing: Vec<ModelName>,
+}
+
+/// Every blob in `blobs/` (or only those of `names`), and which selected names miss their blob.
+fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
+    let manifest = store.read_manifest()?;
+    let expected: BTreeMap<Blake3, u64> = manifest
+        .models
+        .values()
+        .filter_map(|e| Some((e.blake3?, e.size?)))
+        .collect();
+    let (names, targets): (Vec<&ModelName>, BTreeSet<Blake3>) = if names.is_empty() {
         let mut ids = BTreeSet::new();
         for (file, _) in crate::store::files_in(&store.layout().blobs())? {
             if let Ok(id) = Blake3::from_hex(&file) {
@@ -168,8 +189,7 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
         }
         (manifest.models.keys().collect(), ids)
     } else {
-        let unknown: Vec<String> = opts
-            .names
+        let unknown: Vec<String> = names
             .iter()
             .filter(|n| !manifest.models.contains_key(*n))
             .map(ToString::to_string)
@@ -177,22 +197,21 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
         if !unknown.is_empty() {
             return Err(Error::UnknownNames { names: unknown });
         }
-        let ids = opts
-            .names
+        let ids = names
             .iter()
             .filter_map(|n| manifest.models.get(n).and_then(|e| e.blake3))
             .collect();
-        (opts.names.iter().collect(), ids)
+        (names.iter().collect(), ids)
     };
+    let mut missing = Vec::new();
     for name in names {
         let Some(id) = manifest.models.get(name).and_then(|e| e.blake3) else {
             continue;
         };
-        if store.blob_state(&id, None)? == BlobState::Absent && !out.missing.contains(name) {
-            out.missing.push(name.clone());
+        if store.blob_state(&id, None)? == BlobState::Absent && !missing.contains(name) {
+            missing.push(name.clone());
         }
     }
-
     let mut work: Vec<(Blake3, PathBuf, u64)> = Vec::new();
     for id in targets {
         let path = store.layout().blob(&id);
@@ -202,15 +221,22 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
             Err(e) => return Err(StoreError::from(IoError::new("inspect", &path, e)).into()),
         }
     }
-    // Largest first, so one big file does not start last and finish alone.
     work.sort_by_key(|w| std::cmp::Reverse(w.2));
-    let total: u64 = work.iter().map(|w| w.2).sum();
-    progress.start(&format!("verifying {} blobs", work.len()), Some(total));
-    let results = hash_all(&work, &expected, progress);
-    progress.finish();
+    Ok(Selection {
+        expected,
+        work,
+        missing,
+    })
+}
 
+/// Turns the hash results into the outcome, quarantining the bad blobs.
+fn judge(store: &Store, selection: Selection, results: Vec<Checked>) -> Outcome {
+    let mut out = Outcome {
+        missing: selection.missing,
+        ..Outcome::default()
+    };
     let mut bad = Vec::new();
-    for ((id, _, len), checked) in work.iter().zip(results) {
+    for ((id, _, len), checked) in selection.work.iter().zip(results) {
         match checked {
             Checked::Vanished => continue, // removed by gc/rm meanwhile: nothing to judge
             Checked::Good { mode } => {
@@ -232,9 +258,9 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
         out.bytes_hashed += len;
     }
     if !bad.is_empty() {
-        quarantine_all(store, bad, &expected, &mut out);
+        quarantine_all(store, bad, &selection.expected, &mut out);
     }
-    Ok(out)
+    out
 }
 
 /// Moves each bad blob into quarantine under gc.lock exclusive (see the module doc).
