@@ -9,7 +9,7 @@
 //! hang the copy nor feed it endless bytes.
 
 use std::fs::File;
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, BufReader, ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -51,6 +51,9 @@ impl From<StoreError> for Error {
     }
 }
 
+/// Copy buffer: large enough for throughput, small enough to be constant memory.
+const CHUNK: usize = 1 << 20;
+
 /// Copies `src` into `store` and records it as `name`.
 pub fn add_file(
     store: &Store,
@@ -61,12 +64,18 @@ pub fn add_file(
     let (input, total) = open_source(src)?;
     let mut temp = TempBlob::create(store, "add")?;
     progress.start(&format!("adding {name}"), Some(total));
-    let mut reader = Reading {
-        inner: input,
-        progress,
-        failed: false,
-    };
+    let mut reader = BufReader::with_capacity(
+        CHUNK,
+        Reading {
+            inner: input,
+            progress,
+            failed: false,
+        },
+    );
+    // io::copy from a BufReader writes each filled CHUNK straight into the temp blob (large
+    // writes, which the hashers like).
     let copied = io::copy(&mut reader, &mut temp);
+    let reader = reader.into_inner();
     reader.progress.finish();
     if let Err(e) = copied {
         return Err(if reader.failed {

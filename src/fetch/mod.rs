@@ -18,7 +18,7 @@ mod error;
 mod file;
 mod http;
 
-use std::io::{ErrorKind, Read};
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use config::{parse_duration, Config};
@@ -155,9 +155,11 @@ impl Fetcher {
     }
 }
 
-/// Streams `body` into `temp` through a fixed buffer, refusing to go past `limit`.
+/// Streams `body` into `temp` with `io::copy` through a [`CHUNK`]-sized read buffer, refusing
+/// to go past `limit`.
 ///
-/// `classify` turns a read error into a [`FetchError`] (it differs per transport).
+/// `classify` turns a read error into a [`FetchError`] (it differs per transport); a failure on
+/// the writing side (the store, or the limit) is recorded by the [`Sink`] and wins.
 fn stream(
     body: &mut dyn Read,
     temp: &mut TempBlob,
@@ -165,21 +167,52 @@ fn stream(
     progress: &mut dyn Progress,
     classify: &dyn Fn(std::io::Error) -> FetchError,
 ) -> Result<(), FetchError> {
-    let mut buf = vec![0u8; CHUNK];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-            Err(e) => return Err(classify(e)),
-        };
-        if let Some(limit) = limit {
-            if temp.len() + n as u64 > limit {
-                return Err(FetchError::TooLarge { limit });
+    let mut sink = Sink {
+        temp,
+        limit,
+        progress,
+        failure: None,
+    };
+    // io::copy from a BufReader writes each filled buffer straight through: every byte read is
+    // in the temp file before the next read (a SIGKILL loses nothing that arrived).
+    let copied = std::io::copy(&mut BufReader::with_capacity(CHUNK, body), &mut sink);
+    match (copied, sink.failure) {
+        (Ok(_), _) => Ok(()),
+        (Err(_), Some(failure)) => Err(failure),
+        (Err(e), None) => Err(classify(e)),
+    }
+}
+
+/// The writing end of [`stream`]: enforces the size limit before a byte is written, appends to
+/// the temp blob (which hashes), reports progress, and remembers why it failed.
+struct Sink<'a> {
+    temp: &'a mut TempBlob,
+    limit: Option<u64>,
+    progress: &'a mut dyn Progress,
+    failure: Option<FetchError>,
+}
+
+impl Write for Sink<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failure.is_some() {
+            return Err(std::io::Error::other("the download already failed"));
+        }
+        if let Some(limit) = self.limit {
+            if self.temp.len() + buf.len() as u64 > limit {
+                self.failure = Some(FetchError::TooLarge { limit });
+                return Err(std::io::Error::other("larger than the catalogue's size"));
             }
         }
-        temp.append(&buf[..n])?;
-        progress.advance(n as u64);
+        if let Err(e) = self.temp.append(buf) {
+            self.failure = Some(FetchError::Store(e));
+            return Err(std::io::Error::other("cannot write into the store"));
+        }
+        self.progress.advance(buf.len() as u64);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
