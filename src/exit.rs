@@ -1,8 +1,8 @@
 //! From any beaker error to the exit code scripts rely on (DESIGN §10), in one place for the
 //! `beaker` binary and `cargo xtask` alike: 0 ok, 1 operation failed, 2 bad input, 3 not present.
 //!
-//! Every error type of the library is listed once in [`categorized!`] below, which needs a
-//! [`Categorized`] impl for it (so a listed type cannot lack a category), and the test
+//! Every error type of the library is listed once in [`categorized!`] below, with where its
+//! category comes from (so a listed type cannot lack one), and the test
 //! `every_error_type_of_the_library_is_categorized` reads the sources and fails when a new
 //! `thiserror` type is not listed (so a new type cannot silently exit 1).
 
@@ -15,81 +15,69 @@ pub trait Categorized: Error + 'static {
     fn category(&self) -> Category;
 }
 
-/// Implements [`Categorized`] by the type's own `category()` method.
-macro_rules! by_method {
-    ($($ty:path),* $(,)?) => {$(
-        impl Categorized for $ty {
-            fn category(&self) -> Category {
-                <$ty>::category(self)
-            }
-        }
-    )*};
-}
-
-/// Implements [`Categorized`] with one fixed category.
-macro_rules! fixed {
-    ($cat:expr => $($ty:path),* $(,)?) => {$(
-        impl Categorized for $ty {
-            fn category(&self) -> Category {
-                $cat
-            }
-        }
-    )*};
-}
-
-by_method!(
-    crate::store::StoreError,
-    crate::manifest::ManifestError,
-    crate::lock::LockError,
-    crate::gc::Error,
-    crate::verify::Error,
-    crate::prune::Error,
-    crate::pull::PullError,
-    crate::fetch::FetchError,
-    crate::publish::Error,
-    crate::add::Error,
-);
-fixed!(Category::BadInput =>
-    crate::catalogue::UnknownName,
-    crate::name::InvalidName,
-    crate::digest::ParseDigestError,
-);
-fixed!(Category::Failed => IoError);
-
-/// The list of every library error type, and the lookup over it.
+/// Lists every library error type once: those with their own `category()` method, then those
+/// that always mean bad input, then those that always mean failure. Generates the
+/// [`Categorized`] impls, the lookup [`known`], and `KNOWN` (the names, read by the test).
 macro_rules! categorized {
-    ($($ty:path),* $(,)?) => {
-        /// Every error type of the library, as written in [`categorized!`] (read by the test).
+    (
+        by_method: [$($m:path),* $(,)?],
+        bad_input: [$($b:path),* $(,)?],
+        failed: [$($f:path),* $(,)?] $(,)?
+    ) => {
+        $(impl Categorized for $m {
+            fn category(&self) -> Category {
+                <$m>::category(self)
+            }
+        })*
+        $(impl Categorized for $b {
+            fn category(&self) -> Category {
+                Category::BadInput
+            }
+        })*
+        $(impl Categorized for $f {
+            fn category(&self) -> Category {
+                Category::Failed
+            }
+        })*
+
         #[cfg(test)]
-        const KNOWN: &[&str] = &[$(stringify!($ty)),*];
+        const KNOWN: &[&str] = &[$(stringify!($m),)* $(stringify!($b),)* $(stringify!($f),)*];
 
         /// The category of `cause` if it is one of the library's error types.
         fn known(cause: &(dyn Error + 'static)) -> Option<Category> {
-            $(
-                if let Some(e) = cause.downcast_ref::<$ty>() {
-                    return Some(Categorized::category(e));
-                }
-            )*
+            $(if let Some(e) = cause.downcast_ref::<$m>() {
+                return Some(Categorized::category(e));
+            })*
+            $(if cause.is::<$b>() {
+                return Some(Category::BadInput);
+            })*
+            $(if cause.is::<$f>() {
+                return Some(Category::Failed);
+            })*
             None
         }
     };
 }
 
 categorized!(
-    crate::store::StoreError,
-    crate::manifest::ManifestError,
-    crate::lock::LockError,
-    crate::gc::Error,
-    crate::verify::Error,
-    crate::prune::Error,
-    crate::pull::PullError,
-    crate::fetch::FetchError,
-    crate::publish::Error,
-    crate::add::Error,
-    crate::catalogue::UnknownName,
-    crate::name::InvalidName,
-    crate::digest::ParseDigestError,
-    IoError,
+    by_method: [
+        crate::store::StoreError,
+        crate::manifest::ManifestError,
+        crate::lock::LockError,
+        crate::gc::Error,
+        crate::verify::Error,
+        crate::prune::Error,
+        crate::pull::PullError,
+        crate::fetch::FetchError,
+        crate::publish::Error,
+        crate::add::Error,
+    ],
+    bad_input: [
+        crate::catalogue::UnknownName,
+        crate::name::InvalidName,
+        crate::digest::ParseDigestError,
+    ],
+    failed: [IoError],
 );
 
 /// The category of the first beaker error in `chain` (outermost first, e.g. `anyhow::Error::chain`).

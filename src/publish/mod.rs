@@ -286,7 +286,8 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    /// A fresh private store in a temp directory (also used by `temp`'s tests).
+    pub(super) fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
         let s = Store::open_or_create(&dir.path().join("s")).unwrap();
         (dir, s)

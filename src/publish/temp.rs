@@ -321,13 +321,8 @@ impl Drop for TempBlob {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::store;
     use super::*;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open_or_create(&dir.path().join("s")).unwrap();
-        (dir, s)
-    }
 
     #[test]
     fn take_over_claims_a_dead_partial_once_and_rehashes_it() {

@@ -4,7 +4,6 @@
 //! `locking = "none"` work correctly without ever calling flock.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use crate::support::*;
@@ -24,28 +23,10 @@ int flock(int fd, int op) {
 }
 "#;
 
-/// Builds the shim once per test run with the system C compiler.
+/// The shim, built once per test run.
 fn shim() -> &'static Path {
     static SHIM_SO: OnceLock<PathBuf> = OnceLock::new();
-    SHIM_SO.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("beaker-noflock-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("noflock.c");
-        std::fs::write(&src, SHIM).unwrap();
-        let so = dir.join("noflock.so");
-        let out = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(&so)
-            .arg(&src)
-            .output()
-            .expect("these tests need a C compiler (`cc`) to build an LD_PRELOAD shim");
-        assert!(
-            out.status.success(),
-            "cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        so
-    })
+    SHIM_SO.get_or_init(|| build_shim("noflock", SHIM))
 }
 
 fn run_with(env: &Env, mode: &str, args: &[&str]) -> Run {

@@ -79,29 +79,10 @@ int linkat(int fd1, const char *from, int fd2, const char *to, int flags) {
 }
 "#;
 
-/// Builds the shim once per test run with the system C compiler.
+/// The shim, built once per test run.
 fn shim() -> &'static Path {
     static SHIM_SO: OnceLock<PathBuf> = OnceLock::new();
-    SHIM_SO.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("beaker-syslog-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let src = dir.join("syslog.c");
-        std::fs::write(&src, SHIM).unwrap();
-        let so = dir.join("syslog.so");
-        let out = Command::new("cc")
-            .args(["-shared", "-fPIC", "-O2", "-o"])
-            .arg(&so)
-            .arg(&src)
-            .arg("-ldl")
-            .output()
-            .expect("these tests need a C compiler (`cc`) to build an LD_PRELOAD shim");
-        assert!(
-            out.status.success(),
-            "cc failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        so
-    })
+    SHIM_SO.get_or_init(|| build_shim("syslog", SHIM))
 }
 
 fn md5_hex(bytes: &[u8]) -> String {

@@ -175,3 +175,26 @@ pub fn assert_blobs_named_by_hash(store: &Path) {
         );
     }
 }
+
+/// Builds the LD_PRELOAD shim `name` from C `source` once per test run with the system C
+/// compiler, and returns the path of the shared object.
+pub fn build_shim(name: &str, source: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("beaker-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join(format!("{name}.c"));
+    std::fs::write(&src, source).unwrap();
+    let so = dir.join(format!("{name}.so"));
+    let out = Command::new("cc")
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&so)
+        .arg(&src)
+        .arg("-ldl")
+        .output()
+        .expect("these tests need a C compiler (`cc`) to build an LD_PRELOAD shim");
+    assert!(
+        out.status.success(),
+        "cc failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    so
+}
