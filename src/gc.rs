@@ -250,26 +250,6 @@ fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(
     Ok(())
 }
 
-/// Parses a duration like `30s`, `10m`, `24h`, `7d` (a bare number is seconds).
-pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 10m, 24h or 7d"))?;
-    let unit_secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use s, m, h or d")),
-    };
-    n.checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
-}
-
 impl fmt::Display for Outcome {
     /// The human report: one line per thing removed, then a summary.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -311,24 +291,5 @@ impl fmt::Display for Outcome {
             self.removed_quarantine.len(),
             self.kept_blobs
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_parse() {
-        assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_age("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_age("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_age("0"), Ok(Duration::ZERO));
-        assert!(parse_age("").is_err());
-        assert!(parse_age("h").is_err());
-        assert!(parse_age("5w").is_err());
-        assert!(parse_age("-1s").is_err());
-        assert!(parse_age("99999999999999999999d").is_err());
     }
 }
