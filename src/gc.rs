@@ -232,7 +232,9 @@ fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(
                 .ok()
                 .map(|d| d.as_secs())
         });
-        let old = since.is_some_and(|t| now.saturating_sub(t) >= QUARANTINE_AGE.as_secs());
+        // Distance in either direction: an entry dated in the future (clock skew) goes once it is
+        // more than QUARANTINE_AGE ahead, as `partials::age` does for temp files.
+        let old = since.is_some_and(|t| now.abs_diff(t) >= QUARANTINE_AGE.as_secs());
         if !old {
             continue;
         }
