@@ -20,7 +20,7 @@ pub struct GcArgs {
     /// Remove temp files untouched for at least this long (250ms, 30s, 1.5m, 24h, 7d) whose writer is gone
     #[arg(long, value_name = "D", default_value = "24h", value_parser = crate::duration::parse)]
     pub tmp_age: Duration,
-    /// Also keep every blob this catalogue names (repeatable)
+    /// Also keep every blob this catalogue names: by blake3, or by md5/sha256 through the store's digest index (repeatable)
     #[arg(long, value_name = "MANIFEST")]
     pub keep: Vec<PathBuf>,
 }

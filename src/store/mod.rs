@@ -9,6 +9,7 @@
 
 mod config;
 mod error;
+pub mod index;
 mod inspect;
 mod layout;
 pub mod policy;
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
 pub use error::StoreError;
+pub use index::{IndexSwept, Mapping};
 pub use inspect::{files_in, BlobState, Count, Info, Listing, LockFile};
 pub use layout::{quarantined_at, Layout};
 pub use refs::Removed;

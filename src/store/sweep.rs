@@ -144,7 +144,7 @@ impl Store {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
         let l = self.layout();
-        for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine()] {
+        for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine(), l.index()] {
             let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
                 continue;
             };

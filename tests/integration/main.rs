@@ -6,6 +6,7 @@ mod support;
 mod broken_flock;
 mod core_cli;
 mod core_concurrency;
+mod digest_index;
 mod http_server;
 mod maint;
 mod maint_bad_input;
