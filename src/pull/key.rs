@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::digest::{Blake3, Md5, Sha256};
+use crate::digest::{Blake3, Md5, Sha256, Upstream};
 use crate::manifest::Entry;
 use crate::name::ModelName;
 use crate::publish::{reference_existing, Published};
@@ -40,8 +40,9 @@ impl DownloadKey {
     pub fn stem(&self) -> String {
         match self {
             DownloadKey::Blake3(id) => id.to_hex(),
-            DownloadKey::Sha256(d) => format!("sha256-{}", d.to_hex()),
-            DownloadKey::Md5(d) => format!("md5-{}", d.to_hex()),
+            // The digest index's spelling too (`index/md5-<hex>`): one name per upstream digest.
+            DownloadKey::Sha256(d) => Upstream::Sha256(*d).stem(),
+            DownloadKey::Md5(d) => Upstream::Md5(*d).stem(),
         }
     }
 
