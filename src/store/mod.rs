@@ -1,7 +1,8 @@
 //! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (DESIGN §4).
 //!
-//! This module owns opening and creating stores; `refs` owns the store manifest, `inspect` the
-//! read-only views (`ls`, `info`, `path`), and `crate::publish` the only way bytes enter `blobs/`.
+//! This module owns opening and creating stores; `refs` owns the store manifest, `index` the digest
+//! index (upstream sha256/md5 -> BLAKE3), `inspect` the read-only views (`ls`, `info`, `path`), and
+//! `crate::publish` the only way bytes enter `blobs/`.
 //!
 //! Creation is race-safe and crash-safe: many processes may create the same store at once (each
 //! step tolerates "already there"), and `store.toml` is published last with no-clobber, so a store
