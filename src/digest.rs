@@ -165,6 +165,45 @@ digest_type!(
     "md5"
 );
 
+/// An upstream digest a catalogue entry pins (`sha256` or `md5`): the key of the store's digest
+/// index (`crate::store::index`), which remembers which blob was checked against it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Upstream {
+    Sha256(Sha256),
+    Md5(Md5),
+}
+
+impl Upstream {
+    /// Every upstream digest `entry` pins, strongest first.
+    pub fn pinned_by(entry: &crate::manifest::Entry) -> Vec<Upstream> {
+        entry
+            .sha256
+            .map(Upstream::Sha256)
+            .into_iter()
+            .chain(entry.md5.map(Upstream::Md5))
+            .collect()
+    }
+
+    /// `sha256-<hex>` or `md5-<hex>`: validated hex with the algorithm in front, so it can never
+    /// be mistaken for a blob address (the same spelling as a pull's download key).
+    pub fn stem(&self) -> String {
+        match self {
+            Upstream::Sha256(d) => format!("{}-{}", Sha256::ALGO, d.to_hex()),
+            Upstream::Md5(d) => format!("{}-{}", Md5::ALGO, d.to_hex()),
+        }
+    }
+
+    /// The inverse of [`Upstream::stem`]; `None` for anything else.
+    pub fn from_stem(stem: &str) -> Option<Upstream> {
+        let (algo, hex) = stem.split_once('-')?;
+        match algo {
+            Sha256::ALGO => Sha256::from_hex(hex).ok().map(Upstream::Sha256),
+            Md5::ALGO => Md5::from_hex(hex).ok().map(Upstream::Md5),
+            _ => None,
+        }
+    }
+}
+
 impl Blake3 {
     /// The hash of `bytes` (for small inputs and tests; streams go through [`blake3::Hasher`]).
     pub fn of(bytes: &[u8]) -> Self {
@@ -225,6 +264,24 @@ mod tests {
         // 64 bytes but not 64 chars: must be refused cleanly.
         let s = "é".repeat(32);
         assert!(Blake3::from_hex(&s).is_err());
+    }
+
+    #[test]
+    fn upstream_stems_round_trip_and_refuse_anything_else() {
+        let md5 = Upstream::Md5(Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap());
+        assert_eq!(md5.stem(), "md5-f1e20fe90da342a7529c89f4d39b7ff9");
+        assert_eq!(Upstream::from_stem(&md5.stem()), Some(md5));
+        let sha = Upstream::Sha256(Sha256::from_bytes([0xab; 32]));
+        assert_eq!(Upstream::from_stem(&sha.stem()), Some(sha));
+        for bad in [
+            "md5-",
+            "md5-F1E20FE90DA342A7529C89F4D39B7FF9",
+            "blake3-00",
+            "x",
+            "md5-../a",
+        ] {
+            assert_eq!(Upstream::from_stem(bad), None, "{bad}");
+        }
     }
 
     proptest! {

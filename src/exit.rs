@@ -76,6 +76,7 @@ categorized!(
         crate::catalogue::UnknownName,
         crate::name::InvalidName,
         crate::digest::ParseDigestError,
+        crate::duration::InvalidDuration,
     ],
     failed: [IoError],
 );

@@ -11,7 +11,12 @@
 //! 2. Check the store is writable, so a read-only store fails before any deletion, not midway.
 //! 3. Take gc.lock exclusively; read the store manifest. If it does not parse, stop: without
 //!    roots every blob would look unreferenced, so nothing is deleted and the file is named.
-//! 4. Sweep `blobs/` (the sweep `rm` uses too).
+//!    Each keep-entry adds its blob to the roots: by its `blake3`, or, for an entry that pins
+//!    only `sha256`/`md5`, every present blob the digest index maps one of them to
+//!    ([`crate::store::index`]; read under gc.lock, so no publisher is between checking a blob
+//!    and recording it). Keep-entries that match no blob in the store are reported.
+//! 4. Sweep `blobs/` (the sweep `rm` uses too), then drop the digest-index records whose blob
+//!    is gone (including the blobs just swept) or that do not read back.
 //! 5. Under `locks/manifest.lock` (whose holders write the manifest's temp file in `tmp/`),
 //!    delete temp files older than `tmp_age` whose writer is gone (see [`crate::partials`]).
 //! 6. Delete quarantine entries older than [`QUARANTINE_AGE`].
@@ -33,7 +38,7 @@ use crate::lock::{Mode, Wait};
 use crate::manifest::{Manifest, ManifestError};
 use crate::partials::{self, Writer};
 use crate::progress::Progress;
-use crate::store::{quarantined_at, Candidates, GcExclusive, Store, StoreError};
+use crate::store::{quarantined_at, BlobState, Candidates, GcExclusive, Store, StoreError};
 
 /// Quarantined blobs are kept this long for inspection, then gc removes them.
 pub const QUARANTINE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -115,8 +120,14 @@ pub struct Outcome {
     /// Unreferenced blobs spared because they were just published into a lockless store.
     #[serde(serialize_with = "ids_only")]
     pub deferred_blobs: Vec<(Blake3, u64)>,
-    /// Entries in `blobs/`, `tmp/` that beaker did not make; left alone.
+    /// Entries in `blobs/`, `tmp/`, `index/` that beaker did not make; left alone.
     pub foreign: Vec<String>,
+    /// `--keep` entries (model names) that match no blob in the store: not pulled here, or pinned
+    /// only by sha256/md5 that the digest index does not map to a present blob.
+    pub keep_unmatched: Vec<String>,
+    /// Digest-index records dropped because their blob is gone or they do not read back (names in
+    /// `index/`).
+    pub removed_index: Vec<String>,
 }
 
 fn ids_only<S: Serializer>(v: &[(Blake3, u64)], s: S) -> Result<S::Ok, S::Error> {
@@ -130,13 +141,12 @@ pub fn collect(
     progress: &mut dyn Progress,
 ) -> Result<Outcome, Error> {
     // 1. Extra roots first: a typo in --keep must not cost blobs.
-    let mut roots = BTreeSet::new();
+    let mut keep = Vec::with_capacity(opts.keep.len());
     for path in &opts.keep {
-        let m = Manifest::load(path).map_err(|source| Error::Keep {
+        keep.push(Manifest::load(path).map_err(|source| Error::Keep {
             path: path.clone(),
             source,
-        })?;
-        roots.extend(m.roots());
+        })?);
     }
     // 2. A read-only store fails here, with nothing deleted.
     if !opts.dry_run {
@@ -154,17 +164,27 @@ pub fn collect(
         store: store.root().to_owned(),
         source,
     })?;
-    roots.extend(manifest.roots());
+    let mut roots = manifest.roots();
+    let keep_unmatched = keep_roots(store, &keep, &mut roots)?;
 
-    // 4. Blobs.
+    // 4. Blobs, then the index records of blobs that are gone.
     let swept = store.sweep_blobs(&gc, &roots, Candidates::All, opts.dry_run)?;
+    let going: BTreeSet<Blake3> = swept.removed.iter().map(|(id, _)| *id).collect();
+    let index = store.sweep_index(&gc, &going, opts.dry_run)?;
     let mut out = Outcome {
         dry_run: opts.dry_run,
         kept_blobs: swept.kept,
         freed_bytes: swept.removed.iter().map(|(_, n)| n).sum(),
         removed_blobs: swept.removed,
         deferred_blobs: swept.deferred,
-        foreign: swept.foreign.iter().map(|n| format!("blobs/{n}")).collect(),
+        foreign: swept
+            .foreign
+            .iter()
+            .map(|n| format!("blobs/{n}"))
+            .chain(index.foreign.iter().map(|n| format!("index/{n}")))
+            .collect(),
+        keep_unmatched,
+        removed_index: index.removed,
         ..Outcome::default()
     };
 
@@ -173,6 +193,36 @@ pub fn collect(
     // 6. Quarantine.
     sweep_quarantine(store, opts.dry_run, &mut out)?;
     Ok(out)
+}
+
+/// Adds the blobs of every keep-entry to `roots` and returns the names of the entries that match
+/// no blob in the store (sorted, each once).
+fn keep_roots(
+    store: &Store,
+    keep: &[Manifest],
+    roots: &mut BTreeSet<Blake3>,
+) -> Result<Vec<String>, StoreError> {
+    let mut unmatched = BTreeSet::new();
+    for catalogue in keep {
+        for (name, entry) in &catalogue.models {
+            let matched = match entry.blake3 {
+                Some(id) => {
+                    roots.insert(id);
+                    matches!(store.blob_state(&id, None)?, BlobState::Present { .. })
+                }
+                None => {
+                    let blobs = store.index_blobs(entry)?;
+                    let any = !blobs.is_empty();
+                    roots.extend(blobs);
+                    any
+                }
+            };
+            if !matched {
+                unmatched.insert(name.to_string());
+            }
+        }
+    }
+    Ok(unmatched.into_iter().collect())
 }
 
 fn sweep_temp(
@@ -232,7 +282,9 @@ fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(
                 .ok()
                 .map(|d| d.as_secs())
         });
-        let old = since.is_some_and(|t| now.saturating_sub(t) >= QUARANTINE_AGE.as_secs());
+        // Distance in either direction: an entry dated in the future (clock skew) goes once it is
+        // more than QUARANTINE_AGE ahead, as `partials::age` does for temp files.
+        let old = since.is_some_and(|t| now.abs_diff(t) >= QUARANTINE_AGE.as_secs());
         if !old {
             continue;
         }
@@ -248,26 +300,6 @@ fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(
         out.removed_quarantine.push(name);
     }
     Ok(())
-}
-
-/// Parses a duration like `30s`, `10m`, `24h`, `7d` (a bare number is seconds).
-pub fn parse_age(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration; use e.g. 30s, 10m, 24h or 7d"))?;
-    let unit_secs = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        other => return Err(format!("unknown unit {other:?} in {s:?}; use s, m, h or d")),
-    };
-    n.checked_mul(unit_secs)
-        .map(Duration::from_secs)
-        .ok_or_else(|| format!("{s:?} is too long"))
 }
 
 impl fmt::Display for Outcome {
@@ -301,6 +333,20 @@ impl fmt::Display for Outcome {
         for name in &self.foreign {
             writeln!(f, "left alone {name}: not something beaker made")?;
         }
+        for name in &self.removed_index {
+            writeln!(
+                f,
+                "{verb} index/{name}: its blob is gone, or it does not read back"
+            )?;
+        }
+        if !self.keep_unmatched.is_empty() {
+            writeln!(
+                f,
+                "--keep: {} matched no blob in this store (not pulled here, or an md5/sha256 the digest index does not know): {}",
+                self.keep_unmatched.len(),
+                self.keep_unmatched.join(", ")
+            )?;
+        }
         write!(
             f,
             "{} {} ({} blobs, {} temp files, {} quarantined); kept {} referenced blobs",
@@ -311,24 +357,5 @@ impl fmt::Display for Outcome {
             self.removed_quarantine.len(),
             self.kept_blobs
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ages_parse() {
-        assert_eq!(parse_age("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_age("10m"), Ok(Duration::from_secs(600)));
-        assert_eq!(parse_age("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
-        assert_eq!(parse_age("0"), Ok(Duration::ZERO));
-        assert!(parse_age("").is_err());
-        assert!(parse_age("h").is_err());
-        assert!(parse_age("5w").is_err());
-        assert!(parse_age("-1s").is_err());
-        assert!(parse_age("99999999999999999999d").is_err());
     }
 }

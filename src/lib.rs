@@ -12,17 +12,21 @@
 //! - [`lock`]: flock-based locks with holder info and safe pruning; [`fsx`]: every disk mutation.
 //! - [`progress`]: how long operations report progress without printing.
 //! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
-//!   by `beaker store …` and `cargo xtask …`; [`partials`] tells live temp files from stale ones.
+//!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
+//!   live temp files from stale ones.
+//! - [`duration`]: the one duration grammar of every flag and environment variable.
 
 pub mod add;
 pub mod catalogue;
 pub mod digest;
+pub mod duration;
 pub mod error;
 pub mod exit;
 pub mod fetch;
 pub mod fsx;
 pub mod gc;
 pub mod lock;
+pub mod maint_args;
 pub mod manifest;
 pub mod name;
 pub mod partials;

@@ -14,6 +14,9 @@
 //! that comes along after that sees the file gone. Nothing here keeps I1–I4 directly: temp files
 //! are never blobs, and publish re-hashes everything it names.
 //!
+//! A file dated in the future counts as old by its distance from now ([`age`]), so clock skew
+//! cannot pin a dead writer's file in `tmp/` forever.
+//!
 //! With `locking = "none"` writers take no flock, so the writer's state is [`Writer::Unchecked`]
 //! and only the file's age speaks for it.
 
@@ -36,7 +39,7 @@ pub struct TempFile {
     pub name: String,
     pub path: PathBuf,
     pub size: u64,
-    /// Time since its last modification.
+    /// Time since its last modification (or until it, for a file dated in the future: see [`age`]).
     pub age: Duration,
     /// The writer's pid, from the name beaker gives temp files (`<stem>.<pid>.<nonce>.<ext>`).
     pub pid: Option<u32>,
@@ -73,11 +76,7 @@ pub fn scan(store: &Store, probe_after: Duration) -> Result<Vec<TempFile>, Store
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
             Err(e) => return Err(IoError::new("inspect", &path, e).into()),
         };
-        let age = meta
-            .modified()
-            .ok()
-            .and_then(|m| now.duration_since(m).ok())
-            .unwrap_or(Duration::ZERO);
+        let age = meta.modified().map_or(Duration::ZERO, |m| age(m, now));
         let writer = if !meta.file_type().is_file() {
             Writer::NotAFile
         } else if age < threshold {
@@ -100,6 +99,21 @@ pub fn scan(store: &Store, probe_after: Duration) -> Result<Vec<TempFile>, Store
         });
     }
     Ok(out)
+}
+
+/// How old a file dated `mtime` counts as at `now`: the distance between the two, in either
+/// direction.
+///
+/// A date in the future (a writer on a host whose clock runs ahead, a file copied in with its
+/// dates, `touch -d`) would otherwise never grow old, and gc would keep it forever. Counting the
+/// distance instead makes a file dated more than the age limit *ahead* as old as one dated that
+/// far behind; a little skew (seconds, minutes) still reads as recent. That alone never removes
+/// a file someone is writing: gc removes a temp file only when its flock is free too.
+pub fn age(mtime: SystemTime, now: SystemTime) -> Duration {
+    match now.duration_since(mtime) {
+        Ok(past) => past,
+        Err(future) => future.duration(),
+    }
 }
 
 /// Try-locks the temp file at `path`; `None` if it vanished or is no longer inode `ino`.
@@ -138,6 +152,15 @@ fn writer_pid(name: &str) -> Option<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_future_date_ages_by_its_distance_from_now() {
+        let now = SystemTime::now();
+        let hour = Duration::from_secs(3600);
+        assert_eq!(age(now - hour, now), hour);
+        assert_eq!(age(now + hour, now), hour);
+        assert_eq!(age(now, now), Duration::ZERO);
+    }
 
     #[test]
     fn pid_comes_from_the_temp_name() {

@@ -76,8 +76,8 @@ pub enum StoreCommand {
         /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
         #[arg(long)]
         offline: bool,
-        /// Give up waiting for another process downloading the same model after D (e.g. 30s, 5m)
-        #[arg(long, value_name = "D", value_parser = parse_duration)]
+        /// Give up waiting for another process downloading the same model after D (e.g. 250ms, 30s, 5m)
+        #[arg(long, value_name = "D", value_parser = beaker::duration::parse)]
         lock_timeout: Option<std::time::Duration>,
         /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
         #[arg(long, value_name = "FILE")]
@@ -98,37 +98,14 @@ pub enum StoreCommand {
     #[command(
         after_help = "--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, …}; see docs/maint.md."
     )]
-    Gc(GcArgs),
+    Gc(beaker::maint_args::GcArgs),
     /// Re-hash blobs; move corrupt ones to quarantine/ and list names whose blob is missing (exit 1 if any)
     #[command(
         after_help = "--json prints {checked, ok, corrupt: [{blake3, quarantined_to, problem}], missing: [name…], …}; see docs/maint.md."
     )]
-    Verify(VerifyArgs),
+    Verify(beaker::maint_args::VerifyArgs),
     /// Remove lock files nobody holds (held ones are listed with their holder); report stale temp files
     PruneLocks,
-}
-
-/// `gc` flags, shared with `cargo xtask gc`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct GcArgs {
-    /// Report what would be removed; remove nothing
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Remove temp files untouched for at least this long (30s, 10m, 24h, 7d) whose writer is gone
-    #[arg(long, value_name = "D", default_value = "24h", value_parser = beaker::gc::parse_age)]
-    pub tmp_age: std::time::Duration,
-    /// Also keep every blob this catalogue names (repeatable)
-    #[arg(long, value_name = "MANIFEST")]
-    pub keep: Vec<PathBuf>,
-}
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct VerifyArgs {
-    /// Only the blobs of these names [default: every blob in the store]
-    pub names: Vec<String>,
-    /// Also load ONNX models (not available yet)
-    #[arg(long)]
-    pub deep: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,8 +127,4 @@ pub enum SharedMode {
 pub enum LockingArg {
     Flock,
     None,
-}
-
-fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    beaker::fetch::parse_duration(s)
 }

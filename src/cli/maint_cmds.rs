@@ -5,19 +5,14 @@ use std::path::Path;
 
 use anyhow::Result;
 
-use beaker::{ModelName, Store};
+use beaker::maint_args::{GcArgs, VerifyArgs};
+use beaker::Store;
 
-use super::args::{GcArgs, VerifyArgs};
 use super::output::Output;
 
 pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
     let store = Store::open(root)?;
-    let opts = beaker::gc::Options {
-        dry_run: args.dry_run,
-        tmp_age: args.tmp_age,
-        keep: args.keep.clone(),
-    };
-    let outcome = beaker::gc::collect(&store, &opts, out.progress().as_mut())?;
+    let outcome = beaker::gc::collect(&store, &args.options(), out.progress().as_mut())?;
     if out.json {
         return out.json(&outcome);
     }
@@ -26,16 +21,8 @@ pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
 }
 
 pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
-    let names = args
-        .names
-        .iter()
-        .map(|n| ModelName::new(n))
-        .collect::<Result<Vec<_>, _>>()?;
+    let opts = args.options()?;
     let store = Store::open(root)?;
-    let opts = beaker::verify::Options {
-        names,
-        deep: args.deep,
-    };
     let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
     if out.json {
         out.json(&outcome)?;

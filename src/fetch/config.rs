@@ -56,10 +56,10 @@ impl Config {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let dur = |name: &'static str, into: &mut Duration| -> Result<(), FetchError> {
             if let Some(v) = var(name) {
-                *into = parse_duration(&v).map_err(|reason| FetchError::BadSetting {
+                *into = crate::duration::parse(&v).map_err(|e| FetchError::BadSetting {
                     setting: name,
                     value: v,
-                    reason,
+                    reason: e.to_string(),
                 })?;
             }
             Ok(())
@@ -101,43 +101,9 @@ fn truthy(v: &str) -> bool {
     )
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds (`1.5`).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; use e.g. 500ms, 30s, 2m, 1h"))?;
-    let scale = match unit.trim() {
-        "ms" => 0.001,
-        "" | "s" => 1.0,
-        "m" | "min" => 60.0,
-        "h" => 3600.0,
-        other => {
-            return Err(format!(
-                "unknown unit {other:?} in {text:?}; use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(n * scale).map_err(|e| format!("{text:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5m"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5 parsecs").is_err());
-    }
 
     #[test]
     fn backoff_doubles_and_retry_after_is_capped() {

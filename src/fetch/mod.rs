@@ -21,7 +21,7 @@ mod http;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-pub use config::{parse_duration, Config};
+pub use config::Config;
 pub use error::FetchError;
 
 use crate::progress::Progress;

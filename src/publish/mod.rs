@@ -213,6 +213,10 @@ fn name_and_record(
     }
     // 5e. The directory entry is durable before any manifest names it (I3).
     fsx::sync_dir(&store.layout().blobs())?;
+    // 5e'. Remember which upstream digests these durable bytes were checked against (step 4), for
+    //      `gc --keep` and the fast path. Only a hint: failing to write it costs a re-download
+    //      later, never this publish, so its error is not ours to return.
+    let _ = store.index_record(&entry, id, size);
     // 5f. Record the name. gc.lock is still held shared (I4).
     entry.blake3 = Some(id);
     entry.size = Some(size);

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 
-use crate::digest::{Blake3, Md5, Sha256};
+use crate::digest::{Blake3, Md5, Sha256, Upstream};
 use crate::manifest::Entry;
 use crate::name::ModelName;
 use crate::publish::{reference_existing, Published};
@@ -40,8 +40,9 @@ impl DownloadKey {
     pub fn stem(&self) -> String {
         match self {
             DownloadKey::Blake3(id) => id.to_hex(),
-            DownloadKey::Sha256(d) => format!("sha256-{}", d.to_hex()),
-            DownloadKey::Md5(d) => format!("md5-{}", d.to_hex()),
+            // The digest index's spelling too (`index/md5-<hex>`): one name per upstream digest.
+            DownloadKey::Sha256(d) => Upstream::Sha256(*d).stem(),
+            DownloadKey::Md5(d) => Upstream::Md5(*d).stem(),
         }
     }
 
@@ -57,9 +58,13 @@ impl DownloadKey {
 /// Step 1: when the content is already in the store, records `name` (if needed) and returns it,
 /// with no network and no re-hash.
 ///
-/// For an upstream-only entry the store manifest is the index: an entry recorded earlier (under
+/// An upstream-only entry is looked up first in the store's digest index
+/// ([`crate::store::index`]): when every digest it pins maps to one blob that is present with the
+/// recorded size, that blob is its content, whatever names the store holds now. Stores written
+/// before the index existed are covered by the store manifest: an entry recorded earlier (under
 /// this name first, else any name) with a BLAKE3 and the *same* pinned upstream digests names the
-/// blob, because beaker checked those digests against the very bytes it filed under that BLAKE3.
+/// blob, because beaker checked those digests against the very bytes it filed under that BLAKE3;
+/// such a find is written to the index for next time.
 pub fn fast_path(
     store: &Store,
     name: &ModelName,
@@ -67,6 +72,15 @@ pub fn fast_path(
 ) -> Result<Option<Published>, StoreError> {
     if let Some(id) = entry.blake3 {
         return reference_existing(store, name, &id, entry.clone());
+    }
+    if let Some(m) = store.index_resolve(entry)? {
+        let mut with_id = entry.clone();
+        with_id.blake3 = Some(m.blake3);
+        with_id.size = Some(m.size);
+        // Gone between the look and the lock (gc, rm): fall through to the manifest, then download.
+        if let Some(p) = reference_existing(store, name, &m.blake3, with_id)? {
+            return Ok(Some(p));
+        }
     }
     let recorded = store.read_manifest()?;
     let own = recorded.models.get(name).into_iter();
@@ -83,6 +97,8 @@ pub fn fast_path(
         with_id.blake3 = Some(id);
         with_id.size = have.size;
         if let Some(p) = reference_existing(store, name, &id, with_id)? {
+            // A hint for next time; failing to write it changes nothing now.
+            let _ = store.index_record(entry, id, p.size);
             return Ok(Some(p));
         }
     }

@@ -8,15 +8,18 @@
 //! <store>/tmp/                one temp file per writer (O_EXCL, 0600), resumable download partials
 //! <store>/locks/<hex>.lock    per-blob publish lock; manifest.lock; gc.lock
 //! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
+//! <store>/index/<algo>-<hex>  digest index: upstream sha256/md5 -> BLAKE3 + size (see `index`)
 //! ```
 //! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
+//! (`index/` was added within format 1: it is only a hint, created on demand, and a beaker that
+//! does not know it ignores it, so stores from before it and after it read the same.)
 
 use std::path::{Path, PathBuf};
 
-use crate::digest::Blake3;
+use crate::digest::{Blake3, Upstream};
 
 /// The directories a store consists of, relative to its root (created by `init`).
-pub const DIRS: [&str; 4] = ["blobs", "tmp", "locks", "quarantine"];
+pub const DIRS: [&str; 5] = ["blobs", "tmp", "locks", "quarantine", "index"];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
 pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
@@ -80,6 +83,15 @@ impl Layout {
         self.root.join("quarantine")
     }
 
+    pub fn index(&self) -> PathBuf {
+        self.root.join("index")
+    }
+
+    /// The digest index's record for `digest`: `index/sha256-<hex>` or `index/md5-<hex>`.
+    pub fn index_entry(&self, digest: &Upstream) -> PathBuf {
+        self.index().join(digest.stem())
+    }
+
     /// Where `verify` moves a corrupt blob: `quarantine/<hex>.<unix seconds>`, with `-<n>` added
     /// when the same blob was quarantined twice in one second. gc reads the time back with
     /// [`quarantined_at`] to expire entries after 7 days.
@@ -118,6 +130,11 @@ mod tests {
         assert_eq!(l.config(), Path::new("/s/store.toml"));
         assert_eq!(l.tmp(), Path::new("/s/tmp"));
         assert_eq!(l.quarantine(), Path::new("/s/quarantine"));
+        let md5 = crate::digest::Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
+        assert_eq!(
+            l.index_entry(&Upstream::Md5(md5)),
+            Path::new("/s/index/md5-f1e20fe90da342a7529c89f4d39b7ff9")
+        );
         let q = l.quarantine_entry(&id, 1_795_635_220, 0);
         assert_eq!(q, Path::new(&format!("/s/quarantine/{hex}.1795635220")));
         let q2 = l.quarantine_entry(&id, 7, 2);

@@ -1,7 +1,8 @@
 //! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (DESIGN §4).
 //!
-//! This module owns opening and creating stores; `refs` owns the store manifest, `inspect` the
-//! read-only views (`ls`, `info`, `path`), and `crate::publish` the only way bytes enter `blobs/`.
+//! This module owns opening and creating stores; `refs` owns the store manifest, `index` the digest
+//! index (upstream sha256/md5 -> BLAKE3), `inspect` the read-only views (`ls`, `info`, `path`), and
+//! `crate::publish` the only way bytes enter `blobs/`.
 //!
 //! Creation is race-safe and crash-safe: many processes may create the same store at once (each
 //! step tolerates "already there"), and `store.toml` is published last with no-clobber, so a store
@@ -9,6 +10,7 @@
 
 mod config;
 mod error;
+pub mod index;
 mod inspect;
 mod layout;
 pub mod policy;
@@ -20,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
 pub use error::StoreError;
+pub use index::{IndexSwept, Mapping};
 pub use inspect::{files_in, BlobState, Count, Info, Listing, LockFile};
 pub use layout::{quarantined_at, Layout};
 pub use refs::Removed;

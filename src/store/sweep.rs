@@ -144,7 +144,7 @@ impl Store {
         use std::ffi::CString;
         use std::os::unix::ffi::OsStrExt;
         let l = self.layout();
-        for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine()] {
+        for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine(), l.index()] {
             let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
                 continue;
             };
@@ -172,9 +172,11 @@ impl Store {
     }
 }
 
+/// Whether the inode changed less than `window` ago. A ctime in the future (clock skew) counts by
+/// its distance from now, as `partials::age` does for temp files, so it cannot defer a blob forever.
 fn changed_within(meta: &std::fs::Metadata, window: Duration) -> bool {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    now.saturating_sub(meta.ctime()) < window.as_secs() as i64
+    now.abs_diff(meta.ctime()) < window.as_secs()
 }

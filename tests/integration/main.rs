@@ -6,6 +6,7 @@ mod support;
 mod broken_flock;
 mod core_cli;
 mod core_concurrency;
+mod digest_index;
 mod harden_publish;
 mod http_server;
 mod maint;

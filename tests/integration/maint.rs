@@ -154,6 +154,51 @@ fn gc_removes_stale_temp_files_and_old_quarantine_but_not_live_or_recent_ones() 
         .fails(2, &["unknown unit"]);
 }
 
+#[test]
+fn gc_removes_temp_and_quarantine_files_dated_in_the_future_once_past_the_age_limit() {
+    let env = Env::new();
+    add(&env, "a", b"x");
+    let tmp = env.store.join("tmp");
+    // A dead writer's partial dated three days ahead (its host's clock runs fast): past 24h.
+    let far = tmp.join("pull.4242.0000aaaa.part");
+    std::fs::write(&far, bytes(1000, 1)).unwrap();
+    date_ahead(&far, 3 * DAY);
+    // An hour ahead is within the limit either way: kept.
+    let near = tmp.join("pull.4243.0000bbbb.part");
+    std::fs::write(&near, bytes(100, 2)).unwrap();
+    date_ahead(&near, HOUR);
+    // Far ahead but its writer is alive: the date alone never removes it.
+    let live = tmp.join("pull.4244.0000cccc.part");
+    std::fs::write(&live, bytes(100, 3)).unwrap();
+    date_ahead(&live, 3 * DAY);
+    let _writer = Holder::new(&live);
+
+    let q = env.store.join("quarantine");
+    let hex = blake3_hex(b"whatever");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let far_q = format!("{hex}.{}", now + 8 * 86_400);
+    let near_q = format!("{hex}.{}", now + 86_400);
+    std::fs::write(q.join(&far_q), b"bad bytes").unwrap();
+    std::fs::write(q.join(&near_q), b"bad bytes").unwrap();
+    // No time in its name: judged by its mtime, eight days ahead.
+    let unnamed = q.join("left-by-hand");
+    std::fs::write(&unnamed, b"??").unwrap();
+    date_ahead(&unnamed, 8 * DAY);
+
+    let out: GcJson = env.run(&["--json", "store", "gc"]).json();
+    assert_eq!(out.removed_partials, vec!["pull.4242.0000aaaa.part"]);
+    assert_eq!(out.live_partials, vec!["pull.4244.0000cccc.part"]);
+    assert_eq!(
+        set(&out.removed_quarantine),
+        set(&[far_q, "left-by-hand".to_string()])
+    );
+    assert!(!far.exists() && near.exists() && live.exists());
+    assert_eq!(list_names(&q), vec![near_q]);
+}
+
 // ---------------------------------------------------------------- verify
 
 #[test]

@@ -101,3 +101,52 @@ fn maintenance_on_a_read_only_store_fails_clearly_and_deletes_nothing() {
     assert_eq!(list_names(&env.store.join("locks")), locks_before);
     assert!(list_names(&env.store.join("quarantine")).is_empty());
 }
+
+#[test]
+fn every_duration_flag_and_variable_speaks_one_grammar() {
+    let env = Env::new();
+    add(&env, "a", b"x");
+    let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/manifests/demo/demo.toml");
+    let grammar = "write a number with an optional unit ms, s, m, h or d";
+    // The same refusal, word for word, from a gc flag, a pull flag and a pull variable.
+    env.run(&["store", "gc", "--tmp-age=-1s"])
+        .fails(2, &["\"-1s\" is not a duration", grammar]);
+    env.run(&[
+        "--manifest",
+        demo,
+        "store",
+        "pull",
+        "tiny-add",
+        "--lock-timeout=-1s",
+    ])
+    .fails(2, &["\"-1s\" is not a duration", grammar]);
+    let r = Run::from(
+        env.cmd()
+            .env("BEAKER_STALL_TIMEOUT", "-1s")
+            .args(["--manifest", demo, "store", "pull", "tiny-add"])
+            .output()
+            .expect("spawn beaker"),
+    );
+    r.fails(
+        2,
+        &["BEAKER_STALL_TIMEOUT", "\"-1s\" is not a duration", grammar],
+    );
+    // And the same spellings are accepted everywhere: a fraction for gc, days for pull.
+    env.run(&["store", "gc", "--tmp-age", "1.5m"]).ok();
+    let r = Run::from(
+        env.cmd()
+            .env("BEAKER_STALL_TIMEOUT", "0.5m")
+            .args([
+                "--manifest",
+                demo,
+                "store",
+                "pull",
+                "tiny-add",
+                "--lock-timeout",
+                "1d",
+            ])
+            .output()
+            .expect("spawn beaker"),
+    );
+    r.ok();
+}

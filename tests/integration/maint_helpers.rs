@@ -58,6 +58,16 @@ pub fn age(path: &Path, ago: Duration) {
     f.set_modified(SystemTime::now() - ago).expect("set mtime");
 }
 
+/// Sets `path`'s modification time `ahead` into the future (a writer whose clock runs ahead).
+pub fn date_ahead(path: &Path, ahead: Duration) {
+    let f = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open to date");
+    f.set_modified(SystemTime::now() + ahead)
+        .expect("set mtime");
+}
+
 pub const HOUR: Duration = Duration::from_secs(3600);
 pub const DAY: Duration = Duration::from_secs(86_400);
 

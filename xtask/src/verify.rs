@@ -1,32 +1,23 @@
-//! `cargo xtask verify --store DIR [NAME…] [--deep]`: `beaker::verify::run`; exit 1 if anything is
-//! corrupt, missing or unreadable.
+//! `cargo xtask verify --store DIR [NAME…] [--deep]`: `beaker::verify::run`, with the very flags of
+//! `beaker store verify` ([`beaker::maint_args::VerifyArgs`]); exit 1 if anything is corrupt,
+//! missing or unreadable.
 
 use anyhow::Result;
 
-use beaker::{ModelName, Store};
+use beaker::maint_args::VerifyArgs;
+use beaker::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
     #[command(flatten)]
     store: crate::StoreArg,
-    /// Only the blobs of these names [default: every blob in the store]
-    names: Vec<String>,
-    /// Also load ONNX models (not available yet)
-    #[arg(long)]
-    deep: bool,
+    #[command(flatten)]
+    verify: VerifyArgs,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let names = args
-        .names
-        .iter()
-        .map(|n| ModelName::new(n))
-        .collect::<Result<Vec<_>, _>>()?;
+    let opts = args.verify.options()?;
     let store = Store::open(&args.store.store)?;
-    let opts = beaker::verify::Options {
-        names,
-        deep: args.deep,
-    };
     let outcome = beaker::verify::run(&store, &opts, &mut beaker::progress::Silent)?;
     if args.store.json {
         crate::print_json(&outcome)?;

@@ -135,3 +135,31 @@ fn xtask_refuses_bad_stores_and_deletes_nothing() {
     }
     assert!(root.join("blobs").join(&old).exists());
 }
+
+#[test]
+fn xtask_gc_takes_the_flags_and_duration_grammar_of_beaker_gc() {
+    let (_dir, root, _store) = setup();
+    let store = root.to_str().unwrap();
+    // A fraction (which xtask's own parser used to refuse) and a millisecond unit are accepted…
+    for age in ["1.5m", "250ms", "7d"] {
+        let o = xtask(&["gc", "--store", store, "--dry-run", "--tmp-age", age]);
+        assert_eq!(o.code, 0, "{age}: {}", o.stderr);
+    }
+    // …and a bad one is refused with the one message every duration gets (exit 2, clap's usage).
+    let o = xtask(&["gc", "--store", store, "--tmp-age=-1s"]);
+    assert_eq!(o.code, 2, "{}", o.stderr);
+    assert!(
+        o.stderr.contains("\"-1s\" is not a duration") && o.stderr.contains("ms, s, m, h or d"),
+        "{}",
+        o.stderr
+    );
+    let help = xtask(&["gc", "--help"]).stdout;
+    for flag in [
+        "--dry-run",
+        "--tmp-age <D>",
+        "--keep <MANIFEST>",
+        "[default: 24h]",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from:\n{help}");
+    }
+}
