@@ -299,3 +299,78 @@ fn adding_a_fifo_is_refused_at_once() {
     Run::from(child.wait_with_output().unwrap()).fails(2, &["not a regular file"]);
     assert!(env.blob_names().is_empty());
 }
+
+/// A tmpfs of `kib` KiB mounted at `dir` for the life of the value (needs root).
+struct SmallDisk {
+    dir: PathBuf,
+}
+
+impl SmallDisk {
+    fn mount(dir: &Path, kib: u64) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={kib}k,mode=0755"),
+                "tmpfs",
+            ])
+            .arg(dir)
+            .output()
+            .expect("run mount");
+        assert!(
+            out.status.success(),
+            "mount tmpfs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk {
+            dir: dir.to_owned(),
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
+#[test]
+fn a_full_disk_deletes_the_partial_and_the_gc_the_error_names_frees_the_rest() {
+    if !crate::maint_helpers::is_root() {
+        eprintln!("not run: needs root to mount a small tmpfs for a real ENOSPC");
+        return;
+    }
+    let (mut env, server) = (Env::new(), Server::start());
+    let disk = SmallDisk::mount(&env.path("disk"), 512);
+    env.store = disk.dir.join("store");
+    let body = bytes(LEN, 47);
+    server.route("/m", &body, &[], Fault::None);
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    env.run(&["store", "init"]).ok();
+    // An abandoned download of something else fills most of the disk: its writer is gone and it
+    // has not been touched for two minutes.
+    let stale = env
+        .store
+        .join("tmp")
+        .join(format!("{}.4242.0badf00d.part", "a".repeat(64)));
+    std::fs::write(&stale, bytes(300_000, 48)).unwrap();
+    std::fs::set_permissions(&stale, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    crate::maint_helpers::age(&stale, std::time::Duration::from_secs(120));
+
+    pull(&env, &cat, &["m"]).fails(1, &["the disk is full", "beaker store gc --tmp-age 0"]);
+    assert_eq!(
+        partials(&env),
+        [stale.file_name().unwrap().to_str().unwrap()],
+        "only the stale partial is left"
+    );
+    assert!(env.blob_names().is_empty());
+
+    // The command the error names frees the space, and the pull then works.
+    env.run(&["store", "gc", "--tmp-age", "0"]).ok();
+    assert!(!stale.exists());
+    pull(&env, &cat, &["m"]).ok();
+    assert_blobs_named_by_hash(&env.store);
+    drop(disk);
+}
