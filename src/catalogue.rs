@@ -103,7 +103,7 @@ impl Catalogue {
                             },
                         );
                     }
-                    Some(first) if first.entry.same_content(&entry) => {
+                    Some(first) if first.entry.same_content(&entry, &name) => {
                         // Same bytes: later catalogues add mirrors. Their relative URLs would be
                         // relative to another directory, so only absolute ones are merged.
                         for url in entry.urls {

@@ -77,6 +77,7 @@ categorized!(
         crate::name::InvalidName,
         crate::digest::ParseDigestError,
         crate::duration::InvalidDuration,
+        crate::file_path::InvalidFilePath,
     ],
     failed: [IoError],
 );

@@ -352,6 +352,46 @@ fn nonce() -> u32 {
     ])
 }
 
+/// Creates the directory `dir` with `mode` (set explicitly, never trusting the umask), failing if
+/// anything is already at the path (`AlreadyExists`): a fresh directory only this process fills.
+pub fn create_dir_exclusive(dir: &Path, mode: u32) -> Result<(), IoError> {
+    fs::create_dir(dir).at("create directory", dir)?;
+    fs::set_permissions(dir, Permissions::from_mode(mode)).at("set permissions on", dir)
+}
+
+/// `link(2)`: a second name for the file at `existing` (never follows a symlink at `existing`).
+pub fn hard_link(existing: &Path, new: &Path) -> Result<(), IoError> {
+    fs::hard_link(existing, new).at("link", new)
+}
+
+/// Creates a symlink at `link` pointing to `target` (written as given, typically relative).
+pub fn symlink(target: &Path, link: &Path) -> Result<(), IoError> {
+    std::os::unix::fs::symlink(target, link).at("create symlink", link)
+}
+
+/// Moves the directory `from` to `to` unless something is at `to`.
+///
+/// **Atomicity**: `to` is absent or complete at every instant. `renameat2(RENAME_NOREPLACE)`
+/// where supported; else plain `rename(2)`, which for directories refuses to replace a
+/// non-empty directory (`ENOTEMPTY`/`EEXIST`) — callers only move non-empty directories, so
+/// that is no-clobber too (an *empty* directory at `to` would be replaced, losing nothing).
+pub fn persist_dir_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoError> {
+    let taken = |e: &io::Error| {
+        e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY)
+    };
+    match rename_noreplace(from, to) {
+        Ok(()) => return Ok(Persisted::Created),
+        Err(e) if taken(&e) => return Ok(Persisted::AlreadyExists),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+        Err(e) => return Err(IoError::new("move into place", to, e)),
+    }
+    match fs::rename(from, to) {
+        Ok(()) => Ok(Persisted::Created),
+        Err(e) if taken(&e) => Ok(Persisted::AlreadyExists),
+        Err(e) => Err(IoError::new("move into place", to, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::digest::{Blake3, Md5, Sha256};
 use crate::error::{line_col, Category, IoError};
+use crate::file_path::FilePath;
 use crate::name::ModelName;
 
 /// The manifest format version this beaker reads and writes.
@@ -43,15 +44,135 @@ pub struct Entry {
     /// When the store recorded this name (store manifest only), RFC 3339 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added: Option<String>,
+    /// A single-file model's file name in its snapshot (default: see [`Entry::files`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<FilePath>,
+    /// A model of several files (DESIGN §13): each one a blob with its own digests and urls.
+    /// Such an entry has no top-level `blake3`/`size`/`urls`/`sha256`/`md5`/`file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<FileEntry>>,
+    /// The file `beaker store path` prints (default: the first file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub main: Option<FilePath>,
+    /// The snapshot the store built for this name (store manifest only): the tree id of its
+    /// files, recorded after the snapshot exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<Blake3>,
+}
+
+/// One file of a model of several files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    pub path: FilePath,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<Blake3>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<Sha256>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub md5: Option<Md5>,
 }
 
 impl Entry {
-    /// True when both entries describe the same bytes (the fields that pin content agree).
-    pub fn same_content(&self, other: &Entry) -> bool {
-        self.blake3 == other.blake3
-            && self.size == other.size
-            && self.sha256 == other.sha256
-            && self.md5 == other.md5
+    /// A single-file entry's content fields, as a [`FileEntry`].
+    fn as_file(&self, name: &ModelName) -> FileEntry {
+        self.files(name).remove(0)
+    }
+}
+
+impl FileEntry {
+    /// This file as a single-file entry: what one blob is downloaded, checked and published by.
+    pub fn as_entry(&self) -> Entry {
+        Entry {
+            blake3: self.blake3,
+            size: self.size,
+            urls: self.urls.clone(),
+            sha256: self.sha256,
+            md5: self.md5,
+            ..Entry::default()
+        }
+    }
+}
+
+impl Entry {
+    /// True when both entries describe the same bytes (the fields that pin content agree, file
+    /// by file, with the same file names).
+    pub fn same_content(&self, other: &Entry, name: &ModelName) -> bool {
+        let (a, b) = (self.files(name), other.files(name));
+        a.len() == b.len()
+            && a.iter().zip(&b).all(|(x, y)| {
+                x.path == y.path
+                    && x.blake3 == y.blake3
+                    && x.size == y.size
+                    && x.sha256 == y.sha256
+                    && x.md5 == y.md5
+            })
+    }
+
+    /// The model's files: `files` as listed, or the one file of a single-file entry, named by
+    /// `file`, else the last segment of its first URL, else `NAME.onnx` for ONNX, else `NAME`
+    /// (the last part of an `org/name`).
+    pub fn files(&self, name: &ModelName) -> Vec<FileEntry> {
+        if let Some(files) = &self.files {
+            return files.clone();
+        }
+        vec![FileEntry {
+            path: self.single_file_name(name),
+            blake3: self.blake3,
+            size: self.size,
+            urls: self.urls.clone(),
+            sha256: self.sha256,
+            md5: self.md5,
+        }]
+    }
+
+    /// The file name of a single-file entry (see [`Entry::files`]).
+    pub fn single_file_name(&self, name: &ModelName) -> FilePath {
+        if let Some(file) = &self.file {
+            return file.clone();
+        }
+        if let Some(p) = self.urls.first().and_then(|u| FilePath::from_url_tail(u)) {
+            return p;
+        }
+        let base = name.as_str().rsplit('/').next().unwrap_or(name.as_str());
+        let file = match self.format {
+            Some(Format::Onnx) if !base.ends_with(".onnx") => format!("{base}.onnx"),
+            _ => base.to_owned(),
+        };
+        // A valid model name is always a valid single-part file path.
+        FilePath::new(&file).unwrap_or_else(|_| FilePath::new("model").expect("a valid path"))
+    }
+
+    /// The path `beaker store path` prints, relative to the snapshot: `main`, else the first file.
+    pub fn main_file(&self, name: &ModelName) -> FilePath {
+        self.main
+            .clone()
+            .unwrap_or_else(|| self.files(name)[0].path.clone())
+    }
+
+    /// Whether every file's BLAKE3 and size are known (what a recorded entry always has).
+    pub fn is_pinned(&self, name: &ModelName) -> bool {
+        self.files(name)
+            .iter()
+            .all(|f| f.blake3.is_some() && f.size.is_some())
+    }
+
+    /// The snapshot's file list, when every file is pinned by BLAKE3 and size.
+    pub fn model_files(&self, name: &ModelName) -> Option<Vec<crate::snapshot::ModelFile>> {
+        self.files(name)
+            .into_iter()
+            .map(|f| {
+                Some(crate::snapshot::ModelFile {
+                    path: f.path,
+                    blake3: f.blake3?,
+                    size: f.size?,
+                })
+            })
+            .collect()
     }
 }
 
@@ -109,8 +230,10 @@ struct VersionProbe {
 struct Document {
     #[allow(dead_code)] // checked by VersionProbe first, declared so it is not an unknown key
     version: toml::Value,
+    /// Spans on the keys, not the tables: toml cannot give a span for a table that only exists
+    /// through a header like `[[models.m.files]]`, but every key has one.
     #[serde(default)]
-    models: BTreeMap<ModelName, toml::Spanned<Entry>>,
+    models: BTreeMap<toml::Spanned<ModelName>, Entry>,
 }
 
 #[derive(Serialize)]
@@ -165,19 +288,31 @@ impl Manifest {
 
         let doc: Document = toml::from_str(text).map_err(from_toml)?;
         let mut models = BTreeMap::new();
-        for (name, spanned) in doc.models {
+        for (spanned, entry) in doc.models {
             let offset = spanned.span().start;
-            let entry = spanned.into_inner();
+            let name = spanned.into_inner();
             validate_entry(&name, &entry).map_err(|m| at(offset, m))?;
             models.insert(name, entry);
         }
         Ok(Manifest { models })
     }
 
-    /// The blobs this manifest references: the gc roots when it is the store manifest, extra
-    /// roots when it is a `--keep` catalogue.
+    /// The blobs this manifest references (every file of every model): the gc roots when it is
+    /// the store manifest, extra roots when it is a `--keep` catalogue.
     pub fn roots(&self) -> std::collections::BTreeSet<Blake3> {
-        self.models.values().filter_map(|e| e.blake3).collect()
+        self.models
+            .iter()
+            .flat_map(|(name, e)| e.files(name))
+            .filter_map(|f| f.blake3)
+            .collect()
+    }
+
+    /// The snapshots this manifest's names use (store manifest).
+    pub fn trees(&self) -> std::collections::BTreeSet<crate::snapshot::TreeId> {
+        self.models
+            .values()
+            .filter_map(|e| e.tree.map(crate::snapshot::TreeId))
+            .collect()
     }
 
     /// Serializes to TOML; `parse(to_toml()?)` gives back an equal manifest.
@@ -193,21 +328,73 @@ impl Manifest {
     }
 }
 
-/// DESIGN §3 rules that serde cannot express.
+/// DESIGN §3 and §13 rules that serde cannot express.
 fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), String> {
-    let upstream = e.sha256.is_some() || e.md5.is_some();
-    if e.blake3.is_none() && !upstream {
+    let Some(files) = &e.files else {
+        if e.main.is_some() {
+            return Err(format!(
+                "model {name} has `main` but no `files`; `main` names one of a model's several files"
+            ));
+        }
+        return validate_file(&format!("model {name}"), &e.as_file(name));
+    };
+    if e.blake3.is_some()
+        || e.size.is_some()
+        || !e.urls.is_empty()
+        || e.sha256.is_some()
+        || e.md5.is_some()
+        || e.file.is_some()
+    {
         return Err(format!(
-            "model {name} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
+            "model {name} lists `files`, so blake3, size, urls, sha256, md5 and file belong to each file, not to the model"
         ));
     }
-    if e.size.is_none() && e.blake3.is_some() {
+    if files.is_empty() {
         return Err(format!(
-            "model {name} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
+            "model {name} has an empty `files` list; list at least one file, or use a single-file entry"
         ));
     }
-    for url in &e.urls {
-        check_url(url).map_err(|why| format!("model {name}: url {url:?} {why}"))?;
+    let mut seen = std::collections::BTreeSet::new();
+    for f in files {
+        if !seen.insert(&f.path) {
+            return Err(format!("model {name} lists the file {} twice", f.path));
+        }
+        validate_file(&format!("model {name}, file {}", f.path), f)?;
+    }
+    // A file may not also be a directory of another (`a` and `a/b`): the snapshot cannot hold both.
+    for f in files {
+        if let Some(dir) = f.path.parents().iter().find(|p| seen.contains(p)) {
+            return Err(format!(
+                "model {name} has a file {dir} and a file inside it ({}); a path cannot be both",
+                f.path
+            ));
+        }
+    }
+    if let Some(main) = &e.main {
+        if !seen.contains(main) {
+            return Err(format!(
+                "model {name}: main = {main:?} is not one of its files"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The digest, size and URL rules for one file (`what` names it in messages).
+fn validate_file(what: &str, f: &FileEntry) -> Result<(), String> {
+    let upstream = f.sha256.is_some() || f.md5.is_some();
+    if f.blake3.is_none() && !upstream {
+        return Err(format!(
+            "{what} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
+        ));
+    }
+    if f.size.is_none() && f.blake3.is_some() {
+        return Err(format!(
+            "{what} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
+        ));
+    }
+    for url in &f.urls {
+        check_url(url).map_err(|why| format!("{what}: url {url:?} {why}"))?;
     }
     Ok(())
 }

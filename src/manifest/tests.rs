@@ -123,7 +123,7 @@ fn missing_size() {
     fails_at(
         &format!("version = 1\n\n[models.a]\nblake3 = \"{H}\"\n"),
         3,
-        1,
+        9,
         "model a has no size",
     );
 }
@@ -133,7 +133,7 @@ fn missing_digest() {
     fails_at(
         "version = 1\n[models.a]\nsize = 3\n",
         2,
-        1,
+        9,
         "model a has no digest",
     );
 }
@@ -157,7 +157,7 @@ fn negative_size_and_bad_url() {
     fails_at(
         &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurls = [\"ftp://x/y\"]\n"),
         2,
-        1,
+        9,
         "unsupported scheme \"ftp\"",
     );
 }
@@ -204,8 +204,46 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 description,
                 sha256: None,
                 md5: md5.map(Md5::from_bytes),
-                added: None,
+                ..Entry::default()
             }
+        })
+}
+
+/// A model of several files (DESIGN §13), with distinct paths and maybe a `main`.
+fn arb_bundle() -> impl Strategy<Value = Entry> {
+    (
+        proptest::collection::btree_map(
+            "[a-z]{1,6}(/[a-z.]{1,6})?",
+            (proptest::array::uniform32(any::<u8>()), 0..=i64::MAX as u64),
+            1..4,
+        ),
+        any::<bool>(),
+    )
+        .prop_filter_map("a file inside another file", |(files, with_main)| {
+            let files: Vec<FileEntry> = files
+                .into_iter()
+                .map(|(path, (b3, size))| {
+                    Some(FileEntry {
+                        path: FilePath::new(&path).ok()?,
+                        blake3: Some(Blake3::from_bytes(b3)),
+                        size: Some(size),
+                        urls: vec![format!("https://h/{path}")],
+                        sha256: None,
+                        md5: None,
+                    })
+                })
+                .collect::<Option<_>>()?;
+            let clash = files.iter().any(|f| {
+                f.path
+                    .parents()
+                    .iter()
+                    .any(|p| files.iter().any(|g| &g.path == p))
+            });
+            (!clash).then(|| Entry {
+                main: with_main.then(|| files[files.len() - 1].path.clone()),
+                files: Some(files),
+                ..Entry::default()
+            })
         })
 }
 
@@ -213,7 +251,9 @@ proptest! {
     #[test]
     fn serialize_parse_round_trips(
         entries in proptest::collection::btree_map(
-            "[a-z0-9_][a-z0-9._-]{0,12}(/[a-z0-9_][a-z0-9_-]{0,8})?", arb_entry(), 0..5)
+            "[a-z0-9_][a-z0-9._-]{0,12}(/[a-z0-9_][a-z0-9_-]{0,8})?",
+            prop_oneof![arb_entry(), arb_bundle()],
+            0..5)
     ) {
         let models = entries
             .into_iter()
@@ -262,4 +302,82 @@ proptest! {
         text.insert_str(at, &insert);
         let _ = parse(&text);
     }
+}
+
+fn bundle(files: &str) -> String {
+    format!("version = 1\n[models.m]\nformat = \"onnx\"\n{files}")
+}
+
+fn file(path: &str) -> String {
+    format!("[[models.m.files]]\npath = {path:?}\nblake3 = \"{H}\"\nsize = 1\n")
+}
+
+#[test]
+fn parses_a_model_of_several_files_with_main() {
+    let text = bundle(&format!(
+        "main = \"model.onnx\"\n{}{}",
+        file("model.onnx.data"),
+        file("model.onnx")
+    ));
+    let m = parse(&text).unwrap();
+    let e = &m.models[&ModelName::new("m").unwrap()];
+    let name = ModelName::new("m").unwrap();
+    assert_eq!(e.files(&name).len(), 2);
+    assert_eq!(e.main_file(&name).as_str(), "model.onnx");
+}
+
+#[test]
+fn bad_file_paths_are_refused_with_their_line() {
+    for bad in ["../x", "/etc/passwd", "a//b", ""] {
+        let text = bundle(&file(bad));
+        let err = parse(&text).unwrap_err().to_string();
+        assert!(err.starts_with("cat.toml:5:"), "{bad:?}: {err}");
+        assert!(err.contains("file path"), "{bad:?}: {err}");
+    }
+}
+
+#[test]
+fn a_bundle_needs_distinct_files_and_at_least_one() {
+    fails_at(&bundle("files = []\n"), 2, 9, "empty `files` list");
+    fails_at(
+        &bundle(&format!("{}{}", file("a.onnx"), file("a.onnx"))),
+        2,
+        9,
+        "lists the file a.onnx twice",
+    );
+    fails_at(
+        &bundle(&format!("{}{}", file("a"), file("a/b"))),
+        2,
+        9,
+        "a path cannot be both",
+    );
+    fails_at(
+        &bundle(&format!("main = \"b.onnx\"\n{}", file("a.onnx"))),
+        2,
+        9,
+        "is not one of its files",
+    );
+    fails_at(
+        &bundle(&format!("size = 3\n{}", file("a.onnx"))),
+        2,
+        9,
+        "belong to each file",
+    );
+}
+
+#[test]
+fn single_file_names_come_from_file_then_url_then_format() {
+    let name = ModelName::new("org/det").unwrap();
+    let mut e = Entry {
+        urls: vec!["https://h/r/rfdetr.onnx?x=1".into()],
+        ..Entry::default()
+    };
+    assert_eq!(e.single_file_name(&name).as_str(), "rfdetr.onnx");
+    e.file = Some(FilePath::new("weights.bin").unwrap());
+    assert_eq!(e.single_file_name(&name).as_str(), "weights.bin");
+    e.file = None;
+    e.urls.clear();
+    assert_eq!(e.single_file_name(&name).as_str(), "det");
+    e.format = Some(Format::Onnx);
+    assert_eq!(e.single_file_name(&name).as_str(), "det.onnx");
 }

@@ -76,6 +76,8 @@ pub enum StoreError {
         #[source]
         error: IoError,
     },
+    #[error("cannot build the snapshot: its file {path} needs blob {blob}, which is not in the store; pull or add the model again")]
+    SnapshotBlobMissing { path: String, blob: Blake3 },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
 }
@@ -86,6 +88,7 @@ impl StoreError {
             StoreError::Io(_)
             | StoreError::NotWritable { .. }
             | StoreError::DamagedBlob { .. }
+            | StoreError::SnapshotBlobMissing { .. }
             | StoreError::NoSpace { .. } => Category::Failed,
             StoreError::Lock(e) => e.category(),
             StoreError::Manifest(e) => e.category(),

@@ -9,6 +9,7 @@
 //! <store>/locks/<hex>.lock    per-blob publish lock; manifest.lock; gc.lock
 //! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
 //! <store>/index/<algo>-<hex>  digest index: upstream sha256/md5 -> BLAKE3 + size (see `index`)
+//! <store>/snapshots/<tree>/…  each model's files under their real names, links to blobs (format 2)
 //! ```
 //! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
 //! (`index/` was added within format 1: it is only a hint, created on demand, and a beaker that
@@ -19,7 +20,7 @@ use std::path::{Path, PathBuf};
 use crate::digest::{Blake3, Upstream};
 
 /// The directories a store consists of, relative to its root (created by `init`).
-pub const DIRS: [&str; 5] = ["blobs", "tmp", "locks", "quarantine", "index"];
+pub const DIRS: [&str; 6] = ["blobs", "tmp", "locks", "quarantine", "index", "snapshots"];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
 pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
@@ -57,6 +58,15 @@ impl Layout {
     /// The only place a digest becomes a path: `Blake3` is 64 lowercase hex by construction.
     pub fn blob(&self, id: &Blake3) -> PathBuf {
         self.blobs().join(id.to_hex())
+    }
+
+    pub fn snapshots(&self) -> PathBuf {
+        self.root.join("snapshots")
+    }
+
+    /// A model's directory: `TreeId` is a BLAKE3 (64 lowercase hex) by construction.
+    pub fn snapshot(&self, tree: &crate::snapshot::TreeId) -> PathBuf {
+        self.snapshots().join(tree.to_hex())
     }
 
     pub fn tmp(&self) -> PathBuf {

@@ -1,0 +1,331 @@
+//! Snapshots (DESIGN §13): a model's files under their real names, as a directory tools can open.
+//!
+//! ```text
+//! <store>/snapshots/<tree>/model.onnx        hard link to blobs/<blake3 of model.onnx>
+//! <store>/snapshots/<tree>/model.onnx.data   hard link to blobs/<blake3 of the weights>
+//! ```
+//!
+//! `<tree>` is the [`TreeId`]: the BLAKE3 of the canonical file list, one line per file sorted by
+//! path, `"<path>\0<blake3 hex>\0<size>\n"`. Every name with the same files shares one snapshot.
+//!
+//! **Building** ([`ensure`]) happens in a fresh directory under `tmp/` (created exclusively, so
+//! nobody else writes into it): the parent directories, then one hard link per file to its blob
+//! (same inode: no extra space, mode 0444), every directory fsynced, then the whole directory is
+//! renamed to `snapshots/<tree>` without clobbering. So a snapshot that exists is complete, and a
+//! crash leaves at worst a build directory in `tmp/` that gc removes. Where a hard link is
+//! impossible — `fs.protected_hardlinks` forbids linking another user's 0444 blob in a group
+//! store (EPERM), or a filesystem without links — the file becomes a relative symlink to
+//! `../…/blobs/<hex>` instead (a symlink farm only there).
+//!
+//! **Checking** ([`check`]) is cheap: each file must be the blob's inode, or a symlink with the
+//! expected target; nothing else may be in the directory. Comparing bytes of a file that is a
+//! different inode is `verify`'s job (it re-hashes). A damaged snapshot is moved out of the way
+//! and built again from the blobs ([`rebuild`]).
+//!
+//! Invariants: a snapshot is built only from blobs that are present (so from bytes named by their
+//! hash, I1), it never modifies a blob (links only, I2), and `publish`'s callers record a name's
+//! tree only after [`ensure`] returned (I3 extended: a name never points at half a model).
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::Blake3;
+use crate::error::{IoContext, IoError};
+use crate::file_path::FilePath;
+use crate::fsx;
+use crate::store::{Store, StoreError};
+
+/// One file of a model, as the snapshot holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ModelFile {
+    pub path: FilePath,
+    pub blake3: Blake3,
+    pub size: u64,
+}
+
+/// The id of a model's file list (DESIGN §13): names `snapshots/<tree>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TreeId(pub Blake3);
+
+impl TreeId {
+    /// BLAKE3 of `"<path>\0<blake3 hex>\0<size>\n"` per file, sorted by path.
+    pub fn of(files: &[ModelFile]) -> TreeId {
+        let mut sorted: Vec<&ModelFile> = files.iter().collect();
+        sorted.sort_by(|a, b| a.path.cmp(&b.path));
+        let mut h = blake3::Hasher::new();
+        for f in sorted {
+            h.update(f.path.as_str().as_bytes());
+            h.update(b"\0");
+            h.update(f.blake3.to_hex().as_bytes());
+            h.update(b"\0");
+            h.update(f.size.to_string().as_bytes());
+            h.update(b"\n");
+        }
+        TreeId(h.finalize().into())
+    }
+
+    pub fn to_hex(&self) -> String {
+        self.0.to_hex()
+    }
+}
+
+impl std::fmt::Display for TreeId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.to_hex())
+    }
+}
+
+/// What [`check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Every file is its blob (same inode, or the expected symlink), nothing else is there.
+    Complete,
+    Missing,
+    /// Something is wrong; the string says what, for messages.
+    Damaged(String),
+}
+
+/// Makes `snapshots/<tree>` exist for `files` and returns its path. Every blob must be present.
+pub fn ensure(store: &Store, files: &[ModelFile]) -> Result<PathBuf, StoreError> {
+    let tree = TreeId::of(files);
+    let dest = store.layout().snapshot(&tree);
+    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
+        return Ok(dest);
+    }
+    build(store, &tree, files)?;
+    Ok(dest)
+}
+
+/// Builds the snapshot in `tmp/` and renames it into place (see the module doc).
+fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreError> {
+    let layout = store.layout();
+    let w = |e| StoreError::writing(store.root(), e);
+    let mode = store.config().dir_mode();
+    let staging = fsx::unique_path(&layout.tmp(), &format!("snap-{}", tree.to_hex()), "d");
+    fsx::create_dir_exclusive(&staging, mode).map_err(w)?;
+    let built = (|| {
+        let mut dirs: BTreeSet<FilePath> = BTreeSet::new();
+        for f in files {
+            dirs.extend(f.path.parents());
+        }
+        for d in &dirs {
+            fsx::create_dir_exclusive(&d.under(&staging), mode).map_err(w)?;
+        }
+        for f in files {
+            let blob = layout.blob(&f.blake3);
+            match store.blob_state(&f.blake3, Some(f.size))? {
+                crate::store::BlobState::Present { .. } => {}
+                _ => {
+                    return Err(StoreError::SnapshotBlobMissing {
+                        path: f.path.to_string(),
+                        blob: f.blake3,
+                    })
+                }
+            }
+            link_or_symlink(&blob, &f.path, &f.path.under(&staging)).map_err(w)?;
+        }
+        for d in dirs.iter().rev() {
+            fsx::sync_dir(&d.under(&staging))?;
+        }
+        fsx::sync_dir(&staging)?;
+        fsx::ensure_dir(&layout.snapshots(), mode).map_err(w)?;
+        fsx::persist_dir_noclobber(&staging, &layout.snapshot(tree)).map_err(w)
+    })();
+    match built {
+        Ok(fsx::Persisted::Created) => fsx::sync_dir(&layout.snapshots()).map_err(Into::into),
+        Ok(fsx::Persisted::AlreadyExists) => {
+            // Another process built the same snapshot first: theirs stands, ours goes.
+            let _ = fsx::remove_tree(&staging);
+            Ok(())
+        }
+        Err(e) => {
+            let _ = fsx::remove_tree(&staging);
+            Err(e)
+        }
+    }
+}
+
+/// A hard link to `blob` at `at`; a relative symlink where the filesystem or the kernel's
+/// `protected_hardlinks` refuses the link.
+fn link_or_symlink(blob: &Path, path: &FilePath, at: &Path) -> Result<(), IoError> {
+    match fsx::hard_link(blob, at) {
+        Ok(()) => Ok(()),
+        Err(e)
+            if matches!(
+                e.source.raw_os_error(),
+                Some(libc::EPERM | libc::EXDEV | libc::EMLINK | libc::EOPNOTSUPP)
+            ) =>
+        {
+            fsx::symlink(&symlink_target(blob, path), at)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `../../blobs/<hex>` from `snapshots/<tree>/<path>`: one `..` per directory between the link
+/// and the store root.
+fn symlink_target(blob: &Path, path: &FilePath) -> PathBuf {
+    let mut target = PathBuf::new();
+    for _ in 0..path.depth() + 1 {
+        target.push("..");
+    }
+    target.push("blobs");
+    if let Some(name) = blob.file_name() {
+        target.push(name);
+    }
+    target
+}
+
+/// Whether `snapshots/<tree>` holds exactly `files` as their blobs (see the module doc).
+pub fn check(store: &Store, files: &[ModelFile]) -> Result<State, StoreError> {
+    let dir = store.layout().snapshot(&TreeId::of(files));
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Ok(State::Damaged("not a directory".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Missing),
+        Err(e) => return Err(IoError::new("inspect", &dir, e).into()),
+    }
+    let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
+    for f in files {
+        expected.insert(f.path.under(&dir));
+        expected.extend(f.path.parents().iter().map(|p| p.under(&dir)));
+        if let Some(problem) = check_file(store, &dir, f)? {
+            return Ok(State::Damaged(format!("{}: {problem}", f.path)));
+        }
+    }
+    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(&dir).to_owned();
+            IoError::new("list", path, io::Error::other(e.to_string()))
+        })?;
+        if !expected.contains(entry.path()) {
+            let rel = entry.path().strip_prefix(&dir).unwrap_or(entry.path());
+            return Ok(State::Damaged(format!(
+                "{} is not one of the model's files",
+                rel.display()
+            )));
+        }
+    }
+    Ok(State::Complete)
+}
+
+/// `None` when the snapshot's `f` is its blob; else what is wrong with it.
+fn check_file(store: &Store, dir: &Path, f: &ModelFile) -> Result<Option<String>, StoreError> {
+    let at = f.path.under(dir);
+    let meta = match std::fs::symlink_metadata(&at) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("missing".into())),
+        Err(e) => return Err(IoError::new("inspect", &at, e).into()),
+    };
+    let blob = store.layout().blob(&f.blake3);
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(&at).at("read link", &at)?;
+        return Ok((target != symlink_target(&blob, &f.path))
+            .then(|| format!("a symlink to {}, not to its blob", target.display())));
+    }
+    if !meta.is_file() {
+        return Ok(Some("not a regular file".into()));
+    }
+    match std::fs::symlink_metadata(&blob) {
+        Ok(b) if b.dev() == meta.dev() && b.ino() == meta.ino() => Ok(None),
+        Ok(_) => Ok(Some("not a link to its blob".into())),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some("its blob is missing".into())),
+        Err(e) => Err(IoError::new("inspect", &blob, e).into()),
+    }
+}
+
+/// Moves a damaged `snapshots/<tree>` to `tmp/` (gc removes it) and builds it again from the
+/// blobs. The caller holds `gc.lock` exclusively, so no reader is handed a path in between by a
+/// publisher, and no gc removes the blobs.
+pub fn rebuild(
+    store: &Store,
+    files: &[ModelFile],
+    _gc: &crate::store::GcExclusive,
+) -> Result<PathBuf, StoreError> {
+    let tree = TreeId::of(files);
+    let dir = store.layout().snapshot(&tree);
+    let aside = fsx::unique_path(
+        &store.layout().tmp(),
+        &format!("damaged-{}", tree.to_hex()),
+        "d",
+    );
+    match fsx::rename_exclusive(&dir, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::writing(store.root(), e)),
+    }
+    let _ = fsx::remove_tree(&aside);
+    build(store, &tree, files)?;
+    Ok(dir)
+}
+
+/// Every snapshot directory name in `snapshots/` that is a tree id (others are left alone).
+pub fn list(store: &Store) -> Result<Vec<TreeId>, StoreError> {
+    let mut out = Vec::new();
+    for (name, _) in crate::store::files_in(&store.layout().snapshots())? {
+        if let Ok(id) = Blake3::from_hex(&name) {
+            out.push(TreeId(id));
+        }
+    }
+    Ok(out)
+}
+
+/// Removes `snapshots/<tree>` (links only: the blobs stay). Only under `gc.lock` exclusive.
+pub fn remove(
+    store: &Store,
+    tree: &TreeId,
+    _gc: &crate::store::GcExclusive,
+) -> Result<(), StoreError> {
+    let dir = store.layout().snapshot(tree);
+    match std::fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Ok(m) if !m.is_dir() => {
+            fsx::remove_file(&dir).map_err(|e| StoreError::writing(store.root(), e))
+        }
+        _ => fsx::remove_tree(&dir).map_err(|e| StoreError::writing(store.root(), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(path: &str, bytes: &[u8]) -> ModelFile {
+        ModelFile {
+            path: FilePath::new(path).unwrap(),
+            blake3: Blake3::of(bytes),
+            size: bytes.len() as u64,
+        }
+    }
+
+    #[test]
+    fn tree_id_is_the_hash_of_the_sorted_canonical_list() {
+        let a = file("model.onnx", b"graph");
+        let b = file("model.onnx.data", b"weights");
+        let expected = blake3::hash(
+            format!(
+                "model.onnx\0{}\05\nmodel.onnx.data\0{}\07\n",
+                Blake3::of(b"graph").to_hex(),
+                Blake3::of(b"weights").to_hex()
+            )
+            .as_bytes(),
+        );
+        assert_eq!(
+            TreeId::of(&[b.clone(), a.clone()]).to_hex(),
+            expected.to_hex().to_string()
+        );
+        assert_eq!(TreeId::of(&[a.clone(), b.clone()]), TreeId::of(&[b, a]));
+    }
+
+    #[test]
+    fn symlink_targets_climb_to_the_store_root() {
+        let blob = Path::new("/s/blobs/abc");
+        let t = |p| symlink_target(blob, &FilePath::new(p).unwrap());
+        assert_eq!(t("m.onnx"), Path::new("../../blobs/abc"));
+        assert_eq!(t("a/b/m.onnx"), Path::new("../../../../blobs/abc"));
+    }
+}
