@@ -14,7 +14,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Category, IoError};
-use crate::manifest::{Entry, Format};
+use crate::file_path::FilePath;
+use crate::manifest::{Entry, FileEntry, Format};
 use crate::name::ModelName;
 use crate::progress::Progress;
 use crate::publish::{self, publish, Published, TempBlob};
@@ -54,6 +55,20 @@ impl From<StoreError> for Error {
 /// Copy buffer: large enough for throughput, small enough to be constant memory.
 const CHUNK: usize = 1 << 20;
 
+/// Adds `src` as `name`: a file (see [`add_file`]) or a directory of files (see [`add_dir`]).
+pub fn add(
+    store: &Store,
+    src: &Path,
+    name: &ModelName,
+    progress: &mut dyn Progress,
+) -> Result<Published, Error> {
+    // The path the user gave may be a symlink to a directory; what is inside may not.
+    match std::fs::metadata(src) {
+        Ok(m) if m.is_dir() => add_dir(store, src, name, progress),
+        _ => add_file(store, src, name, progress),
+    }
+}
+
 /// Copies `src` into `store` and records it as `name`.
 pub fn add_file(
     store: &Store,
@@ -64,6 +79,132 @@ pub fn add_file(
     let (input, total) = open_source(src)?;
     let mut temp = TempBlob::create(store, "add")?;
     progress.start(&format!("adding {name}"), Some(total));
+    copy_into(input, src, &mut temp, store, progress)?;
+    let is_onnx = src
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
+    // The snapshot keeps the file's own name (tools open models by name), when it is a valid one.
+    let file = src
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| FilePath::new(n).ok());
+    let entry = Entry {
+        format: is_onnx.then_some(Format::Onnx),
+        file,
+        ..Entry::default()
+    };
+    Ok(publish(store, temp, name, entry).map_err(publish::Error::from)?)
+}
+
+/// Adds every regular file under the directory `src` as one model of several files, under their
+/// paths relative to `src` (DESIGN §13). A symlink, FIFO, device or socket anywhere inside is
+/// refused before anything is written (exit 2), as is a directory with no files. The name is
+/// recorded only after every file is a blob and the snapshot exists.
+pub fn add_dir(
+    store: &Store,
+    src: &Path,
+    name: &ModelName,
+    progress: &mut dyn Progress,
+) -> Result<Published, Error> {
+    let files = list_dir(src)?;
+    let mut ready = Vec::with_capacity(files.len());
+    for (path, rel) in &files {
+        let (input, total) = open_source(path)?;
+        let mut temp = TempBlob::create(store, "add")?;
+        progress.start(&format!("adding {name}/{rel}"), Some(total));
+        copy_into(input, path, &mut temp, store, progress)?;
+        ready.push(publish::prepare(store, temp, &Entry::default()).map_err(publish::Error::from)?);
+    }
+    let gc = store.gc_shared()?;
+    let mut entries = Vec::with_capacity(ready.len());
+    let mut created = false;
+    for (r, (_, rel)) in ready.into_iter().zip(&files) {
+        let blob = r.name(store, &gc)?;
+        created |= blob.created;
+        entries.push(FileEntry {
+            path: rel.clone(),
+            blake3: Some(blob.blake3),
+            size: Some(blob.size),
+            urls: Vec::new(),
+            sha256: None,
+            md5: None,
+        });
+    }
+    let onnx = entries
+        .iter()
+        .find(|f| f.path.as_str().ends_with(".onnx"))
+        .map(|f| f.path.clone());
+    let entry = Entry {
+        format: onnx.is_some().then_some(Format::Onnx),
+        main: onnx,
+        files: Some(entries),
+        ..Entry::default()
+    };
+    let (model, replaced) = publish::record_model(store, name, entry, &gc)?;
+    let main = model
+        .files
+        .iter()
+        .find(|f| f.path.under(&model.dir) == model.main)
+        .map_or(model.files[0].blake3, |f| f.blake3);
+    Ok(Published {
+        blake3: main,
+        size: model.files.iter().map(|f| f.size).sum(),
+        model,
+        created,
+        replaced,
+    })
+}
+
+/// The regular files under `dir` with their model paths, sorted; refuses anything else inside.
+fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
+    let bad = |reason: String| Error::BadSource {
+        path: dir.to_owned(),
+        reason,
+    };
+    let mut out = Vec::new();
+    for entry in walkdir::WalkDir::new(dir)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
+        let entry = entry.map_err(|e| bad(format!("cannot list it ({e})")))?;
+        let kind = entry.file_type();
+        if kind.is_dir() {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        if !kind.is_file() {
+            let what = if kind.is_symlink() {
+                "a symlink"
+            } else {
+                "a special file"
+            };
+            return Err(bad(format!(
+                "{} is {what}; a model directory may hold only regular files (copy the target in)",
+                rel.display()
+            )));
+        }
+        let text = rel
+            .to_str()
+            .ok_or_else(|| bad(format!("{} is not valid UTF-8", rel.display())))?;
+        let path = FilePath::new(text).map_err(|e| bad(e.to_string()))?;
+        out.push((entry.path().to_owned(), path));
+    }
+    if out.is_empty() {
+        return Err(bad("it holds no files".into()));
+    }
+    Ok(out)
+}
+
+/// Copies `input` (the file at `path`) into `temp` through a large read buffer, reporting
+/// progress; a failure says whether reading the source or writing the store failed.
+fn copy_into(
+    input: File,
+    path: &Path,
+    temp: &mut TempBlob,
+    store: &Store,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
     let mut reader = BufReader::with_capacity(
         CHUNK,
         Reading {
@@ -74,28 +215,20 @@ pub fn add_file(
     );
     // io::copy from a BufReader writes each filled CHUNK straight into the temp blob (large
     // writes, which the hashers like).
-    let copied = io::copy(&mut reader, &mut temp);
+    let copied = io::copy(&mut reader, temp);
     let reader = reader.into_inner();
     reader.progress.finish();
-    if let Err(e) = copied {
-        return Err(if reader.failed {
-            Error::Read {
-                path: src.to_owned(),
-                source: e,
-            }
-        } else {
+    match copied {
+        Ok(_) => Ok(()),
+        Err(e) if reader.failed => Err(Error::Read {
+            path: path.to_owned(),
+            source: e,
+        }),
+        Err(e) => {
             let at = IoError::new("write", temp.path(), e);
-            StoreError::writing(store.root(), at).into()
-        });
+            Err(StoreError::writing(store.root(), at).into())
+        }
     }
-    let is_onnx = src
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
-    let entry = Entry {
-        format: is_onnx.then_some(Format::Onnx),
-        ..Entry::default()
-    };
-    Ok(publish(store, temp, name, entry).map_err(publish::Error::from)?)
 }
 
 /// The source being copied: reports progress, and remembers whether a failure was the read's

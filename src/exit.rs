@@ -71,6 +71,7 @@ categorized!(
         crate::fetch::FetchError,
         crate::publish::Error,
         crate::add::Error,
+        crate::export::Error,
     ],
     bad_input: [
         crate::catalogue::UnknownName,

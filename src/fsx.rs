@@ -392,6 +392,28 @@ pub fn persist_dir_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoErro
     }
 }
 
+/// Creates `dir` and its missing parents (modes from the umask: for directories outside a
+/// store, such as an export target, which are the user's own).
+pub fn create_dir_all(dir: &Path) -> Result<(), IoError> {
+    fs::create_dir_all(dir).at("create directory", dir)
+}
+
+/// Like [`persist_noclobber`], but when something already exists at `to` the source is left in
+/// place (it is not known to hold the same bytes) and `false` is returned.
+pub fn persist_noclobber_keep(from: &Path, to: &Path) -> Result<bool, IoError> {
+    match rename_noreplace(from, to) {
+        Ok(()) => return Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS)) => {}
+        Err(e) => return Err(IoError::new("move into place", to, e)),
+    }
+    match fs::hard_link(from, to) {
+        Ok(()) => remove_file(from).map(|()| true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(IoError::new("move into place", to, e)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

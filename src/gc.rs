@@ -125,6 +125,8 @@ pub struct Outcome {
     /// `--keep` entries (model names) that match no blob in the store: not pulled here, or pinned
     /// only by sha256/md5 that the digest index does not map to a present blob.
     pub keep_unmatched: Vec<String>,
+    /// Snapshots (model directories) no recorded name uses, removed (tree ids).
+    pub removed_snapshots: Vec<String>,
     /// Digest-index records dropped because their blob is gone or they do not read back (names in
     /// `index/`).
     pub removed_index: Vec<String>,
@@ -167,7 +169,8 @@ pub fn collect(
     let mut roots = manifest.roots();
     let keep_unmatched = keep_roots(store, &keep, &mut roots)?;
 
-    // 4. Blobs, then the index records of blobs that are gone.
+    // 4. Snapshots no name uses, then blobs, then the index records of blobs that are gone.
+    let snapshots = crate::snapshot::sweep(store, &manifest.trees(), &gc, opts.dry_run)?;
     let swept = store.sweep_blobs(&gc, &roots, Candidates::All, opts.dry_run)?;
     let going: BTreeSet<Blake3> = swept.removed.iter().map(|(id, _)| *id).collect();
     let index = store.sweep_index(&gc, &going, opts.dry_run)?;
@@ -182,7 +185,9 @@ pub fn collect(
             .iter()
             .map(|n| format!("blobs/{n}"))
             .chain(index.foreign.iter().map(|n| format!("index/{n}")))
+            .chain(snapshots.foreign.iter().map(|n| format!("snapshots/{n}")))
             .collect(),
+        removed_snapshots: snapshots.removed.iter().map(|t| t.to_hex()).collect(),
         keep_unmatched,
         removed_index: index.removed,
         ..Outcome::default()
@@ -205,18 +210,22 @@ fn keep_roots(
     let mut unmatched = BTreeSet::new();
     for catalogue in keep {
         for (name, entry) in &catalogue.models {
-            let matched = match entry.blake3 {
-                Some(id) => {
-                    roots.insert(id);
-                    matches!(store.blob_state(&id, None)?, BlobState::Present { .. })
-                }
-                None => {
-                    let blobs = store.index_blobs(entry)?;
-                    let any = !blobs.is_empty();
-                    roots.extend(blobs);
-                    any
-                }
-            };
+            // A model of several files is kept file by file; it matched if any file did.
+            let mut matched = false;
+            for file in entry.files(name) {
+                matched |= match file.blake3 {
+                    Some(id) => {
+                        roots.insert(id);
+                        matches!(store.blob_state(&id, None)?, BlobState::Present { .. })
+                    }
+                    None => {
+                        let blobs = store.index_blobs(&file.as_entry())?;
+                        let any = !blobs.is_empty();
+                        roots.extend(blobs);
+                        any
+                    }
+                };
+            }
             if !matched {
                 unmatched.insert(name.to_string());
             }
@@ -243,6 +252,18 @@ fn sweep_temp(
         match temp.writer {
             Writer::Recent => {}
             Writer::Live => out.live_partials.push(temp.name),
+            // A snapshot being built (`snap-….d`) or a damaged one on its way out (`damaged-….d`):
+            // a dead builder's directory goes once it is as old as a partial would be.
+            Writer::NotAFile if is_snapshot_staging(&temp) => {
+                if temp.age >= opts.tmp_age.max(partials::MIN_PROBE_AGE) {
+                    if !opts.dry_run {
+                        fsx::remove_tree(&temp.path)
+                            .map_err(|e| StoreError::writing(store.root(), e))?;
+                        removed_any = true;
+                    }
+                    out.removed_partials.push(temp.name);
+                }
+            }
             Writer::NotAFile => out.foreign.push(format!("tmp/{}", temp.name)),
             // Gone: we hold its flock, so no writer can take it over while we unlink it.
             Writer::Gone(_) | Writer::Unchecked => {
@@ -260,6 +281,14 @@ fn sweep_temp(
         fsx::sync_dir(&store.layout().tmp())?;
     }
     Ok(())
+}
+
+/// A directory in `tmp/` that `crate::snapshot` made: `snap-<tree>.<pid>.<nonce>.d` or
+/// `damaged-<tree>.<pid>.<nonce>.d`.
+fn is_snapshot_staging(temp: &partials::TempFile) -> bool {
+    (temp.name.starts_with("snap-") || temp.name.starts_with("damaged-"))
+        && temp.name.ends_with(".d")
+        && std::fs::symlink_metadata(&temp.path).is_ok_and(|m| m.is_dir())
 }
 
 fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod exit;
+pub mod export;
 pub mod fetch;
 pub mod file_path;
 pub mod fsx;

@@ -89,15 +89,38 @@ pub enum State {
     Damaged(String),
 }
 
-/// Makes `snapshots/<tree>` exist for `files` and returns its path. Every blob must be present.
+/// Makes `snapshots/<tree>` exist and hold exactly `files` as their blobs, and returns its path.
+/// Every blob must be present. A damaged snapshot (a file that is not its blob any more, e.g.
+/// after `verify` quarantined a blob and it was published again) is moved aside and built anew.
+/// The caller holds `gc.lock` shared (so no gc removes the blobs meanwhile).
 pub fn ensure(store: &Store, files: &[ModelFile]) -> Result<PathBuf, StoreError> {
     let tree = TreeId::of(files);
     let dest = store.layout().snapshot(&tree);
-    if std::fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir()) {
-        return Ok(dest);
+    match check(store, files)? {
+        State::Complete => return Ok(dest),
+        State::Missing => {}
+        State::Damaged(_) => move_aside(store, &tree)?,
     }
     build(store, &tree, files)?;
     Ok(dest)
+}
+
+/// Moves `snapshots/<tree>` into `tmp/` and deletes it there (links only: no blob is touched).
+/// Gone already is fine (another process did it).
+fn move_aside(store: &Store, tree: &TreeId) -> Result<(), StoreError> {
+    let dir = store.layout().snapshot(tree);
+    let aside = fsx::unique_path(
+        &store.layout().tmp(),
+        &format!("damaged-{}", tree.to_hex()),
+        "d",
+    );
+    match fsx::rename_exclusive(&dir, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::writing(store.root(), e)),
+    }
+    let _ = fsx::remove_tree(&aside);
+    Ok(())
 }
 
 /// Builds the snapshot in `tmp/` and renames it into place (see the module doc).
@@ -238,55 +261,86 @@ fn check_file(store: &Store, dir: &Path, f: &ModelFile) -> Result<Option<String>
     }
 }
 
-/// Moves a damaged `snapshots/<tree>` to `tmp/` (gc removes it) and builds it again from the
-/// blobs. The caller holds `gc.lock` exclusively, so no reader is handed a path in between by a
-/// publisher, and no gc removes the blobs.
-pub fn rebuild(
-    store: &Store,
-    files: &[ModelFile],
-    _gc: &crate::store::GcExclusive,
-) -> Result<PathBuf, StoreError> {
-    let tree = TreeId::of(files);
-    let dir = store.layout().snapshot(&tree);
-    let aside = fsx::unique_path(
-        &store.layout().tmp(),
-        &format!("damaged-{}", tree.to_hex()),
-        "d",
-    );
-    match fsx::rename_exclusive(&dir, &aside) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(StoreError::writing(store.root(), e)),
-    }
-    let _ = fsx::remove_tree(&aside);
-    build(store, &tree, files)?;
-    Ok(dir)
+/// Takes a snapshot out of use: for a model one of whose blobs went to quarantine, so no path
+/// to the bad bytes stays in the store. The next pull or add builds it again.
+pub fn retire(store: &Store, files: &[ModelFile]) -> Result<(), StoreError> {
+    move_aside(store, &TreeId::of(files))
 }
 
-/// Every snapshot directory name in `snapshots/` that is a tree id (others are left alone).
-pub fn list(store: &Store) -> Result<Vec<TreeId>, StoreError> {
-    let mut out = Vec::new();
+/// Where `name`'s model is, (re)building its snapshot first when the name records one that is
+/// missing or damaged (deleted by hand, or a blob quarantined and published again) and every blob
+/// is present. The repair writes (under `gc.lock` shared); a user who cannot write the store gets
+/// [`StoreError::SnapshotMissing`], which names the command that repairs it.
+pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Located, StoreError> {
+    let located = store.locate(name)?;
+    if !located.snapshot_missing {
+        return Ok(located);
+    }
+    let manifest = store.read_manifest()?;
+    let files = manifest
+        .models
+        .get(name)
+        .and_then(|e| e.model_files(name))
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+    let repaired = (|| {
+        let _gc = store.gc_shared()?;
+        ensure(store, &files)?;
+        store.locate(name)
+    })();
+    repaired.map_err(|e| match e {
+        StoreError::NotWritable { .. } => StoreError::SnapshotMissing {
+            name: name.clone(),
+            dir: store.layout().snapshot(&TreeId::of(&files)),
+        },
+        other => other,
+    })
+}
+
+/// gc and `rm`: removes every snapshot whose tree is not in `keep` (links only; the blobs are
+/// the blob sweep's business) and returns them; with `dry_run` only reports. Entries of
+/// `snapshots/` that are not tree ids are returned as foreign and left alone.
+pub fn sweep(
+    store: &Store,
+    keep: &BTreeSet<TreeId>,
+    _gc: &crate::store::GcExclusive,
+    dry_run: bool,
+) -> Result<Swept, StoreError> {
+    let mut out = Swept::default();
     for (name, _) in crate::store::files_in(&store.layout().snapshots())? {
-        if let Ok(id) = Blake3::from_hex(&name) {
-            out.push(TreeId(id));
+        let Ok(id) = Blake3::from_hex(&name) else {
+            out.foreign.push(name);
+            continue;
+        };
+        let tree = TreeId(id);
+        if keep.contains(&tree) {
+            continue;
         }
+        if !dry_run {
+            remove(store, &tree)?;
+        }
+        out.removed.push(tree);
+    }
+    if !out.removed.is_empty() && !dry_run {
+        fsx::sync_dir(&store.layout().snapshots())?;
     }
     Ok(out)
 }
 
-/// Removes `snapshots/<tree>` (links only: the blobs stay). Only under `gc.lock` exclusive.
-pub fn remove(
-    store: &Store,
-    tree: &TreeId,
-    _gc: &crate::store::GcExclusive,
-) -> Result<(), StoreError> {
+/// What [`sweep`] removed (or would).
+#[derive(Debug, Clone, Default)]
+pub struct Swept {
+    pub removed: Vec<TreeId>,
+    pub foreign: Vec<String>,
+}
+
+/// Removes `snapshots/<tree>` (links only: the blobs stay).
+fn remove(store: &Store, tree: &TreeId) -> Result<(), StoreError> {
     let dir = store.layout().snapshot(tree);
+    let w = |e| StoreError::writing(store.root(), e);
     match std::fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Ok(m) if !m.is_dir() => {
-            fsx::remove_file(&dir).map_err(|e| StoreError::writing(store.root(), e))
-        }
-        _ => fsx::remove_tree(&dir).map_err(|e| StoreError::writing(store.root(), e)),
+        Ok(m) if !m.is_dir() => fsx::remove_file(&dir).map_err(w),
+        _ => fsx::remove_tree(&dir).map_err(w),
     }
 }
 

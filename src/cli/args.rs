@@ -59,16 +59,16 @@ pub enum StoreCommand {
         #[arg(long, value_enum, default_value_t = LockingArg::Flock)]
         locking: LockingArg,
     },
-    /// Copy a local file into the store under NAME (hashing it in the same pass)
+    /// Copy a model file, or a directory of a model's files, into the store under a name
     Add {
-        /// The file to add
+        /// The file to add, or a directory: every regular file under it, by its relative path
         file: PathBuf,
         /// The name to record it under (a-z, 0-9, '.', '_', '-', optionally ORG/NAME)
         #[arg(long)]
         name: String,
     },
     /// Fetch models from the catalogues into the store (once, however many processes ask) and
-    /// print one blob path per name
+    /// print the path of each model's main file
     Pull {
         /// Catalogue names (see --manifest)
         #[arg(required = true)]
@@ -83,8 +83,30 @@ pub enum StoreCommand {
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
     },
-    /// Print the blob path of NAME (exit 3 if the store does not hold it)
-    Path { name: String },
+    /// Print the path of NAME's main file, under its real name in the model's directory (exit 3
+    /// if the store does not hold it)
+    Path {
+        name: String,
+        /// Print the model's directory (its snapshot, every file under its real name)
+        #[arg(long, conflicts_with = "blob")]
+        dir: bool,
+        /// Print the main file's blob (`blobs/<blake3>`) instead
+        #[arg(long)]
+        blob: bool,
+    },
+    /// Put a model's files under their names in DIR: hard links where DIR is on the store's
+    /// filesystem, else copies; never overwrites a different file
+    Export {
+        name: String,
+        /// The directory to put the files in (created if missing)
+        dir: PathBuf,
+        /// Hard links only: fail rather than copy
+        #[arg(long, conflicts_with = "copy")]
+        link: bool,
+        /// Copies only (files you can modify without touching the store)
+        #[arg(long)]
+        copy: bool,
+    },
     /// List the names the store holds
     Ls,
     /// Remove names from the store, and the blobs no other name uses

@@ -19,9 +19,15 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             locking,
         } => init(root, shared, group, locking, out),
         StoreCommand::Add { file, name } => add(root, &file, &name, out),
+        StoreCommand::Export {
+            name,
+            dir,
+            link,
+            copy,
+        } => export(root, &name, &dir, link, copy, out),
         // Pull needs the catalogues too: `cli::run` dispatches it to `pull_cmd`.
         StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
-        StoreCommand::Path { name } => path(root, &name, out),
+        StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Rm { names } => rm(root, &names, out),
         StoreCommand::Info => info(root, out),
@@ -71,19 +77,23 @@ struct AddJson<'a> {
     blake3: String,
     size: u64,
     path: &'a Path,
+    dir: &'a Path,
+    files: usize,
     new_blob: bool,
 }
 
 fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
-    let published = beaker::add::add_file(&store, file, &name, out.progress().as_mut())?;
+    let published = beaker::add::add(&store, file, &name, out.progress().as_mut())?;
     if out.json {
         return out.json(&AddJson {
             name: &name,
             blake3: published.blake3.to_hex(),
             size: published.size,
-            path: &published.path,
+            path: &published.model.main,
+            dir: &published.model.dir,
+            files: published.model.files.len(),
             new_blob: published.created,
         });
     }
@@ -97,24 +107,60 @@ fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
         size(published.size),
         published.blake3.short()
     ));
-    if let Some(old) = published.replaced.and_then(|e| e.blake3) {
+    if published.replaced.is_some() {
         out.note(format!(
-            "{name} pointed at {} before; `beaker store gc` frees it if unused",
-            old.short()
+            "{name} pointed at other content before; `beaker store gc` frees it if unused"
         ));
     }
-    println!("{}", published.path.display());
+    println!("{}", published.model.main.display());
     Ok(())
 }
 
-fn path(root: &Path, name: &str, out: Output) -> Result<()> {
+fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
-    let store = Store::open(root)?;
-    let path = store.path_of(&name)?;
+    let store = match Store::open(root) {
+        // No store at all: the name is not present either (exit 3), not bad input.
+        Err(beaker::StoreError::NoStore { .. }) => {
+            return Err(beaker::StoreError::NotInStore { name }.into())
+        }
+        other => other?,
+    };
+    let located = beaker::snapshot::locate(&store, &name)?;
+    let path = if blob {
+        located.blob.clone()
+    } else if dir {
+        located.dir.clone().unwrap_or_else(|| located.blob.clone())
+    } else {
+        located.main.clone()
+    };
     if out.json {
-        return out.json(&serde_json::json!({ "name": name, "path": path }));
+        return out.json(&serde_json::json!({
+            "name": name,
+            "path": path,
+            "dir": located.dir,
+            "blob": located.blob,
+        }));
     }
     println!("{}", path.display());
+    Ok(())
+}
+
+fn export(root: &Path, name: &str, to: &Path, link: bool, copy: bool, out: Output) -> Result<()> {
+    let name = ModelName::new(name)?;
+    let store = Store::open(root)?;
+    let how = match (link, copy) {
+        (true, _) => beaker::export::How::Link,
+        (_, true) => beaker::export::How::Copy,
+        _ => beaker::export::How::LinkOrCopy,
+    };
+    let exported = beaker::export::export(&store, &name, to, how)?;
+    if out.json {
+        return out.json(&exported);
+    }
+    for f in &exported.files {
+        out.note(format!("{} ({})", f.path.display(), f.how));
+    }
+    println!("{}", to.display());
     Ok(())
 }
 

@@ -27,10 +27,10 @@ pub use temp::TempBlob;
 use crate::digest::Blake3;
 use crate::error::{Category, IoError};
 use crate::fsx;
-use crate::lock::{LockGuard, Mode};
 use crate::manifest::Entry;
 use crate::name::ModelName;
-use crate::store::{BlobState, Store, StoreError, BLOB_MODE, TEMP_MODE};
+use crate::snapshot::{self, ModelFile, TreeId};
+use crate::store::{BlobState, GcShared, Store, StoreError, BLOB_MODE, TEMP_MODE};
 
 /// Why a publish did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -77,33 +77,191 @@ impl From<Failed> for Error {
     }
 }
 
-/// What [`publish`] produced.
+/// A model as the store presents it: its snapshot directory, the main file in it, its files.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Model {
+    /// `snapshots/<tree>`.
+    pub dir: PathBuf,
+    /// The main file inside `dir` (what `beaker store path` prints).
+    pub main: PathBuf,
+    pub files: Vec<ModelFile>,
+}
+
+/// What [`publish`] (or the fast path) produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// The main file's blob.
     pub blake3: Blake3,
+    /// Bytes of all the model's files.
     pub size: u64,
-    pub path: PathBuf,
-    /// False when an identical blob was already there (dedup).
+    /// The model's snapshot.
+    pub model: Model,
+    /// False when every blob was already there (dedup).
     pub created: bool,
     /// The entry this name had before, when it pointed at other content.
     pub replaced: Option<Entry>,
 }
 
-/// Steps 4–5: checks the written bytes against what the caller expects, makes them durable and
-/// read-only, names them by their hash without clobbering, then records `name`.
+/// Steps 4–5 for a single-file model: checks the written bytes against what the caller expects,
+/// makes them durable and read-only, names them by their hash without clobbering, builds the
+/// model's snapshot, then records `name`.
 ///
-/// `entry` is the manifest entry to record; its `blake3`, `size` and `added` are filled in here.
-/// On a mismatch the temp file is deleted (never resumed from bad bytes).
+/// `entry` is the manifest entry to record; its `blake3`, `size`, `file`, `tree` and `added` are
+/// filled in here. On a mismatch the temp file is deleted (never resumed from bad bytes).
 pub fn publish(
     store: &Store,
     temp: TempBlob,
     name: &ModelName,
-    entry: Entry,
+    mut entry: Entry,
 ) -> Result<Published, Failed> {
-    let checked = check(&temp, &entry).map_err(|error| Failed { error, temp: None })?;
-    let (gc_guard, temp) = make_ready(store, temp).map_err(|f| *f)?;
-    name_and_record(store, temp, name, entry, checked, gc_guard)
-        .map_err(|error| Failed { error, temp: None })
+    let ready = prepare(store, temp, &entry)?;
+    // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
+    let gc = match store.gc_shared() {
+        Ok(gc) => gc,
+        Err(e) => return Err(ready.hand_back(e.into())),
+    };
+    let fail = |error| Failed { error, temp: None };
+    let blob = ready.name(store, &gc).map_err(fail)?;
+    entry.file = Some(entry.single_file_name(name));
+    entry.blake3 = Some(blob.blake3);
+    entry.size = Some(blob.size);
+    let (model, replaced) = record_model(store, name, entry, &gc).map_err(|e| fail(e.into()))?;
+    Ok(Published {
+        blake3: blob.blake3,
+        size: blob.size,
+        model,
+        created: blob.created,
+        replaced,
+    })
+}
+
+/// A temp blob whose bytes passed step 4 and are durable and read-only (5a, 5b): ready to be
+/// named. Dropped without [`Ready::name`], the file is deleted.
+#[derive(Debug)]
+#[must_use = "a Ready blob is deleted when dropped; name it"]
+pub struct Ready {
+    temp: TempBlob,
+    id: Blake3,
+    size: u64,
+    /// The upstream digests step 4 checked, for the digest index.
+    checked: Entry,
+}
+
+/// A blob in `blobs/`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobRef {
+    pub blake3: Blake3,
+    pub size: u64,
+    /// False when an identical blob was already there.
+    pub created: bool,
+}
+
+/// Steps 4, 5a and 5b: the bytes must be what `entry` pins (size and every digest), then they
+/// are fsynced and made read-only. No lock is taken. On an I/O failure the temp file is handed
+/// back; on a mismatch it is deleted.
+pub fn prepare(store: &Store, temp: TempBlob, entry: &Entry) -> Result<Ready, Failed> {
+    let Checked { id, size } = check(&temp, entry).map_err(|error| Failed { error, temp: None })?;
+    let durable = (|| {
+        // 5a. Data on disk before the file gets its name: after a power cut, a named blob must
+        //     not turn out empty or short (I1).
+        fsx::sync_file(&temp.file, &temp.path).map_err(|e| StoreError::writing(store.root(), e))?;
+        // 5b. Read-only before it is named, on the open file (I2): no window where a published
+        //     blob is writable.
+        fsx::set_mode(&temp.file, BLOB_MODE, &temp.path).map_err(StoreError::from)
+    })();
+    let ready = Ready {
+        temp,
+        id,
+        size,
+        checked: Entry {
+            sha256: entry.sha256,
+            md5: entry.md5,
+            ..Entry::default()
+        },
+    };
+    match durable {
+        Ok(()) => Ok(ready),
+        Err(e) => Err(ready.hand_back(e.into())),
+    }
+}
+
+impl Ready {
+    pub fn blake3(&self) -> Blake3 {
+        self.id
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The failure of a blob that was never named: its temp file goes back to the caller as a
+    /// resumable partial (mode 0600 again), or is deleted if even that fails.
+    fn hand_back(self, error: Error) -> Failed {
+        let temp = fsx::set_mode(&self.temp.file, TEMP_MODE, &self.temp.path)
+            .ok()
+            .map(|()| Box::new(self.temp));
+        Failed { error, temp }
+    }
+
+    /// Steps 5d–5e': names the blob by its hash without clobbering and makes `blobs/` durable.
+    /// `_gc` proves gc.lock is held shared; keep holding it until the name is recorded (I4).
+    pub fn name(mut self, store: &Store, _gc: &GcShared) -> Result<BlobRef, Error> {
+        let (id, size) = (self.id, self.size);
+        // 5d. Name it, never replacing an existing blob (I2). Someone else's identical blob is
+        //     success.
+        let dest = store.layout().blob(&id);
+        let persisted = fsx::persist_noclobber(&self.temp.path, &dest);
+        // Whatever happened, the temp file must not be deleted by its guard any more: after a
+        // failed link+unlink fallback its path may be a second name of the blob. gc removes it if
+        // it stays.
+        self.temp.armed = false;
+        let created =
+            persisted.map_err(|e| StoreError::writing(store.root(), e))? == fsx::Persisted::Created;
+        if !created {
+            if let BlobState::Damaged { problem } = store.blob_state(&id, Some(size))? {
+                return Err(StoreError::DamagedBlob {
+                    path: dest,
+                    problem,
+                }
+                .into());
+            }
+        }
+        // 5e. The directory entry is durable before any manifest names it (I3).
+        fsx::sync_dir(&store.layout().blobs())?;
+        // 5e'. Remember which upstream digests these durable bytes were checked against (step
+        //      4), for `gc --keep` and the fast path. Only a hint: failing to write it costs a
+        //      re-download later, never this publish, so its error is not ours to return.
+        let _ = store.index_record(&self.checked, id, size);
+        Ok(BlobRef {
+            blake3: id,
+            size,
+            created,
+        })
+    }
+}
+
+/// Steps 5e''–5f: builds (or finds) the snapshot of `entry`'s files, then records `name ->
+/// entry` with its tree. Every file must be pinned (BLAKE3 and size) and its blob present and
+/// durable; `_gc` proves gc.lock is held shared since they were checked or named (I3, I4).
+///
+/// Returns the model and the entry the name had before, if it pointed at other content.
+pub fn record_model(
+    store: &Store,
+    name: &ModelName,
+    mut entry: Entry,
+    _gc: &GcShared,
+) -> Result<(Model, Option<Entry>), StoreError> {
+    let files = entry
+        .model_files(name)
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+    let dir = snapshot::ensure(store, &files)?;
+    entry.tree = Some(TreeId::of(&files).0);
+    if entry.added.is_none() {
+        entry.added = Some(crate::who::now_rfc3339());
+    }
+    let main = entry.main_file(name).under(&dir);
+    let replaced = store.record(name, entry)?;
+    Ok((Model { dir, main, files }, replaced))
 }
 
 /// What step 4 established about the bytes.
@@ -158,124 +316,80 @@ fn mismatch(what: &'static str, expected: String, actual: String) -> Error {
     }
 }
 
-/// Steps 5a–5c. On failure the file was never named, so it is handed back (mode 0600 again).
-fn make_ready(store: &Store, temp: TempBlob) -> Result<(LockGuard, TempBlob), Box<Failed>> {
-    let ready = (|| {
-        // 5a. Data on disk before the file gets its name: after a power cut, a named blob must
-        //     not turn out empty or short (I1).
-        fsx::sync_file(&temp.file, &temp.path).map_err(|e| StoreError::writing(store.root(), e))?;
-        // 5b. Read-only before it is named, on the open file (I2): no window where a published
-        //     blob is writable.
-        fsx::set_mode(&temp.file, BLOB_MODE, &temp.path)?;
-        // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
-        store.gc_lock(Mode::Shared)
-    })();
-    match ready {
-        Ok(guard) => Ok((guard, temp)),
-        Err(e) => {
-            // Not named: make it a resumable partial again. If even that fails, let it go.
-            let temp = fsx::set_mode(&temp.file, TEMP_MODE, &temp.path)
-                .ok()
-                .map(|()| Box::new(temp));
-            Err(Box::new(Failed {
-                error: e.into(),
-                temp,
-            }))
-        }
-    }
-}
-
-/// Steps 5d–5f, holding `gc.lock` shared (`_gc_guard`) until the name is recorded.
-fn name_and_record(
-    store: &Store,
-    mut temp: TempBlob,
-    name: &ModelName,
-    mut entry: Entry,
-    Checked { id, size }: Checked,
-    _gc_guard: LockGuard,
-) -> Result<Published, Error> {
-    // 5d. Name it, never replacing an existing blob (I2). Someone else's identical blob is success.
-    let dest = store.layout().blob(&id);
-    let persisted = fsx::persist_noclobber(&temp.path, &dest);
-    // Whatever happened, the temp file must not be deleted by its guard any more: after a failed
-    // link+unlink fallback its path may be a second name of the blob. gc removes it if it stays.
-    temp.armed = false;
-    let created =
-        persisted.map_err(|e| StoreError::writing(store.root(), e))? == fsx::Persisted::Created;
-    if !created {
-        if let BlobState::Damaged { problem } = store.blob_state(&id, Some(size))? {
-            return Err(StoreError::DamagedBlob {
-                path: dest,
-                problem,
-            }
-            .into());
-        }
-    }
-    // 5e. The directory entry is durable before any manifest names it (I3).
-    fsx::sync_dir(&store.layout().blobs())?;
-    // 5e'. Remember which upstream digests these durable bytes were checked against (step 4), for
-    //      `gc --keep` and the fast path. Only a hint: failing to write it costs a re-download
-    //      later, never this publish, so its error is not ours to return.
-    let _ = store.index_record(&entry, id, size);
-    // 5f. Record the name. gc.lock is still held shared (I4).
-    entry.blake3 = Some(id);
-    entry.size = Some(size);
-    entry.added = Some(crate::who::now_rfc3339());
-    let replaced = store.record(name, entry)?;
-    Ok(Published {
-        blake3: id,
-        size,
-        path: dest,
-        created,
-        replaced,
-    })
-}
-
-/// The fast path (DESIGN §5 step 1): if the blob is already present, records `name -> entry` (when
-/// missing or different) and returns it, with no network and no re-hash. `None` when absent.
+/// The fast path (DESIGN §5 step 1): if every blob of `entry` (pinned) is already present,
+/// builds the snapshot if needed and records `name -> entry` (when missing or different), with no
+/// network and no re-hash. `None` when a blob is absent.
 ///
 /// The presence check happens under `gc.lock` shared, so a concurrent gc or `rm` cannot delete
-/// the blob between the check and the record (I4). `blobs/` is fsynced before the name is
-/// recorded (I3): the blob may have just been named by a publisher that has not synced the
+/// a blob between the check and the record (I4). `blobs/` is fsynced before the name is
+/// recorded (I3): a blob may have just been named by a publisher that has not synced the
 /// directory yet, and a name must never outlive a power cut that its blob does not.
 pub fn reference_existing(
     store: &Store,
     name: &ModelName,
-    id: &Blake3,
     mut entry: Entry,
 ) -> Result<Option<Published>, StoreError> {
-    let _gc = store.gc_lock(Mode::Shared)?;
-    let size = match store.blob_state(id, entry.size)? {
-        BlobState::Present { size } => size,
-        BlobState::Absent => return Ok(None),
-        BlobState::Damaged { problem } => {
-            return Err(StoreError::DamagedBlob {
-                path: store.layout().blob(id),
-                problem,
-            })
-        }
+    let Some(files) = entry.model_files(name) else {
+        return Ok(None);
     };
+    let gc = store.gc_shared()?;
+    let mut sizes = Vec::with_capacity(files.len());
+    for f in &files {
+        match store.blob_state(&f.blake3, Some(f.size))? {
+            BlobState::Present { size } => sizes.push(size),
+            BlobState::Absent => return Ok(None),
+            BlobState::Damaged { problem } => {
+                return Err(StoreError::DamagedBlob {
+                    path: store.layout().blob(&f.blake3),
+                    problem,
+                })
+            }
+        }
+    }
+    let tree = TreeId::of(&files);
     let recorded = store.read_manifest()?;
     let already = recorded
         .models
         .get(name)
-        .is_some_and(|e| e.blake3 == Some(*id) && e.size == Some(size));
-    let replaced = if already {
-        None
-    } else {
-        fsx::sync_dir(&store.layout().blobs())?;
-        entry.blake3 = Some(*id);
-        entry.size = Some(size);
-        entry.added = Some(crate::who::now_rfc3339());
-        store.record(name, entry)?
-    };
+        .is_some_and(|e| e.tree == Some(tree.0) && e.model_files(name).as_ref() == Some(&files));
+    let dir = store.layout().snapshot(&tree);
+    let (model, replaced) =
+        if already && snapshot::check(store, &files)? == snapshot::State::Complete {
+            let main = entry.main_file(name).under(&dir);
+            (
+                Model {
+                    dir,
+                    main,
+                    files: files.clone(),
+                },
+                None,
+            )
+        } else {
+            fsx::sync_dir(&store.layout().blobs())?;
+            if entry.files.is_none() {
+                entry.file = Some(entry.single_file_name(name));
+            }
+            entry.added = None;
+            record_model(store, name, entry, &gc)?
+        };
+    let main = entry_main(&model);
     Ok(Some(Published {
-        blake3: *id,
-        size,
-        path: store.layout().blob(id),
+        blake3: main,
+        size: sizes.iter().sum(),
+        model,
         created: false,
         replaced,
     }))
+}
+
+/// The BLAKE3 of the model's main file.
+fn entry_main(model: &Model) -> Blake3 {
+    model
+        .files
+        .iter()
+        .find(|f| f.path.under(&model.dir) == model.main)
+        .unwrap_or(&model.files[0])
+        .blake3
 }
 
 /// An I/O error while publishing is a store error first (it keeps its path).

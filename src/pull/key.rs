@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use crate::digest::{Blake3, Md5, Sha256, Upstream};
-use crate::manifest::Entry;
+use crate::manifest::{Entry, FileEntry};
 use crate::name::ModelName;
 use crate::publish::{reference_existing, Published};
 use crate::store::{Layout, Store, StoreError};
@@ -55,51 +55,74 @@ impl DownloadKey {
     }
 }
 
-/// Step 1: when the content is already in the store, records `name` (if needed) and returns it,
-/// with no network and no re-hash.
-///
-/// An upstream-only entry is looked up first in the store's digest index
-/// ([`crate::store::index`]): when every digest it pins maps to one blob that is present with the
-/// recorded size, that blob is its content, whatever names the store holds now. Stores written
-/// before the index existed are covered by the store manifest: an entry recorded earlier (under
-/// this name first, else any name) with a BLAKE3 and the *same* pinned upstream digests names the
-/// blob, because beaker checked those digests against the very bytes it filed under that BLAKE3;
-/// such a find is written to the index for next time.
+/// Step 1: when every file of the model is already in the store, builds its snapshot and records
+/// `name` (if needed) and returns it, with no network and no re-hash.
 pub fn fast_path(
     store: &Store,
     name: &ModelName,
     entry: &Entry,
 ) -> Result<Option<Published>, StoreError> {
-    if let Some(id) = entry.blake3 {
-        return reference_existing(store, name, &id, entry.clone());
-    }
-    if let Some(m) = store.index_resolve(entry)? {
-        let mut with_id = entry.clone();
-        with_id.blake3 = Some(m.blake3);
-        with_id.size = Some(m.size);
-        // Gone between the look and the lock (gc, rm): fall through to the manifest, then download.
-        if let Some(p) = reference_existing(store, name, &m.blake3, with_id)? {
-            return Ok(Some(p));
+    let mut pinned = entry.clone();
+    let files = entry.files(name);
+    let mut ids = Vec::with_capacity(files.len());
+    for f in &files {
+        match pin(store, f)? {
+            Some(id) => ids.push(id),
+            None => return Ok(None),
         }
     }
+    set_pins(&mut pinned, &ids);
+    let found = reference_existing(store, name, pinned)?;
+    if found.is_some() {
+        for (f, (id, size)) in files.iter().zip(&ids) {
+            if f.blake3.is_none() {
+                // A hint for next time; failing to write it changes nothing now.
+                let _ = store.index_record(&f.as_entry(), *id, *size);
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Writes the BLAKE3 and size of each file (in `entry.files(name)` order) into `entry`.
+pub(super) fn set_pins(entry: &mut Entry, ids: &[(Blake3, u64)]) {
+    match &mut entry.files {
+        Some(files) => {
+            for (f, (id, size)) in files.iter_mut().zip(ids) {
+                f.blake3 = Some(*id);
+                f.size = Some(*size);
+            }
+        }
+        None => {
+            if let Some((id, size)) = ids.first() {
+                entry.blake3 = Some(*id);
+                entry.size = Some(*size);
+            }
+        }
+    }
+}
+
+/// The BLAKE3 and size a file's blob has, when the store can tell without downloading: pinned in
+/// the catalogue, or, for an upstream-only file, found through the store's digest index
+/// ([`crate::store::index`]) or a store manifest entry recorded with the *same* pinned upstream
+/// digests (beaker checked those digests against the very bytes it filed under that BLAKE3).
+/// Presence is not checked here: [`reference_existing`] does that under `gc.lock`.
+pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<(Blake3, u64)>, StoreError> {
+    if let (Some(id), Some(size)) = (f.blake3, f.size) {
+        return Ok(Some((id, size)));
+    }
+    let wanted = f.as_entry();
+    if let Some(m) = store.index_resolve(&wanted)? {
+        return Ok(Some((m.blake3, m.size)));
+    }
     let recorded = store.read_manifest()?;
-    let own = recorded.models.get(name).into_iter();
-    let others = recorded
-        .models
-        .iter()
-        .filter(|(n, _)| *n != name)
-        .map(|(_, e)| e);
-    for have in own.chain(others) {
-        let Some(id) = have.blake3.filter(|_| same_upstream(entry, have)) else {
-            continue;
-        };
-        let mut with_id = entry.clone();
-        with_id.blake3 = Some(id);
-        with_id.size = have.size;
-        if let Some(p) = reference_existing(store, name, &id, with_id)? {
-            // A hint for next time; failing to write it changes nothing now.
-            let _ = store.index_record(entry, id, p.size);
-            return Ok(Some(p));
+    for (name, have) in &recorded.models {
+        for file in have.files(name) {
+            if let (Some(id), Some(size)) = (file.blake3, file.size) {
+                if same_upstream(&wanted, &file.as_entry()) {
+                    return Ok(Some((id, size)));
+                }
+            }
         }
     }
     Ok(None)

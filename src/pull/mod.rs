@@ -52,10 +52,11 @@ use crate::catalogue::Resolved;
 use crate::digest::Blake3;
 use crate::fetch::{self, Fetcher, Source};
 use crate::lock::{Holder, LockGuard, Mode, Wait};
+use crate::manifest::FileEntry;
 use crate::name::ModelName;
 use crate::progress::{Progress, Silent};
-use crate::publish::{self, publish, Failed, Published, TempBlob};
-use crate::store::Store;
+use crate::publish::{self, prepare, reference_existing, Failed, Published, Ready, TempBlob};
+use crate::store::{BlobState, Store, StoreError};
 use error::Failure;
 use key::DownloadKey;
 
@@ -83,9 +84,14 @@ impl Options {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pulled {
     pub name: ModelName,
+    /// The main file's BLAKE3.
     pub blake3: Blake3,
+    /// Bytes of all the model's files.
     pub size: u64,
+    /// The main file in the model's snapshot: what a tool opens.
     pub path: PathBuf,
+    /// The snapshot directory, holding every file under its real name.
+    pub dir: PathBuf,
     /// False when the store already had it (fast path, or another process downloaded it).
     pub downloaded: bool,
 }
@@ -96,7 +102,8 @@ impl Pulled {
             name: name.clone(),
             blake3: p.blake3,
             size: p.size,
-            path: p.path,
+            path: p.model.main,
+            dir: p.model.dir,
             downloaded,
         }
     }
@@ -106,6 +113,10 @@ impl Pulled {
 pub fn pull(store: &Store, model: &Resolved) -> Result<Pulled, PullError> {
     Puller::new(store, Options::from_env()?).pull(model, &mut Silent)
 }
+
+/// How many times a model of several files is assembled before giving up: a gc between
+/// downloading one file and recording the name may remove a file that was already there.
+const ASSEMBLY_ATTEMPTS: usize = 3;
 
 /// Pulls models into one store, sharing one HTTP client.
 pub struct Puller<'s> {
@@ -124,73 +135,107 @@ impl<'s> Puller<'s> {
     }
 
     /// Makes `model` present in the store under its name and returns where it is: fast path →
-    /// lock and look again → start or resume → try each source → publish.
+    /// for each file not in the store: lock, look again, start or resume, try each source,
+    /// check → under `gc.lock` shared: name every new blob, build the snapshot, record the name.
+    /// The name is recorded only when every file is in `blobs/` and the snapshot exists.
     pub fn pull(
         &mut self,
         model: &Resolved,
         progress: &mut dyn Progress,
     ) -> Result<Pulled, PullError> {
-        let key = DownloadKey::of(&model.entry).ok_or_else(|| PullError::NoDigest {
-            name: model.name.clone(),
-            catalogue: model.manifest.display().to_string(),
-        })?;
+        let name = &model.name;
         // Step 1: already here?
-        if let Some(p) = self.present(model)? {
-            return Ok(p);
+        if let Some(p) = key::fast_path(self.store, name, &model.entry)? {
+            return Ok(Pulled::new(name, p, false));
         }
-        self.check_fetchable(model)?;
-        // Step 2: one downloader per model; the others wait here, then find it published.
-        let guard = self.store.lock(
-            &key.lock_path(self.store.layout()),
+        if self.fetcher.config().offline {
+            return Err(PullError::Offline { name: name.clone() });
+        }
+        let files = model.entry.files(name);
+        let mut last_missing = None;
+        for _ in 0..ASSEMBLY_ATTEMPTS {
+            let mut fetched = Vec::new();
+            let mut ids = Vec::with_capacity(files.len());
+            let mut bar = Bar::new(progress);
+            for (n, f) in files.iter().enumerate() {
+                let job = Job::new(model, f, n, files.len());
+                match self.fetch_file(&job, &mut bar)? {
+                    Fetched::Present(id) => ids.push(id),
+                    Fetched::Ready(ready, lock) => {
+                        ids.push((ready.blake3(), ready.size()));
+                        fetched.push((ready, lock));
+                    }
+                }
+            }
+            drop(bar);
+            // Steps 5c–5f: every blob named and present, the snapshot built, the name recorded,
+            // all under one hold of gc.lock shared (I4).
+            let gc = self.store.gc_shared()?;
+            let downloaded = !fetched.is_empty();
+            for (ready, _lock) in fetched {
+                ready.name(self.store, &gc)?;
+            }
+            let mut entry = recorded(model);
+            key::set_pins(&mut entry, &ids);
+            match reference_existing(self.store, name, entry)? {
+                Some(p) => return Ok(Pulled::new(name, p, downloaded)),
+                // A file that was already here went away before the lock (gc, rm): again.
+                None => last_missing = Some(name.clone()),
+            }
+        }
+        Err(PullError::Store(StoreError::NotInStore {
+            name: last_missing.unwrap_or_else(|| name.clone()),
+        }))
+    }
+
+    /// One file: present already (by pin and presence), or downloaded into a checked, durable,
+    /// read-only temp blob while holding its download lock (steps 2–5b).
+    fn fetch_file(&mut self, job: &Job<'_>, bar: &mut Bar<'_>) -> Result<Fetched, PullError> {
+        let store = self.store;
+        if let Some(id) = present(store, job.file)? {
+            return Ok(Fetched::Present(id));
+        }
+        let entry = job.file.as_entry();
+        let key = DownloadKey::of(&entry).ok_or_else(|| PullError::NoDigest {
+            name: job.name.clone(),
+            catalogue: job.catalogue(),
+        })?;
+        if entry.urls.is_empty() {
+            return Err(PullError::NoUrl {
+                name: job.name.clone(),
+                catalogue: job.catalogue(),
+            });
+        }
+        // Step 2: one downloader per file; the others wait here, then find it published.
+        let lock = store.lock(
+            &key.lock_path(store.layout()),
             Mode::Exclusive,
             self.lock_wait,
-            &mut |holder| progress.notice(&waiting(&model.name, holder)),
+            &mut |holder| bar.get().notice(&waiting(&job.label, holder)),
         )?;
-        if let Some(p) = self.present(model)? {
-            return Ok(p);
+        if let Some(id) = present(store, job.file)? {
+            return Ok(Fetched::Present(id));
         }
-        // Steps 3–5, with the progress bar finished however they end.
-        let mut bar = Bar::new(progress);
-        let temp = start_or_resume(self.store, model, &key.stem(), &mut bar)?;
-        self.try_sources(model, &key.stem(), temp, &guard, &mut bar)
+        // Steps 3–5b.
+        let temp = start_or_resume(store, job, &key.stem(), bar)?;
+        let ready = self.try_sources(job, &key.stem(), temp, &lock, bar)?;
+        Ok(Fetched::Ready(Box::new(ready), lock))
     }
 
-    /// Step 1, the fast path: the content is present, so only the name is recorded.
-    fn present(&self, model: &Resolved) -> Result<Option<Pulled>, PullError> {
-        let found = key::fast_path(self.store, &model.name, &model.entry)?;
-        Ok(found.map(|p| Pulled::new(&model.name, p, false)))
-    }
-
-    /// Whether this pull may download at all (not offline, somewhere to download from).
-    fn check_fetchable(&self, model: &Resolved) -> Result<(), PullError> {
-        if self.fetcher.config().offline {
-            return Err(PullError::Offline {
-                name: model.name.clone(),
-            });
-        }
-        if model.entry.urls.is_empty() {
-            return Err(PullError::NoUrl {
-                name: model.name.clone(),
-                catalogue: model.manifest.display().to_string(),
-            });
-        }
-        Ok(())
-    }
-
-    /// Steps 3–5 for each URL in order, until one gives bytes that publish. A transport failure
-    /// keeps the bytes for the next URL (or the next run); a mismatch discards them.
+    /// Steps 3–5b for each URL in order, until one gives bytes that check out. A transport
+    /// failure keeps the bytes for the next URL (or the next run); a mismatch discards them.
     fn try_sources(
         &mut self,
-        model: &Resolved,
+        job: &Job<'_>,
         stem: &str,
         mut temp: Option<TempBlob>,
-        guard: &LockGuard,
+        lock: &LockGuard,
         bar: &mut Bar<'_>,
-    ) -> Result<Pulled, PullError> {
-        let (store, name, entry) = (self.store, &model.name, &model.entry);
+    ) -> Result<Ready, PullError> {
+        let (store, name, entry) = (self.store, job.name, job.file.as_entry());
         let mut failures = Vec::new();
         for url in &entry.urls {
-            let source = match Source::parse(url, model.base_dir(), &model.manifest) {
+            let source = match Source::parse(url, job.base_dir, job.manifest) {
                 Ok(s) => s,
                 Err(e) => {
                     failures.push(Failure::Fetch(url.clone(), e));
@@ -199,12 +244,12 @@ impl<'s> Puller<'s> {
             };
             let mut blob = match temp.take() {
                 Some(t) => t,
-                None => TempBlob::create_for(store, stem, entry)?,
+                None => TempBlob::create_for(store, stem, &entry)?,
             };
             let mut holder = Holder::me();
             holder.partial = Some(blob.path().to_owned());
             holder.expected_size = entry.size;
-            guard.record(&holder);
+            lock.record(&holder);
 
             if let Err(e) = self
                 .fetcher
@@ -225,9 +270,9 @@ impl<'s> Puller<'s> {
                 failures.push(Failure::Fetch(url.clone(), e));
                 continue;
             }
-            // Steps 4–5. A mismatch deletes the temp blob inside `publish`.
-            match publish(store, blob, name, recorded(model)) {
-                Ok(p) => return Ok(Pulled::new(name, p, true)),
+            // Steps 4–5b. A mismatch deletes the temp blob inside `prepare`.
+            match prepare(store, blob, &entry) {
+                Ok(ready) => return Ok(ready),
                 Err(Failed {
                     error:
                         publish::Error::Mismatch {
@@ -243,8 +288,8 @@ impl<'s> Puller<'s> {
                     actual,
                 }),
                 Err(Failed { error, temp }) => {
-                    // A finished download whose publish failed (e.g. gc.lock unavailable) is
-                    // kept for the next run, which re-hashes it and publishes with no network.
+                    // A finished download that could not be made durable is kept for the next
+                    // run (which re-hashes it), unless the disk is full.
                     let no_space = matches!(&error, publish::Error::Store(e) if e.is_no_space());
                     if let Some(t) = temp {
                         keep_for_resume(*t, no_space);
@@ -258,28 +303,81 @@ impl<'s> Puller<'s> {
     }
 }
 
+/// One file of a pull, with what messages need to name it.
+struct Job<'a> {
+    name: &'a ModelName,
+    file: &'a FileEntry,
+    /// `name` for a single-file model, `name (2/3: model.onnx.data)` for one of several.
+    label: String,
+    base_dir: Option<&'a std::path::Path>,
+    manifest: &'a std::path::Path,
+}
+
+impl<'a> Job<'a> {
+    fn new(model: &'a Resolved, file: &'a FileEntry, n: usize, of: usize) -> Self {
+        let label = if of == 1 {
+            model.name.to_string()
+        } else {
+            format!("{} ({}/{of}: {})", model.name, n + 1, file.path)
+        };
+        Job {
+            name: &model.name,
+            file,
+            label,
+            base_dir: model.base_dir(),
+            manifest: &model.manifest,
+        }
+    }
+
+    fn catalogue(&self) -> String {
+        self.manifest.display().to_string()
+    }
+}
+
+/// What [`Puller::fetch_file`] got.
+enum Fetched {
+    /// The blob is in the store already.
+    Present((Blake3, u64)),
+    /// Downloaded and checked; named later under gc.lock. The download lock is held until then,
+    /// so another process pulling the same file waits and then finds it published.
+    Ready(Box<Ready>, LockGuard),
+}
+
+/// The file's BLAKE3 and size if its blob is in `blobs/` now (checked again under gc.lock
+/// before the name is recorded).
+fn present(store: &Store, file: &FileEntry) -> Result<Option<(Blake3, u64)>, PullError> {
+    let Some((id, size)) = key::pin(store, file)? else {
+        return Ok(None);
+    };
+    Ok(match store.blob_state(&id, Some(size))? {
+        BlobState::Present { .. } => Some((id, size)),
+        _ => None,
+    })
+}
+
 /// Step 3: continue the most advanced dead partial of this download, if there is one; the
 /// first source creates a fresh temp blob otherwise.
 fn start_or_resume(
     store: &Store,
-    model: &Resolved,
+    job: &Job<'_>,
     stem: &str,
     bar: &mut Bar<'_>,
 ) -> Result<Option<TempBlob>, PullError> {
-    let temp = resume::claim(store, stem, &model.entry)?;
-    let progress = bar.get();
+    let entry = job.file.as_entry();
+    let temp = resume::claim(store, stem, &entry)?;
     if let Some(t) = &temp {
-        progress.notice(&format!("{}: resuming at byte {}", model.name, t.len()));
+        bar.get()
+            .notice(&format!("{}: resuming at byte {}", job.label, t.len()));
     }
-    bar.start(model.name.as_str(), model.entry.size);
+    bar.start(&job.label, entry.size);
     if let Some(t) = &temp {
         bar.get().advance(t.len());
     }
     Ok(temp)
 }
 
-/// The progress receiver of one download: [`Progress::finish`] is called exactly once when the
-/// download ends, on every path out of it (success, error, early return), if it was started.
+/// The progress receiver of one pull: [`Progress::finish`] is called once for every
+/// [`Bar::start`], on every path out (success, error, early return).
 struct Bar<'p> {
     progress: &'p mut dyn Progress,
     started: bool,
@@ -294,6 +392,9 @@ impl<'p> Bar<'p> {
     }
 
     fn start(&mut self, what: &str, total: Option<u64>) {
+        if self.started {
+            self.progress.finish();
+        }
         self.progress.start(what, total);
         self.started = true;
     }
@@ -315,14 +416,21 @@ impl Drop for Bar<'_> {
 /// were relative to the catalogue, not to the store).
 fn recorded(model: &Resolved) -> crate::manifest::Entry {
     let mut entry = model.entry.clone();
-    if let Some(base) = model.base_dir() {
-        for url in &mut entry.urls {
+    let Some(base) = model.base_dir() else {
+        return entry;
+    };
+    let absolute = |urls: &mut Vec<String>| {
+        for url in urls {
             if !url.contains("://") && !std::path::Path::new(url.as_str()).is_absolute() {
                 let abs = std::path::absolute(base.join(url.as_str()))
                     .unwrap_or_else(|_| base.join(url.as_str()));
                 *url = abs.display().to_string();
             }
         }
+    };
+    absolute(&mut entry.urls);
+    for f in entry.files.iter_mut().flatten() {
+        absolute(&mut f.urls);
     }
     entry
 }
@@ -340,7 +448,7 @@ fn keep_for_resume(temp: TempBlob, no_space: bool) -> u64 {
 }
 
 /// "waiting for NAME: pid 4242 (ana@host) since …, 12 MiB of 40 MiB so far".
-fn waiting(name: &ModelName, holder: Option<Holder>) -> String {
+fn waiting(name: &str, holder: Option<Holder>) -> String {
     let Some(h) = holder else {
         return format!("waiting for another process that is downloading {name}");
     };

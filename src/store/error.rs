@@ -78,6 +78,8 @@ pub enum StoreError {
     },
     #[error("cannot build the snapshot: its file {path} needs blob {blob}, which is not in the store; pull or add the model again")]
     SnapshotBlobMissing { path: String, blob: Blake3 },
+    #[error("the snapshot of {name} ({}) is missing or damaged; `beaker store verify {name}` rebuilds it from the blobs", dir.display())]
+    SnapshotMissing { name: ModelName, dir: PathBuf },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
 }
@@ -89,6 +91,7 @@ impl StoreError {
             | StoreError::NotWritable { .. }
             | StoreError::DamagedBlob { .. }
             | StoreError::SnapshotBlobMissing { .. }
+            | StoreError::SnapshotMissing { .. }
             | StoreError::NoSpace { .. } => Category::Failed,
             StoreError::Lock(e) => e.category(),
             StoreError::Manifest(e) => e.category(),

@@ -12,6 +12,20 @@ use crate::name::ModelName;
 
 use super::{Config, Store, StoreError};
 
+/// Where a name's model is (see [`Store::locate`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Located {
+    /// The main file in the snapshot (or the blob, with no snapshot).
+    pub main: PathBuf,
+    /// The snapshot directory.
+    pub dir: Option<PathBuf>,
+    /// The main file's blob.
+    pub blob: PathBuf,
+    /// The name records a snapshot that is not (completely) there.
+    #[serde(skip)]
+    pub snapshot_missing: bool,
+}
+
 /// What is at a blob's path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobState {
@@ -106,28 +120,71 @@ impl Store {
         }
     }
 
-    /// `beaker store path NAME`: the blob path of a name the store holds, if its blob is there.
-    pub fn path_of(&self, name: &ModelName) -> Result<PathBuf, StoreError> {
+    /// `beaker store path NAME`: where a name the store holds is, if its main blob is there.
+    ///
+    /// `main` is the main file inside the model's snapshot, or the blob itself for a name
+    /// recorded before snapshots existed (a format-1 store nobody could upgrade); `dir` is the
+    /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
+    /// ([`Located::snapshot_missing`]), not rebuilt here.
+    pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
         let manifest = self.read_manifest()?;
         let entry = manifest
             .models
             .get(name)
             .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-        let Some(id) = entry.blake3 else {
+        let main_file = entry.main_file(name);
+        let mut main_blob = None;
+        // Every file's blob must be there (a model is all its files), the main one first.
+        let mut files = entry.files(name);
+        files.sort_by_key(|f| f.path != main_file);
+        for f in files {
+            let Some(id) = f.blake3 else {
+                return Err(StoreError::NotInStore { name: name.clone() });
+            };
+            let blob = self.layout().blob(&id);
+            match self.blob_state(&id, f.size)? {
+                BlobState::Present { .. } => {}
+                BlobState::Absent => {
+                    return Err(StoreError::BlobMissing {
+                        name: name.clone(),
+                        blob: id,
+                        path: blob,
+                    })
+                }
+                BlobState::Damaged { problem } => {
+                    return Err(StoreError::DamagedBlob {
+                        path: blob,
+                        problem,
+                    })
+                }
+            }
+            main_blob.get_or_insert(blob);
+        }
+        let Some(blob) = main_blob else {
             return Err(StoreError::NotInStore { name: name.clone() });
         };
-        match self.blob_state(&id, entry.size)? {
-            BlobState::Present { .. } => Ok(self.layout().blob(&id)),
-            BlobState::Absent => Err(StoreError::BlobMissing {
-                name: name.clone(),
-                blob: id,
-                path: self.layout().blob(&id),
-            }),
-            BlobState::Damaged { problem } => Err(StoreError::DamagedBlob {
-                path: self.layout().blob(&id),
-                problem,
-            }),
-        }
+        let Some(tree) = entry.tree.map(crate::snapshot::TreeId) else {
+            return Ok(Located {
+                main: blob.clone(),
+                dir: None,
+                blob,
+                snapshot_missing: false,
+            });
+        };
+        let dir = self.layout().snapshot(&tree);
+        let main = main_file.under(&dir);
+        // The main file must be its blob (same inode; through the symlink of a symlink farm):
+        // anything else is a snapshot that needs repair, never a path handed out.
+        let snapshot_missing = match (std::fs::metadata(&main), std::fs::metadata(&blob)) {
+            (Ok(m), Ok(b)) => (m.dev(), m.ino()) != (b.dev(), b.ino()),
+            _ => true,
+        };
+        Ok(Located {
+            main,
+            dir: Some(dir),
+            blob,
+            snapshot_missing,
+        })
     }
 
     /// `beaker store ls`: every name in the store manifest, sorted.

@@ -23,10 +23,10 @@ use std::path::{Path, PathBuf};
 pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
 pub use error::StoreError;
 pub use index::{IndexSwept, Mapping};
-pub use inspect::{files_in, BlobState, Count, Info, Listing, LockFile};
+pub use inspect::{files_in, BlobState, Count, Info, Listing, Located, LockFile};
 pub use layout::{quarantined_at, Layout};
 pub use refs::Removed;
-pub use sweep::{Candidates, GcExclusive, Swept, LOCKLESS_GRACE};
+pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};
 
 use crate::error::{IoContext, IoError};
 use crate::fsx;

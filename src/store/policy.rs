@@ -204,6 +204,13 @@ pub fn problems(layout: &Layout, config: &Config) -> Result<Vec<Problem>, IoErro
             let Ok(meta) = std::fs::symlink_metadata(&p) else {
                 continue;
             };
+            // snapshots/ holds one directory per model (links to blobs, checked by verify);
+            // tmp/ also holds snapshots being built (`snap-….d`) and damaged ones going away.
+            let dir_expected = d == "snapshots"
+                || (d == "tmp" && entry.file_name().to_string_lossy().ends_with(".d"));
+            if dir_expected && meta.file_type().is_dir() {
+                continue;
+            }
             if !meta.file_type().is_file() {
                 report(
                     &p,

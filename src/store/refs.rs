@@ -97,14 +97,14 @@ impl Store {
                 if now
                     .models
                     .get(name)
-                    .is_some_and(|e| e.blake3 == entry.blake3)
+                    .is_some_and(|e| e.tree == entry.tree && e.same_content(&entry, name))
                 {
                     break;
                 }
                 self.edit_manifest(|m| Ok(m.models.insert(name.clone(), entry.clone())))?;
             }
         }
-        Ok(previous.filter(|p| p.blake3 != entry.blake3 || p.size != entry.size))
+        Ok(previous.filter(|p| !p.same_content(&entry, name)))
     }
 
     /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
@@ -127,8 +127,14 @@ impl Store {
                 .filter_map(|n| m.models.remove(n).map(|e| (n.clone(), e)))
                 .collect::<Vec<_>>())
         })?;
-        let roots = self.read_manifest()?.roots();
-        let candidates: Vec<Blake3> = removed.iter().filter_map(|(_, e)| e.blake3).collect();
+        let now = self.read_manifest()?;
+        let roots = now.roots();
+        crate::snapshot::sweep(self, &now.trees(), &gc, false)?;
+        let candidates: Vec<Blake3> = removed
+            .iter()
+            .flat_map(|(n, e)| e.files(n))
+            .filter_map(|f| f.blake3)
+            .collect();
         let swept = self.sweep_blobs(&gc, &roots, Candidates::Only(&candidates), false)?;
         Ok(Removed {
             names: removed,

@@ -34,6 +34,14 @@ pub struct GcExclusive {
     _guard: LockGuard,
 }
 
+/// Proof that `locks/gc.lock` is held shared (or that the store runs without locks): what a
+/// publisher holds from naming a blob until its name is recorded (I4).
+#[must_use = "gc.lock is released when this is dropped; record the name while holding it"]
+#[derive(Debug)]
+pub struct GcShared {
+    _guard: LockGuard,
+}
+
 /// Which blobs a sweep looks at.
 #[derive(Debug, Clone, Copy)]
 pub enum Candidates<'a> {
@@ -58,6 +66,18 @@ pub struct Swept {
 }
 
 impl Store {
+    /// Takes `locks/gc.lock` shared: publishers hold it from naming a blob until its name is
+    /// recorded, so gc (exclusive) never sees the blob unreferenced in between (I4).
+    pub fn gc_shared(&self) -> Result<GcShared, StoreError> {
+        let guard = self.lock(
+            &self.layout().gc_lock(),
+            Mode::Shared,
+            Wait::Forever,
+            &mut |_| {},
+        )?;
+        Ok(GcShared { _guard: guard })
+    }
+
     /// Takes `locks/gc.lock` exclusively, waiting for publishers in flight (they hold it shared
     /// for milliseconds). `on_wait` hears, about a second in, who holds it.
     pub fn gc_exclusive(

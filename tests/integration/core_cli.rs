@@ -29,7 +29,13 @@ fn add_then_path_gives_the_bytes_named_by_their_hash_read_only() {
     assert_eq!(printed, path);
     assert_eq!(std::fs::read(&path).unwrap(), data);
     let hex = blake3_hex(&data);
-    assert_eq!(Path::new(&path), env.store.join("blobs").join(&hex));
+    // The model under its real file name, in its snapshot: the blob's own inode.
+    assert_model_file(&env.store, &path, &data);
+    assert!(path.ends_with("/model.onnx"), "{path}");
+    let blob = env.run(&["store", "path", "bird", "--blob"]).ok();
+    assert_eq!(Path::new(&blob), env.store.join("blobs").join(&hex));
+    let dir = env.run(&["store", "path", "bird", "--dir"]).ok();
+    assert_eq!(Path::new(&path).parent().unwrap(), Path::new(&dir));
     assert_eq!(mode(Path::new(&path)), 0o444);
     assert_blobs_named_by_hash(&env.store);
     assert!(
@@ -101,10 +107,11 @@ fn re_adding_a_name_points_it_at_the_new_content() {
 fn path_exits_3_when_the_blob_is_gone() {
     let env = Env::new();
     let src = env.file("a", b"data");
-    let path = env
-        .run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
         .ok();
-    std::fs::remove_file(&path).unwrap();
+    let blob = env.run(&["store", "path", "m", "--blob"]).ok();
+    std::fs::remove_file(&blob).unwrap();
+    // The snapshot still links the inode, but without its blob the model is not in the store.
     env.run(&["store", "path", "m"])
         .fails(3, &["is missing", "beaker store pull m"]);
     let rows: Vec<LsRow> = env.run(&["--json", "store", "ls"]).json();
@@ -270,7 +277,7 @@ fn add_of_a_missing_file_or_a_directory_is_bad_input() {
     let dir = env.path("adir");
     std::fs::create_dir(&dir).unwrap();
     env.run(&["store", "add", dir.to_str().unwrap(), "--name", "m"])
-        .fails(2, &["is a directory"]);
+        .fails(2, &["holds no files"]);
     assert_eq!(snapshot(&env.store), before);
 }
 

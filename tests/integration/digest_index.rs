@@ -60,7 +60,7 @@ fn gc_keep_protects_an_md5_only_model_after_its_name_is_gone_and_pull_serves_it_
     let cat_s = cat.to_str().unwrap();
     let first = env.run(&["--manifest", cat_s, "store", "pull", "m"]).ok();
     let blob = blake3_hex(&model);
-    assert_eq!(first, blob_path(&env, &blob).display().to_string());
+    assert_model_file(&env.store, &first, &model);
     let rec = std::fs::read_to_string(record(&env, &model)).expect("pull recorded the md5");
     assert!(
         rec.starts_with(&format!(

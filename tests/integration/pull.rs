@@ -82,7 +82,7 @@ fn pull_verifies_publishes_and_then_takes_the_fast_path() {
         (r.name.as_str(), r.blake3.as_str(), r.size, r.downloaded),
         ("m", blake3_hex(&body).as_str(), LEN as u64, true)
     );
-    assert_eq!(r.path, blob_path(&env, &body));
+    assert_model_file(&env.store, &r.path, &body);
     assert_eq!(std::fs::read(&r.path).unwrap(), body);
     assert_eq!(mode(Path::new(&r.path)), 0o444);
     assert_eq!(
@@ -95,7 +95,7 @@ fn pull_verifies_publishes_and_then_takes_the_fast_path() {
     // Present: no request, not downloaded; the text form prints the path.
     let rows: Vec<Row> = pull(&env, &cat, &["m", "--json"]).json();
     assert!(!rows[0].downloaded);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(server.requests(), 1);
     assert_blobs_named_by_hash(&env.store);
 }
@@ -129,7 +129,7 @@ fn eight_processes_pulling_at_once_download_once() {
         .map(|c| Run::from(c.wait_with_output().unwrap()))
         .collect();
     for r in &runs {
-        assert_eq!(r.ok(), blob_path(&env, &body));
+        assert_model_file(&env.store, &r.ok(), &body);
     }
     assert_eq!(server.requests(), 1, "one download for eight processes");
     assert_eq!(server.body_bytes(), LEN as u64);
@@ -189,7 +189,7 @@ fn server_errors_are_retried_and_404_is_not() {
         Fault::None,
     );
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(server.requests(), 3);
 
     let (env, server) = (Env::new(), Server::start());
@@ -241,9 +241,10 @@ fn offline_never_connects() {
     assert_eq!(server.requests(), 0);
 
     pull(&env, &cat, &["m"]).ok();
-    assert_eq!(
-        pull(&env, &cat, &["m", "--offline"]).ok(),
-        blob_path(&env, &body)
+    assert_model_file(
+        &env.store,
+        &pull(&env, &cat, &["m", "--offline"]).ok(),
+        &body,
     );
     assert_eq!(server.requests(), 1);
 }
@@ -260,7 +261,7 @@ fn mirrors_are_tried_in_order() {
             vec![server.url("/primary"), server.url("/mirror")],
         )],
     );
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     let paths: Vec<_> = server.seen().into_iter().map(|s| s.path).collect();
     assert_eq!(paths, ["/primary", "/mirror"]);
 
@@ -290,11 +291,12 @@ fn file_urls_and_paths_relative_to_the_manifest() {
         ],
     );
     let r = pull(&env, &cat, &["a", "b"]);
-    assert_eq!(
-        r.stdout.lines().collect::<Vec<_>>(),
-        [blob_path(&env, &a), blob_path(&env, &b)]
-    );
     assert_eq!(r.code, 0);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert_model_file(&env.store, lines[0], &a);
+    assert_model_file(&env.store, lines[1], &b);
+    assert!(lines[0].ends_with("/a.bin") && lines[1].ends_with("/b.bin"));
     assert_blobs_named_by_hash(&env.store);
 }
 
@@ -308,7 +310,7 @@ fn an_md5_only_entry_is_filed_under_its_blake3_and_checked() {
         "catalogue/models.toml",
         format!("version = 1\n[models.up]\nmd5 = \"{md5}\"\nurls = [\"up.onnx\"]\n[models.bad]\nmd5 = \"{}\"\nurls = [\"up.onnx\"]\n", "0".repeat(32)).as_bytes(),
     );
-    assert_eq!(pull(&env, &cat, &["up"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["up"]).ok(), &body);
     let recorded = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap();
     assert!(
         recorded.contains(&md5) && recorded.contains(&blake3_hex(&body)),
@@ -317,9 +319,10 @@ fn an_md5_only_entry_is_filed_under_its_blake3_and_checked() {
 
     // The fast path for an upstream-only entry uses the store manifest: the source is not read.
     std::fs::remove_file(env.path("catalogue/up.onnx")).unwrap();
-    assert_eq!(
-        pull(&env, &cat, &["up", "--offline"]).ok(),
-        blob_path(&env, &body)
+    assert_model_file(
+        &env.store,
+        &pull(&env, &cat, &["up", "--offline"]).ok(),
+        &body,
     );
 
     env.file("catalogue/up.onnx", &body);

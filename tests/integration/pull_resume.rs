@@ -48,7 +48,7 @@ fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
     assert_eq!(partials(&env).len(), 1, "the partial is kept");
     assert!(env.blob_names().is_empty());
 
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     let seen = server.seen();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].range.as_deref(), Some("bytes=100000-"));
@@ -67,7 +67,7 @@ fn a_cut_is_retried_within_one_pull() {
         Fault::None,
     );
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     let ranges: Vec<_> = server.seen().into_iter().map(|s| s.range).collect();
     assert_eq!(
         ranges,
@@ -107,7 +107,7 @@ fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
     );
     assert_eq!(partials(&env).len(), 1);
 
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(server.seen()[1].range.as_deref(), Some("bytes=50000-"));
 }
 
@@ -127,7 +127,7 @@ fn a_server_ignoring_range_restarts_from_zero() {
     .fails(1, &["ended after"]);
 
     let r = pull(&env, &cat, &["m"]);
-    assert_eq!(r.ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &r.ok(), &body);
     assert!(r.stderr.contains("did not resume at byte 120000"), "{r:#?}");
     assert_eq!(server.seen()[1].range.as_deref(), Some("bytes=120000-"));
     assert_eq!(server.body_bytes(), 120_000 + LEN as u64);
@@ -164,7 +164,7 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
     child.wait().unwrap();
     server.release_gate();
 
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(
         server.seen().last().unwrap().range,
         Some(format!("bytes={AT}-"))
@@ -193,7 +193,7 @@ fn sigint_leaves_a_resumable_partial() {
     assert!(!child.wait().unwrap().success());
     server.release_gate();
     assert_eq!(partials(&env).len(), 1, "Ctrl-C keeps the partial");
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(
         server.seen().last().unwrap().range,
         Some(format!("bytes={AT}-"))
@@ -214,7 +214,7 @@ fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
             .unwrap(),
     )
     .fails(1, &["ended after"]);
-    assert_eq!(pull(&env, &cat, &["m"]).ok(), blob_path(&env, &body));
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(
         server.seen()[1].range,
         None,

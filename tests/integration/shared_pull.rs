@@ -69,12 +69,13 @@ fn bob_can_gc_a_blob_alice_left_unreferenced() {
     group_store(&env, &u.alice, "flock");
     let v1 = public_file(&env, "v1", &bytes(5000, 32));
     let v2 = public_file(&env, "v2", &bytes(5000, 33));
-    let old = as_user(
+    as_user(
         &u.alice,
         &env.store,
         &["store", "add", v1.to_str().unwrap(), "--name", "m"],
     )
     .ok();
+    let old = as_user(&u.alice, &env.store, &["store", "path", "m", "--blob"]).ok();
     as_user(
         &u.alice,
         &env.store,

@@ -198,3 +198,27 @@ pub fn build_shim(name: &str, source: &str) -> PathBuf {
     );
     so
 }
+
+/// Asserts that `printed` (what `pull`/`add`/`path` printed) is a model file inside the store's
+/// `snapshots/`, holding `bytes`, and the very inode of the blob named by their BLAKE3 (a hard
+/// link: no copy).
+pub fn assert_model_file(store: &Path, printed: &str, bytes: &[u8]) {
+    use std::os::unix::fs::MetadataExt;
+    let printed = Path::new(printed.trim());
+    assert!(
+        printed.starts_with(store.join("snapshots")),
+        "{} is not in the store's snapshots/",
+        printed.display()
+    );
+    assert_eq!(std::fs::read(printed).expect("read the model file"), bytes);
+    let blob = store.join("blobs").join(blake3_hex(bytes));
+    let (a, b) = (
+        std::fs::metadata(printed).expect("stat model file"),
+        std::fs::metadata(&blob).expect("stat blob"),
+    );
+    assert_eq!(
+        (a.dev(), a.ino()),
+        (b.dev(), b.ino()),
+        "the model file is the blob"
+    );
+}

@@ -88,7 +88,7 @@ fn xtask_verify_quarantines_a_tampered_blob() {
     assert_eq!(v["corrupt"][0]["blake3"], serde_json::json!(hex));
     assert!(!blob.exists());
     assert!(matches!(
-        store.path_of(&ModelName::new("a").unwrap()),
+        store.locate(&ModelName::new("a").unwrap()),
         Err(beaker::StoreError::BlobMissing { .. })
     ));
     assert_eq!(xtask(&["verify", "--store", s, "--deep"]).code, 2);
