@@ -14,10 +14,27 @@
 //!   is waiting for.
 //! - A process that dies releases its locks (the kernel drops flocks), so a killed process never
 //!   blocks the next run; its lock *file* stays until `prune-locks`.
+//! - Anything that is not a regular file at a lock path (a symlink, a FIFO, a device, a directory —
+//!   planted in a shared store or left by a bug) is removed and replaced by a real lock file; it is
+//!   never opened, followed or locked.
+//!
+//! # Lock order
+//!
+//! A process that holds several store locks takes them in this order, and only in this order, so
+//! two processes can never wait for each other in a cycle:
+//!
+//! 1. `locks/<hex>.lock` — one blob's (one download's) lock, exclusive, held by pull from the
+//!    re-check until the name is recorded;
+//! 2. `locks/gc.lock` — shared by publishers around "publish + record the name", exclusive by gc,
+//!    verify's quarantine and `rm`'s sweep (invariant I4);
+//! 3. `locks/manifest.lock` — exclusive around each read-modify-write of the store manifest.
+//!
+//! Any step may be skipped (`add` and `rm` take no blob lock, `rm` and gc take 2 then 3), but a
+//! lock is never taken while a later one in the list is held. Each place that takes one says so.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt as _, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -128,17 +145,12 @@ impl LockGuard {
         LockGuard { held: None }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.held.as_ref().map(|(_, p, _)| p.as_path())
-    }
-
     /// Replaces the holder record in the lock file (best effort: a read-only lock file, opened by a
     /// user who may lock but not write it, keeps its old record).
     pub fn record(&self, holder: &Holder) {
-        if let Some((file, _, true)) = &self.held {
+        if let Some((file, path, true)) = &self.held {
             if let Ok(text) = toml::to_string(holder) {
-                let _ = file.set_len(0);
-                let _ = file.write_all_at(text.as_bytes(), 0);
+                let _ = fsx::overwrite(file, text.as_bytes(), path);
             }
         }
     }
@@ -247,13 +259,27 @@ pub enum State {
 }
 
 /// Looks at the lock file at `path`: try-locks it exclusively for an instant (never blocking,
-/// never recording), then releases. Used by `info` and by maintenance reports.
+/// never recording), then releases. Used by `info` and by maintenance reports. Something that is
+/// not a regular file at the path is nobody's lock: an error, never flocked.
 pub fn state(path: &Path) -> Result<State, LockError> {
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Gone),
         Err(e) => return Err(e.into()),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| IoError::new("inspect lock file", path, e))?;
+    if !meta.is_file() {
+        return Err(LockError::Io(IoError::new(
+            "use as a lock file",
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is a {}", fsx::kind_of(&meta)),
+            ),
+        )));
+    }
     Ok(if try_exclusive(&file, path)? {
         State::Free
     } else {
@@ -327,13 +353,9 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
         if replace_if_hostile(path)? {
             continue;
         }
-        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        let opened = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(flags)
-            .open(path)
-        {
+        // O_NOFOLLOW|O_NONBLOCK (fsx): a symlink or FIFO swapped in after the check can neither
+        // be followed nor hang us; the type check below then refuses it.
+        let opened = match fsx::open_read_write(path) {
             Ok(f) => (f, true),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match fsx::open_read(path) {
                 Ok(f) => (f, false),
@@ -343,21 +365,32 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
             // Pruned between our create attempt and this open: try again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             // A symlink swapped in after our check: replace it on the next round.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => continue,
-            Err(e) => return Err(IoError::new("open lock file", path, e)),
+            Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => continue,
+            // A directory swapped in after our check (opening one for writing fails with EISDIR):
+            // replace it on the next round.
+            Err(e) if e.source.raw_os_error() == Some(libc::EISDIR) => continue,
+            Err(e) => return Err(e),
         };
-        // Swapped for a FIFO or device after the check: never lock a special file.
+        // Swapped for a FIFO, device or directory after the check: never lock a special file
+        // (the next round's `replace_if_hostile` removes it).
         if opened.0.metadata().is_ok_and(|m| m.file_type().is_file()) {
             return Ok(opened);
         }
     }
 }
 
-/// A lock path holding a symlink or a special file (planted in a shared store, or left by a
-/// bug) is removed so a real lock file can be created; it is never opened or followed. Returns
-/// whether something was removed. A regular file, whoever owns it, is a lock file and is kept.
+/// A lock path holding a symlink, a special file or a directory (planted in a shared store, or
+/// left by a bug) is removed so a real lock file can be created; it is never opened or followed
+/// (a directory is removed with everything in it, symlinks inside unlinked, never followed).
+/// Returns whether something was removed. A regular file, whoever owns it, is a lock file and is
+/// kept.
 fn replace_if_hostile(path: &Path) -> Result<bool, IoError> {
     match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => match fsx::remove_tree(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        },
         Ok(m) if !m.file_type().is_file() => fsx::remove_file_if_exists(path),
         Ok(_) => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -379,6 +412,8 @@ fn still_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
 
 #[cfg(test)]
 mod tests {
+    // Tests plant files (a symlink target, a bad certificate) with raw std::fs on purpose.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     fn take(path: &Path, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
@@ -462,9 +497,11 @@ mod tests {
     fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.lock");
-        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let made = std::process::Command::new("mkfifo")
+            .arg(&p)
+            .status()
+            .unwrap();
+        assert!(made.success());
         let _g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
         assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
     }

@@ -143,8 +143,7 @@ impl TempBlob {
             return Ok(None);
         };
         let meta = file.metadata().at("inspect", partial)?;
-        // SAFETY: geteuid cannot fail.
-        let me = unsafe { libc::geteuid() };
+        let me = crate::who::euid();
         if !meta.file_type().is_file() || meta.uid() != me {
             return Ok(None);
         }
@@ -193,10 +192,8 @@ impl TempBlob {
     /// Empties the file and the hashes: the source could not continue where we stopped (a `200`
     /// answer to a `Range` request), so the download starts over.
     pub fn restart(&mut self) -> Result<(), StoreError> {
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .at("truncate", &self.path)?;
+        fsx::truncate(&self.file, 0, &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).at("seek", &self.path)?;
         self.hashers.reset();
         self.len = 0;
         Ok(())

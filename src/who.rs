@@ -1,5 +1,12 @@
 //! Who and when: the identity a process records in lock files (so a waiting user can see who holds
 //! a lock) and the timestamps written into the store manifest.
+//!
+//! This module and `fsx` are the only ones that call libc directly: the user and group databases,
+//! the process's ids and groups, the host name, and the effective-id access check.
+#![allow(
+    unsafe_code,
+    reason = "libc calls with no std wrapper; each has its SAFETY note"
+)]
 
 use std::ffi::CStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -129,10 +136,39 @@ pub fn in_group(gid: u32) -> bool {
     n > 0 && groups[..n as usize].contains(&gid)
 }
 
+/// The effective uid of this process (the owner of the files it creates).
+pub fn euid() -> u32 {
+    // SAFETY: geteuid cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether this process, with its *effective* ids, may create and delete entries in `dir`
+/// (`faccessat(W_OK|X_OK, AT_EACCESS)`): `Ok` if so, else the OS's reason (`NotFound` if `dir`
+/// does not exist).
+pub fn may_write_in(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte")
+    })?;
+    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
+    let rc = unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Whether this process runs as root (which bypasses permission bits).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    euid() == 0
 }
 
 /// `alice:lab, mode 0644` — who owns a file and how it may be used, for error messages.

@@ -241,6 +241,8 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    // Tests plant files (a symlink target, a bad certificate) with raw std::fs on purpose.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     #[test]

@@ -141,24 +141,9 @@ impl Store {
     /// in every directory of the store, so maintenance refuses a read-only store up front rather
     /// than stopping halfway through its deletions.
     pub fn ensure_writable(&self) -> Result<(), StoreError> {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
         let l = self.layout();
         for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine()] {
-            let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-                continue;
-            };
-            // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-            let rc = unsafe {
-                libc::faccessat(
-                    libc::AT_FDCWD,
-                    c.as_ptr(),
-                    libc::W_OK | libc::X_OK,
-                    libc::AT_EACCESS,
-                )
-            };
-            if rc != 0 {
-                let e = std::io::Error::last_os_error();
+            if let Err(e) = crate::who::may_write_in(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     continue; // created on demand
                 }

@@ -357,8 +357,7 @@ fn a_corrupt_store_manifest_is_reported_with_its_position() {
 /// Runs `beaker` as an unprivileged user: root ignores permission bits, so as root the command
 /// is run as `nobody` through setpriv (the tests below would prove nothing as root otherwise).
 fn unprivileged(env: &Env, args: &[&str]) -> Run {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = beaker::who::is_root();
     let mut cmd = if root {
         // nobody must be able to reach the binary and the temp dir.
         std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -388,8 +387,7 @@ fn binary_reachable_by_nobody() -> bool {
 
 #[test]
 fn unreadable_file_and_unwritable_store_fail_cleanly() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if beaker::who::is_root() {
         assert!(
             binary_reachable_by_nobody(),
             "this test runs beaker as `nobody` when run as root, but {BIN} is not reachable by nobody; \

@@ -1,5 +1,8 @@
 //! beaker's integration tests: one test binary (fast to link), one module per area. Every test
 //! drives the real `beaker` binary in real processes against a fresh temp store.
+// Tests plant hostile files (symlinks, foreign owners, odd modes) and set up fixtures with raw
+// std::fs on purpose; clippy.toml's ban on raw fs mutations is for the library, not for them.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 

@@ -20,6 +20,45 @@ pub const PROXY_AND_CA_VARS: [&str; 8] = [
     "SSL_CERT_FILE",
 ];
 
+/// Makes `cmd`'s child start with the default action for SIGINT, whatever this test process
+/// inherited. A test runner started with SIGINT ignored (a background job of a script, some CI
+/// shells) passes SIG_IGN on to every child, and beaker deliberately keeps an inherited SIG_IGN
+/// (see docs/pull.md, "Interrupting a pull"); a test that interrupts beaker must not depend on that.
+pub fn default_sigint(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec runs signal(2), async-signal-safe, in the child"
+    )]
+    // SAFETY: between fork and exec the closure only calls signal(2), which is
+    // async-signal-safe, and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends `signal` to the process `pid` (one of this test's children).
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = i32::try_from(pid).expect("pid fits in pid_t");
+    #[allow(
+        unsafe_code,
+        reason = "kill(2) has no std wrapper for signals other than SIGKILL"
+    )]
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
 /// A temp directory for one test; `store` is a path inside it (not created).
 pub struct Env {
     pub dir: tempfile::TempDir,
