@@ -59,6 +59,49 @@ pub fn send_signal(pid: u32, signal: i32) {
     );
 }
 
+/// Set to `1` (CI does, in .ci/run) to make a root-only test that cannot run here fail instead of
+/// reporting "not run".
+pub const REQUIRE_ROOT_VAR: &str = "BEAKER_TEST_REQUIRE_ROOT";
+
+/// What a root-only test does, given whether we are root and the value of [`REQUIRE_ROOT_VAR`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootOnly {
+    Run,
+    /// Report "not run" on stderr and pass.
+    NotRun,
+    /// Fail: the environment demands that every root-only test runs.
+    Fail,
+}
+
+pub fn root_only_decision(is_root: bool, require: Option<&std::ffi::OsStr>) -> RootOnly {
+    match (is_root, require) {
+        (true, _) => RootOnly::Run,
+        (false, Some(v)) if v == "1" => RootOnly::Fail,
+        (false, _) => RootOnly::NotRun,
+    }
+}
+
+/// For a test that needs root (real users, ownership changes): `true` when it can run. As
+/// another user it prints `not run: <test>: needs root: <reason>` on stderr and returns `false`
+/// (the test returns and passes), unless `BEAKER_TEST_REQUIRE_ROOT=1`, which makes it panic.
+pub fn root_only(reason: &str) -> bool {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("this test");
+    match root_only_decision(
+        beaker::who::is_root(),
+        std::env::var_os(REQUIRE_ROOT_VAR).as_deref(),
+    ) {
+        RootOnly::Run => true,
+        RootOnly::NotRun => {
+            eprintln!("not run: {test}: needs root: {reason} (set {REQUIRE_ROOT_VAR}=1 to make this a failure)");
+            false
+        }
+        RootOnly::Fail => panic!(
+            "{test} needs root ({reason}), and {REQUIRE_ROOT_VAR}=1 demands that it runs; run the tests as root"
+        ),
+    }
+}
+
 /// A temp directory for one test; `store` is a path inside it (not created).
 pub struct Env {
     pub dir: tempfile::TempDir,
