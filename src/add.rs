@@ -73,11 +73,11 @@ fn open_source(src: &Path) -> Result<File, StoreError> {
     if !meta.is_file() {
         return Err(bad("it is not a regular file".into()));
     }
-    File::open(src).map_err(|e| match e.kind() {
+    crate::fsx::open_user_file(src).map_err(|e| match e.kind() {
         ErrorKind::PermissionDenied => bad(format!(
             "permission denied for user {}; check its permissions (ls -l)",
             crate::who::user()
         )),
-        _ => bad(format!("cannot open it ({e})")),
+        _ => bad(format!("cannot open it ({})", e.source)),
     })
 }

@@ -19,6 +19,10 @@ use crate::name::ModelName;
 /// The manifest format version this beaker reads and writes.
 pub const VERSION: i64 = 1;
 
+/// The largest catalogue [`Manifest::load`] reads (16 MiB; a thousand entries are ~300 KiB), so a
+/// path to a huge file or a device cannot make beaker read without end.
+pub const MAX_CATALOGUE_BYTES: u64 = 16 << 20;
+
 /// One model: its content address, size and where to get it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -71,8 +75,11 @@ pub struct Manifest {
 /// Why a manifest could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error(transparent)]
-    Io(#[from] IoError),
+    /// The catalogue file could not be read: missing, unreadable, not a regular file (a FIFO,
+    /// a device, a directory), larger than [`MAX_CATALOGUE_BYTES`] or not UTF-8. Bad input: the
+    /// user named a file that is not a catalogue.
+    #[error("{0}: {src}; give the path of a catalogue file (TOML)", src = .0.source)]
+    Unreadable(IoError),
     /// Syntax or validation error at a place in the file.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Invalid {
@@ -93,8 +100,9 @@ pub enum ManifestError {
 impl ManifestError {
     pub fn category(&self) -> Category {
         match self {
-            ManifestError::Io(_) => Category::Failed,
-            ManifestError::Invalid { .. } | ManifestError::Conflict { .. } => Category::BadInput,
+            ManifestError::Unreadable(_)
+            | ManifestError::Invalid { .. }
+            | ManifestError::Conflict { .. } => Category::BadInput,
         }
     }
 }
@@ -120,10 +128,21 @@ struct DocumentOut<'a> {
 }
 
 impl Manifest {
-    /// Reads and parses the manifest at `path`.
+    /// Reads and parses the catalogue at `path` (a symlink is followed: the user named it).
+    ///
+    /// # Errors
+    /// [`ManifestError::Unreadable`] without blocking for anything but a regular file of at most
+    /// [`MAX_CATALOGUE_BYTES`] (a FIFO or `/dev/zero` is refused, never read).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| IoError::new("read manifest", path, e))?;
+        let bytes = crate::fsx::read_user_file(path, MAX_CATALOGUE_BYTES)
+            .map_err(ManifestError::Unreadable)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ManifestError::Unreadable(IoError::new(
+                "read",
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+            ))
+        })?;
         Self::parse(&text, path)
     }
 

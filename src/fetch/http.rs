@@ -189,13 +189,17 @@ impl Client {
     }
 }
 
+/// The largest CA bundle read (a full system bundle is about 200 KiB).
+const MAX_CA_BUNDLE: u64 = 16 << 20;
+
 /// Reads a PEM bundle of CA certificates for `--ca-cert` / `SSL_CERT_FILE`.
 fn load_roots(path: &std::path::Path) -> Result<RootCerts, FetchError> {
     let bad = |reason: String| FetchError::CaCert {
         path: path.to_owned(),
         reason,
     };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem =
+        crate::fsx::read_user_file(path, MAX_CA_BUNDLE).map_err(|e| bad(e.source.to_string()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {

@@ -235,7 +235,7 @@ fn manifest_check_reports_file_line_column() {
     ])
     .fails(2, &["model a is defined differently in"]);
     env.run(&["manifest", "check", "/nonexistent/x.toml"])
-        .fails(1, &["/nonexistent/x.toml"]);
+        .fails(2, &["/nonexistent/x.toml", "No such file"]);
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod support;
 mod broken_flock;
 mod core_cli;
 mod core_concurrency;
+mod hangs;
 mod http_server;
 mod maint;
 mod maint_bad_input;

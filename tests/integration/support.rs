@@ -59,6 +59,38 @@ pub fn send_signal(pid: u32, signal: i32) {
     );
 }
 
+/// Runs `cmd` to completion with its output captured, killing it and failing the test if it is
+/// still running after `limit`: a regression that hangs (a FIFO, an endless read) fails the
+/// suite instead of hanging it.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => Run::from(out.expect("wait for beaker")),
+        Err(_) => {
+            send_signal(pid, libc::SIGKILL);
+            panic!("{cmd:?} was still running after {limit:?}: it hangs");
+        }
+    }
+}
+
+/// Makes a FIFO at `path` (nobody ever writes to it).
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
 /// Set to `1` (CI does, in .ci/run) to make a root-only test that cannot run here fail instead of
 /// reporting "not run".
 pub const REQUIRE_ROOT_VAR: &str = "BEAKER_TEST_REQUIRE_ROOT";
