@@ -187,7 +187,13 @@ impl Manifest {
         for (name, spanned) in doc.models {
             let offset = spanned.span().start;
             let entry = spanned.into_inner();
-            validate_entry(&name, &entry).map_err(|m| at(offset, m))?;
+            validate_entry(&name, &entry).map_err(|(m, url)| {
+                // Point at the offending URL when it can be found in the entry, else the entry.
+                let here = url
+                    .and_then(|u| text[offset..].find(u).map(|i| offset + i))
+                    .unwrap_or(offset);
+                at(here, m)
+            })?;
             models.insert(name, entry);
         }
         Ok(Manifest { models })
@@ -212,39 +218,36 @@ impl Manifest {
     }
 }
 
-/// DESIGN §3 rules that serde cannot express.
-fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), String> {
+/// DESIGN §3 rules that serde cannot express. The error carries the URL it is about, if any.
+fn validate_entry<'e>(name: &ModelName, e: &'e Entry) -> Result<(), (String, Option<&'e str>)> {
     let upstream = e.sha256.is_some() || e.md5.is_some();
     if e.blake3.is_none() && !upstream {
-        return Err(format!(
+        return Err((format!(
             "model {name} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
-        ));
+        ), None));
     }
     if e.size.is_none() && e.blake3.is_some() {
-        return Err(format!(
+        return Err((format!(
             "model {name} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
-        ));
+        ), None));
     }
     for url in &e.urls {
-        check_url(url).map_err(|why| format!("model {name}: url {url:?} {why}"))?;
+        check_url(url).map_err(|why| {
+            (
+                format!("model {name}: url {url:?} {why}"),
+                Some(url.as_str()),
+            )
+        })?;
     }
     Ok(())
 }
 
-/// A URL is `https://`, `http://`, `file://` or a relative path (no scheme, not absolute).
+/// A URL is one of the forms of [`crate::url`]; anything else (`data:`, `javascript:`, a port out
+/// of range…) is an error here, not a relative path.
 fn check_url(url: &str) -> Result<(), String> {
-    if url.trim().is_empty() {
-        return Err("is empty".into());
-    }
-    if let Some((scheme, _)) = url.split_once("://") {
-        return match scheme {
-            "https" | "http" | "file" => Ok(()),
-            other => Err(format!(
-                "has unsupported scheme {other:?}; use https://, http://, file:// or a path relative to the manifest"
-            )),
-        };
-    }
-    Ok(())
+    crate::url::classify(url)
+        .map(|_| ())
+        .map_err(|p| p.to_string())
 }
 
 impl fmt::Display for Format {

@@ -154,6 +154,12 @@ impl Client {
                 url: url.to_owned(),
                 detail,
             },
+            // The request could not even be built from the URL: nothing was sent, so this is
+            // never "the server answered …".
+            ureq::Error::Http(e) => FetchError::BadUrl {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            },
             ureq::Error::Tls(detail) => FetchError::Tls {
                 host: host(url),
                 detail: detail.to_owned(),
