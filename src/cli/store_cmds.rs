@@ -109,7 +109,16 @@ fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
 
 fn path(root: &Path, name: &str, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
-    let store = Store::open(root)?;
+    let store = match Store::open(root) {
+        Ok(store) => store,
+        // No store holds nothing: the name is absent (exit 3), as in a store without it.
+        Err(e @ beaker::StoreError::NoStore { .. }) => {
+            return Err(
+                anyhow::Error::new(beaker::StoreError::NotInStore { name }).context(e.to_string())
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
     let path = store.path_of(&name)?;
     if out.json {
         return out.json(&serde_json::json!({ "name": name, "path": path }));

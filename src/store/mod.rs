@@ -65,6 +65,7 @@ impl Store {
             }
             RootState::Foreign => return Err(StoreError::NotAStore { path: root.into() }),
         }
+        policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
         Ok(Store { layout, config })

@@ -442,7 +442,7 @@ fn info_flags_files_that_break_the_group_policy() {
     let r = as_user(&u.bob, &env.store, &["store", "info"]);
     assert!(
         r.stdout
-            .contains("manifest.toml should be group-owned and group-writable (0664)"),
+            .contains("manifest.toml should belong to the store's group beaker-lab and be group-writable (0664)"),
         "{r:#?}"
     );
     assert!(
