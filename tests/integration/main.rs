@@ -20,5 +20,6 @@ mod maint_race;
 mod pull;
 mod pull_resume;
 mod pull_tls;
+mod root_only;
 mod shared;
 mod shared_pull;
