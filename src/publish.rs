@@ -291,6 +291,7 @@ pub fn publish(
     //     is writable.
     fsx::set_mode(&temp.file, BLOB_MODE, &temp.path)?;
     // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
+    //     Lock order (crate::lock): after the caller's blob lock, before manifest.lock.
     let gc_guard = store.gc_lock(Mode::Shared)?;
     // 5d. Name it, never replacing an existing blob (I2). Someone else's identical blob is success.
     let dest = store.layout().blob(&id);
@@ -370,6 +371,7 @@ pub fn reference_existing(
     id: &Blake3,
     mut entry: Entry,
 ) -> Result<Option<Published>, StoreError> {
+    // Lock order (crate::lock): gc.lock shared, then `record` takes manifest.lock.
     let _gc = store.gc_lock(Mode::Shared)?;
     let size = match store.blob_state(id, entry.size)? {
         BlobState::Present { size } => size,

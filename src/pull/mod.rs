@@ -151,6 +151,8 @@ impl<'s> Puller<'s> {
         }
 
         // Step 2: one downloader per model; the others wait here, then find it published.
+        // Lock order (crate::lock): this blob lock first; publish takes gc.lock, then
+        // manifest.lock, while it is held.
         let guard = store.lock(
             &key.lock_path(store.layout()),
             Mode::Exclusive,

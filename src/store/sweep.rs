@@ -59,7 +59,8 @@ pub struct Swept {
 
 impl Store {
     /// Takes `locks/gc.lock` exclusively, waiting for publishers in flight (they hold it shared
-    /// for milliseconds). `on_wait` hears, about a second in, who holds it.
+    /// for milliseconds). `on_wait` hears, about a second in, who holds it. Lock order
+    /// (crate::lock): never while holding manifest.lock; a blob lock may be held.
     pub fn gc_exclusive(
         &self,
         on_wait: &mut dyn FnMut(Option<Holder>),
