@@ -23,8 +23,8 @@
 //! A process that holds several store locks takes them in this order, and only in this order, so
 //! two processes can never wait for each other in a cycle:
 //!
-//! 1. `locks/<hex>.lock` — one blob's (one download's) lock, exclusive, held by pull from the
-//!    re-check until the name is recorded;
+//! 1. `locks/<hex>.lock` (or `sha256-<hex>.lock` / `md5-<hex>.lock`) — one download's lock,
+//!    exclusive, held by pull from the re-check until the name is recorded;
 //! 2. `locks/gc.lock` — shared by publishers around "publish + record the name", exclusive by gc,
 //!    verify's quarantine and `rm`'s sweep (invariant I4);
 //! 3. `locks/manifest.lock` — exclusive around each read-modify-write of the store manifest.

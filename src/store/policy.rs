@@ -11,7 +11,7 @@
 //! validated before they become paths, and temp files are created `O_EXCL|O_NOFOLLOW` (a name
 //! planted in advance makes the create fail; it is never written through).
 //!
-//! The rules live in one table ([`TABLE`]): the open-time check refuses the violations its rows
+//! The rules live in one table (`TABLE`): the open-time check refuses the violations its rows
 //! mark as refused, and `info` reports every violation of every row, in the same words.
 //!
 //! **Limit**: the directories are checked when the store is opened. A member of the group who swaps
@@ -374,7 +374,7 @@ pub(crate) fn check_parent(root: &Path) -> Result<(), StoreError> {
 }
 
 /// Everything in the store that breaks its policy (wrong type, group or mode), for `info`: every
-/// row of the same table [`check_on_open`] refuses from, so the two cannot disagree.
+/// row of the same table `check_on_open` refuses from, so the two cannot disagree.
 pub fn problems(layout: &Layout, config: &Config) -> Result<Vec<Problem>, IoError> {
     Ok(violations(layout, config, true)?
         .into_iter()
