@@ -30,7 +30,7 @@ pub enum UrlProblem {
     #[error("is empty")]
     Empty,
     /// A scheme (or a `file://` host) beaker does not fetch from.
-    #[error("has unsupported scheme {0:?}; use https://, http://, file:// or a path relative to the manifest")]
+    #[error("has unsupported scheme {0:?}; use https://, http://, file:// or a path relative to the manifest (write a relative path with a colon as ./a:b)")]
     UnsupportedScheme(String),
     /// A supported scheme, but not a usable URL.
     #[error("is malformed: {0}")]
@@ -129,6 +129,11 @@ fn check_authority(after: &str) -> Result<(), UrlProblem> {
     if host.is_empty() {
         return Err(UrlProblem::Malformed("it has no host".into()));
     }
+    if !host_port.starts_with('[') && host.contains(':') {
+        return Err(UrlProblem::Malformed(
+            "an IPv6 host must be written in brackets, e.g. http://[::1]:8080/".into(),
+        ));
+    }
     if let Some(port) = port {
         match port.parse::<u32>() {
             Ok(p) if (1..=65535).contains(&p) && port.chars().all(|c| c.is_ascii_digit()) => {}
@@ -202,6 +207,8 @@ mod tests {
             "http://a b/x",
             "http://[::1/x",
             "http://[]/x",
+            "http://::1/x",
+            "http://fe80::1:8080/x",
             "http://h/\u{7}",
             "file:/srv/a",
         ] {

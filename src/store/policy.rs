@@ -247,7 +247,11 @@ fn violations(
     let root = layout.root();
     let root_meta = std::fs::metadata(root).at("inspect", root)?;
     let gid = root_meta.gid();
-    let name = group_label(gid);
+    // Only a group store needs the group's name (a database lookup, possibly over LDAP).
+    let name = match config.mode {
+        Sharing::Group => group_label(gid),
+        Sharing::Private => String::new(),
+    };
     let group = (config.mode == Sharing::Group).then_some((gid, name.as_str()));
     let mut out = Vec::new();
     let mut check = |rule: &Rule, path: &Path, meta: &std::fs::Metadata| {
