@@ -10,7 +10,6 @@
 
 use std::fs::File;
 use std::io::{self, BufReader, ErrorKind, Read};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Category, IoError};
@@ -255,59 +254,28 @@ impl Read for Reading<'_> {
 }
 
 /// Opens the file to add and returns it with its size, turning the usual mistakes into one clear
-/// line each. The checks are made on the opened file (`fstat`), never on the path alone.
+/// line each. `fsx::open_user_file` opens non-blocking and checks the *opened* file, so a FIFO or
+/// device (even one swapped in after a `stat`) can neither hang the copy nor feed it endless bytes.
 fn open_source(src: &Path) -> Result<(File, u64), Error> {
     let bad = |reason: String| Error::BadSource {
         path: src.to_owned(),
         reason,
     };
-    // O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below).
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(src)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => bad("no such file; check the path".into()),
-            ErrorKind::PermissionDenied => bad(format!(
-                "permission denied for user {}; check its permissions (ls -l)",
-                crate::who::user()
-            )),
-            _ if e.raw_os_error() == Some(libc::EISDIR) => {
-                bad("it is a directory; give the path of a model file".into())
-            }
-            _ => bad(format!("cannot open it ({e})")),
-        })?;
-    let meta = file
+    let file = crate::fsx::open_user_file(src).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => bad("no such file; check the path".into()),
+        ErrorKind::PermissionDenied => bad(format!(
+            "permission denied for user {}; check its permissions (ls -l)",
+            crate::who::user()
+        )),
+        ErrorKind::InvalidInput => bad(format!(
+            "{}; give the path of a model file (a FIFO or device cannot be added)",
+            e.source
+        )),
+        _ => bad(format!("cannot open it ({})", e.source)),
+    })?;
+    let len = file
         .metadata()
-        .map_err(|e| bad(format!("cannot inspect it ({e})")))?;
-    if meta.is_dir() {
-        return Err(bad(
-            "it is a directory; give the path of a model file".into()
-        ));
-    }
-    if !meta.is_file() {
-        return Err(bad(
-            "it is not a regular file (a FIFO, device or socket); copy the model to a file first"
-                .into(),
-        ));
-    }
-    clear_nonblock(&file).map_err(|e| bad(format!("cannot read it ({e})")))?;
-    Ok((file, meta.len()))
-}
-
-/// Back to blocking reads once the file is known to be a regular file (where O_NONBLOCK has no
-/// effect anyway; this keeps reads plain on filesystems that might honour it).
-fn clear_nonblock(file: &File) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let fd = file.as_raw_fd();
-    // SAFETY: fcntl on a descriptor we own, with integer arguments only.
-    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
-    if flags < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: as above.
-    if unsafe { libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+        .map_err(|e| bad(format!("cannot inspect it ({e})")))?
+        .len();
+    Ok((file, len))
 }

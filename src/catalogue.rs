@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::error::Category;
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::name::ModelName;
 
@@ -48,12 +47,6 @@ pub struct UnknownName {
     pub name: String,
     pub close: Vec<String>,
     pub catalogues: Vec<String>,
-}
-
-impl UnknownName {
-    pub fn category(&self) -> Category {
-        Category::BadInput
-    }
 }
 
 fn suggest(close: &[String]) -> String {

@@ -79,6 +79,7 @@ categorized!(
         crate::digest::ParseDigestError,
         crate::duration::InvalidDuration,
         crate::file_path::InvalidFilePath,
+        crate::url::UrlProblem,
     ],
     failed: [IoError],
 );
@@ -103,6 +104,8 @@ pub fn code(category: Category) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    // The test reads the crate's own sources.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     #[test]

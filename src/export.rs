@@ -10,7 +10,6 @@
 //! A copy is written to a temp name beside its target, fsynced and renamed into place without
 //! clobbering, so an interrupted export leaves complete files or none. The store is only read.
 
-use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -197,7 +196,7 @@ fn copy(blob: &Path, target: &Path, f: &ModelFile) -> Result<(), Error> {
     );
     let (mut out, tmp) = fsx::create_unique(dir, &stem, "tmp", 0o644).map_err(w)?;
     let copied = (|| {
-        let mut src = File::open(blob).at("open", blob)?;
+        let mut src = fsx::open_read(blob)?;
         // std's copy uses copy_file_range between files: a reflink where the filesystem can.
         io::copy(&mut src, &mut out).at("copy into", &tmp)?;
         fsx::sync_file(&out, &tmp)?;

@@ -131,6 +131,8 @@ impl<'de> Deserialize<'de> for FilePath {
 
 #[cfg(test)]
 mod tests {
+    // Tests only compute paths.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     #[test]

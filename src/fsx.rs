@@ -1,14 +1,26 @@
-//! Every mutation of the disk, in one place.
+//! Every mutation of the disk, and every open of a file beaker did not create, in one place.
 //!
-//! Nothing else in beaker calls `std::fs::rename`, `remove_file` or opens a file for writing inside a
-//! store. Each function here documents its **Atomicity** and what it refuses, because the publish
-//! protocol (DESIGN §5) is only as strong as these primitives:
+//! No other module calls `std::fs::rename`, `remove_file`, `create_dir`, `set_permissions`,
+//! `OpenOptions::open` and the like: `clippy.toml` bans them outside this file (`disallowed-methods`,
+//! each with the wrapper to use instead), so the rule is checked by `cargo clippy`, not remembered.
+//! Every error carries the path it happened on ([`IoError`]). Each function documents its
+//! **Atomicity** and what it refuses, because the publish protocol (DESIGN §5) is only as strong as
+//! these primitives:
 //!
 //! - files are created with `O_CREAT|O_EXCL|O_NOFOLLOW` and an explicit mode, so a planted file or
 //!   symlink at the path is an error, never written through (DESIGN §8);
+//! - every open carries `O_NONBLOCK`, so a FIFO planted where a file is expected cannot hang the
+//!   process (it has no effect on regular files);
 //! - [`persist_noclobber`] never replaces an existing blob (invariant I2); "already there" is reported,
 //!   not treated as failure;
 //! - [`replace_file`] + [`sync_dir`] give the atomic rewrite used for the store manifest (I3).
+//!
+//! The one `unsafe` call here is `renameat2(2)`, which std does not wrap.
+#![allow(
+    clippy::disallowed_methods,
+    reason = "this is the module the raw std::fs mutations are confined to"
+)]
+#![allow(unsafe_code, reason = "renameat2(RENAME_NOREPLACE) has no std wrapper")]
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -17,8 +29,9 @@ use std::path::Path;
 
 use crate::error::{IoContext, IoError};
 
-/// Flags every open inside a store carries: never follow a symlink, never leak into children.
-const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC;
+/// Flags every open inside a store carries: never follow a symlink, never leak into children, never
+/// block on a FIFO planted where a file should be (`O_NONBLOCK` has no effect on regular files).
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
 
 /// Creates a new file for writing with `mode`, failing if *anything* is already at `path`
 /// (including a dangling symlink).
@@ -42,14 +55,85 @@ pub fn create_exclusive(path: &Path, mode: u32) -> Result<File, IoError> {
 
 /// Opens an existing file for reading without following a symlink at the last component.
 ///
-/// `O_NONBLOCK` too, so a FIFO planted where a file is expected cannot hang the reader (it has no
-/// effect on regular files).
+/// `O_NONBLOCK` (in `OPEN_FLAGS`), so a FIFO planted where a file is expected cannot hang the
+/// reader. The caller checks the file type if it needs a regular file.
 pub fn open_read(path: &Path) -> Result<File, IoError> {
     OpenOptions::new()
         .read(true)
-        .custom_flags(OPEN_FLAGS | libc::O_NONBLOCK)
+        .custom_flags(OPEN_FLAGS)
         .open(path)
         .at("open", path)
+}
+
+/// Opens a file the *user* named (a catalogue, a `file://` source) for reading: a symlink is
+/// followed (the user chose it), but anything that is not a regular file — a FIFO, `/dev/zero`, a
+/// directory — is refused with `InvalidInput` before a byte is read.
+///
+/// # Security
+/// `O_NONBLOCK` makes opening a FIFO return at once instead of waiting for a writer (a pull holds
+/// the model's download lock meanwhile); the `fstat` on the open descriptor then refuses it, so a
+/// path swapped between a check and the open cannot slip a special file through.
+pub fn open_user_file(path: &Path) -> Result<File, IoError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(path)
+        .at("open", path)?;
+    let meta = file.metadata().at("inspect", path)?;
+    if !meta.is_file() {
+        return Err(IoError::new(
+            "read",
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is a {}, not a regular file", kind_of(&meta)),
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// Reads a user-named file ([`open_user_file`]) of at most `limit` bytes; a longer one is refused
+/// with `FileTooLarge` rather than read into memory without bound.
+pub fn read_user_file(path: &Path, limit: u64) -> Result<Vec<u8>, IoError> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    open_user_file(path)?
+        .take(limit.saturating_add(1))
+        .read_to_end(&mut bytes)
+        .at("read", path)?;
+    if bytes.len() as u64 > limit {
+        return Err(IoError::new(
+            "read",
+            path,
+            io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("it is larger than {limit} bytes, the most beaker reads from such a file"),
+            ),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// What kind of file `meta` describes, for messages ("a FIFO", "a directory").
+pub fn kind_of(meta: &fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let t = meta.file_type();
+    if t.is_symlink() {
+        "symlink"
+    } else if t.is_dir() {
+        "directory"
+    } else if t.is_file() {
+        "regular file"
+    } else if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() || t.is_block_device() {
+        "device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
 }
 
 /// Reads a small text file inside a store (manifest, config) without following a symlink.
@@ -80,7 +164,8 @@ pub fn set_dir_mode(dir: &Path, mode: u32) -> Result<(), IoError> {
     fs::set_permissions(dir, Permissions::from_mode(mode)).at("set permissions on", dir)
 }
 
-/// Opens an existing file for reading and writing without following a symlink.
+/// Opens an existing file for reading and writing without following a symlink (`O_NONBLOCK`
+/// too, like every open here). The caller checks the file type if it needs a regular file.
 pub fn open_read_write(path: &Path) -> Result<File, IoError> {
     OpenOptions::new()
         .read(true)
@@ -95,6 +180,28 @@ pub fn open_read_write(path: &Path) -> Result<File, IoError> {
 pub fn set_mode(file: &File, mode: u32, path: &Path) -> Result<(), IoError> {
     file.set_permissions(Permissions::from_mode(mode))
         .at("set permissions on", path)
+}
+
+/// Sets the length of an open file (`ftruncate`): used to empty a temp blob that starts over.
+pub fn truncate(file: &File, len: u64, path: &Path) -> Result<(), IoError> {
+    file.set_len(len).at("truncate", path)
+}
+
+/// Replaces the content of an open file in place: truncate, then write `bytes` at offset 0.
+///
+/// **Atomicity**: none. A reader may see the file empty or partly written; used only for a lock
+/// holder's record, which readers treat as best effort.
+pub fn overwrite(file: &File, bytes: &[u8], path: &Path) -> Result<(), IoError> {
+    use std::os::unix::fs::FileExt;
+    file.set_len(0).at("truncate", path)?;
+    file.write_all_at(bytes, 0).at("write", path)
+}
+
+/// Creates `dir` and its missing parents with the default (umask) modes: only for directories
+/// *outside* a store (its parent, an export target), never inside one, where [`ensure_dir`] sets
+/// modes explicitly.
+pub fn create_dir_all(dir: &Path) -> Result<(), IoError> {
+    fs::create_dir_all(dir).at("create directory", dir)
 }
 
 /// Flushes a file's data and metadata to stable storage.
@@ -222,13 +329,14 @@ pub fn rename_exclusive(from: &Path, to: &Path) -> Result<(), IoError> {
         .at("move to", to)
 }
 
+/// Removes the file (or symlink, never followed) at `path`.
 pub fn remove_file(path: &Path) -> Result<(), IoError> {
     fs::remove_file(path).at("remove", path)
 }
 
 /// Removes a directory and everything in it, never following a symlink inside it (std's
-/// `remove_dir_all` unlinks symlinks rather than descending into them). Used only for what
-/// `verify` moved out of `blobs/` into `quarantine/`.
+/// `remove_dir_all` unlinks symlinks rather than descending into them). Used by gc for an old
+/// directory in `quarantine/` (verify moves a directory found in `blobs/` there).
 pub fn remove_tree(path: &Path) -> Result<(), IoError> {
     fs::remove_dir_all(path).at("remove", path)
 }
@@ -242,8 +350,9 @@ pub fn remove_file_if_exists(path: &Path) -> Result<bool, IoError> {
     }
 }
 
-/// Creates `dir` (and parents) if needed, then sets `mode` on it explicitly (never trusting the
-/// umask). Refuses a symlink or a non-directory at `dir`.
+/// Creates `dir` if needed (its parent must exist: this never creates parents), then sets `mode`
+/// on it explicitly (never trusting the umask). An existing directory is left as it is; a symlink
+/// or a non-directory at `dir` is refused.
 pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), IoError> {
     match fs::create_dir(dir) {
         Ok(()) => {
@@ -392,12 +501,6 @@ pub fn persist_dir_noclobber(from: &Path, to: &Path) -> Result<Persisted, IoErro
     }
 }
 
-/// Creates `dir` and its missing parents (modes from the umask: for directories outside a
-/// store, such as an export target, which are the user's own).
-pub fn create_dir_all(dir: &Path) -> Result<(), IoError> {
-    fs::create_dir_all(dir).at("create directory", dir)
-}
-
 /// Like [`persist_noclobber`], but when something already exists at `to` the source is left in
 /// place (it is not known to hold the same bytes) and `false` is returned.
 pub fn persist_noclobber_keep(from: &Path, to: &Path) -> Result<bool, IoError> {
@@ -414,61 +517,15 @@ pub fn persist_noclobber_keep(from: &Path, to: &Path) -> Result<bool, IoError> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::MetadataExt;
-
-    #[test]
-    fn create_exclusive_refuses_existing_file_and_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        fs::write(&victim, b"precious").unwrap();
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&victim, &link).unwrap();
-
-        assert_eq!(
-            create_exclusive(&victim, 0o600).unwrap_err().kind(),
-            io::ErrorKind::AlreadyExists
-        );
-        assert!(create_exclusive(&link, 0o600).is_err());
-        assert_eq!(fs::read(&victim).unwrap(), b"precious");
-    }
-
-    #[test]
-    fn create_exclusive_sets_mode_despite_umask() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f");
-        let f = create_exclusive(&p, 0o640).unwrap();
-        assert_eq!(f.metadata().unwrap().mode() & 0o7777, 0o640);
-    }
-
-    #[test]
-    fn persist_noclobber_keeps_the_existing_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let (a, b, dest) = (
-            dir.path().join("a"),
-            dir.path().join("b"),
-            dir.path().join("d"),
-        );
-        fs::write(&a, b"first").unwrap();
-        fs::write(&b, b"second").unwrap();
-        assert_eq!(persist_noclobber(&a, &dest).unwrap(), Persisted::Created);
-        assert_eq!(
-            persist_noclobber(&b, &dest).unwrap(),
-            Persisted::AlreadyExists
-        );
-        assert_eq!(fs::read(&dest).unwrap(), b"first");
-        assert!(!a.exists() && !b.exists());
-    }
-
-    #[test]
-    fn write_replace_replaces_atomically() {
-        let dir = tempfile::tempdir().unwrap();
-        let dest = dir.path().join("m.toml");
-        write_replace(dir.path(), &dest, b"one", 0o644).unwrap();
-        write_replace(dir.path(), &dest, b"two", 0o644).unwrap();
-        assert_eq!(fs::read(&dest).unwrap(), b"two");
-        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+/// Makes a write past `ulimit -f` fail with EFBIG instead of killing the process: the kernel's
+/// SIGXFSZ default action is a silent kill (no message, no clean-up), so a program that writes
+/// store files calls this once at start-up. Writers then report EFBIG like a full disk.
+pub fn ignore_file_size_signal() {
+    // SAFETY: installing SIG_IGN for one signal has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
+
+#[cfg(test)]
+mod tests;

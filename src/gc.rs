@@ -154,7 +154,8 @@ pub fn collect(
     if !opts.dry_run {
         store.ensure_writable()?;
     }
-    // 3. Roots under gc.lock exclusive (I4).
+    // 3. Roots under gc.lock exclusive (I4). Lock order (crate::lock): gc.lock, then
+    //    manifest.lock in sweep_temp; gc takes no blob lock.
     let gc = store.gc_exclusive(&mut |holder| {
         progress.notice(&format!(
             "waiting for {} (held by {})",
@@ -241,6 +242,7 @@ fn sweep_temp(
     out: &mut Outcome,
 ) -> Result<(), StoreError> {
     // Manifest writers keep their (unlocked) temp file in tmp/ while holding manifest.lock.
+    // Lock order (crate::lock): manifest.lock after the caller's gc.lock.
     let _manifest = store.lock(
         &store.layout().manifest_lock(),
         Mode::Exclusive,

@@ -6,7 +6,8 @@
 //!
 //! Module map:
 //! - [`digest`], [`name`]: the validated value types (a hash becomes a path only through [`digest::Blake3`]).
-//! - [`manifest`], [`catalogue`]: the TOML manifest format and the catalogues names resolve through.
+//! - [`manifest`], [`catalogue`]: the TOML manifest format and the catalogues names resolve through;
+//!   [`url`]: the URL forms a catalogue may use.
 //! - [`store`]: layout, open/init, the store manifest, read-only views.
 //! - [`publish`]: the publish protocol, the only way bytes enter a store; [`add`] builds on it.
 //! - [`lock`]: flock-based locks with holder info and safe pruning; [`fsx`]: every disk mutation.
@@ -38,6 +39,7 @@ pub mod publish;
 pub mod pull;
 pub mod snapshot;
 pub mod store;
+pub mod url;
 pub mod verify;
 pub mod who;
 

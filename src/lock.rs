@@ -14,10 +14,27 @@
 //!   is waiting for.
 //! - A process that dies releases its locks (the kernel drops flocks), so a killed process never
 //!   blocks the next run; its lock *file* stays until `prune-locks`.
+//! - Anything that is not a regular file at a lock path (a symlink, a FIFO, a device, a directory —
+//!   planted in a shared store or left by a bug) is removed and replaced by a real lock file; it is
+//!   never opened, followed or locked.
+//!
+//! # Lock order
+//!
+//! A process that holds several store locks takes them in this order, and only in this order, so
+//! two processes can never wait for each other in a cycle:
+//!
+//! 1. `locks/<hex>.lock` (or `sha256-<hex>.lock` / `md5-<hex>.lock`) — one download's lock,
+//!    exclusive, held by pull from the re-check until the name is recorded;
+//! 2. `locks/gc.lock` — shared by publishers around "publish + record the name", exclusive by gc,
+//!    verify's quarantine and `rm`'s sweep (invariant I4);
+//! 3. `locks/manifest.lock` — exclusive around each read-modify-write of the store manifest.
+//!
+//! Any step may be skipped (`add` and `rm` take no blob lock, `rm` and gc take 2 then 3), but a
+//! lock is never taken while a later one in the list is held. Each place that takes one says so.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::{FileExt as _, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -128,17 +145,12 @@ impl LockGuard {
         LockGuard { held: None }
     }
 
-    pub fn path(&self) -> Option<&Path> {
-        self.held.as_ref().map(|(_, p, _)| p.as_path())
-    }
-
     /// Replaces the holder record in the lock file (best effort: a read-only lock file, opened by a
     /// user who may lock but not write it, keeps its old record).
     pub fn record(&self, holder: &Holder) {
-        if let Some((file, _, true)) = &self.held {
+        if let Some((file, path, true)) = &self.held {
             if let Ok(text) = toml::to_string(holder) {
-                let _ = file.set_len(0);
-                let _ = file.write_all_at(text.as_bytes(), 0);
+                let _ = fsx::overwrite(file, text.as_bytes(), path);
             }
         }
     }
@@ -247,13 +259,27 @@ pub enum State {
 }
 
 /// Looks at the lock file at `path`: try-locks it exclusively for an instant (never blocking,
-/// never recording), then releases. Used by `info` and by maintenance reports.
+/// never recording), then releases. Used by `info` and by maintenance reports. Something that is
+/// not a regular file at the path is nobody's lock: an error, never flocked.
 pub fn state(path: &Path) -> Result<State, LockError> {
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Gone),
         Err(e) => return Err(e.into()),
     };
+    let meta = file
+        .metadata()
+        .map_err(|e| IoError::new("inspect lock file", path, e))?;
+    if !meta.is_file() {
+        return Err(LockError::Io(IoError::new(
+            "use as a lock file",
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("it is a {}", fsx::kind_of(&meta)),
+            ),
+        )));
+    }
     Ok(if try_exclusive(&file, path)? {
         State::Free
     } else {
@@ -327,13 +353,9 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
         if replace_if_hostile(path)? {
             continue;
         }
-        let flags = libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
-        let opened = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .custom_flags(flags)
-            .open(path)
-        {
+        // O_NOFOLLOW|O_NONBLOCK (fsx): a symlink or FIFO swapped in after the check can neither
+        // be followed nor hang us; the type check below then refuses it.
+        let opened = match fsx::open_read_write(path) {
             Ok(f) => (f, true),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => match fsx::open_read(path) {
                 Ok(f) => (f, false),
@@ -343,21 +365,32 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
             // Pruned between our create attempt and this open: try again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             // A symlink swapped in after our check: replace it on the next round.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => continue,
-            Err(e) => return Err(IoError::new("open lock file", path, e)),
+            Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => continue,
+            // A directory swapped in after our check (opening one for writing fails with EISDIR):
+            // replace it on the next round.
+            Err(e) if e.source.raw_os_error() == Some(libc::EISDIR) => continue,
+            Err(e) => return Err(e),
         };
-        // Swapped for a FIFO or device after the check: never lock a special file.
+        // Swapped for a FIFO, device or directory after the check: never lock a special file
+        // (the next round's `replace_if_hostile` removes it).
         if opened.0.metadata().is_ok_and(|m| m.file_type().is_file()) {
             return Ok(opened);
         }
     }
 }
 
-/// A lock path holding a symlink or a special file (planted in a shared store, or left by a
-/// bug) is removed so a real lock file can be created; it is never opened or followed. Returns
-/// whether something was removed. A regular file, whoever owns it, is a lock file and is kept.
+/// A lock path holding a symlink, a special file or a directory (planted in a shared store, or
+/// left by a bug) is removed so a real lock file can be created; it is never opened or followed
+/// (a directory is removed with everything in it, symlinks inside unlinked, never followed).
+/// Returns whether something was removed. A regular file, whoever owns it, is a lock file and is
+/// kept.
 fn replace_if_hostile(path: &Path) -> Result<bool, IoError> {
     match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_dir() => match fsx::remove_tree(path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        },
         Ok(m) if !m.file_type().is_file() => fsx::remove_file_if_exists(path),
         Ok(_) => Ok(false),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -378,119 +411,4 @@ fn still_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn take(path: &Path, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
-        acquire(path, mode, wait, 0o644, &mut |_| {})
-    }
-
-    #[test]
-    fn exclusive_excludes_and_records_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("x.lock");
-        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-        let err = take(&p, Mode::Exclusive, Wait::For(Duration::from_millis(30))).unwrap_err();
-        let LockError::Timeout {
-            holder: Some(h), ..
-        } = err
-        else {
-            panic!("expected a timeout naming the holder, got {err:?}")
-        };
-        assert_eq!(h.pid, std::process::id());
-        drop(g);
-        let _again = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-    }
-
-    #[test]
-    fn shared_locks_coexist_but_exclude_exclusive() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("gc.lock");
-        let _a = take(&p, Mode::Shared, Wait::NoWait).unwrap();
-        let _b = take(&p, Mode::Shared, Wait::NoWait).unwrap();
-        assert!(matches!(
-            take(&p, Mode::Exclusive, Wait::NoWait),
-            Err(LockError::Timeout { .. })
-        ));
-    }
-
-    #[test]
-    fn prune_removes_free_and_keeps_held() {
-        let dir = tempfile::tempdir().unwrap();
-        let free = dir.path().join("free.lock");
-        let held = dir.path().join("held.lock");
-        drop(take(&free, Mode::Exclusive, Wait::NoWait).unwrap());
-        let _g = take(&held, Mode::Exclusive, Wait::NoWait).unwrap();
-        assert_eq!(prune(&free).unwrap(), Pruned::Removed);
-        assert!(!free.exists());
-        assert!(
-            matches!(prune(&held).unwrap(), Pruned::Held(Some(h)) if h.pid == std::process::id())
-        );
-        assert!(held.exists());
-        assert_eq!(prune(&free).unwrap(), Pruned::Gone);
-    }
-
-    #[test]
-    fn acquire_after_prune_locks_the_new_file() {
-        // A guard taken on a file that is then pruned must not be "shared" with a later taker:
-        // here the first holder keeps its orphan; the second gets the file now at the path.
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("b.lock");
-        drop(take(&p, Mode::Exclusive, Wait::NoWait).unwrap());
-        let opened_before_prune = fsx::open_read(&p).unwrap();
-        assert_eq!(prune(&p).unwrap(), Pruned::Removed);
-        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-        // The stale descriptor is not the file at the path any more.
-        assert!(!still_at_path(&opened_before_prune, &p).unwrap());
-        assert!(still_at_path(&g.held.as_ref().unwrap().0, &p).unwrap());
-    }
-
-    #[test]
-    fn replaces_a_symlinked_lock_file_without_writing_through_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("precious");
-        std::fs::write(&target, b"data").unwrap();
-        let p = dir.path().join("x.lock");
-        std::os::unix::fs::symlink(&target, &p).unwrap();
-        let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-        assert_eq!(std::fs::read(&target).unwrap(), b"data");
-        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
-        drop(g);
-    }
-
-    #[test]
-    fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("f.lock");
-        let c = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-        // SAFETY: c is a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let _g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-        assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
-    }
-
-    #[test]
-    fn a_filesystem_without_flock_is_refused_with_the_remedy() {
-        for errno in [libc::ENOLCK, libc::EOPNOTSUPP] {
-            let e = lock_failed(
-                Path::new("/mnt/lustre/store"),
-                io::Error::from_raw_os_error(errno),
-            );
-            let msg = e.to_string();
-            assert!(matches!(e, LockError::Unsupported { .. }), "{msg}");
-            assert!(msg.contains("/mnt/lustre/store"), "{msg}");
-            assert!(msg.contains("locking = \"none\""), "{msg}");
-        }
-        assert!(matches!(
-            lock_failed(Path::new("/x"), io::Error::from_raw_os_error(libc::EIO)),
-            LockError::Io(_)
-        ));
-    }
-
-    #[test]
-    fn probe_passes_on_a_local_filesystem() {
-        let dir = tempfile::tempdir().unwrap();
-        probe(dir.path()).unwrap();
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
-    }
-}
+mod tests;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    ignore_file_size_signal();
+    beaker::fsx::ignore_file_size_signal();
     let cli = cli::args::Cli::parse();
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -16,15 +16,5 @@ fn main() -> ExitCode {
             eprintln!("beaker: error: {e:#}");
             ExitCode::from(beaker::exit::code(beaker::exit::category_of(e.chain())))
         }
-    }
-}
-
-/// Past `ulimit -f` the kernel sends SIGXFSZ, whose default action kills the process with no
-/// message. Ignored, the write fails with EFBIG instead, which beaker reports like a full disk
-/// (exit 1, the limit named, the partial deleted).
-fn ignore_file_size_signal() {
-    // SAFETY: installing SIG_IGN for one signal at start-up, before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -20,6 +20,10 @@ use crate::name::ModelName;
 /// The manifest format version this beaker reads and writes.
 pub const VERSION: i64 = 1;
 
+/// The largest catalogue [`Manifest::load`] reads (16 MiB; a thousand entries are ~300 KiB), so a
+/// path to a huge file or a device cannot make beaker read without end.
+pub const MAX_CATALOGUE_BYTES: u64 = 16 << 20;
+
 /// One model: its content address, size and where to get it.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -192,8 +196,11 @@ pub struct Manifest {
 /// Why a manifest could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error(transparent)]
-    Io(#[from] IoError),
+    /// The catalogue file could not be read: missing, unreadable, not a regular file (a FIFO,
+    /// a device, a directory), larger than [`MAX_CATALOGUE_BYTES`] or not UTF-8. Bad input: the
+    /// user named a file that is not a catalogue.
+    #[error("{0}: {src}; give the path of a catalogue file (TOML)", src = .0.source)]
+    Unreadable(IoError),
     /// Syntax or validation error at a place in the file.
     #[error("{}:{line}:{column}: {message}", path.display())]
     Invalid {
@@ -214,8 +221,9 @@ pub enum ManifestError {
 impl ManifestError {
     pub fn category(&self) -> Category {
         match self {
-            ManifestError::Io(_) => Category::Failed,
-            ManifestError::Invalid { .. } | ManifestError::Conflict { .. } => Category::BadInput,
+            ManifestError::Unreadable(_)
+            | ManifestError::Invalid { .. }
+            | ManifestError::Conflict { .. } => Category::BadInput,
         }
     }
 }
@@ -243,10 +251,21 @@ struct DocumentOut<'a> {
 }
 
 impl Manifest {
-    /// Reads and parses the manifest at `path`.
+    /// Reads and parses the catalogue at `path` (a symlink is followed: the user named it).
+    ///
+    /// # Errors
+    /// [`ManifestError::Unreadable`] without blocking for anything but a regular file of at most
+    /// [`MAX_CATALOGUE_BYTES`] (a FIFO or `/dev/zero` is refused, never read).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|e| IoError::new("read manifest", path, e))?;
+        let bytes = crate::fsx::read_user_file(path, MAX_CATALOGUE_BYTES)
+            .map_err(ManifestError::Unreadable)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            ManifestError::Unreadable(IoError::new(
+                "read",
+                path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+            ))
+        })?;
         Self::parse(&text, path)
     }
 
@@ -291,7 +310,13 @@ impl Manifest {
         for (spanned, entry) in doc.models {
             let offset = spanned.span().start;
             let name = spanned.into_inner();
-            validate_entry(&name, &entry).map_err(|m| at(offset, m))?;
+            validate_entry(&name, &entry).map_err(|(m, url)| {
+                // Point at the offending URL when it can be found in the entry, else the entry.
+                let here = url
+                    .and_then(|u| text[offset..].find(u.as_str()).map(|i| offset + i))
+                    .unwrap_or(offset);
+                at(here, m)
+            })?;
             models.insert(name, entry);
         }
         Ok(Manifest { models })
@@ -329,12 +354,14 @@ impl Manifest {
 }
 
 /// DESIGN §3 and §13 rules that serde cannot express.
-fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), String> {
+/// The error carries the URL it is about, if any, so the message can point at it.
+fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<String>)> {
+    let plain = |m: String| (m, None);
     let Some(files) = &e.files else {
         if e.main.is_some() {
-            return Err(format!(
+            return Err(plain(format!(
                 "model {name} has `main` but no `files`; `main` names one of a model's several files"
-            ));
+            )));
         }
         return validate_file(&format!("model {name}"), &e.as_file(name));
     };
@@ -345,74 +372,69 @@ fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), String> {
         || e.md5.is_some()
         || e.file.is_some()
     {
-        return Err(format!(
+        return Err(plain(format!(
             "model {name} lists `files`, so blake3, size, urls, sha256, md5 and file belong to each file, not to the model"
-        ));
+        )));
     }
     if files.is_empty() {
-        return Err(format!(
+        return Err(plain(format!(
             "model {name} has an empty `files` list; list at least one file, or use a single-file entry"
-        ));
+        )));
     }
     let mut seen = std::collections::BTreeSet::new();
     for f in files {
         if !seen.insert(&f.path) {
-            return Err(format!("model {name} lists the file {} twice", f.path));
+            return Err(plain(format!(
+                "model {name} lists the file {} twice",
+                f.path
+            )));
         }
         validate_file(&format!("model {name}, file {}", f.path), f)?;
     }
     // A file may not also be a directory of another (`a` and `a/b`): the snapshot cannot hold both.
     for f in files {
         if let Some(dir) = f.path.parents().iter().find(|p| seen.contains(p)) {
-            return Err(format!(
+            return Err(plain(format!(
                 "model {name} has a file {dir} and a file inside it ({}); a path cannot be both",
                 f.path
-            ));
+            )));
         }
     }
     if let Some(main) = &e.main {
         if !seen.contains(main) {
-            return Err(format!(
+            return Err(plain(format!(
                 "model {name}: main = {main:?} is not one of its files"
-            ));
+            )));
         }
     }
     Ok(())
 }
 
 /// The digest, size and URL rules for one file (`what` names it in messages).
-fn validate_file(what: &str, f: &FileEntry) -> Result<(), String> {
+fn validate_file(what: &str, f: &FileEntry) -> Result<(), (String, Option<String>)> {
     let upstream = f.sha256.is_some() || f.md5.is_some();
     if f.blake3.is_none() && !upstream {
-        return Err(format!(
+        return Err((format!(
             "{what} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
-        ));
+        ), None));
     }
     if f.size.is_none() && f.blake3.is_some() {
-        return Err(format!(
+        return Err((format!(
             "{what} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
-        ));
+        ), None));
     }
     for url in &f.urls {
-        check_url(url).map_err(|why| format!("{what}: url {url:?} {why}"))?;
+        check_url(url).map_err(|why| (format!("{what}: url {url:?} {why}"), Some(url.clone())))?;
     }
     Ok(())
 }
 
-/// A URL is `https://`, `http://`, `file://` or a relative path (no scheme, not absolute).
+/// A URL is one of the forms of [`crate::url`]; anything else (`data:`, `javascript:`, a port out
+/// of range…) is an error here, not a relative path.
 fn check_url(url: &str) -> Result<(), String> {
-    if url.trim().is_empty() {
-        return Err("is empty".into());
-    }
-    if let Some((scheme, _)) = url.split_once("://") {
-        return match scheme {
-            "https" | "http" | "file" => Ok(()),
-            other => Err(format!(
-                "has unsupported scheme {other:?}; use https://, http://, file:// or a path relative to the manifest"
-            )),
-        };
-    }
-    Ok(())
+    crate::url::classify(url)
+        .map(|_| ())
+        .map_err(|p| p.to_string())
 }
 
 impl fmt::Display for Format {

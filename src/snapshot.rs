@@ -346,6 +346,8 @@ fn remove(store: &Store, tree: &TreeId) -> Result<(), StoreError> {
 
 #[cfg(test)]
 mod tests {
+    // Tests build stores by hand.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     fn file(path: &str, bytes: &[u8]) -> ModelFile {

@@ -119,11 +119,14 @@ fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
 fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = match Store::open(root) {
-        // No store at all: the name is not present either (exit 3), not bad input.
-        Err(beaker::StoreError::NoStore { .. }) => {
-            return Err(beaker::StoreError::NotInStore { name }.into())
+        Ok(store) => store,
+        // No store holds nothing: the name is absent (exit 3), as in a store without it.
+        Err(e @ beaker::StoreError::NoStore { .. }) => {
+            return Err(
+                anyhow::Error::new(beaker::StoreError::NotInStore { name }).context(e.to_string())
+            )
         }
-        other => other?,
+        Err(e) => return Err(e.into()),
     };
     let located = beaker::snapshot::locate(&store, &name)?;
     let path = if blob {

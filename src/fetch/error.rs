@@ -57,6 +57,10 @@ pub enum FetchError {
     TooLarge { limit: u64 },
     #[error("no such file {}", path.display())]
     NoSuchFile { path: PathBuf },
+    /// A `file://` or relative source that is a FIFO, a device or a directory: refused before a
+    /// byte is read (bad input: the catalogue points at something that is not a model file).
+    #[error("{0}: {src}; a file source must be a regular file", src = .0.source)]
+    NotAFile(IoError),
     #[error(transparent)]
     Read(IoError),
 }
@@ -106,6 +110,7 @@ impl FetchError {
             FetchError::UnsupportedScheme { .. }
             | FetchError::BadUrl { .. }
             | FetchError::RelativeWithoutBase { .. }
+            | FetchError::NotAFile(_)
             | FetchError::BadSetting { .. }
             | FetchError::CaCert { .. } => Category::BadInput,
             _ => Category::Failed,

@@ -4,7 +4,6 @@
 //! shorter than that (it changed under us) starts the temp blob over. Correctness of the result
 //! is still decided by hashing in `publish` (I1).
 
-use std::fs::File;
 use std::io::{ErrorKind, Seek, SeekFrom};
 use std::path::Path;
 
@@ -19,22 +18,18 @@ pub(super) fn attempt(
     limit: Option<u64>,
     progress: &mut dyn Progress,
 ) -> Result<(), FetchError> {
-    let mut file = File::open(path).map_err(|e| match e.kind() {
+    // Regular files only, opened without blocking: a FIFO would otherwise hang this pull while it
+    // holds the model's download lock, and a device like /dev/zero would never end.
+    let mut file = crate::fsx::open_user_file(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => FetchError::NoSuchFile {
             path: path.to_owned(),
         },
-        _ => FetchError::Read(IoError::new("open", path, e)),
+        ErrorKind::InvalidInput => FetchError::NotAFile(e),
+        _ => FetchError::Read(e),
     })?;
     let meta = file
         .metadata()
         .map_err(|e| FetchError::Read(IoError::new("inspect", path, e)))?;
-    if !meta.is_file() {
-        return Err(FetchError::Read(IoError::new(
-            "read",
-            path,
-            std::io::Error::other("not a regular file"),
-        )));
-    }
     if let Some(limit) = limit.filter(|&l| meta.len() > l) {
         return Err(FetchError::TooLarge { limit });
     }

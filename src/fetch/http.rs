@@ -154,6 +154,12 @@ impl Client {
                 url: url.to_owned(),
                 detail,
             },
+            // The request could not even be built from the URL: nothing was sent, so this is
+            // never "the server answered …".
+            ureq::Error::Http(e) => FetchError::BadUrl {
+                url: url.to_owned(),
+                detail: e.to_string(),
+            },
             ureq::Error::Tls(detail) => FetchError::Tls {
                 host: host(url),
                 detail: detail.to_owned(),
@@ -189,13 +195,17 @@ impl Client {
     }
 }
 
+/// The largest CA bundle read (a full system bundle is about 200 KiB).
+const MAX_CA_BUNDLE: u64 = 16 << 20;
+
 /// Reads a PEM bundle of CA certificates for `--ca-cert` / `SSL_CERT_FILE`.
 fn load_roots(path: &std::path::Path) -> Result<RootCerts, FetchError> {
     let bad = |reason: String| FetchError::CaCert {
         path: path.to_owned(),
         reason,
     };
-    let pem = std::fs::read(path).map_err(|e| bad(e.to_string()))?;
+    let pem =
+        crate::fsx::read_user_file(path, MAX_CA_BUNDLE).map_err(|e| bad(e.source.to_string()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
@@ -241,6 +251,8 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
+    // Tests plant files (a symlink target, a bad certificate) with raw std::fs on purpose.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     #[test]

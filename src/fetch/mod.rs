@@ -43,24 +43,12 @@ impl Source {
     /// Resolves `url` from a manifest in `base` (`None` for a catalogue with no directory, like
     /// the bundled one, where relative paths cannot be resolved).
     pub fn parse(url: &str, base: Option<&Path>, catalogue: &Path) -> Result<Source, FetchError> {
-        let unsupported = || FetchError::UnsupportedScheme {
-            url: url.to_owned(),
-        };
-        match url.split_once("://") {
-            Some((scheme, rest)) => match scheme.to_ascii_lowercase().as_str() {
-                "http" | "https" => Ok(Source::Http(url.to_owned())),
-                "file" => {
-                    // file:///abs/path or file://localhost/abs/path; other hosts are not ours.
-                    let path = rest.strip_prefix("localhost").unwrap_or(rest);
-                    if !path.starts_with('/') {
-                        return Err(unsupported());
-                    }
-                    Ok(Source::File(PathBuf::from(percent_decode(path))))
-                }
-                _ => Err(unsupported()),
-            },
-            None => {
-                let rel = Path::new(url);
+        use crate::url::{classify, Url, UrlProblem};
+        match classify(url) {
+            Ok(Url::Http(u)) => Ok(Source::Http(u.to_owned())),
+            Ok(Url::File(path)) => Ok(Source::File(PathBuf::from(percent_decode(path)))),
+            Ok(Url::Path(p)) => {
+                let rel = Path::new(p);
                 if rel.is_absolute() {
                     return Ok(Source::File(rel.to_owned()));
                 }
@@ -71,6 +59,15 @@ impl Source {
                         catalogue: catalogue.display().to_string(),
                     }),
                 }
+            }
+            Err(UrlProblem::UnsupportedScheme(_)) => Err(FetchError::UnsupportedScheme {
+                url: url.to_owned(),
+            }),
+            Err(problem @ (UrlProblem::Empty | UrlProblem::Malformed(_))) => {
+                Err(FetchError::BadUrl {
+                    url: url.to_owned(),
+                    detail: problem.to_string(),
+                })
             }
         }
     }

@@ -156,10 +156,32 @@ fn negative_size_and_bad_url() {
     );
     fails_at(
         &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurls = [\"ftp://x/y\"]\n"),
-        2,
-        9,
+        5,
+        10,
         "unsupported scheme \"ftp\"",
     );
+}
+
+#[test]
+fn data_and_javascript_urls_and_bad_ports_are_refused_at_the_url() {
+    for (url, needle) in [
+        ("data:text/plain,x", "unsupported scheme \"data\""),
+        ("javascript:alert(1)", "unsupported scheme \"javascript\""),
+        (
+            "http://h:70000/m",
+            "port \"70000\" is not a number from 1 to 65535",
+        ),
+        ("http://h:0/m", "port \"0\""),
+    ] {
+        fails_at(
+            &format!(
+                "version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 1\nurls = [\"ok.onnx\", \"{url}\"]\n"
+            ),
+            5,
+            21,
+            needle,
+        );
+    }
 }
 
 #[test]

@@ -239,10 +239,8 @@ impl TempBlob {
     /// Empties the file and the hashes: the source could not continue where we stopped (a `200`
     /// answer to a `Range` request), so the download starts over.
     pub fn restart(&mut self) -> Result<(), StoreError> {
-        self.file
-            .set_len(0)
-            .and_then(|()| self.file.seek(SeekFrom::Start(0)).map(|_| ()))
-            .at("truncate", &self.path)?;
+        fsx::truncate(&self.file, 0, &self.path)?;
+        self.file.seek(SeekFrom::Start(0)).at("seek", &self.path)?;
         self.hashers.reset();
         self.len = 0;
         Ok(())
@@ -289,10 +287,8 @@ impl TempBlob {
 
 /// Whether a claimed partial may be written into: a regular file of ours, mode 0600, one link.
 fn resumable(meta: &std::fs::Metadata) -> bool {
-    // SAFETY: geteuid cannot fail.
-    let me = unsafe { libc::geteuid() };
     meta.file_type().is_file()
-        && meta.uid() == me
+        && meta.uid() == crate::who::euid()
         && meta.nlink() == 1
         && meta.mode() & 0o7777 == TEMP_MODE
 }
@@ -321,6 +317,8 @@ impl Drop for TempBlob {
 
 #[cfg(test)]
 mod tests {
+    // Tests plant partials, hard links and modes with raw std::fs on purpose.
+    #![allow(clippy::disallowed_methods)]
     use super::super::tests::store;
     use super::*;
 

@@ -207,6 +207,8 @@ impl<'s> Puller<'s> {
             });
         }
         // Step 2: one downloader per file; the others wait here, then find it published.
+        // Lock order (crate::lock): this blob lock first; gc.lock, then manifest.lock, are taken
+        // while it is held.
         let lock = store.lock(
             &key.lock_path(store.layout()),
             Mode::Exclusive,

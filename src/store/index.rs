@@ -248,6 +248,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    // Tests plant blobs and damaged records with raw std::fs on purpose.
+    #![allow(clippy::disallowed_methods)]
     use super::*;
 
     fn md5() -> Upstream {

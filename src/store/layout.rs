@@ -1,4 +1,7 @@
-//! Every path inside a store, computed in one place (DESIGN §4, store format 1).
+//! Every path inside a store, computed in one place (DESIGN §4, store format 1) — except the
+//! names of files inside `tmp/` and the download locks of upstream-only entries, which
+//! `crate::publish` and `crate::pull::key` derive from a stem under [`Layout::tmp`] and
+//! [`Layout::locks`].
 //!
 //! ```text
 //! <store>/store.toml          format = 1, mode = "private" | "group", locking = "flock" | "none"
@@ -6,7 +9,8 @@
 //! <store>/manifest.toml       name -> entry: what the store holds (the gc roots)
 //! <store>/blobs/<hex>         immutable content, mode 0444, name = BLAKE3 of the content
 //! <store>/tmp/                one temp file per writer (O_EXCL, 0600), resumable download partials
-//! <store>/locks/<hex>.lock    per-blob publish lock; manifest.lock; gc.lock
+//! <store>/locks/<hex>.lock    one download's lock (sha256-<hex>.lock / md5-<hex>.lock for an
+//!                             upstream-only entry); manifest.lock; gc.lock
 //! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
 //! <store>/index/<algo>-<hex>  digest index: upstream sha256/md5 -> BLAKE3 + size (see `index`)
 //! <store>/snapshots/<tree>/…  each model's files under their real names, links to blobs (format 2)

@@ -68,6 +68,7 @@ impl Store {
             }
             RootState::Foreign => return Err(StoreError::NotAStore { path: root.into() }),
         }
+        policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
         Ok(Store { layout, config })
@@ -119,9 +120,7 @@ impl Store {
         let layout = Layout::new(root);
         let w = |e| StoreError::writing(root, e);
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .at("create directory", parent)
-                .map_err(w)?;
+            fsx::create_dir_all(parent).map_err(w)?;
         }
         let gid = opts.group.as_deref().map(lookup_group).transpose()?;
         policy::check_parent(root)?;
@@ -170,6 +169,8 @@ impl Store {
     }
 
     /// Takes a lock in `locks/`, honouring the store's locking policy (`none` → a no-op guard).
+    ///
+    /// Callers keep the lock order of [`crate::lock`]: blob lock → `gc.lock` → `manifest.lock`.
     pub fn lock(
         &self,
         path: &Path,
@@ -187,7 +188,8 @@ impl Store {
     }
 
     /// Takes `locks/gc.lock`: shared by publishers around publish + manifest entry, exclusive by
-    /// gc and by `rm`'s sweep (invariant I4).
+    /// gc, verify's quarantine and `rm`'s sweep (invariant I4). Lock order: after a blob lock,
+    /// never while holding `manifest.lock`.
     pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, StoreError> {
         self.lock(&self.layout.gc_lock(), mode, Wait::Forever, &mut |_| {})
     }

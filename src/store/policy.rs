@@ -7,8 +7,12 @@
 //!
 //! Inside a group-writable directory any member can plant a symlink or a foreign file. beaker never
 //! follows one: every open inside the store uses `O_NOFOLLOW` (see `fsx`), the top-level directories
-//! are checked with `lstat` when the store is opened, names and hashes are validated before they
-//! become paths, and temp files are created `O_EXCL` under unpredictable names.
+//! and `store.toml` are checked with `lstat` when the store is opened, names and hashes are
+//! validated before they become paths, and temp files are created `O_EXCL|O_NOFOLLOW` (a name
+//! planted in advance makes the create fail; it is never written through).
+//!
+//! The rules live in one table (`TABLE`): the open-time check refuses the violations its rows
+//! mark as refused, and `info` reports every violation of every row, in the same words.
 //!
 //! **Limit**: the directories are checked when the store is opened. A member of the group who swaps
 //! `blobs/` for a symlink *between* that check and a later write could redirect the write; closing
@@ -41,36 +45,289 @@ pub struct Problem {
     pub remedy: String,
 }
 
-/// Checks run every time a store is opened: refuse a store that is unsafe to use, naming the
-/// cause and the fix. Nothing is changed.
+/// What a path of a store must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    Dir,
+    File,
+}
+
+/// Where a rule applies: one path of the layout, or every entry of one of its directories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Target {
+    /// The store root itself.
+    Root,
+    /// A path directly under the root (`layout::DIRS`, `layout::FILES`).
+    Path(&'static str),
+    /// Each entry of this directory.
+    EntriesOf(&'static str),
+}
+
+/// One row of the policy table: what is checked, and whether opening the store refuses a
+/// violation (else only `info` reports it).
+#[derive(Debug, Clone, Copy)]
+struct Rule {
+    target: Target,
+    want: Want,
+    /// Group stores: the bits it must have, and the store's group as its group.
+    group_bits: Option<u32>,
+    /// Any store: the exact permission bits it must have.
+    exact_mode: Option<u32>,
+    /// Opening the store refuses a wrong type here (everything inside the store trusts it).
+    refuse_wrong_type: bool,
+    /// Opening a group store refuses a wrong group or mode here.
+    refuse_wrong_group: bool,
+}
+
+const fn dir(name: &'static str) -> Rule {
+    Rule {
+        target: Target::Path(name),
+        want: Want::Dir,
+        group_bits: Some(GROUP_DIR_BITS),
+        exact_mode: None,
+        refuse_wrong_type: true,
+        refuse_wrong_group: true,
+    }
+}
+
+const fn file(name: &'static str, refuse_wrong_type: bool) -> Rule {
+    Rule {
+        target: Target::Path(name),
+        want: Want::File,
+        group_bits: Some(GROUP_FILE_BITS),
+        exact_mode: None,
+        refuse_wrong_type,
+        refuse_wrong_group: false,
+    }
+}
+
+/// store.toml is read on every open: a symlink there is refused like a symlinked directory.
+const STORE_TOML: Rule = file("store.toml", true);
+
+/// The store's policy, written once: [`check_on_open`] refuses the violations marked `refuse_*`,
+/// [`problems`] (for `info`) reports every violation of every row, with the same words.
+const TABLE: [Rule; 14] = [
+    Rule {
+        target: Target::Root,
+        want: Want::Dir,
+        group_bits: Some(GROUP_DIR_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false, // checked by `Store::open` before the table is read
+        refuse_wrong_group: false,
+    },
+    STORE_TOML,
+    file("CACHEDIR.TAG", false),
+    file("manifest.toml", false),
+    dir("blobs"),
+    dir("tmp"),
+    dir("locks"),
+    dir("quarantine"),
+    dir("index"),
+    dir("snapshots"),
+    Rule {
+        target: Target::EntriesOf("blobs"),
+        want: Want::File,
+        group_bits: None,
+        exact_mode: Some(0o444),
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    Rule {
+        target: Target::EntriesOf("locks"),
+        want: Want::File,
+        group_bits: Some(GROUP_FILE_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    // One directory per model, holding links to blobs (their content is verify's business).
+    Rule {
+        target: Target::EntriesOf("snapshots"),
+        want: Want::Dir,
+        group_bits: Some(GROUP_DIR_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    Rule {
+        target: Target::EntriesOf("tmp"),
+        want: Want::File,
+        group_bits: None,
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+];
+
+/// Which violation a [`Problem`] is, so the caller knows whether the rule refuses it on open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Broken {
+    Type,
+    Group,
+    Mode,
+}
+
+/// The one place the rules are judged: the violation of `rule` by `path` (with `meta` from
+/// `lstat`), if any, in the words both `open` and `info` use.
+fn judge(
+    rule: &Rule,
+    path: &Path,
+    meta: &std::fs::Metadata,
+    group: Option<(u32, &str)>,
+    root: &Path,
+) -> Option<(Broken, Problem)> {
+    let report = |problem: String, remedy: String| Problem {
+        path: path.to_owned(),
+        found: who::describe_owner(meta),
+        problem,
+        remedy,
+    };
+    let is_right_type = match rule.want {
+        Want::Dir => meta.file_type().is_dir(),
+        Want::File => meta.file_type().is_file(),
+    };
+    if !is_right_type {
+        let kind = crate::fsx::kind_of(meta);
+        let (problem, remedy) = match (rule.target, rule.want) {
+            (Target::Path(d), Want::Dir) => (
+                format!("is a {kind} where the store's {d}/ directory should be"),
+                format!("remove it and recreate the directory: rm {0} && mkdir {0}", path.display()),
+            ),
+            (Target::Path("store.toml"), Want::File) => (
+                format!("is a {kind} where the store's settings file should be"),
+                format!(
+                    "replace it with a regular file: cp --remove-destination \"$(readlink -f {0})\" {0}",
+                    path.display()
+                ),
+            ),
+            (Target::Path(f), Want::File) => (
+                format!("is a {kind} where the store's {f} file should be"),
+                format!("rm {}", path.display()),
+            ),
+            (Target::EntriesOf(d), Want::Dir) => (
+                format!("is a {kind} inside {d}/, where only directories belong"),
+                format!("rm {}", path.display()),
+            ),
+            (Target::EntriesOf(d), Want::File) => (
+                format!("is a {kind} inside {d}/, where only regular files belong"),
+                format!("rm {}", path.display()),
+            ),
+            (Target::Root, _) => (
+                format!("is a {kind}, not a directory"),
+                "point --store at a directory".into(),
+            ),
+        };
+        return Some((Broken::Type, report(problem, remedy)));
+    }
+    if let Some(want) = rule.exact_mode {
+        if meta.mode() & 0o7777 != want {
+            return Some((
+                Broken::Mode,
+                report(
+                    format!("must be mode {want:04o} (published blobs are read-only)"),
+                    "beaker store verify (checks the content, quarantines it if damaged)".into(),
+                ),
+            ));
+        }
+    }
+    if let (Some(bits), Some((gid, name))) = (rule.group_bits, group) {
+        if meta.gid() != gid || meta.mode() & bits != bits {
+            let (problem, remedy) = match (rule.target, rule.want) {
+                (Target::EntriesOf("locks"), _) => (
+                    format!("should belong to the store's group {name} and be group-writable (0664)"),
+                    "beaker store prune-locks (removes unheld lock files)".into(),
+                ),
+                (_, Want::Dir) => (
+                    format!("should belong to the store's group {name} with mode 2775 (group-writable, setgid)"),
+                    fix_group_command(root, name),
+                ),
+                (_, Want::File) => (
+                    format!("should belong to the store's group {name} and be group-writable (0664)"),
+                    fix_file(path, name),
+                ),
+            };
+            return Some((Broken::Group, report(problem, remedy)));
+        }
+    }
+    None
+}
+
+/// Every violation of the table in the store, with whether opening it is refused for it.
+/// `entries`: also look inside `blobs/`, `locks/` and `tmp/` (`info` does; `open` does not).
+fn violations(
+    layout: &Layout,
+    config: &Config,
+    entries: bool,
+) -> Result<Vec<(bool, Problem)>, IoError> {
+    let root = layout.root();
+    let root_meta = std::fs::metadata(root).at("inspect", root)?;
+    let gid = root_meta.gid();
+    // Only a group store needs the group's name (a database lookup, possibly over LDAP).
+    let name = match config.mode {
+        Sharing::Group => group_label(gid),
+        Sharing::Private => String::new(),
+    };
+    let group = (config.mode == Sharing::Group).then_some((gid, name.as_str()));
+    let mut out = Vec::new();
+    let mut check = |rule: &Rule, path: &Path, meta: &std::fs::Metadata| {
+        if let Some((broken, problem)) = judge(rule, path, meta, group, root) {
+            let refused = match broken {
+                Broken::Type => rule.refuse_wrong_type,
+                Broken::Group => rule.refuse_wrong_group,
+                Broken::Mode => false,
+            };
+            out.push((refused, problem));
+        }
+    };
+    for rule in &TABLE {
+        match rule.target {
+            Target::Root => check(rule, root, &root_meta),
+            Target::Path(rel) => {
+                let p = root.join(rel);
+                if let Ok(meta) = std::fs::symlink_metadata(&p) {
+                    check(rule, &p, &meta);
+                }
+            }
+            Target::EntriesOf(rel) if entries => {
+                let dir = root.join(rel);
+                if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
+                    continue; // reported by the directory's own row
+                }
+                for entry in std::fs::read_dir(&dir).at("list", &dir)? {
+                    let p = entry.at("list", &dir)?.path();
+                    if let Ok(meta) = std::fs::symlink_metadata(&p) {
+                        // tmp/ also holds snapshots being built (`snap-….d`) or going away
+                        // (`damaged-….d`): directories that `crate::snapshot` makes.
+                        let staging = rel == "tmp"
+                            && meta.is_dir()
+                            && p.extension().is_some_and(|e| e == "d");
+                        if !staging {
+                            check(rule, &p, &meta);
+                        }
+                    }
+                }
+            }
+            Target::EntriesOf(_) => {}
+        }
+    }
+    Ok(out)
+}
+
+/// Checks run every time a store is opened: refuse a store that is unsafe to use (the rows of the
+/// policy table marked to refuse), naming the cause and the fix. The only change made is
+/// recreating a store directory that was deleted by hand (best effort).
 pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), StoreError> {
     let root = layout.root();
     check_parent(root)?;
     for d in layout::DIRS {
         let dir = root.join(d);
-        let meta = match std::fs::symlink_metadata(&dir) {
-            Ok(m) => m,
-            // Deleted by hand: recreate it (best effort; a reader without write access can still
-            // use the rest of the store, and a writer gets a clear error where it needs the dir).
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let _ = crate::fsx::ensure_dir(&dir, config.dir_mode());
-                continue;
+        // Deleted by hand: recreate it (best effort; a reader without write access can still
+        // use the rest of the store, and a writer gets a clear error where it needs the dir).
+        if let Err(e) = std::fs::symlink_metadata(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(IoError::new("inspect", &dir, e).into());
             }
-            Err(e) => return Err(IoError::new("inspect", &dir, e).into()),
-        };
-        if !meta.file_type().is_dir() {
-            return Err(StoreError::Unsafe {
-                path: dir.clone(),
-                found: who::describe_owner(&meta),
-                problem: format!(
-                    "is a {} where the store's {d}/ directory should be",
-                    kind(&meta)
-                ),
-                remedy: format!(
-                    "remove it and recreate the directory: rm {0} && mkdir {0}",
-                    dir.display()
-                ),
-            });
+            let _ = crate::fsx::ensure_dir(&dir, config.dir_mode());
         }
     }
     if config.mode == Sharing::Group {
@@ -91,22 +348,33 @@ pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), Stor
                 ),
             });
         }
-        for d in layout::DIRS {
-            let dir = root.join(d);
-            let Ok(meta) = std::fs::symlink_metadata(&dir) else {
-                continue;
-            };
-            if meta.gid() != gid || meta.mode() & GROUP_DIR_BITS != GROUP_DIR_BITS {
-                return Err(StoreError::Unsafe {
-                    path: dir.clone(),
-                    found: who::describe_owner(&meta),
-                    problem: format!("should belong to the store's group {group} with mode 2775"),
-                    remedy: fix_group_command(root, &group),
-                });
-            }
-        }
     }
-    Ok(())
+    refuse_first(violations(layout, config, false)?)
+}
+
+/// `store.toml` must be a regular file before it is read (a symlink there is refused, exit 2, like
+/// a symlinked `blobs/`): the store.toml row of the table, checked before the config is known.
+pub(crate) fn check_config_file(layout: &Layout) -> Result<(), StoreError> {
+    let path = layout.config();
+    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+        return Ok(()); // reading it reports what is wrong
+    };
+    match judge(&STORE_TOML, &path, &meta, None, layout.root()) {
+        Some((Broken::Type, p)) => refuse_first(vec![(true, p)]),
+        _ => Ok(()),
+    }
+}
+
+fn refuse_first(found: Vec<(bool, Problem)>) -> Result<(), StoreError> {
+    match found.into_iter().find(|(refused, _)| *refused) {
+        Some((_, p)) => Err(StoreError::Unsafe {
+            path: p.path,
+            found: p.found,
+            problem: p.problem,
+            remedy: p.remedy,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A store inside a world-writable directory without the sticky bit (like a misconfigured /tmp)
@@ -131,132 +399,13 @@ pub(crate) fn check_parent(root: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Everything in the store that breaks its policy (wrong type, group or mode), for `info`.
+/// Everything in the store that breaks its policy (wrong type, group or mode), for `info`: every
+/// row of the same table `check_on_open` refuses from, so the two cannot disagree.
 pub fn problems(layout: &Layout, config: &Config) -> Result<Vec<Problem>, IoError> {
-    let root = layout.root();
-    let root_meta = std::fs::metadata(root).at("inspect", root)?;
-    let gid = root_meta.gid();
-    let group = config.mode == Sharing::Group;
-    let mut out = Vec::new();
-    let mut report = |path: &Path, meta: &std::fs::Metadata, problem: String, remedy: String| {
-        out.push(Problem {
-            path: path.to_owned(),
-            found: who::describe_owner(meta),
-            problem,
-            remedy,
-        })
-    };
-    let fix = fix_group_command(root, &group_label(gid));
-    if group && root_meta.mode() & GROUP_DIR_BITS != GROUP_DIR_BITS {
-        report(
-            root,
-            &root_meta,
-            "store directory is not group-writable and setgid (2775)".into(),
-            fix.clone(),
-        );
-    }
-    for name in layout::FILES {
-        let p = root.join(name);
-        let Ok(meta) = std::fs::symlink_metadata(&p) else {
-            continue;
-        };
-        if !meta.file_type().is_file() {
-            report(
-                &p,
-                &meta,
-                format!("is a {}, expected a regular file", kind(&meta)),
-                format!("rm {}", p.display()),
-            );
-        } else if group && (meta.gid() != gid || meta.mode() & GROUP_FILE_BITS != GROUP_FILE_BITS) {
-            report(
-                &p,
-                &meta,
-                "should be group-owned and group-writable (0664)".into(),
-                fix_file(&p, &group_label(gid)),
-            );
-        }
-    }
-    for d in layout::DIRS {
-        let dir = root.join(d);
-        let Ok(meta) = std::fs::symlink_metadata(&dir) else {
-            continue;
-        };
-        if !meta.file_type().is_dir() {
-            report(
-                &dir,
-                &meta,
-                format!("is a {}, expected a directory", kind(&meta)),
-                format!("rm {0} && mkdir {0}", dir.display()),
-            );
-            continue;
-        }
-        if group && (meta.gid() != gid || meta.mode() & GROUP_DIR_BITS != GROUP_DIR_BITS) {
-            report(
-                &dir,
-                &meta,
-                "should be group-owned, group-writable and setgid (2775)".into(),
-                fix.clone(),
-            );
-        }
-        for entry in std::fs::read_dir(&dir).at("list", &dir)? {
-            let entry = entry.at("list", &dir)?;
-            let p = entry.path();
-            let Ok(meta) = std::fs::symlink_metadata(&p) else {
-                continue;
-            };
-            // snapshots/ holds one directory per model (links to blobs, checked by verify);
-            // tmp/ also holds snapshots being built (`snap-….d`) and damaged ones going away.
-            let dir_expected = d == "snapshots"
-                || (d == "tmp" && entry.file_name().to_string_lossy().ends_with(".d"));
-            if dir_expected && meta.file_type().is_dir() {
-                continue;
-            }
-            if !meta.file_type().is_file() {
-                report(
-                    &p,
-                    &meta,
-                    format!("is a {} inside {d}/", kind(&meta)),
-                    format!("rm {}", p.display()),
-                );
-                continue;
-            }
-            match d {
-                "blobs" if meta.mode() & 0o7777 != 0o444 => report(
-                    &p,
-                    &meta,
-                    "published blobs must be mode 0444".into(),
-                    "beaker store verify (checks the content, quarantines it if damaged)".into(),
-                ),
-                "locks"
-                    if group
-                        && (meta.gid() != gid
-                            || meta.mode() & GROUP_FILE_BITS != GROUP_FILE_BITS) =>
-                {
-                    report(
-                        &p,
-                        &meta,
-                        "lock files of a group store should be group-owned and 0664".into(),
-                        "beaker store prune-locks (removes unheld lock files)".into(),
-                    )
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn kind(meta: &std::fs::Metadata) -> &'static str {
-    let t = meta.file_type();
-    if t.is_symlink() {
-        "symlink"
-    } else if t.is_dir() {
-        "directory"
-    } else if t.is_file() {
-        "regular file"
-    } else {
-        "special file"
-    }
+    Ok(violations(layout, config, true)?
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect())
 }
 
 fn group_label(gid: u32) -> String {
@@ -272,4 +421,85 @@ fn fix_group_command(root: &Path, group: &str) -> String {
         "chgrp -R {group} {0} && find {0} -type d -exec chmod 2775 {{}} +",
         root.display()
     )
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests break stores on purpose (modes, symlinks) with raw std::fs.
+    #![allow(clippy::disallowed_methods)]
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+    use crate::store::{InitOptions, Store};
+
+    fn group_store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = InitOptions {
+            mode: Sharing::Group,
+            ..InitOptions::default()
+        };
+        let store = Store::init(&dir.path().join("s"), opts).unwrap();
+        (dir, store)
+    }
+
+    fn refused(e: StoreError) -> Problem {
+        match e {
+            StoreError::Unsafe {
+                path,
+                found,
+                problem,
+                remedy,
+            } => Problem {
+                path,
+                found,
+                problem,
+                remedy,
+            },
+            other => panic!("expected Unsafe, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_violation_refused_on_open_is_reported_by_info_in_the_same_words() {
+        let (_dir, store) = group_store();
+        assert_eq!(problems(store.layout(), store.config()).unwrap(), []);
+        let blobs = store.layout().blobs();
+        std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let on_open = refused(Store::open(store.root()).unwrap_err());
+        assert_eq!(on_open.path, blobs);
+        assert!(on_open.problem.contains("with mode 2775"), "{on_open:?}");
+        assert_eq!(problems(store.layout(), store.config()).unwrap(), [on_open]);
+    }
+
+    #[test]
+    fn a_symlinked_store_toml_is_refused_on_open_and_reported_by_info() {
+        let (dir, store) = group_store();
+        let config = store.layout().config();
+        let moved = dir.path().join("elsewhere.toml");
+        std::fs::rename(&config, &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, &config).unwrap();
+        let on_open = refused(Store::open(store.root()).unwrap_err());
+        assert_eq!(on_open.path, config);
+        assert!(on_open.problem.starts_with("is a symlink"), "{on_open:?}");
+        assert!(problems(store.layout(), store.config())
+            .unwrap()
+            .contains(&on_open));
+    }
+
+    #[test]
+    fn a_violation_only_info_reports_does_not_stop_open() {
+        let (_dir, store) = group_store();
+        let manifest = store.layout().manifest();
+        std::fs::write(&manifest, "version = 1\n").unwrap();
+        std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        Store::open(store.root()).unwrap();
+        let found = problems(store.layout(), store.config()).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, manifest);
+        assert!(
+            found[0].problem.contains("group-writable (0664)"),
+            "{found:?}"
+        );
+        assert!(found[0].remedy.contains("chmod 0664"), "{found:?}");
+    }
 }

@@ -44,6 +44,8 @@ impl Store {
         &self,
         edit: impl FnOnce(&mut Manifest) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // Lock order: manifest.lock is the last lock taken (after a blob lock and gc.lock, if
+        // the caller holds them); `edit` must take no lock.
         let _guard = self.lock(
             &self.layout().manifest_lock(),
             Mode::Exclusive,

@@ -79,7 +79,8 @@ impl Store {
     }
 
     /// Takes `locks/gc.lock` exclusively, waiting for publishers in flight (they hold it shared
-    /// for milliseconds). `on_wait` hears, about a second in, who holds it.
+    /// for milliseconds). `on_wait` hears, about a second in, who holds it. Lock order
+    /// (crate::lock): never while holding manifest.lock; a blob lock may be held.
     pub fn gc_exclusive(
         &self,
         on_wait: &mut dyn FnMut(Option<Holder>),
@@ -161,24 +162,16 @@ impl Store {
     /// in every directory of the store, so maintenance refuses a read-only store up front rather
     /// than stopping halfway through its deletions.
     pub fn ensure_writable(&self) -> Result<(), StoreError> {
-        use std::ffi::CString;
-        use std::os::unix::ffi::OsStrExt;
         let l = self.layout();
-        for dir in [l.blobs(), l.tmp(), l.locks(), l.quarantine(), l.index()] {
-            let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-                continue;
-            };
-            // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-            let rc = unsafe {
-                libc::faccessat(
-                    libc::AT_FDCWD,
-                    c.as_ptr(),
-                    libc::W_OK | libc::X_OK,
-                    libc::AT_EACCESS,
-                )
-            };
-            if rc != 0 {
-                let e = std::io::Error::last_os_error();
+        for dir in [
+            l.blobs(),
+            l.tmp(),
+            l.locks(),
+            l.quarantine(),
+            l.index(),
+            l.snapshots(),
+        ] {
+            if let Err(e) = crate::who::may_write_in(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     continue; // created on demand
                 }

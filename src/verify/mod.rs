@@ -270,6 +270,7 @@ fn quarantine_all(
     expected: &BTreeMap<Blake3, u64>,
     out: &mut Outcome,
 ) {
+    // Lock order (crate::lock): gc.lock only; verify takes no blob or manifest lock.
     let guard = store.gc_exclusive(&mut |_| {});
     for (id, problem, dev, ino) in bad {
         let mut record = Corrupt {

@@ -207,6 +207,10 @@ fn the_fast_path_syncs_blobs_dir_before_recording_a_name() {
 
 /// Runs `cmd` with RLIMIT_FSIZE set to `bytes` (what `ulimit -f` sets).
 fn with_file_size_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec runs setrlimit(2), async-signal-safe, in the child"
+    )]
     // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -271,9 +275,7 @@ fn an_add_past_ulimit_f_fails_cleanly_and_leaves_nothing() {
 fn adding_a_fifo_is_refused_at_once() {
     let env = Env::new();
     let fifo = env.path("pipe.onnx");
-    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let mut child = env
         .cmd()
         .args(["store", "add", fifo.to_str().unwrap(), "--name", "p"])
@@ -331,8 +333,7 @@ impl Drop for SmallDisk {
 
 #[test]
 fn a_full_disk_deletes_the_partial_and_the_gc_the_error_names_frees_the_rest() {
-    if !crate::maint_helpers::is_root() {
-        eprintln!("not run: needs root to mount a small tmpfs for a real ENOSPC");
+    if !root_only("mounts a small tmpfs to fill a real disk (ENOSPC)") {
         return;
     }
     let (mut env, server) = (Env::new(), Server::start());

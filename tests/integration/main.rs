@@ -1,12 +1,17 @@
 //! beaker's integration tests: one test binary (fast to link), one module per area. Every test
 //! drives the real `beaker` binary in real processes against a fresh temp store.
+// Tests plant hostile files (symlinks, foreign owners, odd modes) and set up fixtures with raw
+// std::fs on purpose; clippy.toml's ban on raw fs mutations is for the library, not for them.
+#![allow(clippy::disallowed_methods)]
 
 mod support;
 
 mod broken_flock;
+mod contract;
 mod core_cli;
 mod core_concurrency;
 mod digest_index;
+mod hangs;
 mod harden_publish;
 mod http_server;
 mod maint;
@@ -17,5 +22,6 @@ mod maint_race;
 mod pull;
 mod pull_resume;
 mod pull_tls;
+mod root_only;
 mod shared;
 mod shared_pull;

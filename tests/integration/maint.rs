@@ -86,7 +86,7 @@ fn gc_keeps_blobs_named_by_a_keep_catalogue() {
         .fails(2, &["bad.toml:3:", "nothing was deleted"]);
     let missing = env.path("nope.toml");
     env.run(&["store", "gc", "--keep", missing.to_str().unwrap()])
-        .fails(1, &["nope.toml"]);
+        .fails(2, &["nope.toml", "No such file"]);
     assert!(blob_path(&env, &orphan).exists());
 
     let gone: GcJson = env.run(&["--json", "store", "gc"]).json();

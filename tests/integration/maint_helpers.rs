@@ -99,8 +99,7 @@ pub fn set(v: &[String]) -> BTreeSet<String> {
 
 /// Whether this process is root (root ignores permission bits).
 pub fn is_root() -> bool {
-    // SAFETY: geteuid cannot fail.
-    unsafe { libc::geteuid() == 0 }
+    beaker::who::is_root()
 }
 
 /// Runs `beaker --store S args…` as a user who cannot write the store: as root, the unprivileged

@@ -180,7 +180,9 @@ fn sigint_leaves_a_resumable_partial() {
     let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 18));
     server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
-    let mut child = pull_cmd(&env, &cat)
+    let mut cmd = pull_cmd(&env, &cat);
+    // Ctrl-C must reach beaker even if this test runner inherited SIGINT ignored.
+    let mut child = default_sigint(&mut cmd)
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -188,8 +190,7 @@ fn sigint_leaves_a_resumable_partial() {
         .unwrap();
     server.wait_gate();
     wait_for_partial(&env, AT);
-    // SAFETY: plain kill(2) on our own child.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    send_signal(child.id(), libc::SIGINT);
     assert!(!child.wait().unwrap().success());
     server.release_gate();
     assert_eq!(partials(&env).len(), 1, "Ctrl-C keeps the partial");

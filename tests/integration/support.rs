@@ -20,6 +20,120 @@ pub const PROXY_AND_CA_VARS: [&str; 8] = [
     "SSL_CERT_FILE",
 ];
 
+/// Makes `cmd`'s child start with the default action for SIGINT, whatever this test process
+/// inherited. A test runner started with SIGINT ignored (a background job of a script, some CI
+/// shells) passes SIG_IGN on to every child, and beaker deliberately keeps an inherited SIG_IGN
+/// (see docs/pull.md, "Interrupting a pull"); a test that interrupts beaker must not depend on that.
+pub fn default_sigint(cmd: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    #[allow(
+        unsafe_code,
+        reason = "pre_exec runs signal(2), async-signal-safe, in the child"
+    )]
+    // SAFETY: between fork and exec the closure only calls signal(2), which is
+    // async-signal-safe, and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::signal(libc::SIGINT, libc::SIG_DFL) == libc::SIG_ERR {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Sends `signal` to the process `pid` (one of this test's children).
+pub fn send_signal(pid: u32, signal: i32) {
+    let pid = i32::try_from(pid).expect("pid fits in pid_t");
+    #[allow(
+        unsafe_code,
+        reason = "kill(2) has no std wrapper for signals other than SIGKILL"
+    )]
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let rc = unsafe { libc::kill(pid, signal) };
+    assert_eq!(
+        rc,
+        0,
+        "kill({pid}, {signal}): {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// Runs `cmd` to completion with its output captured, killing it and failing the test if it is
+/// still running after `limit`: a regression that hangs (a FIFO, an endless read) fails the
+/// suite instead of hanging it.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Run {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(out) => Run::from(out.expect("wait for beaker")),
+        Err(_) => {
+            send_signal(pid, libc::SIGKILL);
+            panic!("{cmd:?} was still running after {limit:?}: it hangs");
+        }
+    }
+}
+
+/// Makes a FIFO at `path` (nobody ever writes to it).
+pub fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(made.success(), "mkfifo {}", path.display());
+}
+
+/// Set to `1` (CI does, in .ci/run) to make a root-only test that cannot run here fail instead of
+/// reporting "not run".
+pub const REQUIRE_ROOT_VAR: &str = "BEAKER_TEST_REQUIRE_ROOT";
+
+/// What a root-only test does, given whether we are root and the value of [`REQUIRE_ROOT_VAR`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RootOnly {
+    Run,
+    /// Report "not run" on stderr and pass.
+    NotRun,
+    /// Fail: the environment demands that every root-only test runs.
+    Fail,
+}
+
+pub fn root_only_decision(is_root: bool, require: Option<&std::ffi::OsStr>) -> RootOnly {
+    match (is_root, require) {
+        (true, _) => RootOnly::Run,
+        (false, Some(v)) if v == "1" => RootOnly::Fail,
+        (false, _) => RootOnly::NotRun,
+    }
+}
+
+/// For a test that needs root (real users, ownership changes): `true` when it can run. As
+/// another user it prints `not run: <test>: needs root: <reason>` on stderr and returns `false`
+/// (the test returns and passes), unless `BEAKER_TEST_REQUIRE_ROOT=1`, which makes it panic.
+pub fn root_only(reason: &str) -> bool {
+    let current = std::thread::current();
+    let test = current.name().unwrap_or("this test");
+    match root_only_decision(
+        beaker::who::is_root(),
+        std::env::var_os(REQUIRE_ROOT_VAR).as_deref(),
+    ) {
+        RootOnly::Run => true,
+        RootOnly::NotRun => {
+            eprintln!("not run: {test}: needs root: {reason} (set {REQUIRE_ROOT_VAR}=1 to make this a failure)");
+            false
+        }
+        RootOnly::Fail => panic!(
+            "{test} needs root ({reason}), and {REQUIRE_ROOT_VAR}=1 demands that it runs; run the tests as root"
+        ),
+    }
+}
+
 /// A temp directory for one test; `store` is a path inside it (not created).
 pub struct Env {
     pub dir: tempfile::TempDir,

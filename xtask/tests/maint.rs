@@ -1,5 +1,7 @@
 //! `cargo xtask gc | verify | prune-locks` do what `beaker store …` does, on the same store: the
 //! store is made with the beaker library, then the built xtask binary runs against it.
+// Tests damage stores on purpose (tampered blobs, planted folders) with raw std::fs.
+#![allow(clippy::disallowed_methods)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
