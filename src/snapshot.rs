@@ -296,6 +296,49 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
     })
 }
 
+/// Upgrades a format-1 store to format 2 in place (DESIGN §13): builds the snapshot of every
+/// recorded name whose blobs are all present and records its tree, then writes `format = 2` into
+/// `store.toml` last. Idempotent and crash-safe: each name is recorded atomically, names that
+/// already have a tree are skipped, and until `store.toml` says 2 the next writer redoes what is
+/// left. A name whose blob is missing is left as it is (it reads as missing; the next pull or add
+/// records it with its snapshot). A user who cannot write the store keeps using it as format 1
+/// (paths are then blob paths) and nothing changes.
+pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
+    let done = (|| {
+        let gc = store.gc_shared()?;
+        let manifest = store.read_manifest()?;
+        for (name, entry) in manifest.models {
+            if entry.tree.is_some() {
+                continue;
+            }
+            let Some(files) = entry.model_files(&name) else {
+                continue;
+            };
+            let mut present = true;
+            for f in &files {
+                present &= matches!(
+                    store.blob_state(&f.blake3, Some(f.size))?,
+                    crate::store::BlobState::Present { .. }
+                );
+            }
+            if !present {
+                continue;
+            }
+            let mut entry = entry;
+            if entry.files.is_none() {
+                entry.file = Some(entry.single_file_name(&name));
+            }
+            crate::publish::record_model(store, &name, entry, &gc)?;
+        }
+        drop(gc);
+        store.set_format(crate::store::FORMAT)
+    })();
+    match done {
+        Err(StoreError::NotWritable { .. }) => Ok(()),
+        other => other,
+    }
+}
+
 /// gc and `rm`: removes every snapshot whose tree is not in `keep` (links only; the blobs are
 /// the blob sweep's business) and returns them; with `dry_run` only reports. Entries of
 /// `snapshots/` that are not tree ids are returned as foreign and left alone.

@@ -6,8 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::line_col;
 
-/// The store format this beaker reads and writes. Bump together with `layout.rs`.
-pub const FORMAT: i64 = 1;
+/// The store format this beaker writes. Bump together with `layout.rs`.
+///
+/// Format 2 added `snapshots/` (DESIGN §13): every recorded name has one, and records its tree.
+/// A format-1 store is still read, and upgraded in place by the first writer that opens it
+/// (`super::upgrade`); a beaker that knows only format 1 refuses a format-2 store.
+pub const FORMAT: i64 = 2;
+
+/// The oldest store format this beaker reads (and upgrades).
+pub const OLDEST_FORMAT: i64 = 1;
 
 /// Who may use the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -80,7 +87,7 @@ impl Config {
         };
         let probe: FormatProbe = toml::from_str(text).map_err(invalid)?;
         match probe.format {
-            Some(toml::Value::Integer(FORMAT)) => {}
+            Some(toml::Value::Integer(n)) if (OLDEST_FORMAT..=FORMAT).contains(&n) => {}
             Some(other) => return Err(ConfigProblem::UnknownFormat(other.to_string())),
             None => return Err(ConfigProblem::UnknownFormat("(missing)".into())),
         }
@@ -89,8 +96,9 @@ impl Config {
 
     pub fn to_toml(&self) -> String {
         format!(
-            "# beaker store (format {FORMAT}); see `beaker store info`. Do not edit while beaker runs.\n\
+            "# beaker store (format {}); see `beaker store info`. Do not edit while beaker runs.\n\
              format = {}\nmode = \"{}\"\nlocking = \"{}\"\n",
+            self.format,
             self.format,
             match self.mode {
                 Sharing::Private => "private",
@@ -158,9 +166,11 @@ mod tests {
     #[test]
     fn unknown_format_and_keys_are_refused() {
         assert_eq!(
-            Config::parse("format = 2\n"),
-            Err(ConfigProblem::UnknownFormat("2".into()))
+            Config::parse("format = 3\n"),
+            Err(ConfigProblem::UnknownFormat("3".into()))
         );
+        assert_eq!(Config::parse("format = 1\n").unwrap().format, 1);
+        assert_eq!(Config::parse("format = 2\n").unwrap().format, 2);
         assert!(matches!(
             Config::parse("format = 1\nlocks = \"x\"\n"),
             Err(ConfigProblem::Invalid {

@@ -23,7 +23,7 @@ pub enum StoreError {
     NotAStore { path: PathBuf },
     #[error("no beaker store at {} (no store.toml); create one with `beaker store init --store {}` or any `add`/`pull`", path.display(), path.display())]
     NoStore { path: PathBuf },
-    #[error("{} has store format {found}, this beaker understands format {expected}; use a newer beaker (or another --store)", path.display())]
+    #[error("{} has store format {found}, this beaker understands formats up to {expected}; use a newer beaker (or another --store)", path.display())]
     UnknownFormat {
         path: PathBuf,
         found: String,

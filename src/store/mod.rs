@@ -71,7 +71,32 @@ impl Store {
         policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
-        Ok(Store { layout, config })
+        let mut store = Store { layout, config };
+        if store.config.format < FORMAT {
+            // The one upward call of this module: an old store is upgraded by the first writer
+            // that opens it (DESIGN §13; see `crate::snapshot::upgrade`).
+            crate::snapshot::upgrade(&mut store)?;
+        }
+        Ok(store)
+    }
+
+    /// Marks the store as upgraded to `format` (after `crate::snapshot::upgrade` did the work):
+    /// rewrites `store.toml` atomically, the last step, so a crash before it leaves the old format
+    /// and the next writer finishes the upgrade.
+    pub(crate) fn set_format(&mut self, format: i64) -> Result<(), StoreError> {
+        let config = Config {
+            format,
+            ..self.config
+        };
+        fsx::write_replace(
+            &self.layout.tmp(),
+            &self.layout.config(),
+            config.to_toml().as_bytes(),
+            config.file_mode(),
+        )
+        .map_err(|e| StoreError::writing(self.root(), e))?;
+        self.config = config;
+        Ok(())
     }
 
     /// Opens the store at `root`, creating a private one if there is none yet.

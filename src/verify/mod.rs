@@ -23,6 +23,7 @@
 //! file. The hold lasts milliseconds per corrupt blob, and only when something is corrupt.
 
 mod hash;
+mod snapshots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
@@ -100,6 +101,13 @@ pub struct Outcome {
     /// Blobs that could not be read at all (left in place).
     pub unreadable: Vec<Unreadable>,
     pub bytes_hashed: u64,
+    /// Snapshots (model directories) looked at.
+    pub snapshots_checked: usize,
+    /// Names whose snapshot did not hold exactly their blobs and was built again from them.
+    pub snapshots_rebuilt: Vec<ModelName>,
+    /// Names with a blob missing (or just quarantined) whose snapshot was taken out of use, so no
+    /// path to bad or partial content remains; the next pull or add builds it again.
+    pub snapshots_retired: Vec<ModelName>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -158,7 +166,11 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
     );
     let results = hash_all(&selection.work, &selection.expected, progress);
     progress.finish();
-    Ok(judge(store, selection, results))
+    let names = selection.names.clone();
+    let mut out = judge(store, selection, results);
+    // After the blobs (a quarantined blob makes its snapshots stale): the model directories.
+    snapshots::check_and_repair(store, &names, &mut out)?;
+    Ok(out)
 }
 
 /// What one run checks.
@@ -170,6 +182,8 @@ struct Selection {
     work: Vec<(Blake3, PathBuf, u64)>,
     /// Selected names whose blob is absent.
     missing: Vec<ModelName>,
+    /// The names whose snapshots are checked after the blobs.
+    names: Vec<ModelName>,
 }
 
 /// Every blob in `blobs/` (or only those of `names`), and which selected names miss their blob.
@@ -177,8 +191,9 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
     let manifest = store.read_manifest()?;
     let expected: BTreeMap<Blake3, u64> = manifest
         .models
-        .values()
-        .filter_map(|e| Some((e.blake3?, e.size?)))
+        .iter()
+        .flat_map(|(n, e)| e.files(n))
+        .filter_map(|f| Some((f.blake3?, f.size?)))
         .collect();
     let (names, targets): (Vec<&ModelName>, BTreeSet<Blake3>) = if names.is_empty() {
         let mut ids = BTreeSet::new();
@@ -199,17 +214,21 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
         }
         let ids = names
             .iter()
-            .filter_map(|n| manifest.models.get(n).and_then(|e| e.blake3))
+            .filter_map(|n| manifest.models.get(n).map(|e| e.files(n)))
+            .flatten()
+            .filter_map(|f| f.blake3)
             .collect();
         (names.iter().collect(), ids)
     };
     let mut missing = Vec::new();
-    for name in names {
-        let Some(id) = manifest.models.get(name).and_then(|e| e.blake3) else {
+    for name in &names {
+        let Some(entry) = manifest.models.get(*name) else {
             continue;
         };
-        if store.blob_state(&id, None)? == BlobState::Absent && !missing.contains(name) {
-            missing.push(name.clone());
+        for id in entry.files(name).iter().filter_map(|f| f.blake3) {
+            if store.blob_state(&id, None)? == BlobState::Absent && !missing.contains(*name) {
+                missing.push((*name).clone());
+            }
         }
     }
     let mut work: Vec<(Blake3, PathBuf, u64)> = Vec::new();
@@ -226,6 +245,7 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
         expected,
         work,
         missing,
+        names: names.into_iter().cloned().collect(),
     })
 }
 
@@ -371,6 +391,18 @@ impl std::fmt::Display for Outcome {
             writeln!(
                 f,
                 "missing: {n} (its blob is absent; `beaker store pull {n}` or add restores it)"
+            )?;
+        }
+        for n in &self.snapshots_rebuilt {
+            writeln!(
+                f,
+                "snapshot of {n} did not hold exactly its blobs: rebuilt from them"
+            )?;
+        }
+        for n in &self.snapshots_retired {
+            writeln!(
+                f,
+                "snapshot of {n} taken out of use (a blob of it is missing); `beaker store pull {n}` or add restores it"
             )?;
         }
         for w in &self.wrong_mode {

@@ -151,14 +151,14 @@ fn info_counts_names_and_bytes() {
 fn store_layout_and_cachedir_tag() {
     let env = Env::new();
     env.run(&["store", "init"]).ok();
-    for d in ["blobs", "tmp", "locks", "quarantine"] {
+    for d in ["blobs", "tmp", "locks", "quarantine", "index", "snapshots"] {
         assert!(env.store.join(d).is_dir(), "{d}");
     }
     let tag = std::fs::read_to_string(env.store.join("CACHEDIR.TAG")).unwrap();
     assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
     let cfg = std::fs::read_to_string(env.store.join("store.toml")).unwrap();
     assert!(
-        cfg.contains("format = 1\nmode = \"private\"\nlocking = \"flock\"\n"),
+        cfg.contains("format = 2\nmode = \"private\"\nlocking = \"flock\"\n"),
         "{cfg}"
     );
     // init again with the same settings is fine; with other settings it is refused.
@@ -330,12 +330,12 @@ fn a_foreign_directory_is_not_turned_into_a_store() {
 fn unknown_store_format_is_refused() {
     let env = Env::new();
     env.run(&["store", "init"]).ok();
-    std::fs::write(env.store.join("store.toml"), b"format = 2\n").unwrap();
+    std::fs::write(env.store.join("store.toml"), b"format = 3\n").unwrap();
     let before = snapshot(&env.store);
     let src = env.file("a", b"x");
     env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
-        .fails(2, &["store format 2", "understands format 1"]);
-    env.run(&["store", "ls"]).fails(2, &["store format 2"]);
+        .fails(2, &["store format 3", "understands formats up to 2"]);
+    env.run(&["store", "ls"]).fails(2, &["store format 3"]);
     std::fs::write(
         env.store.join("store.toml"),
         b"format = 1\nlocking = \"maybe\"\n",
