@@ -8,7 +8,7 @@
 //! - the digests are of exactly the bytes that went through [`TempBlob`]'s `Write`, in order
 //!   (`write` hashes the bytes the file accepted, no more), and `len` counts them;
 //! - a resumed partial ([`TempBlob::take_over`]) is re-hashed from its first byte, and is never a
-//!   file that is also a published blob (`nlink == 1`, mode 0600 — see the **Security** note there).
+//!   file that is also a published blob (`nlink == 1` — see the **Security** note there).
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
@@ -21,7 +21,7 @@ use crate::digest::{Md5, Sha256};
 use crate::error::{IoContext, IoError};
 use crate::fsx;
 use crate::manifest::Entry;
-use crate::store::{Locking, Store, StoreError, TEMP_MODE};
+use crate::store::{Locking, Store, StoreError, BLOB_MODE, TEMP_MODE};
 use crate::Blake3;
 
 /// A temp file in `<store>/tmp/` that only this process writes, hashed and counted as it grows.
@@ -38,6 +38,9 @@ pub struct TempBlob {
     pub(super) hashers: Hashers,
     pub(super) len: u64,
     pub(super) armed: bool,
+    /// For a resumed partial: the read-only descriptor it was claimed through, whose flock marks
+    /// this writer as alive until the TempBlob goes (a fresh file's own descriptor holds it).
+    _claim: Option<File>,
 }
 
 impl std::fmt::Debug for TempBlob {
@@ -155,6 +158,7 @@ impl TempBlob {
             hashers: Hashers::for_entry(entry),
             len: 0,
             armed: true,
+            _claim: None,
         })
     }
 
@@ -175,9 +179,13 @@ impl TempBlob {
     /// A `.part` may be a second hard link to a *published* blob: the link+unlink fallback of
     /// `fsx::persist_noclobber` leaves exactly that when killed between its two calls. Root can
     /// open such a 0444 file for writing, and resuming into it would rewrite a published blob
-    /// (I2). So the open file must have `nlink == 1` and the temp mode 0600 (a publish makes the
-    /// file 0444 *before* naming it), both read with `fstat` after the flock is ours, when no
-    /// live writer can change them; the rename then proves the path still names that inode.
+    /// (I2). So the claimed file must have exactly one link (`nlink == 1`: no name in `blobs/`),
+    /// and mode 0600 (being written) or 0444 (checked and made read-only by `prepare`, then
+    /// killed before it was named: complete bytes worth keeping), read with `fstat` after the
+    /// flock is ours, when no live writer can change them. The file is claimed through a
+    /// read-only descriptor (which holds the flock), renamed to our own name, checked to be the
+    /// same inode, made 0600 again, and only then opened for writing — and that descriptor must
+    /// name the same inode too.
     pub fn take_over(
         store: &Store,
         partial: &Path,
@@ -188,13 +196,13 @@ impl TempBlob {
             return Ok(None);
         }
         // Any failure to open (gone, another user's 0600 file, a symlink) means "not ours to take".
-        let Ok(file) = fsx::open_read_write(partial) else {
+        let Ok(claim) = fsx::open_read(partial) else {
             return Ok(None);
         };
-        if !crate::lock::try_exclusive(&file, partial)? {
+        if !crate::lock::try_exclusive(&claim, partial)? {
             return Ok(None); // its writer is alive (or another claimant got here first)
         }
-        let meta = file.metadata().at("inspect", partial)?;
+        let meta = claim.metadata().at("inspect", partial)?;
         if !resumable(&meta) {
             return Ok(None);
         }
@@ -204,10 +212,22 @@ impl TempBlob {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::writing(store.root(), e)),
         }
+        let same = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
         // The file we locked must be the one now at our name (nothing swapped it in between).
-        match std::fs::symlink_metadata(&own) {
-            Ok(now) if now.dev() == meta.dev() && now.ino() == meta.ino() => {}
-            _ => return Ok(None),
+        if !std::fs::symlink_metadata(&own).is_ok_and(|now| same(&now)) {
+            return Ok(None);
+        }
+        if meta.mode() & 0o7777 != TEMP_MODE {
+            fsx::set_mode(&claim, TEMP_MODE, &own)?;
+        }
+        let Ok(file) = fsx::open_read_write(&own) else {
+            return Ok(None);
+        };
+        if !file
+            .metadata()
+            .is_ok_and(|now| same(&now) && now.nlink() == 1)
+        {
+            return Ok(None);
         }
         let mut temp = TempBlob {
             file,
@@ -216,6 +236,7 @@ impl TempBlob {
             hashers: Hashers::for_entry(entry),
             len: 0,
             armed: true,
+            _claim: Some(claim),
         };
         // Re-hash what is there: never trust bytes we did not hash ourselves (I1). Read at most
         // one byte past the entry's size: a longer partial cannot be the blob.
@@ -285,12 +306,13 @@ impl TempBlob {
     }
 }
 
-/// Whether a claimed partial may be written into: a regular file of ours, mode 0600, one link.
+/// Whether a claimed partial may be resumed: a regular file of ours with one link, mode 0600
+/// (being written) or 0444 (prepared, never named); see `take_over`'s **Security** note.
 fn resumable(meta: &std::fs::Metadata) -> bool {
     meta.file_type().is_file()
         && meta.uid() == crate::who::euid()
         && meta.nlink() == 1
-        && meta.mode() & 0o7777 == TEMP_MODE
+        && matches!(meta.mode() & 0o7777, TEMP_MODE | BLOB_MODE)
 }
 
 impl Write for TempBlob {
@@ -391,13 +413,32 @@ mod tests {
     }
 
     #[test]
-    fn take_over_refuses_a_partial_that_is_not_mode_0600() {
+    fn take_over_resumes_a_prepared_partial_and_refuses_other_modes() {
         let (_d, s) = store();
-        let t = TempBlob::create(&s, "k").unwrap();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.append(b"complete").unwrap();
         let dead = t.keep();
-        std::fs::set_permissions(&dead, std::os::unix::fs::PermissionsExt::from_mode(0o444))
-            .unwrap();
+        let chmod = |mode| {
+            std::fs::set_permissions(&dead, std::os::unix::fs::PermissionsExt::from_mode(mode))
+                .unwrap()
+        };
+        chmod(0o644);
         assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .is_none());
+        // 0444 with one link: checked by `prepare`, killed before it was named.
+        chmod(0o444);
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+            .unwrap()
+            .expect("a prepared, never named partial is resumed");
+        assert_eq!(claimed.len(), 8);
+        let mode = std::fs::metadata(claimed.path()).unwrap().mode() & 0o7777;
+        assert_eq!(mode, TEMP_MODE, "writable by its writer again");
+        claimed.append(b"!").unwrap();
+        assert_eq!(std::fs::read(claimed.path()).unwrap(), b"complete!");
+        // Claimed: a second claimant finds its flock held.
+        let path = claimed.path().to_owned();
+        assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
             .unwrap()
             .is_none());
     }

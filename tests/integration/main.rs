@@ -7,6 +7,7 @@
 mod support;
 
 mod broken_flock;
+mod bundle;
 mod contract;
 mod core_cli;
 mod core_concurrency;
