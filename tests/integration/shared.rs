@@ -521,3 +521,49 @@ fn without_locks_two_users_racing_keep_every_blob_correct() {
     );
     assert_group_policy(&env.store, u.lab_gid);
 }
+
+/// `fs.protected_hardlinks` (on by default) forbids bob to hard-link alice's 0444 blob, so his
+/// snapshot of the same content under another file name is a symlink to the blob instead: it
+/// opens the right bytes, verify accepts it, and gc after rm frees what no name uses.
+#[test]
+fn bob_snapshots_alices_blob_through_a_symlink_where_links_are_refused() {
+    let Some(u) = users() else { return };
+    let env = shared_env();
+    init_group_store(&env, &u.alice);
+    let data = bytes(20_000, 8);
+    let a = public_file(&env, "alice.onnx", &data);
+    let b = public_file(&env, "bob.onnx", &data);
+    as_user(
+        &u.alice,
+        &env.store,
+        &["store", "add", a.to_str().unwrap(), "--name", "a"],
+    )
+    .ok();
+    let printed = as_user(
+        &u.bob,
+        &env.store,
+        &["store", "add", b.to_str().unwrap(), "--name", "b"],
+    )
+    .ok();
+    assert!(printed.ends_with("/bob.onnx"), "{printed}");
+    assert_eq!(std::fs::read(&printed).unwrap(), data);
+    let protected =
+        std::fs::read_to_string("/proc/sys/fs/protected_hardlinks").is_ok_and(|v| v.trim() == "1");
+    let meta = std::fs::symlink_metadata(&printed).unwrap();
+    if protected {
+        assert!(
+            meta.file_type().is_symlink(),
+            "a link to alice's blob is refused"
+        );
+        assert_eq!(
+            std::fs::read_link(&printed).unwrap(),
+            Path::new("../../blobs").join(blake3_hex(&data))
+        );
+    }
+    assert_group_policy(&env.store, u.lab_gid);
+    let v: serde_json::Value = as_user(&u.bob, &env.store, &["--json", "store", "verify"]).json();
+    assert_eq!(v["snapshots_rebuilt"], serde_json::json!([]), "{v}");
+    as_user(&u.alice, &env.store, &["store", "rm", "a", "b"]).ok();
+    assert!(env.blob_names().is_empty());
+    assert!(list_names(&env.store.join("snapshots")).is_empty());
+}
