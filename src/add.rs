@@ -192,6 +192,13 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
     if out.is_empty() {
         return Err(bad("it holds no files".into()));
     }
+    if out.len() > crate::manifest::MAX_FILES {
+        return Err(bad(format!(
+            "it holds {} files; a model may have at most {}",
+            out.len(),
+            crate::manifest::MAX_FILES
+        )));
+    }
     Ok(out)
 }
 

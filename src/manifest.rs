@@ -64,6 +64,10 @@ pub struct Entry {
     pub tree: Option<Blake3>,
 }
 
+/// The most files one model may have: each file being assembled holds a few descriptors until
+/// the model is recorded, so this keeps a pull well inside the usual limit of open files.
+pub const MAX_FILES: usize = 256;
+
 /// One file of a model of several files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -374,6 +378,12 @@ fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<Str
     {
         return Err(plain(format!(
             "model {name} lists `files`, so blake3, size, urls, sha256, md5 and file belong to each file, not to the model"
+        )));
+    }
+    if files.len() > MAX_FILES {
+        return Err(plain(format!(
+            "model {name} lists {} files; a model may have at most {MAX_FILES}",
+            files.len()
         )));
     }
     if files.is_empty() {

@@ -39,6 +39,9 @@ use crate::file_path::FilePath;
 use crate::fsx;
 use crate::store::{Store, StoreError};
 
+/// The mode of a snapshot's directories while they are being filled.
+const PRIVATE_DIR: u32 = 0o700;
+
 /// One file of a model, as the snapshot holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModelFile {
@@ -129,14 +132,16 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
     let w = |e| StoreError::writing(store.root(), e);
     let mode = store.config().dir_mode();
     let staging = fsx::unique_path(&layout.tmp(), &format!("snap-{}", tree.to_hex()), "d");
-    fsx::create_dir_exclusive(&staging, mode).map_err(w)?;
+    // Private while it is filled (0700: in a group store no other member can slip a file in or
+    // swap a link); the store's directory mode is set just before it is renamed into place.
+    fsx::create_dir_exclusive(&staging, PRIVATE_DIR).map_err(w)?;
     let built = (|| {
         let mut dirs: BTreeSet<FilePath> = BTreeSet::new();
         for f in files {
             dirs.extend(f.path.parents());
         }
         for d in &dirs {
-            fsx::create_dir_exclusive(&d.under(&staging), mode).map_err(w)?;
+            fsx::create_dir_exclusive(&d.under(&staging), PRIVATE_DIR).map_err(w)?;
         }
         for f in files {
             let blob = layout.blob(&f.blake3);
@@ -152,8 +157,10 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
             link_or_symlink(&blob, &f.path, &f.path.under(&staging)).map_err(w)?;
         }
         for d in dirs.iter().rev() {
+            fsx::set_dir_mode(&d.under(&staging), mode).map_err(w)?;
             fsx::sync_dir(&d.under(&staging))?;
         }
+        fsx::set_dir_mode(&staging, mode).map_err(w)?;
         fsx::sync_dir(&staging)?;
         fsx::ensure_dir(&layout.snapshots(), mode).map_err(w)?;
         fsx::persist_dir_noclobber(&staging, &layout.snapshot(tree)).map_err(w)

@@ -173,11 +173,14 @@ impl Store {
         };
         let dir = self.layout().snapshot(&tree);
         let main = main_file.under(&dir);
-        // The main file must be its blob (same inode; through the symlink of a symlink farm):
-        // anything else is a snapshot that needs repair, never a path handed out.
-        let snapshot_missing = match (std::fs::metadata(&main), std::fs::metadata(&blob)) {
-            (Ok(m), Ok(b)) => (m.dev(), m.ino()) != (b.dev(), b.ino()),
-            _ => true,
+        // Every file must be its blob (same inode, or the symlink of a symlink farm) and nothing
+        // else may be there: anything else is a snapshot that needs repair, never a path handed
+        // out (a tool opens the other files by name next to the main one).
+        let snapshot_missing = match entry.model_files(name) {
+            Some(files) => {
+                crate::snapshot::check(self, &files)? != crate::snapshot::State::Complete
+            }
+            None => true,
         };
         Ok(Located {
             main,

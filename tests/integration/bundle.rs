@@ -345,6 +345,17 @@ fn verify_rebuilds_a_damaged_snapshot_and_path_rebuilds_a_deleted_one() {
     );
     assert!(!dir.join("stray").exists());
 
+    // A file next to the main one swapped for other bytes: `path` never hands out the directory
+    // as it is, it rebuilds it first.
+    std::fs::remove_file(dir.join("weights.bin")).unwrap();
+    std::fs::write(dir.join("weights.bin"), b"swapped").unwrap();
+    env.run(&["store", "path", "m"]).ok();
+    assert_model_file(
+        &env.store,
+        dir.join("weights.bin").to_str().unwrap(),
+        b"weights",
+    );
+
     // The whole directory deleted by hand: `path` builds it again from the blobs.
     std::fs::remove_dir_all(&dir).unwrap();
     let main = env.run(&["store", "path", "m"]).ok();
