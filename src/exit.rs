@@ -72,6 +72,7 @@ categorized!(
         crate::publish::Error,
         crate::add::Error,
         crate::export::Error,
+        crate::settings::SettingsError,
     ],
     bad_input: [
         crate::catalogue::UnknownName,

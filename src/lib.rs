@@ -37,6 +37,7 @@ pub mod progress;
 pub mod prune;
 pub mod publish;
 pub mod pull;
+pub mod settings;
 pub mod snapshot;
 pub mod store;
 pub mod url;

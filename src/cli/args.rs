@@ -43,6 +43,27 @@ pub enum Command {
     /// Work with catalogue manifests
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// What the catalogues offer
+    #[command(subcommand)]
+    Catalogue(CatalogueCommand),
+    /// The configuration files and the effective settings
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// List every model the catalogues offer (name, size, format, whether the store has it)
+    Ls,
+    /// Show one catalogue entry: its files, digests and sources
+    Show { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print every setting's effective value and where it came from
+    /// (flag > environment > user config > system config > default)
+    Show,
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +130,8 @@ pub enum StoreCommand {
     },
     /// List the names the store holds
     Ls,
+    /// Print the store's directory (absolute)
+    Dir,
     /// Remove names from the store, and the blobs no other name uses
     Rm {
         #[arg(required = true)]

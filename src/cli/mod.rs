@@ -1,6 +1,9 @@
 //! The `beaker` command line: argument parsing, output, and one module per command group.
 
 pub mod args;
+mod catalogue_cmds;
+mod config_cmds;
+mod context;
 mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
@@ -18,11 +21,12 @@ pub fn run(cli: Cli) -> Result<()> {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
+    let ctx = context::Context::new(cli.store, cli.manifests)?;
     match cli.command {
         Command::Store(cmd) => {
-            let root = store_cmds::store_root(cli.store)?;
+            let (root, from) = ctx.store_root()?;
             if out.verbose > 0 {
-                eprintln!("store: {}", root.display());
+                eprintln!("store: {} (from {from})", root.display());
             }
             match cmd {
                 StoreCommand::Pull {
@@ -36,11 +40,13 @@ pub fn run(cli: Cli) -> Result<()> {
                         lock_timeout,
                         ca_cert,
                     };
-                    pull_cmd::run(&root, &cli.manifests, &names, flags, out)
+                    pull_cmd::run(&root, &ctx, &names, flags, out)
                 }
                 cmd => store_cmds::run(cmd, &root, out),
             }
         }
         Command::Manifest(cmd) => manifest_cmds::run(cmd, out),
+        Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &ctx, out),
+        Command::Config(cmd) => config_cmds::run(cmd, &ctx, out),
     }
 }

@@ -8,8 +8,10 @@ use std::time::Duration;
 use anyhow::Result;
 
 use beaker::lock::Wait;
-use beaker::pull::{Options, Puller};
-use beaker::{Catalogue, Store};
+use beaker::pull::Puller;
+use beaker::Store;
+
+use super::context::Context;
 
 use super::output::{size, Output};
 
@@ -20,19 +22,13 @@ pub struct Flags {
     pub ca_cert: Option<PathBuf>,
 }
 
-pub fn run(
-    root: &Path,
-    manifests: &[PathBuf],
-    names: &[String],
-    flags: Flags,
-    out: Output,
-) -> Result<()> {
-    let catalogue = Catalogue::load(manifests, std::env::var_os("BEAKER_MANIFEST").as_deref())?;
+pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Output) -> Result<()> {
+    let catalogue = ctx.catalogue()?;
     let models = names
         .iter()
         .map(|n| catalogue.get(n))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut options = Options::from_env()?;
+    let mut options = ctx.pull_options()?;
     options.fetch.offline |= flags.offline;
     if flags.ca_cert.is_some() {
         options.fetch.ca_cert = flags.ca_cert;

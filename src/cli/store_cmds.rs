@@ -1,6 +1,6 @@
 //! `beaker store …`: each command is a few lines over the library.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -29,6 +29,13 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
         StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
         StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
         StoreCommand::Ls => ls(root, out),
+        StoreCommand::Dir => {
+            if out.json {
+                return out.json(&serde_json::json!({ "path": root }));
+            }
+            println!("{}", root.display());
+            Ok(())
+        }
         StoreCommand::Rm { names } => rm(root, &names, out),
         StoreCommand::Info => info(root, out),
         StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
@@ -281,11 +288,4 @@ fn info(root: &Path, out: Output) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// `--store`, else `BEAKER_STORE` (handled by clap), else the platform cache directory.
-pub fn store_root(flag: Option<PathBuf>) -> Result<PathBuf> {
-    flag.or_else(Store::default_root).ok_or_else(|| {
-        anyhow::anyhow!("no store directory: no --store, no BEAKER_STORE and no cache directory for this user; pass --store DIR")
-    })
 }

@@ -52,7 +52,14 @@ impl Config {
     /// # Errors
     /// [`FetchError::BadSetting`] naming the variable when a value does not parse.
     pub fn from_env() -> Result<Self, FetchError> {
-        let mut c = Config::default();
+        Self::from_env_over(Config::default())
+    }
+
+    /// Like [`Config::from_env`], over `base` instead of the defaults (the configuration files'
+    /// values: the environment wins over them). `BEAKER_OFFLINE=1` turns offline on; it never
+    /// turns a file's `offline = true` off.
+    pub fn from_env_over(base: Config) -> Result<Self, FetchError> {
+        let mut c = base;
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let dur = |name: &'static str, into: &mut Duration| -> Result<(), FetchError> {
             if let Some(v) = var(name) {
@@ -75,7 +82,7 @@ impl Config {
                 reason: "expected a whole number".into(),
             })?;
         }
-        c.offline = var("BEAKER_OFFLINE").is_some_and(|v| truthy(&v));
+        c.offline |= var("BEAKER_OFFLINE").is_some_and(|v| truthy(&v));
         c.ca_cert = std::env::var_os("SSL_CERT_FILE")
             .filter(|v| !v.is_empty())
             .map(PathBuf::from);

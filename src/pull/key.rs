@@ -84,6 +84,23 @@ pub fn fast_path(
     Ok(found)
 }
 
+/// Whether every file of `entry` is in the store now (pinned, and its blob present), recording
+/// nothing: for listings (`beaker catalogue ls`), never for handing out paths.
+pub fn is_present(store: &Store, name: &ModelName, entry: &Entry) -> Result<bool, StoreError> {
+    for f in entry.files(name) {
+        let Some((id, size)) = pin(store, &f)? else {
+            return Ok(false);
+        };
+        if !matches!(
+            store.blob_state(&id, Some(size))?,
+            crate::store::BlobState::Present { .. }
+        ) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Writes the BLAKE3 and size of each file (in `entry.files(name)` order) into `entry`.
 pub(super) fn set_pins(entry: &mut Entry, ids: &[(Blake3, u64)]) {
     match &mut entry.files {

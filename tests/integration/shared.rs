@@ -129,6 +129,11 @@ pub fn as_user_cmd(user: &User, umask: &str, store: &Path, args: &[&str]) -> Com
         .args(args)
         .env_remove("BEAKER_STORE")
         .env_remove("BEAKER_MANIFEST")
+        .env("BEAKER_CONFIG", "/nonexistent/beaker-user-config.toml")
+        .env(
+            "BEAKER_SYSTEM_CONFIG",
+            "/nonexistent/beaker-system-config.toml",
+        )
         .env("HOME", "/nonexistent")
         .stdin(Stdio::null());
     for var in PROXY_AND_CA_VARS {

@@ -171,6 +171,12 @@ impl Env {
         c.env_remove("BEAKER_STORE")
             .env_remove("BEAKER_MANIFEST")
             .env_remove("BEAKER_OFFLINE")
+            // Never the developer's or the machine's configuration files.
+            .env("BEAKER_CONFIG", self.dir.path().join("no-user-config.toml"))
+            .env(
+                "BEAKER_SYSTEM_CONFIG",
+                self.dir.path().join("no-system-config.toml"),
+            )
             .stdin(Stdio::null());
         // Tests talk to loopback servers only: never through a proxy, never with a CA from outside.
         for var in PROXY_AND_CA_VARS {
