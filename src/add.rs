@@ -25,6 +25,18 @@ pub fn add_file(
     name: &ModelName,
     progress: &mut dyn Progress,
 ) -> Result<Published, StoreError> {
+    add_file_checked(store, src, name, false, progress)
+}
+
+/// [`add_file`], and with `check` an ONNX model (a `.onnx` file) is first loaded in ONNX
+/// Runtime from the temp file; one that does not load is not published (`add --check`).
+pub fn add_file_checked(
+    store: &Store,
+    src: &Path,
+    name: &ModelName,
+    check: bool,
+    progress: &mut dyn Progress,
+) -> Result<Published, StoreError> {
     let mut input = open_source(src)?;
     let total = input.metadata().map(|m| m.len()).ok();
     let mut temp = TempBlob::create(store, "add")?;
@@ -49,6 +61,8 @@ pub fn add_file(
         format: is_onnx.then_some(Format::Onnx),
         ..Entry::default()
     };
+    let what = src.display().to_string();
+    crate::onnx::check_before_publish(temp.path(), &entry, check, &what, progress)?;
     publish(store, temp, Some(name), entry)
 }
 

@@ -41,6 +41,7 @@ pub fn category_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)
                     .map(crate::prune::Error::category)
             })
             .or_else(|| cause.downcast_ref::<PullError>().map(PullError::category))
+            .or_else(|| onnx_category(cause))
             .or_else(|| cause.downcast_ref::<FetchError>().map(FetchError::category))
             .or_else(|| {
                 (cause.is::<UnknownName>() || cause.is::<InvalidName>())
@@ -51,6 +52,30 @@ pub fn category_of<'a>(chain: impl IntoIterator<Item = &'a (dyn Error + 'static)
         }
     }
     Category::Failed
+}
+
+/// The categories of the errors of [`crate::onnx`].
+fn onnx_category(cause: &(dyn Error + 'static)) -> Option<Category> {
+    use crate::onnx::{deep::DeepError, runtime::RuntimeError, CheckError, InspectError};
+    #[cfg(feature = "onnx")]
+    if let Some(e) = cause.downcast_ref::<crate::onnx::SessionError>() {
+        return Some(e.category());
+    }
+    cause
+        .downcast_ref::<CheckError>()
+        .map(CheckError::category)
+        .or_else(|| {
+            cause
+                .downcast_ref::<InspectError>()
+                .map(InspectError::category)
+        })
+        .or_else(|| cause.downcast_ref::<DeepError>().map(DeepError::category))
+        .or_else(|| {
+            cause
+                .downcast_ref::<crate::show::ShowError>()
+                .map(crate::show::ShowError::category)
+        })
+        .or_else(|| cause.is::<RuntimeError>().then_some(Category::Failed))
 }
 
 /// The process exit code of a category.

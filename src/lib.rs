@@ -13,6 +13,8 @@
 //! - [`progress`]: how long operations report progress without printing.
 //! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
 //!   by `beaker store …` and `cargo xtask …`; [`partials`] tells live temp files from stale ones.
+//! - [`show`]: what the store knows about one model, with its ONNX inputs and outputs.
+//! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time), sessions.
 
 pub mod add;
 pub mod catalogue;
@@ -25,11 +27,13 @@ pub mod gc;
 pub mod lock;
 pub mod manifest;
 pub mod name;
+pub mod onnx;
 pub mod partials;
 pub mod progress;
 pub mod prune;
 pub mod publish;
 pub mod pull;
+pub mod show;
 pub mod store;
 pub mod verify;
 pub mod who;

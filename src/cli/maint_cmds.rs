@@ -32,17 +32,33 @@ pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
         .map(|n| ModelName::new(n))
         .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open(root)?;
+    // --deep is the ONNX pass that runs after the hash check (beaker::onnx::deep).
     let opts = beaker::verify::Options {
-        names,
-        deep: args.deep,
+        names: names.clone(),
+        deep: false,
     };
     let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
+    let deep = match args.deep {
+        true => Some(beaker::onnx::deep::verify_deep(&store, &names)?),
+        false => None,
+    };
     if out.json {
-        out.json(&outcome)?;
+        let mut doc = serde_json::to_value(&outcome)?;
+        if let (Some(d), Some(map)) = (&deep, doc.as_object_mut()) {
+            map.insert("deep".into(), serde_json::to_value(d)?);
+        }
+        out.json(&doc)?;
     } else {
         println!("{outcome}");
+        if let Some(d) = &deep {
+            println!("{d}");
+        }
     }
-    Ok(outcome.into_result_for(&store)?)
+    outcome.into_result_for(&store)?;
+    if let Some(d) = deep {
+        d.into_result()?;
+    }
+    Ok(())
 }
 
 pub fn prune_locks(root: &Path, out: Output) -> Result<()> {

@@ -5,6 +5,7 @@ mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
 mod pull_cmd;
+mod show_cmd;
 mod store_cmds;
 
 use anyhow::Result;
@@ -18,6 +19,9 @@ pub fn run(cli: Cli) -> Result<()> {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
+    if let Some(lib) = cli.ort_lib {
+        beaker::onnx::runtime::set_library(lib);
+    }
     match cli.command {
         Command::Store(cmd) => {
             let root = store_cmds::store_root(cli.store)?;
@@ -30,14 +34,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     offline,
                     lock_timeout,
                     ca_cert,
+                    check,
                 } => {
                     let flags = pull_cmd::Flags {
                         offline,
                         lock_timeout,
                         ca_cert,
+                        check,
                     };
                     pull_cmd::run(&root, &cli.manifests, &names, flags, out)
                 }
+                StoreCommand::Show { target } => show_cmd::run(&root, &target, out),
                 cmd => store_cmds::run(cmd, &root, out),
             }
         }

@@ -18,6 +18,8 @@ pub struct Flags {
     pub offline: bool,
     pub lock_timeout: Option<Duration>,
     pub ca_cert: Option<PathBuf>,
+    /// `--check`: load ONNX models in ONNX Runtime before publishing.
+    pub check: bool,
 }
 
 pub fn run(
@@ -34,6 +36,7 @@ pub fn run(
         .collect::<Result<Vec<_>, _>>()?;
     let mut options = Options::from_env()?;
     options.fetch.offline |= flags.offline;
+    options.check = flags.check;
     if flags.ca_cert.is_some() {
         options.fetch.ca_cert = flags.ca_cert;
     }

@@ -18,9 +18,11 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             group,
             locking,
         } => init(root, shared, group, locking, out),
-        StoreCommand::Add { file, name } => add(root, &file, &name, out),
+        StoreCommand::Add { file, name, check } => add(root, &file, &name, check, out),
         // Pull needs the catalogues too: `cli::run` dispatches it to `pull_cmd`.
-        StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
+        StoreCommand::Pull { .. } | StoreCommand::Show { .. } => {
+            anyhow::bail!("internal error: pull/show reached store_cmds")
+        }
         StoreCommand::Path { name } => path(root, &name, out),
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Rm { names } => rm(root, &names, out),
@@ -74,10 +76,11 @@ struct AddJson<'a> {
     new_blob: bool,
 }
 
-fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
+fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
-    let published = beaker::add::add_file(&store, file, &name, out.progress().as_mut())?;
+    let published =
+        beaker::add::add_file_checked(&store, file, &name, check, out.progress().as_mut())?;
     if out.json {
         return out.json(&AddJson {
             name: &name,

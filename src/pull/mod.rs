@@ -66,6 +66,9 @@ pub struct Options {
     pub fetch: fetch::Config,
     /// How long to wait for another process downloading the same model.
     pub lock_wait: Wait,
+    /// Load ONNX models in ONNX Runtime before publishing them (`pull --check`); entries with
+    /// `check = true` are checked either way.
+    pub check: bool,
 }
 
 impl Options {
@@ -75,6 +78,7 @@ impl Options {
         Ok(Options {
             fetch: fetch::Config::from_env().map_err(PullError::Setting)?,
             lock_wait: Wait::Forever,
+            check: false,
         })
     }
 }
@@ -112,6 +116,7 @@ pub struct Puller<'s> {
     store: &'s Store,
     fetcher: Fetcher,
     lock_wait: Wait,
+    check: bool,
 }
 
 impl<'s> Puller<'s> {
@@ -120,6 +125,7 @@ impl<'s> Puller<'s> {
             store,
             fetcher: Fetcher::new(options.fetch),
             lock_wait: options.lock_wait,
+            check: options.check,
         }
     }
 
@@ -149,6 +155,8 @@ impl<'s> Puller<'s> {
                 catalogue: catalogue(),
             });
         }
+        // --check needs ONNX Runtime: find out before downloading anything.
+        crate::onnx::ready_to_check(entry, self.check).map_err(StoreError::from)?;
 
         // Step 2: one downloader per model; the others wait here, then find it published.
         let guard = store.lock(
@@ -214,6 +222,24 @@ impl<'s> Puller<'s> {
                     continue;
                 }
             }
+            // Pre-publish check (--check, `check = true`), on bytes that are the pinned content
+            // (others are left to publish's mismatch report and the next URL): a model that
+            // does not load is deleted, and no other URL can serve different pinned bytes.
+            if entry.blake3.is_none_or(|b| b == blob.blake3()) {
+                let what = format!("{name} from {url}");
+                let checked = crate::onnx::check_before_publish(
+                    blob.path(),
+                    entry,
+                    self.check,
+                    &what,
+                    progress,
+                );
+                if let Err(e) = checked {
+                    progress.finish();
+                    drop(blob);
+                    return Err(StoreError::from(e).into());
+                }
+            }
             // Steps 4–5. A mismatch drops (deletes) the temp blob inside `publish`.
             match publish(store, blob, Some(name), recorded(model)) {
                 Ok(p) => {
@@ -247,6 +273,7 @@ impl<'s> Puller<'s> {
 /// were relative to the catalogue, not to the store).
 fn recorded(model: &Resolved) -> crate::manifest::Entry {
     let mut entry = model.entry.clone();
+    entry.check = false; // an instruction to pull, not a fact about the stored model
     if let Some(base) = model.base_dir() {
         for url in &mut entry.urls {
             if !url.contains("://") && !std::path::Path::new(url.as_str()).is_absolute() {

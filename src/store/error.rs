@@ -84,6 +84,9 @@ pub enum StoreError {
     },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
+    /// `--check` / `check = true`: the model did not load in ONNX Runtime (or no runtime did).
+    #[error(transparent)]
+    Check(#[from] crate::onnx::CheckError),
 }
 
 impl StoreError {
@@ -95,6 +98,7 @@ impl StoreError {
             | StoreError::Mismatch { .. }
             | StoreError::NoSpace { .. } => Category::Failed,
             StoreError::Lock(e) => e.category(),
+            StoreError::Check(e) => e.category(),
             StoreError::Manifest(e) => e.category(),
             StoreError::NotADirectory { .. }
             | StoreError::NotAStore { .. }

@@ -12,6 +12,7 @@ mod maint_bad_input;
 mod maint_helpers;
 mod maint_locks;
 mod maint_race;
+mod onnx;
 mod pull;
 mod pull_resume;
 mod pull_tls;

@@ -91,7 +91,45 @@ fn xtask_verify_quarantines_a_tampered_blob() {
         store.path_of(&ModelName::new("a").unwrap()),
         Err(beaker::StoreError::BlobMissing { .. })
     ));
-    assert_eq!(xtask(&["verify", "--store", s, "--deep"]).code, 2);
+}
+
+#[test]
+fn xtask_verify_deep_lists_an_onnx_model_that_does_not_load() {
+    let (_dir, root, store) = setup();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let name = ModelName::new("bad-graph").unwrap();
+    let src = repo.join("tests/fixtures/onnx/dangling.onnx");
+    beaker::add::add_file(&store, &src, &name, &mut beaker::progress::Silent).unwrap();
+    let good = ModelName::new("tiny-add").unwrap();
+    let src = repo.join("manifests/demo/models/tiny-add.onnx");
+    beaker::add::add_file(&store, &src, &good, &mut beaker::progress::Silent).unwrap();
+    let lib = std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .or_else(|| beaker::onnx::runtime::library_in(&beaker::onnx::runtime::checkout_dir()))
+        .expect("this test needs ONNX Runtime: run it with `cargo xtask test`, which installs it");
+    let o = Command::new(XTASK)
+        .args([
+            "verify",
+            "--store",
+            root.to_str().unwrap(),
+            "--deep",
+            "--json",
+        ])
+        .env("ORT_DYLIB_PATH", lib)
+        .output()
+        .expect("run xtask");
+    let o = Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["deep"]["checked"], 2);
+    assert_eq!(
+        v["deep"]["failed"][0]["names"],
+        serde_json::json!(["bad-graph"])
+    );
 }
 
 #[test]

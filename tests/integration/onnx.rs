@@ -1,0 +1,598 @@
+//! [onnx] through the real binary: `store show`, `pull --check`, `add --check`, `check = true`,
+//! `verify --deep`, and a missing or wrong ONNX Runtime, on the committed tiny models
+//! (manifests/demo/) and the broken ones (tests/fixtures/onnx/, made by make_onnx_models.py).
+//!
+//! Tests that load models need ONNX Runtime: [`ort_lib`] finds it (`cargo xtask test` provides
+//! it) or fails the test saying how to get it; nothing is skipped.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::support::*;
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn demo() -> PathBuf {
+    repo("manifests/demo/demo.toml")
+}
+
+fn broken() -> PathBuf {
+    repo("tests/fixtures/onnx/broken.toml")
+}
+
+/// The ONNX Runtime library these tests load: `ORT_DYLIB_PATH` (set by `cargo xtask test`), else
+/// the checkout's `.ort/` (where `cargo xtask test` installs it). Fails the test if neither.
+fn ort_lib() -> PathBuf {
+    if let Some(p) = std::env::var_os("ORT_DYLIB_PATH").filter(|p| !p.is_empty()) {
+        return PathBuf::from(p);
+    }
+    beaker::onnx::runtime::library_in(&beaker::onnx::runtime::checkout_dir()).unwrap_or_else(|| {
+        panic!(
+            "this test needs ONNX Runtime and found none (ORT_DYLIB_PATH is unset and {} has no \
+             libonnxruntime.so*): run the tests with `cargo xtask test`, which installs it",
+            beaker::onnx::runtime::checkout_dir().display()
+        )
+    })
+}
+
+/// Runs beaker with the test runtime, and the given catalogue.
+fn with_ort(env: &Env, manifest: &Path, args: &[&str]) -> Run {
+    let mut c = env.cmd();
+    c.env("ORT_DYLIB_PATH", ort_lib())
+        .arg("--manifest")
+        .arg(manifest);
+    Run::from(c.args(args).output().expect("spawn beaker"))
+}
+
+/// Runs beaker with `ORT_DYLIB_PATH` set to `lib` (a wrong runtime, or none).
+fn with_lib(env: &Env, lib: &Path, args: &[&str]) -> Run {
+    let mut c = env.cmd();
+    c.env("ORT_DYLIB_PATH", lib).arg("--manifest").arg(demo());
+    Run::from(c.args(args).output().expect("spawn beaker"))
+}
+
+/// Everything a failed command must leave as it was: blob names, the manifest's bytes, tmp/.
+fn snapshot(env: &Env) -> (Vec<String>, Option<Vec<u8>>, Vec<String>) {
+    (
+        env.blob_names(),
+        std::fs::read(env.store.join("manifest.toml")).ok(),
+        list_names(&env.store.join("tmp")),
+    )
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Shown {
+    name: Option<String>,
+    blake3: String,
+    size: u64,
+    format: Option<String>,
+    inputs: Option<Vec<Io>>,
+    outputs: Option<Vec<Io>>,
+    opsets: Option<Vec<Opset>>,
+    producer: Option<Producer>,
+    ir_version: Option<i64>,
+    metadata: Option<std::collections::BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Io {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+    shape: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Opset {
+    domain: String,
+    version: i64,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+struct Producer {
+    name: String,
+    version: String,
+}
+
+fn io(name: &str, ty: &str, shape: serde_json::Value) -> Io {
+    Io {
+        name: name.into(),
+        ty: ty.into(),
+        shape: serde_json::from_value(shape).unwrap(),
+    }
+}
+
+#[test]
+fn show_prints_inputs_outputs_types_shapes_and_opsets_of_every_committed_model() {
+    use serde_json::json;
+    let env = Env::new();
+    let names = ["tiny-add", "tiny-mul", "tiny-relu", "tiny-multi"];
+    let mut args = vec!["store", "pull"];
+    args.extend(names);
+    with_ort(&env, &demo(), &args).ok();
+
+    let n = || json!(["N"]);
+    let expected = [
+        (
+            "tiny-add",
+            vec![io("a", "float32", n()), io("b", "float32", n())],
+            vec![io("sum", "float32", n())],
+            13,
+        ),
+        (
+            "tiny-mul",
+            vec![io("a", "float32", n()), io("b", "float32", n())],
+            vec![io("product", "float32", n())],
+            13,
+        ),
+        (
+            "tiny-relu",
+            vec![io("x", "float32", n())],
+            vec![io("y", "float32", n())],
+            13,
+        ),
+        (
+            "tiny-multi",
+            vec![
+                io("x", "float32", json!(["batch", 4])),
+                io("ids", "int64", json!(["batch"])),
+            ],
+            vec![
+                io("scaled", "float32", json!(["batch", 4])),
+                io("ids_out", "int64", json!(["batch"])),
+            ],
+            17,
+        ),
+    ];
+    // `show` needs no runtime: run it with a runtime path that does not exist.
+    let nothing = env.path("no-runtime.so");
+    for (name, inputs, outputs, opset) in expected {
+        let shown: Shown = with_lib(&env, &nothing, &["store", "show", name, "--json"]).json();
+        assert_eq!(shown.name.as_deref(), Some(name));
+        assert_eq!(shown.format.as_deref(), Some("onnx"));
+        assert_eq!(shown.inputs.as_ref(), Some(&inputs), "{name}");
+        assert_eq!(shown.outputs.as_ref(), Some(&outputs), "{name}");
+        assert_eq!(
+            shown.opsets.as_ref().unwrap()[0],
+            Opset {
+                domain: "ai.onnx".into(),
+                version: opset
+            }
+        );
+        assert_eq!(shown.ir_version, Some(8));
+        let bytes = std::fs::read(env.store.join("blobs").join(&shown.blake3)).unwrap();
+        assert_eq!(shown.size, bytes.len() as u64);
+        assert_eq!(shown.blake3, blake3_hex(&bytes));
+
+        // The same by blob hash.
+        let by_hash: Shown = env.run(&["store", "show", &shown.blake3, "--json"]).json();
+        assert_eq!(by_hash, shown);
+
+        // Text: one line per input and output, with type and shape.
+        let text = with_lib(&env, &nothing, &["store", "show", name]);
+        assert_eq!(text.code, 0, "{text:#?}");
+        for t in inputs.iter().chain(&outputs) {
+            let dims: Vec<String> = t
+                .shape
+                .iter()
+                .map(|d| d.as_str().map_or_else(|| d.to_string(), str::to_owned))
+                .collect();
+            let line = format!("{}: {}[{}]", t.name, t.ty, dims.join(", "));
+            assert!(
+                text.stdout.contains(&line),
+                "{name}: no {line:?} in {text:#?}"
+            );
+        }
+        assert!(
+            text.stdout.contains(&format!("ai.onnx {opset}")),
+            "{text:#?}"
+        );
+    }
+
+    let multi: Shown = env.run(&["store", "show", "tiny-multi", "--json"]).json();
+    assert_eq!(
+        multi.opsets.unwrap()[1],
+        Opset {
+            domain: "ai.onnx.ml".into(),
+            version: 3
+        }
+    );
+    assert_eq!(
+        multi.producer,
+        Some(Producer {
+            name: "beaker-make-onnx-models".into(),
+            version: "1.0".into()
+        })
+    );
+    let meta = multi.metadata.unwrap();
+    assert_eq!(meta.get("author").map(String::as_str), Some("beaker"));
+    assert_eq!(meta.get("task").map(String::as_str), Some("demo"));
+    let text = env.run(&["store", "show", "tiny-multi"]);
+    assert!(text.stdout.contains("author = beaker"), "{text:#?}");
+    assert!(
+        text.stdout.contains("beaker-make-onnx-models 1.0"),
+        "{text:#?}"
+    );
+}
+
+#[test]
+fn show_of_a_model_that_is_not_onnx_shows_what_the_store_knows_without_a_runtime() {
+    let env = Env::new();
+    let src = env.file("weights.bin", b"not a model at all");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "weights"])
+        .ok();
+    let shown: Shown = with_lib(
+        &env,
+        &env.path("none.so"),
+        &["store", "show", "weights", "--json"],
+    )
+    .json();
+    assert_eq!(shown.size, 18);
+    assert_eq!(shown.format, None);
+    assert_eq!(shown.inputs, None);
+    assert_eq!(shown.opsets, None);
+}
+
+#[test]
+fn pull_check_publishes_good_models_and_refuses_each_broken_one_leaving_the_store_unchanged() {
+    let env = Env::new();
+    with_ort(
+        &env,
+        &demo(),
+        &[
+            "store",
+            "pull",
+            "--check",
+            "tiny-add",
+            "tiny-mul",
+            "tiny-relu",
+            "tiny-multi",
+        ],
+    )
+    .ok();
+    assert_eq!(env.blob_names().len(), 4);
+    let before = snapshot(&env);
+    for (name, reason) in [
+        ("broken-truncated", "Protobuf parsing failed"),
+        ("broken-random-bytes", "Protobuf parsing failed"),
+        ("broken-empty", "No graph was found in the protobuf"),
+        ("broken-dangling", "Node input 'ghost' is not a graph input"),
+    ] {
+        let r = with_ort(&env, &broken(), &["store", "pull", "--check", name]);
+        r.fails(1, &[name, reason, "not published"]);
+        assert!(
+            !r.stderr.contains(".part"),
+            "the temp file's name means nothing to users: {r:#?}"
+        );
+        assert_eq!(snapshot(&env), before, "{name} changed the store");
+    }
+    // Without --check the same bytes are published: the check is what refused them.
+    with_ort(&env, &broken(), &["store", "pull", "broken-dangling"]).ok();
+    assert_eq!(env.blob_names().len(), 5);
+}
+
+#[test]
+fn add_check_adds_good_models_and_refuses_each_broken_one_leaving_the_store_unchanged() {
+    let env = Env::new();
+    let good = repo("manifests/demo/models/tiny-multi.onnx");
+    with_ort(
+        &env,
+        &demo(),
+        &[
+            "store",
+            "add",
+            "--check",
+            good.to_str().unwrap(),
+            "--name",
+            "multi",
+        ],
+    )
+    .ok();
+    let before = snapshot(&env);
+    for (file, reason) in [
+        ("truncated.onnx", "Protobuf parsing failed"),
+        ("random-bytes.onnx", "Protobuf parsing failed"),
+        ("empty.onnx", "No graph was found in the protobuf"),
+        ("dangling.onnx", "Node input 'ghost' is not a graph input"),
+    ] {
+        let path = repo("tests/fixtures/onnx").join(file);
+        let r = with_ort(
+            &env,
+            &demo(),
+            &[
+                "store",
+                "add",
+                "--check",
+                path.to_str().unwrap(),
+                "--name",
+                "bad",
+            ],
+        );
+        r.fails(1, &[file, reason, "not published"]);
+        assert_eq!(snapshot(&env), before, "{file} changed the store");
+    }
+}
+
+#[test]
+fn a_catalogue_entry_with_check_true_is_checked_without_the_flag() {
+    let env = Env::new();
+    let fixture = repo("tests/fixtures/onnx/dangling.onnx");
+    let bytes = std::fs::read(&fixture).unwrap();
+    let catalogue = env.file(
+        "checked.toml",
+        format!(
+            "version = 1\n[models.dangling]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\nformat = \"onnx\"\ncheck = true\n",
+            blake3_hex(&bytes),
+            bytes.len(),
+            fixture.display()
+        )
+        .as_bytes(),
+    );
+    with_ort(&env, &catalogue, &["store", "pull", "dangling"]).fails(1, &["dangling", "ghost"]);
+    assert!(env.blob_names().is_empty());
+    // The demo's tiny-multi has `check = true` and loads: published. The store records the
+    // model, not the instruction.
+    with_ort(&env, &demo(), &["store", "pull", "tiny-multi"]).ok();
+    let recorded = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap();
+    assert!(
+        recorded.contains("tiny-multi") && !recorded.contains("check"),
+        "{recorded}"
+    );
+    // `manifest check` accepts the field.
+    env.run(&["manifest", "check", catalogue.to_str().unwrap()])
+        .ok();
+}
+
+#[test]
+fn check_of_a_model_that_is_not_onnx_is_skipped_and_says_so() {
+    let env = Env::new();
+    let fixture = repo("tests/fixtures/onnx/random-bytes.onnx");
+    let bytes = std::fs::read(&fixture).unwrap();
+    let catalogue = env.file(
+        "other.toml",
+        format!(
+            "version = 1\n[models.blob]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\nformat = \"other\"\n",
+            blake3_hex(&bytes),
+            bytes.len(),
+            fixture.display()
+        )
+        .as_bytes(),
+    );
+    // No runtime at all: nothing is loaded, so none is needed.
+    let mut c = env.cmd();
+    c.env("ORT_DYLIB_PATH", env.path("none.so"))
+        .arg("--manifest")
+        .arg(&catalogue);
+    let r = Run::from(
+        c.args(["store", "pull", "--check", "blob"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("not checked"), "{r:#?}");
+
+    let src = env.file("weights.bin", &bytes);
+    let r = with_lib(
+        &env,
+        &env.path("none.so"),
+        &[
+            "store",
+            "add",
+            "--check",
+            src.to_str().unwrap(),
+            "--name",
+            "w",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("not checked"), "{r:#?}");
+}
+
+#[derive(Debug, Deserialize)]
+struct VerifyJson {
+    corrupt: Vec<serde_json::Value>,
+    deep: Deep,
+}
+
+#[derive(Debug, Deserialize)]
+struct Deep {
+    checked: usize,
+    ok: usize,
+    failed: Vec<DeepFailed>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeepFailed {
+    blake3: String,
+    names: Vec<String>,
+    reason: String,
+}
+
+#[test]
+fn verify_deep_passes_a_clean_store_and_flags_a_broken_model_added_without_check() {
+    let env = Env::new();
+    with_ort(
+        &env,
+        &demo(),
+        &[
+            "store",
+            "pull",
+            "tiny-add",
+            "tiny-mul",
+            "tiny-relu",
+            "tiny-multi",
+        ],
+    )
+    .ok();
+    let clean: VerifyJson =
+        with_ort(&env, &demo(), &["store", "verify", "--deep", "--json"]).json();
+    assert_eq!((clean.deep.checked, clean.deep.ok), (4, 4));
+    assert!(clean.deep.failed.is_empty() && clean.corrupt.is_empty());
+
+    let dangling = repo("tests/fixtures/onnx/dangling.onnx");
+    env.run(&[
+        "store",
+        "add",
+        dangling.to_str().unwrap(),
+        "--name",
+        "bad-graph",
+    ])
+    .ok();
+    let r = with_ort(&env, &demo(), &["store", "verify", "--deep", "--json"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let v: VerifyJson = r.json();
+    assert_eq!((v.deep.checked, v.deep.ok), (5, 4));
+    assert_eq!(v.deep.failed.len(), 1);
+    assert_eq!(v.deep.failed[0].names, ["bad-graph"]);
+    assert_eq!(
+        v.deep.failed[0].blake3,
+        blake3_hex(&std::fs::read(&dangling).unwrap())
+    );
+    assert!(v.deep.failed[0].reason.contains("ghost"), "{v:#?}");
+
+    let text = with_ort(&env, &demo(), &["store", "verify", "--deep"]);
+    text.fails(1, &["do not load"]);
+    assert!(
+        text.stdout.contains("does not load: bad-graph"),
+        "{text:#?}"
+    );
+    // The hash check alone still passes: the bytes are what was added.
+    env.run(&["store", "verify"]).ok();
+    // Only the names asked for are loaded.
+    with_ort(&env, &demo(), &["store", "verify", "--deep", "tiny-add"]).ok();
+}
+
+/// A shared library that is not ONNX Runtime: the libc this test process runs with.
+fn some_other_library() -> PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libc.so") || p.contains("/libc-"))
+        .map(PathBuf::from)
+        .expect("this test process maps a libc")
+}
+
+#[test]
+fn a_missing_or_wrong_runtime_is_one_line_and_exit_1_and_runtime_free_commands_still_work() {
+    let env = Env::new();
+    let dangling = repo("tests/fixtures/onnx/dangling.onnx");
+    let libc = some_other_library();
+    let missing = env.path("lib/libonnxruntime.so");
+    let dir = env.path("");
+    for (lib, says) in [
+        (missing.as_path(), "no such file"),
+        (libc.as_path(), "not an ONNX Runtime library"),
+        (dir.as_path(), "is a directory"),
+    ] {
+        let lib_text = lib.display().to_string();
+        for args in [
+            vec!["store", "pull", "--check", "tiny-mul"],
+            vec![
+                "store",
+                "add",
+                "--check",
+                dangling.to_str().unwrap(),
+                "--name",
+                "d",
+            ],
+            vec!["store", "verify", "--deep"],
+        ] {
+            // verify --deep needs an ONNX blob to load: pull one first (no runtime needed).
+            with_lib(&env, lib, &["store", "pull", "tiny-relu"]).ok();
+            let r = with_lib(&env, lib, &args);
+            r.fails(
+                1,
+                &[
+                    "ONNX Runtime",
+                    &lib_text,
+                    says,
+                    "python3 -m pip install onnxruntime",
+                ],
+            );
+            assert_eq!(r.stderr.lines().count(), 1, "one line: {r:#?}");
+            assert!(!r.stderr.contains("panicked"), "{r:#?}");
+            // Found out before anything was downloaded or copied: nothing left in tmp/.
+            assert!(list_names(&env.store.join("tmp")).is_empty(), "{args:?}");
+        }
+        assert!(!env
+            .blob_names()
+            .contains(&blake3_hex(&std::fs::read(&dangling).unwrap())));
+        // What needs no runtime works with the same setting.
+        with_lib(&env, lib, &["store", "pull", "tiny-add"]).ok();
+        with_lib(&env, lib, &["store", "show", "tiny-add"]).ok();
+        with_lib(&env, lib, &["store", "ls"]).ok();
+        with_lib(&env, lib, &["store", "verify"]).ok();
+    }
+}
+
+#[test]
+fn ort_lib_flag_comes_before_ort_dylib_path() {
+    let env = Env::new();
+    let good = ort_lib();
+    let bad = env.path("nothing.so");
+    // A bad flag wins over a good environment variable, and is named.
+    let mut c = env.cmd();
+    c.env("ORT_DYLIB_PATH", &good).arg("--manifest").arg(demo());
+    let r = Run::from(
+        c.args([
+            "store",
+            "pull",
+            "--check",
+            "tiny-add",
+            "--ort-lib",
+            bad.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap(),
+    );
+    r.fails(1, &["--ort-lib", "nothing.so"]);
+    // A good flag loads even when the variable is wrong.
+    let r = with_lib(
+        &env,
+        &bad,
+        &[
+            "--ort-lib",
+            good.to_str().unwrap(),
+            "store",
+            "pull",
+            "--check",
+            "tiny-add",
+        ],
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+}
+
+#[test]
+fn show_refuses_bad_input_with_clear_messages() {
+    let env = Env::new();
+    // Bytes that claim to be ONNX but are not: show says so, exit 1.
+    let random = repo("tests/fixtures/onnx/random-bytes.onnx");
+    env.run(&["store", "add", random.to_str().unwrap(), "--name", "fake"])
+        .ok();
+    env.run(&["store", "show", "fake"])
+        .fails(1, &["fake", "recorded as ONNX", "not ONNX"]);
+    let empty = repo("tests/fixtures/onnx/empty.onnx");
+    env.run(&["store", "add", empty.to_str().unwrap(), "--name", "empty"])
+        .ok();
+    env.run(&["store", "show", "empty"])
+        .fails(1, &["empty", "0 bytes"]);
+    // Bad usage: exit 2; absent: exit 3 (like `path`).
+    env.run(&["store", "show", "Not_A_Name"])
+        .fails(2, &["Not_A_Name"]);
+    env.run(&["store", "show", "absent"])
+        .fails(3, &["absent", "not in the store"]);
+    let hex = blake3_hex(b"never stored");
+    env.run(&["store", "show", &hex]).fails(3, &[&hex]);
+    env.run(&[
+        "store",
+        "add",
+        "--check",
+        env.path("nope.onnx").to_str().unwrap(),
+        "--name",
+        "n",
+    ])
+    .fails(2, &["no such file"]);
+}
