@@ -13,6 +13,8 @@ mod maint_helpers;
 mod maint_locks;
 mod maint_race;
 mod onnx;
+mod onnx_helpers;
+mod onnx_show;
 mod pull;
 mod pull_resume;
 mod pull_tls;

@@ -103,10 +103,13 @@ fn xtask_verify_deep_lists_an_onnx_model_that_does_not_load() {
     let good = ModelName::new("tiny-add").unwrap();
     let src = repo.join("manifests/demo/models/tiny-add.onnx");
     beaker::add::add_file(&store, &src, &good, &mut beaker::progress::Silent).unwrap();
-    let lib = std::env::var_os("ORT_DYLIB_PATH")
-        .map(PathBuf::from)
-        .or_else(|| beaker::onnx::runtime::library_in(&beaker::onnx::runtime::checkout_dir()))
-        .expect("this test needs ONNX Runtime: run it with `cargo xtask test`, which installs it");
+    let (found, missed) = beaker::onnx::runtime::candidates();
+    let Some((_, lib)) = found.into_iter().next() else {
+        panic!(
+            "this test needs ONNX Runtime and found none ({}): run it with `cargo xtask test`, which installs it",
+            missed.join("; ")
+        )
+    };
     let o = Command::new(XTASK)
         .args([
             "verify",
