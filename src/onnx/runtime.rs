@@ -20,6 +20,12 @@
 //!
 //! The environment lives in a `OnceLock` for the rest of the process: ONNX Runtime allows one
 //! environment per process, and a failed load is remembered too (the answer will not change).
+//!
+//! # Limitations
+//! ort keeps the first library that passes its version check in a global of its own. A library
+//! that passes it and then fails (a fake or broken build whose API table is null) therefore
+//! stays loaded, and later candidates of the same process fail the same way; the message names
+//! the first one, which is the one to fix or remove.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

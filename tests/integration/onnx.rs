@@ -337,3 +337,49 @@ fn ort_lib_flag_comes_before_ort_dylib_path() {
     );
     assert_eq!(r.code, 0, "{r:#?}");
 }
+
+/// Fake runtimes that pass ort's first checks and then make it panic: `OrtGetApiBase` returns
+/// null, or an API table that refuses every version. beaker must turn both into its one line.
+const FAKE_RUNTIMES: [(&str, &str); 2] = [
+    ("null-base", "const void* OrtGetApiBase(void) { return 0; }\n"),
+    (
+        "no-api",
+        "typedef struct { const void* (*GetApi)(unsigned); const char* (*GetVersionString)(void); } Base;\n\
+         static const void* get_api(unsigned v) { (void)v; return 0; }\n\
+         static const char* version(void) { return \"1.31.1\"; }\n\
+         static const Base base = { get_api, version };\n\
+         const Base* OrtGetApiBase(void) { return &base; }\n",
+    ),
+];
+
+#[test]
+fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
+    let env = Env::new();
+    for (name, source) in FAKE_RUNTIMES {
+        let src = env.file(&format!("{name}.c"), source.as_bytes());
+        let so = env.path(&format!("lib{name}.so"));
+        let out = std::process::Command::new("cc")
+            .args(["-shared", "-fPIC", "-o"])
+            .arg(&so)
+            .arg(&src)
+            .output()
+            .expect("this test needs a C compiler (`cc`) to build a fake runtime");
+        assert!(
+            out.status.success(),
+            "cc: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let r = with_lib(&env, &so, &["store", "pull", "--check", "tiny-add"]);
+        r.fails(
+            1,
+            &[
+                "ONNX Runtime",
+                "failed inside ort",
+                "python3 -m pip install",
+            ],
+        );
+        assert_eq!(r.stderr.lines().count(), 1, "one line: {r:#?}");
+        assert!(!r.stderr.contains("panicked"), "{r:#?}");
+        assert!(env.blob_names().is_empty());
+    }
+}
