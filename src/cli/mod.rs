@@ -22,9 +22,24 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(lib) = cli.ort_lib {
         beaker::onnx::runtime::set_library(lib);
     }
-    match cli.command {
+    let result = command(cli.command, cli.store, &cli.manifests, out);
+    if out.verbose > 0 {
+        if let Some((origin, path)) = beaker::onnx::runtime::loaded_library() {
+            eprintln!("ONNX Runtime: {} (from {origin})", path.display());
+        }
+    }
+    result
+}
+
+fn command(
+    command: Command,
+    store: Option<std::path::PathBuf>,
+    manifests: &[std::path::PathBuf],
+    out: Output,
+) -> Result<()> {
+    match command {
         Command::Store(cmd) => {
-            let root = store_cmds::store_root(cli.store)?;
+            let root = store_cmds::store_root(store)?;
             if out.verbose > 0 {
                 eprintln!("store: {}", root.display());
             }
@@ -42,7 +57,7 @@ pub fn run(cli: Cli) -> Result<()> {
                         ca_cert,
                         check,
                     };
-                    pull_cmd::run(&root, &cli.manifests, &names, flags, out)
+                    pull_cmd::run(&root, manifests, &names, flags, out)
                 }
                 StoreCommand::Show { target } => show_cmd::run(&root, &target, out),
                 cmd => store_cmds::run(cmd, &root, out),

@@ -181,13 +181,13 @@ pub fn environment() -> Result<&'static ort::environment::Environment, RuntimeEr
 }
 
 #[cfg(feature = "onnx")]
-/// The path of the library [`environment`] loaded, if it did.
-pub fn loaded_library() -> Option<&'static Path> {
-    LOADED.get().map(PathBuf::as_path)
+/// The library [`environment`] loaded, if it did, and where it was found.
+pub fn loaded_library() -> Option<(Origin, &'static Path)> {
+    LOADED.get().map(|(origin, path)| (*origin, path.as_path()))
 }
 
 #[cfg(feature = "onnx")]
-static LOADED: OnceLock<PathBuf> = OnceLock::new();
+static LOADED: OnceLock<(Origin, PathBuf)> = OnceLock::new();
 
 #[cfg(feature = "onnx")]
 fn load() -> Result<ort::environment::Environment, RuntimeError> {
@@ -195,7 +195,7 @@ fn load() -> Result<ort::environment::Environment, RuntimeError> {
     for (origin, path) in candidates {
         match load_one(&path) {
             Ok(env) => {
-                let _ = LOADED.set(path);
+                let _ = LOADED.set((origin, path));
                 return Ok(env);
             }
             Err(why) => tried.push(format!("{origin} {}: {why}", path.display())),

@@ -383,3 +383,32 @@ fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
         assert!(env.blob_names().is_empty());
     }
 }
+
+#[test]
+fn without_a_setting_the_runtime_of_python3s_onnxruntime_package_is_found() {
+    // A python package `onnxruntime` on PYTHONPATH whose capi/ holds the real library (linked):
+    // python3 finds it, and so must beaker, before the checkout's .ort/.
+    let env = Env::new();
+    let real = ort_lib();
+    let file_name = real.file_name().expect("library file name").to_owned();
+    let capi = env.path("py/onnxruntime/capi");
+    std::fs::create_dir_all(&capi).unwrap();
+    std::fs::write(env.path("py/onnxruntime/__init__.py"), b"").unwrap();
+    std::os::unix::fs::symlink(&real, capi.join(&file_name)).unwrap();
+    let mut c = env.cmd();
+    c.env_remove("ORT_DYLIB_PATH")
+        .env("PYTHONPATH", env.path("py"))
+        .arg("--manifest")
+        .arg(demo());
+    let r = Run::from(
+        c.args(["-v", "store", "pull", "--check", "tiny-add"])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+    let expected = format!(
+        "ONNX Runtime: {} (from python3's onnxruntime)",
+        capi.join(&file_name).display()
+    );
+    assert!(r.stderr.contains(&expected), "{r:#?}");
+}
