@@ -1,6 +1,6 @@
 //! [`inspect`]: what an ONNX model takes and gives, read from the file itself with no runtime.
 //!
-//! The `ModelProto` is walked with the small streaming reader of [`super::wire`]: inputs and
+//! The `ModelProto` is walked with the small streaming reader of `wire`: inputs and
 //! outputs (name, element type in numpy's spelling, shape with symbolic dims), opset imports,
 //! producer, IR version and custom metadata. Weights are skipped with a seek, so inspecting a
 //! large model reads only its small parts. Graph inputs that are also initializers (weights that
