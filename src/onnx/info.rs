@@ -99,13 +99,17 @@ pub fn inspect(path: &Path) -> Result<ModelInfo, InspectError> {
     if len == 0 {
         return Err(not_onnx("the file is empty (0 bytes)".into()));
     }
-    let mut r = Reader::new(BufReader::new(file));
-    model(&mut r, len)
+    read(BufReader::new(file), len)
         .map_err(|e| match e {
             WireError::Io(e) => InspectError::Io(IoError::new("read", path, e)),
             e => not_onnx(e.to_string()),
         })?
         .ok_or_else(|| not_onnx("it has no graph (is it an ONNX file?)".into()))
+}
+
+/// [`inspect`] over any reader of `len` bytes: `None` when the message has no graph.
+fn read<R: BufRead + Seek>(r: R, len: u64) -> Result<Option<ModelInfo>, WireError> {
+    model(&mut Reader::new(r), len)
 }
 
 fn model<R: BufRead + Seek>(r: &mut Reader<R>, end: u64) -> Result<Option<ModelInfo>, WireError> {
@@ -395,11 +399,53 @@ mod tests {
     }
 
     #[test]
-    fn inspect_drops_initializers_from_inputs_and_reads_the_hand_encoded_models() {
+    fn inspect_reads_the_hand_encoded_models() {
         let info = inspect(&demo("tiny-add.onnx")).unwrap();
         let shown: Vec<String> = info.inputs.iter().map(ToString::to_string).collect();
         assert_eq!(shown, ["a: float32[N]", "b: float32[N]"]);
         assert_eq!(info.opsets[0].version, 13);
+    }
+
+    /// A length-delimited field `num` holding `payload` (protobuf wire type 2; short payloads).
+    fn field(num: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = vec![num << 3 | 2, payload.len() as u8];
+        out.extend_from_slice(payload);
+        out
+    }
+
+    #[test]
+    fn graph_inputs_that_are_initializers_are_not_listed() {
+        // Older exporters list weights as graph inputs too: `w` is an input and an initializer.
+        let input = |name: &[u8]| field(11, &field(1, name));
+        let mut graph = input(b"x");
+        graph.extend(input(b"w"));
+        graph.extend(field(5, &field(8, b"w"))); // TensorProto.name = "w"
+        let model = field(7, &graph);
+        let info = read(std::io::Cursor::new(&model), model.len() as u64)
+            .unwrap()
+            .unwrap();
+        let names: Vec<&str> = info.inputs.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["x"]);
+        assert_eq!(info.inputs[0].ty, "unknown");
+        assert_eq!(info.inputs[0].shape, None);
+    }
+
+    #[test]
+    fn every_truncation_of_a_model_reads_without_panicking() {
+        let bytes = std::fs::read(demo("tiny-multi.onnx")).unwrap();
+        let full = read(std::io::Cursor::new(&bytes), bytes.len() as u64).unwrap();
+        assert!(full.is_some());
+        for cut in 0..bytes.len() {
+            // Cut inside a field: an error; cut between fields: a model with less in it.
+            let _ = read(std::io::Cursor::new(&bytes[..cut]), cut as u64);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = read(std::io::Cursor::new(&bytes), bytes.len() as u64);
+        }
     }
 
     #[test]
