@@ -16,8 +16,11 @@ pub enum CheckError {
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
     /// ONNX Runtime refused the model; `reason` is its own message.
-    #[error("{what} is not a model ONNX Runtime can load, so it was not published: {reason}")]
+    #[error("{what} does not load in ONNX Runtime: {reason}")]
     Load { what: String, reason: String },
+    /// The same, found by the pre-publish check of `add`/`pull`: nothing was published.
+    #[error("{what} is not a model ONNX Runtime can load, so it was not published: {reason}")]
+    NotPublished { what: String, reason: String },
 }
 
 impl CheckError {
@@ -114,5 +117,36 @@ pub fn is_onnx(entry: &Entry) -> bool {
             .urls
             .first()
             .is_some_and(|u| u.to_ascii_lowercase().ends_with(".onnx")),
+    }
+}
+
+#[cfg(all(test, feature = "onnx"))]
+mod tests {
+    use super::*;
+
+    fn repo(rel: &str) -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    }
+
+    /// Needs ONNX Runtime (`cargo xtask test` provides it); fails with the reason without one.
+    #[test]
+    fn check_loads_the_demo_models_and_gives_ort_s_reason_for_a_broken_one() {
+        for m in ["tiny-add", "tiny-mul", "tiny-relu", "tiny-multi"] {
+            let path = repo(&format!("manifests/demo/models/{m}.onnx"));
+            if let Err(e) = check(&path) {
+                panic!("{m}: {e}");
+            }
+        }
+        let dangling = repo("tests/fixtures/onnx/dangling.onnx");
+        match check_as(&dangling, "dangling") {
+            Err(CheckError::Load { what, reason }) => {
+                assert_eq!(what, "dangling");
+                assert!(
+                    reason.starts_with("Invalid model. Node input 'ghost'"),
+                    "{reason}"
+                );
+            }
+            other => panic!("expected a load error, got {other:?}"),
+        }
     }
 }

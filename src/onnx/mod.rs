@@ -69,5 +69,8 @@ pub fn check_before_publish(
         ));
         return Ok(());
     }
-    check_as(temp, what)
+    check_as(temp, what).map_err(|e| match e {
+        CheckError::Load { what, reason } => CheckError::NotPublished { what, reason },
+        e => e,
+    })
 }
