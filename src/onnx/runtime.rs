@@ -278,17 +278,18 @@ mod tests {
         );
     }
 
+    /// Only the checks made before ort is called: once another test of this process has loaded
+    /// the real runtime, ort would accept any later path (see "Limitations"). Libraries that
+    /// are not ONNX Runtime are tested through the binary, one process each
+    /// (tests/integration/onnx.rs).
     #[cfg(feature = "onnx")]
     #[test]
-    fn a_wrong_library_is_a_reason_not_a_panic() {
+    fn a_missing_file_or_a_directory_is_a_reason_before_ort_is_called() {
         let dir = tempfile::tempdir().unwrap();
         assert!(load_one(&dir.path().join("nothing.so"))
             .unwrap_err()
             .contains("no such file"));
         assert!(load_one(dir.path()).unwrap_err().contains("directory"));
-        let junk = dir.path().join("libjunk.so");
-        std::fs::write(&junk, b"not an ELF file").unwrap();
-        assert!(load_one(&junk).unwrap_err().contains("failed to load"));
     }
 
     #[cfg(feature = "onnx")]
