@@ -55,24 +55,30 @@ impl From<StoreError> for Error {
 const CHUNK: usize = 1 << 20;
 
 /// Adds `src` as `name`: a file (see [`add_file`]) or a directory of files (see [`add_dir`]).
+///
+/// With `check` (`add --check`), an ONNX model is loaded in ONNX Runtime before its name is
+/// recorded (a single file: from its temp file, before it is published; a directory: its main
+/// file from the snapshot, before the name is recorded); one that does not load is refused.
 pub fn add(
     store: &Store,
     src: &Path,
     name: &ModelName,
+    check: bool,
     progress: &mut dyn Progress,
 ) -> Result<Published, Error> {
     // The path the user gave may be a symlink to a directory; what is inside may not.
     match std::fs::metadata(src) {
-        Ok(m) if m.is_dir() => add_dir(store, src, name, progress),
-        _ => add_file(store, src, name, progress),
+        Ok(m) if m.is_dir() => add_dir(store, src, name, check, progress),
+        _ => add_file(store, src, name, check, progress),
     }
 }
 
-/// Copies `src` into `store` and records it as `name`.
+/// Copies `src` into `store` and records it as `name` (see [`add`] for `check`).
 pub fn add_file(
     store: &Store,
     src: &Path,
     name: &ModelName,
+    check: bool,
     progress: &mut dyn Progress,
 ) -> Result<Published, Error> {
     let (input, total) = open_source(src)?;
@@ -92,6 +98,9 @@ pub fn add_file(
         file,
         ..Entry::default()
     };
+    let what = src.display().to_string();
+    crate::onnx::check_before_publish(temp.path(), &entry, check, &what, progress)
+        .map_err(StoreError::from)?;
     Ok(publish(store, temp, name, entry).map_err(publish::Error::from)?)
 }
 
@@ -103,6 +112,7 @@ pub fn add_dir(
     store: &Store,
     src: &Path,
     name: &ModelName,
+    check: bool,
     progress: &mut dyn Progress,
 ) -> Result<Published, Error> {
     let files = list_dir(src)?;
@@ -139,6 +149,9 @@ pub fn add_dir(
         files: Some(entries),
         ..Entry::default()
     };
+    if check {
+        check_in_snapshot(store, name, &entry, src, progress)?;
+    }
     let (model, replaced) = publish::record_model(store, name, entry, &gc)?;
     let main = model
         .files
@@ -152,6 +165,28 @@ pub fn add_dir(
         created,
         replaced,
     })
+}
+
+/// `add --check` of a directory: builds the snapshot (so the main file finds the files next to
+/// it, e.g. ONNX external data) and loads the main file from there, before the name is recorded.
+/// The caller holds gc.lock shared. A model that does not load leaves only unreferenced blobs
+/// and a snapshot no name uses, which gc removes.
+fn check_in_snapshot(
+    store: &Store,
+    name: &ModelName,
+    entry: &Entry,
+    src: &Path,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
+    let Some(files) = entry.model_files(name) else {
+        return Ok(());
+    };
+    let dir = crate::snapshot::ensure(store, &files)?;
+    let main = entry.main_file(name).under(&dir);
+    let what = entry.main_file(name).under(src).display().to_string();
+    crate::onnx::check_before_publish(&main, entry, true, &what, progress)
+        .map_err(StoreError::from)?;
+    Ok(())
 }
 
 /// The regular files under `dir` with their model paths, sorted; refuses anything else inside.

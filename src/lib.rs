@@ -16,6 +16,8 @@
 //!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
 //!   live temp files from stale ones.
 //! - [`duration`]: the one duration grammar of every flag and environment variable.
+//! - [`show`]: what the store knows about one model, with its ONNX inputs and outputs.
+//! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time), sessions.
 
 pub mod add;
 pub mod catalogue;
@@ -32,12 +34,14 @@ pub mod lock;
 pub mod maint_args;
 pub mod manifest;
 pub mod name;
+pub mod onnx;
 pub mod partials;
 pub mod progress;
 pub mod prune;
 pub mod publish;
 pub mod pull;
 pub mod settings;
+pub mod show;
 pub mod snapshot;
 pub mod store;
 pub mod url;

@@ -40,7 +40,7 @@ impl GcArgs {
 pub struct VerifyArgs {
     /// Only the blobs of these names [default: every blob in the store]
     pub names: Vec<String>,
-    /// Also load ONNX models (not available yet)
+    /// Also load every ONNX model in ONNX Runtime and list those that fail
     #[arg(long)]
     pub deep: bool,
 }
@@ -55,7 +55,6 @@ impl VerifyArgs {
                 .iter()
                 .map(|n| ModelName::new(n))
                 .collect::<Result<_, _>>()?,
-            deep: self.deep,
         })
     }
 }

@@ -45,6 +45,10 @@ pub struct Entry {
     pub sha256: Option<Sha256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub md5: Option<Md5>,
+    /// Catalogue only: load the model in ONNX Runtime before publishing it, as `pull --check`
+    /// does (an ONNX model that does not load is never published). Ignored for other formats.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub check: bool,
     /// When the store recorded this name (store manifest only), RFC 3339 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added: Option<String>,

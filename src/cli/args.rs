@@ -31,6 +31,10 @@ pub struct Cli {
     /// Say more about what is happening (on stderr)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// ONNX Runtime library (libonnxruntime.so*) for --check, verify --deep [default:
+    /// $ORT_DYLIB_PATH, else python3's onnxruntime, else the checkout's .ort/]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,6 +91,9 @@ pub enum StoreCommand {
         /// The name to record it under (a-z, 0-9, '.', '_', '-', optionally ORG/NAME)
         #[arg(long)]
         name: String,
+        /// Load an ONNX model (a .onnx file) in ONNX Runtime first; one that fails is not added
+        #[arg(long)]
+        check: bool,
     },
     /// Fetch models from the catalogues into the store (once, however many processes ask) and
     /// print the path of each model's main file
@@ -103,6 +110,18 @@ pub enum StoreCommand {
         /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        /// Load each ONNX model in ONNX Runtime before publishing it; one that fails is not published
+        #[arg(long)]
+        check: bool,
+    },
+    /// Show what the store knows about a model (a name, or a blob's BLAKE3) and, for ONNX, its
+    /// inputs, outputs, opsets, producer and metadata
+    #[command(
+        after_help = "--json prints {name, blake3, size, format, inputs: [{name, type, shape}], outputs, opsets, producer, ir_version, metadata, …}; see docs/onnx.md."
+    )]
+    Show {
+        /// A name the store holds, or a 64-hex BLAKE3
+        target: String,
     },
     /// Print the path of NAME's main file, under its real name in the model's directory (exit 3
     /// if the store does not hold it)

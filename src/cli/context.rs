@@ -81,7 +81,11 @@ impl Context {
             .lock_timeout
             .as_ref()
             .map_or(Wait::Forever, |s| Wait::For(s.value));
-        Ok(Options { fetch, lock_wait })
+        Ok(Options {
+            fetch,
+            lock_wait,
+            check: false,
+        })
     }
 
     /// Opens the store if it exists (for commands that only look).

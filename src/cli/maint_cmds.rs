@@ -23,13 +23,29 @@ pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
 pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
     let opts = args.options()?;
     let store = Store::open(root)?;
+    // --deep is the ONNX pass that runs after the hash check (beaker::onnx::deep).
     let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
+    let deep = match args.deep {
+        true => Some(beaker::onnx::deep::verify_deep(&store, &opts.names)?),
+        false => None,
+    };
     if out.json {
-        out.json(&outcome)?;
+        let mut doc = serde_json::to_value(&outcome)?;
+        if let (Some(d), Some(map)) = (&deep, doc.as_object_mut()) {
+            map.insert("deep".into(), serde_json::to_value(d)?);
+        }
+        out.json(&doc)?;
     } else {
         println!("{outcome}");
+        if let Some(d) = &deep {
+            println!("{d}");
+        }
     }
-    Ok(outcome.into_result_for(&store)?)
+    outcome.into_result_for(&store)?;
+    if let Some(d) = deep {
+        d.into_result()?;
+    }
+    Ok(())
 }
 
 pub fn prune_locks(root: &Path, out: Output) -> Result<()> {

@@ -8,6 +8,7 @@ mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
 mod pull_cmd;
+mod show_cmd;
 mod store_cmds;
 
 use anyhow::Result;
@@ -21,8 +22,26 @@ pub fn run(cli: Cli) -> Result<()> {
         quiet: cli.quiet,
         verbose: cli.verbose,
     };
-    let ctx = context::Context::new(cli.store, cli.manifests)?;
-    match cli.command {
+    if let Some(lib) = cli.ort_lib {
+        beaker::onnx::runtime::set_library(lib);
+    }
+    let result = command(cli.command, cli.store, cli.manifests, out);
+    if out.verbose > 0 {
+        if let Some((origin, path)) = beaker::onnx::runtime::loaded_library() {
+            eprintln!("ONNX Runtime: {} (from {origin})", path.display());
+        }
+    }
+    result
+}
+
+fn command(
+    command: Command,
+    store: Option<std::path::PathBuf>,
+    manifests: Vec<std::path::PathBuf>,
+    out: Output,
+) -> Result<()> {
+    let ctx = context::Context::new(store, manifests)?;
+    match command {
         Command::Store(cmd) => {
             let (root, from) = ctx.store_root()?;
             if out.verbose > 0 {
@@ -34,14 +53,17 @@ pub fn run(cli: Cli) -> Result<()> {
                     offline,
                     lock_timeout,
                     ca_cert,
+                    check,
                 } => {
                     let flags = pull_cmd::Flags {
                         offline,
                         lock_timeout,
                         ca_cert,
+                        check,
                     };
                     pull_cmd::run(&root, &ctx, &names, flags, out)
                 }
+                StoreCommand::Show { target } => show_cmd::run(&root, &target, out),
                 cmd => store_cmds::run(cmd, &root, out),
             }
         }

@@ -20,6 +20,8 @@ pub struct Flags {
     pub offline: bool,
     pub lock_timeout: Option<Duration>,
     pub ca_cert: Option<PathBuf>,
+    /// `--check`: load ONNX models in ONNX Runtime before publishing.
+    pub check: bool,
 }
 
 pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Output) -> Result<()> {
@@ -30,6 +32,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
         .collect::<Result<Vec<_>, _>>()?;
     let mut options = ctx.pull_options()?;
     options.fetch.offline |= flags.offline;
+    options.check = flags.check;
     if flags.ca_cert.is_some() {
         options.fetch.ca_cert = flags.ca_cert;
     }

@@ -18,15 +18,17 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             group,
             locking,
         } => init(root, shared, group, locking, out),
-        StoreCommand::Add { file, name } => add(root, &file, &name, out),
+        StoreCommand::Add { file, name, check } => add(root, &file, &name, check, out),
         StoreCommand::Export {
             name,
             dir,
             link,
             copy,
         } => export(root, &name, &dir, link, copy, out),
-        // Pull needs the catalogues too: `cli::run` dispatches it to `pull_cmd`.
-        StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
+        // Pull needs the catalogues too: `cli::run` dispatches pull and show to their modules.
+        StoreCommand::Pull { .. } | StoreCommand::Show { .. } => {
+            anyhow::bail!("internal error: pull/show reached store_cmds")
+        }
         StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Dir => {
@@ -89,10 +91,10 @@ struct AddJson<'a> {
     new_blob: bool,
 }
 
-fn add(root: &Path, file: &Path, name: &str, out: Output) -> Result<()> {
+fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
-    let published = beaker::add::add(&store, file, &name, out.progress().as_mut())?;
+    let published = beaker::add::add(&store, file, &name, check, out.progress().as_mut())?;
     if out.json {
         return out.json(&AddJson {
             name: &name,

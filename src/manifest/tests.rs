@@ -212,8 +212,9 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
         proptest::option::of(prop_oneof![Just(Format::Onnx), Just(Format::Other)]),
         proptest::option::of("\\PC{0,30}"),
         proptest::option::of(proptest::array::uniform16(any::<u8>())),
+        any::<bool>(),
     )
-        .prop_map(|(b3, size, urls, format, description, md5)| {
+        .prop_map(|(b3, size, urls, format, description, md5, check)| {
             let md5 = match (b3, md5) {
                 (None, None) => Some([7u8; 16]),
                 (_, m) => m,
@@ -226,6 +227,7 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 description,
                 sha256: None,
                 md5: md5.map(Md5::from_bytes),
+                check,
                 ..Entry::default()
             }
         })
@@ -402,4 +404,27 @@ fn single_file_names_come_from_file_then_url_then_format() {
     assert_eq!(e.single_file_name(&name).as_str(), "det");
     e.format = Some(Format::Onnx);
     assert_eq!(e.single_file_name(&name).as_str(), "det.onnx");
+}
+#[test]
+fn check_is_an_optional_boolean_written_only_when_true() {
+    let m = parse(&format!(
+        "version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 0\nformat = \"onnx\"\ncheck = true\n"
+    ))
+    .unwrap();
+    let a = &m.models[&ModelName::new("a").unwrap()];
+    assert!(a.check);
+    assert!(m.to_toml().unwrap().contains("check = true"));
+    let plain = parse(&format!(
+        "version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 0\n"
+    ))
+    .unwrap();
+    let a = &plain.models[&ModelName::new("a").unwrap()];
+    assert!(!a.check);
+    assert!(!plain.to_toml().unwrap().contains("check"));
+    fails_at(
+        &format!("version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 0\ncheck = \"yes\"\n"),
+        5,
+        9,
+        "bool",
+    );
 }

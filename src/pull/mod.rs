@@ -67,6 +67,9 @@ pub struct Options {
     pub fetch: fetch::Config,
     /// How long to wait for another process downloading the same model.
     pub lock_wait: Wait,
+    /// Load ONNX models in ONNX Runtime before publishing them (`pull --check`); entries with
+    /// `check = true` are checked either way.
+    pub check: bool,
 }
 
 impl Options {
@@ -76,6 +79,7 @@ impl Options {
         Ok(Options {
             fetch: fetch::Config::from_env().map_err(PullError::Setting)?,
             lock_wait: Wait::Forever,
+            check: false,
         })
     }
 }
@@ -123,6 +127,7 @@ pub struct Puller<'s> {
     store: &'s Store,
     fetcher: Fetcher,
     lock_wait: Wait,
+    check: bool,
 }
 
 impl<'s> Puller<'s> {
@@ -131,6 +136,7 @@ impl<'s> Puller<'s> {
             store,
             fetcher: Fetcher::new(options.fetch),
             lock_wait: options.lock_wait,
+            check: options.check,
         }
     }
 
@@ -151,6 +157,8 @@ impl<'s> Puller<'s> {
         if self.fetcher.config().offline {
             return Err(PullError::Offline { name: name.clone() });
         }
+        // --check needs ONNX Runtime: find out before downloading anything.
+        crate::onnx::ready_to_check(&model.entry, self.check).map_err(StoreError::from)?;
         let files = model.entry.files(name);
         let mut last_missing = None;
         for _ in 0..ASSEMBLY_ATTEMPTS {
@@ -177,6 +185,9 @@ impl<'s> Puller<'s> {
             }
             let mut entry = recorded(model);
             key::set_pins(&mut entry, &ids);
+            if files.len() > 1 && downloaded {
+                self.check_in_snapshot(model, &entry, progress)?;
+            }
             match reference_existing(self.store, name, entry)? {
                 Some(p) => return Ok(Pulled::new(name, p, downloaded)),
                 // A file that was already here went away before the lock (gc, rm): again.
@@ -186,6 +197,30 @@ impl<'s> Puller<'s> {
         Err(PullError::Store(StoreError::NotInStore {
             name: last_missing.unwrap_or_else(|| name.clone()),
         }))
+    }
+
+    /// `--check` of a model of several files: its main file is loaded from the snapshot, where
+    /// the files it opens by name (ONNX external data) are next to it, before the name is
+    /// recorded. The caller holds gc.lock shared. A model that does not load leaves unreferenced
+    /// blobs and a snapshot no name uses, which gc removes.
+    fn check_in_snapshot(
+        &self,
+        model: &Resolved,
+        pinned: &crate::manifest::Entry,
+        progress: &mut dyn Progress,
+    ) -> Result<(), PullError> {
+        if !(self.check || model.entry.check) {
+            return Ok(());
+        }
+        let Some(files) = pinned.model_files(&model.name) else {
+            return Ok(());
+        };
+        let dir = crate::snapshot::ensure(self.store, &files)?;
+        let main = pinned.main_file(&model.name);
+        let what = format!("{} ({main})", model.name);
+        crate::onnx::check_before_publish(&main.under(&dir), &model.entry, true, &what, progress)
+            .map_err(StoreError::from)?;
+        Ok(())
     }
 
     /// One file: present already (by pin and presence), or downloaded into a checked, durable,
@@ -272,6 +307,24 @@ impl<'s> Puller<'s> {
                 failures.push(Failure::Fetch(url.clone(), e));
                 continue;
             }
+            // Pre-publish check of a single-file model (--check, `check = true`), on bytes that
+            // are the pinned content (others are left to the mismatch report and the next URL):
+            // a model that does not load is deleted, and no other URL can serve other pinned
+            // bytes. A model of several files is checked in its snapshot instead (`pull`).
+            if job.of == 1 && entry.blake3.is_none_or(|b| b == blob.blake3()) {
+                let what = format!("{name} from {url}");
+                let checked = crate::onnx::check_before_publish(
+                    blob.path(),
+                    job.model,
+                    self.check,
+                    &what,
+                    bar.get(),
+                );
+                if let Err(e) = checked {
+                    drop(blob);
+                    return Err(StoreError::from(e).into());
+                }
+            }
             // Steps 4–5b. A mismatch deletes the temp blob inside `prepare`.
             match prepare(store, blob, &entry) {
                 Ok(ready) => return Ok(ready),
@@ -308,7 +361,11 @@ impl<'s> Puller<'s> {
 /// One file of a pull, with what messages need to name it.
 struct Job<'a> {
     name: &'a ModelName,
+    /// The whole model's entry (its format and `check` decide the pre-publish check).
+    model: &'a crate::manifest::Entry,
     file: &'a FileEntry,
+    /// How many files the model has.
+    of: usize,
     /// `name` for a single-file model, `name (2/3: model.onnx.data)` for one of several.
     label: String,
     base_dir: Option<&'a std::path::Path>,
@@ -324,7 +381,9 @@ impl<'a> Job<'a> {
         };
         Job {
             name: &model.name,
+            model: &model.entry,
             file,
+            of,
             label,
             base_dir: model.base_dir(),
             manifest: &model.manifest,
@@ -418,6 +477,7 @@ impl Drop for Bar<'_> {
 /// were relative to the catalogue, not to the store).
 fn recorded(model: &Resolved) -> crate::manifest::Entry {
     let mut entry = model.entry.clone();
+    entry.check = false; // an instruction to pull, not a fact about the stored model
     let Some(base) = model.base_dir() else {
         return entry;
     };

@@ -82,6 +82,9 @@ pub enum StoreError {
     SnapshotMissing { name: ModelName, dir: PathBuf },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
+    /// `--check` / `check = true`: the model did not load in ONNX Runtime (or no runtime did).
+    #[error(transparent)]
+    Check(#[from] crate::onnx::CheckError),
 }
 
 impl StoreError {
@@ -94,6 +97,7 @@ impl StoreError {
             | StoreError::SnapshotMissing { .. }
             | StoreError::NoSpace { .. } => Category::Failed,
             StoreError::Lock(e) => e.category(),
+            StoreError::Check(e) => e.category(),
             StoreError::Manifest(e) => e.category(),
             StoreError::NotADirectory { .. }
             | StoreError::NotAStore { .. }

@@ -47,8 +47,6 @@ use hash::{check, hash_all, Checked};
 pub struct Options {
     /// Only the blobs of these names; empty = every blob in the store.
     pub names: Vec<ModelName>,
-    /// Also load ONNX models (not available until the ONNX checks land).
-    pub deep: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,8 +55,6 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("not in the store: {}; nothing was verified (`beaker store ls` lists what it holds)", names.join(", "))]
     UnknownNames { names: Vec<String> },
-    #[error("--deep (loading ONNX models) is not available in this beaker yet; run verify without --deep to check every blob's hash")]
-    DeepUnavailable,
     /// The run completed and found damage (exit 1); the outcome has the details.
     #[error("verify found {corrupt} corrupt, {missing} missing and {unreadable} unreadable blobs in {}", store.display())]
     Found {
@@ -79,7 +75,7 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Store(e) => e.category(),
-            Error::UnknownNames { .. } | Error::DeepUnavailable => Category::BadInput,
+            Error::UnknownNames { .. } => Category::BadInput,
             Error::Found { .. } => Category::Failed,
         }
     }
@@ -155,9 +151,6 @@ impl Outcome {
 /// Verifies `store` (or the blobs of `opts.names`), quarantining what is corrupt: select what to
 /// check → hash it (no lock) → judge the results and quarantine the bad.
 pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result<Outcome, Error> {
-    if opts.deep {
-        return Err(Error::DeepUnavailable);
-    }
     let selection = select(store, &opts.names)?;
     let total: u64 = selection.work.iter().map(|w| w.2).sum();
     progress.start(

@@ -3,10 +3,12 @@
 //! The maintenance commands run the *same library code* as `beaker store gc | verify |
 //! prune-locks` (no shelling out to the binary), so a store can be looked after from a checkout
 //! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
-//! 0 ok, 1 failed or corruption found, 2 bad input.
+//! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
+//! command: it provides ONNX Runtime, then runs `cargo test --workspace`.
 
 mod gc;
 mod prune_locks;
+mod test;
 mod verify;
 
 use std::path::PathBuf;
@@ -33,6 +35,9 @@ enum Command {
     Verify(verify::Args),
     /// Remove lock files nobody holds in a store (as `beaker store prune-locks`)
     PruneLocks(prune_locks::Args),
+    /// Run the tests (`cargo test --workspace ARGS…`), installing ONNX Runtime from PyPI into
+    /// .ort/ first if none is found
+    Test(test::Args),
 }
 
 /// The store flag every maintenance command takes.
@@ -49,12 +54,13 @@ struct StoreArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Gc(args) => gc::run(args),
-        Command::Verify(args) => verify::run(args),
-        Command::PruneLocks(args) => prune_locks::run(args),
+        Command::Gc(args) => gc::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Verify(args) => verify::run(args).map(|()| ExitCode::SUCCESS),
+        Command::PruneLocks(args) => prune_locks::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Test(args) => test::run(args),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("xtask: error: {e:#}");
             ExitCode::from(beaker::exit::code(beaker::exit::category_of(e.chain())))

@@ -1,6 +1,6 @@
-//! `cargo xtask verify --store DIR [NAME…] [--deep]`: `beaker::verify::run`, with the very flags of
-//! `beaker store verify` ([`beaker::maint_args::VerifyArgs`]); exit 1 if anything is corrupt,
-//! missing or unreadable.
+//! `cargo xtask verify --store DIR [NAME…] [--deep]`: `beaker::verify::run`, then with `--deep`
+//! `beaker::onnx::deep::verify_deep`; exit 1 if anything is corrupt, missing, unreadable or (deep)
+//! an ONNX model that does not load.
 
 use anyhow::Result;
 
@@ -18,11 +18,27 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let opts = args.verify.options()?;
     let store = Store::open(&args.store.store)?;
+    // --deep is the ONNX pass that runs after the hash check (beaker::onnx::deep).
     let outcome = beaker::verify::run(&store, &opts, &mut beaker::progress::Silent)?;
+    let deep = match args.verify.deep {
+        true => Some(beaker::onnx::deep::verify_deep(&store, &opts.names)?),
+        false => None,
+    };
     if args.store.json {
-        crate::print_json(&outcome)?;
+        let mut doc = serde_json::to_value(&outcome)?;
+        if let (Some(d), Some(map)) = (&deep, doc.as_object_mut()) {
+            map.insert("deep".into(), serde_json::to_value(d)?);
+        }
+        crate::print_json(&doc)?;
     } else {
         println!("{outcome}");
+        if let Some(d) = &deep {
+            println!("{d}");
+        }
     }
-    Ok(outcome.into_result_for(&store)?)
+    outcome.into_result_for(&store)?;
+    if let Some(d) = deep {
+        d.into_result()?;
+    }
+    Ok(())
 }

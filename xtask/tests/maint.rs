@@ -35,7 +35,8 @@ fn add(store: &Store, dir: &Path, name: &str, content: &[u8]) -> String {
     let src = dir.join(format!("{name}-{}", content.len()));
     std::fs::write(&src, content).unwrap();
     let name = ModelName::new(name).unwrap();
-    let p = beaker::add::add_file(store, &src, &name, &mut beaker::progress::Silent).unwrap();
+    let p =
+        beaker::add::add_file(store, &src, &name, false, &mut beaker::progress::Silent).unwrap();
     p.blake3.to_hex()
 }
 
@@ -93,7 +94,48 @@ fn xtask_verify_quarantines_a_tampered_blob() {
         store.locate(&ModelName::new("a").unwrap()),
         Err(beaker::StoreError::BlobMissing { .. })
     ));
-    assert_eq!(xtask(&["verify", "--store", s, "--deep"]).code, 2);
+}
+
+#[test]
+fn xtask_verify_deep_lists_an_onnx_model_that_does_not_load() {
+    let (_dir, root, store) = setup();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let name = ModelName::new("bad-graph").unwrap();
+    let src = repo.join("tests/fixtures/onnx/dangling.onnx");
+    beaker::add::add_file(&store, &src, &name, false, &mut beaker::progress::Silent).unwrap();
+    let good = ModelName::new("tiny-add").unwrap();
+    let src = repo.join("manifests/demo/models/tiny-add.onnx");
+    beaker::add::add_file(&store, &src, &good, false, &mut beaker::progress::Silent).unwrap();
+    let (found, missed) = beaker::onnx::runtime::candidates();
+    let Some((_, lib)) = found.into_iter().next() else {
+        panic!(
+            "this test needs ONNX Runtime and found none ({}): run it with `cargo xtask test`, which installs it",
+            missed.join("; ")
+        )
+    };
+    let o = Command::new(XTASK)
+        .args([
+            "verify",
+            "--store",
+            root.to_str().unwrap(),
+            "--deep",
+            "--json",
+        ])
+        .env("ORT_DYLIB_PATH", lib)
+        .output()
+        .expect("run xtask");
+    let o = Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    };
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    let v = json(&o);
+    assert_eq!(v["deep"]["checked"], 2);
+    assert_eq!(
+        v["deep"]["failed"][0]["names"],
+        serde_json::json!(["bad-graph"])
+    );
 }
 
 #[test]

@@ -1,0 +1,86 @@
+//! `beaker store show NAME|BLAKE3`: prints [`beaker::show::show`] as aligned text, or `--json`.
+
+use std::path::Path;
+
+use anyhow::Result;
+
+use beaker::show::Shown;
+use beaker::Store;
+
+use super::output::{size, Output};
+
+pub fn run(root: &Path, target: &str, out: Output) -> Result<()> {
+    let store = Store::open(root)?;
+    let shown = beaker::show::show(&store, target)?;
+    if out.json {
+        return out.json(&shown);
+    }
+    print!("{}", text(&shown));
+    Ok(())
+}
+
+/// `label  value` lines; list values continue on lines of their own under the first.
+fn text(s: &Shown) -> String {
+    let mut rows: Vec<(&str, Vec<String>)> = vec![
+        (
+            "name",
+            vec![s.name.as_ref().map_or("-".into(), ToString::to_string)],
+        ),
+        ("blake3", vec![s.blake3.to_hex()]),
+        ("size", vec![format!("{} ({} bytes)", size(s.size), s.size)]),
+        (
+            "format",
+            vec![s.format.map_or("unknown".into(), |f| f.to_string())],
+        ),
+    ];
+    let others: Vec<String> = s
+        .names
+        .iter()
+        .filter(|n| Some(*n) != s.name.as_ref())
+        .map(ToString::to_string)
+        .collect();
+    if !others.is_empty() {
+        rows.push(("also named", vec![others.join(", ")]));
+    }
+    if let Some(d) = &s.description {
+        rows.push(("description", vec![d.clone()]));
+    }
+    if let Some(a) = &s.added {
+        rows.push(("added", vec![a.clone()]));
+    }
+    if !s.urls.is_empty() {
+        rows.push(("urls", s.urls.clone()));
+    }
+    if let Some(p) = &s.producer {
+        rows.push(("producer", vec![format!("{} {}", p.name, p.version)]));
+    }
+    if let Some(v) = s.ir_version {
+        rows.push(("ir_version", vec![v.to_string()]));
+    }
+    if let Some(o) = &s.opsets {
+        let o: Vec<String> = o
+            .iter()
+            .map(|o| format!("{} {}", o.domain, o.version))
+            .collect();
+        rows.push(("opsets", vec![o.join(", ")]));
+    }
+    for (label, list) in [("inputs", &s.inputs), ("outputs", &s.outputs)] {
+        if let Some(list) = list {
+            rows.push((label, list.iter().map(ToString::to_string).collect()));
+        }
+    }
+    if let Some(m) = s.metadata.as_ref().filter(|m| !m.is_empty()) {
+        rows.push((
+            "metadata",
+            m.iter().map(|(k, v)| format!("{k} = {v}")).collect(),
+        ));
+    }
+    let mut text = String::new();
+    for (label, values) in rows {
+        for (i, v) in values.iter().enumerate() {
+            let label = if i == 0 { label } else { "" };
+            text.push_str(&format!("{label:<12} {v}\n"));
+        }
+    }
+    text
+}

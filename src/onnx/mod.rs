@@ -1,0 +1,76 @@
+//! ONNX models: what they take and give, and whether ONNX Runtime loads them (DESIGN §12).
+//!
+//! - [`inspect`] reads a model's inputs, outputs, opsets, producer, IR version and metadata from
+//!   the file itself ([`info`], over the small protobuf reader of `wire`): no runtime needed, so
+//!   `beaker store show` works anywhere.
+//! - [`check`] loads a model in an ONNX Runtime session; `pull --check`, `add --check` and
+//!   catalogue entries with `check = true` run it on the temp file *before* publish, so a model
+//!   that does not load is never published ([`check_before_publish`]).
+//! - [`deep::verify_deep`] is the `verify --deep` pass; [`session`] gives an application a
+//!   session for a catalogue name, pulling it first.
+//! - [`runtime`] finds ONNX Runtime (`--ort-lib`, `ORT_DYLIB_PATH`, python3's onnxruntime, the
+//!   checkout's `.ort/`) and loads it once per process.
+//!
+//! Built with the cargo feature `onnx` (default). Without it, everything that needs the runtime
+//! fails with a [`runtime::RuntimeError`] saying so; [`inspect`] still works.
+
+mod check;
+pub mod deep;
+pub mod info;
+pub mod runtime;
+#[cfg(feature = "onnx")]
+mod session;
+mod wire;
+
+use std::path::Path;
+
+pub use check::{check, check_as, is_onnx, CheckError};
+pub use info::{inspect, InspectError, ModelInfo};
+#[cfg(feature = "onnx")]
+pub use session::{session, SessionError};
+
+/// The `ort` crate beaker is built with (`=2.0.0-rc.15`), for running the sessions [`session`]
+/// returns without pinning a second copy: `use beaker::onnx::ort;`.
+#[cfg(feature = "onnx")]
+pub use ort;
+
+use crate::manifest::Entry;
+use crate::progress::Progress;
+
+/// Whether [`check_before_publish`] will be able to run: when a check is wanted for an ONNX
+/// entry, loads the runtime now, so a missing one is reported before a download starts.
+pub fn ready_to_check(entry: &Entry, wanted: bool) -> Result<(), CheckError> {
+    if (wanted || entry.check) && is_onnx(entry) {
+        check::runtime_ready()?;
+    }
+    Ok(())
+}
+
+/// The pre-publish hook of `add` and `pull`: when `wanted` (`--check`, or the entry's
+/// `check = true`) and the entry is an ONNX model, loads the temp file at `temp` in ONNX Runtime;
+/// an error means "do not publish". `what` names the model for the user (the URL or the added
+/// file). A format that is not ONNX is not checked, and a notice says so.
+pub fn check_before_publish(
+    temp: &Path,
+    entry: &Entry,
+    wanted: bool,
+    what: &str,
+    progress: &mut dyn Progress,
+) -> Result<(), CheckError> {
+    if !(wanted || entry.check) {
+        return Ok(());
+    }
+    if !is_onnx(entry) {
+        let format = entry
+            .format
+            .map_or_else(|| "unknown".to_owned(), |f| f.to_string());
+        progress.notice(&format!(
+            "{what}: not checked: its format is {format}, and only ONNX models are loaded"
+        ));
+        return Ok(());
+    }
+    check_as(temp, what).map_err(|e| match e {
+        CheckError::Load { what, reason } => CheckError::NotPublished { what, reason },
+        e => e,
+    })
+}

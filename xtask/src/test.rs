@@ -1,0 +1,90 @@
+//! `cargo xtask test [ARGS…]`: the README's test command. Finds ONNX Runtime the way beaker
+//! does (`ORT_DYLIB_PATH`, python3's onnxruntime, the checkout's `.ort/`); when there is none,
+//! installs it from PyPI into the git-ignored `.ort/` (`python3 -m pip install --no-deps
+//! --target .ort onnxruntime==1.31.1`); then runs `cargo test --workspace ARGS…` with
+//! `ORT_DYLIB_PATH` pointing at it, so the ONNX tests and the session doctest load it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{bail, Context, Result};
+
+use beaker::onnx::runtime::{self, Origin};
+
+/// The runtime version installed into `.ort/` (DESIGN §12: what works on these machines).
+const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Passed on to `cargo test --workspace` (e.g. a test name filter, `-- --nocapture`)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+pub fn run(args: Args) -> Result<ExitCode> {
+    let lib = find_or_install()?;
+    eprintln!("xtask test: ONNX Runtime: {}", lib.display());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["test", "--workspace"])
+        .args(&args.args)
+        .env("ORT_DYLIB_PATH", &lib)
+        .status()
+        .context("cannot run cargo test")?;
+    Ok(match status.code() {
+        Some(0) => ExitCode::SUCCESS,
+        Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
+        None => ExitCode::FAILURE,
+    })
+}
+
+/// The library the tests will load: one beaker would find, else a fresh install in `.ort/`.
+fn find_or_install() -> Result<PathBuf> {
+    let (found, missed) = runtime::candidates();
+    if let Some((origin, path)) = found.into_iter().next() {
+        if origin == Origin::Env && !path.is_file() {
+            bail!(
+                "ORT_DYLIB_PATH={} is not a file; unset it (xtask test then finds or installs ONNX Runtime) or point it at libonnxruntime.so*",
+                path.display()
+            );
+        }
+        return Ok(path);
+    }
+    eprintln!(
+        "xtask test: no ONNX Runtime found ({}); installing {ONNXRUNTIME} from PyPI into .ort/",
+        missed.join("; ")
+    );
+    let capi = runtime::checkout_dir();
+    let target = capi
+        .ancestors()
+        .nth(2)
+        .map(Path::to_owned)
+        .context("internal error: .ort/ has no parent")?;
+    let status = Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--upgrade",
+            "--target",
+        ])
+        .arg(&target)
+        .arg(ONNXRUNTIME)
+        .env("PIP_ROOT_USER_ACTION", "ignore")
+        .status()
+        .context("cannot run python3; install Python 3 and pip (apt-get install python3-pip)")?;
+    if !status.success() {
+        bail!(
+            "`python3 -m pip install --no-deps --target {} {ONNXRUNTIME}` failed ({status}); is pip installed (apt-get install python3-pip) and PyPI reachable?",
+            target.display()
+        );
+    }
+    runtime::library_in(&capi).with_context(|| {
+        format!(
+            "pip installed {ONNXRUNTIME} but {} has no libonnxruntime.so*",
+            capi.display()
+        )
+    })
+}
