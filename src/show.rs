@@ -68,22 +68,33 @@ impl ShowError {
     }
 }
 
-/// Shows `target`: a model name the store holds, or a blob's BLAKE3 (64 hex).
+/// The BLAKE3 of `entry`'s main file (the one `store path` prints; for ONNX, the graph).
+fn main_blob(name: &ModelName, entry: &Entry) -> Option<Blake3> {
+    let main = entry.main_file(name);
+    entry
+        .files(name)
+        .into_iter()
+        .find(|f| f.path == main)
+        .and_then(|f| f.blake3)
+}
+
+/// Whether any file of `entry` is the blob `id`.
+fn holds(name: &ModelName, entry: &Entry, id: Blake3) -> bool {
+    entry.files(name).iter().any(|f| f.blake3 == Some(id))
+}
+
+/// Shows `target`: a model name the store holds (its main file), or a blob's BLAKE3 (64 hex).
 pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let manifest = store.read_manifest()?;
     let (name, id, entry) = match Blake3::from_hex(target) {
         Ok(id) => {
-            let entry = manifest
-                .models
-                .values()
-                .find(|e| e.blake3 == Some(id))
-                .cloned();
-            let name = manifest
+            let found = manifest
                 .models
                 .iter()
-                .find(|(_, e)| e.blake3 == Some(id))
-                .map(|(n, _)| n.clone());
-            (name, id, entry)
+                .find(|(n, e)| main_blob(n, e) == Some(id))
+                .or_else(|| manifest.models.iter().find(|(n, e)| holds(n, e, id)));
+            let name = found.map(|(n, _)| n.clone());
+            (name, id, found.map(|(_, e)| e.clone()))
         }
         Err(_) => {
             let name = ModelName::new(target)?;
@@ -91,8 +102,7 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
                 .models
                 .get(&name)
                 .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-            let id = entry
-                .blake3
+            let id = main_blob(&name, entry)
                 .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
             (Some(name), id, Some(entry.clone()))
         }
@@ -118,10 +128,19 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let names = manifest
         .models
         .iter()
-        .filter(|(_, e)| e.blake3 == Some(id))
+        .filter(|(n, e)| holds(n, e, id))
         .map(|(n, _)| n.clone())
         .collect();
-    let entry = entry.unwrap_or_default();
+    let mut entry = entry.unwrap_or_default();
+    // A model of several files: the sources shown are the main file's.
+    if let (Some(n), Some(files)) = (&name, &entry.files) {
+        let main = entry.main_file(n);
+        entry.urls = files
+            .iter()
+            .find(|f| f.path == main)
+            .map(|f| f.urls.clone())
+            .unwrap_or_default();
+    }
 
     // Recorded as ONNX: the bytes must read as ONNX. Recorded as nothing: try, quietly.
     let claimed = entry.format.is_some() || !entry.urls.is_empty();

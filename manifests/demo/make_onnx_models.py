@@ -10,6 +10,9 @@ Writes (deterministic bytes, so re-running changes nothing):
 - manifests/demo/models/tiny-multi.onnx: two inputs and two outputs, float32 and int64, a
   symbolic batch dimension, opsets from two domains, custom metadata. Its catalogue entry is
   printed; it is in demo.toml.
+- manifests/demo/models/tiny-ext/tiny-ext.onnx + tiny-ext.onnx.data: a model whose weight is ONNX
+  external data (found by ONNX Runtime by its file name, next to the model): y = x @ W + 1 with W
+  a float32[4,4] stored in the .data file. A model of two files; its entry is in demo.toml.
 - tests/fixtures/onnx/*.onnx and tests/fixtures/onnx/broken.toml: a catalogue of models that
   claim `format = "onnx"` but do not load: truncated, random bytes, empty (0 bytes), and a valid
   protobuf whose graph has a node reading a tensor nothing defines. The catalogue pins their real
@@ -65,6 +68,34 @@ def dangling():
     return model.SerializeToString(deterministic=True)
 
 
+def tiny_ext():
+    """y = MatMul(x, W) + 1 with W (float32[4,4], 0.5 on the diagonal) in external data. Returns the
+    model's bytes and the data file's bytes."""
+    import tempfile
+
+    from onnx import numpy_helper
+    import numpy as np
+
+    w = numpy_helper.from_array(np.diag(np.full(4, 0.5, dtype=np.float32)), name="W")
+    one = numpy_helper.from_array(np.ones(4, dtype=np.float32), name="one")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 4])
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["xw"]), helper.make_node("Add", ["xw", "one"], ["y"])]
+    graph = helper.make_graph(nodes, "tiny-ext", [x], [y], initializer=[w, one])
+    model = helper.make_model(graph, producer_name="beaker-make-onnx-models",
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "tiny-ext.onnx")
+        onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True,
+                        location="tiny-ext.onnx.data", size_threshold=0)
+        with open(path, "rb") as f:
+            graph_bytes = f.read()
+        with open(os.path.join(d, "tiny-ext.onnx.data"), "rb") as f:
+            data_bytes = f.read()
+    return graph_bytes, data_bytes
+
+
 def write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
@@ -79,6 +110,17 @@ if __name__ == "__main__":
     print(f'blake3 = "{b3}"')
     print(f"size = {size}")
     print('urls = ["models/tiny-multi.onnx"]')
+    print()
+
+    graph_bytes, data_bytes = tiny_ext()
+    print("[models.tiny-ext]")
+    for name, data in (("tiny-ext.onnx", graph_bytes), ("tiny-ext.onnx.data", data_bytes)):
+        b3, size = write(os.path.join(HERE, "models", "tiny-ext", name), data)
+        print("[[models.tiny-ext.files]]")
+        print(f'path = "{name}"')
+        print(f'blake3 = "{b3}"')
+        print(f"size = {size}")
+        print(f'urls = ["models/tiny-ext/{name}"]')
     print()
 
     broken = {

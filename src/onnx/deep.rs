@@ -17,7 +17,7 @@ use super::runtime::RuntimeError;
 use crate::digest::Blake3;
 use crate::error::Category;
 use crate::name::ModelName;
-use crate::store::{BlobState, Store, StoreError};
+use crate::store::{Store, StoreError};
 
 /// The `deep` part of `verify --deep --json`.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -73,29 +73,46 @@ impl DeepOutcome {
     }
 }
 
-/// Loads the ONNX blobs of `names` (every name when empty) that are present in `store`. The
-/// runtime is loaded only if there is an ONNX blob to check.
+/// Loads the ONNX models of `names` (every name when empty) that are present in `store`, each
+/// from its main file in its snapshot, where the files it opens by name (ONNX external data) are
+/// next to it; a name recorded before snapshots existed is loaded from its blob. Each model is
+/// loaded once however many names share it. The runtime is loaded only if there is an ONNX model
+/// to check.
 pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, DeepError> {
     let manifest = store.read_manifest()?;
     let mut out = DeepOutcome::default();
-    let mut blobs: BTreeMap<Blake3, Vec<ModelName>> = BTreeMap::new();
+    let mut models: BTreeMap<std::path::PathBuf, (Blake3, Vec<ModelName>)> = BTreeMap::new();
     for (name, entry) in &manifest.models {
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let Some(id) = entry.blake3 else { continue };
         if !is_onnx(entry) {
             out.not_onnx.push(name.clone());
             continue;
         }
-        // Absent or damaged blobs are verify's findings (missing / quarantined), not ours.
-        if let BlobState::Present { .. } = store.blob_state(&id, entry.size)? {
-            blobs.entry(id).or_default().push(name.clone());
-        }
+        // Absent or damaged blobs, and snapshots that need repair, are verify's findings.
+        let located = match store.locate(name) {
+            Ok(l) if !l.snapshot_missing => l,
+            _ => continue,
+        };
+        let main = entry.main_file(name);
+        let Some(id) = entry
+            .files(name)
+            .into_iter()
+            .find(|f| f.path == main)
+            .and_then(|f| f.blake3)
+        else {
+            continue;
+        };
+        models
+            .entry(located.main)
+            .or_insert_with(|| (id, Vec::new()))
+            .1
+            .push(name.clone());
     }
-    for (id, names) in blobs {
+    for (path, (id, names)) in models {
         out.checked += 1;
-        match load(&store.layout().blob(&id)) {
+        match load(&path) {
             Ok(_) => out.ok += 1,
             Err(Refused::Runtime(e)) => return Err(e.into()),
             Err(Refused::Model(reason)) => out.failed.push(Failed {

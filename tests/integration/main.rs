@@ -21,6 +21,7 @@ mod maint_helpers;
 mod maint_locks;
 mod maint_race;
 mod onnx;
+mod onnx_bundle;
 mod onnx_helpers;
 mod onnx_show;
 mod pull;
