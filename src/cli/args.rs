@@ -16,8 +16,9 @@ a crash or a race never leaves a corrupt model behind.",
     after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 `path` of a name not present."
 )]
 pub struct Cli {
-    /// Store directory [default: $XDG_CACHE_HOME/beaker/store]
-    #[arg(long, global = true, env = "BEAKER_STORE", value_name = "DIR")]
+    /// Store directory [env: BEAKER_STORE] [default: `store` in a config file, else
+    /// $XDG_CACHE_HOME/beaker/store]
+    #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
     /// Catalogue manifest to resolve names through (repeatable) [default: $BEAKER_MANIFEST, else the bundled one]
     #[arg(long = "manifest", global = true, value_name = "FILE")]

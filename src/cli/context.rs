@@ -30,18 +30,17 @@ impl Context {
 
     /// The store directory, absolute (`~` expanded), and where it came from.
     pub fn store_root(&self) -> Result<(PathBuf, Source)> {
-        let env = std::env::var_os("BEAKER_STORE").filter(|v| !v.is_empty());
-        let (path, source) = match (&self.store_flag, &self.settings.store) {
-            (Some(p), _) => {
-                let source = if env.as_deref() == Some(p.as_os_str()) {
-                    Source::Env("BEAKER_STORE".into())
-                } else {
-                    Source::Flag
-                };
-                (expand_home(&p.to_string_lossy()), source)
-            }
-            (None, Some(s)) => (s.value.clone(), Source::File(s.from.clone())),
-            (None, None) => {
+        let env = std::env::var_os("BEAKER_STORE")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        let (path, source) = match (&self.store_flag, env, &self.settings.store) {
+            (Some(p), _, _) => (expand_home(&p.to_string_lossy()), Source::Flag),
+            (None, Some(p), _) => (
+                expand_home(&p.to_string_lossy()),
+                Source::Env("BEAKER_STORE".into()),
+            ),
+            (None, None, Some(s)) => (s.value.clone(), Source::File(s.from.clone())),
+            (None, None, None) => {
                 let default = dirs::cache_dir()
                     .map(|d| d.join("beaker").join("store"))
                     .ok_or_else(|| anyhow::anyhow!("no store directory: no --store, no BEAKER_STORE, no `store` in a config file and no cache directory for this user; pass --store DIR"))?;

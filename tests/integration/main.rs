@@ -5,6 +5,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod support;
+mod ux;
 
 mod broken_flock;
 mod bundle;

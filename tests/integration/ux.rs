@@ -1,0 +1,138 @@
+//! [ux] through the binary: the configuration files and their precedence (`config show`,
+//! `store dir`), store paths made absolute, and discovery (`catalogue ls` / `show`).
+
+// Tests write configuration files with raw std::fs on purpose.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+/// `beaker` with no --store and a clean environment, reading the config files given.
+fn bare(env: &Env, user: &Path, system: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("BEAKER_STORE")
+        .env_remove("BEAKER_MANIFEST")
+        .env_remove("BEAKER_OFFLINE")
+        .env("BEAKER_CONFIG", user)
+        .env("BEAKER_SYSTEM_CONFIG", system)
+        .env("HOME", env.path("home"))
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command, args: &[&str]) -> Run {
+    Run::from(c.args(args).output().expect("spawn beaker"))
+}
+
+#[test]
+fn flag_beats_env_beats_user_file_beats_system_file_beats_default() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    let dir = |c: Command| PathBuf::from(run(c, &["store", "dir"]).ok());
+    assert_eq!(
+        dir(bare(&env, &user, &system)),
+        env.path("cache/beaker/store")
+    );
+    std::fs::write(&system, "store = \"/srv/lab-models\"\nretries = 7\n").unwrap();
+    assert_eq!(
+        dir(bare(&env, &user, &system)),
+        PathBuf::from("/srv/lab-models")
+    );
+    // The user's file wins, and its relative path is relative to the file.
+    std::fs::write(&user, "store = \"mine\"\n").unwrap();
+    assert_eq!(dir(bare(&env, &user, &system)), env.path("mine"));
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "~/from-env");
+    assert_eq!(dir(c), env.path("home/from-env"), "~ is expanded");
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "");
+    assert_eq!(dir(c), env.path("mine"), "an empty variable is unset");
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "/from-env")
+        .args(["--store", "rel/flag"]);
+    assert_eq!(
+        dir(c),
+        env.path("rel/flag"),
+        "relative flags are made absolute"
+    );
+
+    let shown: serde_json::Value =
+        run(bare(&env, &user, &system), &["--json", "config", "show"]).json();
+    let row = |key: &str| {
+        shown["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("store")["source"]["detail"], user.display().to_string());
+    assert_eq!(row("retries")["value"], "7");
+    assert_eq!(
+        row("retries")["source"]["detail"],
+        system.display().to_string()
+    );
+    assert_eq!(row("stall_timeout")["source"]["kind"], "default");
+}
+
+#[test]
+fn a_bad_config_file_names_its_line_and_nothing_runs() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    std::fs::write(&user, "store = \"/s\"\nretires = 3\n").unwrap();
+    run(bare(&env, &user, &system), &["store", "dir"]).fails(
+        2,
+        &[
+            &format!("{}:2:1:", user.display()),
+            "unknown field `retires`",
+        ],
+    );
+    std::fs::write(&user, "stall_timeout = \"forever\"\n").unwrap();
+    run(bare(&env, &user, &system), &["store", "ls"])
+        .fails(2, &["is not a duration", "user.toml:1:"]);
+}
+
+#[test]
+fn a_catalogue_from_the_config_file_is_used_and_listed() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    std::fs::write(
+        &user,
+        format!(
+            "store = \"store\"\nmanifests = [{:?}]\n",
+            demo.display().to_string()
+        ),
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> =
+        run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
+    let find = |rows: &[serde_json::Value], n: &str| {
+        rows.iter().find(|r| r["name"] == n).cloned().unwrap()
+    };
+    assert_eq!(find(&rows, "tiny-add")["present"], false);
+    assert_eq!(find(&rows, "tiny-ext")["files"], 2);
+    run(bare(&env, &user, &system), &["store", "pull", "tiny-add"]).ok();
+    let rows: Vec<serde_json::Value> =
+        run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
+    assert_eq!(find(&rows, "tiny-add")["present"], true);
+    let text = run(
+        bare(&env, &user, &system),
+        &["catalogue", "show", "tiny-ext"],
+    )
+    .stdout;
+    assert!(
+        text.contains("tiny-ext.onnx.data") && text.contains("in store:    no"),
+        "{text}"
+    );
+    run(
+        bare(&env, &user, &system),
+        &["catalogue", "show", "tiny-adb"],
+    )
+    .fails(2, &["tiny-add"]);
+}
