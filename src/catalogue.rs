@@ -51,9 +51,12 @@ pub struct UnknownName {
 
 fn suggest(close: &[String]) -> String {
     if close.is_empty() {
-        "; `beaker store ls` lists what the store holds".into()
+        "; `beaker catalogue ls` lists what the catalogues offer".into()
     } else {
-        format!("; did you mean {}?", close.join(", "))
+        format!(
+            "; did you mean {}? (`beaker catalogue ls` lists them all)",
+            close.join(", ")
+        )
     }
 }
 

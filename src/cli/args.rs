@@ -156,6 +156,9 @@ pub enum StoreCommand {
     Rm {
         #[arg(required = true)]
         names: Vec<String>,
+        /// Say what would be removed and freed; remove nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Show where the store is, how it is set up, and what uses its space
     Info,

@@ -41,11 +41,21 @@ pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
             println!("{d}");
         }
     }
-    outcome.into_result_for(&store)?;
-    if let Some(d) = deep {
-        d.into_result()?;
+    let found = outcome
+        .into_result_for(&store)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| match deep {
+            Some(d) => d.into_result().map_err(anyhow::Error::from),
+            None => Ok(()),
+        });
+    match found {
+        // The JSON report above is the one document on stdout: say it on stderr, exit 1.
+        Err(e) if out.json => {
+            eprintln!("beaker: error: {e:#}");
+            Err(super::Reported(1).into())
+        }
+        other => other,
     }
-    Ok(())
 }
 
 pub fn prune_locks(root: &Path, out: Output) -> Result<()> {

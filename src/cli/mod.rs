@@ -13,6 +13,12 @@ mod store_cmds;
 
 use anyhow::Result;
 
+/// A failure the command has already reported on stdout/stderr itself; the process exits with
+/// this code and prints nothing more.
+#[derive(Debug, thiserror::Error)]
+#[error("already reported")]
+pub struct Reported(pub u8);
+
 use args::{Cli, Command, StoreCommand};
 use output::Output;
 

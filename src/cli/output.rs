@@ -43,6 +43,15 @@ impl Output {
     }
 }
 
+/// The `kind` of a `--json` error: `failed` (exit 1), `bad_input` (2), `not_present` (3).
+pub fn kind(category: beaker::Category) -> &'static str {
+    match category {
+        beaker::Category::Failed => "failed",
+        beaker::Category::BadInput => "bad_input",
+        beaker::Category::NotPresent => "not_present",
+    }
+}
+
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }

@@ -38,7 +38,7 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             println!("{}", root.display());
             Ok(())
         }
-        StoreCommand::Rm { names } => rm(root, &names, out),
+        StoreCommand::Rm { names, dry_run } => rm(root, &names, dry_run, out),
         StoreCommand::Info => info(root, out),
         StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
         StoreCommand::Verify(args) => super::maint_cmds::verify(root, &args, out),
@@ -212,28 +212,36 @@ fn ls(root: &Path, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn rm(root: &Path, names: &[String], out: Output) -> Result<()> {
+fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
         .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open(root)?;
-    let removed = store.remove(&names)?;
+    let removed = if dry_run {
+        store.plan_remove(&names)?
+    } else {
+        store.remove(&names)?
+    };
     let freed: u64 = removed.freed.iter().map(|(_, s)| s).sum();
     if out.json {
         return out.json(&serde_json::json!({
+            "dry_run": dry_run,
             "removed": removed.names.iter().map(|(n, _)| n).collect::<Vec<_>>(),
             "removed_blobs": removed.freed.iter().map(|(b, _)| b.to_hex()).collect::<Vec<_>>(),
             "freed_bytes": freed,
         }));
     }
+    let verb = if dry_run { "would remove" } else { "removed" };
     for (n, _) in &removed.names {
-        println!("removed {n}");
+        println!("{verb} {n}");
     }
+    let blobs = removed.freed.len();
     out.note(format!(
-        "freed {} ({} blobs)",
+        "{} {} ({blobs} blob{})",
+        if dry_run { "would free" } else { "freed" },
         size(freed),
-        removed.freed.len()
+        if blobs == 1 { "" } else { "s" }
     ));
     Ok(())
 }

@@ -109,6 +109,41 @@ impl Store {
         Ok(previous.filter(|p| !p.same_content(&entry, name)))
     }
 
+    /// `beaker store rm --dry-run`: what [`Store::remove`] would remove now (the names, and the
+    /// blobs no remaining name uses, with their sizes), changing nothing. Unknown names are the
+    /// same error as for `remove`.
+    pub fn plan_remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
+        let mut manifest = self.read_manifest()?;
+        let unknown: Vec<String> = names
+            .iter()
+            .filter(|n| !manifest.models.contains_key(*n))
+            .map(ToString::to_string)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(StoreError::UnknownNames { names: unknown });
+        }
+        let removed: Vec<(ModelName, Entry)> = names
+            .iter()
+            .filter_map(|n| manifest.models.remove(n).map(|e| (n.clone(), e)))
+            .collect();
+        let roots = manifest.roots();
+        let mut freed = std::collections::BTreeMap::new();
+        for (name, entry) in &removed {
+            for f in entry.files(name) {
+                let Some(id) = f.blake3.filter(|id| !roots.contains(id)) else {
+                    continue;
+                };
+                if let super::BlobState::Present { size } = self.blob_state(&id, None)? {
+                    freed.insert(id, size);
+                }
+            }
+        }
+        Ok(Removed {
+            names: removed,
+            freed: freed.into_iter().collect(),
+        })
+    }
+
     /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
     /// deletes the blobs no remaining name references, with the same sweep gc uses.
     pub fn remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {

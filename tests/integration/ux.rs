@@ -136,3 +136,98 @@ fn a_catalogue_from_the_config_file_is_used_and_listed() {
     )
     .fails(2, &["tiny-add"]);
 }
+
+#[test]
+fn with_json_an_error_is_json_on_stdout_too() {
+    let env = Env::new();
+    let r = env.run(&["--json", "store", "path", "nothing"]);
+    assert_eq!(r.code, 3);
+    let doc: serde_json::Value = r.json();
+    assert_eq!(doc["error"]["kind"], "not_present", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 3);
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing is not in the store"));
+}
+
+#[test]
+fn a_pull_of_several_names_tries_every_one_and_reports_each() {
+    let env = Env::new();
+    let good = bytes(1000, 61);
+    env.file("src/good.bin", &good);
+    let cat = env.file(
+        "cat.toml",
+        format!(
+            "version = 1\n[models.good]\nblake3 = \"{}\"\nsize = 1000\nurls = [\"src/good.bin\"]\n\
+             [models.gone]\nblake3 = \"{}\"\nsize = 5\nurls = [\"src/gone.bin\"]\n",
+            blake3_hex(&good),
+            blake3_hex(b"gone!")
+        )
+        .as_bytes(),
+    );
+    let c = cat.to_str().unwrap();
+    // The failing name comes first: the good one is pulled all the same.
+    let r = env.run(&["--json", "--manifest", c, "store", "pull", "gone", "good"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let rows: Vec<serde_json::Value> = r.json();
+    assert_eq!(rows[0]["name"], "gone");
+    assert_eq!(rows[0]["error"]["kind"], "failed");
+    assert_eq!(rows[1]["name"], "good");
+    assert_model_file(&env.store, rows[1]["path"].as_str().unwrap(), &good);
+    assert!(r.stderr.contains("1 of 2 models failed: gone"), "{r:#?}");
+}
+
+#[test]
+fn pull_returns_a_name_the_store_holds_that_no_catalogue_lists() {
+    let env = Env::new();
+    let src = env.file("mine.onnx", b"my own model");
+    let added = env
+        .run(&["store", "add", src.to_str().unwrap(), "--name", "mine"])
+        .ok();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let pulled = env
+        .run(&[
+            "--manifest",
+            demo.to_str().unwrap(),
+            "store",
+            "pull",
+            "mine",
+        ])
+        .ok();
+    assert_eq!(pulled, added);
+    env.run(&[
+        "--manifest",
+        demo.to_str().unwrap(),
+        "store",
+        "pull",
+        "mien",
+    ])
+    .fails(2, &["unknown model \"mien\"", "beaker catalogue ls"]);
+}
+
+#[test]
+fn rm_dry_run_says_what_would_go_and_changes_nothing() {
+    let env = Env::new();
+    let (a, shared) = (env.file("a.bin", b"only a"), env.file("s.bin", b"shared"));
+    env.run(&["store", "add", a.to_str().unwrap(), "--name", "a"])
+        .ok();
+    env.run(&["store", "add", shared.to_str().unwrap(), "--name", "s1"])
+        .ok();
+    env.run(&["store", "add", shared.to_str().unwrap(), "--name", "s2"])
+        .ok();
+    let before = crate::core_cli::snapshot(&env.store);
+    let plan: serde_json::Value = env
+        .run(&["--json", "store", "rm", "--dry-run", "a", "s1"])
+        .json();
+    assert_eq!(plan["removed"], serde_json::json!(["a", "s1"]));
+    assert_eq!(
+        plan["removed_blobs"],
+        serde_json::json!([blake3_hex(b"only a")]),
+        "s2 still uses the shared blob"
+    );
+    assert_eq!(plan["freed_bytes"], 6);
+    assert_eq!(crate::core_cli::snapshot(&env.store), before);
+    let done: serde_json::Value = env.run(&["--json", "store", "rm", "a", "s1"]).json();
+    assert_eq!(done["removed_blobs"], plan["removed_blobs"]);
+}
