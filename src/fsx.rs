@@ -517,6 +517,13 @@ pub fn persist_noclobber_keep(from: &Path, to: &Path) -> Result<bool, IoError> {
     }
 }
 
+/// Writes `bytes` to a file of the user's outside any store (a man page), replacing it: written
+/// to a temp file beside it, fsynced, and renamed over it, so it is the old file or the new one.
+pub fn write_user_file(path: &Path, bytes: &[u8]) -> Result<(), IoError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    write_replace(dir, path, bytes, 0o644)
+}
+
 /// Makes a write past `ulimit -f` fail with EFBIG instead of killing the process: the kernel's
 /// SIGXFSZ default action is a silent kill (no message, no clean-up), so a program that writes
 /// store files calls this once at start-up. Writers then report EFBIG like a full disk.

@@ -54,6 +54,14 @@ pub enum Command {
     /// The configuration files and the effective settings
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `beaker completions bash > /etc/bash_completion.d/beaker`)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (beaker.1 and one per subcommand) into DIR (`cargo xtask man` runs this)
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]

@@ -46,7 +46,22 @@ fn command(
     manifests: Vec<std::path::PathBuf>,
     out: Output,
 ) -> Result<()> {
-    let ctx = context::Context::new(store, manifests)?;
+    // Completions and man pages need no store and no configuration.
+    let ctx = match &command {
+        Command::Completions { .. } | Command::Man { .. } => None,
+        _ => Some(context::Context::new(store, manifests)?),
+    };
+    let Some(ctx) = ctx else {
+        return match command {
+            Command::Completions { shell } => {
+                let mut cmd = <Cli as clap::CommandFactory>::command();
+                clap_complete::generate(shell, &mut cmd, "beaker", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man { dir } => man(&dir),
+            _ => Ok(()),
+        };
+    };
     match command {
         Command::Store(cmd) => {
             let (root, from) = ctx.store_root()?;
@@ -76,5 +91,30 @@ fn command(
         Command::Manifest(cmd) => manifest_cmds::run(cmd, out),
         Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &ctx, out),
         Command::Config(cmd) => config_cmds::run(cmd, &ctx, out),
+        Command::Completions { .. } | Command::Man { .. } => Ok(()),
     }
+}
+
+/// Writes `beaker.1` and `beaker-<sub>[-<subsub>].1` for every subcommand into `dir`.
+fn man(dir: &std::path::Path) -> Result<()> {
+    fn write(cmd: &clap::Command, name: &str, dir: &std::path::Path) -> Result<()> {
+        let page = clap_mangen::Man::new(cmd.clone().name(name.to_owned()));
+        let mut bytes = Vec::new();
+        page.render(&mut bytes)?;
+        beaker::fsx::create_dir_all(dir)?;
+        beaker::fsx::write_user_file(&dir.join(format!("{name}.1")), &bytes)?;
+        // `help` subcommands are clap's own, not pages worth having.
+        for sub in cmd
+            .get_subcommands()
+            .filter(|s| !s.is_hide_set() && s.get_name() != "help")
+        {
+            write(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+        }
+        Ok(())
+    }
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    write(&cmd, "beaker", dir)?;
+    println!("{}", dir.display());
+    Ok(())
 }

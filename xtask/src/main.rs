@@ -7,6 +7,7 @@
 //! command: it provides ONNX Runtime, then runs `cargo test --workspace`.
 
 mod gc;
+mod man;
 mod prune_locks;
 mod test;
 mod verify;
@@ -38,6 +39,8 @@ enum Command {
     /// Run the tests (`cargo test --workspace ARGS…`), installing ONNX Runtime from PyPI into
     /// .ort/ first if none is found
     Test(test::Args),
+    /// Write beaker's man pages (target/man/ by default)
+    Man(man::Args),
 }
 
 /// The store flag every maintenance command takes.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args).map(|()| ExitCode::SUCCESS),
         Command::PruneLocks(args) => prune_locks::run(args).map(|()| ExitCode::SUCCESS),
         Command::Test(args) => test::run(args),
+        Command::Man(args) => man::run(args),
     };
     match result {
         Ok(code) => code,
