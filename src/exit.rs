@@ -78,6 +78,7 @@ categorized!(
         crate::name::InvalidName,
         crate::digest::ParseDigestError,
         crate::duration::InvalidDuration,
+        crate::size::InvalidSize,
         crate::file_path::InvalidFilePath,
         crate::url::UrlProblem,
     ],

@@ -15,13 +15,16 @@
 //! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
 //!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
 //!   live temp files from stale ones.
-//! - [`duration`]: the one duration grammar of every flag and environment variable.
+//! - [`duration`], [`size`]: the one duration grammar and the one size grammar of every flag,
+//!   environment variable and `store.toml` key.
+//! - [`uses`]: when each name was last used, and pins; [`evict`]: which names a budget evicts.
 
 pub mod add;
 pub mod catalogue;
 pub mod digest;
 pub mod duration;
 pub mod error;
+pub mod evict;
 pub mod exit;
 pub mod export;
 pub mod fetch;
@@ -37,9 +40,11 @@ pub mod progress;
 pub mod prune;
 pub mod publish;
 pub mod pull;
+pub mod size;
 pub mod snapshot;
 pub mod store;
 pub mod url;
+pub mod uses;
 pub mod verify;
 pub mod who;
 

@@ -12,6 +12,7 @@ mod contract;
 mod core_cli;
 mod core_concurrency;
 mod digest_index;
+mod evict;
 mod hangs;
 mod harden_publish;
 mod http_server;
