@@ -295,7 +295,6 @@ fn info(root: &Path, out: Output) -> Result<()> {
         ),
         ("temp/partial", c(i.temp)),
         ("quarantine", c(i.quarantine)),
-        ("lock files", i.lock_files.to_string()),
         (
             "budget",
             match (i.max_size, i.used_percent) {
@@ -317,6 +316,7 @@ fn info(root: &Path, out: Output) -> Result<()> {
                 i.pinned
             ),
         ),
+        ("lock files", i.lock_files.to_string()),
     ];
     for l in &i.locks {
         let state = match (&l.holder, l.held) {
