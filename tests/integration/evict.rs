@@ -293,6 +293,14 @@ fn max_size_in_store_toml_evicts_after_each_pull_and_spares_the_model_just_pulle
     used(&env.store, "m3", Duration::from_secs(60));
     crate::pull::pull(&env, &cat, &["m0"]).ok();
     assert_eq!(held(&env), ["m0", "m2", "m3"]);
+    // store.toml's min_age (10m) is gc's default too: used 20 minutes ago is no longer in use
+    // (the built-in default of 1h would spare it).
+    used(&env.store, "m2", Duration::from_secs(20 * 60));
+    let out: EvictGc = env
+        .run(&["--json", "store", "gc", "--max-size", "2500"])
+        .json();
+    assert_eq!(names(&out.evicted), ["m2"]);
+    assert_eq!(held(&env), ["m0", "m3"]);
 }
 
 #[test]
