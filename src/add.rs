@@ -67,10 +67,14 @@ pub fn add(
     progress: &mut dyn Progress,
 ) -> Result<Published, Error> {
     // The path the user gave may be a symlink to a directory; what is inside may not.
-    match std::fs::metadata(src) {
+    let added = match std::fs::metadata(src) {
         Ok(m) if m.is_dir() => add_dir(store, src, name, check, progress),
         _ => add_file(store, src, name, check, progress),
-    }
+    }?;
+    // store.toml's max_size: evict down to it if gc.lock is free, sparing this model. The add is
+    // complete; eviction's errors are not its errors (`beaker store gc` reports them).
+    let _ = crate::evict::after_publish(store, name);
+    Ok(added)
 }
 
 /// Copies `src` into `store` and records it as `name` (see [`add`] for `check`).

@@ -83,6 +83,7 @@ categorized!(
         crate::name::InvalidName,
         crate::digest::ParseDigestError,
         crate::duration::InvalidDuration,
+        crate::size::InvalidSize,
         crate::file_path::InvalidFilePath,
         crate::url::UrlProblem,
     ],

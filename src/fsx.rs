@@ -15,12 +15,15 @@
 //!   not treated as failure;
 //! - [`replace_file`] + [`sync_dir`] give the atomic rewrite used for the store manifest (I3).
 //!
-//! The one `unsafe` call here is `renameat2(2)`, which std does not wrap.
+//! The `unsafe` calls here are `renameat2(2)` and `utimensat(2)`, which std does not wrap.
 #![allow(
     clippy::disallowed_methods,
     reason = "this is the module the raw std::fs mutations are confined to"
 )]
-#![allow(unsafe_code, reason = "renameat2(RENAME_NOREPLACE) has no std wrapper")]
+#![allow(
+    unsafe_code,
+    reason = "renameat2(RENAME_NOREPLACE) and utimensat(AT_SYMLINK_NOFOLLOW) have no std wrapper"
+)]
 
 use std::fs::{self, File, OpenOptions, Permissions};
 use std::io::{self, Write};
@@ -327,6 +330,59 @@ pub fn rename_exclusive(from: &Path, to: &Path) -> Result<(), IoError> {
             }
         })
         .at("move to", to)
+}
+
+/// Sets the modification (and access) time of `path` without following a symlink there
+/// (`utimensat(AT_SYMLINK_NOFOLLOW)`): to now when `to` is `None`, which any user with write
+/// access to the file may do (a group store's use records rely on it); to `to` otherwise, which
+/// only the owner (or root) may.
+///
+/// **Atomicity**: a single system call; readers see the old time or the new one. No data is
+/// written and nothing is opened, so a FIFO at `path` cannot block it.
+pub fn set_mtime(path: &Path, to: Option<std::time::SystemTime>) -> Result<(), IoError> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| {
+        IoError::new(
+            "set the time of",
+            path,
+            io::Error::new(io::ErrorKind::InvalidInput, "the path contains a NUL byte"),
+        )
+    })?;
+    let time = match to {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(t) => {
+            let since = t
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or(std::time::Duration::ZERO);
+            libc::timespec {
+                tv_sec: libc::time_t::try_from(since.as_secs()).unwrap_or(libc::time_t::MAX),
+                tv_nsec: libc::c_long::from(since.subsec_nanos() as i32),
+            }
+        }
+    };
+    let times = [time, time];
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call and `times` is an array
+    // of two initialised timespecs, as utimensat(2) requires.
+    let rc = unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            times.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(IoError::new(
+            "set the time of",
+            path,
+            io::Error::last_os_error(),
+        ))
+    }
 }
 
 /// Removes the file (or symlink, never followed) at `path`.

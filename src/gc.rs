@@ -15,8 +15,12 @@
 //!    only `sha256`/`md5`, every present blob the digest index maps one of them to
 //!    ([`crate::store::index`]; read under gc.lock, so no publisher is between checking a blob
 //!    and recording it). Keep-entries that match no blob in the store are reported.
+//!    With a budget (`--max-size`, `--older-than`; DESIGN §14), least recently used names that
+//!    are neither pinned nor in use are evicted here: removed from the manifest like `rm` does
+//!    ([`crate::evict`]), so the sweep below frees exactly their unshared blobs.
 //! 4. Sweep `blobs/` (the sweep `rm` uses too), then drop the digest-index records whose blob
-//!    is gone (including the blobs just swept) or that do not read back.
+//!    is gone (including the blobs just swept) or that do not read back, and the use records and
+//!    pins of names the manifest no longer holds.
 //! 5. Under `locks/manifest.lock` (whose holders write the manifest's temp file in `tmp/`),
 //!    delete temp files older than `tmp_age` whose writer is gone (see [`crate::partials`]).
 //! 6. Delete quarantine entries older than [`QUARANTINE_AGE`].
@@ -36,6 +40,7 @@ use crate::error::{Category, IoError};
 use crate::fsx;
 use crate::lock::{Mode, Wait};
 use crate::manifest::{Manifest, ManifestError};
+use crate::name::ModelName;
 use crate::partials::{self, Writer};
 use crate::progress::Progress;
 use crate::store::{quarantined_at, BlobState, Candidates, GcExclusive, Store, StoreError};
@@ -54,6 +59,9 @@ pub struct Options {
     pub tmp_age: Duration,
     /// Catalogues whose blobs count as roots too (`--keep`).
     pub keep: Vec<PathBuf>,
+    /// Which names to evict first (`--max-size`, `--older-than`, `--min-age`); the default
+    /// evicts nothing.
+    pub budget: crate::evict::Budget,
 }
 
 impl Default for Options {
@@ -62,6 +70,7 @@ impl Default for Options {
             dry_run: false,
             tmp_age: DEFAULT_TMP_AGE,
             keep: Vec::new(),
+            budget: crate::evict::Budget::default(),
         }
     }
 }
@@ -130,6 +139,32 @@ pub struct Outcome {
     /// Digest-index records dropped because their blob is gone or they do not read back (names in
     /// `index/`).
     pub removed_index: Vec<String>,
+    /// Names evicted by the budget, least recently used first.
+    pub evicted: Vec<crate::evict::Evicted>,
+    /// The `--max-size` in force, if any.
+    pub max_size: Option<u64>,
+    /// Bytes of the blobs that remain referenced after this run (with a budget).
+    pub remaining_bytes: Option<u64>,
+    /// How far the store stays over `max_size` because every name left is pinned or in use
+    /// (0: the budget was met).
+    pub over_budget: u64,
+    /// Names spared by the budget because they are in use (used within `min_age`).
+    pub spared_in_use: Vec<ModelName>,
+    /// Names spared by the budget because they are pinned.
+    pub spared_pinned: Vec<ModelName>,
+    /// Use records and pins of names the store no longer holds (`uses/…`, `pins/…`).
+    pub removed_records: Vec<String>,
+}
+
+/// `a, b` or `none`.
+fn names(list: &[ModelName]) -> String {
+    if list.is_empty() {
+        return "none".into();
+    }
+    list.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn ids_only<S: Serializer>(v: &[(Blake3, u64)], s: S) -> Result<S::Ok, S::Error> {
@@ -163,18 +198,53 @@ pub fn collect(
             holder.map_or_else(|| "another process".into(), |h| h.to_string())
         ));
     })?;
-    let manifest = store.read_manifest().map_err(|source| Error::Roots {
+    collect_locked(store, &gc, opts, &keep, true)
+}
+
+/// Steps 3–6 with gc.lock already held exclusively (`gc`): eviction after a publish
+/// ([`crate::evict::after_publish`]) runs this with `tidy = false`, which leaves temp files and
+/// quarantine alone (steps 5 and 6).
+pub(crate) fn collect_locked(
+    store: &Store,
+    gc: &GcExclusive,
+    opts: &Options,
+    keep: &[Manifest],
+    tidy: bool,
+) -> Result<Outcome, Error> {
+    let mut manifest = store.read_manifest().map_err(|source| Error::Roots {
         store: store.root().to_owned(),
         source,
     })?;
+    let mut kept = BTreeSet::new();
+    let keep_unmatched = keep_roots(store, keep, &mut kept)?;
+    // 3b. Eviction: the names go from the manifest first (a dry run only pretends), so the
+    //     sweep below sees their blobs unreferenced.
+    let mut evicted = Vec::new();
+    let mut budget = None;
+    if opts.budget.evicts() {
+        let plan = crate::evict::plan(store, &manifest, &kept, &opts.budget)?;
+        let going: Vec<ModelName> = if opts.dry_run {
+            plan.evict.iter().map(|(e, _)| e.name.clone()).collect()
+        } else {
+            crate::evict::apply(store, gc, &plan, opts.budget.min_age(store))?
+        };
+        for (e, _) in &plan.evict {
+            if going.contains(&e.name) {
+                manifest.models.remove(&e.name);
+                evicted.push(e.clone());
+            }
+        }
+        budget = Some(plan);
+    }
     let mut roots = manifest.roots();
-    let keep_unmatched = keep_roots(store, &keep, &mut roots)?;
+    roots.extend(kept);
 
     // 4. Snapshots no name uses, then blobs, then the index records of blobs that are gone.
-    let snapshots = crate::snapshot::sweep(store, &manifest.trees(), &gc, opts.dry_run)?;
-    let swept = store.sweep_blobs(&gc, &roots, Candidates::All, opts.dry_run)?;
+    let snapshots = crate::snapshot::sweep(store, &manifest.trees(), gc, opts.dry_run)?;
+    let swept = store.sweep_blobs(gc, &roots, Candidates::All, opts.dry_run)?;
     let going: BTreeSet<Blake3> = swept.removed.iter().map(|(id, _)| *id).collect();
-    let index = store.sweep_index(&gc, &going, opts.dry_run)?;
+    let index = store.sweep_index(gc, &going, opts.dry_run)?;
+    let (removed_records, foreign_records) = crate::uses::sweep(store, &manifest, opts.dry_run)?;
     let mut out = Outcome {
         dry_run: opts.dry_run,
         kept_blobs: swept.kept,
@@ -187,15 +257,27 @@ pub fn collect(
             .map(|n| format!("blobs/{n}"))
             .chain(index.foreign.iter().map(|n| format!("index/{n}")))
             .chain(snapshots.foreign.iter().map(|n| format!("snapshots/{n}")))
+            .chain(foreign_records)
             .collect(),
         removed_snapshots: snapshots.removed.iter().map(|t| t.to_hex()).collect(),
         keep_unmatched,
         removed_index: index.removed,
+        evicted,
+        max_size: opts.budget.max_size,
+        removed_records,
         ..Outcome::default()
     };
-
+    if let Some(plan) = budget {
+        out.remaining_bytes = Some(plan.remaining_bytes);
+        out.over_budget = plan.over_budget;
+        out.spared_in_use = plan.in_use;
+        out.spared_pinned = plan.pinned;
+    }
+    if !tidy {
+        return Ok(out);
+    }
     // 5. Temp files.
-    sweep_temp(store, &gc, opts, &mut out)?;
+    sweep_temp(store, gc, opts, &mut out)?;
     // 6. Quarantine.
     sweep_quarantine(store, opts.dry_run, &mut out)?;
     Ok(out)
@@ -342,6 +424,20 @@ impl fmt::Display for Outcome {
             "removed"
         };
         let size = |n: u64| humansize::format_size(n, humansize::BINARY);
+        for e in &self.evicted {
+            writeln!(
+                f,
+                "{} {} ({}, last used {})",
+                if self.dry_run {
+                    "would evict"
+                } else {
+                    "evicted"
+                },
+                e.name,
+                size(e.size),
+                e.last_used.as_deref().unwrap_or("never")
+            )?;
+        }
         for (id, n) in &self.removed_blobs {
             writeln!(f, "{verb} blob {} ({})", id.to_hex(), size(*n))?;
         }
@@ -377,6 +473,20 @@ impl fmt::Display for Outcome {
                 self.keep_unmatched.len(),
                 self.keep_unmatched.join(", ")
             )?;
+        }
+        if let (Some(max), Some(left)) = (self.max_size, self.remaining_bytes) {
+            if self.over_budget > 0 {
+                writeln!(
+                    f,
+                    "budget {} could not be met: {} stay referenced; every name left is in use (used within min_age: {}) or pinned ({})",
+                    size(max),
+                    size(left),
+                    names(&self.spared_in_use),
+                    names(&self.spared_pinned)
+                )?;
+            } else {
+                writeln!(f, "within budget {}: {} referenced", size(max), size(left))?;
+            }
         }
         write!(
             f,

@@ -15,7 +15,9 @@
 //! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
 //!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
 //!   live temp files from stale ones.
-//! - [`duration`]: the one duration grammar of every flag and environment variable.
+//! - [`duration`], [`size`]: the one duration grammar and the one size grammar of every flag,
+//!   environment variable and `store.toml` key.
+//! - [`uses`]: when each name was last used, and pins; [`evict`]: which names a budget evicts.
 //! - [`show`]: what the store knows about one model, with its ONNX inputs and outputs.
 //! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time), sessions.
 
@@ -24,6 +26,7 @@ pub mod catalogue;
 pub mod digest;
 pub mod duration;
 pub mod error;
+pub mod evict;
 pub mod exit;
 pub mod export;
 pub mod fetch;
@@ -42,9 +45,11 @@ pub mod publish;
 pub mod pull;
 pub mod settings;
 pub mod show;
+pub mod size;
 pub mod snapshot;
 pub mod store;
 pub mod url;
+pub mod uses;
 pub mod verify;
 pub mod who;
 

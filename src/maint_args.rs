@@ -23,6 +23,15 @@ pub struct GcArgs {
     /// Also keep every blob this catalogue names: by blake3, or by md5/sha256 through the store's digest index (repeatable)
     #[arg(long, value_name = "MANIFEST")]
     pub keep: Vec<PathBuf>,
+    /// Evict least recently used names (never pinned or in-use ones) until the blobs fit in SIZE (20G, 500MiB, 800MB)
+    #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_budget)]
+    pub max_size: Option<u64>,
+    /// Evict names unused for longer than D (30d, 12h), except pinned and in-use ones
+    #[arg(long, value_name = "D", value_parser = crate::duration::parse)]
+    pub older_than: Option<Duration>,
+    /// A name used within D is in use and never evicted [default: min_age in store.toml, else 1h]
+    #[arg(long, value_name = "D", value_parser = crate::duration::parse)]
+    pub min_age: Option<Duration>,
 }
 
 impl GcArgs {
@@ -31,6 +40,12 @@ impl GcArgs {
             dry_run: self.dry_run,
             tmp_age: self.tmp_age,
             keep: self.keep.clone(),
+            budget: crate::evict::Budget {
+                max_size: self.max_size,
+                older_than: self.older_than,
+                min_age: self.min_age,
+                spare: Vec::new(),
+            },
         }
     }
 }
@@ -83,5 +98,22 @@ mod tests {
         assert_eq!(gc.args.tmp_age, Duration::from_secs(90));
         let err = Gc::try_parse_from(["gc", "--tmp-age=-1s"]).unwrap_err();
         assert!(err.to_string().contains("is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn budget_flags_use_the_size_and_duration_grammars() {
+        let gc = Gc::try_parse_from(["gc", "--max-size", "500MiB", "--older-than", "30d"]).unwrap();
+        let budget = gc.args.options().budget;
+        assert_eq!(budget.max_size, Some(500 << 20));
+        assert_eq!(budget.older_than, Some(Duration::from_secs(30 * 86_400)));
+        assert_eq!(budget.min_age, None, "store.toml decides");
+        for bad in [
+            &["gc", "--max-size", "0"][..],
+            &["gc", "--max-size=-1G"],
+            &["gc", "--max-size", "12 parsecs"],
+            &["gc", "--older-than=-1d"],
+        ] {
+            assert!(Gc::try_parse_from(bad).is_err(), "{bad:?}");
+        }
     }
 }

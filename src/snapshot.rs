@@ -281,6 +281,8 @@ pub fn retire(store: &Store, files: &[ModelFile]) -> Result<(), StoreError> {
 pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Located, StoreError> {
     let located = store.locate(name)?;
     if !located.snapshot_missing {
+        // A path handed out: a use (at most one write an hour, never a wait, never a failure).
+        crate::uses::touch(store, name);
         return Ok(located);
     }
     let manifest = store.read_manifest()?;
@@ -294,6 +296,9 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
         ensure(store, &files)?;
         store.locate(name)
     })();
+    if repaired.is_ok() {
+        crate::uses::touch(store, name);
+    }
     repaired.map_err(|e| match e {
         StoreError::NotWritable { .. } => StoreError::SnapshotMissing {
             name: name.clone(),

@@ -168,11 +168,22 @@ pub enum StoreCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Pin names: gc and the store's max_size never evict them (exit 3 if the store does not hold one)
+    Pin {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Unpin names, so a budget may evict them again
+    Unpin {
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
     /// Show where the store is, how it is set up, and what uses its space
     Info,
-    /// Delete blobs no name references, stale temp files and old quarantine (mark and sweep)
+    /// Delete blobs no name references, stale temp files and old quarantine (mark and sweep);
+    /// with --max-size / --older-than, first evict least recently used names
     #[command(
-        after_help = "--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, …}; see docs/maint.md."
+        after_help = "--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, evicted: [{name, blake3, size, last_used}], …}; see docs/maint.md."
     )]
     Gc(beaker::maint_args::GcArgs),
     /// Re-hash blobs; move corrupt ones to quarantine/ and list names whose blob is missing (exit 1 if any)

@@ -39,6 +39,8 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             Ok(())
         }
         StoreCommand::Rm { names, dry_run } => rm(root, &names, dry_run, out),
+        StoreCommand::Pin { names } => pin(root, &names, true, out),
+        StoreCommand::Unpin { names } => pin(root, &names, false, out),
         StoreCommand::Info => info(root, out),
         StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
         StoreCommand::Verify(args) => super::maint_cmds::verify(root, &args, out),
@@ -197,17 +199,59 @@ fn ls(root: &Path, out: Output) -> Result<()> {
         .unwrap_or(4)
         .max(4);
     println!(
-        "{:width$}  {:12}  {:>10}  PRESENT",
-        "NAME", "BLAKE3", "SIZE"
+        "{:width$}  {:12}  {:>10}  {:7}  {:20}  PINNED",
+        "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED"
     );
     for r in rows {
         println!(
-            "{:width$}  {:12}  {:>10}  {}",
+            "{:width$}  {:12}  {:>10}  {:7}  {:20}  {}",
             r.name.as_str(),
             r.blake3.map(|b| b.short()).unwrap_or_else(|| "-".into()),
             r.size.map(size).unwrap_or_else(|| "-".into()),
-            if r.present { "yes" } else { "no" }
+            if r.present { "yes" } else { "no" },
+            r.last_used.as_deref().unwrap_or("-"),
+            if r.pinned { "yes" } else { "no" }
         );
+    }
+    Ok(())
+}
+
+/// `pin` (all or nothing; exit 3 naming the names the store does not hold) and `unpin`.
+fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
+    let names = names
+        .iter()
+        .map(|n| ModelName::new(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let store = match Store::open(root) {
+        Ok(store) => store,
+        Err(e @ beaker::StoreError::NoStore { .. }) if pin => {
+            let names = names.iter().map(ToString::to_string).collect();
+            return Err(
+                anyhow::Error::new(beaker::StoreError::PinAbsent { names }).context(e.to_string())
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if pin {
+        beaker::uses::pin(&store, &names)?;
+        if out.json {
+            return out.json(&serde_json::json!({ "pinned": names }));
+        }
+        for n in &names {
+            println!("pinned {n}");
+        }
+        return Ok(());
+    }
+    let was = beaker::uses::unpin(&store, &names)?;
+    if out.json {
+        return out.json(&serde_json::json!({ "unpinned": was }));
+    }
+    for n in &names {
+        if was.contains(n) {
+            println!("unpinned {n}");
+        } else {
+            out.note(format!("{n} was not pinned"));
+        }
     }
     Ok(())
 }
@@ -268,6 +312,27 @@ fn info(root: &Path, out: Output) -> Result<()> {
         ),
         ("temp/partial", c(i.temp)),
         ("quarantine", c(i.quarantine)),
+        (
+            "budget",
+            match (i.max_size, i.used_percent) {
+                (Some(max), Some(pct)) => format!(
+                    "{} of {} ({pct:.0}% full; max_size in store.toml)",
+                    size(i.blobs.bytes),
+                    size(max)
+                ),
+                _ => {
+                    "none (set max_size in store.toml, or run `beaker store gc --max-size`)".into()
+                }
+            },
+        ),
+        (
+            "in use",
+            format!(
+                "names used within {} are never evicted; {} pinned",
+                beaker::store::duration_text(std::time::Duration::from_secs(i.min_age_secs)),
+                i.pinned
+            ),
+        ),
         ("lock files", i.lock_files.to_string()),
     ];
     for l in &i.locks {

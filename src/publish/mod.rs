@@ -257,11 +257,18 @@ pub fn record_model(
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     let dir = snapshot::ensure(store, &files)?;
     entry.tree = Some(TreeId::of(&files).0);
-    if entry.added.is_none() {
+    // A name recorded now (add, pull) counts as used now; an entry that keeps its `added` (the
+    // format-1 upgrade re-recording every name) keeps its use record as it is.
+    let fresh = entry.added.is_none();
+    if fresh {
         entry.added = Some(crate::who::now_rfc3339());
     }
     let main = entry.main_file(name).under(&dir);
     let replaced = store.record(name, entry)?;
+    if fresh {
+        // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
+        crate::uses::record_now(store, name);
+    }
     Ok((Model { dir, main, files }, replaced))
 }
 
@@ -357,6 +364,8 @@ pub fn reference_existing(
     let dir = store.layout().snapshot(&tree);
     let (model, replaced) =
         if already && snapshot::check(store, &files)? == snapshot::State::Complete {
+            // A path handed out from what is already there: a use (at most one write an hour).
+            crate::uses::touch(store, name);
             let main = entry.main_file(name).under(&dir);
             (
                 Model {

@@ -189,7 +189,16 @@ impl<'s> Puller<'s> {
                 self.check_in_snapshot(model, &entry, progress)?;
             }
             match reference_existing(self.store, name, entry)? {
-                Some(p) => return Ok(Pulled::new(name, p, downloaded)),
+                Some(p) => {
+                    drop(gc);
+                    if downloaded {
+                        // store.toml's max_size: evict down to it if gc.lock is free (never
+                        // waits, spares this model). Housekeeping: the pull is complete and
+                        // its errors are not the pull's (`beaker store gc` reports them).
+                        let _ = crate::evict::after_publish(self.store, name);
+                    }
+                    return Ok(Pulled::new(name, p, downloaded));
+                }
                 // A file that was already here went away before the lock (gc, rm): again.
                 None => last_missing = Some(name.clone()),
             }

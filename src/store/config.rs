@@ -1,6 +1,9 @@
-//! `store.toml`: the store's format version and its policies (DESIGN §4).
+//! `store.toml`: the store's format version and its policies (DESIGN §4), and its cache budget
+//! (DESIGN §14): `max_size` (a size, `crate::size` grammar) and `min_age` (a duration,
+//! `crate::duration` grammar), both optional and both written as TOML strings.
 
 use std::path::Path;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +50,22 @@ pub struct Config {
     pub mode: Sharing,
     #[serde(default)]
     pub locking: Locking,
+    /// The store's budget: after each publish, least recently used names are evicted until the
+    /// blobs fit (`crate::evict`). `None`: no limit.
+    #[serde(
+        default,
+        deserialize_with = "de_size",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_size: Option<u64>,
+    /// A name used more recently than this is in use and never evicted (default
+    /// [`crate::evict::DEFAULT_MIN_AGE`]).
+    #[serde(
+        default,
+        deserialize_with = "de_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub min_age: Option<Duration>,
 }
 
 impl Default for Config {
@@ -55,8 +74,55 @@ impl Default for Config {
             format: FORMAT,
             mode: Sharing::Private,
             locking: Locking::Flock,
+            max_size: None,
+            min_age: None,
         }
     }
+}
+
+/// `max_size = "50G"`: a budget by the size grammar (more than 0 bytes).
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::size::parse_budget(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// `min_age = "1h"`: a duration by the duration grammar.
+fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::duration::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+/// `bytes` in the largest binary unit that divides it exactly (`50G`, `1536K`, `1000`), so a
+/// rewritten `store.toml` keeps the value exactly and stays readable.
+pub fn size_text(bytes: u64) -> String {
+    for (unit, shift) in [("P", 50), ("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if bytes != 0 && bytes.is_multiple_of(1u64 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+/// `d` in the largest unit that divides it exactly (`1h`, `90s`, `250ms`; sub-millisecond parts
+/// as a fraction of a second), readable back by `crate::duration::parse` to the same value.
+pub fn duration_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        let s = d.as_secs();
+        for (unit, secs) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+            if s != 0 && s.is_multiple_of(secs) {
+                return format!("{}{unit}", s / secs);
+            }
+        }
+        return format!("{s}s");
+    }
+    if d.subsec_nanos().is_multiple_of(1_000_000) && d.as_millis() <= u128::from(u64::MAX) {
+        return format!("{}ms", d.as_millis());
+    }
+    format!("{}.{:09}s", d.as_secs(), d.subsec_nanos())
 }
 
 /// Why `store.toml` could not be used.
@@ -95,9 +161,16 @@ impl Config {
     }
 
     pub fn to_toml(&self) -> String {
+        let mut budget = String::new();
+        if let Some(n) = self.max_size {
+            budget.push_str(&format!("max_size = \"{}\"\n", size_text(n)));
+        }
+        if let Some(d) = self.min_age {
+            budget.push_str(&format!("min_age = \"{}\"\n", duration_text(d)));
+        }
         format!(
             "# beaker store (format {}); see `beaker store info`. Do not edit while beaker runs.\n\
-             format = {}\nmode = \"{}\"\nlocking = \"{}\"\n",
+             format = {}\nmode = \"{}\"\nlocking = \"{}\"\n{budget}",
             self.format,
             self.format,
             match self.mode {
@@ -154,6 +227,7 @@ mod tests {
             format: 1,
             mode: Sharing::Group,
             locking: Locking::None,
+            ..Config::default()
         };
         let text = c.to_toml();
         assert!(
@@ -183,5 +257,49 @@ mod tests {
             Config::parse("format = 1\nlocking = \"nfs\"\n"),
             Err(ConfigProblem::Invalid { line: 2, .. })
         ));
+    }
+
+    #[test]
+    fn the_budget_round_trips_and_pins_bytes() {
+        let c = Config::parse("format = 2\nmax_size = \"50G\"\nmin_age = \"90m\"\n").unwrap();
+        assert_eq!(c.max_size, Some(50 << 30));
+        assert_eq!(c.min_age, Some(Duration::from_secs(5400)));
+        let text = c.to_toml();
+        assert!(
+            text.ends_with("locking = \"flock\"\nmax_size = \"50G\"\nmin_age = \"90m\"\n"),
+            "{text}"
+        );
+        assert_eq!(Config::parse(&text).unwrap(), c);
+        for (bytes, d) in [
+            (1, Duration::from_millis(250)),
+            (1536 << 10, Duration::new(2, 5)),
+            (1000, Duration::from_secs(86_400 * 3)),
+        ] {
+            let c = Config {
+                max_size: Some(bytes),
+                min_age: Some(d),
+                ..Config::default()
+            };
+            assert_eq!(Config::parse(&c.to_toml()).unwrap(), c);
+        }
+    }
+
+    #[test]
+    fn a_bad_budget_names_the_line() {
+        for (text, line) in [
+            ("format = 2\nmax_size = \"12 parsecs\"\n", 2),
+            ("format = 2\nmode = \"private\"\nmax_size = \"0\"\n", 3),
+            ("format = 2\nmax_size = 50\n", 2),
+            ("format = 2\nmin_age = \"-1d\"\n", 2),
+        ] {
+            match Config::parse(text) {
+                Err(ConfigProblem::Invalid {
+                    line: l, message, ..
+                }) => {
+                    assert_eq!(l, line, "{text}: {message}")
+                }
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

@@ -29,7 +29,7 @@ pub enum StoreError {
         found: String,
         expected: i64,
     },
-    #[error("{}:{line}:{column}: {message}; fix or restore the file (valid keys: format, mode, locking)", path.display())]
+    #[error("{}:{line}:{column}: {message}; fix or restore the file (valid keys: format, mode, locking, max_size, min_age)", path.display())]
     InvalidConfig {
         path: PathBuf,
         line: usize,
@@ -63,6 +63,8 @@ pub enum StoreError {
     NotInStore { name: ModelName },
     #[error("not in the store: {}; nothing was removed (`beaker store ls` lists what it holds)", names.join(", "))]
     UnknownNames { names: Vec<String> },
+    #[error("cannot pin what the store does not hold: {}; nothing was pinned (`beaker store pull NAME` first; `beaker store ls` lists what it holds)", names.join(", "))]
+    PinAbsent { names: Vec<String> },
     #[error("{name} is recorded as blob {blob} but {} is missing; `beaker store pull {name}` or `add` restores it", path.display())]
     BlobMissing {
         name: ModelName,
@@ -109,7 +111,9 @@ impl StoreError {
             | StoreError::UnknownGroup { .. }
             | StoreError::NotInGroup { .. }
             | StoreError::UnknownNames { .. } => Category::BadInput,
-            StoreError::NotInStore { .. } | StoreError::BlobMissing { .. } => Category::NotPresent,
+            StoreError::NotInStore { .. }
+            | StoreError::BlobMissing { .. }
+            | StoreError::PinAbsent { .. } => Category::NotPresent,
         }
     }
 

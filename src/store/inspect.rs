@@ -48,6 +48,10 @@ pub struct Listing {
     pub blake3: Option<Blake3>,
     pub size: Option<u64>,
     pub present: bool,
+    /// When a path to it was last handed out (else when it was recorded), RFC 3339 UTC.
+    pub last_used: Option<String>,
+    /// Pinned names are never evicted.
+    pub pinned: bool,
 }
 
 /// `beaker store info`.
@@ -70,6 +74,14 @@ pub struct Info {
     pub missing: Vec<ModelName>,
     /// Files and directories that break the store's ownership/mode policy.
     pub problems: Vec<super::policy::Problem>,
+    /// The budget from `store.toml` (`max_size`), bytes; `None`: no limit.
+    pub max_size: Option<u64>,
+    /// How full the store is against `max_size`: the bytes of all blobs, in percent.
+    pub used_percent: Option<f64>,
+    /// Names used more recently than this (seconds) are never evicted.
+    pub min_age_secs: u64,
+    /// Names pinned (never evicted).
+    pub pinned: usize,
 }
 
 /// One file in `locks/`, as `info` saw it.
@@ -193,17 +205,21 @@ impl Store {
     /// `beaker store ls`: every name in the store manifest, sorted.
     pub fn list(&self) -> Result<Vec<Listing>, StoreError> {
         let manifest = self.read_manifest()?;
+        let pinned = crate::uses::pinned(self)?;
         let mut rows = Vec::with_capacity(manifest.models.len());
         for (name, entry) in manifest.models {
+            let last_used = crate::uses::last_used(self, &name, &entry).map(crate::who::rfc3339);
             let present = match entry.blake3 {
                 Some(id) => matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }),
                 None => false,
             };
             rows.push(Listing {
+                pinned: pinned.contains(&name),
                 name,
                 blake3: entry.blake3,
                 size: entry.size,
                 present,
+                last_used,
             });
         }
         Ok(rows)
@@ -219,6 +235,8 @@ impl Store {
             format,
             mode,
             locking,
+            max_size,
+            ..
         } = *self.config();
         let mut info = Info {
             path: self.root().to_owned(),
@@ -226,6 +244,9 @@ impl Store {
             mode: format!("{mode:?}").to_lowercase(),
             locking: format!("{locking:?}").to_lowercase(),
             names: manifest.models.len(),
+            max_size,
+            min_age_secs: crate::evict::Budget::default().min_age(self).as_secs(),
+            pinned: crate::uses::pinned(self)?.len(),
             ..Info::default()
         };
         for (name, bytes) in files_in(&layout.blobs())? {
@@ -261,6 +282,7 @@ impl Store {
             }
         }
         info.problems = super::policy::problems(layout, self.config())?;
+        info.used_percent = max_size.map(|max| info.blobs.bytes as f64 * 100.0 / max as f64);
         Ok(info)
     }
 }

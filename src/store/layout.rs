@@ -14,17 +14,32 @@
 //! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
 //! <store>/index/<algo>-<hex>  digest index: upstream sha256/md5 -> BLAKE3 + size (see `index`)
 //! <store>/snapshots/<tree>/…  each model's files under their real names, links to blobs (format 2)
+//! <store>/uses/<key>          a name's use record: its mtime is when a path to it was last handed
+//!                             out (see `crate::uses`); <key> is the name with '/' spelled '+'
+//! <store>/pins/<key>          present: the name is pinned, never evicted
 //! ```
 //! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
 //! (`index/` was added within format 1: it is only a hint, created on demand, and a beaker that
-//! does not know it ignores it, so stores from before it and after it read the same.)
+//! does not know it ignores it, so stores from before it and after it read the same; `uses/` and
+//! `pins/` were added within format 2 on the same terms: a store without them is recreated with
+//! them on open, and a beaker that does not know them never looks inside.)
 
 use std::path::{Path, PathBuf};
 
 use crate::digest::{Blake3, Upstream};
+use crate::name::ModelName;
 
 /// The directories a store consists of, relative to its root (created by `init`).
-pub const DIRS: [&str; 6] = ["blobs", "tmp", "locks", "quarantine", "index", "snapshots"];
+pub const DIRS: [&str; 8] = [
+    "blobs",
+    "tmp",
+    "locks",
+    "quarantine",
+    "index",
+    "snapshots",
+    "uses",
+    "pins",
+];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
 pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
@@ -73,6 +88,26 @@ impl Layout {
         self.snapshots().join(tree.to_hex())
     }
 
+    pub fn uses(&self) -> PathBuf {
+        self.root.join("uses")
+    }
+
+    /// `name`'s use record. A [`ModelName`] is `[a-z0-9._-]` with at most one `/` and no part
+    /// starting with `.`: spelling the `/` as `+` (which no name contains) gives a plain file
+    /// name, one per name and never the same for two names.
+    pub fn use_record(&self, name: &ModelName) -> PathBuf {
+        self.uses().join(record_key(name))
+    }
+
+    pub fn pins(&self) -> PathBuf {
+        self.root.join("pins")
+    }
+
+    /// `name`'s pin: the same key as [`Layout::use_record`], under `pins/`.
+    pub fn pin(&self, name: &ModelName) -> PathBuf {
+        self.pins().join(record_key(name))
+    }
+
     pub fn tmp(&self) -> PathBuf {
         self.root.join("tmp")
     }
@@ -118,6 +153,19 @@ impl Layout {
     }
 }
 
+/// The file name of `name`'s use record and pin: the name with `/` spelled `+`.
+fn record_key(name: &ModelName) -> String {
+    name.as_str().replace('/', "+")
+}
+
+/// The name a use record or pin file stands for ([`Layout::use_record`]), if it is one.
+pub fn name_of_record(key: &str) -> Option<ModelName> {
+    if key.contains('/') {
+        return None;
+    }
+    ModelName::new(&key.replace('+', "/")).ok()
+}
+
 /// The time (unix seconds) in a quarantine entry's name, if it has the shape
 /// [`Layout::quarantine_entry`] gives.
 pub fn quarantined_at(name: &str) -> Option<u64> {
@@ -158,5 +206,20 @@ mod tests {
         assert_eq!(quarantined_at(&name(&q2)), Some(7));
         assert_eq!(quarantined_at("notes.txt"), None);
         assert_eq!(quarantined_at(&format!("{hex}.x")), None);
+    }
+
+    #[test]
+    fn use_records_and_pins_are_keyed_by_the_name_with_plus_for_slash() {
+        let l = Layout::new("/s");
+        let plain = ModelName::new("bird-detector").unwrap();
+        let org = ModelName::new("lab/bird.v2").unwrap();
+        assert_eq!(l.use_record(&plain), Path::new("/s/uses/bird-detector"));
+        assert_eq!(l.use_record(&org), Path::new("/s/uses/lab+bird.v2"));
+        assert_eq!(l.pin(&org), Path::new("/s/pins/lab+bird.v2"));
+        assert_eq!(name_of_record("lab+bird.v2"), Some(org));
+        assert_eq!(name_of_record("bird-detector"), Some(plain));
+        assert_eq!(name_of_record("a+b+c"), None);
+        assert_eq!(name_of_record(".hidden"), None);
+        assert_eq!(name_of_record("x.tmp.1"), ModelName::new("x.tmp.1").ok());
     }
 }

@@ -20,11 +20,13 @@ mod sweep;
 use std::io;
 use std::path::{Path, PathBuf};
 
-pub use config::{Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE};
+pub use config::{
+    duration_text, size_text, Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE,
+};
 pub use error::StoreError;
 pub use index::{IndexSwept, Mapping};
 pub use inspect::{files_in, BlobState, Count, Info, Listing, Located, LockFile};
-pub use layout::{quarantined_at, Layout};
+pub use layout::{name_of_record, quarantined_at, Layout};
 pub use refs::Removed;
 pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};
 
@@ -141,6 +143,7 @@ impl Store {
             format: FORMAT,
             mode: opts.mode,
             locking: opts.locking,
+            ..Config::default()
         };
         let layout = Layout::new(root);
         let w = |e| StoreError::writing(root, e);

@@ -106,7 +106,7 @@ const STORE_TOML: Rule = file("store.toml", true);
 
 /// The store's policy, written once: [`check_on_open`] refuses the violations marked `refuse_*`,
 /// [`problems`] (for `info`) reports every violation of every row, with the same words.
-const TABLE: [Rule; 14] = [
+const TABLE: [Rule; 18] = [
     Rule {
         target: Target::Root,
         want: Want::Dir,
@@ -124,6 +124,8 @@ const TABLE: [Rule; 14] = [
     dir("quarantine"),
     dir("index"),
     dir("snapshots"),
+    dir("uses"),
+    dir("pins"),
     Rule {
         target: Target::EntriesOf("blobs"),
         want: Want::File,
@@ -145,6 +147,25 @@ const TABLE: [Rule; 14] = [
         target: Target::EntriesOf("snapshots"),
         want: Want::Dir,
         group_bits: Some(GROUP_DIR_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    // Use records: every member touches them (utimensat to now needs write access), so 0664.
+    Rule {
+        target: Target::EntriesOf("uses"),
+        want: Want::File,
+        group_bits: Some(GROUP_FILE_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    // Pins: any member may unpin (unlink needs only the directory), but they are the store's
+    // files like the manifest, so 0664 in the store's group.
+    Rule {
+        target: Target::EntriesOf("pins"),
+        want: Want::File,
+        group_bits: Some(GROUP_FILE_BITS),
         exact_mode: None,
         refuse_wrong_type: false,
         refuse_wrong_group: false,

@@ -173,6 +173,8 @@ impl Store {
             .filter_map(|f| f.blake3)
             .collect();
         let swept = self.sweep_blobs(&gc, &roots, Candidates::Only(&candidates), false)?;
+        let gone: Vec<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
+        crate::uses::forget(self, &gone);
         Ok(Removed {
             names: removed,
             freed: swept.removed,

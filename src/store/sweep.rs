@@ -94,6 +94,21 @@ impl Store {
         Ok(GcExclusive { _guard: guard })
     }
 
+    /// Takes `locks/gc.lock` exclusively if it is free right now; `None` if anyone holds it (a
+    /// publisher or another gc). Used by eviction after a publish, which must never wait.
+    pub fn try_gc_exclusive(&self) -> Result<Option<GcExclusive>, StoreError> {
+        match self.lock(
+            &self.layout().gc_lock(),
+            Mode::Exclusive,
+            Wait::NoWait,
+            &mut |_| {},
+        ) {
+            Ok(guard) => Ok(Some(GcExclusive { _guard: guard })),
+            Err(StoreError::Lock(crate::lock::LockError::Timeout { .. })) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Deletes the `candidates` that are not in `roots`. With `dry_run` nothing is deleted and
     /// the same set is reported.
     ///
@@ -170,6 +185,8 @@ impl Store {
             l.quarantine(),
             l.index(),
             l.snapshots(),
+            l.uses(),
+            l.pins(),
         ] {
             if let Err(e) = crate::who::may_write_in(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {

@@ -151,7 +151,16 @@ fn info_counts_names_and_bytes() {
 fn store_layout_and_cachedir_tag() {
     let env = Env::new();
     env.run(&["store", "init"]).ok();
-    for d in ["blobs", "tmp", "locks", "quarantine", "index", "snapshots"] {
+    for d in [
+        "blobs",
+        "tmp",
+        "locks",
+        "quarantine",
+        "index",
+        "snapshots",
+        "uses",
+        "pins",
+    ] {
         assert!(env.store.join(d).is_dir(), "{d}");
     }
     let tag = std::fs::read_to_string(env.store.join("CACHEDIR.TAG")).unwrap();

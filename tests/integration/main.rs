@@ -13,6 +13,8 @@ mod contract;
 mod core_cli;
 mod core_concurrency;
 mod digest_index;
+mod evict;
+mod evict_shared;
 mod hangs;
 mod harden_publish;
 mod http_server;

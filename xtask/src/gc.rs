@@ -1,4 +1,5 @@
-//! `cargo xtask gc --store DIR [--dry-run] [--tmp-age D] [--keep MANIFEST…]`: `beaker::gc::collect`,
+//! `cargo xtask gc --store DIR [--dry-run] [--tmp-age D] [--keep MANIFEST…] [--max-size SIZE]
+//! [--older-than D] [--min-age D]`: `beaker::gc::collect`,
 //! with the very flags of `beaker store gc` ([`beaker::maint_args::GcArgs`]).
 
 use anyhow::Result;

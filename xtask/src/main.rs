@@ -30,7 +30,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Delete unreferenced blobs, stale temp files and old quarantine in a store (as `beaker store gc`)
+    /// Delete unreferenced blobs, stale temp files and old quarantine in a store, first evicting
+    /// least recently used names with --max-size / --older-than (as `beaker store gc`)
     Gc(gc::Args),
     /// Re-hash a store's blobs, quarantining corrupt ones (as `beaker store verify`)
     Verify(verify::Args),

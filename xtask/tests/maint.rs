@@ -76,6 +76,30 @@ fn xtask_gc_removes_exactly_the_unreferenced_blobs() {
 }
 
 #[test]
+fn xtask_gc_takes_the_eviction_flags_of_beaker_store_gc() {
+    let (dir, root, store) = setup();
+    let old = add(&store, dir.path(), "old", b"old model");
+    add(&store, dir.path(), "new", b"new model");
+    let day = std::time::Duration::from_secs(86_400);
+    for (name, ago) in [("old", 3 * day), ("new", day)] {
+        let name = ModelName::new(name).unwrap();
+        let when = std::time::SystemTime::now() - ago;
+        beaker::uses::set_last_used(&store, &name, when).unwrap();
+    }
+    let s = root.to_str().unwrap();
+    let out = xtask(&["gc", "--store", s, "--max-size", "10", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = json(&out);
+    assert_eq!(out["evicted"][0]["name"], "old", "{out}");
+    assert_eq!(out["evicted"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["removed_blobs"], serde_json::json!([old]));
+    let out = xtask(&["gc", "--store", s, "--older-than=-1d"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = xtask(&["gc", "--store", s, "--max-size", "0"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+}
+
+#[test]
 fn xtask_verify_quarantines_a_tampered_blob() {
     let (dir, root, store) = setup();
     let hex = add(&store, dir.path(), "a", b"precious bytes");
