@@ -6,11 +6,13 @@
 //! Grammar (surrounding whitespace is ignored, nothing else is):
 //!
 //! ```text
-//! duration = digits [ "." digits ] [ unit ]      a bare number is seconds
+//! duration = digits [ "." digits ]              a bare number is seconds
+//!          | term { [ " " ] term }               terms add up: `1h 30m`, `1d12h`
+//! term     = digits [ "." digits ] unit
 //! unit     = "ms" | "s" | "m" | "h" | "d"         m = minutes, d = 24 hours
 //! ```
 //!
-//! e.g. `250ms`, `30s`, `2`, `1.5m`, `24h`, `7d`. Refused: an empty string, a sign (`-1s`,
+//! e.g. `250ms`, `30s`, `2`, `1.5m`, `24h`, `7d`, `1h 30m`. Refused: an empty string, a sign (`-1s`,
 //! `+1s`), a missing number (`h`, `.5s`) or fraction (`1.s`), more than 9 decimal places,
 //! exponents, unknown units, spaces inside, and anything longer than [`Duration::MAX`].
 //!
@@ -46,43 +48,39 @@ pub fn parse(text: &str) -> Result<Duration, InvalidDuration> {
     if t.is_empty() {
         return Err(fail("it is empty"));
     }
-    let number_end = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(number_end);
-    let unit_nanos: u128 = match unit {
-        "ms" => 1_000_000,
-        "" | "s" => NANOS_PER_SEC,
-        "m" => 60 * NANOS_PER_SEC,
-        "h" => 3600 * NANOS_PER_SEC,
-        "d" => 86_400 * NANOS_PER_SEC,
-        _ if number.is_empty() => return Err(fail("it does not start with a number")),
-        _ => return Err(fail("unknown unit")),
-    };
-    let (whole, fraction) = match number.split_once('.') {
-        Some((w, f)) => (w, Some(f)),
-        None => (number, None),
-    };
-    if whole.is_empty() {
-        return Err(fail("it does not start with a number"));
-    }
-    let whole: u128 = whole.parse().map_err(|_| fail("the number is too large"))?;
-    let mut nanos = whole
-        .checked_mul(unit_nanos)
-        .ok_or_else(|| fail("it is too long"))?;
-    if let Some(f) = fraction {
-        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(fail("a decimal point must be followed by digits"));
+    // One or more "<number><unit>" terms, optionally separated by spaces (`1h 30m`, `1h30m`); a
+    // bare number (seconds) only on its own.
+    let mut rest = t;
+    let mut nanos: u128 = 0;
+    let mut terms = 0;
+    while !rest.is_empty() {
+        let number_end = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, after) = rest.split_at(number_end);
+        let unit_end = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, tail) = after.split_at(unit_end);
+        if number.is_empty() {
+            return Err(fail("it does not start with a number"));
         }
-        if f.len() > 9 {
-            return Err(fail("more than 9 decimal places"));
+        if unit.is_empty() && (terms > 0 || !tail.is_empty()) {
+            return Err(fail(
+                "a number without a unit is only allowed alone (seconds)",
+            ));
         }
-        // f.len() <= 9, so both fit easily; the product is exact before the division.
-        let digits: u128 = f.parse().map_err(|_| fail("bad fraction"))?;
-        let scale = 10u128.pow(f.len() as u32);
         nanos = nanos
-            .checked_add(digits * unit_nanos / scale)
+            .checked_add(term(number, unit).map_err(fail)?)
             .ok_or_else(|| fail("it is too long"))?;
+        terms += 1;
+        rest = tail.trim_start_matches(' ');
+        if !tail.is_empty()
+            && rest.len() == tail.len()
+            && !tail.starts_with(|c: char| c.is_ascii_digit())
+        {
+            return Err(fail("unexpected characters"));
+        }
     }
     let secs = u64::try_from(nanos / NANOS_PER_SEC).map_err(|_| fail("it is too long"))?;
     // The remainder is < 10^9, so it fits a u32.
@@ -90,9 +88,56 @@ pub fn parse(text: &str) -> Result<Duration, InvalidDuration> {
     Ok(Duration::new(secs, subsec))
 }
 
+/// One `<number><unit>` term in nanoseconds (an empty unit is seconds).
+fn term(number: &str, unit: &str) -> Result<u128, &'static str> {
+    let unit_nanos: u128 = match unit {
+        "ms" => 1_000_000,
+        "" | "s" => NANOS_PER_SEC,
+        "m" => 60 * NANOS_PER_SEC,
+        "h" => 3600 * NANOS_PER_SEC,
+        "d" => 86_400 * NANOS_PER_SEC,
+        _ => return Err("unknown unit"),
+    };
+    let (whole, fraction) = match number.split_once('.') {
+        Some((w, f)) => (w, Some(f)),
+        None => (number, None),
+    };
+    if whole.is_empty() {
+        return Err("it does not start with a number");
+    }
+    let whole: u128 = whole.parse().map_err(|_| "the number is too large")?;
+    let mut nanos = whole.checked_mul(unit_nanos).ok_or("it is too long")?;
+    if let Some(f) = fraction {
+        if f.is_empty() || !f.bytes().all(|b| b.is_ascii_digit()) {
+            return Err("a decimal point must be followed by digits");
+        }
+        if f.len() > 9 {
+            return Err("more than 9 decimal places");
+        }
+        // f.len() <= 9, so both fit easily; the product is exact before the division.
+        let digits: u128 = f.parse().map_err(|_| "bad fraction")?;
+        let scale = 10u128.pow(f.len() as u32);
+        nanos = nanos
+            .checked_add(digits * unit_nanos / scale)
+            .ok_or("it is too long")?;
+    }
+    Ok(nanos)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terms_add_up_with_or_without_spaces() {
+        assert_eq!(parse("1h 30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse("1d 12h"), Ok(Duration::from_secs(129_600)));
+        assert_eq!(parse("1m 500ms"), Ok(Duration::from_millis(60_500)));
+        for bad in ["1h 30", "30 1h", "1h -30m", "1h, 30m", "1h  x"] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]
