@@ -97,6 +97,14 @@ pub fn host() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// Now, in seconds since the Unix epoch (0 if the clock is before it).
+pub fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
 /// Now, as RFC 3339 UTC with second precision (`2026-11-27T19:33:40Z`).
 pub fn now_rfc3339() -> String {
     let secs = SystemTime::now()

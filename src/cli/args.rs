@@ -157,7 +157,11 @@ pub enum StoreCommand {
         copy: bool,
     },
     /// List the names the store holds
-    Ls,
+    Ls {
+        /// Also FORMAT, FILES, ADDED and DESCRIPTION (all of them are always in --json)
+        #[arg(long, short)]
+        long: bool,
+    },
     /// Print the store's directory (absolute)
     Dir,
     /// Remove names from the store, and the blobs no other name uses

@@ -52,6 +52,21 @@ pub fn kind(category: beaker::Category) -> &'static str {
     }
 }
 
+/// "just now", "5 minutes ago", "3 days ago": how long before `now` the instant `then` was
+/// (seconds since the epoch; a time in the future reads "just now").
+pub fn ago(now: u64, then: u64) -> String {
+    let secs = now.saturating_sub(then);
+    let (n, unit) = match secs {
+        0..=59 => return "just now".into(),
+        60..=3599 => (secs / 60, "minute"),
+        3600..=86_399 => (secs / 3600, "hour"),
+        86_400..=2_591_999 => (secs / 86_400, "day"),
+        2_592_000..=31_535_999 => (secs / 2_592_000, "month"),
+        _ => (secs / 31_536_000, "year"),
+    };
+    format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" })
+}
+
 pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }
@@ -100,5 +115,21 @@ impl Progress for Bar {
             Some(b) => b.println(message),
             None => eprintln!("{message}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ago;
+
+    #[test]
+    fn ago_reads_as_a_duration_with_plurals() {
+        let now = 1_000_000_000;
+        assert_eq!(ago(now, now), "just now");
+        assert_eq!(ago(now, now + 50), "just now", "a time ahead of the clock");
+        assert_eq!(ago(now, now - 60), "1 minute ago");
+        assert_eq!(ago(now, now - 7200), "2 hours ago");
+        assert_eq!(ago(now, now - 3 * 86_400), "3 days ago");
+        assert_eq!(ago(now, now - 400 * 86_400), "1 year ago");
     }
 }

@@ -30,7 +30,7 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             anyhow::bail!("internal error: pull/show reached store_cmds")
         }
         StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
-        StoreCommand::Ls => ls(root, out),
+        StoreCommand::Ls { long } => ls(root, long, out),
         StoreCommand::Dir => {
             if out.json {
                 return out.json(&serde_json::json!({ "path": root }));
@@ -178,7 +178,7 @@ fn export(root: &Path, name: &str, to: &Path, link: bool, copy: bool, out: Outpu
     Ok(())
 }
 
-fn ls(root: &Path, out: Output) -> Result<()> {
+fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
     let rows = match Store::open(root) {
         Ok(store) => store.list()?,
         // Listing a store that does not exist yet is not an error: it holds nothing.
@@ -198,20 +198,43 @@ fn ls(root: &Path, out: Output) -> Result<()> {
         .max()
         .unwrap_or(4)
         .max(4);
-    println!(
-        "{:width$}  {:12}  {:>10}  {:7}  {:20}  PINNED",
-        "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED"
+    let now = beaker::who::now_secs();
+    let ago = |t: &Option<String>| {
+        t.as_deref()
+            .and_then(beaker::who::parse_rfc3339)
+            .map_or_else(|| "-".into(), |t| super::output::ago(now, t))
+    };
+    print!(
+        "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
+        "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED", "PINNED"
     );
+    if long {
+        print!(
+            "  {:6}  {:>5}  {:14}  DESCRIPTION",
+            "FORMAT", "FILES", "ADDED"
+        );
+    }
+    println!();
     for r in rows {
-        println!(
-            "{:width$}  {:12}  {:>10}  {:7}  {:20}  {}",
+        print!(
+            "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
             r.name.as_str(),
             r.blake3.map(|b| b.short()).unwrap_or_else(|| "-".into()),
             r.size.map(size).unwrap_or_else(|| "-".into()),
             if r.present { "yes" } else { "no" },
-            r.last_used.as_deref().unwrap_or("-"),
+            ago(&r.last_used),
             if r.pinned { "yes" } else { "no" }
         );
+        if long {
+            print!(
+                "  {:6}  {:>5}  {:14}  {}",
+                r.format.as_deref().unwrap_or("-"),
+                r.files,
+                ago(&r.added),
+                r.description.as_deref().unwrap_or("")
+            );
+        }
+        println!();
     }
     Ok(())
 }

@@ -45,8 +45,17 @@ pub enum BlobState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Listing {
     pub name: ModelName,
+    /// The main file's blob.
     pub blake3: Option<Blake3>,
+    /// Bytes of all the model's files.
     pub size: Option<u64>,
+    /// How many files the model has.
+    pub files: usize,
+    pub format: Option<String>,
+    /// When the name was recorded, RFC 3339 UTC.
+    pub added: Option<String>,
+    pub description: Option<String>,
+    /// Every file's blob is in the store.
     pub present: bool,
     /// When a path to it was last handed out (else when it was recorded), RFC 3339 UTC.
     pub last_used: Option<String>,
@@ -209,15 +218,18 @@ impl Store {
         let mut rows = Vec::with_capacity(manifest.models.len());
         for (name, entry) in manifest.models {
             let last_used = crate::uses::last_used(self, &name, &entry).map(crate::who::rfc3339);
-            let present = match entry.blake3 {
-                Some(id) => matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }),
-                None => false,
-            };
+            let files = entry.files(&name);
+            let main = entry.main_file(&name);
+            let present = self.all_present(&files)?;
             rows.push(Listing {
                 pinned: pinned.contains(&name),
+                blake3: files.iter().find(|f| f.path == main).and_then(|f| f.blake3),
+                size: files.iter().map(|f| f.size).sum(),
+                files: files.len(),
+                format: entry.format.map(|f| f.to_string()),
+                added: entry.added.clone(),
+                description: entry.description.clone(),
                 name,
-                blake3: entry.blake3,
-                size: entry.size,
                 present,
                 last_used,
             });
@@ -225,12 +237,24 @@ impl Store {
         Ok(rows)
     }
 
+    /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).
+    fn all_present(&self, files: &[crate::manifest::FileEntry]) -> Result<bool, StoreError> {
+        for f in files {
+            let Some(id) = f.blake3 else {
+                return Ok(false);
+            };
+            if !matches!(self.blob_state(&id, f.size)?, BlobState::Present { .. }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     /// `beaker store info`: sizes by category and the lock files present.
     pub fn info(&self) -> Result<Info, StoreError> {
         let layout = self.layout();
         let manifest = self.read_manifest()?;
-        let referenced: std::collections::BTreeSet<Blake3> =
-            manifest.models.values().filter_map(|e| e.blake3).collect();
+        let referenced = manifest.roots();
         let Config {
             format,
             mode,
@@ -275,10 +299,8 @@ impl Store {
         }
         info.lock_files = info.locks.len();
         for (name, entry) in &manifest.models {
-            if let Some(id) = entry.blake3 {
-                if !matches!(self.blob_state(&id, entry.size)?, BlobState::Present { .. }) {
-                    info.missing.push(name.clone());
-                }
+            if !self.all_present(&entry.files(name))? {
+                info.missing.push(name.clone());
             }
         }
         info.problems = super::policy::problems(layout, self.config())?;

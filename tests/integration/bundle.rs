@@ -391,3 +391,33 @@ fn bad_file_lists_are_refused_with_file_and_line_and_nothing_is_written() {
         .fails(2, &["empty `files` list", "none.toml:2:"]);
     assert!(!env.store.exists(), "nothing was written");
 }
+
+#[test]
+fn ls_and_info_count_every_file_of_a_model() {
+    let env = Env::new();
+    env.file("model/net.onnx", &bytes(1_000, 9));
+    env.file("model/weights.bin", &bytes(3_000, 10));
+    env.run(&[
+        "store",
+        "add",
+        env.path("model").to_str().unwrap(),
+        "--name",
+        "m",
+    ])
+    .ok();
+    let rows: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
+    assert_eq!(rows[0]["present"], true, "{rows:?}");
+    assert_eq!(rows[0]["size"], 4_000);
+    assert_eq!(rows[0]["files"], 2);
+    assert_eq!(
+        rows[0]["blake3"],
+        blake3_hex(&bytes(1_000, 9)),
+        "the main file's"
+    );
+    let info: serde_json::Value = env.run(&["--json", "store", "info"]).json();
+    assert_eq!(info["referenced"]["files"], 2, "{info}");
+    assert_eq!(info["unreferenced"]["files"], 0, "{info}");
+    assert_eq!(info["missing"], serde_json::json!([]));
+    let long = env.run(&["store", "ls", "--long"]).ok();
+    assert!(long.contains("onnx") && long.contains("just now"), "{long}");
+}
