@@ -72,6 +72,7 @@ categorized!(
         crate::publish::Error,
         crate::add::Error,
         crate::export::Error,
+        crate::oci::OciError,
     ],
     bad_input: [
         crate::catalogue::UnknownName,
@@ -80,6 +81,7 @@ categorized!(
         crate::duration::InvalidDuration,
         crate::file_path::InvalidFilePath,
         crate::url::UrlProblem,
+        crate::oci::BadReference,
     ],
     failed: [IoError],
 );

@@ -16,6 +16,7 @@
 //!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
 //!   live temp files from stale ones.
 //! - [`duration`]: the one duration grammar of every flag and environment variable.
+//! - [`oci`]: an OCI registry as the shared remote (push, `oci://` pulls, auth).
 
 pub mod add;
 pub mod catalogue;
@@ -32,6 +33,7 @@ pub mod lock;
 pub mod maint_args;
 pub mod manifest;
 pub mod name;
+pub mod oci;
 pub mod partials;
 pub mod progress;
 pub mod prune;

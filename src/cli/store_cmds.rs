@@ -26,7 +26,9 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             copy,
         } => export(root, &name, &dir, link, copy, out),
         // Pull needs the catalogues too: `cli::run` dispatches it to `pull_cmd`.
-        StoreCommand::Pull { .. } => anyhow::bail!("internal error: pull reached store_cmds"),
+        StoreCommand::Pull { .. } | StoreCommand::Push { .. } | StoreCommand::LsRemote { .. } => {
+            anyhow::bail!("internal error: a registry command reached store_cmds")
+        }
         StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
         StoreCommand::Ls => ls(root, out),
         StoreCommand::Rm { names } => rm(root, &names, out),
