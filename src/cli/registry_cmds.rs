@@ -31,7 +31,7 @@ pub fn push(
 ) -> Result<()> {
     let name = ModelName::new(name)?;
     let reference = Reference::parse(reference, remote.plain_http)?;
-    let options = push::PushOptions::new(config(remote)?);
+    let options = push::PushOptions::from_env(config(remote)?)?;
     let store = Store::open(root)?;
     let mut progress = out.progress();
     let pushed = push::push(&store, &name, &reference, &options, progress.as_mut())?;

@@ -16,6 +16,9 @@ pub enum OciError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Io(#[from] IoError),
+    /// An environment setting that does not parse.
+    #[error(transparent)]
+    Setting(FetchError),
     /// The connection, TLS or a timeout: nothing the registry said.
     #[error("{reference}: {error}")]
     Transport {
@@ -68,7 +71,7 @@ impl OciError {
         match self {
             OciError::Reference(_) | OciError::Credentials { .. } => Category::BadInput,
             OciError::Store(e) => e.category(),
-            OciError::Transport { error, .. } => error.category(),
+            OciError::Transport { error, .. } | OciError::Setting(error) => error.category(),
             _ => Category::Failed,
         }
     }

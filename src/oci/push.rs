@@ -66,6 +66,32 @@ impl PushOptions {
             chunk: CHUNK,
         }
     }
+
+    /// [`PushOptions::new`] with `BEAKER_PUSH_CHUNK` (bytes per `PATCH`; blobs of 4 chunks or
+    /// more are then sent in chunks) applied.
+    pub fn from_env(fetch: fetch::Config) -> Result<Self, OciError> {
+        let mut options = PushOptions::new(fetch);
+        if let Some(v) = std::env::var("BEAKER_PUSH_CHUNK")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        {
+            let chunk = v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|&c| c > 0)
+                .ok_or_else(|| {
+                    OciError::Setting(fetch::FetchError::BadSetting {
+                        setting: "BEAKER_PUSH_CHUNK",
+                        value: v.clone(),
+                        reason: "expected a number of bytes greater than 0".into(),
+                    })
+                })?;
+            options.chunk = chunk;
+            options.chunked_from = chunk.saturating_mul(4);
+        }
+        Ok(options)
+    }
 }
 
 /// One blob to send.

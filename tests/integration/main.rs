@@ -22,6 +22,8 @@ mod maint_race;
 mod pull;
 mod pull_resume;
 mod pull_tls;
+mod registry;
+mod registry_server;
 mod root_only;
 mod shared;
 mod shared_pull;
