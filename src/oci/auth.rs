@@ -9,13 +9,15 @@
 //! A request is first sent with whatever authorization is cached for its scope (none at first).
 //! A 401 carries `WWW-Authenticate`: `Basic` means "send the credentials"; `Bearer realm=…,
 //! service=…,scope=…` means "fetch a token from realm" (with the credentials as Basic, or
-//! anonymously), cached per scope and fetched again on the next 401 (an expired token). A 401 to
+//! anonymously), cached per registry and scope for the process and fetched again on the next 401
+//! (an expired token). A 401 to
 //! freshly sent credentials or a fresh token is a refusal, reported as such.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 
 use base64::Engine;
 use serde::Deserialize;
@@ -294,15 +296,18 @@ pub fn save_login(registry: &str, creds: &Credentials) -> Result<PathBuf, OciErr
     Ok(path)
 }
 
+/// Bearer tokens of this process by registry and scope: a pull resolves the manifest and fetches
+/// its blobs through separate clients, which share one token this way.
+static TOKENS: Mutex<BTreeMap<(String, String), String>> = Mutex::new(BTreeMap::new());
+
 /// The authorization state of one client (one registry).
 #[derive(Debug, Default)]
 pub(super) struct Auth {
+    registry: String,
     /// Looked up on the first challenge; `Some(None)`: looked up, none set.
     creds: Option<Option<Credentials>>,
     /// The registry asked for Basic: send the credentials with every request.
     basic: bool,
-    /// Bearer tokens by scope.
-    tokens: HashMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -315,8 +320,16 @@ struct TokenAnswer {
 
 impl Auth {
     /// The `Authorization` value to send for `scope`, if any is known.
+    pub(super) fn for_registry(registry: &str) -> Auth {
+        Auth {
+            registry: registry.to_owned(),
+            ..Auth::default()
+        }
+    }
+
     pub(super) fn header(&self, scope: &str) -> Option<String> {
-        if let Some(t) = self.tokens.get(scope) {
+        let key = (self.registry.clone(), scope.to_owned());
+        if let Some(t) = TOKENS.lock().ok().and_then(|t| t.get(&key).cloned()) {
             return Some(format!("Bearer {t}"));
         }
         if self.basic {
@@ -399,7 +412,9 @@ impl Auth {
                         detail,
                     },
                 })?;
-                self.tokens.insert(scope.to_owned(), token);
+                if let Ok(mut tokens) = TOKENS.lock() {
+                    tokens.insert((self.registry.clone(), scope.to_owned()), token);
+                }
                 Ok(())
             }
         }

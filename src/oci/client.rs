@@ -53,7 +53,7 @@ impl Client {
             base: reference.base_url(),
             registry: reference.registry.clone(),
             config: config.clone(),
-            auth: Auth::default(),
+            auth: Auth::for_registry(&reference.registry),
         })
     }
 

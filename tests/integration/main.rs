@@ -23,6 +23,7 @@ mod pull;
 mod pull_resume;
 mod pull_tls;
 mod registry;
+mod registry_auth;
 mod registry_server;
 mod root_only;
 mod shared;

@@ -5,7 +5,7 @@
 //! Startup is synchronised on the registry's own "listening on" log line, not on a sleep.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -17,7 +17,8 @@ pub const HTPASSWD_BIN: &str = "/usr/bin/htpasswd";
 pub struct Registry {
     child: Child,
     pub port: u16,
-    pub dir: tempfile::TempDir,
+    /// Config, data and log; removed when the guard drops.
+    _dir: tempfile::TempDir,
 }
 
 impl Registry {
@@ -107,7 +108,11 @@ impl Registry {
             let _ = tx.send(false); // exited before (or after) listening
         });
         match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(true) => Some(Registry { child, port, dir }),
+            Ok(true) => Some(Registry {
+                child,
+                port,
+                _dir: dir,
+            }),
             _ => {
                 let _ = child.kill();
                 let _ = child.wait();
@@ -124,10 +129,6 @@ impl Registry {
     /// `127.0.0.1:PORT`.
     pub fn host(&self) -> String {
         format!("127.0.0.1:{}", self.port)
-    }
-
-    pub fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
     }
 }
 
