@@ -92,11 +92,21 @@ impl Client {
         let mut answered = false;
         loop {
             let header = self.auth.header(&scope);
-            let response =
-                call(&self.agent, header.as_deref()).map_err(|e| OciError::Transport {
+            let response = call(&self.agent, header.as_deref()).map_err(|e| {
+                let error = match fetch::classify_http_error(e, &self.base, &self.config) {
+                    FetchError::Tls { host, detail } => FetchError::Tls {
+                        host,
+                        detail: format!(
+                            "{detail}; if the registry speaks plain HTTP, write oci+http:// or pass --plain-http"
+                        ),
+                    },
+                    other => other,
+                };
+                OciError::Transport {
                     reference: reference.to_string(),
-                    error: fetch::classify_http_error(e, &self.base, &self.config),
-                })?;
+                    error,
+                }
+            })?;
             if response.status().as_u16() != 401 {
                 return Ok(response);
             }

@@ -23,7 +23,6 @@ pub enum OciError {
     #[error("{reference}: {error}")]
     Transport {
         reference: String,
-        #[source]
         error: FetchError,
     },
     /// An answer beaker did not expect (404, 500, a refused upload, …).
