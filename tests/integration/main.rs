@@ -25,6 +25,7 @@ mod pull_tls;
 mod registry;
 mod registry_auth;
 mod registry_faults;
+mod registry_oras;
 mod registry_server;
 mod root_only;
 mod shared;
