@@ -25,7 +25,7 @@ use super::client::{expect, header_str, with_auth, Access};
 use super::reference::{Reference, Target};
 use super::types::{self, Descriptor, Manifest};
 use super::{Client, OciError};
-use crate::digest::{Blake3, Sha256};
+use crate::digest::Sha256;
 use crate::fetch;
 use crate::fsx;
 use crate::manifest::Format;
@@ -98,8 +98,8 @@ impl PushOptions {
 struct Blob {
     sha256: Sha256,
     size: u64,
-    /// `None` for the config (sent from memory).
-    file: Option<(Blake3, std::path::PathBuf)>,
+    /// The file's path in the model and its blob; `None` for the config (sent from memory).
+    file: Option<(String, std::path::PathBuf)>,
 }
 
 /// Pushes `name` from `store` to `reference` (tag `latest` when it names none).
@@ -177,7 +177,7 @@ pub fn push(
         blobs.push(Blob {
             sha256,
             size: f.size,
-            file: Some((f.blake3, path)),
+            file: Some((f.path.to_string(), path)),
         });
     }
     let config_digest = Sha256::from_bytes(sha2::Sha256::digest(types::EMPTY_CONFIG_BYTES).into());
@@ -224,7 +224,7 @@ pub fn push(
             continue;
         }
         let label = match &blob.file {
-            Some((id, _)) => format!("{name}: {}", id.short()),
+            Some((file, _)) => format!("{name}: {file}"),
             None => format!("{name}: config"),
         };
         progress.start(&label, Some(blob.size));

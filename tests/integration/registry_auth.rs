@@ -2,7 +2,8 @@
 //! `htpasswd` auth (no credentials, a wrong password, the right one from the environment, from
 //! `registry login`'s docker config, from a credential helper), and the Bearer flow against a
 //! token service and registry served in-process (token fetched with the credentials, renewed on
-//! a 401, a refused password reported as such).
+//! a 401, a refused password reported as such, the redirect to blob storage followed without the
+//! Authorization header).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -215,6 +216,14 @@ fn serve(
     }
     let mut st = state.lock().unwrap();
     st.requests.push((target.clone(), auth.clone()));
+    // "Blob storage": what a blob GET is redirected to, answering without any token.
+    if let Some(blob) = target.strip_prefix("/cdn") {
+        drop(st);
+        return match routes.iter().find(|(p, _)| p == blob) {
+            Some((_, body)) => reply(&mut conn, "200 OK", "", body),
+            None => reply(&mut conn, "404 Not Found", "", b""),
+        };
+    }
     let valid = st
         .current
         .as_ref()
@@ -231,6 +240,10 @@ fn serve(
                 st.current = None;
             }
             drop(st);
+            if target.contains("/blobs/") {
+                let to = format!("Location: http://127.0.0.1:{port}/cdn{target}\r\n");
+                return reply(&mut conn, "307 Temporary Redirect", &to, b"");
+            }
             reply(&mut conn, "200 OK", "", body)
         }
         None => reply(&mut conn, "404 Not Found", "", b""),
@@ -273,16 +286,16 @@ fn bearer_tokens_are_fetched_with_the_credentials_and_renewed_on_401() {
         st.token_fetches, 2,
         "one token for the manifest, a renewed one after the blob GET's 401"
     );
-    let blob: Vec<&str> = st
+    let blob: Vec<(&str, &str)> = st
         .requests
         .iter()
         .filter(|(p, _)| p.contains("/blobs/"))
-        .map(|(_, a)| a.as_str())
+        .map(|(p, a)| (&p[..4], a.as_str()))
         .collect();
     assert_eq!(
         blob,
-        ["Bearer tok-1", "Bearer tok-2"],
-        "the cached token is tried, refused, renewed"
+        [("/v2/", "Bearer tok-1"), ("/v2/", "Bearer tok-2"), ("/cdn", "")],
+        "the cached token is tried, refused, renewed; the redirect to blob storage carries no Authorization"
     );
     assert!(
         st.scopes
