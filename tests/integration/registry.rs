@@ -292,3 +292,91 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let out = child.wait_with_output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
+
+/// Runs `cmd` (quiet output) to completion and returns it with its peak RSS in KiB, from the
+/// kernel's accounting of that one child (`wait4`).
+fn run_with_peak_rss(cmd: &mut Command) -> (Run, u64) {
+    use std::io::Read;
+    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below")]
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn beaker");
+    let pid = i32::try_from(child.id()).expect("pid fits in pid_t");
+    let mut status = 0;
+    #[allow(
+        unsafe_code,
+        reason = "wait4(2) is the only way to read one child's peak RSS; std has no wrapper"
+    )]
+    // SAFETY: `status` and `usage` are valid, writable and live for the call.
+    let (rc, usage) = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let rc = libc::wait4(pid, &mut status, 0, &mut usage);
+        (rc, usage)
+    };
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    let (mut stdout, mut stderr) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (
+        Run {
+            code,
+            stdout,
+            stderr,
+        },
+        u64::try_from(usage.ru_maxrss).unwrap_or(u64::MAX),
+    )
+}
+
+#[test]
+fn push_and_pull_of_512_mib_stay_under_32_mib_of_memory() {
+    const SIZE: u64 = 512 << 20;
+    let reg = Registry::start();
+    let (a, b) = (Env::new(), Env::new());
+    // Deterministic bytes, written in 4 MiB pieces (the test itself stays small too).
+    let src = a.path("big.bin");
+    {
+        use std::io::Write;
+        let mut xof = blake3::Hasher::new().update(b"512 MiB").finalize_xof();
+        let mut file = std::fs::File::create(&src).unwrap();
+        let mut buf = vec![0u8; 4 << 20];
+        for _ in 0..SIZE / buf.len() as u64 {
+            xof.fill(&mut buf);
+            file.write_all(&buf).unwrap();
+        }
+    }
+    reg_run(
+        &a,
+        &["store", "add", src.to_str().unwrap(), "--name", "big"],
+    )
+    .ok();
+    std::fs::remove_file(&src).unwrap();
+    let reference = reg.reference("big/model:v1");
+
+    let (run, push_rss) =
+        run_with_peak_rss(reg_cmd(&a).args(["-q", "--json", "store", "push", "big", &reference]));
+    let pushed: PushedJson = run.json();
+    assert_eq!(pushed.uploaded_bytes, SIZE + 2);
+    let (run, pull_rss) = run_with_peak_rss(reg_cmd(&b).args(["-q", "store", "pull", &reference]));
+    run.ok();
+    assert_eq!(a.blob_names(), b.blob_names());
+    assert_blobs_named_by_hash(&b.store);
+    assert!(push_rss <= 32 << 10, "push peaked at {push_rss} KiB");
+    assert!(pull_rss <= 32 << 10, "pull peaked at {pull_rss} KiB");
+}
