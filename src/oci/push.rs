@@ -12,7 +12,10 @@
 //!   file as the body: the fastest form on the registry measured in the README). Larger ones go up
 //!   in [`CHUNK`] `PATCH`es; when one fails (connection, 5xx) the upload asks the registry how far
 //!   it got (`GET <Location>` → `Range`) and continues from there, up to `BEAKER_RETRIES` times.
-//!   Only the newest `Location` is used: its state token carries the offset.
+//!   Only the newest `Location` is used: its state token carries the offset. A registry that
+//!   dropped the session instead (distribution 2.8 does when part of the failed `PATCH` arrived:
+//!   the data no longer matches the state token) answers 404/400, and the upload starts over in
+//!   a new session.
 //! - Nothing in the store changes except the remembered sha256 records.
 
 use std::io::{Read, Seek, SeekFrom};
@@ -341,9 +344,25 @@ fn upload(
                     options.fetch.retries
                 ));
                 std::thread::sleep(wait);
-                let (next, end) = upload_status(client, target, &location)?;
-                location = next;
-                offset = end;
+                match upload_status(client, target, &location) {
+                    Ok((next, end)) => {
+                        progress.notice(&format!("{target}: continuing the upload at byte {end}"));
+                        location = next;
+                        offset = end;
+                    }
+                    // distribution 2.8 drops a session whose last PATCH broke off after some
+                    // of its bytes arrived (its state no longer matches the data): start over.
+                    Err(OciError::Status {
+                        status: 400 | 404, ..
+                    }) => {
+                        progress.notice(&format!(
+                            "{target}: the registry dropped the interrupted upload; starting it over"
+                        ));
+                        location = start_upload(client, target)?;
+                        offset = 0;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             Err(e) => return Err(e),
         }

@@ -24,6 +24,7 @@ mod pull_resume;
 mod pull_tls;
 mod registry;
 mod registry_auth;
+mod registry_cut;
 mod registry_faults;
 mod registry_oras;
 mod registry_server;
