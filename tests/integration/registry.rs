@@ -380,3 +380,47 @@ fn push_and_pull_of_512_mib_stay_under_32_mib_of_memory() {
     assert!(push_rss <= 32 << 10, "push peaked at {push_rss} KiB");
     assert!(pull_rss <= 32 << 10, "pull peaked at {pull_rss} KiB");
 }
+
+#[test]
+fn an_https_registry_with_a_private_ca_needs_ca_cert() {
+    let certs = tempfile::tempdir().unwrap();
+    crate::pull_tls::make_private_ca(certs.path());
+    let reg = Registry::start_tls(certs.path());
+    let (a, b) = (Env::new(), Env::new());
+    let body = bytes(100_000, 46);
+    add_model(&a, "alpha", &[("alpha.onnx", &body)]);
+    let reference = format!("oci://{}/tls/alpha:v1", reg.host());
+    let ca = certs.path().join("ca.pem");
+    reg_run(&a, &["store", "push", "alpha", &reference])
+        .fails(1, &["TLS", "--ca-cert", &reference]);
+    reg_run(
+        &a,
+        &[
+            "store",
+            "push",
+            "alpha",
+            &reference,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    let printed = reg_run(
+        &b,
+        &[
+            "store",
+            "pull",
+            &reference,
+            "--ca-cert",
+            ca.to_str().unwrap(),
+        ],
+    )
+    .ok();
+    assert_model_file(&b.store, &printed, &body);
+    // Plain HTTP to a TLS registry fails; it is not silently upgraded or downgraded.
+    reg_run(
+        &b,
+        &["store", "pull", &reference, "--plain-http", "--name", "x"],
+    )
+    .fails(1, &["oci+http://"]);
+}

@@ -24,7 +24,12 @@ pub struct Registry {
 impl Registry {
     /// A registry with no authentication.
     pub fn start() -> Registry {
-        Registry::start_with(None)
+        Registry::start_with(None, None)
+    }
+
+    /// A registry serving HTTPS with `cert.pem` and `key.pem` from `dir`.
+    pub fn start_tls(dir: &Path) -> Registry {
+        Registry::start_with(None, Some(dir))
     }
 
     /// A registry with `htpasswd` (Basic) authentication for `user`:`password`.
@@ -38,10 +43,10 @@ impl Registry {
             .output()
             .expect("run htpasswd");
         assert!(out.status.success(), "htpasswd failed: {out:?}");
-        Registry::start_with(Some(out.stdout))
+        Registry::start_with(Some(out.stdout), None)
     }
 
-    fn start_with(htpasswd: Option<Vec<u8>>) -> Registry {
+    fn start_with(htpasswd: Option<Vec<u8>>, tls: Option<&Path>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} is missing: install it with `apt-get install -y docker-registry` (.ci/run does)"
@@ -49,14 +54,14 @@ impl Registry {
         // A port the kernel just handed out is free unless another process takes it between
         // here and the registry's bind; then the registry exits and we try another one.
         for _ in 0..5 {
-            if let Some(r) = Registry::try_start(htpasswd.as_deref()) {
+            if let Some(r) = Registry::try_start(htpasswd.as_deref(), tls) {
                 return r;
             }
         }
         panic!("the registry did not start on any of 5 free ports");
     }
 
-    fn try_start(htpasswd: Option<&[u8]>) -> Option<Registry> {
+    fn try_start(htpasswd: Option<&[u8]>, tls: Option<&Path>) -> Option<Registry> {
         let dir = tempfile::Builder::new()
             .prefix("beaker-registry-")
             .tempdir()
@@ -76,8 +81,16 @@ impl Registry {
             }
             None => String::new(),
         };
+        let tls = match tls {
+            Some(d) => format!(
+                ", tls: {{certificate: {}, key: {}}}",
+                d.join("cert.pem").display(),
+                d.join("key.pem").display()
+            ),
+            None => String::new(),
+        };
         let config = format!(
-            "version: 0.1\nlog: {{level: info, fields: {{service: registry}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\n  cache: {{blobdescriptor: inmemory}}\nhttp: {{addr: \"127.0.0.1:{port}\", secret: beaker-local-test-secret}}\n{auth}",
+            "version: 0.1\nlog: {{level: info, fields: {{service: registry}}}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\n  delete: {{enabled: true}}\n  cache: {{blobdescriptor: inmemory}}\nhttp: {{addr: \"127.0.0.1:{port}\", secret: beaker-local-test-secret{tls}}}\n{auth}",
             dir.path().join("data").display()
         );
         let config_path = dir.path().join("config.yml");
