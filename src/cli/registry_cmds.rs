@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 
 use beaker::fetch;
-use beaker::oci::{self, auth::Credentials, push, Reference};
+use beaker::oci::{self, credentials::Credentials, push, Reference};
 use beaker::{ModelName, Store};
 
 use super::args::RemoteArgs;

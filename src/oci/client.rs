@@ -58,7 +58,7 @@ impl Client {
     }
 
     /// Uses `creds` instead of looking credentials up (`registry login` checks the ones typed).
-    pub fn use_credentials(&mut self, creds: super::auth::Credentials) {
+    pub fn use_credentials(&mut self, creds: super::credentials::Credentials) {
         self.auth.set_credentials(creds);
     }
 

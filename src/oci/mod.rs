@@ -3,7 +3,8 @@
 //!
 //! - [`reference`]: `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`, parsed and checked at the edge;
 //! - [`types`]: the OCI manifest and descriptor as serde structs, media types, annotation keys;
-//! - [`client`]: the distribution-spec calls, each answering a 401 challenge through [`auth`];
+//! - [`client`]: the distribution-spec calls, each answering a 401 challenge through [`auth`]
+//!   with the credentials of [`credentials`];
 //! - [`push`]: a model of the store as an artifact (config `{}`, one layer per file);
 //! - [`pull`]: a manifest as a catalogue entry of `oci://…@sha256:…` files, which the ordinary
 //!   pull ([`crate::pull`]) downloads through [`crate::fetch`] like any source.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod credentials;
 mod error;
 pub mod pull;
 pub mod push;
@@ -60,11 +62,11 @@ pub fn list_remote(
 /// then saves them in the docker config. Returns the file written.
 pub fn login(
     reference: &Reference,
-    creds: auth::Credentials,
+    creds: credentials::Credentials,
     config: &crate::fetch::Config,
 ) -> Result<std::path::PathBuf, OciError> {
     let mut client = Client::new(reference, config)?;
     client.use_credentials(creds.clone());
     client.ping(reference)?;
-    auth::save_login(&reference.registry, &creds)
+    credentials::save_login(&reference.registry, &creds)
 }

@@ -15,8 +15,6 @@ pub const MANIFEST_V1: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const INDEX_V1: &str = "application/vnd.oci.image.index.v1+json";
 /// Docker's manifest list (the same idea as an index).
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
-/// Docker's schema 2 manifest (read like an OCI manifest).
-pub const DOCKER_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// The empty config (`{}`) of an artifact.
 pub const EMPTY_CONFIG: &str = "application/vnd.oci.empty.v1+json";
 /// The config bytes of [`EMPTY_CONFIG`].
