@@ -97,6 +97,20 @@ fn a_manifest_whose_sizes_or_digests_lie_publishes_nothing() {
     let by_digest = format!("oci+http://127.0.0.1:{}/r@sha256:{wrong}", server.port);
     reg_run(&env, &["store", "pull", &by_digest]).fails(1, &[&by_digest, "the digest asked for"]);
     nothing_published(&env);
+    // A BLAKE3 annotation that is not the layer's: the right sha256 is not enough.
+    let server = Server::start();
+    let (body, _) = model(&server, 71, LEN, &[], Fault::None);
+    let (_, manifest) = manifest_for(&body, "w.bin", LEN);
+    let lying = String::from_utf8(manifest).unwrap().replace(
+        r#""org.opencontainers.image.title":"w.bin""#,
+        &format!(
+            r#""org.opencontainers.image.title":"w.bin","dev.beaker.blake3":"{}""#,
+            blake3_hex(b"something else")
+        ),
+    );
+    server.route("/v2/r/manifests/v1", lying.as_bytes(), &[], Fault::None);
+    reg_run(&env, &["store", "pull", &reference(&server)]).fails(1, &["blake3 mismatch"]);
+    nothing_published(&env);
 }
 
 #[test]
