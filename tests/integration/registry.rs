@@ -293,55 +293,37 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     String::from_utf8(out.stdout).unwrap()[..64].to_owned()
 }
 
-/// Runs `cmd` (quiet output) to completion and returns it with its peak RSS in KiB, from the
-/// kernel's accounting of that one child (`wait4`).
-fn run_with_peak_rss(cmd: &mut Command) -> (Run, u64) {
-    use std::io::Read;
-    #[allow(clippy::zombie_processes, reason = "reaped by wait4 below")]
-    let mut child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn beaker");
-    let pid = i32::try_from(child.id()).expect("pid fits in pid_t");
-    let mut status = 0;
-    #[allow(
-        unsafe_code,
-        reason = "wait4(2) is the only way to read one child's peak RSS; std has no wrapper"
-    )]
-    // SAFETY: `status` and `usage` are valid, writable and live for the call.
-    let (rc, usage) = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        let rc = libc::wait4(pid, &mut status, 0, &mut usage);
-        (rc, usage)
-    };
-    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
-    let (mut stdout, mut stderr) = (String::new(), String::new());
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut stdout)
-        .unwrap();
-    child
+/// Runs `cmd` to completion and returns it with its peak RSS in KiB.
+///
+/// Not `wait4` on a child of this test process: Rust spawns with vfork, and Linux carries the
+/// parent's high-water mark (this fat, multi-threaded test binary) into the child's `ru_maxrss`
+/// at exec. A small python parent forks and execs beaker instead and reports `wait4`'s figure
+/// (an upper bound: at most python's own few MiB are counted in).
+fn run_with_peak_rss(cmd: &Command) -> (Run, u64) {
+    const PARENT: &str = "import os, sys\npid = os.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\n_, status, usage = os.wait4(pid, 0)\nsys.stderr.write(f'\\nMAXRSS {usage.ru_maxrss}\\n')\nsys.exit(os.waitstatus_to_exitcode(status))\n";
+    let mut py = Command::new("python3");
+    py.arg("-c")
+        .arg(PARENT)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => py.env(k, v),
+            None => py.env_remove(k),
+        };
+    }
+    let mut run = Run::from(
+        py.stdin(std::process::Stdio::null())
+            .output()
+            .expect("run python3"),
+    );
+    let (rest, rss) = run
         .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    (
-        Run {
-            code,
-            stdout,
-            stderr,
-        },
-        u64::try_from(usage.ru_maxrss).unwrap_or(u64::MAX),
-    )
+        .rsplit_once("\nMAXRSS ")
+        .expect("the python parent reports MAXRSS");
+    let rss = rss.trim().parse().expect("MAXRSS is a number");
+    run.stderr = rest.to_owned();
+    (run, rss)
 }
 
 #[test]
