@@ -406,3 +406,28 @@ fn an_https_registry_with_a_private_ca_needs_ca_cert() {
     )
     .fails(1, &["oci+http://"]);
 }
+
+#[test]
+fn gc_drops_a_remembered_sha256_with_its_blob_and_keeps_it_while_the_blob_stays() {
+    let reg = Registry::start();
+    let env = Env::new();
+    let body = bytes(50_000, 47);
+    add_model(&env, "small", &[("s.bin", &body)]);
+    reg_run(
+        &env,
+        &["store", "push", "small", &reg.reference("gc/small")],
+    )
+    .ok();
+    let record = format!("blake3-{}", blake3_hex(&body));
+    let gc = |env: &Env| reg_run(env, &["--json", "store", "gc"]).json::<serde_json::Value>();
+    let kept = gc(&env);
+    assert!(env.store.join("index").join(&record).is_file(), "{kept}");
+    assert!(!kept["foreign"].to_string().contains("blake3-"), "{kept}");
+    reg_run(&env, &["store", "rm", "small"]).ok();
+    let swept = gc(&env);
+    assert!(!env.store.join("index").join(&record).exists(), "{swept}");
+    assert!(
+        swept["removed_index"].to_string().contains(&record),
+        "{swept}"
+    );
+}
