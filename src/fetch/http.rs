@@ -1,4 +1,6 @@
-//! One attempt at an `http://` or `https://` source, through ureq 3 with rustls.
+//! One attempt at an `http://` or `https://` source, through ureq 3 with rustls. The agent
+//! ([`agent`]), the handling of one response ([`receive`]) and the error classification
+//! ([`classify`]) serve registry blobs too ([`crate::oci`]).
 //!
 //! Settings: connect timeout and a per-read *stall* timeout (no total timeout: a large model on a
 //! slow link may take long, but it must keep moving); proxies from `HTTPS_PROXY`/`HTTP_PROXY`/

@@ -2,7 +2,8 @@
 //! retrying as needed.
 //!
 //! This module owns *transport* only: which URL forms exist ([`Source`]), how one attempt runs
-//! (`http`, `file`), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
+//! (`http`, `file`, and `oci`: a registry blob, fetched through [`crate::oci::Client`] and
+//! received like HTTP), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
 //! it is handed, through [`TempBlob::append`]/[`TempBlob::restart`]; whether the bytes are right is
 //! decided afterwards by [`crate::publish::publish`] (invariant I1 never depends on the source).
 //! What it guarantees on its side:

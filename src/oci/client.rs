@@ -1,7 +1,7 @@
 //! A blocking registry client on ureq 3: the handful of distribution-spec calls beaker makes, each
 //! sent through [`Client::send`], which answers a 401 challenge ([`super::auth`]) and sends again.
 //!
-//! Status codes are answers, not errors (the agent is built by [`crate::fetch::http_agent`] with
+//! Status codes are answers, not errors (the agent is built by `crate::fetch::http_agent` with
 //! the pull's timeouts, CA bundle and proxy settings); redirects are followed without the
 //! `Authorization` header (ureq's default), which is what blob storage behind a registry expects.
 

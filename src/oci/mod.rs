@@ -1,7 +1,7 @@
 //! An OCI registry as the shared remote (DESIGN §15): `beaker store push`, `oci://` pulls,
 //! `ls-remote` and `registry login`, on a blocking ureq client with no async runtime.
 //!
-//! - [`reference`]: `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`, parsed and checked at the edge;
+//! - [`reference`](mod@reference): `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`, parsed and checked at the edge;
 //! - [`types`]: the OCI manifest and descriptor as serde structs, media types, annotation keys;
 //! - [`client`]: the distribution-spec calls, each answering a 401 challenge through [`auth`]
 //!   with the credentials of [`credentials`];
