@@ -132,6 +132,7 @@ impl Auth {
         scope: &str,
         reference: &str,
         registry: &str,
+        https: bool,
     ) -> Result<(), OciError> {
         let challenge = www_authenticate.and_then(parse_challenge);
         match challenge {
@@ -157,6 +158,14 @@ impl Auth {
                 } else {
                     scope.to_owned()
                 };
+                // Credentials never travel in clear text to a token service of an HTTPS registry.
+                if https && !realm.starts_with("https://") {
+                    return Err(OciError::Token {
+                        reference: reference.to_owned(),
+                        realm,
+                        detail: "the registry speaks HTTPS but its token service does not; beaker does not send credentials there".into(),
+                    });
+                }
                 let creds = self.credentials(registry)?;
                 let token = fetch_token(
                     agent,
@@ -250,6 +259,25 @@ fn fetch_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_https_registry_never_sends_credentials_to_a_plain_http_token_service() {
+        let agent = crate::fetch::http_agent(&crate::fetch::Config::default()).unwrap();
+        let mut auth = Auth::for_registry("reg.example");
+        let err = auth
+            .answer(
+                &agent,
+                Some(r#"Bearer realm="http://reg.example/token",service="s""#),
+                "repository:a:pull",
+                "oci://reg.example/a:v1",
+                "reg.example",
+                true,
+            )
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not send credentials"), "{err}");
+        assert_eq!(auth.header("repository:a:pull"), None);
+    }
 
     #[test]
     fn challenges_parse_with_commas_inside_quotes() {

@@ -67,6 +67,13 @@ impl Client {
         &self.config
     }
 
+    /// Whether `url` is on this registry (same scheme, host and port): only there is the
+    /// `Authorization` header sent. An upload `Location` may point elsewhere.
+    pub fn same_origin(&self, url: &str) -> bool {
+        url.strip_prefix(&self.base)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+
     /// `BASE/v2/…` for a path, or a `Location` the registry gave (absolute, or relative to BASE).
     pub fn url(&self, path_or_location: &str) -> String {
         if path_or_location.starts_with("http://") || path_or_location.starts_with("https://") {
@@ -124,6 +131,7 @@ impl Client {
                 &scope,
                 &reference.to_string(),
                 &self.registry,
+                self.base.starts_with("https://"),
             )?;
             answered = true;
         }
@@ -330,6 +338,23 @@ fn registry_message(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn authorization_goes_only_to_the_registry_itself() {
+        let r = Reference::parse("oci+http://reg:5000/a", false).unwrap();
+        let c = Client::new(&r, &fetch::Config::default()).unwrap();
+        assert!(c.same_origin("http://reg:5000/v2/a/blobs/uploads/x?_state=1"));
+        assert!(c.same_origin(&c.url("/v2/a/blobs/uploads/x")));
+        for other in [
+            "http://reg:5001/v2/",
+            "http://reg:50000/v2/",
+            "https://reg:5000/v2/",
+            "http://reg:5000.evil/v2/",
+            "http://storage.example/upload",
+        ] {
+            assert!(!c.same_origin(other), "{other}");
+        }
+    }
 
     #[test]
     fn registry_errors_are_quoted() {

@@ -300,8 +300,9 @@ fn upload(
     let digest = format!("sha256:{}", blob.sha256.to_hex());
     let Some((_, path)) = &blob.file else {
         let url = with_digest(&client.url(&location), &digest);
+        let ours = client.same_origin(&url);
         let response = client.send(target, Access::Push, &mut |agent, auth| {
-            with_auth(agent.put(&url), auth)
+            with_auth(agent.put(&url), auth.filter(|_| ours))
                 .header("Content-Type", "application/octet-stream")
                 .send(types::EMPTY_CONFIG_BYTES)
         })?;
@@ -310,9 +311,10 @@ fn upload(
     };
     if blob.size < options.chunked_from {
         let url = with_digest(&client.url(&location), &digest);
+        let ours = client.same_origin(&url);
         let response = client.send(target, Access::Push, &mut |agent, auth| {
             let file = fsx::open_read(path).map_err(|e| ureq::Error::Io(e.source))?;
-            with_auth(agent.put(&url), auth)
+            with_auth(agent.put(&url), auth.filter(|_| ours))
                 .header("Content-Type", "application/octet-stream")
                 .send(file)
         })?;
@@ -368,8 +370,9 @@ fn upload(
         }
     }
     let url = with_digest(&client.url(&location), &digest);
+    let ours = client.same_origin(&url);
     let response = client.send(target, Access::Push, &mut |agent, auth| {
-        with_auth(agent.put(&url), auth)
+        with_auth(agent.put(&url), auth.filter(|_| ours))
             .header("Content-Type", "application/octet-stream")
             .send_empty()
     })?;
@@ -403,11 +406,12 @@ fn patch(
     len: u64,
 ) -> Result<(String, u64), OciError> {
     let url = client.url(location);
+    let ours = client.same_origin(&url);
     let response = client.send(target, Access::Push, &mut |agent, auth| {
         let mut file = fsx::open_read(path).map_err(|e| ureq::Error::Io(e.source))?;
         file.seek(SeekFrom::Start(offset))?;
         let mut piece = file.take(len);
-        with_auth(agent.patch(&url), auth)
+        with_auth(agent.patch(&url), auth.filter(|_| ours))
             .header("Content-Type", "application/octet-stream")
             .header("Content-Range", format!("{offset}-{}", offset + len - 1))
             .send(SendBody::from_reader(&mut piece))
@@ -423,8 +427,9 @@ fn upload_status(
     location: &str,
 ) -> Result<(String, u64), OciError> {
     let url = client.url(location);
+    let ours = client.same_origin(&url);
     let response = client.send(target, Access::Push, &mut |agent, auth| {
-        with_auth(agent.get(&url), auth).call()
+        with_auth(agent.get(&url), auth.filter(|_| ours)).call()
     })?;
     let response = expect(target, "asking how far the upload got", response, &[204])?;
     let next = location_of(target, &response).unwrap_or_else(|_| location.to_owned());
