@@ -71,8 +71,15 @@ pub fn login(
     remote: &RemoteArgs,
     out: Output,
 ) -> Result<()> {
-    // A registry is checked through a reference to it; the repository is never used.
-    let reference = Reference::parse(&format!("oci://{host}/login"), remote.plain_http)?;
+    // A registry is checked through a reference to it; the repository is never used. `docker
+    // login https://host` is common, so a scheme in front is accepted (http:// means plain HTTP).
+    let (host, plain) = match (host.strip_prefix("https://"), host.strip_prefix("http://")) {
+        (Some(h), _) => (h, false),
+        (_, Some(h)) => (h, true),
+        _ => (host, false),
+    };
+    let host = host.trim_end_matches('/');
+    let reference = Reference::parse(&format!("oci://{host}/login"), remote.plain_http || plain)?;
     let user = username
         .or_else(|| std::env::var("BEAKER_REGISTRY_USER").ok())
         .filter(|u| !u.is_empty())
