@@ -49,7 +49,9 @@ fn relay(client: TcpStream, upstream: u16, patches: &AtomicUsize, cut_at: usize,
     });
     let (mut from_client, mut to_server) = (client, server);
     let mut buf = vec![0u8; 64 << 10];
-    // Bytes still to forward before cutting, once the chosen PATCH is seen.
+    // The chosen PATCH was seen and its head has not ended yet (it may span reads).
+    let mut in_head = false;
+    // Bytes still to forward before cutting, once the chosen PATCH's head has ended.
     let mut left: Option<usize> = None;
     loop {
         let n = match from_client.read(&mut buf) {
@@ -57,12 +59,19 @@ fn relay(client: TcpStream, upstream: u16, patches: &AtomicUsize, cut_at: usize,
             Ok(n) => n,
         };
         let mut chunk = &buf[..n];
-        if left.is_none() {
+        let mut from = 0;
+        if left.is_none() && !in_head {
             if let Some(at) = find(chunk, b"PATCH /v2/") {
                 if patches.fetch_add(1, Ordering::SeqCst) + 1 == cut_at {
-                    let head = find(&chunk[at..], b"\r\n\r\n").expect("the head in one read") + 4;
-                    left = Some(at + head + keep);
+                    in_head = true;
+                    from = at;
                 }
+            }
+        }
+        if in_head {
+            if let Some(end) = find(&chunk[from..], b"\r\n\r\n") {
+                in_head = false;
+                left = Some(from + end + 4 + keep);
             }
         }
         if let Some(l) = left {
