@@ -77,6 +77,7 @@ categorized!(
         crate::onnx::InspectError,
         crate::onnx::deep::DeepError,
         crate::show::ShowError,
+        crate::oci::OciError,
     ],
     bad_input: [
         crate::catalogue::UnknownName,
@@ -86,6 +87,7 @@ categorized!(
         crate::size::InvalidSize,
         crate::file_path::InvalidFilePath,
         crate::url::UrlProblem,
+        crate::oci::BadReference,
     ],
     failed: [IoError, crate::onnx::runtime::RuntimeError],
 );

@@ -20,6 +20,7 @@
 //! - [`uses`]: when each name was last used, and pins; [`evict`]: which names a budget evicts.
 //! - [`show`]: what the store knows about one model, with its ONNX inputs and outputs.
 //! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time), sessions.
+//! - [`oci`]: an OCI registry as the shared remote (push, `oci://` pulls, auth).
 
 pub mod add;
 pub mod catalogue;
@@ -37,6 +38,7 @@ pub mod lock;
 pub mod maint_args;
 pub mod manifest;
 pub mod name;
+pub mod oci;
 pub mod onnx;
 pub mod partials;
 pub mod progress;

@@ -7,6 +7,9 @@
 //! - `https://HOST[:PORT]/…` and `http://…`: a non-empty host, a port (if any) of 1–65535, no
 //!   whitespace or control characters;
 //! - `file:///absolute/path` or `file://localhost/absolute/path`;
+//! - `oci://HOST[:PORT]/REPO@sha256:HEX` (or `oci+http://` for plain HTTP): one blob of an OCI
+//!   registry, named by its digest ([`crate::oci::Reference`] has the grammar); a tag names a
+//!   manifest, not a file, so a catalogue cannot use one (`beaker store pull oci://…:TAG` can);
 //! - a path with no scheme, relative to the catalogue's directory (or absolute).
 //!
 //! Anything that starts like a scheme (`letter *(letter / digit / + - .) ":"`) and is none of
@@ -14,7 +17,7 @@
 //! colon in its first segment must be written `./a:b`.
 
 /// A URL that passed [`classify`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Url<'a> {
     /// `http://` or `https://`, as written.
     Http(&'a str),
@@ -22,6 +25,8 @@ pub enum Url<'a> {
     File(&'a str),
     /// A path with no scheme (relative to the catalogue, or absolute).
     Path(&'a str),
+    /// A registry blob (`oci://…@sha256:…`).
+    Oci(crate::oci::Reference),
 }
 
 /// Why a URL is refused.
@@ -30,7 +35,7 @@ pub enum UrlProblem {
     #[error("is empty")]
     Empty,
     /// A scheme (or a `file://` host) beaker does not fetch from.
-    #[error("has unsupported scheme {0:?}; use https://, http://, file:// or a path relative to the manifest (write a relative path with a colon as ./a:b)")]
+    #[error("has unsupported scheme {0:?}; use https://, http://, file://, oci:// or a path relative to the manifest (write a relative path with a colon as ./a:b)")]
     UnsupportedScheme(String),
     /// A supported scheme, but not a usable URL.
     #[error("is malformed: {0}")]
@@ -74,6 +79,16 @@ pub fn classify(url: &str) -> Result<Url<'_>, UrlProblem> {
                 Err(UrlProblem::UnsupportedScheme(
                     "file:// with a host other than localhost".into(),
                 ))
+            }
+        }
+        "oci" | "oci+http" => {
+            let reference = crate::oci::Reference::parse(url, false)
+                .map_err(|e| UrlProblem::Malformed(e.problem))?;
+            match reference.target {
+                Some(crate::oci::Target::Digest(_)) => Ok(Url::Oci(reference)),
+                _ => Err(UrlProblem::Malformed(
+                    "an oci:// URL in a catalogue names one blob: oci://HOST/REPO@sha256:<layer digest> (`beaker store pull oci://…:TAG` pulls a whole model by tag)".into(),
+                )),
             }
         }
         _ => Err(UrlProblem::UnsupportedScheme(scheme.to_owned())),
@@ -190,6 +205,27 @@ mod tests {
             classify("file://otherhost/x"),
             Err(UrlProblem::UnsupportedScheme(_))
         ));
+    }
+
+    #[test]
+    fn oci_urls_name_a_blob_by_digest() {
+        let hex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        let url = format!("oci+http://127.0.0.1:5000/org/m@sha256:{hex}");
+        match classify(&url) {
+            Ok(Url::Oci(r)) => assert_eq!(r.to_string(), url),
+            other => panic!("{other:?}"),
+        }
+        for url in [
+            "oci://h/m:latest",
+            "oci://h/m",
+            "oci://h/M@sha256:00",
+            "oci://h",
+        ] {
+            assert!(
+                matches!(classify(url), Err(UrlProblem::Malformed(_))),
+                "{url}"
+            );
+        }
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum Command {
     /// Write man pages (beaker.1 and one per subcommand) into DIR (`cargo xtask man` runs this)
     #[command(hide = true)]
     Man { dir: PathBuf },
+    /// Work with OCI registries (the shared remote)
+    #[command(subcommand)]
+    Registry(RegistryCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +80,35 @@ pub enum ConfigCommand {
     /// Print every setting's effective value and where it came from
     /// (flag > environment > user config > system config > default)
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RegistryCommand {
+    /// Check credentials against a registry and save them in the docker config
+    /// (~/.docker/config.json, or $DOCKER_CONFIG/config.json; 0600)
+    Login {
+        /// The registry: HOST[:PORT]
+        host: String,
+        /// User name [env: BEAKER_REGISTRY_USER]
+        #[arg(short, long)]
+        username: Option<String>,
+        /// Read the password from stdin (one line) [else env: BEAKER_REGISTRY_PASSWORD]
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+/// How to reach a registry.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RemoteArgs {
+    /// Talk plain HTTP to the registry (as `oci+http://` does)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,12 +136,19 @@ pub enum StoreCommand {
         #[arg(long)]
         check: bool,
     },
-    /// Fetch models from the catalogues into the store (once, however many processes ask) and
-    /// print the path of each model's main file
+    /// Fetch models from the catalogues or a registry into the store (once, however many
+    /// processes ask) and print the path of each model's main file
     Pull {
-        /// Catalogue names (see --manifest)
+        /// Catalogue names (see --manifest), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
         #[arg(required = true)]
         names: Vec<String>,
+        /// The name to record a pulled oci:// reference under (default: the name the manifest
+        /// carries, else the repository's last part)
+        #[arg(long, value_name = "N")]
+        name: Option<String>,
+        /// Talk plain HTTP to registries (as `oci+http://` does)
+        #[arg(long)]
+        plain_http: bool,
         /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
         #[arg(long)]
         offline: bool,
@@ -155,6 +194,26 @@ pub enum StoreCommand {
         /// Copies only (files you can modify without touching the store)
         #[arg(long)]
         copy: bool,
+    },
+    /// Upload a model to an OCI registry (config `{}`, one layer per file, an image manifest)
+    /// and print the manifest's digest
+    #[command(
+        after_help = "--json prints {name, reference, digest, uploaded_bytes}. Blobs the registry has are not sent."
+    )]
+    Push {
+        /// The model's name in this store
+        name: String,
+        /// Where to: oci://HOST[:PORT]/REPO[:TAG] (tag default: latest; oci+http:// for plain HTTP)
+        reference: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// List the tags of a registry repository, with the model name each one carries
+    LsRemote {
+        /// oci://HOST[:PORT]/REPO
+        reference: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
     },
     /// List the names the store holds
     Ls {

@@ -8,6 +8,7 @@ mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
 mod pull_cmd;
+mod registry_cmds;
 mod show_cmd;
 mod store_cmds;
 
@@ -19,7 +20,7 @@ use anyhow::Result;
 #[error("already reported")]
 pub struct Reported(pub u8);
 
-use args::{Cli, Command, StoreCommand};
+use args::{Cli, Command, RegistryCommand, StoreCommand};
 use output::Output;
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -71,12 +72,16 @@ fn command(
             match cmd {
                 StoreCommand::Pull {
                     names,
+                    name,
+                    plain_http,
                     offline,
                     lock_timeout,
                     ca_cert,
                     check,
                 } => {
                     let flags = pull_cmd::Flags {
+                        name,
+                        plain_http,
                         offline,
                         lock_timeout,
                         ca_cert,
@@ -85,6 +90,14 @@ fn command(
                     pull_cmd::run(&root, &ctx, &names, flags, out)
                 }
                 StoreCommand::Show { target } => show_cmd::run(&root, &target, out),
+                StoreCommand::Push {
+                    name,
+                    reference,
+                    remote,
+                } => registry_cmds::push(&root, &name, &reference, &remote, out),
+                StoreCommand::LsRemote { reference, remote } => {
+                    registry_cmds::ls_remote(&reference, &remote, out)
+                }
                 cmd => store_cmds::run(cmd, &root, out),
             }
         }
@@ -92,6 +105,12 @@ fn command(
         Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &ctx, out),
         Command::Config(cmd) => config_cmds::run(cmd, &ctx, out),
         Command::Completions { .. } | Command::Man { .. } => Ok(()),
+        Command::Registry(RegistryCommand::Login {
+            host,
+            username,
+            password_stdin,
+            remote,
+        }) => registry_cmds::login(&host, username, password_stdin, &remote, out),
     }
 }
 

@@ -1,15 +1,19 @@
 //! `beaker store pull NAME…`: a thin layer over [`beaker::pull::Puller`]. Resolves every name
-//! first (so a typo fails before anything is fetched), then pulls in order, printing one blob
-//! path per name (or one JSON array).
+//! first (so a typo fails before anything is fetched), then pulls each in order, printing each
+//! model's path (or one JSON array); one that fails is reported and the others still pulled. An
+//! `oci://` reference is resolved through its registry's manifest
+//! ([`beaker::oci::pull::resolve`]) and then pulled like a catalogue entry.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
 
+use beaker::catalogue::Resolved;
 use beaker::lock::Wait;
+use beaker::oci::Reference;
 use beaker::pull::Puller;
-use beaker::Store;
+use beaker::{ModelName, Store};
 
 use super::context::Context;
 
@@ -17,6 +21,9 @@ use super::output::{size, Output};
 
 /// The pull-specific flags.
 pub struct Flags {
+    /// `--name`: what an oci:// reference is recorded as.
+    pub name: Option<String>,
+    pub plain_http: bool,
     pub offline: bool,
     pub lock_timeout: Option<Duration>,
     pub ca_cert: Option<PathBuf>,
@@ -25,23 +32,67 @@ pub struct Flags {
 }
 
 /// What one name became: pulled (or already there), or why not.
-enum Outcome<'c> {
-    /// In the catalogues: pull it.
-    Catalogued(&'c beaker::catalogue::Resolved),
+enum Outcome {
+    /// In the catalogues (or resolved from a registry): pull it.
+    Catalogued(Box<Resolved>),
     /// In no catalogue, but the store holds it (added with `add`): its path, as the fast path.
-    Stored(beaker::ModelName),
+    Stored(ModelName),
+}
+
+fn is_oci(n: &str) -> bool {
+    let lower = n.to_ascii_lowercase();
+    lower.starts_with("oci://") || lower.starts_with("oci+http://")
 }
 
 pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Output) -> Result<()> {
-    let catalogue = ctx.catalogue()?;
+    let oci_count = names.iter().filter(|n| is_oci(n)).count();
+    if flags.name.is_some() && (oci_count != 1 || names.len() != 1) {
+        anyhow::bail!(beaker::oci::BadReference {
+            reference: names.join(" "),
+            problem: "--name goes with exactly one oci:// reference".into(),
+        });
+    }
+    let record_as = flags.name.as_deref().map(ModelName::new).transpose()?;
+    // Parse every reference before loading catalogues or touching the network.
+    let references = names
+        .iter()
+        .filter(|n| is_oci(n))
+        .map(|n| Reference::parse(n, flags.plain_http))
+        .collect::<Result<Vec<_>, _>>()?;
+    let catalogue = match oci_count < names.len() {
+        true => Some(ctx.catalogue()?),
+        false => None,
+    };
     let existing = ctx.existing_store()?;
-    // Resolve every name first, so a typo fails before anything is fetched.
+    let mut options = ctx.pull_options()?;
+    options.fetch.offline |= flags.offline;
+    options.check = flags.check;
+    if flags.ca_cert.is_some() {
+        options.fetch.ca_cert = flags.ca_cert;
+    }
+    if let Some(d) = flags.lock_timeout {
+        options.lock_wait = Wait::For(d);
+    }
+    // Resolve every name (a typo fails before anything is fetched): a catalogue entry, a name the
+    // store holds that no catalogue lists, or a registry reference.
     let mut todo = Vec::with_capacity(names.len());
+    let mut references = references.into_iter();
     for n in names {
+        if is_oci(n) {
+            let Some(reference) = references.next() else {
+                anyhow::bail!("internal error: a reference was not parsed");
+            };
+            let remote = beaker::oci::pull::resolve(&reference, record_as.clone(), &options.fetch)?;
+            todo.push(Outcome::Catalogued(Box::new(remote.model)));
+            continue;
+        }
+        let Some(catalogue) = &catalogue else {
+            anyhow::bail!("internal error: no catalogue for {n}");
+        };
         match catalogue.get(n) {
-            Ok(model) => todo.push(Outcome::Catalogued(model)),
+            Ok(model) => todo.push(Outcome::Catalogued(Box::new(model.clone()))),
             Err(unknown) => {
-                let held = beaker::ModelName::new(n).ok().filter(|name| {
+                let held = ModelName::new(n).ok().filter(|name| {
                     existing
                         .as_ref()
                         .and_then(|s| s.read_manifest().ok())
@@ -54,15 +105,6 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
             }
         }
     }
-    let mut options = ctx.pull_options()?;
-    options.fetch.offline |= flags.offline;
-    options.check = flags.check;
-    if flags.ca_cert.is_some() {
-        options.fetch.ca_cert = flags.ca_cert;
-    }
-    if let Some(d) = flags.lock_timeout {
-        options.lock_wait = Wait::For(d);
-    }
     let store = Store::open_or_create(root)?;
     let mut puller = Puller::new(&store, options);
     let mut progress = out.progress();
@@ -74,7 +116,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
             Outcome::Catalogued(model) => (
                 model.name.to_string(),
                 puller
-                    .pull(model, progress.as_mut())
+                    .pull(&model, progress.as_mut())
                     .map(Row::Pulled)
                     .map_err(anyhow::Error::from),
             ),
@@ -142,7 +184,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
 enum Row {
     Pulled(beaker::pull::Pulled),
     Held {
-        name: beaker::ModelName,
+        name: ModelName,
         path: std::path::PathBuf,
         dir: Option<std::path::PathBuf>,
         downloaded: bool,

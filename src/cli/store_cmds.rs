@@ -25,9 +25,15 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             link,
             copy,
         } => export(root, &name, &dir, link, copy, out),
-        // Pull needs the catalogues too: `cli::run` dispatches pull and show to their modules.
-        StoreCommand::Pull { .. } | StoreCommand::Show { .. } => {
-            anyhow::bail!("internal error: pull/show reached store_cmds")
+        // Dispatched by `cli::run` to their modules (they need the catalogues or a registry).
+        StoreCommand::Pull { .. }
+        | StoreCommand::Show { .. }
+        | StoreCommand::Push { .. }
+        | StoreCommand::LsRemote { .. } => {
+            anyhow::bail!(
+                "internal error: {} reached store_cmds",
+                "a dispatched command"
+            )
         }
         StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
         StoreCommand::Ls { long } => ls(root, long, out),

@@ -17,7 +17,7 @@ pub enum FetchError {
     #[error(transparent)]
     Store(#[from] StoreError),
 
-    #[error("unsupported URL {url:?}: beaker fetches https://, http://, file:// and paths relative to the manifest")]
+    #[error("unsupported URL {url:?}: beaker fetches https://, http://, file://, oci:// and paths relative to the manifest")]
     UnsupportedScheme { url: String },
     #[error("invalid URL {url:?}: {detail}")]
     BadUrl { url: String, detail: String },
@@ -63,6 +63,9 @@ pub enum FetchError {
     NotAFile(IoError),
     #[error(transparent)]
     Read(IoError),
+    /// An `oci://` source whose registry refused or failed (credentials, token service).
+    #[error(transparent)]
+    Registry(Box<crate::oci::OciError>),
 }
 
 impl FetchError {
@@ -107,6 +110,7 @@ impl FetchError {
     pub fn category(&self) -> Category {
         match self {
             FetchError::Store(e) => e.category(),
+            FetchError::Registry(e) => e.category(),
             FetchError::UnsupportedScheme { .. }
             | FetchError::BadUrl { .. }
             | FetchError::RelativeWithoutBase { .. }

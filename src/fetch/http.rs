@@ -1,4 +1,6 @@
-//! One attempt at an `http://` or `https://` source, through ureq 3 with rustls.
+//! One attempt at an `http://` or `https://` source, through ureq 3 with rustls. The agent
+//! ([`agent`]), the handling of one response ([`receive`]) and the error classification
+//! ([`classify`]) serve registry blobs too ([`crate::oci`]).
 //!
 //! Settings: connect timeout and a per-read *stall* timeout (no total timeout: a large model on a
 //! slow link may take long, but it must keep moving); proxies from `HTTPS_PROXY`/`HTTP_PROXY`/
@@ -24,30 +26,33 @@ use crate::publish::TempBlob;
 
 pub(super) struct Client {
     agent: Agent,
-    connect: Duration,
-    stall: Duration,
+    config: Config,
+}
+
+/// The agent every HTTP request of beaker uses (plain sources and registries alike): the
+/// settings above, with status codes as answers.
+pub(crate) fn agent(config: &Config) -> Result<Agent, FetchError> {
+    let mut tls = TlsConfig::builder();
+    if let Some(path) = &config.ca_cert {
+        tls = tls.root_certs(load_roots(path)?);
+    }
+    Ok(Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_resolve(Some(config.connect_timeout))
+        .timeout_connect(Some(config.connect_timeout))
+        .timeout_per_read(Some(config.stall_timeout))
+        .max_redirects(10)
+        .user_agent(concat!("beaker/", env!("CARGO_PKG_VERSION")))
+        .tls_config(tls.build())
+        .build()
+        .into())
 }
 
 impl Client {
     pub(super) fn new(config: &Config) -> Result<Self, FetchError> {
-        let mut tls = TlsConfig::builder();
-        if let Some(path) = &config.ca_cert {
-            tls = tls.root_certs(load_roots(path)?);
-        }
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_resolve(Some(config.connect_timeout))
-            .timeout_connect(Some(config.connect_timeout))
-            .timeout_per_read(Some(config.stall_timeout))
-            .max_redirects(10)
-            .user_agent(concat!("beaker/", env!("CARGO_PKG_VERSION")))
-            .tls_config(tls.build())
-            .build()
-            .into();
         Ok(Client {
-            agent,
-            connect: config.connect_timeout,
-            stall: config.stall_timeout,
+            agent: agent(config)?,
+            config: config.clone(),
         })
     }
 
@@ -58,85 +63,110 @@ impl Client {
         limit: Option<u64>,
         progress: &mut dyn Progress,
     ) -> Result<(), FetchError> {
-        let start = temp.len();
-        let mut request = self.agent.get(url);
-        if start > 0 {
-            request = request.header("Range", format!("bytes={start}-"));
-        }
-        let mut response = request.call().map_err(|e| self.classify(e, url))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
+        let mut get = |start: u64| {
+            let mut request = self.agent.get(url);
+            if start > 0 {
+                request = request.header("Range", format!("bytes={start}-"));
+            }
+            request.call().map_err(|e| self.classify(e, url))
         };
-        let resumed_at = content_range_start(header("content-range").as_deref());
-        let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
-        match status {
-            206 if start > 0 && resumed_at == Some(start) => {}
-            200 if start > 0 => {
-                // The server ignores Range and sends the whole file: start over with this body.
-                progress.notice(&format!(
-                    "{url}: the server did not resume at byte {start} (HTTP 200); starting over"
-                ));
-                temp.restart()?;
-            }
-            206 | 416 if start > 0 => {
-                // It cannot continue where we stopped: ask again, once, for the whole file.
-                progress.notice(&format!(
-                    "{url}: the server did not resume at byte {start} (HTTP {status}); starting over"
-                ));
-                drop(response);
-                temp.restart()?;
-                return self.attempt(url, temp, limit, progress);
-            }
-            200 => {}
-            206 => {
-                return Err(FetchError::BadResponse {
-                    detail: "206 Partial Content to a request for the whole file".into(),
-                })
-            }
-            _ => {
-                return Err(FetchError::Status {
-                    status,
-                    retry_after,
-                })
-            }
-        }
-        let announced = response.body().content_length().map(|n| temp.len() + n);
-        if let (Some(limit), Some(total)) = (limit, announced) {
-            if total > limit {
-                return Err(FetchError::TooLarge { limit });
-            }
-        }
-        let expected = limit.or(announced);
-        let mut body = response.body_mut().as_reader();
-        let streamed = stream(&mut body, temp, limit, progress, &|e| {
-            self.classify(ureq::Error::from(e), url)
-        });
-        match streamed {
-            // The peer closed or reset mid-body: say how far it got (that is what resumes).
-            Err(FetchError::Connection { .. }) if expected.is_some_and(|x| temp.len() < x) => {
-                return Err(FetchError::ShortBody {
-                    got: temp.len(),
-                    expected: expected.unwrap_or_default(),
-                })
-            }
-            other => other?,
-        }
-        match expected {
-            Some(expected) if temp.len() < expected => Err(FetchError::ShortBody {
-                got: temp.len(),
-                expected,
-            }),
-            _ => Ok(()),
-        }
+        receive(url, temp, limit, progress, &mut get, &|e| {
+            self.classify(e, url)
+        })
     }
 
-    /// Turns a ureq error into one line a user can act on, and a retry decision.
     fn classify(&self, e: ureq::Error, url: &str) -> FetchError {
+        classify(e, url, &self.config)
+    }
+}
+
+/// One GET of `url` into `temp` through `get` (which sends `Range: bytes=N-` when handed N > 0):
+/// the answer decides whether the bytes are appended, the temp blob starts over, or it fails.
+/// Registries use it too, with a `get` that authenticates ([`crate::oci`]).
+pub(crate) fn receive(
+    url: &str,
+    temp: &mut TempBlob,
+    limit: Option<u64>,
+    progress: &mut dyn Progress,
+    get: &mut dyn FnMut(u64) -> Result<ureq::http::Response<ureq::Body>, FetchError>,
+    classify: &dyn Fn(ureq::Error) -> FetchError,
+) -> Result<(), FetchError> {
+    let start = temp.len();
+    let mut response = get(start)?;
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let resumed_at = content_range_start(header("content-range").as_deref());
+    let retry_after = header("retry-after").as_deref().and_then(parse_retry_after);
+    match status {
+        206 if start > 0 && resumed_at == Some(start) => {}
+        200 if start > 0 => {
+            // The server ignores Range and sends the whole file: start over with this body.
+            progress.notice(&format!(
+                "{url}: the server did not resume at byte {start} (HTTP 200); starting over"
+            ));
+            temp.restart()?;
+        }
+        206 | 416 if start > 0 => {
+            // It cannot continue where we stopped: ask again, once, for the whole file.
+            progress.notice(&format!(
+                "{url}: the server did not resume at byte {start} (HTTP {status}); starting over"
+            ));
+            drop(response);
+            temp.restart()?;
+            return receive(url, temp, limit, progress, get, classify);
+        }
+        200 => {}
+        206 => {
+            return Err(FetchError::BadResponse {
+                detail: "206 Partial Content to a request for the whole file".into(),
+            })
+        }
+        _ => {
+            return Err(FetchError::Status {
+                status,
+                retry_after,
+            })
+        }
+    }
+    let announced = response.body().content_length().map(|n| temp.len() + n);
+    if let (Some(limit), Some(total)) = (limit, announced) {
+        if total > limit {
+            return Err(FetchError::TooLarge { limit });
+        }
+    }
+    let expected = limit.or(announced);
+    let mut body = response.body_mut().as_reader();
+    let streamed = stream(&mut body, temp, limit, progress, &|e| {
+        classify(ureq::Error::from(e))
+    });
+    match streamed {
+        // The peer closed or reset mid-body: say how far it got (that is what resumes).
+        Err(FetchError::Connection { .. }) if expected.is_some_and(|x| temp.len() < x) => {
+            return Err(FetchError::ShortBody {
+                got: temp.len(),
+                expected: expected.unwrap_or_default(),
+            })
+        }
+        other => other?,
+    }
+    match expected {
+        Some(expected) if temp.len() < expected => Err(FetchError::ShortBody {
+            got: temp.len(),
+            expected,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Turns a ureq error into one line a user can act on, and a retry decision.
+pub(crate) fn classify(e: ureq::Error, url: &str, config: &Config) -> FetchError {
+    {
         use ureq::Timeout;
         let https = url
             .get(..8)
@@ -144,10 +174,12 @@ impl Client {
         match e {
             ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => {
                 FetchError::ConnectTimeout {
-                    after: self.connect,
+                    after: config.connect_timeout,
                 }
             }
-            ureq::Error::Timeout(_) => FetchError::Stalled { after: self.stall },
+            ureq::Error::Timeout(_) => FetchError::Stalled {
+                after: config.stall_timeout,
+            },
             ureq::Error::HostNotFound => FetchError::Dns { host: host(url) },
             ureq::Error::TooManyRedirects => FetchError::RedirectLoop,
             ureq::Error::BadUri(detail) => FetchError::BadUrl {
@@ -173,9 +205,9 @@ impl Client {
                 FetchError::Dns { host: host(url) }
             }
             ureq::Error::Io(e) => match e.kind() {
-                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => {
-                    FetchError::Stalled { after: self.stall }
-                }
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => FetchError::Stalled {
+                    after: config.stall_timeout,
+                },
                 // rustls reports handshake and certificate failures as InvalidData I/O errors.
                 io::ErrorKind::InvalidData if https => FetchError::Tls {
                     host: host(url),

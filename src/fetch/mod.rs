@@ -2,7 +2,8 @@
 //! retrying as needed.
 //!
 //! This module owns *transport* only: which URL forms exist ([`Source`]), how one attempt runs
-//! (`http`, `file`), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
+//! (`http`, `file`, and `oci`: a registry blob, fetched through [`crate::oci::Client`] and
+//! received like HTTP), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
 //! it is handed, through [`TempBlob::append`]/[`TempBlob::restart`]; whether the bytes are right is
 //! decided afterwards by [`crate::publish::publish`] (invariant I1 never depends on the source).
 //! What it guarantees on its side:
@@ -17,12 +18,14 @@ mod config;
 mod error;
 mod file;
 mod http;
+mod oci;
 
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 pub use config::Config;
 pub use error::FetchError;
+pub(crate) use http::{agent as http_agent, classify as classify_http_error};
 
 use crate::progress::Progress;
 use crate::publish::TempBlob;
@@ -37,6 +40,8 @@ pub enum Source {
     Http(String),
     /// `file://` or a path relative to the manifest's directory.
     File(PathBuf),
+    /// A blob in an OCI registry: `oci://HOST/REPO@sha256:HEX` (or `oci+http://`).
+    Oci(crate::oci::Reference),
 }
 
 impl Source {
@@ -47,6 +52,7 @@ impl Source {
         match classify(url) {
             Ok(Url::Http(u)) => Ok(Source::Http(u.to_owned())),
             Ok(Url::File(path)) => Ok(Source::File(PathBuf::from(percent_decode(path)))),
+            Ok(Url::Oci(reference)) => Ok(Source::Oci(reference)),
             Ok(Url::Path(p)) => {
                 let rel = Path::new(p);
                 if rel.is_absolute() {
@@ -78,6 +84,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::Http(u) => f.write_str(u),
             Source::File(p) => write!(f, "{}", p.display()),
+            Source::Oci(r) => write!(f, "{r}"),
         }
     }
 }
@@ -87,11 +94,17 @@ impl std::fmt::Display for Source {
 pub struct Fetcher {
     config: Config,
     http: Option<http::Client>,
+    /// One registry client per registry, so tokens are fetched once per pull.
+    registries: Vec<(String, crate::oci::Client)>,
 }
 
 impl Fetcher {
     pub fn new(config: Config) -> Self {
-        Fetcher { config, http: None }
+        Fetcher {
+            config,
+            http: None,
+            registries: Vec::new(),
+        }
     }
 
     pub fn config(&self) -> &Config {
@@ -125,6 +138,10 @@ impl Fetcher {
             let result = match source {
                 Source::Http(url) => self.client()?.attempt(url, temp, limit, progress),
                 Source::File(path) => file::attempt(path, temp, limit, progress),
+                Source::Oci(reference) => {
+                    let client = self.registry(reference)?;
+                    oci::attempt(client, reference, temp, limit, progress)
+                }
             };
             match result {
                 Ok(()) => return Ok(()),
@@ -141,6 +158,23 @@ impl Fetcher {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    fn registry(
+        &mut self,
+        reference: &crate::oci::Reference,
+    ) -> Result<&mut crate::oci::Client, FetchError> {
+        let base = reference.base_url();
+        let at = match self.registries.iter().position(|(b, _)| *b == base) {
+            Some(at) => at,
+            None => {
+                let client = crate::oci::Client::new(reference, &self.config)
+                    .map_err(oci::to_fetch_error)?;
+                self.registries.push((base, client));
+                self.registries.len() - 1
+            }
+        };
+        Ok(&mut self.registries[at].1)
     }
 
     fn client(&mut self) -> Result<&http::Client, FetchError> {

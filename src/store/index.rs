@@ -197,6 +197,10 @@ impl Store {
                 self.config().file_mode(),
             )?;
         }
+        // The reverse, for registry pushes (`sums`): this blob's sha256 was just checked.
+        if let Some(sha256) = &entry.sha256 {
+            self.remember_sha256(&blake3, size, sha256)?;
+        }
         Ok(())
     }
 
@@ -216,6 +220,19 @@ impl Store {
             let is_file = std::fs::symlink_metadata(&path)
                 .map(|m| m.file_type().is_file())
                 .unwrap_or(false);
+            if let Some(id) = super::sums::blob_of_stem(&name).filter(|_| is_file) {
+                // A remembered sha256 goes with its blob.
+                let keep = !going.contains(&id)
+                    && matches!(self.blob_state(&id, None)?, BlobState::Present { .. });
+                if !keep {
+                    if !dry_run {
+                        fsx::remove_file_if_exists(&path)
+                            .map_err(|e| StoreError::writing(self.root(), e))?;
+                    }
+                    swept.removed.push(name);
+                }
+                continue;
+            }
             let Some(digest) = Upstream::from_stem(&name).filter(|_| is_file) else {
                 swept.foreign.push(name);
                 continue;

@@ -13,6 +13,7 @@
 //!                             upstream-only entry); manifest.lock; gc.lock
 //! <store>/quarantine/         blobs that failed verify, removed by gc after 7 days
 //! <store>/index/<algo>-<hex>  digest index: upstream sha256/md5 -> BLAKE3 + size (see `index`)
+//! <store>/index/blake3-<hex>  its reverse for pushes: BLAKE3 -> sha256 + size (see `sums`)
 //! <store>/snapshots/<tree>/…  each model's files under their real names, links to blobs (format 2)
 //! <store>/uses/<key>          a name's use record: its mtime is when a path to it was last handed
 //!                             out (see `crate::uses`); <key> is the name with '/' spelled '+'
@@ -134,6 +135,11 @@ impl Layout {
 
     pub fn index(&self) -> PathBuf {
         self.root.join("index")
+    }
+
+    /// The sha256 remembered for blob `id` (for registry pushes): `index/blake3-<hex>`.
+    pub fn index_sha256_of(&self, id: &Blake3) -> PathBuf {
+        self.index().join(format!("blake3-{}", id.to_hex()))
     }
 
     /// The digest index's record for `digest`: `index/sha256-<hex>` or `index/md5-<hex>`.

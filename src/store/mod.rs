@@ -15,6 +15,7 @@ mod inspect;
 mod layout;
 pub mod policy;
 mod refs;
+pub mod sums;
 mod sweep;
 
 use std::io;

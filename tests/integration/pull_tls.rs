@@ -34,8 +34,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// Makes a CA and a 127.0.0.1 server certificate it signs, and serves `dir` over HTTPS.
-fn serve_with_private_ca(dir: &Path) -> TlsServer {
+/// Makes a CA (`ca.pem`) and a 127.0.0.1 server certificate it signs (`cert.pem`, `key.pem`) in
+/// `dir`. The registry tests use them too.
+pub(crate) fn make_private_ca(dir: &Path) {
     let ec = [
         "-newkey",
         "ec",
@@ -102,6 +103,11 @@ fn serve_with_private_ca(dir: &Path) -> TlsServer {
             "ext.cnf",
         ],
     );
+}
+
+/// Makes a CA and a 127.0.0.1 server certificate it signs, and serves `dir` over HTTPS.
+fn serve_with_private_ca(dir: &Path) -> TlsServer {
+    make_private_ca(dir);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -3,6 +3,11 @@
 //! installs it from PyPI into the git-ignored `.ort/` (`python3 -m pip install --no-deps
 //! --target .ort onnxruntime==1.31.1`); then runs `cargo test --workspace ARGS…` with
 //! `ORT_DYLIB_PATH` pointing at it, so the ONNX tests and the session doctest load it.
+//!
+//! The registry tests need Debian's `docker-registry` and `htpasswd` (apache2-utils), and the
+//! oras interop test python3's venv: when one is missing and this runs as root, they are
+//! installed with apt-get; otherwise the command that installs them is printed, and those tests
+//! fail saying so (they never skip).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -22,6 +27,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    system_packages()?;
     let lib = find_or_install()?;
     eprintln!("xtask test: ONNX Runtime: {}", lib.display());
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -36,6 +42,52 @@ pub fn run(args: Args) -> Result<ExitCode> {
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::FAILURE,
     })
+}
+
+/// The Debian packages the registry tests need, installed with apt-get when missing (as root).
+fn system_packages() -> Result<()> {
+    let have = |p: &str| Path::new(p).exists();
+    let venv = Command::new("python3")
+        .args(["-c", "import venv, ensurepip"])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    let mut missing = Vec::new();
+    if !have("/usr/bin/docker-registry") {
+        missing.push("docker-registry");
+    }
+    if !have("/usr/bin/htpasswd") {
+        missing.push("apache2-utils");
+    }
+    if !venv {
+        missing.push("python3-venv");
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !beaker::who::is_root() {
+        eprintln!(
+            "xtask test: the registry tests need: sudo apt-get install -y {} (they fail without it)",
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    eprintln!("xtask test: installing {} with apt-get", missing.join(" "));
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend(&missing);
+    let status = apt(&install)?;
+    if !status.success() {
+        bail!("apt-get install {} failed ({status})", missing.join(" "));
+    }
+    Ok(())
 }
 
 /// The library the tests will load: one beaker would find, else a fresh install in `.ort/`.
