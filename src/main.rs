@@ -18,7 +18,11 @@ fn main() -> ExitCode {
             ExitCode::from(e.downcast_ref::<cli::Reported>().map_or(1, |r| r.0))
         }
         Err(e) => {
-            let category = beaker::exit::category_of(e.chain());
+            let category = if e.chain().any(|c| c.is::<cli::BadUsage>()) {
+                beaker::Category::BadInput
+            } else {
+                beaker::exit::category_of(e.chain())
+            };
             let code = beaker::exit::code(category);
             eprintln!("beaker: error: {e:#}");
             if json {

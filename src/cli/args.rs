@@ -143,9 +143,18 @@ pub enum StoreCommand {
         #[arg(required = true)]
         names: Vec<String>,
         /// The name to record a pulled oci:// reference under (default: the name the manifest
-        /// carries, else the repository's last part)
+        /// carries, else the repository's last part); required to pull a plain URL
         #[arg(long, value_name = "N")]
         name: Option<String>,
+        /// Pin the BLAKE3 of a plain URL pulled with --name (else trust on first use)
+        #[arg(long, value_name = "HEX")]
+        blake3: Option<String>,
+        /// Pin the SHA-256 of a plain URL pulled with --name
+        #[arg(long, value_name = "HEX")]
+        sha256: Option<String>,
+        /// Pin the MD5 of a plain URL pulled with --name
+        #[arg(long, value_name = "HEX")]
+        md5: Option<String>,
         /// Talk plain HTTP to registries (as `oci+http://` does)
         #[arg(long)]
         plain_http: bool,
@@ -264,6 +273,15 @@ pub enum ManifestCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+    },
+    /// Print a catalogue entry (blake3, size, sha256, urls) for a local file or a URL (a URL is
+    /// downloaded into a scratch store to hash it, then deleted)
+    Entry {
+        /// A file, or an https://, http:// or file:// URL
+        source: String,
+        /// The model name for the entry
+        #[arg(long)]
+        name: String,
     },
 }
 

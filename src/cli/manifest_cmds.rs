@@ -1,4 +1,5 @@
 //! `beaker manifest check FILE…`: validate catalogues, including conflicts between them.
+//! `beaker manifest entry FILE|URL --name N`: print the catalogue entry that pins it.
 
 use std::path::PathBuf;
 
@@ -10,7 +11,10 @@ use super::args::ManifestCommand;
 use super::output::Output;
 
 pub fn run(cmd: ManifestCommand, out: Output) -> Result<()> {
-    let ManifestCommand::Check { files } = cmd;
+    let files = match cmd {
+        ManifestCommand::Check { files } => files,
+        ManifestCommand::Entry { source, name } => return entry(&source, &name, out),
+    };
     let mut loaded = Vec::with_capacity(files.len());
     for file in files {
         let m = Manifest::load(&file)?;
@@ -29,6 +33,89 @@ pub fn run(cmd: ManifestCommand, out: Output) -> Result<()> {
             "files": paths,
             "models": catalogue.iter().map(|r| r.name.as_str()).collect::<Vec<_>>(),
         }));
+    }
+    Ok(())
+}
+
+/// Hashes `source` (a file, or a URL downloaded into a scratch store that is deleted after) and
+/// prints a catalogue entry for it: BLAKE3, size, SHA-256 and the URL or path.
+fn entry(source: &str, name: &str, out: Output) -> Result<()> {
+    use std::io::Read;
+    let name = beaker::ModelName::new(name)?;
+    let lower = source.to_ascii_lowercase();
+    let is_url = ["https://", "http://", "file://"]
+        .iter()
+        .any(|p| lower.starts_with(p));
+    if !is_url {
+        let (blake3, size, sha256) = hash(std::path::Path::new(source))?;
+        return print_entry(&name, blake3, size, sha256, source, out);
+    }
+    // A URL: pulled (trust on first use) into a scratch store, hashed, and the store deleted.
+    let scratch = tempfile::Builder::new()
+        .prefix("beaker-manifest-entry-")
+        .tempdir()?;
+    let store = beaker::Store::open_or_create(&scratch.path().join("store"))?;
+    let model = beaker::catalogue::Resolved {
+        name: name.clone(),
+        entry: beaker::Entry {
+            urls: vec![source.to_owned()],
+            ..beaker::Entry::default()
+        },
+        manifest: PathBuf::from("<command line>"),
+    };
+    let mut puller = beaker::pull::Puller::new(&store, beaker::pull::Options::from_env()?);
+    let pulled = puller.pull(&model, out.progress().as_mut())?;
+    let (blake3, size, sha256) = hash(&pulled.path)?;
+    return print_entry(&name, blake3, size, sha256, source, out);
+
+    fn hash(path: &std::path::Path) -> Result<(String, u64, String)> {
+        use sha2::Digest;
+        let mut file = beaker::fsx::open_user_file(path)?;
+        let (mut b3, mut sha) = (blake3::Hasher::new(), sha2::Sha256::new());
+        let mut buf = vec![0u8; 1 << 20];
+        let mut size = 0u64;
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            b3.update(&buf[..n]);
+            sha.update(&buf[..n]);
+            size += n as u64;
+        }
+        let sha: [u8; 32] = sha.finalize().into();
+        let sha = sha.iter().map(|b| format!("{b:02x}")).collect();
+        Ok((b3.finalize().to_hex().to_string(), size, sha))
+    }
+}
+
+fn print_entry(
+    name: &beaker::ModelName,
+    blake3: String,
+    size: u64,
+    sha256: String,
+    source: &str,
+    out: Output,
+) -> Result<()> {
+    let onnx = source.to_ascii_lowercase().ends_with(".onnx");
+    if out.json {
+        return out.json(&serde_json::json!({
+            "name": name, "blake3": blake3, "size": size, "sha256": sha256, "urls": [source],
+            "format": onnx.then_some("onnx"),
+        }));
+    }
+    let key = if name.as_str().contains('/') {
+        format!("\"{name}\"")
+    } else {
+        name.to_string()
+    };
+    println!("[models.{key}]");
+    println!("blake3 = \"{blake3}\"");
+    println!("size = {size}");
+    println!("sha256 = \"{sha256}\"");
+    println!("urls = [{source:?}]");
+    if onnx {
+        println!("format = \"onnx\"");
     }
     Ok(())
 }

@@ -14,6 +14,11 @@ mod store_cmds;
 
 use anyhow::Result;
 
+/// A command line that does not make sense (exit 2, like any bad input).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadUsage(pub String);
+
 /// A failure the command has already reported on stdout/stderr itself; the process exits with
 /// this code and prints nothing more.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +78,9 @@ fn command(
                 StoreCommand::Pull {
                     names,
                     name,
+                    blake3,
+                    sha256,
+                    md5,
                     plain_http,
                     offline,
                     lock_timeout,
@@ -81,6 +89,11 @@ fn command(
                 } => {
                     let flags = pull_cmd::Flags {
                         name,
+                        pins: pull_cmd::Pins {
+                            blake3,
+                            sha256,
+                            md5,
+                        },
                         plain_http,
                         offline,
                         lock_timeout,

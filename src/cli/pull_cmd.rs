@@ -21,8 +21,10 @@ use super::output::{size, Output};
 
 /// The pull-specific flags.
 pub struct Flags {
-    /// `--name`: what an oci:// reference is recorded as.
+    /// `--name`: what an oci:// reference or a plain URL is recorded as.
     pub name: Option<String>,
+    /// `--blake3/--sha256/--md5`: the digests a plain URL must have.
+    pub pins: Pins,
     pub plain_http: bool,
     pub offline: bool,
     pub lock_timeout: Option<Duration>,
@@ -39,6 +41,51 @@ enum Outcome {
     Stored(ModelName),
 }
 
+/// The digests given on the command line for a plain URL.
+pub struct Pins {
+    pub blake3: Option<String>,
+    pub sha256: Option<String>,
+    pub md5: Option<String>,
+}
+
+/// `https://…`, `http://…` or `file://…`: a plain URL, pulled without a catalogue with --name.
+fn is_plain_url(n: &str) -> bool {
+    let lower = n.to_ascii_lowercase();
+    ["https://", "http://", "file://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
+}
+
+/// The catalogue entry a plain URL pulled with `--name` stands for: its digests as given (none:
+/// trust on first use, and the BLAKE3 received is recorded), its format from its file name.
+fn url_entry(url: &str, name: ModelName, pins: &Pins) -> Result<Resolved> {
+    use beaker::digest::{Md5, Sha256};
+    let hex = |h: &Option<String>| h.as_ref().map(|h| h.trim().to_ascii_lowercase());
+    let blake3 = hex(&pins.blake3)
+        .map(|h| beaker::Blake3::from_hex(&h))
+        .transpose()?;
+    let sha256 = hex(&pins.sha256)
+        .map(|h| Sha256::from_hex(&h))
+        .transpose()?;
+    let md5 = hex(&pins.md5).map(|h| Md5::from_hex(&h)).transpose()?;
+    let onnx = url
+        .split(['?', '#'])
+        .next()
+        .is_some_and(|p| p.to_ascii_lowercase().ends_with(".onnx"));
+    Ok(Resolved {
+        name,
+        entry: beaker::Entry {
+            blake3,
+            sha256,
+            md5,
+            urls: vec![url.to_owned()],
+            format: onnx.then_some(beaker::manifest::Format::Onnx),
+            ..beaker::Entry::default()
+        },
+        manifest: std::path::PathBuf::from("<command line>"),
+    })
+}
+
 fn is_oci(n: &str) -> bool {
     let lower = n.to_ascii_lowercase();
     lower.starts_with("oci://") || lower.starts_with("oci+http://")
@@ -46,11 +93,26 @@ fn is_oci(n: &str) -> bool {
 
 pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Output) -> Result<()> {
     let oci_count = names.iter().filter(|n| is_oci(n)).count();
-    if flags.name.is_some() && (oci_count != 1 || names.len() != 1) {
+    let url_count = names.iter().filter(|n| is_plain_url(n)).count();
+    if url_count > 0 && (flags.name.is_none() || names.len() != 1) {
+        anyhow::bail!(super::BadUsage(
+            "a URL is pulled alone and with --name N (the name to record it under); add \
+             --blake3/--sha256/--md5 to pin its content"
+                .into()
+        ));
+    }
+    if flags.name.is_some() && (oci_count + url_count != 1 || names.len() != 1) {
         anyhow::bail!(beaker::oci::BadReference {
             reference: names.join(" "),
-            problem: "--name goes with exactly one oci:// reference".into(),
+            problem: "--name goes with exactly one oci:// reference or URL".into(),
         });
+    }
+    let pinned =
+        flags.pins.blake3.is_some() || flags.pins.sha256.is_some() || flags.pins.md5.is_some();
+    if pinned && url_count == 0 {
+        anyhow::bail!(super::BadUsage(
+            "--blake3/--sha256/--md5 pin a URL pulled with --name; a catalogue name has its own digests".into()
+        ));
     }
     let record_as = flags.name.as_deref().map(ModelName::new).transpose()?;
     // Parse every reference before loading catalogues or touching the network.
@@ -59,7 +121,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
         .filter(|n| is_oci(n))
         .map(|n| Reference::parse(n, flags.plain_http))
         .collect::<Result<Vec<_>, _>>()?;
-    let catalogue = match oci_count < names.len() {
+    let catalogue = match oci_count + url_count < names.len() {
         true => Some(ctx.catalogue()?),
         false => None,
     };
@@ -78,6 +140,20 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
     let mut todo = Vec::with_capacity(names.len());
     let mut references = references.into_iter();
     for n in names {
+        if is_plain_url(n) {
+            let Some(name) = record_as.clone() else {
+                anyhow::bail!("internal error: a URL without --name");
+            };
+            let model = url_entry(n, name, &flags.pins)?;
+            if !pinned {
+                out.note(format!(
+                    "{}: no digest given: trusting what {n} serves now (trust on first use); the BLAKE3 received is recorded, pin it next time with --blake3",
+                    model.name
+                ));
+            }
+            todo.push(Outcome::Catalogued(Box::new(model)));
+            continue;
+        }
         if is_oci(n) {
             let Some(reference) = references.next() else {
                 anyhow::bail!("internal error: a reference was not parsed");

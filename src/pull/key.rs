@@ -23,17 +23,24 @@ pub enum DownloadKey {
     Blake3(Blake3),
     Sha256(Sha256),
     Md5(Md5),
+    /// A URL pulled with no digest at all (trust on first use, `pull URL --name N`): keyed by
+    /// the BLAKE3 of the URL's text, spelled `url-<hex>`, so processes pulling it meet too.
+    Unpinned(Blake3),
 }
 
 impl DownloadKey {
-    /// `blake3`, else `sha256`, else `md5`; `None` for an entry with no digest (which manifest
-    /// validation refuses).
+    /// `blake3`, else `sha256`, else `md5`, else (an entry with no digest, which manifest
+    /// validation refuses; only `pull URL --name` makes one) its first URL; `None` without any.
     pub fn of(entry: &Entry) -> Option<Self> {
         entry
             .blake3
             .map(DownloadKey::Blake3)
             .or(entry.sha256.map(DownloadKey::Sha256))
             .or(entry.md5.map(DownloadKey::Md5))
+            .or_else(|| {
+                let url = entry.urls.first()?;
+                Some(DownloadKey::Unpinned(Blake3::of(url.as_bytes())))
+            })
     }
 
     /// The file-name stem: `<hex>`, `sha256-<hex>` or `md5-<hex>` (validated hex only).
@@ -43,6 +50,7 @@ impl DownloadKey {
             // The digest index's spelling too (`index/md5-<hex>`): one name per upstream digest.
             DownloadKey::Sha256(d) => Upstream::Sha256(*d).stem(),
             DownloadKey::Md5(d) => Upstream::Md5(*d).stem(),
+            DownloadKey::Unpinned(u) => format!("url-{}", u.to_hex()),
         }
     }
 
@@ -129,6 +137,20 @@ pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<(Blake3, u64)>,
         return Ok(Some((id, size)));
     }
     let wanted = f.as_entry();
+    if f.blake3.is_none() && f.sha256.is_none() && f.md5.is_none() {
+        // Trust on first use (`pull URL --name N`): what the store recorded for the same URLs.
+        let recorded = store.read_manifest()?;
+        for (name, have) in &recorded.models {
+            for file in have.files(name) {
+                if let (Some(id), Some(size)) = (file.blake3, file.size) {
+                    if !f.urls.is_empty() && file.urls == f.urls {
+                        return Ok(Some((id, size)));
+                    }
+                }
+            }
+        }
+        return Ok(None);
+    }
     if let Some(m) = store.index_resolve(&wanted)? {
         return Ok(Some((m.blake3, m.size)));
     }

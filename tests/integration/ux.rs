@@ -231,3 +231,76 @@ fn rm_dry_run_says_what_would_go_and_changes_nothing() {
     let done: serde_json::Value = env.run(&["--json", "store", "rm", "a", "s1"]).json();
     assert_eq!(done["removed_blobs"], plan["removed_blobs"]);
 }
+
+#[test]
+fn a_url_is_pulled_with_a_name_trusting_first_use_or_a_given_digest() {
+    use crate::http_server::{Fault, Server};
+    let (env, server) = (Env::new(), Server::start());
+    let body = bytes(20_000, 62);
+    server.route("/m.onnx", &body, &[], Fault::None);
+    let url = server.url("/m.onnx");
+    env.run(&["store", "pull", &url])
+        .fails(2, &["with --name N"]);
+    let r = env.run(&["store", "pull", &url, "--name", "m"]);
+    let printed = r.ok();
+    assert!(r.stderr.contains("trust on first use"), "{r:#?}");
+    assert!(printed.ends_with("/m.onnx"), "{printed}");
+    assert_model_file(&env.store, &printed, &body);
+    // The second pull is the fast path: what was recorded for the same URL.
+    assert_eq!(
+        env.run(&["store", "pull", &url, "--name", "m"]).ok(),
+        printed
+    );
+    assert_eq!(server.requests(), 1);
+    // Pinned to other content: refused, nothing recorded under the new name.
+    let wrong = blake3_hex(b"something else");
+    env.run(&["store", "pull", &url, "--name", "n", "--blake3", &wrong])
+        .fails(1, &["blake3 mismatch"]);
+    env.run(&["store", "path", "n"])
+        .fails(3, &["not in the store"]);
+    // Pinned to the right content: recorded.
+    env.run(&[
+        "store",
+        "pull",
+        &url,
+        "--name",
+        "n",
+        "--blake3",
+        &blake3_hex(&body),
+    ])
+    .ok();
+    env.run(&["store", "pull", "tiny-add", "--blake3", &blake3_hex(&body)])
+        .fails(2, &["pin a URL"]);
+    // `manifest entry URL` downloads it to hash it, and leaves the store alone.
+    let before = env.blob_names();
+    let entry = env.run(&["manifest", "entry", &url, "--name", "m"]).stdout;
+    assert!(
+        entry.contains(&blake3_hex(&body)) && entry.contains(&url),
+        "{entry}"
+    );
+    assert_eq!(env.blob_names(), before);
+}
+
+#[test]
+fn manifest_entry_prints_an_entry_that_checks_and_pulls() {
+    let env = Env::new();
+    let data = bytes(5_000, 63);
+    let file = env.file("cat/models/w.onnx", &data);
+    let out = env
+        .run(&["manifest", "entry", file.to_str().unwrap(), "--name", "w"])
+        .stdout;
+    assert!(
+        out.contains(&format!("blake3 = \"{}\"", blake3_hex(&data))),
+        "{out}"
+    );
+    assert!(
+        out.contains("size = 5000") && out.contains("format = \"onnx\""),
+        "{out}"
+    );
+    let cat = env.file("cat/cat.toml", format!("version = 1\n{out}").as_bytes());
+    env.run(&["manifest", "check", cat.to_str().unwrap()]).ok();
+    let printed = env
+        .run(&["--manifest", cat.to_str().unwrap(), "store", "pull", "w"])
+        .ok();
+    assert_model_file(&env.store, &printed, &data);
+}
