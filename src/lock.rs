@@ -112,7 +112,8 @@ impl std::fmt::Display for Holder {
 pub enum LockError {
     #[error(transparent)]
     Io(#[from] IoError),
-    #[error("timed out after {waited:?} waiting for lock {}{}", path.display(), holder.as_ref().map(|h| format!(" held by {h}")).unwrap_or_default())]
+    /// `waited` is the limit that was set (what the user typed), not the clock's reading.
+    #[error("timed out after {waited:?} waiting for lock {}{}; is another beaker still running? Wait longer with --lock-timeout (no flag: as long as it takes)", path.display(), holder.as_ref().map(|h| format!(" held by {h}")).unwrap_or_default())]
     Timeout {
         path: PathBuf,
         waited: Duration,
@@ -184,10 +185,10 @@ pub fn acquire(
                 Wait::Forever => None,
                 Wait::For(d) => Some(d),
             };
-            if deadline.is_some_and(|d| waited >= d) {
+            if let Some(limit) = deadline.filter(|d| waited >= *d) {
                 return Err(LockError::Timeout {
                     path: path.to_owned(),
-                    waited,
+                    waited: limit,
                     holder: Holder::read(path).map(Box::new),
                 });
             }

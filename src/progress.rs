@@ -7,6 +7,13 @@ pub trait Progress {
     fn start(&mut self, _what: &str, _total: Option<u64>) {}
     /// `bytes` more were processed.
     fn advance(&mut self, _bytes: u64) {}
+    /// The total became known after the phase began (e.g. from a response's Content-Length).
+    fn set_total(&mut self, _total: u64) {}
+    /// `bytes` were already done before this run (a resumed download): they count towards the
+    /// position, not towards this run's speed. By default the same as [`Progress::advance`].
+    fn resumed(&mut self, bytes: u64) {
+        self.advance(bytes);
+    }
     /// The phase is over (successfully or not).
     fn finish(&mut self) {}
     /// A one-line notice for the user (e.g. who holds the lock we wait for).

@@ -36,7 +36,7 @@ impl Output {
         if self.json || self.quiet {
             Box::new(beaker::progress::Silent)
         } else if !std::io::stderr().is_terminal() {
-            Box::new(Notices)
+            Box::new(Notices::default())
         } else {
             Box::new(Bar(None))
         }
@@ -71,10 +71,47 @@ pub fn size(bytes: u64) -> String {
     format_size(bytes, BINARY)
 }
 
-/// Notices only, one line each on stderr (for logs and CI, where a bar would be noise).
-struct Notices;
+/// One line each on stderr (for logs and CI, where a bar would be noise): a download started,
+/// finished, and every notice (retries, waits, mirrors tried).
+#[derive(Default)]
+struct Notices {
+    current: Option<(String, Option<u64>, u64, std::time::Instant)>,
+}
 
 impl Progress for Notices {
+    fn start(&mut self, what: &str, total: Option<u64>) {
+        match total {
+            Some(n) => eprintln!("{what}: {}…", size(n)),
+            None => eprintln!("{what}…"),
+        }
+        self.current = Some((what.to_owned(), total, 0, std::time::Instant::now()));
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        if let Some(c) = &mut self.current {
+            c.2 += bytes;
+        }
+    }
+
+    fn set_total(&mut self, total: u64) {
+        if let Some(c) = &mut self.current {
+            c.1 = Some(total);
+        }
+    }
+
+    fn resumed(&mut self, bytes: u64) {
+        if let Some((what, _, _, _)) = &self.current {
+            eprintln!("{what}: resuming after {}", size(bytes));
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((what, _, done, started)) = self.current.take() {
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!("{what}: {} in {secs:.1} s", size(done));
+        }
+    }
+
     fn notice(&mut self, message: &str) {
         eprintln!("{message}");
     }
@@ -101,6 +138,20 @@ impl Progress for Bar {
     fn advance(&mut self, bytes: u64) {
         if let Some(b) = &self.0 {
             b.inc(bytes);
+        }
+    }
+
+    fn set_total(&mut self, total: u64) {
+        if let Some(b) = &self.0 {
+            b.set_length(total);
+        }
+    }
+
+    fn resumed(&mut self, bytes: u64) {
+        if let Some(b) = &self.0 {
+            // Speed and ETA count only what this run receives.
+            b.set_position(bytes);
+            b.reset_eta();
         }
     }
 

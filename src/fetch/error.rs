@@ -81,6 +81,21 @@ impl FetchError {
         }
     }
 
+    /// Whether the server could not be reached at all (the connection was refused, or not made in
+    /// time): another mirror is worth trying before this one again.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            FetchError::ConnectTimeout { .. } => true,
+            FetchError::Connection { detail } => {
+                let d = detail.to_ascii_lowercase();
+                d.contains("refused")
+                    || d.contains("unreachable")
+                    || d.contains("connection failed")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the bytes written so far are known bad and must not be resumed from.
     pub fn discards_partial(&self) -> bool {
         matches!(self, FetchError::TooLarge { .. })

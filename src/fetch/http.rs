@@ -141,6 +141,10 @@ pub(crate) fn receive(
         }
     }
     let expected = limit.or(announced);
+    if let (None, Some(total)) = (limit, announced) {
+        // The catalogue gave no size (md5/sha256-only entries): the server's is the next best.
+        progress.set_total(total);
+    }
     let mut body = response.body_mut().as_reader();
     let streamed = stream(&mut body, temp, limit, progress, &|e| {
         classify(ureq::Error::from(e))

@@ -124,6 +124,21 @@ impl Fetcher {
         limit: Option<u64>,
         progress: &mut dyn Progress,
     ) -> Result<(), FetchError> {
+        self.fetch_from(source, temp, limit, false, progress)
+    }
+
+    /// [`Fetcher::fetch`], knowing whether another source (a mirror) comes after this one: then a
+    /// connection that cannot be made (refused, unreachable, connect timeout) is not retried here,
+    /// the next source is tried at once; retries are for the last source, and for answers that
+    /// say "later" (5xx, 429) or a transfer cut midway.
+    pub fn fetch_from(
+        &mut self,
+        source: &Source,
+        temp: &mut TempBlob,
+        limit: Option<u64>,
+        more_sources: bool,
+        progress: &mut dyn Progress,
+    ) -> Result<(), FetchError> {
         if self.config.offline {
             // The pull driver checks this first; this is the guarantee that nothing slips through.
             return Err(FetchError::Connection {
@@ -145,6 +160,7 @@ impl Fetcher {
             };
             match result {
                 Ok(()) => return Ok(()),
+                Err(e) if more_sources && e.is_unreachable() => return Err(e),
                 Err(e) if e.is_transient() && retry < self.config.retries => {
                     let wait = self.config.backoff(retry, e.retry_after());
                     retry += 1;

@@ -280,7 +280,8 @@ impl<'s> Puller<'s> {
     ) -> Result<Ready, PullError> {
         let (store, name, entry) = (self.store, job.name, job.file.as_entry());
         let mut failures = Vec::new();
-        for url in &entry.urls {
+        for (i, url) in entry.urls.iter().enumerate() {
+            let more_sources = i + 1 < entry.urls.len();
             let source = match Source::parse(url, job.base_dir, job.manifest) {
                 Ok(s) => s,
                 Err(e) => {
@@ -297,9 +298,9 @@ impl<'s> Puller<'s> {
             holder.expected_size = entry.size;
             lock.record(&holder);
 
-            if let Err(e) = self
-                .fetcher
-                .fetch(&source, &mut blob, entry.size, bar.get())
+            if let Err(e) =
+                self.fetcher
+                    .fetch_from(&source, &mut blob, entry.size, more_sources, bar.get())
             {
                 if e.is_fatal() {
                     let kept = keep_for_resume(blob, e.is_no_space());
@@ -309,6 +310,10 @@ impl<'s> Puller<'s> {
                         error: Box::new(e),
                         kept,
                     });
+                }
+                if more_sources {
+                    bar.get()
+                        .notice(&format!("{}: {url}: {e}; trying the next URL", job.label));
                 }
                 if !e.discards_partial() {
                     temp = Some(blob); // the next mirror continues from here
@@ -441,7 +446,7 @@ fn start_or_resume(
     }
     bar.start(&job.label, entry.size);
     if let Some(t) = &temp {
-        bar.get().advance(t.len());
+        bar.get().resumed(t.len());
     }
     Ok(temp)
 }

@@ -420,7 +420,7 @@ fn unreadable_file_and_unwritable_store_fail_cleanly() {
         &["store", "add", readable.to_str().unwrap(), "--name", "m"],
     );
     r.fails(1, &["is not writable by", "ask its owner"]);
-    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    r.one_error_line();
 
     let r = unprivileged(
         &env,

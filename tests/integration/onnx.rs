@@ -285,7 +285,7 @@ fn a_missing_or_wrong_runtime_is_one_line_and_exit_1_and_runtime_free_commands_s
                     "python3 -m pip install onnxruntime",
                 ],
             );
-            assert_eq!(r.stderr.lines().count(), 1, "one line: {r:#?}");
+            r.one_error_line();
             assert!(!r.stderr.contains("panicked"), "{r:#?}");
             // Found out before anything was downloaded or copied: nothing left in tmp/.
             assert!(list_names(&env.store.join("tmp")).is_empty(), "{args:?}");
@@ -378,7 +378,7 @@ fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
                 "python3 -m pip install",
             ],
         );
-        assert_eq!(r.stderr.lines().count(), 1, "one line: {r:#?}");
+        r.one_error_line();
         assert!(!r.stderr.contains("panicked"), "{r:#?}");
         assert!(env.blob_names().is_empty());
     }

@@ -166,7 +166,7 @@ fn a_flipped_byte_fails_with_both_digests_and_leaves_nothing() {
             "no partial kept",
         ],
     );
-    assert_eq!(r.stderr.lines().count(), 1, "one line: {r:#?}");
+    r.one_error_line();
     assert!(env.blob_names().is_empty(), "nothing under blobs/");
     assert!(
         partials(&env).is_empty(),

@@ -342,3 +342,31 @@ pub fn assert_model_file(store: &Path, printed: &str, bytes: &[u8]) {
         "the model file is the blob"
     );
 }
+
+impl Run {
+    /// Asserts that the failure is told in exactly one line, the last one (`beaker: error: …`),
+    /// and that every other line on stderr is a download's progress line of a non-terminal
+    /// (`WHAT: SIZE…` when it starts, `WHAT: SIZE in T s` when it ends).
+    pub fn one_error_line(&self) -> &Run {
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        let errors = lines
+            .iter()
+            .filter(|l| l.starts_with("beaker: error:"))
+            .count();
+        assert_eq!(errors, 1, "one error line: {self:#?}");
+        assert!(
+            lines
+                .last()
+                .is_some_and(|l| l.starts_with("beaker: error:")),
+            "the error comes last: {self:#?}"
+        );
+        for l in &lines[..lines.len() - 1] {
+            let progress = l.ends_with('…') || (l.contains(" in ") && l.ends_with(" s"));
+            assert!(
+                progress,
+                "only progress lines besides the error: {l:?} in {self:#?}"
+            );
+        }
+        self
+    }
+}

@@ -304,3 +304,57 @@ fn manifest_entry_prints_an_entry_that_checks_and_pulls() {
         .ok();
     assert_model_file(&env.store, &printed, &data);
 }
+
+#[test]
+fn an_unreachable_mirror_is_left_at_once_for_the_next_and_said_so() {
+    use crate::http_server::{Fault, Server};
+    let (env, server) = (Env::new(), Server::start());
+    let body = bytes(10_000, 64);
+    server.route("/m", &body, &[], Fault::None);
+    // A port nothing listens on: the connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/m")
+    };
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec![dead.clone(), server.url("/m")])]);
+    let r = Run::from(
+        crate::pull::pull_cmd(&env, &cat)
+            .env("BEAKER_RETRY_BASE", "1s")
+            .arg("m")
+            .output()
+            .unwrap(),
+    );
+    assert_model_file(&env.store, &r.ok(), &body);
+    assert!(
+        r.stderr.contains(&format!("{dead}: ")) && r.stderr.contains("trying the next URL"),
+        "{r:#?}"
+    );
+    assert!(
+        !r.stderr.contains("retry 1 of"),
+        "a refused mirror is not retried: {r:#?}"
+    );
+    // Not a terminal: one line when the download starts and one when it ends, no bar.
+    assert!(
+        r.stderr.contains("m: 9.77 KiB…") && r.stderr.contains("m: 9.77 KiB in "),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_timed_out_lock_wait_names_the_flag_that_changes_it() {
+    let env = Env::new();
+    let body = bytes(1_000, 65);
+    env.file("catalogue/src/m.bin", &body);
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec!["src/m.bin".into()])]);
+    env.run(&["store", "init"]).ok();
+    let lock = env
+        .store
+        .join("locks")
+        .join(format!("{}.lock", blake3_hex(&body)));
+    std::fs::write(&lock, b"").unwrap();
+    let _holder = crate::maint_helpers::Holder::new(&lock);
+    crate::pull::pull(&env, &cat, &["m", "--lock-timeout", "200ms"])
+        .fails(1, &["timed out after 200ms", "--lock-timeout"]);
+}
