@@ -28,18 +28,22 @@ pub mod digest;
 pub mod duration;
 pub mod error;
 pub mod evict;
+#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
 pub mod exit;
 pub mod export;
 pub mod fetch;
 pub mod file_path;
+#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
 pub mod fsx;
 pub mod gc;
 pub mod lock;
+#[cfg(feature = "cli")]
 pub mod maint_args;
 pub mod manifest;
 pub mod name;
 pub mod oci;
 pub mod onnx;
+#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
 pub mod partials;
 pub mod progress;
 pub mod prune;
@@ -53,6 +57,7 @@ pub mod store;
 pub mod url;
 pub mod uses;
 pub mod verify;
+#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
 pub mod who;
 
 pub use catalogue::Catalogue;
