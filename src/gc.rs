@@ -191,12 +191,15 @@ pub fn collect(
     }
     // 3. Roots under gc.lock exclusive (I4). Lock order (crate::lock): gc.lock, then
     //    manifest.lock in sweep_temp; gc takes no blob lock.
+    let mut told = false;
     let gc = store.gc_exclusive(&mut |holder| {
-        progress.notice(&format!(
-            "waiting for {} (held by {})",
-            store.layout().gc_lock().display(),
-            holder.map_or_else(|| "another process".into(), |h| h.to_string())
-        ));
+        if !std::mem::replace(&mut told, true) {
+            progress.notice(&format!(
+                "waiting for {} (held by {})",
+                store.layout().gc_lock().display(),
+                holder.map_or_else(|| "another process".into(), |h| h.to_string())
+            ));
+        }
     })?;
     collect_locked(store, &gc, opts, &keep, true)
 }

@@ -159,8 +159,9 @@ impl LockGuard {
 
 /// Takes the lock at `path`, creating the lock file (with `file_mode`) if needed.
 ///
-/// `on_wait` is called once, about a second into a wait, with the holder's record so the caller
-/// can tell the user who it is waiting for.
+/// `on_wait` is called about a second into a wait, and then about once a second while it lasts,
+/// each time with the holder's record read afresh, so the caller can tell the user who it is
+/// waiting for and how far that holder is (a live progress bar of its download).
 pub fn acquire(
     path: &Path,
     mode: Mode,
@@ -169,7 +170,7 @@ pub fn acquire(
     on_wait: &mut dyn FnMut(Option<Holder>),
 ) -> Result<LockGuard, LockError> {
     let start = Instant::now();
-    let mut told = false;
+    let mut next_tell = Duration::from_secs(1);
     loop {
         let (file, writable) = open_lock_file(path, file_mode)?;
         let mut pause = Duration::from_millis(1);
@@ -192,8 +193,8 @@ pub fn acquire(
                     holder: Holder::read(path).map(Box::new),
                 });
             }
-            if !told && waited >= Duration::from_secs(1) {
-                told = true;
+            if waited >= next_tell {
+                next_tell = waited + Duration::from_secs(1);
                 on_wait(Holder::read(path));
             }
             std::thread::sleep(pause);

@@ -253,11 +253,31 @@ impl<'s> Puller<'s> {
         // Step 2: one downloader per file; the others wait here, then find it published.
         // Lock order (crate::lock): this blob lock first; gc.lock, then manifest.lock, are taken
         // while it is held.
+        // While another process downloads it: who it is, then a live bar of its progress, read
+        // from the record it keeps in the lock file (refreshed about once a second).
+        let mut shown: Option<u64> = None;
         let lock = store.lock(
             &key.lock_path(store.layout()),
             Mode::Exclusive,
             self.lock_wait,
-            &mut |holder| bar.get().notice(&waiting(&job.label, holder)),
+            &mut |holder| {
+                let got = holder
+                    .as_ref()
+                    .and_then(|h| h.partial.as_ref())
+                    .and_then(|p| std::fs::symlink_metadata(p).ok())
+                    .map_or(0, |m| m.len());
+                match shown {
+                    None => {
+                        let total = holder.as_ref().and_then(|h| h.expected_size);
+                        bar.get().notice(&waiting(&job.label, holder));
+                        bar.start(&format!("{} (another process)", job.label), total);
+                        bar.get().resumed(got);
+                    }
+                    Some(before) if got > before => bar.get().advance(got - before),
+                    Some(_) => {}
+                }
+                shown = Some(got.max(shown.unwrap_or(0)));
+            },
         )?;
         if let Some(id) = present(store, job.file)? {
             return Ok(Fetched::Present(id));
@@ -441,8 +461,11 @@ fn start_or_resume(
     let entry = job.file.as_entry();
     let temp = resume::claim(store, stem, &entry)?;
     if let Some(t) = &temp {
-        bar.get()
-            .notice(&format!("{}: resuming at byte {}", job.label, t.len()));
+        bar.get().notice(&format!(
+            "{}: taking over the partial download of a process that is gone: resuming at byte {}",
+            job.label,
+            t.len()
+        ));
     }
     bar.start(&job.label, entry.size);
     if let Some(t) = &temp {

@@ -143,6 +143,13 @@ fn eight_processes_pulling_at_once_download_once() {
             .any(|r| r.stderr.contains(" of 292.97 KiB so far")),
         "and how far it is: {runs:#?}"
     );
+    // And then follow the holder's download as their own progress (one line when it starts,
+    // one when it ends, on a non-terminal).
+    assert!(
+        runs.iter()
+            .any(|r| r.stderr.contains("m (another process): 292.97 KiB…")),
+        "waiters follow the holder's progress: {runs:#?}"
+    );
     assert_blobs_named_by_hash(&env.store);
     assert!(partials(&env).is_empty());
 }
