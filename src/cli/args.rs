@@ -13,7 +13,11 @@ use clap::{Parser, Subcommand, ValueEnum};
     long_about = "beaker keeps model files (ONNX and others) under their BLAKE3 hash in a store \
 directory that many processes and Unix users can share. Publishing is lock-guarded and atomic: \
 a crash or a race never leaves a corrupt model behind.",
-    after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 `path` of a name not present."
+    after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 `path` of a name not present.\n\
+Environment: BEAKER_STORE, BEAKER_MANIFEST, BEAKER_OFFLINE, BEAKER_CONNECT_TIMEOUT, BEAKER_STALL_TIMEOUT, \
+BEAKER_RETRIES, BEAKER_RETRY_BASE, BEAKER_RETRY_AFTER_MAX, BEAKER_CONFIG, BEAKER_SYSTEM_CONFIG, \
+ORT_DYLIB_PATH, SSL_CERT_FILE, HTTPS_PROXY/NO_PROXY, BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD.\n\
+Config files: ~/.config/beaker/config.toml over /etc/beaker/config.toml (`beaker config show`)."
 )]
 pub struct Cli {
     /// Store directory [env: BEAKER_STORE] [default: `store` in a config file, else
@@ -72,7 +76,10 @@ pub enum CatalogueCommand {
     /// List every model the catalogues offer (name, size, format, whether the store has it)
     Ls,
     /// Show one catalogue entry: its files, digests and sources
-    Show { name: String },
+    Show {
+        /// A name one of the catalogues defines
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -183,6 +190,7 @@ pub enum StoreCommand {
     /// Print the path of NAME's main file, under its real name in the model's directory (exit 3
     /// if the store does not hold it)
     Path {
+        /// A name the store holds
         name: String,
         /// Print the model's directory (its snapshot, every file under its real name)
         #[arg(long, conflicts_with = "blob")]
@@ -194,6 +202,7 @@ pub enum StoreCommand {
     /// Put a model's files under their names in DIR: hard links where DIR is on the store's
     /// filesystem, else copies; never overwrites a different file
     Export {
+        /// A name the store holds
         name: String,
         /// The directory to put the files in (created if missing)
         dir: PathBuf,
@@ -234,6 +243,7 @@ pub enum StoreCommand {
     Dir,
     /// Remove names from the store, and the blobs no other name uses
     Rm {
+        /// Names the store holds (all or nothing: an unknown name removes none)
         #[arg(required = true)]
         names: Vec<String>,
         /// Say what would be removed and freed; remove nothing
@@ -242,11 +252,13 @@ pub enum StoreCommand {
     },
     /// Pin names: gc and the store's max_size never evict them (exit 3 if the store does not hold one)
     Pin {
+        /// Names the store holds
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Unpin names, so a budget may evict them again
     Unpin {
+        /// Pinned names
         #[arg(required = true)]
         names: Vec<String>,
     },
@@ -271,6 +283,7 @@ pub enum StoreCommand {
 pub enum ManifestCommand {
     /// Validate catalogue manifests (exit 2 with file:line:col on the first error)
     Check {
+        /// Catalogue files (TOML, `version = 1`)
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
