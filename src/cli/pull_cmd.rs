@@ -166,7 +166,12 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
             anyhow::bail!("internal error: no catalogue for {n}");
         };
         match catalogue.get(n) {
-            Ok(model) => todo.push(Outcome::Catalogued(Box::new(model.clone()))),
+            Ok(model) => {
+                if out.verbose > 0 {
+                    eprintln!("{n}: from the catalogue {}", model.manifest.display());
+                }
+                todo.push(Outcome::Catalogued(Box::new(model.clone())))
+            }
             Err(unknown) => {
                 let held = ModelName::new(n).ok().filter(|name| {
                     existing
