@@ -83,9 +83,7 @@ pub struct ExportedFile {
 pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Exported, Error> {
     let manifest = store.read_manifest()?;
     let files = manifest
-        .models
-        .get(name)
-        .and_then(|e| e.model_files(name))
+        .model_files_of(name)
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     // Check everything first: nothing is written unless every target is free or already right.
     let mut todo = Vec::new();

@@ -340,6 +340,20 @@ impl Manifest {
             .collect()
     }
 
+    /// The names of `names` this manifest does not hold (for "all or nothing" commands).
+    pub fn unknown(&self, names: &[ModelName]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !self.models.contains_key(*n))
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    /// The pinned files of `name`'s model, if the manifest holds it with every file pinned.
+    pub fn model_files_of(&self, name: &ModelName) -> Option<Vec<crate::snapshot::ModelFile>> {
+        self.models.get(name).and_then(|e| e.model_files(name))
+    }
+
     /// The snapshots this manifest's names use (store manifest).
     pub fn trees(&self) -> std::collections::BTreeSet<crate::snapshot::TreeId> {
         self.models

@@ -287,9 +287,7 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
     }
     let manifest = store.read_manifest()?;
     let files = manifest
-        .models
-        .get(name)
-        .and_then(|e| e.model_files(name))
+        .model_files_of(name)
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     let repaired = (|| {
         let _gc = store.gc_shared()?;

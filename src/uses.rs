@@ -121,11 +121,7 @@ pub fn last_used_all(store: &Store, manifest: &Manifest) -> BTreeMap<ModelName, 
 /// pinned; [`StoreError::NotWritable`] when `pins/` cannot be written.
 pub fn pin(store: &Store, names: &[ModelName]) -> Result<(), StoreError> {
     let manifest = store.read_manifest()?;
-    let absent: Vec<String> = names
-        .iter()
-        .filter(|n| !manifest.models.contains_key(*n))
-        .map(ToString::to_string)
-        .collect();
+    let absent = manifest.unknown(names);
     if !absent.is_empty() {
         return Err(StoreError::PinAbsent { names: absent });
     }

@@ -114,11 +114,7 @@ impl Store {
     /// same error as for `remove`.
     pub fn plan_remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
         let mut manifest = self.read_manifest()?;
-        let unknown: Vec<String> = names
-            .iter()
-            .filter(|n| !manifest.models.contains_key(*n))
-            .map(ToString::to_string)
-            .collect();
+        let unknown = manifest.unknown(names);
         if !unknown.is_empty() {
             return Err(StoreError::UnknownNames { names: unknown });
         }
@@ -151,11 +147,7 @@ impl Store {
         // there" and "name recorded" while we decide which blobs are unreferenced (I4).
         let gc = self.gc_exclusive(&mut |_| {})?;
         let removed = self.edit_manifest(|m| {
-            let unknown: Vec<String> = names
-                .iter()
-                .filter(|n| !m.models.contains_key(*n))
-                .map(ToString::to_string)
-                .collect();
+            let unknown = m.unknown(names);
             if !unknown.is_empty() {
                 return Err(StoreError::UnknownNames { names: unknown });
             }

@@ -197,11 +197,7 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
         }
         (manifest.models.keys().collect(), ids)
     } else {
-        let unknown: Vec<String> = names
-            .iter()
-            .filter(|n| !manifest.models.contains_key(*n))
-            .map(ToString::to_string)
-            .collect();
+        let unknown = manifest.unknown(names);
         if !unknown.is_empty() {
             return Err(Error::UnknownNames { names: unknown });
         }
