@@ -97,6 +97,7 @@ pub struct Ctx {
     pub oracle: check::Oracle,
     pub seed: u64,
     pub trials: u64,
+    pub rounds: u64,
     pub deadline: Option<Instant>,
 }
 
@@ -110,6 +111,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         oracle,
         seed: args.seed,
         trials: args.trials,
+        rounds: args.rounds,
         deadline: args.seconds.map(|s| started + Duration::from_secs(s)),
     };
     let cases = if args.case.is_empty() {
