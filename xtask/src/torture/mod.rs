@@ -151,6 +151,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
         std::fs::write(path, &report).with_context(|| format!("write {}", path.display()))?;
     }
     let broken: usize = outcomes.iter().map(|o| o.violations.len()).sum();
+    let runs: u64 = outcomes.iter().map(|o| o.runs).sum();
+    // The closing line CI reads: runs without a violation, and violations.
+    println!(
+        "torture: {} passed, {broken} failed",
+        runs.saturating_sub(broken as u64)
+    );
     if broken > 0 {
         eprintln!("torture: {broken} violation(s); see the tables above");
         return Ok(ExitCode::FAILURE);
