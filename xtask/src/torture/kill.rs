@@ -4,8 +4,10 @@
 //! then the same operation runs again and must succeed (a pull must resume a partial it left,
 //! with `Range`), and the invariants must hold again.
 //!
-//! The random instant is uniform over the operation's measured run time (the longest of two
-//! unkilled runs at the start), so kills land in start-up, download, publish and record alike.
+//! The random instant is uniform over a window per operation: at first the longest of two unkilled
+//! runs, then shrunk by a fifth each time the run ends before its kill and grown by 5% each time
+//! the kill lands, so kills land in start-up, download, publish and record alike, on a fast
+//! machine or a loaded one.
 //! All trials share one store, so every trial starts from what the earlier ones left.
 
 // Reads of model files a pull printed, and of partial sizes, use raw std::fs (reads only).
@@ -362,11 +364,24 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 .unwrap_or(Duration::from_millis(50));
             std::thread::sleep(Duration::from_micros(rng.below(max.as_micros() as u64 + 1)));
         }
+        // The window follows the machine's speed: it shrinks when the run beat the kill and
+        // grows a little when the kill landed, so most kills land inside the run.
+        let adapt = |window: &mut BTreeMap<Op, Duration>, f: f64| {
+            if let Some(d) = window.get_mut(&op) {
+                *d = d.mul_f64(f).max(Duration::from_millis(1));
+            }
+        };
         if child.try_wait()?.is_some() {
             t.finished_first += 1;
+            if gate_at.is_none() {
+                adapt(&mut window, 0.8);
+            }
         } else {
             child.kill().context("SIGKILL")?;
             t.killed += 1;
+            if gate_at.is_none() {
+                adapt(&mut window, 1.05);
+            }
         }
         let _ = child.wait();
         if gate_at.is_some() {
