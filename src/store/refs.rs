@@ -143,6 +143,10 @@ impl Store {
     /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
     /// deletes the blobs no remaining name references, with the same sweep gc uses.
     pub fn remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
+        // A name that is not recorded now fails before any lock is taken, so a typo leaves the
+        // store byte-for-byte unchanged (taking a lock rewrites its holder record). The check
+        // under the lock below stays: a concurrent rm may remove the name in between.
+        self.plan_remove(names)?;
         // gc.lock exclusive for the whole operation: no publisher can be between "blob is
         // there" and "name recorded" while we decide which blobs are unreferenced (I4).
         let gc = self.gc_exclusive(&mut |_| {})?;

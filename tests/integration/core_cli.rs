@@ -90,6 +90,33 @@ fn rm_of_an_unknown_name_changes_nothing() {
     assert_eq!(snapshot(&env.store), before);
 }
 
+/// Found by `cargo xtask torture` (R4): the rm took gc.lock and manifest.lock before it found the
+/// unknown name, and taking a lock rewrites its holder record.
+#[test]
+fn rm_of_an_unknown_name_leaves_the_lock_files_byte_for_byte_unchanged() {
+    let env = Env::new();
+    let src = env.file("a", b"abc");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "keep"])
+        .ok();
+    let locks = |env: &Env| -> Vec<(String, Vec<u8>)> {
+        list_names(&env.store.join("locks"))
+            .into_iter()
+            .map(|n| {
+                let bytes = std::fs::read(env.store.join("locks").join(&n)).unwrap();
+                (n, bytes)
+            })
+            .collect()
+    };
+    let before = locks(&env);
+    assert!(
+        before.iter().any(|(n, _)| n == "gc.lock"),
+        "the add left gc.lock: {before:?}"
+    );
+    env.run(&["store", "rm", "keep", "nope"])
+        .fails(2, &["not in the store: nope", "nothing was removed"]);
+    assert_eq!(locks(&env), before);
+}
+
 #[test]
 fn re_adding_a_name_points_it_at_the_new_content() {
     let env = Env::new();

@@ -4,12 +4,14 @@
 //! prune-locks` (no shelling out to the binary), so a store can be looked after from a checkout
 //! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
 //! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
-//! command: it provides ONNX Runtime, then runs `cargo test --workspace`.
+//! command: it provides ONNX Runtime, then runs `cargo test --workspace`. `cargo xtask torture` is
+//! the fault campaign (see `torture/mod.rs`).
 
 mod gc;
 mod man;
 mod prune_locks;
 mod test;
+mod torture;
 mod verify;
 
 use std::path::PathBuf;
@@ -42,6 +44,9 @@ enum Command {
     Test(test::Args),
     /// Write beaker's man pages (target/man/ by default)
     Man(man::Args),
+    /// The fault campaign against the real binary: SIGKILL trials, HTTP faults, lockless races,
+    /// bad input, full disk, real users; a summary table, exit 1 if any invariant broke
+    Torture(torture::Args),
 }
 
 /// The store flag every maintenance command takes.
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         Command::PruneLocks(args) => prune_locks::run(args).map(|()| ExitCode::SUCCESS),
         Command::Test(args) => test::run(args),
         Command::Man(args) => man::run(args),
+        Command::Torture(args) => torture::run(args),
     };
     match result {
         Ok(code) => code,
