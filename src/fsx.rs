@@ -56,6 +56,41 @@ pub fn create_exclusive(path: &Path, mode: u32) -> Result<File, IoError> {
     Ok(file)
 }
 
+/// Creates the file `path` with `mode` so that it appears with that mode already set: it is made
+/// under a fresh hidden name beside `path` (`O_EXCL`, then `fchmod`, whatever the umask) and then
+/// renamed into place without clobbering. Fails with `AlreadyExists` if anything is at `path`.
+///
+/// # Why
+/// [`create_exclusive`] makes the file under its final name and then sets the mode, so for an
+/// instant a file of a user with `umask 077` is 0600 at `path`, and another member of a group
+/// store who opens it right then is refused (the fault campaign's two-user race found this on
+/// `locks/gc.lock`). A file that others must open at once (a lock file) is created this way.
+pub fn create_in_place(path: &Path, mode: u32) -> Result<File, IoError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let stem = format!(
+        ".{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let (file, tmp) = create_unique(dir, &stem, "new", mode)?;
+    match persist_noclobber_keep(&tmp, path) {
+        Ok(true) => Ok(file),
+        Ok(false) => {
+            let _ = remove_file(&tmp);
+            Err(IoError::new(
+                "create",
+                path,
+                io::Error::from(io::ErrorKind::AlreadyExists),
+            ))
+        }
+        Err(e) => {
+            let _ = remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
 /// Opens an existing file for reading without following a symlink at the last component.
 ///
 /// `O_NONBLOCK` (in `OPEN_FLAGS`), so a FIFO planted where a file is expected cannot hang the

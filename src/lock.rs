@@ -246,8 +246,12 @@ pub fn prune(path: &Path) -> Result<Pruned, LockError> {
         return Ok(Pruned::Gone);
     }
     // Unlink while holding: a waiter that gets this lock next sees the path changed and retries.
-    fsx::remove_file(path)?;
-    Ok(Pruned::Removed)
+    // Gone meanwhile is fine: a lock file being made is renamed from a new hidden name to its
+    // own (`fsx::create_in_place`), and a scan of `locks/` may have caught the new name.
+    match fsx::remove_file_if_exists(path)? {
+        true => Ok(Pruned::Removed),
+        false => Ok(Pruned::Gone),
+    }
 }
 
 /// Whether a lock file is held, seen without waiting and without writing a holder record.
@@ -347,9 +351,13 @@ fn lock_failed(path: &Path, e: io::Error) -> LockError {
 /// exists but is not writable by us (flock needs no write access), returning whether it is writable.
 fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
     loop {
-        match fsx::create_exclusive(path, mode) {
+        // With its mode from the first instant: another user must be able to open it at once.
+        match fsx::create_in_place(path, mode) {
             Ok(f) => return Ok((f, true)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // `prune-locks` removed our not-yet-named new file (it looks like a free lock file):
+            // make another.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             Err(e) => return Err(e),
         }
         if replace_if_hostile(path)? {
