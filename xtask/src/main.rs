@@ -6,6 +6,7 @@
 //! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
 //! command: it provides ONNX Runtime, then runs `cargo test --workspace`.
 
+mod bench;
 mod gc;
 mod man;
 mod prune_locks;
@@ -42,6 +43,12 @@ enum Command {
     Test(test::Args),
     /// Write beaker's man pages (target/man/ by default)
     Man(man::Args),
+    /// Time beaker against its floors (curl, b3sum, cp, sync, dd, find|sort|comm|rm) and write
+    /// BENCHMARKS.md
+    Bench(bench::Args),
+    /// Print a file's BLAKE3 like b3sum (the bench's floor where b3sum is not installed)
+    #[command(hide = true)]
+    BenchHash { file: PathBuf },
 }
 
 /// The store flag every maintenance command takes.
@@ -63,6 +70,8 @@ fn main() -> ExitCode {
         Command::PruneLocks(args) => prune_locks::run(args).map(|()| ExitCode::SUCCESS),
         Command::Test(args) => test::run(args),
         Command::Man(args) => man::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchHash { file } => bench::hash_file(&file),
     };
     match result {
         Ok(code) => code,
