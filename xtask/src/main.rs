@@ -49,6 +49,13 @@ enum Command {
     /// Print a file's BLAKE3 like b3sum (the bench's floor where b3sum is not installed)
     #[command(hide = true)]
     BenchHash { file: PathBuf },
+    /// Run a program and print its wall time, peak RSS and success (the bench's measuring helper)
+    #[command(hide = true)]
+    BenchExec {
+        program: std::ffi::OsString,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// The store flag every maintenance command takes.
@@ -72,6 +79,7 @@ fn main() -> ExitCode {
         Command::Man(args) => man::run(args),
         Command::Bench(args) => bench::run(args),
         Command::BenchHash { file } => bench::hash_file(&file),
+        Command::BenchExec { program, args } => bench::exec(&program, &args),
     };
     match result {
         Ok(code) => code,

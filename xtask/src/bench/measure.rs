@@ -1,6 +1,6 @@
 //! Timing one command: wall time from spawn to exit and its peak RSS, read from the kernel's
 //! `wait4` accounting (which covers the process and every child it waited for, so a `sh -c`
-//! pipeline reports its largest member), and min/median/max over runs.
+//! pipeline reports its largest member) in a small helper process, and min/median/max over runs.
 // wait4(2) is the one libc call here: std's `Child::wait` drops the rusage the kernel returns.
 #![allow(unsafe_code)]
 
@@ -27,20 +27,63 @@ pub fn run(cmd: &mut Command) -> Result<Sample> {
 }
 
 /// Runs `cmd` and returns its sample, whether it exited 0, and its stderr.
+///
+/// The command is started by a fresh `xtask bench-exec` (see [`exec_and_report`]), not by this
+/// process: the kernel folds the peak RSS of the address space a process *exec'd from* into its
+/// own, so a command spawned straight from a bench that has grown (it fills stores of 20,000
+/// names) would report the bench's peak as its own.
 pub fn run_status(cmd: &mut Command) -> Result<(Sample, bool, String)> {
     let err_file = tempfile_for_stderr()?;
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
+    let mut helper = Command::new(std::env::current_exe().context("find the xtask binary")?);
+    helper
+        .arg("bench-exec")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (key, value) in cmd.get_envs() {
+        match value {
+            Some(v) => helper.env(key, v),
+            None => helper.env_remove(key),
+        };
+    }
+    if let Some(dir) = cmd.get_current_dir() {
+        helper.current_dir(dir);
+    }
+    let out = helper
         .stderr(Stdio::from(
             err_file.reopen().context("reopen the stderr capture")?,
         ))
-        .spawn()
+        .output()
         .with_context(|| format!("start {cmd:?}"))?;
+    let stderr = beaker::fsx::read_to_string(err_file.path()).unwrap_or_default();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let mut fields = report.split_whitespace().map(str::parse::<u64>);
+    match (fields.next(), fields.next(), fields.next()) {
+        (Some(Ok(nanos)), Some(Ok(rss)), Some(Ok(ok))) if out.status.success() => Ok((
+            Sample {
+                wall: Duration::from_nanos(nanos),
+                rss,
+            },
+            ok == 1,
+            stderr,
+        )),
+        _ => bail!("could not run {cmd:?} ({}): {stderr}", out.status),
+    }
+}
+
+/// `xtask bench-exec PROGRAM ARGS…`: runs the program (stdout discarded, stderr passed on) and
+/// prints `<wall nanoseconds> <peak RSS bytes> <1 if it exited 0, else 0>`. This process is
+/// small and fresh, so the peak the kernel reports for the program is the program's own.
+pub fn exec_and_report(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> Result<()> {
+    let start = Instant::now();
+    let child = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", program.to_string_lossy()))?;
     let (ok, rss) = wait4(child.id())?;
     let wall = start.elapsed();
-    let stderr = beaker::fsx::read_to_string(err_file.path()).unwrap_or_default();
-    Ok((Sample { wall, rss }, ok, stderr))
+    println!("{} {rss} {}", wall.as_nanos(), u8::from(ok));
+    Ok(())
 }
 
 /// A spawned command that is waited for later (the concurrent pulls).

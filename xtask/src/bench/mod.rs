@@ -394,6 +394,12 @@ pub fn hash_file(file: &Path) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `cargo xtask bench-exec PROGRAM ARGS…` (see [`measure::exec_and_report`]).
+pub fn exec(program: &std::ffi::OsStr, args: &[std::ffi::OsString]) -> Result<ExitCode> {
+    measure::exec_and_report(program, args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// 536870912 → "512 MiB".
 fn human(bytes: u64) -> String {
     if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
