@@ -30,6 +30,7 @@ mod onnx_show;
 mod pull;
 mod pull_resume;
 mod pull_tls;
+mod records;
 mod root_only;
 mod shared;
 mod shared_pull;
