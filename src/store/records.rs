@@ -36,7 +36,16 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(self.read_legacy()?.and_then(|mut m| m.models.remove(name)))
+        match self.read_legacy()? {
+            Some(mut legacy) => Ok(legacy.models.remove(name)),
+            // No manifest.toml: either there never was one, or an upgrade deleted it after we
+            // looked for the record, having written the record first. Look once more.
+            None => match fsx::read_to_string(&path) {
+                Ok(text) => Ok(Some(parse_record(&text, &path, name)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// Every name the store holds: the records in `names/`, over the entries of a
