@@ -4,7 +4,8 @@
 //! prune-locks` (no shelling out to the binary), so a store can be looked after from a checkout
 //! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
 //! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
-//! command: it provides ONNX Runtime, then runs `cargo test --workspace`.
+//! command: it provides ONNX Runtime, then runs `cargo test --workspace`. `cargo xtask bench`
+//! times beaker against its floors and writes BENCHMARKS.md (module `bench`).
 
 mod bench;
 mod gc;

@@ -108,3 +108,32 @@ fn bench_refuses_an_unknown_job_before_doing_anything() {
     assert!(stderr.contains("unknown job P9"), "{stderr}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_run_of_some_jobs_only_leaves_benchmarks_md_alone() {
+    let report = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .join("BENCHMARKS.md");
+    let before = std::fs::read(&report).ok();
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(XTASK)
+        .args(["bench", "--jobs", "P2", "--size", "1M", "--runs", "1"])
+        .arg("--builtin-server")
+        .arg("--beaker")
+        .arg(beaker_binary())
+        .arg("--work")
+        .arg(dir.path().join("work"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("| P2 cache hit (`store path`) |"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("| P1 "), "{stdout}");
+    assert!(stderr.contains("BENCHMARKS.md not written"), "{stderr}");
+    assert_eq!(std::fs::read(&report).ok(), before);
+}

@@ -50,7 +50,8 @@ pub struct Args {
     /// Scratch directory (removed at the end); default target/bench-work
     #[arg(long, value_name = "DIR")]
     work: Option<PathBuf>,
-    /// Where to write the report; default BENCHMARKS.md at the workspace root
+    /// Where to write the report; default BENCHMARKS.md at the workspace root when every job
+    /// runs (a run of some --jobs only prints its table)
     #[arg(long, value_name = "FILE")]
     out: Option<PathBuf>,
     /// Use the built-in static server even when nginx is installed
@@ -342,9 +343,16 @@ fn run_in(
     let env = report::Environment::probe(work, &b.server.what, &b.beaker, root, &command);
     let text = report::table(&rows);
     println!("{text}");
+    // A run of some jobs only never replaces the full report, unless asked to with --out.
     let out = match &args.out {
         Some(p) => p.clone(),
-        None => root.join("BENCHMARKS.md"),
+        None if jobs.len() == JOBS.len() => root.join("BENCHMARKS.md"),
+        None => {
+            eprintln!(
+                "bench: BENCHMARKS.md not written (only some jobs ran; --out FILE writes this run)"
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
     };
     report::write(&out, &env, &text)?;
     eprintln!("bench: wrote {}", out.display());
