@@ -191,7 +191,7 @@ fn read_in_parallel(
     let read = |part: &[(ModelName, PathBuf)]| -> Result<Vec<(ModelName, Entry)>, StoreError> {
         let mut out = Vec::with_capacity(part.len());
         for (name, path) in part {
-            match fsx::read_to_string(path) {
+            match read_small(path) {
                 Ok(text) => out.push((name.clone(), parse_record(&text, path, name)?)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -228,6 +228,34 @@ fn read_in_parallel(
         all.extend(part?);
     }
     Ok(all)
+}
+
+/// Reads a record: `open`, `read` until the end, `close`. (`read_to_string` would also `fstat`
+/// and `lseek` each file for a size hint: a third of the system calls of reading 20,000 records.)
+fn read_small(path: &Path) -> Result<String, IoError> {
+    use std::io::Read;
+    let mut file = fsx::open_read(path)?;
+    let mut buf = vec![0u8; 2048];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::new("read", path, e)),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|_| {
+        IoError::new(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+        )
+    })
 }
 
 /// Parses one record: a manifest with exactly the entry of `name` (the name its file stands for).
