@@ -24,6 +24,8 @@ enum Kind {
     Nginx {
         child: Child,
         log: PathBuf,
+        prefix: PathBuf,
+        conf: PathBuf,
     },
     Builtin {
         served: Arc<Mutex<Vec<String>>>,
@@ -76,8 +78,26 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         match &mut self.kind {
-            Kind::Nginx { child, .. } => {
-                let _ = child.kill();
+            Kind::Nginx {
+                child,
+                prefix,
+                conf,
+                ..
+            } => {
+                // `-s stop` has the master stop its workers too; killing the master alone
+                // would leave them running, orphaned.
+                let stopped = Command::new("nginx")
+                    .arg("-p")
+                    .arg(&*prefix)
+                    .arg("-c")
+                    .arg(&*conf)
+                    .args(["-s", "stop"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !stopped {
+                    let _ = child.kill();
+                }
                 let _ = child.wait();
             }
             Kind::Builtin { stop, .. } => {
@@ -139,7 +159,12 @@ fn start_nginx(root: &Path, scratch: &Path, version: String) -> Result<Server> {
     let mut server = Server {
         port,
         what: version,
-        kind: Kind::Nginx { child, log },
+        kind: Kind::Nginx {
+            child,
+            log,
+            prefix: prefix.clone(),
+            conf: conf_path,
+        },
     };
     wait_until_up(&mut server, &prefix)?;
     Ok(server)
