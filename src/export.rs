@@ -81,9 +81,9 @@ pub struct ExportedFile {
 
 /// Puts `name`'s files under `to` (created if missing), by `how`.
 pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Exported, Error> {
-    let manifest = store.read_manifest()?;
-    let files = manifest
-        .model_files_of(name)
+    let files = store
+        .read_entry(name)?
+        .and_then(|e| e.model_files(name))
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     // Check everything first: nothing is written unless every target is free or already right.
     let mut todo = Vec::new();

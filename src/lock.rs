@@ -358,6 +358,10 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
             // `prune-locks` removed our not-yet-named new file (it looks like a free lock file):
             // make another.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            // A user who may not create files in `locks/` can still lock an existing lock file.
+            Err(e)
+                if e.kind() == io::ErrorKind::PermissionDenied
+                    && std::fs::symlink_metadata(path).is_ok() => {}
             Err(e) => return Err(e),
         }
         if replace_if_hostile(path)? {

@@ -293,6 +293,27 @@ impl Manifest {
             at(offset, e.message().trim().replace('\n', "; "))
         };
 
+        // One parse when all is well (the store reads one record per name, so this is on the
+        // path of `ls` and gc): the document with the right version. Anything else takes the
+        // path below, which gives each error its message and position.
+        if let Ok(doc) = toml::from_str::<Document>(text) {
+            if doc.version.as_integer() == Some(VERSION) {
+                let mut models = BTreeMap::new();
+                let mut valid = true;
+                for (spanned, entry) in doc.models {
+                    let name = spanned.into_inner();
+                    if validate_entry(&name, &entry).is_err() {
+                        valid = false;
+                        break;
+                    }
+                    models.insert(name, entry);
+                }
+                if valid {
+                    return Ok(Manifest { models });
+                }
+            }
+        }
+
         let probe: VersionProbe = toml::from_str(text).map_err(from_toml)?;
         match probe.version {
             None => return Err(at(0, format!("missing `version = {VERSION}` at the top"))),

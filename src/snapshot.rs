@@ -285,9 +285,9 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
         crate::uses::touch(store, name);
         return Ok(located);
     }
-    let manifest = store.read_manifest()?;
-    let files = manifest
-        .model_files_of(name)
+    let files = store
+        .read_entry(name)?
+        .and_then(|e| e.model_files(name))
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     let repaired = (|| {
         let _gc = store.gc_shared()?;
@@ -341,7 +341,7 @@ pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
             crate::publish::record_model(store, &name, entry, &gc)?;
         }
         drop(gc);
-        store.set_format(crate::store::FORMAT)
+        store.set_format(2)
     })();
     match done {
         Err(StoreError::NotWritable { .. }) => Ok(()),

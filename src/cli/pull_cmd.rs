@@ -176,8 +176,8 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
                 let held = ModelName::new(n).ok().filter(|name| {
                     existing
                         .as_ref()
-                        .and_then(|s| s.read_manifest().ok())
-                        .is_some_and(|m| m.models.contains_key(name))
+                        .and_then(|s| s.read_entry(name).ok())
+                        .is_some_and(|e| e.is_some())
                 });
                 match held {
                     Some(name) => todo.push(Outcome::Stored(name)),

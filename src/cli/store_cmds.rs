@@ -210,39 +210,54 @@ fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
             .and_then(beaker::who::parse_rfc3339)
             .map_or_else(|| "-".into(), |t| super::output::ago(now, t))
     };
-    print!(
-        "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
-        "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED", "PINNED"
-    );
-    if long {
-        print!(
-            "  {:6}  {:>5}  {:14}  DESCRIPTION",
-            "FORMAT", "FILES", "ADDED"
-        );
-    }
-    println!();
-    for r in rows {
-        print!(
+    // One buffered write for the whole table (stdout is line-buffered even into a pipe: one
+    // write per name was a fifth of `ls` at 20,000 names). A reader that stops early (`| head`)
+    // is not an error.
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    let written = (|| -> std::io::Result<()> {
+        write!(
+            w,
             "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
-            r.name.as_str(),
-            r.blake3.map(|b| b.short()).unwrap_or_else(|| "-".into()),
-            r.size.map(size).unwrap_or_else(|| "-".into()),
-            if r.present { "yes" } else { "no" },
-            ago(&r.last_used),
-            if r.pinned { "yes" } else { "no" }
-        );
+            "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED", "PINNED"
+        )?;
         if long {
-            print!(
-                "  {:6}  {:>5}  {:14}  {}",
-                r.format.as_deref().unwrap_or("-"),
-                r.files,
-                ago(&r.added),
-                r.description.as_deref().unwrap_or("")
-            );
+            write!(
+                w,
+                "  {:6}  {:>5}  {:14}  DESCRIPTION",
+                "FORMAT", "FILES", "ADDED"
+            )?;
         }
-        println!();
+        writeln!(w)?;
+        for r in rows {
+            write!(
+                w,
+                "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
+                r.name.as_str(),
+                r.blake3.map(|b| b.short()).unwrap_or_else(|| "-".into()),
+                r.size.map(size).unwrap_or_else(|| "-".into()),
+                if r.present { "yes" } else { "no" },
+                ago(&r.last_used),
+                if r.pinned { "yes" } else { "no" }
+            )?;
+            if long {
+                write!(
+                    w,
+                    "  {:6}  {:>5}  {:14}  {}",
+                    r.format.as_deref().unwrap_or("-"),
+                    r.files,
+                    ago(&r.added),
+                    r.description.as_deref().unwrap_or("")
+                )?;
+            }
+            writeln!(w)?;
+        }
+        w.flush()
+    })();
+    match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
-    Ok(())
 }
 
 /// `pin` (all or nothing; exit 3 naming the names the store does not hold) and `unpin`.

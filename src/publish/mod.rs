@@ -356,10 +356,8 @@ pub fn reference_existing(
         }
     }
     let tree = TreeId::of(&files);
-    let recorded = store.read_manifest()?;
-    let already = recorded
-        .models
-        .get(name)
+    let already = store
+        .read_entry(name)?
         .is_some_and(|e| e.tree == Some(tree.0) && e.model_files(name).as_ref() == Some(&files));
     let dir = store.layout().snapshot(&tree);
     let (model, replaced) =

@@ -14,7 +14,10 @@ use crate::error::line_col;
 /// Format 2 added `snapshots/` (DESIGN §13): every recorded name has one, and records its tree.
 /// A format-1 store is still read, and upgraded in place by the first writer that opens it
 /// (`super::upgrade`); a beaker that knows only format 1 refuses a format-2 store.
-pub const FORMAT: i64 = 2;
+/// Format 3 keeps the store manifest as one record per name in `names/` instead of one
+/// `manifest.toml` (`super::records`); a format-2 store is upgraded the same way, and a beaker
+/// that knows only format 2 refuses a format-3 store (it would not see the names).
+pub const FORMAT: i64 = 3;
 
 /// The oldest store format this beaker reads (and upgrades).
 pub const OLDEST_FORMAT: i64 = 1;
@@ -240,9 +243,10 @@ mod tests {
     #[test]
     fn unknown_format_and_keys_are_refused() {
         assert_eq!(
-            Config::parse("format = 3\n"),
-            Err(ConfigProblem::UnknownFormat("3".into()))
+            Config::parse("format = 4\n"),
+            Err(ConfigProblem::UnknownFormat("4".into()))
         );
+        assert_eq!(Config::parse("format = 3\n").unwrap().format, 3);
         assert_eq!(Config::parse("format = 1\n").unwrap().format, 1);
         assert_eq!(Config::parse("format = 2\n").unwrap().format, 2);
         assert!(matches!(

@@ -148,11 +148,10 @@ impl Store {
     /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
     /// ([`Located::snapshot_missing`]), not rebuilt here.
     pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
-        let manifest = self.read_manifest()?;
-        let entry = manifest
-            .models
-            .get(name)
+        let entry = self
+            .read_entry(name)?
             .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        let entry = &entry;
         let main_file = entry.main_file(name);
         let mut main_blob = None;
         // Every file's blob must be there (a model is all its files), the main one first.

@@ -6,7 +6,10 @@
 //! ```text
 //! <store>/store.toml          format = 1, mode = "private" | "group", locking = "flock" | "none"
 //! <store>/CACHEDIR.TAG        so backup tools skip the store
-//! <store>/manifest.toml       name -> entry: what the store holds (the gc roots)
+//! <store>/names/<key>.toml    name -> entry, one record per name: what the store holds (the gc
+//!                             roots; format 3); <key> is the name with '/' spelled '+'
+//! <store>/manifest.toml       the same for all names in one file (formats 1 and 2; moved into
+//!                             names/ by the upgrade to format 3)
 //! <store>/blobs/<hex>         immutable content, mode 0444, name = BLAKE3 of the content
 //! <store>/tmp/                one temp file per writer (O_EXCL, 0600), resumable download partials
 //! <store>/locks/<hex>.lock    one download's lock (sha256-<hex>.lock / md5-<hex>.lock for an
@@ -31,7 +34,7 @@ use crate::digest::{Blake3, Upstream};
 use crate::name::ModelName;
 
 /// The directories a store consists of, relative to its root (created by `init`).
-pub const DIRS: [&str; 8] = [
+pub const DIRS: [&str; 9] = [
     "blobs",
     "tmp",
     "locks",
@@ -40,6 +43,7 @@ pub const DIRS: [&str; 8] = [
     "snapshots",
     "uses",
     "pins",
+    "names",
 ];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
@@ -98,6 +102,17 @@ impl Layout {
     /// name, one per name and never the same for two names.
     pub fn use_record(&self, name: &ModelName) -> PathBuf {
         self.uses().join(record_key(name))
+    }
+
+    /// The store manifest of format 3: one record per name (see `super::records`).
+    pub fn names(&self) -> PathBuf {
+        self.root.join("names")
+    }
+
+    /// `name`'s record in the store manifest: `names/<key>.toml`, the key of
+    /// [`Layout::use_record`].
+    pub fn name_record(&self, name: &ModelName) -> PathBuf {
+        self.names().join(format!("{}.toml", record_key(name)))
     }
 
     pub fn pins(&self) -> PathBuf {

@@ -1,8 +1,8 @@
 //! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (DESIGN §4).
 //!
-//! This module owns opening and creating stores; `refs` owns the store manifest, `index` the digest
-//! index (upstream sha256/md5 -> BLAKE3), `inspect` the read-only views (`ls`, `info`, `path`), and
-//! `crate::publish` the only way bytes enter `blobs/`.
+//! This module owns opening and creating stores; `refs` owns the store manifest (kept by `records`
+//! as one file per name), `index` the digest index (upstream sha256/md5 -> BLAKE3), `inspect` the
+//! read-only views (`ls`, `info`, `path`), and `crate::publish` the only way bytes enter `blobs/`.
 //!
 //! Creation is race-safe and crash-safe: many processes may create the same store at once (each
 //! step tolerates "already there"), and `store.toml` is published last with no-clobber, so a store
@@ -14,6 +14,7 @@ pub mod index;
 mod inspect;
 mod layout;
 pub mod policy;
+mod records;
 mod refs;
 pub mod sums;
 mod sweep;
@@ -75,10 +76,14 @@ impl Store {
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
         let mut store = Store { layout, config };
-        if store.config.format < FORMAT {
+        if store.config.format < 2 {
             // The one upward call of this module: an old store is upgraded by the first writer
             // that opens it (DESIGN §13; see `crate::snapshot::upgrade`).
             crate::snapshot::upgrade(&mut store)?;
+        }
+        if store.config.format == 2 {
+            // Format 3: the store manifest becomes one record per name (`records`).
+            store.upgrade_to_records()?;
         }
         Ok(store)
     }

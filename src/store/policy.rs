@@ -106,7 +106,7 @@ const STORE_TOML: Rule = file("store.toml", true);
 
 /// The store's policy, written once: [`check_on_open`] refuses the violations marked `refuse_*`,
 /// [`problems`] (for `info`) reports every violation of every row, with the same words.
-const TABLE: [Rule; 18] = [
+const TABLE: [Rule; 20] = [
     Rule {
         target: Target::Root,
         want: Want::Dir,
@@ -126,6 +126,7 @@ const TABLE: [Rule; 18] = [
     dir("snapshots"),
     dir("uses"),
     dir("pins"),
+    dir("names"),
     Rule {
         target: Target::EntriesOf("blobs"),
         want: Want::File,
@@ -164,6 +165,15 @@ const TABLE: [Rule; 18] = [
     // files like the manifest, so 0664 in the store's group.
     Rule {
         target: Target::EntriesOf("pins"),
+        want: Want::File,
+        group_bits: Some(GROUP_FILE_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    // The store manifest's records (format 3): rewritten by any member, like manifest.toml.
+    Rule {
+        target: Target::EntriesOf("names"),
         want: Want::File,
         group_bits: Some(GROUP_FILE_BITS),
         exact_mode: None,

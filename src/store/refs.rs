@@ -1,18 +1,17 @@
-//! The store manifest (`<store>/manifest.toml`): which names the store holds, i.e. the gc roots.
+//! The store manifest: which names the store holds, i.e. the gc roots. Stored as one record per
+//! name (`names/<key>.toml`, see `records`), so recording one name costs the same at any size.
 //!
-//! Every edit is read-modify-write under `locks/manifest.lock`, written to a temp file, fsynced and
-//! renamed over the old one, then the directory is fsynced, so readers (who take no lock) always see
-//! a complete manifest and a crash loses at most the edit in flight (invariant I3 is kept by the
+//! Every edit is made under `locks/manifest.lock`; each record is written to a temp file, fsynced
+//! and renamed over the old one, then `names/` is fsynced, so readers (who take no lock) always
+//! see complete records and a crash loses at most the edit in flight (invariant I3 is kept by the
 //! callers: they add an entry only after the blob is durable).
 //!
-//! With `locking = "none"` there is no manifest lock: concurrent edits are last-writer-wins, so an
-//! entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
+//! With `locking = "none"` there is no manifest lock: concurrent edits of one name are
+//! last-writer-wins, so an entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
 //! entry after writing; see README "Deviations".
 
 use super::sweep::Candidates;
 use crate::digest::Blake3;
-use crate::error::IoError;
-use crate::fsx;
 use crate::lock::{Mode, Wait};
 use crate::manifest::{Entry, Manifest};
 use crate::name::ModelName;
@@ -28,82 +27,86 @@ pub struct Removed {
 }
 
 impl Store {
-    /// Reads the store manifest; a store that has never recorded a name has an empty one.
+    /// Every name the store holds (see `records`: one file per name in `names/`, plus the
+    /// `manifest.toml` of a store whose upgrade to format 3 has not finished); a store that has
+    /// never recorded a name has none.
     pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
-        let path = self.layout().manifest();
-        match fsx::read_to_string(&path) {
-            Ok(text) => Ok(Manifest::parse(&text, &path)?),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Manifest::default()),
-            Err(e) => Err(e.into()),
-        }
+        self.read_records()
     }
 
-    /// Applies `edit` to the store manifest under `locks/manifest.lock` and writes it back
-    /// atomically if it changed.
-    pub fn edit_manifest<T>(
-        &self,
-        edit: impl FnOnce(&mut Manifest) -> Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        // Lock order: manifest.lock is the last lock taken (after a blob lock and gc.lock, if
-        // the caller holds them); `edit` must take no lock.
-        let _guard = self.lock(
+    /// Takes `locks/manifest.lock`. Lock order: it is the last lock taken (after a blob lock and
+    /// gc.lock, if the caller holds them); nothing is locked while it is held.
+    pub(super) fn manifest_lock(&self) -> Result<crate::lock::LockGuard, StoreError> {
+        self.lock(
             &self.layout().manifest_lock(),
             Mode::Exclusive,
             Wait::Forever,
             &mut |_| {},
-        )?;
+        )
+    }
+
+    /// Under manifest.lock, a format-3 store whose upgrade was cut short (its `manifest.toml`
+    /// still there) is finished first, so edits only ever touch records.
+    fn settle(&self) -> Result<(), StoreError> {
+        if self.config().format >= super::FORMAT {
+            self.finish_move()?;
+        }
+        Ok(())
+    }
+
+    /// Applies `edit` to the whole store manifest under `locks/manifest.lock`, then writes the
+    /// records of the names it added or changed and removes those of the names it dropped (each
+    /// atomically). Reads every record: for edits of one name, [`Store::record`] costs the same
+    /// at any number of names.
+    pub fn edit_manifest<T>(
+        &self,
+        edit: impl FnOnce(&mut Manifest) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let _guard = self.manifest_lock()?;
+        self.settle()?;
         let mut manifest = self.read_manifest()?;
         let before = manifest.clone();
         let out = edit(&mut manifest)?;
-        if manifest != before {
-            self.write_manifest(&manifest)?;
+        for (name, entry) in &manifest.models {
+            if before.models.get(name) != Some(entry) {
+                self.write_record(name, entry)?;
+            }
+        }
+        for name in before.models.keys() {
+            if !manifest.models.contains_key(name) {
+                self.remove_record(name)?;
+            }
         }
         Ok(out)
     }
 
-    fn write_manifest(&self, manifest: &Manifest) -> Result<(), StoreError> {
-        let layout = self.layout();
-        let body = manifest.to_toml().map_err(|e| {
-            IoError::new(
-                "write",
-                layout.manifest(),
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-        let text = format!(
-            "# What this store holds: name -> blob. Written by beaker under locks/manifest.lock;\n\
-             # these entries are the gc roots. Use `beaker store rm` rather than editing by hand.\n{body}"
-        );
-        fsx::write_replace(
-            &layout.tmp(),
-            &layout.manifest(),
-            text.as_bytes(),
-            self.config().file_mode(),
-        )
-        .map_err(|e| StoreError::writing(self.root(), e))
-    }
-
-    /// Records `name -> entry`. The caller must hold `gc.lock` shared and have made the blob
-    /// durable first (invariants I3, I4).
+    /// Records `name -> entry`: one record written, whatever the number of names. The caller
+    /// must hold `gc.lock` shared and have made the blob durable first (invariants I3, I4).
     pub(crate) fn record(
         &self,
         name: &ModelName,
         entry: Entry,
     ) -> Result<Option<Entry>, StoreError> {
-        let previous = self.edit_manifest(|m| Ok(m.models.insert(name.clone(), entry.clone())))?;
+        let previous = {
+            let _guard = self.manifest_lock()?;
+            self.settle()?;
+            let previous = self.read_entry(name)?;
+            if previous.as_ref() != Some(&entry) {
+                self.write_record(name, &entry)?;
+            }
+            previous
+        };
         if self.config().locking == super::Locking::None {
-            // No manifest lock: a concurrent writer may have overwritten our edit. Re-apply until
-            // a read-back shows it (bounded; each round is one small file rewrite).
+            // No manifest lock: a concurrent writer of the same name may have replaced our
+            // record. Re-apply until a read-back shows it (bounded; each round is one small file).
             for _ in 0..8 {
-                let now = self.read_manifest()?;
-                if now
-                    .models
-                    .get(name)
+                if self
+                    .read_entry(name)?
                     .is_some_and(|e| e.tree == entry.tree && e.same_content(&entry, name))
                 {
                     break;
                 }
-                self.edit_manifest(|m| Ok(m.models.insert(name.clone(), entry.clone())))?;
+                self.write_record(name, &entry)?;
             }
         }
         Ok(previous.filter(|p| !p.same_content(&entry, name)))
@@ -150,16 +153,26 @@ impl Store {
         // gc.lock exclusive for the whole operation: no publisher can be between "blob is
         // there" and "name recorded" while we decide which blobs are unreferenced (I4).
         let gc = self.gc_exclusive(&mut |_| {})?;
-        let removed = self.edit_manifest(|m| {
-            let unknown = m.unknown(names);
+        let removed = {
+            let _guard = self.manifest_lock()?;
+            self.settle()?;
+            let mut found = Vec::with_capacity(names.len());
+            let mut unknown = Vec::new();
+            for n in names {
+                match self.read_entry(n)? {
+                    Some(e) => found.push((n.clone(), e)),
+                    None => unknown.push(n.to_string()),
+                }
+            }
             if !unknown.is_empty() {
                 return Err(StoreError::UnknownNames { names: unknown });
             }
-            Ok(names
-                .iter()
-                .filter_map(|n| m.models.remove(n).map(|e| (n.clone(), e)))
-                .collect::<Vec<_>>())
-        })?;
+            found.dedup_by(|a, b| a.0 == b.0);
+            for (n, _) in &found {
+                self.remove_record(n)?;
+            }
+            found
+        };
         let now = self.read_manifest()?;
         let roots = now.roots();
         crate::snapshot::sweep(self, &now.trees(), &gc, false)?;

@@ -307,15 +307,31 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
     );
     assert!(std::fs::read_to_string(env.store.join("store.toml"))
         .unwrap()
-        .contains("format = 2"));
+        .contains("format = 3"));
     assert_eq!(snapshot_dirs(&env).len(), 3);
-    // Idempotent: nothing changes on the next open, and the store verifies clean.
-    let manifest = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap();
-    env.run(&["store", "verify"]).ok();
+    // Format 3: one record per name, and no manifest.toml left.
+    assert!(!env.store.join("manifest.toml").exists());
+    let records = || {
+        let mut all: Vec<(String, String)> = std::fs::read_dir(env.store.join("names"))
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let text = std::fs::read_to_string(e.path()).unwrap();
+                (e.file_name().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        all.sort();
+        all
+    };
+    let names: Vec<String> = records().into_iter().map(|(n, _)| n).collect();
     assert_eq!(
-        std::fs::read_to_string(env.store.join("manifest.toml")).unwrap(),
-        manifest
+        names,
+        ["alias.toml", "bird-detector.toml", "org+weights.toml"]
     );
+    // Idempotent: nothing changes on the next open, and the store verifies clean.
+    let before = records();
+    env.run(&["store", "verify"]).ok();
+    assert_eq!(records(), before);
 }
 
 #[test]

@@ -197,7 +197,7 @@ fn the_fast_path_syncs_blobs_dir_before_recording_a_name() {
         .unwrap_or_else(|| panic!("blobs/ never fsynced before recording:\n{log}"));
     let recorded = log
         .lines()
-        .position(|l| l.starts_with("rename ") && l.ends_with("/manifest.toml"))
+        .position(|l| l.starts_with("rename ") && l.ends_with("/names/second.toml"))
         .unwrap_or_else(|| panic!("the manifest was never rewritten:\n{log}"));
     assert!(
         blobs_synced < recorded,

@@ -30,6 +30,7 @@ mod onnx_show;
 mod pull;
 mod pull_resume;
 mod pull_tls;
+mod records;
 mod registry;
 mod registry_auth;
 mod registry_cut;

@@ -9,7 +9,7 @@ fn maintenance_refuses_a_store_whose_manifest_does_not_parse_and_deletes_nothing
     let env = Env::new();
     add(&env, "a", b"x");
     let orphan = plant_orphan(&env, b"orphan");
-    let manifest = env.store.join("manifest.toml");
+    let manifest = env.store.join("names/a.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str("\n[models.b]\nblake3 = 12\n");
     std::fs::write(&manifest, text).unwrap();
@@ -18,13 +18,13 @@ fn maintenance_refuses_a_store_whose_manifest_does_not_parse_and_deletes_nothing
 
     env.run(&["store", "gc"]).fails(
         2,
-        &["refusing to gc", "nothing was deleted", "manifest.toml:"],
+        &["refusing to gc", "nothing was deleted", "names/a.toml:"],
     );
     env.run(&["store", "gc", "--dry-run"])
-        .fails(2, &["manifest.toml:"]);
-    env.run(&["store", "verify"]).fails(2, &["manifest.toml:"]);
+        .fails(2, &["names/a.toml:"]);
+    env.run(&["store", "verify"]).fails(2, &["names/a.toml:"]);
     env.run(&["store", "prune-locks"])
-        .fails(2, &["manifest.toml:", "nothing was removed"]);
+        .fails(2, &["names/a.toml:", "nothing was removed"]);
     assert_eq!(env.blob_names(), before);
     assert!(blob_path(&env, &orphan).exists());
     assert_eq!(list_names(&env.store.join("locks")), locks_before);
@@ -56,10 +56,10 @@ fn maintenance_on_something_that_is_not_a_store_is_bad_input() {
     // A store of a format this beaker does not know.
     add(&env, "a", b"x");
     plant_orphan(&env, b"orphan");
-    std::fs::write(env.store.join("store.toml"), "format = 3\n").unwrap();
+    std::fs::write(env.store.join("store.toml"), "format = 4\n").unwrap();
     let before = env.blob_names();
     for cmd in ["gc", "verify", "prune-locks"] {
-        env.run(&["store", cmd]).fails(2, &["format 3"]);
+        env.run(&["store", cmd]).fails(2, &["format 4"]);
     }
     assert_eq!(env.blob_names(), before);
 }

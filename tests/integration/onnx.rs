@@ -109,7 +109,7 @@ fn a_catalogue_entry_with_check_true_is_checked_without_the_flag() {
     // The demo's tiny-multi has `check = true` and loads: published. The store records the
     // model, not the instruction.
     with_ort(&env, &demo(), &["store", "pull", "tiny-multi"]).ok();
-    let recorded = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap();
+    let recorded = std::fs::read_to_string(env.store.join("names/tiny-multi.toml")).unwrap();
     assert!(
         recorded.contains("tiny-multi") && !recorded.contains("check"),
         "{recorded}"

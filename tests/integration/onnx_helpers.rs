@@ -51,11 +51,23 @@ pub fn with_lib(env: &Env, lib: &Path, args: &[&str]) -> Run {
     Run::from(c.args(args).output().expect("spawn beaker"))
 }
 
-/// Everything a failed command must leave as it was: blob names, the manifest's bytes, tmp/.
+/// Everything a failed command must leave as it was: blob names, the store manifest's bytes (its
+/// records in `names/`, in name order), tmp/.
 pub fn snapshot(env: &Env) -> (Vec<String>, Option<Vec<u8>>, Vec<String>) {
+    let names = env.store.join("names");
+    let records = list_names(&names)
+        .into_iter()
+        .flat_map(|n| {
+            [
+                n.clone().into_bytes(),
+                std::fs::read(names.join(n)).unwrap(),
+            ]
+        })
+        .flatten()
+        .collect();
     (
         env.blob_names(),
-        std::fs::read(env.store.join("manifest.toml")).ok(),
+        names.is_dir().then_some(records),
         list_names(&env.store.join("tmp")),
     )
 }

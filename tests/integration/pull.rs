@@ -318,7 +318,7 @@ fn an_md5_only_entry_is_filed_under_its_blake3_and_checked() {
         format!("version = 1\n[models.up]\nmd5 = \"{md5}\"\nurls = [\"up.onnx\"]\n[models.bad]\nmd5 = \"{}\"\nurls = [\"up.onnx\"]\n", "0".repeat(32)).as_bytes(),
     );
     assert_model_file(&env.store, &pull(&env, &cat, &["up"]).ok(), &body);
-    let recorded = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap();
+    let recorded = std::fs::read_to_string(env.store.join("names/up.toml")).unwrap();
     assert!(
         recorded.contains(&md5) && recorded.contains(&blake3_hex(&body)),
         "{recorded}"

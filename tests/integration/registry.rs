@@ -85,7 +85,7 @@ fn push_then_pull_into_a_second_store_gives_the_same_files_and_blobs() {
     assert_eq!(a.blob_names(), b.blob_names(), "the same blobs, by BLAKE3");
     assert_blobs_named_by_hash(&b.store);
     // The name comes from the manifest's annotation; the store records the oci:// sources.
-    let manifest = std::fs::read_to_string(b.store.join("manifest.toml")).unwrap();
+    let manifest = std::fs::read_to_string(b.store.join("names/cutout.toml")).unwrap();
     assert!(manifest.contains("[models.cutout]"), "{manifest}");
     assert!(
         manifest.contains(&format!("{}@sha256:", reg.reference("lab/cutout"))),

@@ -38,8 +38,12 @@ fn reference(server: &Server) -> String {
 /// Nothing in blobs/, no name recorded.
 fn nothing_published(env: &Env) {
     assert!(env.blob_names().is_empty(), "{:?}", env.blob_names());
-    let manifest = std::fs::read_to_string(env.store.join("manifest.toml")).unwrap_or_default();
-    assert!(!manifest.contains("[models."), "{manifest}");
+    // Store format 3: one record per name in names/; none may exist.
+    assert!(
+        list_names(&env.store.join("names")).is_empty(),
+        "no name recorded: {:?}",
+        list_names(&env.store.join("names"))
+    );
 }
 
 #[test]

@@ -393,12 +393,12 @@ fn info_flags_files_that_break_the_group_policy() {
     assert_eq!(info["mode"], "group");
     assert_eq!(info["problems"].as_array().unwrap().len(), 0, "{info}");
 
-    let manifest = env.store.join("manifest.toml");
-    std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let record = env.store.join("names/m.toml");
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o644)).unwrap();
     let r = as_user(&u.bob, &env.store, &["store", "info"]);
     assert!(
         r.stdout
-            .contains("manifest.toml should belong to the store's group beaker-lab and be group-writable (0664)"),
+            .contains("names/m.toml should belong to the store's group beaker-lab and be group-writable (0664)"),
         "{r:#?}"
     );
     assert!(
@@ -408,7 +408,7 @@ fn info_flags_files_that_break_the_group_policy() {
     );
     assert!(
         r.stdout
-            .contains(&format!("chmod 0664 {}", manifest.display())),
+            .contains(&format!("chmod 0664 {}", record.display())),
         "{r:#?}"
     );
 }

@@ -5,8 +5,10 @@
 //! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
 //! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
 //! command: it provides ONNX Runtime, then runs `cargo test --workspace`. `cargo xtask torture` is
-//! the fault campaign (see `torture/mod.rs`).
+//! the fault campaign (see `torture/mod.rs`); `cargo xtask bench` times beaker against its floors
+//! and writes BENCHMARKS.md (module `bench`).
 
+mod bench;
 mod gc;
 mod man;
 mod prune_locks;
@@ -47,6 +49,19 @@ enum Command {
     /// The fault campaign against the real binary: SIGKILL trials, HTTP faults, lockless races,
     /// bad input, full disk, real users; a summary table, exit 1 if any invariant broke
     Torture(torture::Args),
+    /// Time beaker against its floors (curl, b3sum, cp, sync, dd, find|sort|comm|rm) and write
+    /// BENCHMARKS.md
+    Bench(bench::Args),
+    /// Print a file's BLAKE3 like b3sum (the bench's floor where b3sum is not installed)
+    #[command(hide = true)]
+    BenchHash { file: PathBuf },
+    /// Run a program and print its wall time, peak RSS and success (the bench's measuring helper)
+    #[command(hide = true)]
+    BenchExec {
+        program: std::ffi::OsString,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 /// The store flag every maintenance command takes.
@@ -69,6 +84,9 @@ fn main() -> ExitCode {
         Command::Test(args) => test::run(args),
         Command::Man(args) => man::run(args),
         Command::Torture(args) => torture::run(args),
+        Command::Bench(args) => bench::run(args),
+        Command::BenchHash { file } => bench::hash_file(&file),
+        Command::BenchExec { program, args } => bench::exec(&program, &args),
     };
     match result {
         Ok(code) => code,

@@ -192,14 +192,14 @@ fn xtask_refuses_bad_stores_and_deletes_nothing() {
         assert_eq!(o.code, 2, "{}", o.stderr);
         assert!(o.stderr.contains("not a beaker store"), "{}", o.stderr);
     }
-    let manifest = root.join("manifest.toml");
+    let manifest = root.join("names/a.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
     text.push_str("\nbogus = 1\n");
     std::fs::write(&manifest, text).unwrap();
     for cmd in ["gc", "verify", "prune-locks"] {
         let o = xtask(&[cmd, "--store", root.to_str().unwrap()]);
         assert_eq!(o.code, 2, "{cmd}: {}", o.stderr);
-        assert!(o.stderr.contains("manifest.toml:"), "{}", o.stderr);
+        assert!(o.stderr.contains("names/a.toml:"), "{}", o.stderr);
     }
     assert!(root.join("blobs").join(&old).exists());
 }

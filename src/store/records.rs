@@ -1,0 +1,438 @@
+//! The store manifest as one file per name (store format 3): `names/<key>.toml` holds exactly
+//! one entry, `[models.NAME]`, in the manifest format (DESIGN §3), so recording, replacing or
+//! looking up one name costs the same whatever the number of names (issue 14, P8), and every
+//! record is readable TOML on its own. `<key>` is the name with `/` spelled `+`, as in `uses/`.
+//!
+//! Each record is written like the whole manifest was: to a temp file in `tmp/`, fsynced,
+//! renamed over the old one, then `names/` fsynced; a removal is an unlink and an fsync of
+//! `names/`. So a reader (who takes no lock) sees every record whole, and a crash loses at most
+//! the edit in flight. Callers hold `locks/manifest.lock` for edits (see `refs`).
+//!
+//! Stores of format 1 and 2 keep their names in one `manifest.toml`; the first writer that opens
+//! one moves every entry into a record, then writes `format = 3`, then deletes `manifest.toml`
+//! ([`Store::upgrade_to_records`]). Readers read both (a record wins over the same name in
+//! `manifest.toml`), so a store is read right before, during and after its upgrade.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::error::IoError;
+use crate::fsx;
+use crate::manifest::{Entry, Manifest, ManifestError};
+use crate::name::ModelName;
+
+use super::{Store, StoreError};
+
+/// What `names/` ends its records with.
+const EXT: &str = ".toml";
+
+impl Store {
+    /// The record of `name`, if the store holds it: its file in `names/`, else (a store whose
+    /// upgrade has not finished) its entry in `manifest.toml`.
+    pub fn read_entry(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
+        let path = self.layout().name_record(name);
+        match fsx::read_to_string(&path) {
+            Ok(text) => return Ok(Some(parse_record(&text, &path, name)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+        match self.read_legacy()? {
+            Some(mut legacy) => Ok(legacy.models.remove(name)),
+            // No manifest.toml: either there never was one, or an upgrade deleted it after we
+            // looked for the record, having written the record first. Look once more.
+            None => match fsx::read_to_string(&path) {
+                Ok(text) => Ok(Some(parse_record(&text, &path, name)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
+    }
+
+    /// Every name the store holds: the records in `names/`, over the entries of a
+    /// `manifest.toml` left from format 1 or 2.
+    pub(super) fn read_records(&self) -> Result<Manifest, StoreError> {
+        let mut models = self.read_legacy()?.map(|m| m.models).unwrap_or_default();
+        let dir = self.layout().names();
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest { models }),
+            Err(e) => return Err(IoError::new("list", &dir, e).into()),
+        };
+        let mut listed = Vec::new();
+        for item in entries {
+            let item = item.map_err(|e| IoError::new("list", &dir, e))?;
+            let file = item.file_name();
+            let Some(name) = file
+                .to_str()
+                .and_then(|f| f.strip_suffix(EXT))
+                .and_then(super::layout::name_of_record)
+            else {
+                // Not a record (beaker writes nothing else here): ignored, like foreign files
+                // in uses/ and pins/; `beaker store info` lists what it finds.
+                continue;
+            };
+            listed.push((name, item.path()));
+        }
+        for (name, entry) in read_in_parallel(&listed)? {
+            models.insert(name, entry);
+        }
+        Ok(Manifest { models })
+    }
+
+    /// `manifest.toml` of a format-1 or format-2 store (or a format-3 one whose upgrade was cut
+    /// short before it was deleted), if there is one.
+    fn read_legacy(&self) -> Result<Option<Manifest>, StoreError> {
+        let path = self.layout().manifest();
+        match fsx::read_to_string(&path) {
+            Ok(text) => Ok(Some(Manifest::parse(&text, &path)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes `name`'s record atomically (temp file, fsync, rename, fsync `names/`). The caller
+    /// holds manifest.lock.
+    pub(super) fn write_record(&self, name: &ModelName, entry: &Entry) -> Result<(), StoreError> {
+        let layout = self.layout();
+        let path = layout.name_record(name);
+        let one = Manifest {
+            models: BTreeMap::from([(name.clone(), entry.clone())]),
+        };
+        let body = one
+            .to_toml()
+            .map_err(|e| IoError::new("write", &path, std::io::Error::other(e.to_string())))?;
+        let text = format!(
+            "# What this store holds under {name}. Written by beaker under locks/manifest.lock;\n\
+             # every file here is a gc root. Use `beaker store rm` rather than editing by hand.\n{body}"
+        );
+        let mode = self.config().file_mode();
+        let write = || fsx::write_replace(&layout.tmp(), &path, text.as_bytes(), mode);
+        match write() {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A store made before `names/` existed that no upgrade has touched yet.
+                fsx::ensure_dir(&layout.names(), self.config().dir_mode())
+                    .map_err(|e| StoreError::writing(self.root(), e))?;
+                write()
+            }
+            other => other,
+        }
+        .map_err(|e| StoreError::writing(self.root(), e))
+    }
+
+    /// Removes `name`'s record (and `names/` is fsynced); true if there was one.
+    pub(super) fn remove_record(&self, name: &ModelName) -> Result<bool, StoreError> {
+        let path = self.layout().name_record(name);
+        let removed =
+            fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?;
+        if removed {
+            fsx::sync_dir(&self.layout().names())?;
+        }
+        Ok(removed)
+    }
+
+    /// Moves the names of `manifest.toml` into records and deletes it; the caller holds
+    /// manifest.lock and `store.toml` already says format 3 (so no beaker that reads only
+    /// `manifest.toml` can open the store). Idempotent: a crash anywhere leaves names that read
+    /// the same, and the next edit finishes the move.
+    pub(super) fn finish_move(&self) -> Result<(), StoreError> {
+        let Some(legacy) = self.read_legacy()? else {
+            return Ok(());
+        };
+        for (name, entry) in &legacy.models {
+            // A record wins: it was written later than manifest.toml's entry.
+            if !self.layout().name_record(name).exists() {
+                self.write_record(name, entry)?;
+            }
+        }
+        fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
+            .map_err(|e| StoreError::writing(self.root(), e))?;
+        fsx::sync_dir(&self.layout().names())?;
+        let path = self.layout().manifest();
+        fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?;
+        fsx::sync_dir(self.root())?;
+        Ok(())
+    }
+
+    /// Upgrades a format-2 store to format 3 in place: under manifest.lock, every name of
+    /// `manifest.toml` becomes a record, `names/` is fsynced, `store.toml` says 3, and only then
+    /// is `manifest.toml` deleted. A crash before `format = 3` leaves a format-2 store whose
+    /// `manifest.toml` still names everything (a beaker of format 2 reads it as before); after
+    /// it, the records name everything and the next edit deletes what is left. A user who cannot
+    /// write the store keeps reading it as it is.
+    pub(crate) fn upgrade_to_records(&mut self) -> Result<(), StoreError> {
+        let done = (|| {
+            let _guard = self.manifest_lock()?;
+            if let Some(legacy) = self.read_legacy()? {
+                for (name, entry) in &legacy.models {
+                    if !self.layout().name_record(name).exists() {
+                        self.write_record(name, entry)?;
+                    }
+                }
+            }
+            fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
+                .map_err(|e| StoreError::writing(self.root(), e))?;
+            fsx::sync_dir(&self.layout().names())?;
+            self.set_format(super::FORMAT)?;
+            self.finish_move()
+        })();
+        match done {
+            Err(StoreError::NotWritable { .. }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Reads and parses `records` on every core (each is a small file: the time is in the opens and
+/// the parsing, which the cores share evenly). A record removed since it was listed is skipped:
+/// the name is gone.
+fn read_in_parallel(
+    records: &[(ModelName, PathBuf)],
+) -> Result<Vec<(ModelName, Entry)>, StoreError> {
+    let read = |part: &[(ModelName, PathBuf)]| -> Result<Vec<(ModelName, Entry)>, StoreError> {
+        let mut out = Vec::with_capacity(part.len());
+        for (name, path) in part {
+            match read_small(path) {
+                Ok(text) => out.push((name.clone(), parse_record(&text, path, name)?)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(out)
+    };
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    if threads < 2 || records.len() < 256 {
+        return read(records);
+    }
+    let per = records.len().div_ceil(threads);
+    let parts: Vec<Result<Vec<(ModelName, Entry)>, StoreError>> = std::thread::scope(|s| {
+        let handles: Vec<_> = records
+            .chunks(per)
+            .map(|part| s.spawn(move || read(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(IoError::new(
+                        "read",
+                        Path::new("names"),
+                        std::io::Error::other("a thread reading the store manifest failed"),
+                    )
+                    .into())
+                })
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(records.len());
+    for part in parts {
+        all.extend(part?);
+    }
+    Ok(all)
+}
+
+/// Reads a record: `open`, `read` until the end, `close`. (`read_to_string` would also `fstat`
+/// and `lseek` each file for a size hint: a third of the system calls of reading 20,000 records.)
+fn read_small(path: &Path) -> Result<String, IoError> {
+    use std::io::Read;
+    let mut file = fsx::open_read(path)?;
+    let mut buf = vec![0u8; 2048];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(IoError::new("read", path, e)),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|_| {
+        IoError::new(
+            "read",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
+        )
+    })
+}
+
+/// Parses one record: a manifest with exactly the entry of `name` (the name its file stands for).
+fn parse_record(text: &str, path: &Path, name: &ModelName) -> Result<Entry, StoreError> {
+    let mut m = Manifest::parse(text, path)?;
+    match (m.models.remove(name), m.models.is_empty()) {
+        (Some(entry), true) => Ok(entry),
+        _ => Err(ManifestError::Invalid {
+            path: path.to_owned(),
+            line: 1,
+            column: 1,
+            message: format!(
+                "a record in names/ must hold exactly one entry, [models.{name}] (the name its file stands for); restore it with `beaker store add`/`pull` after `beaker store rm {name}`, or remove the file"
+            ),
+        }
+        .into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests turn stores back into format 2 and plant damaged records with raw std::fs.
+    #![allow(clippy::disallowed_methods)]
+    use super::*;
+    use crate::digest::Blake3;
+    use crate::store::InitOptions;
+
+    fn entry(seed: &[u8]) -> Entry {
+        Entry {
+            blake3: Some(Blake3::of(seed)),
+            size: Some(seed.len() as u64),
+            ..Entry::default()
+        }
+    }
+
+    fn name(n: &str) -> ModelName {
+        ModelName::new(n).unwrap()
+    }
+
+    fn manifest(names: &[(&str, &[u8])]) -> Manifest {
+        Manifest {
+            models: names.iter().map(|(n, s)| (name(n), entry(s))).collect(),
+        }
+    }
+
+    /// A store as a format-2 beaker left it: `manifest.toml` holding `names`, no `names/`.
+    fn format_2_store(names: &[(&str, &[u8])]) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        Store::init(&root, InitOptions::default()).unwrap();
+        std::fs::remove_dir(root.join("names")).unwrap();
+        std::fs::write(
+            root.join("store.toml"),
+            "format = 2\nmode = \"private\"\nlocking = \"flock\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            root.join("manifest.toml"),
+            manifest(names).to_toml().unwrap(),
+        )
+        .unwrap();
+        (dir, root)
+    }
+
+    fn record_files(root: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(root.join("names"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_format_2_store_is_upgraded_in_place_to_one_record_per_name() {
+        let names: &[(&str, &[u8])] = &[("a", b"1"), ("org/b", b"2"), ("c", b"1")];
+        let (_dir, root) = format_2_store(names);
+        let store = Store::open(&root).unwrap();
+        assert_eq!(store.config().format, 3);
+        assert!(std::fs::read_to_string(root.join("store.toml"))
+            .unwrap()
+            .contains("format = 3"));
+        assert!(!root.join("manifest.toml").exists());
+        assert_eq!(record_files(&root), ["a.toml", "c.toml", "org+b.toml"]);
+        assert_eq!(store.read_manifest().unwrap(), manifest(names));
+        // Each record is a manifest of its one name, readable on its own.
+        let text = std::fs::read_to_string(root.join("names/org+b.toml")).unwrap();
+        let one = Manifest::parse(&text, Path::new("org+b.toml")).unwrap();
+        assert_eq!(one, manifest(&[("org/b", b"2")]));
+    }
+
+    #[test]
+    fn an_upgrade_cut_before_format_3_leaves_every_name_in_manifest_toml_and_is_redone() {
+        let names: &[(&str, &[u8])] = &[("a", b"1"), ("b", b"2")];
+        let (_dir, root) = format_2_store(names);
+        // The upgrade wrote one record and died: store.toml still says 2, manifest.toml is whole.
+        std::fs::create_dir(root.join("names")).unwrap();
+        let one = Manifest {
+            models: [(name("a"), entry(b"1"))].into(),
+        };
+        std::fs::write(root.join("names/a.toml"), one.to_toml().unwrap()).unwrap();
+        let legacy = std::fs::read_to_string(root.join("manifest.toml")).unwrap();
+        assert_eq!(
+            Manifest::parse(&legacy, Path::new("m")).unwrap(),
+            manifest(names)
+        );
+        // The next writer finishes it.
+        let store = Store::open(&root).unwrap();
+        assert_eq!(store.config().format, 3);
+        assert_eq!(record_files(&root), ["a.toml", "b.toml"]);
+        assert!(!root.join("manifest.toml").exists());
+        assert_eq!(store.read_manifest().unwrap(), manifest(names));
+    }
+
+    #[test]
+    fn a_manifest_toml_left_after_format_3_is_read_and_moved_by_the_next_edit() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = Store::init(&root, InitOptions::default()).unwrap();
+        store.record(&name("new"), entry(b"3")).unwrap();
+        // Died after `format = 3` and before deleting manifest.toml, which names `old` (not yet
+        // a record) and an older `new` (a record wins).
+        std::fs::write(
+            root.join("manifest.toml"),
+            manifest(&[("old", b"1"), ("new", b"2")]).to_toml().unwrap(),
+        )
+        .unwrap();
+        let want = manifest(&[("old", b"1"), ("new", b"3")]);
+        assert_eq!(store.read_manifest().unwrap(), want);
+        assert_eq!(store.read_entry(&name("old")).unwrap(), Some(entry(b"1")));
+        assert_eq!(store.read_entry(&name("new")).unwrap(), Some(entry(b"3")));
+        store.record(&name("third"), entry(b"4")).unwrap();
+        assert!(!root.join("manifest.toml").exists());
+        assert_eq!(record_files(&root), ["new.toml", "old.toml", "third.toml"]);
+        assert_eq!(
+            store.read_manifest().unwrap(),
+            manifest(&[("old", b"1"), ("new", b"3"), ("third", b"4")])
+        );
+    }
+
+    #[test]
+    fn recording_a_name_writes_its_record_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = Store::init(&root, InitOptions::default()).unwrap();
+        store.record(&name("a"), entry(b"1")).unwrap();
+        let a = root.join("names/a.toml");
+        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let before = inode(&a);
+        store.record(&name("b"), entry(b"2")).unwrap();
+        assert_eq!(inode(&a), before, "a's record was rewritten by b's add");
+        // Replacing a name rewrites its record (atomically: a new file renamed over it).
+        let replaced = store.record(&name("a"), entry(b"3")).unwrap();
+        assert_eq!(replaced, Some(entry(b"1")));
+        assert_ne!(inode(&a), before);
+        assert!(!root.join("manifest.toml").exists());
+        assert_eq!(
+            store.read_manifest().unwrap(),
+            manifest(&[("a", b"3"), ("b", b"2")])
+        );
+        // Nothing is left in tmp/.
+        assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_record_that_names_another_model_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = Store::init(&root, InitOptions::default()).unwrap();
+        store.record(&name("a"), entry(b"1")).unwrap();
+        let wrong = manifest(&[("b", b"1")]).to_toml().unwrap();
+        std::fs::write(root.join("names/a.toml"), wrong).unwrap();
+        let e = store.read_manifest().unwrap_err().to_string();
+        assert!(
+            e.contains("names/a.toml:1:1") && e.contains("[models.a]"),
+            "{e}"
+        );
+        assert!(store.read_entry(&name("a")).is_err());
+    }
+}

@@ -1,0 +1,115 @@
+//! The bench's inputs: incompressible files (a fast PRNG, so no filesystem or link can shrink
+//! them), the catalogue that names them, and stores filled with many blobs and names through the
+//! library (the gc and scale jobs), made once and copied for every run.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use beaker::manifest::Entry;
+use beaker::publish::TempBlob;
+use beaker::snapshot::{ModelFile, TreeId};
+use beaker::{Blake3, ModelName, Store};
+
+/// One incompressible file and its BLAKE3.
+pub struct Model {
+    pub path: PathBuf,
+    pub size: u64,
+    pub blake3: String,
+}
+
+/// splitmix64: fast, and its output does not compress.
+struct Rng(u64);
+
+impl Rng {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+    }
+}
+
+/// Writes `size` incompressible bytes (seeded by `seed`) to `path` and returns their hash.
+pub fn make_file(path: &Path, size: u64, seed: u64) -> Result<Model> {
+    let mut file = beaker::fsx::create_exclusive(path, 0o644)?;
+    let mut rng = Rng(seed);
+    let mut hasher = blake3::Hasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = size;
+    while left > 0 {
+        let n = usize::try_from(left.min(buf.len() as u64)).unwrap_or(buf.len());
+        rng.fill(&mut buf[..n]);
+        hasher.update(&buf[..n]);
+        file.write_all(&buf[..n])
+            .with_context(|| format!("write {}", path.display()))?;
+        left -= n as u64;
+    }
+    beaker::fsx::sync_file(&file, path)?;
+    Ok(Model {
+        path: path.to_path_buf(),
+        size,
+        blake3: hasher.finalize().to_hex().to_string(),
+    })
+}
+
+/// A catalogue naming `model` as `name`, downloaded from `url`.
+pub fn write_catalogue(path: &Path, name: &str, model: &Model, url: &str) -> Result<()> {
+    let text = format!(
+        "version = 1\n\n[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{url}\"]\n",
+        model.blake3, model.size
+    );
+    beaker::fsx::write_user_file(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Fills a new store at `root` with `blobs` distinct small blobs, and `names` names that
+/// reference the first `live` of them round-robin (so `blobs - live` blobs are unreferenced).
+/// Blobs go through the publish protocol; the names are recorded in one manifest edit, each with
+/// its snapshot, exactly as `add` records them (the bench measures operations on such a store,
+/// not its making).
+pub fn fill_store(root: &Path, blobs: usize, live: usize, names: usize) -> Result<()> {
+    let store = Store::init(root, beaker::store::InitOptions::default())?;
+    let gc = store.gc_shared()?;
+    let mut ids: Vec<(Blake3, u64)> = Vec::with_capacity(blobs);
+    let mut rng = Rng(0x5eed);
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..blobs {
+        rng.fill(&mut buf);
+        let mut temp = TempBlob::create(&store, "bench")?;
+        temp.write_all(&buf).context("write a blob")?;
+        let ready = beaker::publish::prepare(&store, temp, &Entry::default())
+            .map_err(|f| anyhow::anyhow!("prepare a blob: {f:?}"))?;
+        let blob = ready.name(&store, &gc)?;
+        ids.push((blob.blake3, blob.size));
+    }
+    let mut entries = Vec::with_capacity(names);
+    for i in 0..names {
+        let (id, size) = ids[i % live.max(1)];
+        let name = ModelName::new(&format!("bench-model-{i:05}"))?;
+        let file = beaker::file_path::FilePath::new("model.bin")?;
+        let files = [ModelFile {
+            path: file.clone(),
+            blake3: id,
+            size,
+        }];
+        beaker::snapshot::ensure(&store, &files)?;
+        let entry = Entry {
+            blake3: Some(id),
+            size: Some(size),
+            file: Some(file),
+            tree: Some(TreeId::of(&files).0),
+            ..Entry::default()
+        };
+        entries.push((name, entry));
+    }
+    store.edit_manifest(|m| {
+        m.models.extend(entries);
+        Ok(())
+    })?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! The HTTP server the pull jobs download from, on 127.0.0.1: nginx from Debian's packages when
+//! it is installed (and not refused with `--builtin-server`), else a small built-in static file
+//! server. Either one counts the bodies it served per path, so the concurrent-pull job can show
+//! that eight pulls cost one download.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::{bail, Context, Result};
+
+/// A running server over one directory.
+pub struct Server {
+    pub port: u16,
+    /// What serves: "nginx 1.22.1" or "built-in static server".
+    pub what: String,
+    kind: Kind,
+}
+
+enum Kind {
+    Nginx {
+        child: Child,
+        log: PathBuf,
+        prefix: PathBuf,
+        conf: PathBuf,
+    },
+    Builtin {
+        served: Arc<Mutex<Vec<String>>>,
+        stop: Arc<AtomicBool>,
+    },
+}
+
+impl Server {
+    /// Serves `root` (read-only) on a free loopback port; `scratch` holds nginx's config and logs.
+    pub fn start(root: &Path, scratch: &Path, builtin: bool) -> Result<Server> {
+        if !builtin {
+            if let Some(version) = nginx_version() {
+                return start_nginx(root, scratch, version);
+            }
+        }
+        start_builtin(root)
+    }
+
+    /// The URL of `file` (a name inside the served directory).
+    pub fn url(&self, file: &str) -> String {
+        format!("http://127.0.0.1:{}/{file}", self.port)
+    }
+
+    /// How many responses carried a body (200 or 206 to a GET) for `/file` so far.
+    pub fn bodies(&self, file: &str) -> Result<usize> {
+        let want = format!("/{file}");
+        match &self.kind {
+            Kind::Nginx { log, .. } => {
+                let text = beaker::fsx::read_to_string(log).unwrap_or_default();
+                Ok(text
+                    .lines()
+                    .filter(|l| {
+                        let mut f = l.split(' ');
+                        f.next() == Some("GET")
+                            && f.next() == Some(want.as_str())
+                            && matches!(f.next(), Some("200") | Some("206"))
+                    })
+                    .count())
+            }
+            Kind::Builtin { served, .. } => Ok(served
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the built-in server's log lock is poisoned"))?
+                .iter()
+                .filter(|p| **p == want)
+                .count()),
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        match &mut self.kind {
+            Kind::Nginx {
+                child,
+                prefix,
+                conf,
+                ..
+            } => {
+                // `-s stop` has the master stop its workers too; killing the master alone
+                // would leave them running, orphaned.
+                let stopped = Command::new("nginx")
+                    .arg("-p")
+                    .arg(&*prefix)
+                    .arg("-c")
+                    .arg(&*conf)
+                    .args(["-s", "stop"])
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                if !stopped {
+                    let _ = child.kill();
+                }
+                let _ = child.wait();
+            }
+            Kind::Builtin { stop, .. } => {
+                stop.store(true, Ordering::SeqCst);
+                // Wake the accept loop so it sees the flag.
+                let _ = TcpStream::connect(("127.0.0.1", self.port));
+            }
+        }
+    }
+}
+
+fn nginx_version() -> Option<String> {
+    let out = Command::new("nginx").arg("-v").output().ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    let v = text.trim().strip_prefix("nginx version: ")?;
+    Some(v.replace('/', " "))
+}
+
+fn free_port() -> Result<u16> {
+    let l = TcpListener::bind(("127.0.0.1", 0)).context("bind a loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn start_nginx(root: &Path, scratch: &Path, version: String) -> Result<Server> {
+    let prefix = scratch.join("nginx");
+    beaker::fsx::create_dir_all(&prefix)?;
+    let port = free_port()?;
+    let log = prefix.join("access.log");
+    let p = prefix.display();
+    // As root nginx's workers would switch to `nobody`, who cannot enter a private temp dir.
+    let user = if beaker::who::euid() == 0 {
+        "user root;"
+    } else {
+        ""
+    };
+    let conf = format!(
+        "{user}\nworker_processes 1;\npid {p}/nginx.pid;\nerror_log {p}/error.log;\n\
+         events {{ worker_connections 256; }}\n\
+         http {{\n  log_format bench '$request_method $uri $status $body_bytes_sent';\n\
+           access_log {log};\n  sendfile on;\n  tcp_nopush on;\n  default_type application/octet-stream;\n\
+           client_body_temp_path {p}/body; proxy_temp_path {p}/proxy; fastcgi_temp_path {p}/fastcgi;\n\
+           uwsgi_temp_path {p}/uwsgi; scgi_temp_path {p}/scgi;\n\
+           server {{ listen 127.0.0.1:{port}; root {root}; location / {{ }} }}\n}}\n",
+        log = format_args!("{} bench", log.display()),
+        root = root.display(),
+    );
+    let conf_path = prefix.join("nginx.conf");
+    beaker::fsx::write_user_file(&conf_path, conf.as_bytes())?;
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&prefix)
+        .arg("-c")
+        .arg(&conf_path)
+        .args(["-g", "daemon off;"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("start nginx")?;
+    let mut server = Server {
+        port,
+        what: version,
+        kind: Kind::Nginx {
+            child,
+            log,
+            prefix: prefix.clone(),
+            conf: conf_path,
+        },
+    };
+    wait_until_up(&mut server, &prefix)?;
+    Ok(server)
+}
+
+/// Polls the port until nginx answers (its start-up has no other signal), for up to 10 s.
+fn wait_until_up(server: &mut Server, prefix: &Path) -> Result<()> {
+    for _ in 0..1000 {
+        if TcpStream::connect(("127.0.0.1", server.port)).is_ok() {
+            return Ok(());
+        }
+        if let Kind::Nginx { child, .. } = &mut server.kind {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log =
+                    beaker::fsx::read_to_string(&prefix.join("error.log")).unwrap_or_default();
+                bail!("nginx exited ({status}): {log}");
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    bail!("nginx did not listen on port {} within 10 s", server.port)
+}
+
+fn start_builtin(root: &Path) -> Result<Server> {
+    let listener = TcpListener::bind(("127.0.0.1", 0)).context("bind a loopback port")?;
+    let port = listener.local_addr()?.port();
+    let served = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (root, s, st) = (root.to_path_buf(), served.clone(), stop.clone());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            if st.load(Ordering::SeqCst) {
+                break;
+            }
+            let Ok(conn) = conn else { continue };
+            let (root, s) = (root.clone(), s.clone());
+            std::thread::spawn(move || {
+                let _ = serve(conn, &root, &s);
+            });
+        }
+    });
+    Ok(Server {
+        port,
+        what: "built-in static server (nginx not installed)".into(),
+        kind: Kind::Builtin { served, stop },
+    })
+}
+
+/// Answers one request (GET or HEAD, optional `Range: bytes=N-`) and closes the connection.
+fn serve(conn: TcpStream, root: &Path, served: &Mutex<Vec<String>>) -> Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let mut from = 0u64;
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        let lower = h.to_ascii_lowercase();
+        if let Some(r) = lower.strip_prefix("range:") {
+            if let Some(n) = r
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|r| r.strip_suffix('-'))
+            {
+                from = n.parse().unwrap_or(0);
+            }
+        }
+    }
+    let mut out = conn;
+    let name = path.trim_start_matches('/');
+    let file = (!name.is_empty() && !name.contains("..") && !name.contains('/'))
+        .then(|| beaker::fsx::open_user_file(&root.join(name)).ok())
+        .flatten();
+    let Some(mut file) = file else {
+        out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+        return Ok(());
+    };
+    let len = file.metadata()?.len();
+    let from = from.min(len);
+    let head = if from > 0 {
+        format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{len}\r\nConnection: close\r\n\r\n",
+            len - from,
+            len.saturating_sub(1)
+        )
+    } else {
+        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n")
+    };
+    out.write_all(head.as_bytes())?;
+    if method == "GET" {
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from))?;
+        // std copies file -> socket with sendfile(2) on Linux.
+        std::io::copy(&mut (&mut file).take(len - from), &mut out)?;
+        if let Ok(mut s) = served.lock() {
+            s.push(path.to_string());
+        }
+    }
+    Ok(())
+}
