@@ -1,7 +1,7 @@
 //! From any beaker error to the exit code scripts rely on (DESIGN §10), in one place for the
 //! `beaker` binary and `cargo xtask` alike: 0 ok, 1 operation failed, 2 bad input, 3 not present.
 //!
-//! Every error type of the library is listed once in [`categorized!`] below, with where its
+//! Every error type of the library is listed once in `categorized!` below, with where its
 //! category comes from (so a listed type cannot lack one), and the test
 //! `every_error_type_of_the_library_is_categorized` reads the sources and fails when a new
 //! `thiserror` type is not listed (so a new type cannot silently exit 1).

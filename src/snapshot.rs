@@ -20,7 +20,7 @@
 //! **Checking** ([`check`]) is cheap: each file must be the blob's inode, or a symlink with the
 //! expected target; nothing else may be in the directory. Comparing bytes of a file that is a
 //! different inode is `verify`'s job (it re-hashes). A damaged snapshot is moved out of the way
-//! and built again from the blobs ([`rebuild`]).
+//! and built again from the blobs ([`ensure`] does both).
 //!
 //! Invariants: a snapshot is built only from blobs that are present (so from bytes named by their
 //! hash, I1), it never modifies a blob (links only, I2), and `publish`'s callers record a name's

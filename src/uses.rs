@@ -1,7 +1,7 @@
 //! Use records and pins (DESIGN §14): when a path to each name was last handed out, and which
 //! names must never be evicted. `crate::evict` reads both; nothing here deletes a blob.
 //!
-//! **Use records** are empty files `uses/<key>` (see [`Layout::use_record`]) whose *mtime* is the
+//! **Use records** are empty files `uses/<key>` (see [`crate::store::Layout::use_record`]) whose *mtime* is the
 //! last use. A blob cannot carry it: it is 0444 and owned by whoever published it, so in a group
 //! store nobody else may change its times. A use record is created with the store's file mode
 //! (0664 in a group store, in the setgid `uses/`, so in the store's group), and setting a file's

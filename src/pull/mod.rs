@@ -28,15 +28,19 @@
 //! [`Progress`] receiver.
 //!
 //! # Protocol, and the invariants it keeps
-//! 1. Fast path ([`key::fast_path`]): content present → record the name, no network (I4 via
-//!    `gc.lock`).
-//! 2. Take the download lock (`key`), bounded by `--lock-timeout`; after ~1 s tell the user who
-//!    holds it and how far they are; then look again: the holder has usually published it.
+//! 1. Fast path ([`key::fast_path`]): every file of the model present → build its snapshot if
+//!    needed and record the name, no network (I3, I4 via `gc.lock`).
+//! 2. For each file not in the store: take its download lock (`key`), bounded by
+//!    `--lock-timeout`; while waiting, follow the holder's progress; then look again: the holder
+//!    has usually published it.
 //! 3. Resume the most advanced dead partial ([`resume`]) or create a temp blob; record it in the
 //!    lock file for waiters; fetch from each URL in order ([`crate::fetch`]).
-//! 4. [`publish`]: size and every pinned digest are checked, then the blob is made durable,
-//!    read-only and named without clobbering (I1–I3). A mismatch deletes the bytes and the next
-//!    URL starts afresh; a transport failure keeps them for the next URL or the next run.
+//! 4. [`prepare`]: size and every pinned digest are checked, the bytes made durable and
+//!    read-only. A mismatch deletes them and the next URL starts afresh; a transport failure
+//!    keeps them for the next URL or the next run.
+//! 5. Under one hold of `gc.lock` shared: every new blob is named without clobbering (I1, I2),
+//!    `blobs/` synced, the snapshot built, and only then the name recorded (I3, I4). A model
+//!    never appears half there.
 
 mod error;
 pub mod key;

@@ -220,13 +220,6 @@ impl Store {
             other => StoreError::Lock(other),
         })
     }
-
-    /// Takes `locks/gc.lock`: shared by publishers around publish + manifest entry, exclusive by
-    /// gc, verify's quarantine and `rm`'s sweep (invariant I4). Lock order: after a blob lock,
-    /// never while holding `manifest.lock`.
-    pub fn gc_lock(&self, mode: Mode) -> Result<LockGuard, StoreError> {
-        self.lock(&self.layout.gc_lock(), mode, Wait::Forever, &mut |_| {})
-    }
 }
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
