@@ -19,8 +19,9 @@
 //!    are neither pinned nor in use are evicted here: removed from the manifest like `rm` does
 //!    ([`crate::evict`]), so the sweep below frees exactly their unshared blobs.
 //! 4. Sweep `blobs/` (the sweep `rm` uses too), then drop the digest-index records whose blob
-//!    is gone (including the blobs just swept) or that do not read back, and the use records and
-//!    pins of names the manifest no longer holds.
+//!    is gone (including the blobs just swept) or that do not read back, the `referrers/` lists
+//!    of blobs no name uses (see `crate::store` `referrers`), and the use records and pins of
+//!    names the manifest no longer holds.
 //! 5. Under `locks/manifest.lock` (whose holders write the manifest's temp file in `tmp/`),
 //!    delete temp files older than `tmp_age` whose writer is gone (see [`crate::partials`]).
 //! 6. Delete quarantine entries older than [`QUARANTINE_AGE`].
@@ -247,6 +248,8 @@ pub(crate) fn collect_locked(
     let swept = store.sweep_blobs(gc, &roots, Candidates::All, opts.dry_run)?;
     let going: BTreeSet<Blake3> = swept.removed.iter().map(|(id, _)| *id).collect();
     let index = store.sweep_index(gc, &going, opts.dry_run)?;
+    // The reverse index's lists of blobs no name uses any more (stale markers only).
+    store.sweep_referrers(gc, &manifest.roots(), opts.dry_run)?;
     let (removed_records, foreign_records) = crate::uses::sweep(store, &manifest, opts.dry_run)?;
     let mut out = Outcome {
         dry_run: opts.dry_run,
@@ -370,10 +373,12 @@ fn sweep_temp(
     Ok(())
 }
 
-/// A directory in `tmp/` that `crate::snapshot` made: `snap-<tree>.<pid>.<nonce>.d` or
-/// `damaged-<tree>.<pid>.<nonce>.d`.
+/// A directory in `tmp/` that `crate::snapshot` made (`snap-<tree>.<pid>.<nonce>.d` or
+/// `damaged-<tree>.<pid>.<nonce>.d`), or a `referrers/` list being made (`refs-<blob>.….d`).
 fn is_snapshot_staging(temp: &partials::TempFile) -> bool {
-    (temp.name.starts_with("snap-") || temp.name.starts_with("damaged-"))
+    ["snap-", "damaged-", "refs-"]
+        .iter()
+        .any(|p| temp.name.starts_with(p))
         && temp.name.ends_with(".d")
         && std::fs::symlink_metadata(&temp.path).is_ok_and(|m| m.is_dir())
 }

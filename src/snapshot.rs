@@ -379,6 +379,22 @@ pub fn sweep(
     Ok(out)
 }
 
+/// `rm`: removes the snapshots of `trees`, which no remaining name uses (the caller found that
+/// under gc.lock, which it still holds), then fsyncs `snapshots/`.
+pub fn remove_unused(
+    store: &Store,
+    trees: &BTreeSet<TreeId>,
+    _gc: &crate::store::GcExclusive,
+) -> Result<(), StoreError> {
+    for tree in trees {
+        remove(store, tree)?;
+    }
+    if !trees.is_empty() {
+        fsx::sync_dir(&store.layout().snapshots())?;
+    }
+    Ok(())
+}
+
 /// What [`sweep`] removed (or would).
 #[derive(Debug, Clone, Default)]
 pub struct Swept {

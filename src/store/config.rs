@@ -17,7 +17,10 @@ use crate::error::line_col;
 /// Format 3 keeps the store manifest as one record per name in `names/` instead of one
 /// `manifest.toml` (`super::records`); a format-2 store is upgraded the same way, and a beaker
 /// that knows only format 2 refuses a format-3 store (it would not see the names).
-pub const FORMAT: i64 = 3;
+/// Format 4 adds `referrers/`, the reverse index of the records that `rm` reads
+/// (`super::referrers`); a beaker that knows only format 3 refuses a format-4 store (it would
+/// record names without keeping the index).
+pub const FORMAT: i64 = 4;
 
 /// The oldest store format this beaker reads (and upgrades).
 pub const OLDEST_FORMAT: i64 = 1;
@@ -243,9 +246,10 @@ mod tests {
     #[test]
     fn unknown_format_and_keys_are_refused() {
         assert_eq!(
-            Config::parse("format = 4\n"),
-            Err(ConfigProblem::UnknownFormat("4".into()))
+            Config::parse("format = 5\n"),
+            Err(ConfigProblem::UnknownFormat("5".into()))
         );
+        assert_eq!(Config::parse("format = 4\n").unwrap().format, 4);
         assert_eq!(Config::parse("format = 3\n").unwrap().format, 3);
         assert_eq!(Config::parse("format = 1\n").unwrap().format, 1);
         assert_eq!(Config::parse("format = 2\n").unwrap().format, 2);

@@ -21,6 +21,8 @@
 //! <store>/uses/<key>          a name's use record: its mtime is when a path to it was last handed
 //!                             out (see `crate::uses`); <key> is the name with '/' spelled '+'
 //! <store>/pins/<key>          present: the name is pinned, never evicted
+//! <store>/referrers/<hex>/<key>  present: name <key> may use blob <hex> (format 4; the reverse
+//!                             index `rm` reads, see `referrers`)
 //! ```
 //! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
 //! (`index/` was added within format 1: it is only a hint, created on demand, and a beaker that
@@ -34,7 +36,7 @@ use crate::digest::{Blake3, Upstream};
 use crate::name::ModelName;
 
 /// The directories a store consists of, relative to its root (created by `init`).
-pub const DIRS: [&str; 9] = [
+pub const DIRS: [&str; 10] = [
     "blobs",
     "tmp",
     "locks",
@@ -44,6 +46,7 @@ pub const DIRS: [&str; 9] = [
     "uses",
     "pins",
     "names",
+    "referrers",
 ];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
@@ -113,6 +116,21 @@ impl Layout {
     /// [`Layout::use_record`].
     pub fn name_record(&self, name: &ModelName) -> PathBuf {
         self.names().join(format!("{}.toml", record_key(name)))
+    }
+
+    /// The reverse index of `names/` (format 4, see `super::referrers`).
+    pub fn referrers(&self) -> PathBuf {
+        self.root.join("referrers")
+    }
+
+    /// The names that use blob `id`, one empty file each: `referrers/<hex>/`.
+    pub fn referrers_of(&self, id: &Blake3) -> PathBuf {
+        self.referrers().join(id.to_hex())
+    }
+
+    /// `name`'s marker under blob `id`: `referrers/<hex>/<key>`, the key of [`Layout::use_record`].
+    pub fn referrer(&self, id: &Blake3, name: &ModelName) -> PathBuf {
+        self.referrers_of(id).join(record_key(name))
     }
 
     pub fn pins(&self) -> PathBuf {

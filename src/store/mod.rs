@@ -15,6 +15,7 @@ mod inspect;
 mod layout;
 pub mod policy;
 mod records;
+mod referrers;
 mod refs;
 pub mod sums;
 mod sweep;
@@ -84,6 +85,10 @@ impl Store {
         if store.config.format == 2 {
             // Format 3: the store manifest becomes one record per name (`records`).
             store.upgrade_to_records()?;
+        }
+        if store.config.format == 3 {
+            // Format 4: the reverse index of the records (`referrers`), which `rm` reads.
+            store.upgrade_to_referrers()?;
         }
         Ok(store)
     }

@@ -106,7 +106,7 @@ const STORE_TOML: Rule = file("store.toml", true);
 
 /// The store's policy, written once: [`check_on_open`] refuses the violations marked `refuse_*`,
 /// [`problems`] (for `info`) reports every violation of every row, with the same words.
-const TABLE: [Rule; 20] = [
+const TABLE: [Rule; 22] = [
     Rule {
         target: Target::Root,
         want: Want::Dir,
@@ -127,6 +127,7 @@ const TABLE: [Rule; 20] = [
     dir("uses"),
     dir("pins"),
     dir("names"),
+    dir("referrers"),
     Rule {
         target: Target::EntriesOf("blobs"),
         want: Want::File,
@@ -176,6 +177,15 @@ const TABLE: [Rule; 20] = [
         target: Target::EntriesOf("names"),
         want: Want::File,
         group_bits: Some(GROUP_FILE_BITS),
+        exact_mode: None,
+        refuse_wrong_type: false,
+        refuse_wrong_group: false,
+    },
+    // The reverse index (format 4): one directory per blob, written by every member.
+    Rule {
+        target: Target::EntriesOf("referrers"),
+        want: Want::Dir,
+        group_bits: Some(GROUP_DIR_BITS),
         exact_mode: None,
         refuse_wrong_type: false,
         refuse_wrong_group: false,

@@ -90,9 +90,11 @@ impl Store {
         }
     }
 
-    /// Writes `name`'s record atomically (temp file, fsync, rename, fsync `names/`). The caller
-    /// holds manifest.lock.
+    /// Writes `name`'s record atomically (temp file, fsync, rename, fsync `names/`), after its
+    /// blobs list it in `referrers/` (durably: the index may over-state, never under-state). The
+    /// caller holds manifest.lock, and drops the markers an old entry no longer needs after.
     pub(super) fn write_record(&self, name: &ModelName, entry: &Entry) -> Result<(), StoreError> {
+        self.add_referrers([(name, entry)])?;
         let layout = self.layout();
         let path = layout.name_record(name);
         let one = Manifest {
@@ -119,7 +121,8 @@ impl Store {
         .map_err(|e| StoreError::writing(self.root(), e))
     }
 
-    /// Removes `name`'s record (and `names/` is fsynced); true if there was one.
+    /// Removes `name`'s record (and `names/` is fsynced); true if there was one. Its markers in
+    /// `referrers/` are the caller's to drop, after this.
     pub(super) fn remove_record(&self, name: &ModelName) -> Result<bool, StoreError> {
         let path = self.layout().name_record(name);
         let removed =
@@ -172,7 +175,7 @@ impl Store {
             fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
                 .map_err(|e| StoreError::writing(self.root(), e))?;
             fsx::sync_dir(&self.layout().names())?;
-            self.set_format(super::FORMAT)?;
+            self.set_format(3)?;
             self.finish_move()
         })();
         match done {
@@ -334,10 +337,11 @@ mod tests {
         let names: &[(&str, &[u8])] = &[("a", b"1"), ("org/b", b"2"), ("c", b"1")];
         let (_dir, root) = format_2_store(names);
         let store = Store::open(&root).unwrap();
-        assert_eq!(store.config().format, 3);
+        // 2 → 3 (records) → 4 (their index, `referrers`).
+        assert_eq!(store.config().format, crate::store::FORMAT);
         assert!(std::fs::read_to_string(root.join("store.toml"))
             .unwrap()
-            .contains("format = 3"));
+            .contains("format = 4"));
         assert!(!root.join("manifest.toml").exists());
         assert_eq!(record_files(&root), ["a.toml", "c.toml", "org+b.toml"]);
         assert_eq!(store.read_manifest().unwrap(), manifest(names));
@@ -362,9 +366,9 @@ mod tests {
             Manifest::parse(&legacy, Path::new("m")).unwrap(),
             manifest(names)
         );
-        // The next writer finishes it.
+        // The next writer finishes it (and goes on to format 4, `referrers`).
         let store = Store::open(&root).unwrap();
-        assert_eq!(store.config().format, 3);
+        assert_eq!(store.config().format, crate::store::FORMAT);
         assert_eq!(record_files(&root), ["a.toml", "b.toml"]);
         assert!(!root.join("manifest.toml").exists());
         assert_eq!(store.read_manifest().unwrap(), manifest(names));

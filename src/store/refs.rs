@@ -10,11 +10,15 @@
 //! last-writer-wins, so an entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
 //! entry after writing; see README "Deviations".
 
+use std::collections::BTreeSet;
+
+use super::referrers::blobs_of;
 use super::sweep::Candidates;
 use crate::digest::Blake3;
 use crate::lock::{Mode, Wait};
 use crate::manifest::{Entry, Manifest};
 use crate::name::ModelName;
+use crate::snapshot::TreeId;
 
 use super::{Store, StoreError};
 
@@ -47,8 +51,8 @@ impl Store {
 
     /// Under manifest.lock, a format-3 store whose upgrade was cut short (its `manifest.toml`
     /// still there) is finished first, so edits only ever touch records.
-    fn settle(&self) -> Result<(), StoreError> {
-        if self.config().format >= super::FORMAT {
+    pub(super) fn settle(&self) -> Result<(), StoreError> {
+        if self.config().format >= 3 {
             self.finish_move()?;
         }
         Ok(())
@@ -67,14 +71,24 @@ impl Store {
         let mut manifest = self.read_manifest()?;
         let before = manifest.clone();
         let out = edit(&mut manifest)?;
-        for (name, entry) in &manifest.models {
-            if before.models.get(name) != Some(entry) {
-                self.write_record(name, entry)?;
+        let changed: Vec<(&ModelName, &Entry)> = manifest
+            .models
+            .iter()
+            .filter(|(name, entry)| before.models.get(*name) != Some(*entry))
+            .collect();
+        // All the markers first, each directory fsynced once (one name at a time would fsync
+        // per name: an edit of thousands of names).
+        self.add_referrers(changed.iter().copied())?;
+        for (name, entry) in changed {
+            self.write_record(name, entry)?;
+            if let Some(old) = before.models.get(name) {
+                self.drop_stale_referrers(name, old, entry);
             }
         }
-        for name in before.models.keys() {
+        for (name, old) in &before.models {
             if !manifest.models.contains_key(name) {
                 self.remove_record(name)?;
+                self.drop_referrers(name, &blobs_of(name, old));
             }
         }
         Ok(out)
@@ -93,6 +107,9 @@ impl Store {
             let previous = self.read_entry(name)?;
             if previous.as_ref() != Some(&entry) {
                 self.write_record(name, &entry)?;
+                if let Some(old) = &previous {
+                    self.drop_stale_referrers(name, old, &entry);
+                }
             }
             previous
         };
@@ -112,76 +129,101 @@ impl Store {
         Ok(previous.filter(|p| !p.same_content(&entry, name)))
     }
 
+    /// The markers of blobs `old` used and `new` does not (a name re-pointed to other content).
+    fn drop_stale_referrers(&self, name: &ModelName, old: &Entry, new: &Entry) {
+        let now = blobs_of(name, new);
+        let stale: Vec<Blake3> = blobs_of(name, old).difference(&now).copied().collect();
+        self.drop_referrers(name, &stale);
+    }
+
+    /// The records of `names` (each once, in order); [`StoreError::UnknownNames`] lists those the
+    /// store does not hold. Reads only these records.
+    fn entries_of(&self, names: &[ModelName]) -> Result<Vec<(ModelName, Entry)>, StoreError> {
+        let mut found: Vec<(ModelName, Entry)> = Vec::with_capacity(names.len());
+        let mut unknown = Vec::new();
+        for n in names {
+            if found.iter().any(|(f, _)| f == n) {
+                continue;
+            }
+            match self.read_entry(n)? {
+                Some(e) => found.push((n.clone(), e)),
+                None => unknown.push(n.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(StoreError::UnknownNames { names: unknown });
+        }
+        Ok(found)
+    }
+
+    /// The blobs and snapshots of `removed` that no other name uses. From the index where it is
+    /// trusted (reading only the records of names that share a blob; `tidy` drops stale markers
+    /// on the way, under manifest.lock), else from every record.
+    fn orphans(&self, removed: &[(ModelName, Entry)], tidy: bool) -> Result<Orphans, StoreError> {
+        let names: BTreeSet<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
+        let blobs: BTreeSet<Blake3> = removed.iter().flat_map(|(n, e)| blobs_of(n, e)).collect();
+        let trees: BTreeSet<Blake3> = removed.iter().filter_map(|(_, e)| e.tree).collect();
+        let (used_blobs, used_trees) = if self.referrers_trusted() {
+            self.still_used(&names, &blobs, tidy)?
+        } else {
+            let mut rest = self.read_manifest()?;
+            rest.models.retain(|n, _| !names.contains(n));
+            let trees = rest.trees().into_iter().map(|t| t.0).collect();
+            (rest.roots(), trees)
+        };
+        Ok(Orphans {
+            blobs: blobs.difference(&used_blobs).copied().collect(),
+            trees: trees.difference(&used_trees).map(|t| TreeId(*t)).collect(),
+        })
+    }
+
     /// `beaker store rm --dry-run`: what [`Store::remove`] would remove now (the names, and the
     /// blobs no remaining name uses, with their sizes), changing nothing. Unknown names are the
     /// same error as for `remove`.
     pub fn plan_remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
-        let mut manifest = self.read_manifest()?;
-        let unknown = manifest.unknown(names);
-        if !unknown.is_empty() {
-            return Err(StoreError::UnknownNames { names: unknown });
-        }
-        let removed: Vec<(ModelName, Entry)> = names
-            .iter()
-            .filter_map(|n| manifest.models.remove(n).map(|e| (n.clone(), e)))
-            .collect();
-        let roots = manifest.roots();
-        let mut freed = std::collections::BTreeMap::new();
-        for (name, entry) in &removed {
-            for f in entry.files(name) {
-                let Some(id) = f.blake3.filter(|id| !roots.contains(id)) else {
-                    continue;
-                };
-                if let super::BlobState::Present { size } = self.blob_state(&id, None)? {
-                    freed.insert(id, size);
-                }
+        let removed = self.entries_of(names)?;
+        let orphans = self.orphans(&removed, false)?;
+        let mut freed = Vec::new();
+        for id in orphans.blobs {
+            if let super::BlobState::Present { size } = self.blob_state(&id, None)? {
+                freed.push((id, size));
             }
         }
         Ok(Removed {
             names: removed,
-            freed: freed.into_iter().collect(),
+            freed,
         })
     }
 
     /// `beaker store rm`: removes the names (all or nothing: an unknown name changes nothing), then
-    /// deletes the blobs no remaining name references, with the same sweep gc uses.
+    /// deletes the snapshots and blobs no remaining name uses. Reads the records of the names
+    /// given and of the names that share their blobs (`referrers`), not every record.
     pub fn remove(&self, names: &[ModelName]) -> Result<Removed, StoreError> {
         // A name that is not recorded now fails before any lock is taken, so a typo leaves the
         // store byte-for-byte unchanged (taking a lock rewrites its holder record). The check
         // under the lock below stays: a concurrent rm may remove the name in between.
-        self.plan_remove(names)?;
+        self.entries_of(names)?;
         // gc.lock exclusive for the whole operation: no publisher can be between "blob is
         // there" and "name recorded" while we decide which blobs are unreferenced (I4).
         let gc = self.gc_exclusive(&mut |_| {})?;
-        let removed = {
+        let (removed, orphans) = {
             let _guard = self.manifest_lock()?;
             self.settle()?;
-            let mut found = Vec::with_capacity(names.len());
-            let mut unknown = Vec::new();
-            for n in names {
-                match self.read_entry(n)? {
-                    Some(e) => found.push((n.clone(), e)),
-                    None => unknown.push(n.to_string()),
-                }
-            }
-            if !unknown.is_empty() {
-                return Err(StoreError::UnknownNames { names: unknown });
-            }
-            found.dedup_by(|a, b| a.0 == b.0);
+            let found = self.entries_of(names)?;
             for (n, _) in &found {
                 self.remove_record(n)?;
             }
-            found
+            let orphans = self.orphans(&found, true)?;
+            for (n, e) in &found {
+                self.drop_referrers(n, &blobs_of(n, e));
+            }
+            (found, orphans)
         };
-        let now = self.read_manifest()?;
-        let roots = now.roots();
-        crate::snapshot::sweep(self, &now.trees(), &gc, false)?;
-        let candidates: Vec<Blake3> = removed
-            .iter()
-            .flat_map(|(n, e)| e.files(n))
-            .filter_map(|f| f.blake3)
-            .collect();
-        let swept = self.sweep_blobs(&gc, &roots, Candidates::Only(&candidates), false)?;
+        crate::snapshot::remove_unused(self, &orphans.trees, &gc)?;
+        let candidates: Vec<Blake3> = orphans.blobs.into_iter().collect();
+        let swept =
+            self.sweep_blobs(&gc, &BTreeSet::new(), Candidates::Only(&candidates), false)?;
+        self.forget_referrers(swept.removed.iter().map(|(id, _)| *id));
         let gone: Vec<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
         crate::uses::forget(self, &gone);
         Ok(Removed {
@@ -189,4 +231,10 @@ impl Store {
             freed: swept.removed,
         })
     }
+}
+
+/// What removing some names leaves unused.
+struct Orphans {
+    blobs: BTreeSet<Blake3>,
+    trees: BTreeSet<TreeId>,
 }

@@ -187,6 +187,7 @@ impl Store {
             l.snapshots(),
             l.uses(),
             l.pins(),
+            l.referrers(),
         ] {
             if let Err(e) = crate::who::may_write_in(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {

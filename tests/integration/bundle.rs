@@ -307,7 +307,7 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
     );
     assert!(std::fs::read_to_string(env.store.join("store.toml"))
         .unwrap()
-        .contains("format = 3"));
+        .contains("format = 4"));
     assert_eq!(snapshot_dirs(&env).len(), 3);
     // Format 3: one record per name, and no manifest.toml left.
     assert!(!env.store.join("manifest.toml").exists());

@@ -195,7 +195,7 @@ fn store_layout_and_cachedir_tag() {
     assert!(tag.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
     let cfg = std::fs::read_to_string(env.store.join("store.toml")).unwrap();
     assert!(
-        cfg.contains("format = 3\nmode = \"private\"\nlocking = \"flock\"\n"),
+        cfg.contains("format = 4\nmode = \"private\"\nlocking = \"flock\"\n"),
         "{cfg}"
     );
     // init again with the same settings is fine; with other settings it is refused.
@@ -367,12 +367,12 @@ fn a_foreign_directory_is_not_turned_into_a_store() {
 fn unknown_store_format_is_refused() {
     let env = Env::new();
     env.run(&["store", "init"]).ok();
-    std::fs::write(env.store.join("store.toml"), b"format = 4\n").unwrap();
+    std::fs::write(env.store.join("store.toml"), b"format = 5\n").unwrap();
     let before = snapshot(&env.store);
     let src = env.file("a", b"x");
     env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
-        .fails(2, &["store format 4", "understands formats up to 3"]);
-    env.run(&["store", "ls"]).fails(2, &["store format 4"]);
+        .fails(2, &["store format 5", "understands formats up to 4"]);
+    env.run(&["store", "ls"]).fails(2, &["store format 5"]);
     std::fs::write(
         env.store.join("store.toml"),
         b"format = 1\nlocking = \"maybe\"\n",

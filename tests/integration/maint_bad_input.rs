@@ -56,10 +56,10 @@ fn maintenance_on_something_that_is_not_a_store_is_bad_input() {
     // A store of a format this beaker does not know.
     add(&env, "a", b"x");
     plant_orphan(&env, b"orphan");
-    std::fs::write(env.store.join("store.toml"), "format = 4\n").unwrap();
+    std::fs::write(env.store.join("store.toml"), "format = 5\n").unwrap();
     let before = env.blob_names();
     for cmd in ["gc", "verify", "prune-locks"] {
-        env.run(&["store", cmd]).fails(2, &["format 4"]);
+        env.run(&["store", cmd]).fails(2, &["format 5"]);
     }
     assert_eq!(env.blob_names(), before);
 }

@@ -41,7 +41,7 @@ fn a_format_2_store_is_upgraded_to_records_by_its_first_writer_and_keeps_every_n
     assert_eq!(names, ["a", "org/b"]);
     assert!(std::fs::read_to_string(env.store.join("store.toml"))
         .unwrap()
-        .contains("format = 3"));
+        .contains("format = 4"));
     assert!(!env.store.join("manifest.toml").exists());
     assert_eq!(
         list_names(&env.store.join("names")),

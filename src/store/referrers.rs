@@ -1,0 +1,459 @@
+//! The reverse index of the store manifest (store format 4): `referrers/<blob>/<key>`, an empty
+//! file for each name whose record lists that blob (`<key>` is the name with `/` spelled `+`, as
+//! in `names/`). It lets `rm` decide which blobs and snapshots its names leave unused by reading
+//! the records of the few names that share them, instead of every record in the store (issue 14,
+//! P8: `rm` at 20,000 names).
+//!
+//! **It may over-state, never under-state** (in a store with locks). A marker is made durable
+//! (file created, its directory fsynced) *before* the record that needs it is written, and removed
+//! only *after* the record that needed it is gone or changed; a crash in between leaves a marker
+//! without a record, never a record without its markers. So the names listed under a blob are a
+//! superset of the names that use it, and a reader checks each against its record (dropping the
+//! stale ones) before believing it. Nothing but `rm` trusts the index: gc, verify and eviction
+//! read every record as before.
+//!
+//! **Where it is not trusted.** With `locking = "none"` writers are not ordered against `rm`, so
+//! `rm` reads every record there, as before format 4. A store upgraded from format 3 gets its
+//! index built by the first writer that opens it ([`Store::upgrade_to_referrers`]), under
+//! `manifest.lock`, before `store.toml` says 4; a beaker of format 3 refuses a store of format 4,
+//! so from then on every writer keeps the index.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use crate::digest::Blake3;
+use crate::error::IoError;
+use crate::fsx;
+use crate::manifest::Entry;
+use crate::name::ModelName;
+
+use super::{Locking, Store, StoreError};
+
+/// The blobs `entry`'s files are stored as.
+pub(super) fn blobs_of(name: &ModelName, entry: &Entry) -> BTreeSet<Blake3> {
+    entry
+        .files(name)
+        .into_iter()
+        .filter_map(|f| f.blake3)
+        .collect()
+}
+
+impl Store {
+    /// Whether `rm` may trust the index: the store is of format 4 or later (every writer keeps
+    /// it) and has locks (writers are ordered against `rm` by gc.lock and manifest.lock).
+    pub(super) fn referrers_trusted(&self) -> bool {
+        self.config().format >= 4 && self.config().locking != Locking::None
+    }
+
+    /// Makes sure each blob of each entry lists its name, durably, before the records are written:
+    /// creates the missing markers (and their blob's directory), then fsyncs every directory it
+    /// changed once. A marker already there costs one failed `open`.
+    pub(super) fn add_referrers<'a>(
+        &self,
+        entries: impl IntoIterator<Item = (&'a ModelName, &'a Entry)>,
+    ) -> Result<(), StoreError> {
+        let layout = self.layout();
+        let (dir_mode, file_mode) = (self.config().dir_mode(), self.config().file_mode());
+        let w = |e| StoreError::writing(self.root(), e);
+        let mut changed: BTreeSet<PathBuf> = BTreeSet::new();
+        for (name, entry) in entries {
+            for id in blobs_of(name, entry) {
+                let marker = layout.referrer(&id, name);
+                match fsx::create_exclusive(&marker, file_mode) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        // First name of this blob (or a store whose referrers/ was deleted).
+                        fsx::ensure_dir(&layout.referrers(), dir_mode).map_err(w)?;
+                        self.create_list(&id, &marker)?;
+                        changed.insert(layout.referrers());
+                    }
+                    Err(e) => return Err(w(e)),
+                }
+                changed.insert(layout.referrers_of(&id));
+            }
+        }
+        for dir in &changed {
+            fsx::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+
+    /// Creates blob `id`'s list holding `marker`, so that it appears with its mode and its first
+    /// marker already there: built in `tmp/` (`refs-<hex>.….d`, swept by gc if left), fsynced,
+    /// then moved into place without clobbering. (A list made in place would be, for an instant,
+    /// a directory of the umask's mode that another member of a group store cannot write in.)
+    /// If another process made the list meanwhile, the marker goes into that one.
+    fn create_list(&self, id: &Blake3, marker: &std::path::Path) -> Result<(), StoreError> {
+        let layout = self.layout();
+        let (dir_mode, file_mode) = (self.config().dir_mode(), self.config().file_mode());
+        let w = |e| StoreError::writing(self.root(), e);
+        let key = marker.file_name().unwrap_or_default();
+        let staging = fsx::unique_path(&layout.tmp(), &format!("refs-{}", id.to_hex()), "d");
+        fsx::create_dir_exclusive(&staging, dir_mode).map_err(w)?;
+        let built = fsx::create_exclusive(&staging.join(key), file_mode)
+            .and_then(|_| fsx::sync_dir(&staging))
+            .and_then(|()| fsx::persist_dir_noclobber(&staging, &layout.referrers_of(id)));
+        match built {
+            Ok(fsx::Persisted::Created) => Ok(()),
+            Ok(fsx::Persisted::AlreadyExists) => {
+                let _ = fsx::remove_tree(&staging);
+                match fsx::create_exclusive(marker, file_mode) {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    Err(e) => Err(w(e)),
+                }
+            }
+            Err(e) => {
+                let _ = fsx::remove_tree(&staging);
+                Err(w(e))
+            }
+        }
+    }
+
+    /// Drops `name` from the lists of the blobs in `blobs`, after its record no longer uses them.
+    /// Best effort: a marker left behind only over-states, and the next `rm` of a name sharing
+    /// the blob drops it.
+    pub(super) fn drop_referrers<'a>(
+        &self,
+        name: &ModelName,
+        blobs: impl IntoIterator<Item = &'a Blake3>,
+    ) {
+        for id in blobs {
+            let _ = fsx::remove_file_if_exists(&self.layout().referrer(id, name));
+        }
+    }
+
+    /// The names whose markers say they use blob `id` (a superset of those that do: check each
+    /// against its record). Entries that are not a name's key are ignored, like foreign files in
+    /// `names/`.
+    pub(super) fn listed_referrers(&self, id: &Blake3) -> Result<Vec<ModelName>, StoreError> {
+        let dir = self.layout().referrers_of(id);
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(IoError::new("list", &dir, e).into()),
+        };
+        let mut names = Vec::new();
+        for item in entries {
+            let item = item.map_err(|e| IoError::new("list", &dir, e))?;
+            if let Some(name) = item.file_name().to_str().and_then(super::name_of_record) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// Which of `blobs` and `trees` a name other than those in `removed` still uses, read from
+    /// the index: for each blob, the records of the names listed under it. A listed name whose
+    /// record no longer uses the blob is dropped from its list when `tidy` (the caller holds
+    /// manifest.lock). Only where [`Store::referrers_trusted`].
+    pub(super) fn still_used(
+        &self,
+        removed: &BTreeSet<ModelName>,
+        blobs: &BTreeSet<Blake3>,
+        tidy: bool,
+    ) -> Result<(BTreeSet<Blake3>, BTreeSet<Blake3>), StoreError> {
+        let mut records: BTreeMap<ModelName, Option<Entry>> = BTreeMap::new();
+        let (mut used_blobs, mut used_trees) = (BTreeSet::new(), BTreeSet::new());
+        for id in blobs {
+            for name in self.listed_referrers(id)? {
+                if removed.contains(&name) {
+                    continue;
+                }
+                let entry = match records.get(&name) {
+                    Some(e) => e.clone(),
+                    None => {
+                        let e = self.read_entry(&name)?;
+                        records.insert(name.clone(), e.clone());
+                        e
+                    }
+                };
+                match entry {
+                    Some(e) if blobs_of(&name, &e).contains(id) => {
+                        used_blobs.insert(*id);
+                        used_trees.extend(e.tree);
+                    }
+                    _ if tidy => self.drop_referrers(&name, [id]),
+                    _ => {}
+                }
+            }
+        }
+        Ok((used_blobs, used_trees))
+    }
+
+    /// Removes the lists of blobs that were deleted (their markers can only be stale).
+    pub(super) fn forget_referrers(&self, blobs: impl IntoIterator<Item = Blake3>) {
+        for id in blobs {
+            let _ = fsx::remove_tree(&self.layout().referrers_of(&id));
+        }
+    }
+
+    /// gc: removes the lists of blobs no name uses (`roots` is every blob a record lists, read
+    /// under gc.lock held exclusively): their markers are stale or their blob is gone. Returns how
+    /// many lists went. Not in a lockless store, where a writer may be adding a marker right now.
+    pub(crate) fn sweep_referrers(
+        &self,
+        _proof: &super::GcExclusive,
+        roots: &BTreeSet<Blake3>,
+        dry_run: bool,
+    ) -> Result<usize, StoreError> {
+        if dry_run || self.config().locking == Locking::None {
+            return Ok(0);
+        }
+        let dir = self.layout().referrers();
+        let mut gone = 0;
+        for (name, _) in super::inspect::files_in(&dir)? {
+            let Ok(id) = Blake3::from_hex(&name) else {
+                continue;
+            };
+            if !roots.contains(&id) {
+                fsx::remove_tree(&dir.join(&name))
+                    .map_err(|e| StoreError::writing(self.root(), e))?;
+                gone += 1;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Upgrades a format-3 store to format 4: under manifest.lock, every name's markers are
+    /// written (durably), and only then does `store.toml` say 4. A crash before that leaves a
+    /// format-3 store with some markers, which a beaker of format 3 ignores and the next upgrade
+    /// completes. A user who cannot write the store keeps reading it as it is.
+    pub(crate) fn upgrade_to_referrers(&mut self) -> Result<(), StoreError> {
+        let done = (|| {
+            let _guard = self.manifest_lock()?;
+            self.settle()?;
+            let manifest = self.read_manifest()?;
+            fsx::ensure_dir(&self.layout().referrers(), self.config().dir_mode())
+                .map_err(|e| StoreError::writing(self.root(), e))?;
+            self.add_referrers(&manifest.models)?;
+            fsx::sync_dir(self.root())?;
+            self.set_format(super::FORMAT)
+        })();
+        match done {
+            Err(StoreError::NotWritable { .. }) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests plant and inspect index files and turn stores back into format 3 with raw std::fs.
+    #![allow(clippy::disallowed_methods)]
+    use super::*;
+    use crate::progress::Silent;
+    use crate::store::{Config, InitOptions};
+    use std::path::Path;
+
+    fn name(n: &str) -> ModelName {
+        ModelName::new(n).unwrap()
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        root: PathBuf,
+        store: Store,
+    }
+
+    fn store() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("s");
+        let store = Store::init(&root, InitOptions::default()).unwrap();
+        Fixture {
+            _dir: dir,
+            root,
+            store,
+        }
+    }
+
+    impl Fixture {
+        /// Adds a file holding `bytes` as `n` (file name `f.bin`), the way `store add` does.
+        fn add(&self, n: &str, bytes: &[u8]) -> Blake3 {
+            let src = self._dir.path().join("f.bin");
+            std::fs::write(&src, bytes).unwrap();
+            crate::add::add(&self.store, &src, &name(n), false, &mut Silent).unwrap();
+            Blake3::of(bytes)
+        }
+
+        fn listed(&self, id: &Blake3) -> Vec<String> {
+            let mut v: Vec<String> =
+                match std::fs::read_dir(self.root.join("referrers").join(id.to_hex())) {
+                    Ok(d) => d
+                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect(),
+                    Err(_) => Vec::new(),
+                };
+            v.sort();
+            v
+        }
+
+        fn has_blob(&self, id: &Blake3) -> bool {
+            self.root.join("blobs").join(id.to_hex()).exists()
+        }
+
+        fn snapshots(&self) -> usize {
+            std::fs::read_dir(self.root.join("snapshots"))
+                .unwrap()
+                .count()
+        }
+    }
+
+    #[test]
+    fn recording_a_name_lists_it_under_each_of_its_blobs_and_re_pointing_moves_it() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("org/b", b"x");
+        assert_eq!(f.listed(&x), ["a", "org+b"]);
+        let y = f.add("a", b"y");
+        assert_eq!(f.listed(&x), ["org+b"], "a no longer uses x");
+        assert_eq!(f.listed(&y), ["a"]);
+    }
+
+    #[test]
+    fn rm_frees_a_blob_only_when_its_last_name_goes_and_cleans_the_index() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("b", b"x");
+        let y = f.add("c", b"y");
+        assert_eq!(f.snapshots(), 2, "a and b share one snapshot");
+        let r = f.store.remove(&[name("a")]).unwrap();
+        assert!(r.freed.is_empty(), "b still uses x: {r:?}");
+        assert!(f.has_blob(&x));
+        assert_eq!(f.snapshots(), 2, "b still uses the snapshot");
+        assert_eq!(f.listed(&x), ["b"]);
+        let r = f.store.remove(&[name("b")]).unwrap();
+        assert_eq!(r.freed, vec![(x, 1)]);
+        assert!(!f.has_blob(&x));
+        assert_eq!(f.snapshots(), 1, "only c's snapshot is left");
+        assert!(!f.root.join("referrers").join(x.to_hex()).exists());
+        assert!(f.has_blob(&y) && f.listed(&y) == ["c"]);
+    }
+
+    #[test]
+    fn rm_keeps_a_blob_another_model_uses_under_another_file_name() {
+        let f = store();
+        let x = f.add("a", b"x");
+        // The same bytes as a second file of a two-file model: another tree, the same blob.
+        let dir = f._dir.path().join("two");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("w.bin"), b"x").unwrap();
+        std::fs::write(dir.join("m.bin"), b"m").unwrap();
+        crate::add::add(&f.store, &dir, &name("two"), false, &mut Silent).unwrap();
+        assert_eq!(f.snapshots(), 2);
+        let r = f.store.remove(&[name("a")]).unwrap();
+        assert!(r.freed.is_empty(), "{r:?}");
+        assert!(f.has_blob(&x));
+        assert_eq!(f.snapshots(), 1, "a's snapshot went, two's stayed");
+        assert_eq!(
+            std::fs::read(
+                f.store
+                    .locate(&name("two"))
+                    .unwrap()
+                    .dir
+                    .unwrap()
+                    .join("w.bin")
+            )
+            .unwrap(),
+            b"x"
+        );
+    }
+
+    #[test]
+    fn a_stale_marker_keeps_nothing_and_is_dropped_by_rm() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("b", b"y");
+        // b listed under x although its record uses y: what a crash between "record
+        // re-pointed" and "old marker dropped" leaves.
+        std::fs::write(f.root.join("referrers").join(x.to_hex()).join("b"), b"").unwrap();
+        let r = f.store.remove(&[name("a")]).unwrap();
+        assert_eq!(r.freed, vec![(x, 1)]);
+        assert!(!f.has_blob(&x));
+        assert!(!f.root.join("referrers").join(x.to_hex()).exists());
+    }
+
+    #[test]
+    fn rm_reads_only_the_records_of_the_names_that_share_its_blobs() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("b", b"y");
+        // An unrelated record that does not parse: rm of a does not need it, so it works
+        // (gc, which reads every record, still refuses the store).
+        std::fs::write(f.root.join("names/b.toml"), "not toml [").unwrap();
+        let r = f.store.remove(&[name("a")]).unwrap();
+        assert_eq!(r.freed, vec![(x, 1)]);
+        // A record that does not parse *and* shares the blob is needed: rm refuses, and
+        // changes nothing.
+        let z = f.add("c", b"z");
+        f.add("d", b"z");
+        std::fs::write(f.root.join("names/d.toml"), "not toml [").unwrap();
+        let e = f.store.remove(&[name("c")]).unwrap_err().to_string();
+        assert!(e.contains("names/d.toml"), "{e}");
+        assert!(f.has_blob(&z));
+    }
+
+    #[test]
+    fn a_format_3_store_gets_its_index_on_open_before_it_says_format_4() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("b", b"x");
+        // Back to what a format-3 beaker leaves: no referrers/.
+        std::fs::remove_dir_all(f.root.join("referrers")).unwrap();
+        let toml = std::fs::read_to_string(f.root.join("store.toml")).unwrap();
+        std::fs::write(
+            f.root.join("store.toml"),
+            toml.replace("format = 4", "format = 3"),
+        )
+        .unwrap();
+        let store = Store::open(&f.root).unwrap();
+        assert_eq!(store.config().format, 4);
+        assert!(std::fs::read_to_string(f.root.join("store.toml"))
+            .unwrap()
+            .contains("format = 4"));
+        assert_eq!(f.listed(&x), ["a", "b"]);
+        let r = store.remove(&[name("a")]).unwrap();
+        assert!(r.freed.is_empty(), "b still uses x: {r:?}");
+        assert!(f.has_blob(&x));
+    }
+
+    #[test]
+    fn a_read_only_format_3_store_is_read_as_it_is_and_rm_reads_every_record() {
+        let f = store();
+        f.add("a", b"x");
+        std::fs::remove_dir_all(f.root.join("referrers")).unwrap();
+        let toml = std::fs::read_to_string(f.root.join("store.toml")).unwrap();
+        std::fs::write(
+            f.root.join("store.toml"),
+            toml.replace("format = 4", "format = 3"),
+        )
+        .unwrap();
+        // Without the index, the plan comes from every record (format 3's way).
+        let config = Config {
+            format: 3,
+            ..*f.store.config()
+        };
+        let old = Store {
+            layout: f.store.layout().clone(),
+            config,
+        };
+        assert!(!old.referrers_trusted());
+        let plan = old.plan_remove(&[name("a")]).unwrap();
+        assert_eq!(plan.freed.len(), 1);
+        assert!(!Path::new(&f.root.join("referrers")).exists());
+    }
+
+    #[test]
+    fn gc_drops_the_lists_of_blobs_no_name_uses() {
+        let f = store();
+        let x = f.add("a", b"x");
+        // A list left for a blob no name uses (a crash before rm dropped it).
+        let y = Blake3::of(b"gone");
+        std::fs::create_dir(f.root.join("referrers").join(y.to_hex())).unwrap();
+        std::fs::write(f.root.join("referrers").join(y.to_hex()).join("a"), b"").unwrap();
+        crate::gc::collect(&f.store, &crate::gc::Options::default(), &mut Silent).unwrap();
+        assert!(!f.root.join("referrers").join(y.to_hex()).exists());
+        assert_eq!(f.listed(&x), ["a"]);
+    }
+}
