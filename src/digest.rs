@@ -53,24 +53,31 @@ impl<const N: usize> HexDigest<N> {
                 actual: s.chars().count(),
             });
         }
+        // Byte by byte (gc parses thousands of file names); a bad one is reported by its
+        // character and position, counted in characters.
+        let nibble = |b: u8| match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            _ => None,
+        };
+        let bytes = s.as_bytes();
         let mut out = [0u8; N];
-        for (position, c) in s.chars().enumerate() {
-            let nibble = match c {
-                '0'..='9' => c as u8 - b'0',
-                'a'..='f' => c as u8 - b'a' + 10,
+        for (i, byte) in out.iter_mut().enumerate() {
+            match (nibble(bytes[2 * i]), nibble(bytes[2 * i + 1])) {
+                (Some(high), Some(low)) => *byte = high << 4 | low,
                 _ => {
+                    let (position, found) = s
+                        .chars()
+                        .enumerate()
+                        .find(|(_, c)| !matches!(c, '0'..='9' | 'a'..='f'))
+                        .unwrap_or((0, '?'));
                     return Err(ParseDigestError::Char {
                         algo,
-                        found: c,
+                        found,
                         position,
-                    })
+                    });
                 }
-            };
-            out[position / 2] |= if position % 2 == 0 {
-                nibble << 4
-            } else {
-                nibble
-            };
+            }
         }
         Ok(Self(out))
     }

@@ -44,6 +44,7 @@ pub mod name;
 pub mod oci;
 pub mod onnx;
 #[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
+pub mod par;
 pub mod partials;
 pub mod progress;
 pub mod prune;

@@ -359,7 +359,7 @@ pub fn sweep(
     dry_run: bool,
 ) -> Result<Swept, StoreError> {
     let mut out = Swept::default();
-    for (name, _) in crate::store::files_in(&store.layout().snapshots())? {
+    for name in crate::store::names_in(&store.layout().snapshots())? {
         let Ok(id) = Blake3::from_hex(&name) else {
             out.foreign.push(name);
             continue;

@@ -30,7 +30,7 @@ use crate::error::IoError;
 use crate::fsx;
 use crate::manifest::{Entry, Manifest};
 use crate::name::ModelName;
-use crate::store::{files_in, name_of_record, Store, StoreError};
+use crate::store::{files_in, name_of_record, names_in, Store, StoreError};
 
 /// A use record is rewritten at most this often: a cache hit normally costs only an `lstat`.
 pub const RECORD_EVERY: Duration = Duration::from_secs(3600);
@@ -192,13 +192,18 @@ pub fn sweep(
         ("uses", store.layout().uses()),
         ("pins", store.layout().pins()),
     ] {
-        for (key, _) in files_in(&dir)? {
+        for key in names_in(&dir)? {
             let path = dir.join(&key);
-            match name_of_record(&key) {
-                Some(name) if is_file(&path) => {
-                    if manifest.models.contains_key(&name) {
-                        continue;
-                    }
+            let name = name_of_record(&key);
+            // A record of a name the store holds stays, whatever it is (no `stat` of each).
+            if name
+                .as_ref()
+                .is_some_and(|n| manifest.models.contains_key(n))
+            {
+                continue;
+            }
+            match name {
+                Some(_) if is_file(&path) => {
                     if !dry_run {
                         fsx::remove_file_if_exists(&path)
                             .map_err(|e| StoreError::writing(store.root(), e))?;

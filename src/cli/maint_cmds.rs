@@ -16,8 +16,7 @@ pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
     if out.json {
         return out.json(&outcome);
     }
-    println!("{outcome}");
-    Ok(())
+    Ok(super::output::print_report(&outcome)?)
 }
 
 pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
@@ -36,9 +35,9 @@ pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
         }
         out.json(&doc)?;
     } else {
-        println!("{outcome}");
+        super::output::print_report(&outcome)?;
         if let Some(d) = &deep {
-            println!("{d}");
+            super::output::print_report(d)?;
         }
     }
     let found = outcome
@@ -64,6 +63,5 @@ pub fn prune_locks(root: &Path, out: Output) -> Result<()> {
     if out.json {
         return out.json(&outcome);
     }
-    println!("{outcome}");
-    Ok(())
+    Ok(super::output::print_report(&outcome)?)
 }

@@ -169,6 +169,18 @@ impl Progress for Bar {
     }
 }
 
+/// Prints a report of many lines (and a final newline) in one `write`: stdout is line-buffered
+/// even into a pipe, so `println!` of a report wrote once per line (gc's 2,500 removed blobs were
+/// 2,500 system calls). A reader that stops early (`| head`) is not an error.
+pub fn print_report(report: &impl std::fmt::Display) -> std::io::Result<()> {
+    use std::io::Write;
+    let text = format!("{report}\n");
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::ago;

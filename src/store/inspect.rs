@@ -308,6 +308,29 @@ impl Store {
     }
 }
 
+/// The names of the entries of `dir`, sorted, without a `stat` of each (a sweep of thousands of
+/// entries looks closer only at those it removes; one may be gone by then). A missing directory
+/// has none.
+pub fn names_in(dir: &Path) -> Result<Vec<String>, IoError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(IoError::new("list", dir, e)),
+    };
+    let mut out = Vec::new();
+    for entry in entries {
+        out.push(
+            entry
+                .at("list", dir)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned(),
+        );
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Names and sizes of the entries of `dir` (no recursion, no symlinks followed). A missing
 /// directory has none.
 pub fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {

@@ -28,7 +28,7 @@ pub use config::{
 };
 pub use error::StoreError;
 pub use index::{IndexSwept, Mapping};
-pub use inspect::{files_in, BlobState, Count, Info, Listing, Located, LockFile};
+pub use inspect::{files_in, names_in, BlobState, Count, Info, Listing, Located, LockFile};
 pub use layout::{name_of_record, quarantined_at, Layout};
 pub use refs::Removed;
 pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};

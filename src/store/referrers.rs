@@ -203,14 +203,16 @@ impl Store {
         }
         let dir = self.layout().referrers();
         let mut gone = 0;
-        for (name, _) in super::inspect::files_in(&dir)? {
+        for name in super::inspect::names_in(&dir)? {
             let Ok(id) = Blake3::from_hex(&name) else {
                 continue;
             };
             if !roots.contains(&id) {
-                fsx::remove_tree(&dir.join(&name))
-                    .map_err(|e| StoreError::writing(self.root(), e))?;
-                gone += 1;
+                match fsx::remove_tree(&dir.join(&name)) {
+                    Ok(()) => gone += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(StoreError::writing(self.root(), e)),
+                }
             }
         }
         Ok(gone)

@@ -128,7 +128,7 @@ impl Store {
             }
             Candidates::All => {
                 let mut ids = Vec::new();
-                for (name, _) in super::inspect::files_in(&self.layout().blobs())? {
+                for name in super::inspect::names_in(&self.layout().blobs())? {
                     match Blake3::from_hex(&name) {
                         Ok(id) => ids.push(id),
                         Err(_) => swept.foreign.push(name),
@@ -137,32 +137,19 @@ impl Store {
                 ids
             }
         };
+        let ids_len = ids.len();
         let lockless = self.config().locking == Locking::None;
-        for id in ids {
-            if roots.contains(&id) {
-                swept.kept += 1;
-                continue;
-            }
-            let path = self.layout().blob(&id);
-            let meta = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(crate::error::IoError::new("inspect", &path, e).into()),
-            };
-            if meta.is_dir() {
-                // Not something publish makes; verify quarantines it, the sweep never recurses.
-                swept.foreign.push(id.to_hex());
-                continue;
-            }
-            if lockless && changed_within(&meta, LOCKLESS_GRACE) {
-                swept.deferred.push((id, meta.len()));
-                continue;
-            }
-            if dry_run
-                || fsx::remove_file_if_exists(&path)
-                    .map_err(|e| StoreError::writing(self.root(), e))?
-            {
-                swept.removed.push((id, meta.len()));
+        let dead: Vec<Blake3> = ids.into_iter().filter(|id| !roots.contains(id)).collect();
+        swept.kept = ids_len - dead.len();
+        // lstat + unlink of each dead blob, on the cores: ext4 serialises the directory update,
+        // but frees each inode and its pages after it, in parallel (P6: gc of 2,500 blobs).
+        let judged = crate::par::map(&dead, 256, |id| self.sweep_one(id, lockless, dry_run))?;
+        for (id, verdict) in dead.into_iter().zip(judged) {
+            match verdict {
+                Verdict::Gone => {}
+                Verdict::Foreign => swept.foreign.push(id.to_hex()),
+                Verdict::Deferred(size) => swept.deferred.push((id, size)),
+                Verdict::Removed(size) => swept.removed.push((id, size)),
             }
         }
         if !dry_run && !swept.removed.is_empty() {
@@ -170,6 +157,42 @@ impl Store {
         }
         Ok(swept)
     }
+
+    /// Deletes one unreferenced blob (or, dry, says it would): what the sweep found at its path.
+    fn sweep_one(&self, id: &Blake3, lockless: bool, dry_run: bool) -> Result<Verdict, StoreError> {
+        let path = self.layout().blob(id);
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Gone),
+            Err(e) => return Err(crate::error::IoError::new("inspect", &path, e).into()),
+        };
+        if meta.is_dir() {
+            // Not something publish makes; verify quarantines it, the sweep never recurses.
+            return Ok(Verdict::Foreign);
+        }
+        if lockless && changed_within(&meta, LOCKLESS_GRACE) {
+            return Ok(Verdict::Deferred(meta.len()));
+        }
+        if dry_run
+            || fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?
+        {
+            Ok(Verdict::Removed(meta.len()))
+        } else {
+            Ok(Verdict::Gone)
+        }
+    }
+}
+
+/// What [`Store::sweep_one`] found and did.
+enum Verdict {
+    /// Nothing there any more (another sweep was first).
+    Gone,
+    /// A directory: left alone.
+    Foreign,
+    /// Published within the lockless grace: left for later, with its size.
+    Deferred(u64),
+    /// Deleted (or, dry, would be), with its size.
+    Removed(u64),
 }
 
 impl Store {
