@@ -89,7 +89,11 @@ categorized!(
         crate::url::UrlProblem,
         crate::oci::BadReference,
     ],
-    failed: [IoError, crate::onnx::runtime::RuntimeError],
+    failed: [
+        IoError,
+        crate::fsx::mapped::Changed,
+        crate::onnx::runtime::RuntimeError
+    ],
 );
 
 /// Error types that exist only with a cargo feature (the test knows them by this list).

@@ -15,7 +15,8 @@
 //!   not treated as failure;
 //! - [`replace_file`] + [`sync_dir`] give the atomic rewrite used for the store manifest (I3).
 //!
-//! The `unsafe` calls here are `renameat2(2)` and `utimensat(2)`, which std does not wrap.
+//! The `unsafe` calls here are `renameat2(2)` and `utimensat(2)`, which std does not wrap;
+//! [`mapped`] (a SIGBUS-safe read-only memory map, for verify) has its own.
 #![allow(
     clippy::disallowed_methods,
     reason = "this is the module the raw std::fs mutations are confined to"
@@ -624,6 +625,8 @@ pub fn ignore_file_size_signal() {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }
+
+pub mod mapped;
 
 #[cfg(test)]
 mod tests;

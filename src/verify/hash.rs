@@ -1,6 +1,9 @@
 //! Hashing for `verify`: several files at once on a small pool of scoped threads, rayon inside
-//! large files, every file streamed through a fixed buffer from an `O_NOFOLLOW` descriptor and
-//! judged by `fstat` (see the parent module for why there is no mmap). Nothing here writes.
+//! large files. Every file is opened with `O_NOFOLLOW` and judged by `fstat`; files of 64 KiB
+//! and more are hashed through a SIGBUS-safe read-only map of that descriptor
+//! ([`fsx::mapped`]), smaller ones streamed through a buffer. A mapped blob that faulted or
+//! changed size while it was hashed is reported as such, never judged by the zeros read in
+//! its place. Nothing here writes.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -13,11 +16,14 @@ use std::sync::mpsc;
 use crate::digest::Blake3;
 use crate::error::IoError;
 use crate::fsx;
+use crate::fsx::mapped::{map_read, Changed, Mapping};
 use crate::progress::Progress;
 
 /// Files at least this large are hashed with rayon inside the file.
 const LARGE: u64 = 4 << 20;
-/// Read size: big enough to feed rayon's tree hashing, small enough to be constant memory.
+/// Read size, and the slice of a mapped file hashed at once: big enough to feed rayon's tree
+/// hashing, small enough to be constant memory (a mapped slice's pages leave the resident set
+/// once hashed).
 const CHUNK: usize = 16 << 20;
 /// Read size for small files.
 const SMALL_CHUNK: usize = 256 << 10;
@@ -120,9 +126,10 @@ pub(super) fn check(
         };
         return not_regular(path, what);
     }
-    let actual = match hash(file, meta.len(), advance) {
+    let actual = match hash(file, path, meta.len(), advance) {
         Ok(h) => h,
-        Err(e) => return Checked::Unreadable(IoError::new("read", path, e)),
+        Err(Failed::Io(e)) => return Checked::Unreadable(e),
+        Err(Failed::Changed(c)) => return changed(c, expected, &meta),
     };
     if actual == *id {
         return Checked::Good {
@@ -145,6 +152,30 @@ pub(super) fn check(
     }
 }
 
+/// Judges a mapped blob that changed while it was hashed: smaller than mapped is a truncated
+/// blob (damage, quarantined like any truncated blob); larger is damage too; the same size but a
+/// fault (an I/O error under the mapping) is unreadable, as a failed read(2) would be.
+fn changed(c: Changed, expected: Option<u64>, meta: &std::fs::Metadata) -> Checked {
+    let want = expected.unwrap_or(c.mapped);
+    let problem = match c.now {
+        Some(now) if now < c.mapped => {
+            format!("truncated: {now} bytes, expected {want} (changed while being read)")
+        }
+        Some(now) if now > c.mapped => {
+            format!("{now} bytes, expected {want} (changed while being read)")
+        }
+        _ => {
+            let path = c.path.clone();
+            return Checked::Unreadable(IoError::new("read", path, std::io::Error::other(c)));
+        }
+    };
+    Checked::Bad {
+        problem,
+        dev: meta.dev(),
+        ino: meta.ino(),
+    }
+}
+
 fn not_regular(path: &Path, what: &str) -> Checked {
     match std::fs::symlink_metadata(path) {
         Ok(m) => Checked::Bad {
@@ -156,8 +187,38 @@ fn not_regular(path: &Path, what: &str) -> Checked {
     }
 }
 
+/// Why a blob could not be hashed.
+enum Failed {
+    Io(IoError),
+    Changed(Changed),
+}
+
+/// Hashes `file`: through a map when it is large enough ([`fsx::mapped::MIN_MAP_LEN`]), else
+/// streamed; rayon inside large files either way.
+fn hash(file: File, path: &Path, len: u64, advance: &mut dyn FnMut(u64)) -> Result<Blake3, Failed> {
+    let view = match map_read(file, path).map_err(Failed::Io)? {
+        Mapping::Mapped(view) => view,
+        Mapping::Unmapped(file) => {
+            return stream(file, len, advance)
+                .map_err(|e| Failed::Io(IoError::new("read", path, e)));
+        }
+    };
+    let large = view.len() >= LARGE;
+    let mut hasher = blake3::Hasher::new();
+    view.for_each_chunk(CHUNK, |slice| {
+        if large {
+            hasher.update_rayon(slice);
+        } else {
+            hasher.update(slice);
+        }
+        advance(slice.len() as u64);
+    });
+    view.finish().map_err(Failed::Changed)?;
+    Ok(hasher.finalize().into())
+}
+
 /// Streams `file` through the hasher, using rayon inside large files.
-fn hash(mut file: File, len: u64, advance: &mut dyn FnMut(u64)) -> std::io::Result<Blake3> {
+fn stream(mut file: File, len: u64, advance: &mut dyn FnMut(u64)) -> std::io::Result<Blake3> {
     let large = len >= LARGE;
     let mut buf = vec![0u8; if large { CHUNK } else { SMALL_CHUNK }];
     let mut hasher = blake3::Hasher::new();
@@ -189,3 +250,6 @@ fn fill(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests;

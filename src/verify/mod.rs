@@ -7,11 +7,14 @@
 //! exits 3) and the next add/pull publishes good bytes again. Quarantine is a no-clobber rename
 //! (`fsx::rename_exclusive`), never a delete: the bytes stay for inspection until gc expires them.
 //!
-//! **Hashing** streams each file through a fixed buffer, several files at once (a small pool of
-//! scoped threads), and large files in parallel internally (`blake3::Hasher::update_rayon` on
-//! 16 MiB slices). It deliberately does not mmap (`update_mmap_rayon`): that opens the path
-//! following symlinks, and a blob truncated while mapped kills the process with SIGBUS — exactly
-//! the damage verify exists to survive. Files are opened with `O_NOFOLLOW` and judged by `fstat`.
+//! **Hashing** runs several files at once (a small pool of scoped threads), and large files in
+//! parallel internally (`blake3::Hasher::update_rayon` on 16 MiB slices). Files are opened with
+//! `O_NOFOLLOW` and judged by `fstat`. Files of 64 KiB and more are memory-mapped from that
+//! descriptor ([`crate::fsx::mapped`]), which saves the kernel's copy into a read buffer; not with
+//! blake3's `update_mmap_rayon`, which opens the path following symlinks and dies of SIGBUS when
+//! the file is truncated while mapped — exactly the damage verify exists to survive. Our map
+//! answers such a fault with zeros and reports the blob as changed while being read: truncated
+//! (quarantined) when it shrank, unreadable when it only faulted. Smaller files are streamed.
 //!
 //! **Quarantine and concurrency.** Hashing runs with no lock (it can take minutes and must not
 //! stall publishers). Moving a corrupt blob takes `locks/gc.lock` *exclusively*, not the blob's

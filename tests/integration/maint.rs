@@ -254,6 +254,55 @@ fn verify_quarantines_a_tampered_blob_and_the_next_add_restores_it() {
     assert_blobs_named_by_hash(&env.store);
 }
 
+/// Blobs of 64 KiB and more are hashed through a memory map (src/fsx/mapped.rs): a truncated
+/// or edited large blob is still reported as such and quarantined, a good one passes.
+#[test]
+fn verify_reports_truncated_and_tampered_blobs_hashed_through_a_map() {
+    const MIB: usize = 1 << 20;
+    let env = Env::new();
+    let t = add(&env, "truncated", &bytes(5 * MIB, 11));
+    let e = add(&env, "edited", &bytes(MIB, 12));
+    let ok = add(&env, "fine", &bytes(5 * MIB + 7, 13));
+    for hex in [&t, &e] {
+        std::process::Command::new("chmod")
+            .arg("u+w")
+            .arg(blob_path(&env, hex))
+            .status()
+            .unwrap();
+    }
+    let writable = |hex: &str| {
+        std::fs::File::options()
+            .write(true)
+            .open(blob_path(&env, hex))
+            .unwrap()
+    };
+    writable(&t).set_len(MIB as u64).unwrap();
+    // One byte changed in the last page of the file.
+    std::os::unix::fs::FileExt::write_all_at(&writable(&e), b"!", (MIB - 3) as u64).unwrap();
+
+    let run = env.run(&["--json", "store", "verify"]);
+    assert_eq!(run.code, 1, "{run:#?}");
+    let v: VerifyJson = run.json();
+    assert_eq!((v.checked, v.ok, v.corrupt.len()), (3, 1, 2), "{v:?}");
+    let problem = |hex: &str| {
+        let c = v
+            .corrupt
+            .iter()
+            .find(|c| c.blake3 == hex)
+            .expect("reported");
+        assert!(c.quarantined_to.is_some(), "{c:?}");
+        c.problem.clone()
+    };
+    assert!(
+        problem(&t).contains(&format!("truncated: {MIB} bytes, expected {}", 5 * MIB)),
+        "{v:?}"
+    );
+    assert!(problem(&e).contains("content hashes to"), "{v:?}");
+    let v: VerifyJson = env.run(&["--json", "store", "verify", "fine"]).json();
+    assert_eq!((v.checked, v.ok, v.corrupt.len()), (1, 1, 0));
+    let _ = ok;
+}
+
 #[test]
 fn verify_reports_truncated_and_missing_blobs_and_wrong_modes() {
     let env = Env::new();
