@@ -218,6 +218,35 @@ impl Store {
         Ok(gone)
     }
 
+    /// verify: lists every name of `names` again under each blob its record uses where the index
+    /// lost it (an index that under-states would let `rm` delete a blob another name uses), under
+    /// manifest.lock; returns `"NAME BLAKE3"` for each. Nothing to do before format 4.
+    pub fn repair_referrers(&self, names: &[ModelName]) -> Result<Vec<String>, StoreError> {
+        if self.config().format < 4 {
+            return Ok(Vec::new());
+        }
+        let _guard = self.manifest_lock()?;
+        let (mut lost, mut said) = (Vec::new(), Vec::new());
+        for name in names {
+            let Some(entry) = self.read_entry(name)? else {
+                continue;
+            };
+            let mut whole = true;
+            for id in blobs_of(name, &entry) {
+                let marker = self.layout().referrer(&id, name);
+                if std::fs::symlink_metadata(&marker).is_err() {
+                    said.push(format!("{name} {id}"));
+                    whole = false;
+                }
+            }
+            if !whole {
+                lost.push((name.clone(), entry));
+            }
+        }
+        self.add_referrers(lost.iter().map(|(n, e)| (n, e)))?;
+        Ok(said)
+    }
+
     /// Upgrades a format-3 store to format 4: under manifest.lock, every name's markers are
     /// written (durably), and only then does `store.toml` say 4. A crash before that leaves a
     /// format-3 store with some markers, which a beaker of format 3 ignores and the next upgrade
@@ -444,6 +473,21 @@ mod tests {
         let plan = old.plan_remove(&[name("a")]).unwrap();
         assert_eq!(plan.freed.len(), 1);
         assert!(!Path::new(&f.root.join("referrers")).exists());
+    }
+
+    #[test]
+    fn verify_lists_again_a_name_the_index_lost_so_rm_keeps_its_blob() {
+        let f = store();
+        let x = f.add("a", b"x");
+        f.add("b", b"x");
+        std::fs::remove_file(f.root.join("referrers").join(x.to_hex()).join("b")).unwrap();
+        let out = crate::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
+        assert_eq!(out.referrers_repaired, vec![format!("b {x}")]);
+        assert_eq!(f.listed(&x), ["a", "b"]);
+        f.store.remove(&[name("a")]).unwrap();
+        assert!(f.has_blob(&x), "b still uses x");
+        let again = crate::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
+        assert!(again.referrers_repaired.is_empty());
     }
 
     #[test]

@@ -107,6 +107,11 @@ pub struct Outcome {
     /// Names with a blob missing (or just quarantined) whose snapshot was taken out of use, so no
     /// path to bad or partial content remains; the next pull or add builds it again.
     pub snapshots_retired: Vec<ModelName>,
+    /// Names that `referrers/` (the index `rm` reads) did not list under a blob their record
+    /// uses, listed again: `"NAME BLAKE3"`. An index that under-states would let `rm` delete a
+    /// blob another name still uses; beaker never leaves one, so any entry here means the
+    /// index was damaged (by hand, or by a beaker older than format 4 still running).
+    pub referrers_repaired: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -166,6 +171,7 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
     let mut out = judge(store, selection, results);
     // After the blobs (a quarantined blob makes its snapshots stale): the model directories.
     snapshots::check_and_repair(store, &names, &mut out)?;
+    out.referrers_repaired = store.repair_referrers(&names)?;
     Ok(out)
 }
 
@@ -395,6 +401,12 @@ impl std::fmt::Display for Outcome {
             writeln!(
                 f,
                 "snapshot of {n} taken out of use (a blob of it is missing); `beaker store pull {n}` or add restores it"
+            )?;
+        }
+        for r in &self.referrers_repaired {
+            writeln!(
+                f,
+                "referrers/ did not list {r} (name, blob): listed again, so `rm` keeps that blob"
             )?;
         }
         for w in &self.wrong_mode {
