@@ -14,6 +14,7 @@ pub mod index;
 mod inspect;
 mod layout;
 pub mod policy;
+mod record_text;
 mod records;
 mod refs;
 pub mod sums;
