@@ -13,6 +13,7 @@ mod error;
 pub mod index;
 mod inspect;
 mod layout;
+mod listing;
 pub mod policy;
 mod record_text;
 mod records;

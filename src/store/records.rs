@@ -52,10 +52,18 @@ impl Store {
     /// `manifest.toml` left from format 1 or 2.
     pub(super) fn read_records(&self) -> Result<Manifest, StoreError> {
         let mut models = self.read_legacy()?.map(|m| m.models).unwrap_or_default();
+        let listed = self.list_records()?;
+        let read = read_in_parallel(&listed, |_: &mut (), name, entry| Ok((name.clone(), entry)))?;
+        models.extend(read);
+        Ok(Manifest { models })
+    }
+
+    /// The records in `names/` (in directory order), each with the name it stands for.
+    pub(super) fn list_records(&self) -> Result<Vec<(ModelName, PathBuf)>, StoreError> {
         let dir = self.layout().names();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest { models }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(IoError::new("list", &dir, e).into()),
         };
         let mut listed = Vec::new();
@@ -73,15 +81,12 @@ impl Store {
             };
             listed.push((name, item.path()));
         }
-        for (name, entry) in read_in_parallel(&listed)? {
-            models.insert(name, entry);
-        }
-        Ok(Manifest { models })
+        Ok(listed)
     }
 
     /// `manifest.toml` of a format-1 or format-2 store (or a format-3 one whose upgrade was cut
     /// short before it was deleted), if there is one.
-    fn read_legacy(&self) -> Result<Option<Manifest>, StoreError> {
+    pub(super) fn read_legacy(&self) -> Result<Option<Manifest>, StoreError> {
         let path = self.layout().manifest();
         match fsx::read_to_string(&path) {
             Ok(text) => Ok(Some(Manifest::parse(&text, &path)?)),
@@ -183,16 +188,23 @@ impl Store {
 }
 
 /// Reads and parses `records` on every core (each is a small file: the time is in the opens and
-/// the parsing, which the cores share evenly). A record removed since it was listed is skipped:
-/// the name is gone.
-fn read_in_parallel(
+/// the parsing, which the cores share evenly), and hands each entry to `each` on the core that
+/// read it, with that core's `S` (e.g. what it has already looked up), so per-name work is shared
+/// too. A record removed since it was listed is skipped: the name is gone.
+pub(super) fn read_in_parallel<S: Default, T: Send>(
     records: &[(ModelName, PathBuf)],
-) -> Result<Vec<(ModelName, Entry)>, StoreError> {
-    let read = |part: &[(ModelName, PathBuf)]| -> Result<Vec<(ModelName, Entry)>, StoreError> {
+    each: impl Fn(&mut S, &ModelName, Entry) -> Result<T, StoreError> + Sync,
+) -> Result<Vec<T>, StoreError> {
+    let read = |part: &[(ModelName, PathBuf)]| -> Result<Vec<T>, StoreError> {
         let mut out = Vec::with_capacity(part.len());
+        let mut state = S::default();
+        let mut buf = Vec::with_capacity(4096);
         for (name, path) in part {
-            match read_small(path) {
-                Ok(text) => out.push((name.clone(), parse_record(&text, path, name)?)),
+            match read_small(path, &mut buf) {
+                Ok(text) => {
+                    let entry = parse_record(text, path, name)?;
+                    out.push(each(&mut state, name, entry)?);
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
             }
@@ -204,7 +216,7 @@ fn read_in_parallel(
         return read(records);
     }
     let per = records.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<(ModelName, Entry)>, StoreError>> = std::thread::scope(|s| {
+    let parts: Vec<Result<Vec<T>, StoreError>> = std::thread::scope(|s| {
         let handles: Vec<_> = records
             .chunks(per)
             .map(|part| s.spawn(move || read(part)))
@@ -230,12 +242,15 @@ fn read_in_parallel(
     Ok(all)
 }
 
-/// Reads a record: `open`, `read` until the end, `close`. (`read_to_string` would also `fstat`
+/// Reads a record into `buf`, which is reused from one record to the next (it only grows, so it
+/// is zeroed once): `open`, `read` until the end, `close`. (`read_to_string` would also `fstat`
 /// and `lseek` each file for a size hint: a third of the system calls of reading 20,000 records.)
-fn read_small(path: &Path) -> Result<String, IoError> {
+fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, IoError> {
     use std::io::Read;
     let mut file = fsx::open_read(path)?;
-    let mut buf = vec![0u8; 2048];
+    if buf.is_empty() {
+        buf.resize(4096, 0);
+    }
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -248,8 +263,7 @@ fn read_small(path: &Path) -> Result<String, IoError> {
             Err(e) => return Err(IoError::new("read", path, e)),
         }
     }
-    buf.truncate(len);
-    String::from_utf8(buf).map_err(|_| {
+    std::str::from_utf8(&buf[..len]).map_err(|_| {
         IoError::new(
             "read",
             path,
