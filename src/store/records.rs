@@ -14,7 +14,8 @@
 //! `manifest.toml`), so a store is read right before, during and after its upgrade.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::fs::DirEntry;
+use std::path::Path;
 
 use crate::error::IoError;
 use crate::fsx;
@@ -58,30 +59,18 @@ impl Store {
         Ok(Manifest { models })
     }
 
-    /// The records in `names/` (in directory order), each with the name it stands for.
-    pub(super) fn list_records(&self) -> Result<Vec<(ModelName, PathBuf)>, StoreError> {
+    /// The entries of `names/`, in directory order (which are records, and of which name, is
+    /// worked out by [`read_in_parallel`], on every core).
+    pub(super) fn list_records(&self) -> Result<Vec<DirEntry>, StoreError> {
         let dir = self.layout().names();
         let entries = match std::fs::read_dir(&dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => return Err(IoError::new("list", &dir, e).into()),
         };
-        let mut listed = Vec::new();
-        for item in entries {
-            let item = item.map_err(|e| IoError::new("list", &dir, e))?;
-            let file = item.file_name();
-            let Some(name) = file
-                .to_str()
-                .and_then(|f| f.strip_suffix(EXT))
-                .and_then(super::layout::name_of_record)
-            else {
-                // Not a record (beaker writes nothing else here): ignored, like foreign files
-                // in uses/ and pins/; `beaker store info` lists what it finds.
-                continue;
-            };
-            listed.push((name, item.path()));
-        }
-        Ok(listed)
+        entries
+            .map(|item| item.map_err(|e| IoError::new("list", &dir, e).into()))
+            .collect()
     }
 
     /// `manifest.toml` of a format-1 or format-2 store (or a format-3 one whose upgrade was cut
@@ -187,23 +176,34 @@ impl Store {
     }
 }
 
-/// Reads and parses `records` on every core (each is a small file: the time is in the opens and
-/// the parsing, which the cores share evenly), and hands each entry to `each` on the core that
-/// read it, with that core's `S` (e.g. what it has already looked up), so per-name work is shared
-/// too. A record removed since it was listed is skipped: the name is gone.
+/// Reads and parses the records among `listed` (entries of `names/`) on every core (each is a
+/// small file: the time is in the opens and the parsing, which the cores share evenly), and hands
+/// each entry to `each` on the core that read it, with that core's `S` (e.g. what it has already
+/// looked up), so per-name work is shared too. A record removed since it was listed is skipped:
+/// the name is gone. Other files are ignored (beaker writes nothing else there; `beaker store
+/// info` lists what it finds), as foreign files in `uses/` and `pins/` are.
 pub(super) fn read_in_parallel<S: Default, T: Send>(
-    records: &[(ModelName, PathBuf)],
+    listed: &[DirEntry],
     each: impl Fn(&mut S, &ModelName, Entry) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
-    let read = |part: &[(ModelName, PathBuf)]| -> Result<Vec<T>, StoreError> {
+    let read = |part: &[DirEntry]| -> Result<Vec<T>, StoreError> {
         let mut out = Vec::with_capacity(part.len());
         let mut state = S::default();
-        let mut buf = Vec::with_capacity(4096);
-        for (name, path) in part {
-            match read_small(path, &mut buf) {
+        let mut buf = Vec::new();
+        for item in part {
+            let file = item.file_name();
+            let Some(name) = file
+                .to_str()
+                .and_then(|f| f.strip_suffix(EXT))
+                .and_then(super::layout::name_of_record)
+            else {
+                continue;
+            };
+            let path = item.path();
+            match read_small(&path, &mut buf) {
                 Ok(text) => {
-                    let entry = parse_record(text, path, name)?;
-                    out.push(each(&mut state, name, entry)?);
+                    let entry = parse_record(text, &path, &name)?;
+                    out.push(each(&mut state, &name, entry)?);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e.into()),
@@ -212,12 +212,12 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
         Ok(out)
     };
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    if threads < 2 || records.len() < 256 {
-        return read(records);
+    if threads < 2 || listed.len() < 256 {
+        return read(listed);
     }
-    let per = records.len().div_ceil(threads);
+    let per = listed.len().div_ceil(threads);
     let parts: Vec<Result<Vec<T>, StoreError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = records
+        let handles: Vec<_> = listed
             .chunks(per)
             .map(|part| s.spawn(move || read(part)))
             .collect();
@@ -235,7 +235,7 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
             })
             .collect()
     });
-    let mut all = Vec::with_capacity(records.len());
+    let mut all = Vec::with_capacity(listed.len());
     for part in parts {
         all.extend(part?);
     }
@@ -243,8 +243,11 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
 }
 
 /// Reads a record into `buf`, which is reused from one record to the next (it only grows, so it
-/// is zeroed once): `open`, `read` until the end, `close`. (`read_to_string` would also `fstat`
-/// and `lseek` each file for a size hint: a third of the system calls of reading 20,000 records.)
+/// is zeroed once): one `open`, one `read`, one `close` for a record that fits. (`read_to_string`
+/// would also `fstat` and `lseek` each file for a size hint, and `read` again to see the end: half
+/// the system calls of reading 20,000 records.) A regular file gives less than asked only at its
+/// end, and a record is never written in place (a new one is renamed over it), so a short read
+/// is the whole record.
 fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, IoError> {
     use std::io::Read;
     let mut file = fsx::open_read(path)?;
@@ -258,7 +261,12 @@ fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, IoError>
         }
         match file.read(&mut buf[len..]) {
             Ok(0) => break,
-            Ok(n) => len += n,
+            Ok(n) => {
+                len += n;
+                if len < buf.len() {
+                    break;
+                }
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Err(IoError::new("read", path, e)),
         }
