@@ -137,3 +137,42 @@ fn ls_says_present_only_when_every_blob_is_there_with_its_size_with_few_or_many_
         assert_eq!(many[&name].present, i % 2 == 0, "{name}");
     }
 }
+
+#[test]
+fn the_ls_table_has_every_name_once_in_order_when_its_lines_are_made_on_every_core() {
+    let env = Env::new();
+    add(&env, &env.file("seed", b"seed"), "seed");
+    let text = std::fs::read_to_string(env.store.join("names/seed.toml")).unwrap();
+    // More names than one core formats (2,048), in an order readdir will not keep, with one long
+    // name so every line is padded to it.
+    let mut names = vec!["seed".to_owned(), format!("z/{}", "w".repeat(40))];
+    names.extend((0..2_500).map(|i| format!("n{}", (i * 7_919) % 10_007)));
+    for name in &names[1..] {
+        let key = name.replace('/', "+");
+        std::fs::write(
+            env.store.join(format!("names/{key}.toml")),
+            text.replace("[models.seed]", &format!("[models.\"{name}\"]")),
+        )
+        .unwrap();
+    }
+    names.sort();
+    let json: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
+    let listed: Vec<&str> = json.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(listed, names);
+    for args in [&["store", "ls"][..], &["store", "ls", "--long"][..]] {
+        let run = env.run(args);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let lines: Vec<&str> = run.stdout.lines().collect();
+        assert!(lines[0].starts_with(&format!("NAME{}  BLAKE3", " ".repeat(38))));
+        let shown: Vec<&str> = lines[1..]
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap())
+            .collect();
+        assert_eq!(shown, names, "{args:?}");
+        let blake3 = &blake3_hex(b"seed")[..12];
+        for line in &lines[1..] {
+            assert_eq!(&line[44..56], blake3, "{line}");
+            assert_eq!(&line[70..73], "yes", "{line}");
+        }
+    }
+}
