@@ -2,12 +2,12 @@
 //! (issue 14, P8: 20,000 names in ≤ 150 ms).
 //!
 //! Besides its record, a row needs the name's use record (last use) and whether every file's
-//! blob is in `blobs/`. Looking each up by its path costs a walk from `/` to the file per name;
-//! instead `uses/` and `blobs/` are each listed once up front, and each entry found is `lstat`ed
-//! through its listing (`fstatat` relative to the directory, so only its last component is
-//! looked up), each blob once per core however many names share it. The answers are those of
-//! [`crate::uses::last_used`] and `blob_state` (a regular file, not followed if a symlink, of the
-//! recorded size):
+//! blob is in `blobs/`. Rather than one `lstat` by path per name for each, `uses/` and `blobs/`
+//! are listed once, at the same time as `names/` (each on its own thread), and then only what a
+//! listing found is `lstat`ed, through its listing (`fstatat` relative to the directory): a name
+//! without a use record costs no failed lookup, and a blob is looked at once per core however
+//! many names share it. The answers are those of [`crate::uses::last_used`] and `blob_state` (a
+//! regular file, not followed if a symlink, of the recorded size):
 //!
 //! - a blob missing from the listing (published after it was made, or absent) or gone from it
 //!   since is asked for by path, so a name recorded after its blob (invariant I3) is never shown
@@ -44,14 +44,25 @@ impl Store {
     /// whether all its blobs are present, its last use and whether it is pinned.
     pub fn list(&self) -> Result<Vec<Listing>, StoreError> {
         let legacy = self.read_legacy()?;
-        let records = self.list_records()?;
         let layout = self.layout();
+        // The three listings at once (20,000 entries each take a few ms on one core).
+        let (records, uses, blobs) = std::thread::scope(|s| {
+            let uses = s.spawn(|| listing(&layout.uses(), name_of_record));
+            let blobs = s.spawn(|| listing(&layout.blobs(), |n| Blake3::from_hex(n).ok()));
+            let records = self.list_records();
+            (
+                records,
+                joined(uses, &layout.uses()),
+                joined(blobs, &layout.blobs()),
+            )
+        });
         let lookups = Lookups {
             store: self,
-            uses: listing(&layout.uses(), name_of_record)?,
-            blobs: listing(&layout.blobs(), |n| Blake3::from_hex(n).ok())?,
+            uses: uses?,
+            blobs: blobs?,
             pinned: crate::uses::pinned(self)?,
         };
+        let records = records?;
         let mut rows = read_in_parallel(&records, |seen: &mut Seen, name, entry| {
             lookups.row(seen, name.clone(), entry)
         })?;
@@ -119,6 +130,20 @@ impl Lookups<'_> {
         seen.insert((id, f.size), here);
         Ok(here)
     }
+}
+
+/// What a thread listing `dir` returned (a thread that panicked is an error about `dir`).
+fn joined<T>(
+    thread: std::thread::ScopedJoinHandle<'_, Result<T, IoError>>,
+    dir: &Path,
+) -> Result<T, IoError> {
+    thread.join().unwrap_or_else(|_| {
+        Err(IoError::new(
+            "list",
+            dir,
+            std::io::Error::other("the thread listing it failed"),
+        ))
+    })
 }
 
 /// The entries of `dir` whose file name `key` accepts, by key; a missing directory has none.
