@@ -1,11 +1,11 @@
-//! `beaker store ls`: one [`Listing`] row per name, made on the core that read the name's record
+//! `beaker store ls`: one [`Listing`] row per name, made on the thread that read the name's record
 //! (issue 14, P8: 20,000 names in ≤ 150 ms).
 //!
 //! Besides its record, a row needs the name's use record (last use) and whether every file's
 //! blob is in `blobs/`. Rather than one `lstat` by path per name for each, `uses/` and `blobs/`
 //! are listed once, at the same time as `names/` (each on its own thread), and then only what a
 //! listing found is `lstat`ed, through its listing (`fstatat` relative to the directory): a name
-//! without a use record costs no failed lookup, and a blob is looked at once per core however
+//! without a use record costs no failed lookup, and a blob is looked at once per thread however
 //! many names share it. The answers are those of [`crate::uses::last_used`] and `blob_state` (a
 //! regular file, not followed if a symlink, of the recorded size):
 //!
@@ -28,7 +28,7 @@ use crate::name::ModelName;
 use super::records::read_in_parallel;
 use super::{name_of_record, BlobState, Listing, Store, StoreError};
 
-/// What one core already knows of a blob: present (with this size) or not.
+/// What one thread already knows of a blob: present (with this size) or not.
 type Seen = HashMap<(Blake3, Option<u64>), bool>;
 
 /// What every row is made from, shared by the cores.

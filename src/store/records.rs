@@ -177,11 +177,11 @@ impl Store {
 }
 
 /// Reads and parses the records among `listed` (entries of `names/`) on every core (each is a
-/// small file: the time is in the opens and the parsing, which the cores share evenly), and hands
-/// each entry to `each` on the core that read it, with that core's `S` (e.g. what it has already
-/// looked up), so per-name work is shared too. A record removed since it was listed is skipped:
-/// the name is gone. Other files are ignored (beaker writes nothing else there; `beaker store
-/// info` lists what it finds), as foreign files in `uses/` and `pins/` are.
+/// small file: the time is in the opens, reads and parsing, which the threads share evenly), and
+/// hands each entry to `each` on the thread that read it, with that thread's `S` (e.g. what it
+/// has already looked up), so per-name work is shared too. A record removed since it was listed
+/// is skipped: the name is gone. Other files are ignored (beaker writes nothing else there;
+/// `beaker store info` lists what it finds), as foreign files in `uses/` and `pins/` are.
 pub(super) fn read_in_parallel<S: Default, T: Send>(
     listed: &[DirEntry],
     each: impl Fn(&mut S, &ModelName, Entry) -> Result<T, StoreError> + Sync,
@@ -211,7 +211,10 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
         }
         Ok(out)
     };
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    // Two threads per core: when the records are not in the page cache, a thread waiting for
+    // the disk leaves its core to the other (20,000 records evicted from the cache: 1 s with one
+    // thread per core, 0.6 s with two, on 2 cores); when they are, it costs about nothing.
+    let threads = std::thread::available_parallelism().map_or(1, |n| (2 * n.get()).min(16));
     if threads < 2 || listed.len() < 256 {
         return read(listed);
     }

@@ -1,6 +1,6 @@
 //! `store ls` makes its rows from one listing of `blobs/` and of `uses/` (issue 14, P8): what it
 //! says of each name must stay what `path` and the use records say, with few names (read on one
-//! core) and with many (read on every core, each core looking up a shared blob once).
+//! core) and with many (read by several threads, each looking up a shared blob once).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -112,7 +112,7 @@ fn ls_says_present_only_when_every_blob_is_there_with_its_size_with_few_or_many_
         assert_ne!(env.run(&["store", "path", name]).code, 0, "{name}");
     }
 
-    // Enough names that the records are read on every core: copies of shared-a's record (its
+    // Enough names that the records are read by several threads: copies of shared-a's record (its
     // blob present) and of gone's (its blob absent) under new names.
     let a = std::fs::read_to_string(env.store.join("names/shared-a.toml")).unwrap();
     let g = std::fs::read_to_string(env.store.join("names/gone.toml")).unwrap();
