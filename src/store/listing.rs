@@ -13,7 +13,9 @@
 //!   since is asked for by path, so a name recorded after its blob (invariant I3) is never shown
 //!   absent because the listing came first;
 //! - a use record missing from the listing counts as none: the row then says when the name was
-//!   recorded, as it would have a moment earlier.
+//!   recorded, as it would have a moment earlier;
+//! - a directory that cannot be listed (no read permission, which a lookup by path does not
+//!   need) is asked by path, name by name, as before.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::DirEntry;
@@ -21,7 +23,6 @@ use std::hash::Hash;
 use std::path::Path;
 
 use crate::digest::Blake3;
-use crate::error::IoError;
 use crate::manifest::{Entry, FileEntry};
 use crate::name::ModelName;
 
@@ -31,11 +32,12 @@ use super::{name_of_record, BlobState, Listing, Store, StoreError};
 /// What one thread already knows of a blob: present (with this size) or not.
 type Seen = HashMap<(Blake3, Option<u64>), bool>;
 
-/// What every row is made from, shared by the cores.
+/// What every row is made from, shared by the threads. A directory that could not be listed
+/// (`None`) is asked by path, name by name, as before there were listings.
 struct Lookups<'a> {
     store: &'a Store,
-    blobs: HashMap<Blake3, DirEntry>,
-    uses: HashMap<ModelName, DirEntry>,
+    blobs: Option<HashMap<Blake3, DirEntry>>,
+    uses: Option<HashMap<ModelName, DirEntry>>,
     pinned: BTreeSet<ModelName>,
 }
 
@@ -43,23 +45,32 @@ impl Store {
     /// `beaker store ls`: every name in the store manifest, sorted, with its main blob, size,
     /// whether all its blobs are present, its last use and whether it is pinned.
     pub fn list(&self) -> Result<Vec<Listing>, StoreError> {
+        self.list_rows(true)
+    }
+
+    /// [`Store::list`], listing `uses/` and `blobs/` when `list_dirs` (else looking up every use
+    /// record and blob by path, which the tests compare it with).
+    fn list_rows(&self, list_dirs: bool) -> Result<Vec<Listing>, StoreError> {
         let legacy = self.read_legacy()?;
         let layout = self.layout();
         // The three listings at once (20,000 entries each take a few ms on one core).
         let (records, uses, blobs) = std::thread::scope(|s| {
-            let uses = s.spawn(|| listing(&layout.uses(), name_of_record));
-            let blobs = s.spawn(|| listing(&layout.blobs(), |n| Blake3::from_hex(n).ok()));
+            let uses = s.spawn(|| list_dirs.then(|| listing(&layout.uses(), name_of_record))?);
+            let blobs = s.spawn(|| {
+                list_dirs.then(|| listing(&layout.blobs(), |n| Blake3::from_hex(n).ok()))?
+            });
             let records = self.list_records();
+            // A listing thread that panicked leaves its directory to lookups by path.
             (
                 records,
-                joined(uses, &layout.uses()),
-                joined(blobs, &layout.blobs()),
+                uses.join().ok().flatten(),
+                blobs.join().ok().flatten(),
             )
         });
         let lookups = Lookups {
             store: self,
-            uses: uses?,
-            blobs: blobs?,
+            uses,
+            blobs,
             pinned: crate::uses::pinned(self)?,
         };
         let records = records?;
@@ -92,7 +103,10 @@ impl Lookups<'_> {
                 break;
             }
         }
-        let record = self.uses.get(&name).and_then(|e| e.metadata().ok());
+        let record = match &self.uses {
+            Some(uses) => uses.get(&name).and_then(|e| e.metadata().ok()),
+            None => std::fs::symlink_metadata(self.store.layout().use_record(&name)).ok(),
+        };
         let last_used = crate::uses::last_used_of(record, &entry).map(crate::who::rfc3339);
         Ok(Listing {
             pinned: self.pinned.contains(&name),
@@ -119,9 +133,10 @@ impl Lookups<'_> {
         if let Some(&known) = seen.get(&(id, f.size)) {
             return Ok(known);
         }
-        let here = match self.blobs.get(&id).map(DirEntry::metadata) {
+        let listed = self.blobs.as_ref().and_then(|blobs| blobs.get(&id));
+        let here = match listed.map(DirEntry::metadata) {
             Some(Ok(meta)) => meta.is_file() && f.size.is_none_or(|want| want == meta.len()),
-            // Not in the listing, or gone since: its path says.
+            // Not in the listing (or no listing), or gone since: its path says.
             None | Some(Err(_)) => matches!(
                 self.store.blob_state(&id, f.size)?,
                 BlobState::Present { .. }
@@ -132,36 +147,76 @@ impl Lookups<'_> {
     }
 }
 
-/// What a thread listing `dir` returned (a thread that panicked is an error about `dir`).
-fn joined<T>(
-    thread: std::thread::ScopedJoinHandle<'_, Result<T, IoError>>,
-    dir: &Path,
-) -> Result<T, IoError> {
-    thread.join().unwrap_or_else(|_| {
-        Err(IoError::new(
-            "list",
-            dir,
-            std::io::Error::other("the thread listing it failed"),
-        ))
-    })
-}
-
 /// The entries of `dir` whose file name `key` accepts, by key; a missing directory has none.
+/// `None` when `dir` cannot be listed (no read permission, which a lookup by path does not
+/// need, or any other error): the caller then looks each name up by path.
 fn listing<K: Eq + Hash>(
     dir: &Path,
     key: impl Fn(&str) -> Option<K>,
-) -> Result<HashMap<K, DirEntry>, IoError> {
+) -> Option<HashMap<K, DirEntry>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
-        Err(e) => return Err(IoError::new("list", dir, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(HashMap::new()),
+        Err(_) => return None,
     };
     let mut out = HashMap::new();
     for item in entries {
-        let item = item.map_err(|e| IoError::new("list", dir, e))?;
+        let item = item.ok()?;
         if let Some(k) = item.file_name().to_str().and_then(&key) {
             out.insert(k, item);
         }
     }
-    Ok(out)
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    // The test damages a store by hand with raw std::fs.
+    #![allow(clippy::disallowed_methods)]
+    use super::*;
+    use crate::file_path::FilePath;
+    use crate::store::InitOptions;
+
+    #[test]
+    fn rows_from_the_listings_are_the_rows_from_lookups_by_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::init(&dir.path().join("s"), InitOptions::default()).unwrap();
+        let mut entries = Vec::new();
+        for i in 0..300u32 {
+            let bytes = format!("blob {}", i % 7);
+            let id = Blake3::of(bytes.as_bytes());
+            let blob = store.layout().blob(&id);
+            if !blob.exists() && i % 7 != 3 {
+                std::fs::write(&blob, &bytes).unwrap();
+            }
+            let name = ModelName::new(&format!("m{i:03}")).unwrap();
+            if i % 5 == 0 {
+                crate::uses::record_now(&store, &name);
+            }
+            let entry = Entry {
+                blake3: Some(id),
+                // Every eleventh name records another size for its blob.
+                size: Some(bytes.len() as u64 + u64::from(i % 11 == 0)),
+                file: Some(FilePath::new("model.bin").unwrap()),
+                added: Some("2026-01-02T03:04:05Z".into()),
+                ..Entry::default()
+            };
+            entries.push((name, entry));
+        }
+        store
+            .edit_manifest(|m| {
+                m.models.extend(entries);
+                Ok(())
+            })
+            .unwrap();
+        let listed = store.list_rows(true).unwrap();
+        assert_eq!(listed, store.list_rows(false).unwrap());
+        assert_eq!(listed.len(), 300);
+        // Every case is there: present, absent, another size; with and without a use record.
+        for (i, row) in listed.iter().enumerate() {
+            assert_eq!(row.present, i % 7 != 3 && i % 11 != 0, "{row:?}");
+            let recorded = row.last_used.as_deref() != Some("2026-01-02T03:04:05Z");
+            assert_eq!(recorded, i % 5 == 0, "{row:?}");
+        }
+    }
 }
