@@ -5,8 +5,8 @@
 //! blob is in `blobs/`. Rather than one `lstat` by path per name for each, `uses/` and `blobs/`
 //! are listed once, at the same time as `names/` (each on its own thread), and then only what a
 //! listing found is `lstat`ed, through its listing (`fstatat` relative to the directory): a name
-//! without a use record costs no failed lookup, and a blob is looked at once per thread however
-//! many names share it. The answers are those of [`crate::uses::last_used`] and `blob_state` (a
+//! without a use record costs no failed lookup, and a blob is looked at once however many names
+//! share it. The answers are those of [`crate::uses::last_used`] and `blob_state` (a
 //! regular file, not followed if a symlink, of the recorded size):
 //!
 //! - a blob missing from the listing (published after it was made, or absent) or gone from it
@@ -18,9 +18,10 @@
 //!   need) is asked by path, name by name, as before.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::DirEntry;
+use std::fs::{DirEntry, Metadata};
 use std::hash::Hash;
 use std::path::Path;
+use std::sync::OnceLock;
 
 use crate::digest::Blake3;
 use crate::manifest::{Entry, FileEntry};
@@ -36,8 +37,8 @@ type Seen = HashMap<(Blake3, Option<u64>), bool>;
 /// (`None`) is asked by path, name by name, as before there were listings.
 struct Lookups<'a> {
     store: &'a Store,
-    blobs: Option<HashMap<Blake3, DirEntry>>,
-    uses: Option<HashMap<ModelName, DirEntry>>,
+    blobs: Option<HashMap<Blake3, Listed>>,
+    uses: Option<HashMap<ModelName, Listed>>,
     pinned: BTreeSet<ModelName>,
 }
 
@@ -103,9 +104,13 @@ impl Lookups<'_> {
                 break;
             }
         }
+        let by_path;
         let record = match &self.uses {
-            Some(uses) => uses.get(&name).and_then(|e| e.metadata().ok()),
-            None => std::fs::symlink_metadata(self.store.layout().use_record(&name)).ok(),
+            Some(uses) => uses.get(&name).and_then(Listed::metadata),
+            None => {
+                by_path = std::fs::symlink_metadata(self.store.layout().use_record(&name)).ok();
+                by_path.as_ref()
+            }
         };
         let last_used = crate::uses::last_used_of(record, &entry).map(crate::who::rfc3339);
         Ok(Listing {
@@ -134,10 +139,10 @@ impl Lookups<'_> {
             return Ok(known);
         }
         let listed = self.blobs.as_ref().and_then(|blobs| blobs.get(&id));
-        let here = match listed.map(DirEntry::metadata) {
-            Some(Ok(meta)) => meta.is_file() && f.size.is_none_or(|want| want == meta.len()),
+        let here = match listed.and_then(Listed::metadata) {
+            Some(meta) => meta.is_file() && f.size.is_none_or(|want| want == meta.len()),
             // Not in the listing (or no listing), or gone since: its path says.
-            None | Some(Err(_)) => matches!(
+            None => matches!(
                 self.store.blob_state(&id, f.size)?,
                 BlobState::Present { .. }
             ),
@@ -147,13 +152,28 @@ impl Lookups<'_> {
     }
 }
 
+/// An entry of a listing, and what `lstat` said of it, asked once for all the threads.
+struct Listed {
+    entry: DirEntry,
+    meta: OnceLock<Option<Metadata>>,
+}
+
+impl Listed {
+    /// The entry's `lstat`, relative to its directory (`None`: it is gone, or cannot be looked at).
+    fn metadata(&self) -> Option<&Metadata> {
+        self.meta
+            .get_or_init(|| self.entry.metadata().ok())
+            .as_ref()
+    }
+}
+
 /// The entries of `dir` whose file name `key` accepts, by key; a missing directory has none.
 /// `None` when `dir` cannot be listed (no read permission, which a lookup by path does not
 /// need, or any other error): the caller then looks each name up by path.
 fn listing<K: Eq + Hash>(
     dir: &Path,
     key: impl Fn(&str) -> Option<K>,
-) -> Option<HashMap<K, DirEntry>> {
+) -> Option<HashMap<K, Listed>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(HashMap::new()),
@@ -163,7 +183,8 @@ fn listing<K: Eq + Hash>(
     for item in entries {
         let item = item.ok()?;
         if let Some(k) = item.file_name().to_str().and_then(&key) {
-            out.insert(k, item);
+            let meta = OnceLock::new();
+            out.insert(k, Listed { entry: item, meta });
         }
     }
     Some(out)
