@@ -398,7 +398,7 @@ impl Manifest {
 
 /// DESIGN §3 and §13 rules that serde cannot express.
 /// The error carries the URL it is about, if any, so the message can point at it.
-fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<String>)> {
+pub(crate) fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<String>)> {
     let plain = |m: String| (m, None);
     let Some(files) = &e.files else {
         if e.main.is_some() {

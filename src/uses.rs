@@ -97,9 +97,15 @@ fn create_or_set(store: &Store, name: &ModelName, to: Option<SystemTime>) -> Res
 /// When `name` was last used, in seconds since the epoch: its use record, else the time its
 /// entry was recorded (`added`); `None` when neither is known.
 pub fn last_used(store: &Store, name: &ModelName, entry: &Entry) -> Option<u64> {
-    std::fs::symlink_metadata(store.layout().use_record(name))
-        .ok()
-        .filter(std::fs::Metadata::is_file)
+    let record = std::fs::symlink_metadata(store.layout().use_record(name)).ok();
+    last_used_of(record.as_ref(), entry)
+}
+
+/// [`last_used`] from what `lstat` said of the use record (`None`: there is none), for a caller
+/// that has it already (`ls` stats the records it found in one listing of `uses/`).
+pub(crate) fn last_used_of(record: Option<&std::fs::Metadata>, entry: &Entry) -> Option<u64> {
+    record
+        .filter(|m| m.is_file())
         .and_then(|m| m.modified().ok())
         .map(secs_of)
         .or_else(|| entry.added.as_deref().and_then(crate::who::parse_rfc3339))

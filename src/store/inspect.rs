@@ -1,5 +1,6 @@
-//! Read-only views of a store: `path`, `ls`, `info`. Nothing here writes or waits; `info` only
-//! try-locks each lock file for an instant (never recording a holder) to say whether it is held.
+//! Read-only views of a store: `path`, `info`, and the row type of `ls` (made in `listing`).
+//! Nothing here writes or waits; `info` only try-locks each lock file for an instant (never
+//! recording a holder) to say whether it is held.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -208,32 +209,6 @@ impl Store {
             blob,
             snapshot_missing,
         })
-    }
-
-    /// `beaker store ls`: every name in the store manifest, sorted.
-    pub fn list(&self) -> Result<Vec<Listing>, StoreError> {
-        let manifest = self.read_manifest()?;
-        let pinned = crate::uses::pinned(self)?;
-        let mut rows = Vec::with_capacity(manifest.models.len());
-        for (name, entry) in manifest.models {
-            let last_used = crate::uses::last_used(self, &name, &entry).map(crate::who::rfc3339);
-            let files = entry.files(&name);
-            let main = entry.main_file(&name);
-            let present = self.all_present(&files)?;
-            rows.push(Listing {
-                pinned: pinned.contains(&name),
-                blake3: files.iter().find(|f| f.path == main).and_then(|f| f.blake3),
-                size: files.iter().map(|f| f.size).sum(),
-                files: files.len(),
-                format: entry.format.map(|f| f.to_string()),
-                added: entry.added.clone(),
-                description: entry.description.clone(),
-                name,
-                present,
-                last_used,
-            });
-        }
-        Ok(rows)
     }
 
     /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).

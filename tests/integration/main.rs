@@ -18,6 +18,7 @@ mod evict_shared;
 mod hangs;
 mod harden_publish;
 mod http_server;
+mod ls_rows;
 mod maint;
 mod maint_bad_input;
 mod maint_helpers;
