@@ -46,24 +46,6 @@ impl<const N: usize> HexDigest<N> {
     /// Parses exactly `2N` lowercase hex characters; upper case is refused so one digest has one
     /// spelling (and so one file name).
     pub fn parse(algo: &'static str, s: &str) -> Result<Self, ParseDigestError> {
-        // Two hex digits per byte, on bytes (`ls` parses two or three digests per name); the
-        // loop below is only for the error, which counts characters.
-        if s.len() == 2 * N {
-            let mut out = [0u8; N];
-            let mut all_hex = true;
-            for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
-                match (nibble(pair[0]), nibble(pair[1])) {
-                    (Some(high), Some(low)) => *o = high << 4 | low,
-                    _ => {
-                        all_hex = false;
-                        break;
-                    }
-                }
-            }
-            if all_hex {
-                return Ok(Self(out));
-            }
-        }
         if s.len() != 2 * N {
             return Err(ParseDigestError::Length {
                 algo,
@@ -71,18 +53,12 @@ impl<const N: usize> HexDigest<N> {
                 actual: s.chars().count(),
             });
         }
-        // Byte by byte (gc parses thousands of file names); a bad one is reported by its
-        // character and position, counted in characters.
-        let nibble = |b: u8| match b {
-            b'0'..=b'9' => Some(b - b'0'),
-            b'a'..=b'f' => Some(b - b'a' + 10),
-            _ => None,
-        };
-        let bytes = s.as_bytes();
+        // Two hex digits per byte, on bytes (`ls` and gc parse thousands of digests); a bad
+        // one is reported by its character and position, counted in characters.
         let mut out = [0u8; N];
-        for (i, byte) in out.iter_mut().enumerate() {
-            match (nibble(bytes[2 * i]), nibble(bytes[2 * i + 1])) {
-                (Some(high), Some(low)) => *byte = high << 4 | low,
+        for (o, pair) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(high), Some(low)) => *o = high << 4 | low,
                 _ => {
                     let (position, found) = s
                         .chars()
