@@ -421,6 +421,42 @@ pub fn set_mtime(path: &Path, to: Option<std::time::SystemTime>) -> Result<(), I
     }
 }
 
+/// Starts writing `len` bytes of `file` from `offset` to disk and returns without waiting
+/// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the fsync ending a long write finds most
+/// of the file written already: the disk works while the rest arrives. Not a durability point
+/// (no metadata, no wait, no cache flush); only `sync_file` is. Where the call is not
+/// supported it does nothing.
+pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    let (Ok(offset), Ok(len)) = (
+        libc::off64_t::try_from(offset),
+        libc::off64_t::try_from(len),
+    ) else {
+        return Ok(());
+    };
+    // SAFETY: a plain system call on a descriptor we own; it reads no memory of ours.
+    let rc = unsafe {
+        libc::sync_file_range(
+            std::os::fd::AsRawFd::as_raw_fd(file),
+            offset,
+            len,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    match io::Error::last_os_error() {
+        e if matches!(
+            e.raw_os_error(),
+            Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE)
+        ) =>
+        {
+            Ok(())
+        }
+        e => Err(e),
+    }
+}
+
 /// Removes the file (or symlink, never followed) at `path`.
 pub fn remove_file(path: &Path) -> Result<(), IoError> {
     fs::remove_file(path).at("remove", path)
