@@ -5,7 +5,9 @@
 //!   use), is its name;
 //! - the store opens and its manifest parses (with the library's own parser);
 //! - **I3** every recorded name is complete: each file's blob is present with the recorded size,
-//!   and its snapshot directory holds each file as that blob's inode (or a symlink).
+//!   and its snapshot directory holds each file as that blob's inode (or a symlink);
+//! - **I4**, as `rm` relies on it: in a store of format 4 with locks, `referrers/` lists every
+//!   recorded name under each of its blobs (the index may over-state, never under-state).
 //!
 //! The checker proves it can fail before a campaign trusts it ([`Oracle::self_test`]).
 
@@ -232,6 +234,18 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
                     f.blake3,
                     meta.len(),
                     f.size
+                ));
+            }
+            // The reverse index `rm` trusts (store format 4, with locks) must list the name
+            // under each of its blobs: an index that under-states lets `rm` delete a blob in use.
+            let indexed = opened.config().format >= 4
+                && opened.config().locking != beaker::store::Locking::None;
+            if indexed
+                && std::fs::symlink_metadata(opened.layout().referrer(&f.blake3, name)).is_err()
+            {
+                bad.push(format!(
+                    "I4: {name} is recorded but referrers/ does not list it under blob {}",
+                    f.blake3
                 ));
             }
             let in_snap = snap.join(f.path.as_str());
