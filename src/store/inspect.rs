@@ -283,14 +283,21 @@ impl Store {
     }
 }
 
+/// The entries of `dir`; `None` if there is no such directory.
+pub(crate) fn read_dir_if_there(dir: &Path) -> Result<Option<std::fs::ReadDir>, IoError> {
+    match std::fs::read_dir(dir) {
+        Ok(e) => Ok(Some(e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(IoError::new("list", dir, e)),
+    }
+}
+
 /// The names of the entries of `dir`, sorted, without a `stat` of each (a sweep of thousands of
 /// entries looks closer only at those it removes; one may be gone by then). A missing directory
 /// has none.
 pub fn names_in(dir: &Path) -> Result<Vec<String>, IoError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(IoError::new("list", dir, e)),
+    let Some(entries) = read_dir_if_there(dir)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for entry in entries {
@@ -309,10 +316,8 @@ pub fn names_in(dir: &Path) -> Result<Vec<String>, IoError> {
 /// Names and sizes of the entries of `dir` (no recursion, no symlinks followed). A missing
 /// directory has none.
 pub fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(IoError::new("list", dir, e)),
+    let Some(entries) = read_dir_if_there(dir)? else {
+        return Ok(Vec::new());
     };
     let mut out = Vec::new();
     for entry in entries {

@@ -129,10 +129,8 @@ impl Store {
     /// `names/`.
     pub(super) fn listed_referrers(&self, id: &Blake3) -> Result<Vec<ModelName>, StoreError> {
         let dir = self.layout().referrers_of(id);
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(IoError::new("list", &dir, e).into()),
+        let Some(entries) = super::inspect::read_dir_if_there(&dir)? else {
+            return Ok(Vec::new());
         };
         let mut names = Vec::new();
         for item in entries {
@@ -324,6 +322,17 @@ mod tests {
             self.root.join("blobs").join(id.to_hex()).exists()
         }
 
+        /// What a format-3 beaker leaves: no referrers/, `format = 3`.
+        fn back_to_format_3(&self) {
+            std::fs::remove_dir_all(self.root.join("referrers")).unwrap();
+            let toml = std::fs::read_to_string(self.root.join("store.toml")).unwrap();
+            std::fs::write(
+                self.root.join("store.toml"),
+                toml.replace("format = 4", "format = 3"),
+            )
+            .unwrap();
+        }
+
         fn snapshots(&self) -> usize {
             std::fs::read_dir(self.root.join("snapshots"))
                 .unwrap()
@@ -430,14 +439,7 @@ mod tests {
         let f = store();
         let x = f.add("a", b"x");
         f.add("b", b"x");
-        // Back to what a format-3 beaker leaves: no referrers/.
-        std::fs::remove_dir_all(f.root.join("referrers")).unwrap();
-        let toml = std::fs::read_to_string(f.root.join("store.toml")).unwrap();
-        std::fs::write(
-            f.root.join("store.toml"),
-            toml.replace("format = 4", "format = 3"),
-        )
-        .unwrap();
+        f.back_to_format_3();
         let store = Store::open(&f.root).unwrap();
         assert_eq!(store.config().format, 4);
         assert!(std::fs::read_to_string(f.root.join("store.toml"))
@@ -453,13 +455,7 @@ mod tests {
     fn a_read_only_format_3_store_is_read_as_it_is_and_rm_reads_every_record() {
         let f = store();
         f.add("a", b"x");
-        std::fs::remove_dir_all(f.root.join("referrers")).unwrap();
-        let toml = std::fs::read_to_string(f.root.join("store.toml")).unwrap();
-        std::fs::write(
-            f.root.join("store.toml"),
-            toml.replace("format = 4", "format = 3"),
-        )
-        .unwrap();
+        f.back_to_format_3();
         // Without the index, the plan comes from every record (format 3's way).
         let config = Config {
             format: 3,
