@@ -148,8 +148,40 @@ impl Oracle {
         if found.len() != 2 {
             bail!("the invariant checker missed a planted bad blob: {found:?}");
         }
+        // A sound store with one name, then the name's marker in referrers/ deleted: exactly
+        // that must be reported.
+        let root = dir.path().join("indexed");
+        let store = beaker::Store::init(&root, beaker::store::InitOptions::default())?;
+        let name = beaker::name::ModelName::new("m")?;
+        beaker::add::add(
+            &store,
+            &abc_source(dir.path())?,
+            &name,
+            false,
+            &mut beaker::progress::Silent,
+        )?;
+        let sound = check_store(&root, self)?;
+        if !sound.is_empty() {
+            bail!("the invariant checker reports a sound store: {sound:?}");
+        }
+        std::fs::remove_file(
+            store
+                .layout()
+                .referrer(&beaker::digest::Blake3::of(b"abc"), &name),
+        )?;
+        let found = check_store(&root, self)?;
+        if found.len() != 1 || !found[0].contains("referrers/") {
+            bail!("the invariant checker missed a name the referrers/ index lost: {found:?}");
+        }
         Ok(())
     }
+}
+
+/// A file holding `abc` for the self-test's store.
+fn abc_source(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join("abc.bin");
+    std::fs::write(&path, b"abc")?;
+    Ok(path)
 }
 
 /// I1/I2 over `blobs/`: one violation per bad entry.
