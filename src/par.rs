@@ -7,7 +7,8 @@
 pub const MAX_THREADS: usize = 4;
 
 /// `items.iter().map(f).collect()`, on several threads when there are at least `min_batch`
-/// items per thread; the first error (in item order) wins. A panic in `f` is resumed here.
+/// items per thread; the first error (in item order) wins, after every thread has finished its
+/// part (the work of the others is done, not undone). A panic in `f` is resumed here.
 pub fn map<T: Sync, R: Send, E: Send>(
     items: &[T],
     min_batch: usize,

@@ -343,10 +343,7 @@ pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
         drop(gc);
         store.set_format(2)
     })();
-    match done {
-        Err(StoreError::NotWritable { .. }) => Ok(()),
-        other => other,
-    }
+    crate::store::unless_read_only(done)
 }
 
 /// gc and `rm`: removes every snapshot whose tree is not in `keep` (links only; the blobs are

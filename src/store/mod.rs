@@ -229,6 +229,15 @@ impl Store {
     }
 }
 
+/// The end of a format upgrade: a store this user may not write is not an error (the upgrade is
+/// left to a user who can; this one reads the store as it is), every other failure is.
+pub(crate) fn unless_read_only(done: Result<(), StoreError>) -> Result<(), StoreError> {
+    match done {
+        Err(StoreError::NotWritable { .. }) => Ok(()),
+        other => other,
+    }
+}
+
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by beaker (a model store).\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";

@@ -135,15 +135,7 @@ impl Store {
         let Some(legacy) = self.read_legacy()? else {
             return Ok(());
         };
-        for (name, entry) in &legacy.models {
-            // A record wins: it was written later than manifest.toml's entry.
-            if !self.layout().name_record(name).exists() {
-                self.write_record(name, entry)?;
-            }
-        }
-        fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
-            .map_err(|e| StoreError::writing(self.root(), e))?;
-        fsx::sync_dir(&self.layout().names())?;
+        self.records_from(&legacy)?;
         let path = self.layout().manifest();
         fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?;
         fsx::sync_dir(self.root())?;
@@ -157,25 +149,25 @@ impl Store {
     /// it, the records name everything and the next edit deletes what is left. A user who cannot
     /// write the store keeps reading it as it is.
     pub(crate) fn upgrade_to_records(&mut self) -> Result<(), StoreError> {
-        let done = (|| {
+        super::unless_read_only((|| {
             let _guard = self.manifest_lock()?;
-            if let Some(legacy) = self.read_legacy()? {
-                for (name, entry) in &legacy.models {
-                    if !self.layout().name_record(name).exists() {
-                        self.write_record(name, entry)?;
-                    }
-                }
-            }
-            fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
-                .map_err(|e| StoreError::writing(self.root(), e))?;
-            fsx::sync_dir(&self.layout().names())?;
+            self.records_from(&self.read_legacy()?.unwrap_or_default())?;
             self.set_format(3)?;
             self.finish_move()
-        })();
-        match done {
-            Err(StoreError::NotWritable { .. }) => Ok(()),
-            other => other,
+        })())
+    }
+
+    /// Writes a record for every name of `legacy` that has none (a record wins: it was written
+    /// later than `manifest.toml`'s entry), then makes `names/` durable (creating it if needed).
+    fn records_from(&self, legacy: &Manifest) -> Result<(), StoreError> {
+        for (name, entry) in &legacy.models {
+            if !self.layout().name_record(name).exists() {
+                self.write_record(name, entry)?;
+            }
         }
+        fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
+            .map_err(|e| StoreError::writing(self.root(), e))?;
+        Ok(fsx::sync_dir(&self.layout().names())?)
     }
 }
 

@@ -250,7 +250,7 @@ impl Store {
     /// format-3 store with some markers, which a beaker of format 3 ignores and the next upgrade
     /// completes. A user who cannot write the store keeps reading it as it is.
     pub(crate) fn upgrade_to_referrers(&mut self) -> Result<(), StoreError> {
-        let done = (|| {
+        super::unless_read_only((|| {
             let _guard = self.manifest_lock()?;
             self.settle()?;
             let manifest = self.read_manifest()?;
@@ -259,11 +259,7 @@ impl Store {
             self.add_referrers(&manifest.models)?;
             fsx::sync_dir(self.root())?;
             self.set_format(super::FORMAT)
-        })();
-        match done {
-            Err(StoreError::NotWritable { .. }) => Ok(()),
-            other => other,
-        }
+        })())
     }
 }
 

@@ -4,7 +4,9 @@
 //! Every edit is made under `locks/manifest.lock`; each record is written to a temp file, fsynced
 //! and renamed over the old one, then `names/` is fsynced, so readers (who take no lock) always
 //! see complete records and a crash loses at most the edit in flight (invariant I3 is kept by the
-//! callers: they add an entry only after the blob is durable).
+//! callers: they add an entry only after the blob is durable). Before a record is written, its
+//! blobs list its name in `referrers/` (see `referrers`); `rm` reads that index to learn which
+//! blobs other names still use.
 //!
 //! With `locking = "none"` there is no manifest lock: concurrent edits of one name are
 //! last-writer-wins, so an entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own

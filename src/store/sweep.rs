@@ -142,7 +142,9 @@ impl Store {
         let dead: Vec<Blake3> = ids.into_iter().filter(|id| !roots.contains(id)).collect();
         swept.kept = ids_len - dead.len();
         // lstat + unlink of each dead blob, on the cores: ext4 serialises the directory update,
-        // but frees each inode and its pages after it, in parallel (P6: gc of 2,500 blobs).
+        // but frees each inode and its pages after it, in parallel (P6: gc of 2,500 blobs). On an
+        // error the other thread finishes its part: what it deleted is then missing from the
+        // report (only unreferenced blobs; the next gc drops their index records).
         let judged = crate::par::map(&dead, 256, |id| self.sweep_one(id, lockless, dry_run))?;
         for (id, verdict) in dead.into_iter().zip(judged) {
             match verdict {
