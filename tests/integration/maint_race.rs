@@ -65,15 +65,7 @@ fn gc_racing_add_and_rm_never_loses_a_referenced_blob() {
     );
 
     // After the dust settles: every name's blob is there and right; verify agrees.
-    assert_blobs_named_by_hash(&env.store);
-    let ls: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
-    for row in &ls {
-        assert_eq!(
-            row["present"], true,
-            "manifest entry without its blob: {row}"
-        );
-    }
-    env.run(&["store", "verify"]).ok();
+    let ls = assert_every_name_whole(&env);
     // And a final gc leaves exactly the referenced blobs.
     env.run(&["store", "gc"]).ok();
     assert_eq!(
@@ -169,15 +161,7 @@ fn eviction_racing_pulls_never_loses_a_referenced_blob() {
         pulls > 10 && gc_runs > 5 && evicted > 0,
         "too little contention to mean anything: {pulls} pulls, {gc_runs} gc, {evicted} evicted"
     );
-    assert_blobs_named_by_hash(&env.store);
-    let ls: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
-    for row in &ls {
-        assert_eq!(
-            row["present"], true,
-            "manifest entry without its blob: {row}"
-        );
-    }
-    env.run(&["store", "verify"]).ok();
+    let ls = assert_every_name_whole(&env);
     let out: serde_json::Value = env
         .run(&[
             "--json",
@@ -191,4 +175,19 @@ fn eviction_racing_pulls_never_loses_a_referenced_blob() {
         .json();
     assert_eq!(out["over_budget"], 0, "{out}");
     assert!(ls.len() <= 6);
+}
+
+/// After a race: every blob is named by its hash, every recorded name's blob is present, and
+/// verify agrees. Returns `store ls --json`'s rows.
+fn assert_every_name_whole(env: &Env) -> Vec<serde_json::Value> {
+    assert_blobs_named_by_hash(&env.store);
+    let ls: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
+    for row in &ls {
+        assert_eq!(
+            row["present"], true,
+            "manifest entry without its blob: {row}"
+        );
+    }
+    env.run(&["store", "verify"]).ok();
+    ls
 }

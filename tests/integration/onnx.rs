@@ -89,20 +89,31 @@ fn add_check_adds_good_models_and_refuses_each_broken_one_leaving_the_store_unch
     }
 }
 
-#[test]
-fn a_catalogue_entry_with_check_true_is_checked_without_the_flag() {
-    let env = Env::new();
-    let fixture = repo("tests/fixtures/onnx/dangling.onnx");
+/// A catalogue (in `env`) of one entry `name` for the repository file `rel`, pinned by BLAKE3 and
+/// size, with `extra` lines appended to the entry.
+fn one_entry_catalogue(env: &Env, name: &str, rel: &str, extra: &str) -> PathBuf {
+    let fixture = repo(rel);
     let bytes = std::fs::read(&fixture).unwrap();
-    let catalogue = env.file(
-        "checked.toml",
+    env.file(
+        &format!("{name}.toml"),
         format!(
-            "version = 1\n[models.dangling]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\nformat = \"onnx\"\ncheck = true\n",
+            "version = 1\n[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n{extra}",
             blake3_hex(&bytes),
             bytes.len(),
             fixture.display()
         )
         .as_bytes(),
+    )
+}
+
+#[test]
+fn a_catalogue_entry_with_check_true_is_checked_without_the_flag() {
+    let env = Env::new();
+    let catalogue = one_entry_catalogue(
+        &env,
+        "dangling",
+        "tests/fixtures/onnx/dangling.onnx",
+        "format = \"onnx\"\ncheck = true\n",
     );
     with_ort(&env, &catalogue, &["store", "pull", "dangling"]).fails(1, &["dangling", "ghost"]);
     assert!(env.blob_names().is_empty());
@@ -126,17 +137,11 @@ fn a_catalogue_entry_with_check_true_is_checked_without_the_flag() {
 #[test]
 fn check_of_a_model_that_is_not_onnx_is_skipped_and_says_so() {
     let env = Env::new();
-    let fixture = repo("tests/fixtures/onnx/random-bytes.onnx");
-    let bytes = std::fs::read(&fixture).unwrap();
-    let catalogue = env.file(
-        "other.toml",
-        format!(
-            "version = 1\n[models.blob]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\nformat = \"other\"\n",
-            blake3_hex(&bytes),
-            bytes.len(),
-            fixture.display()
-        )
-        .as_bytes(),
+    let catalogue = one_entry_catalogue(
+        &env,
+        "blob",
+        "tests/fixtures/onnx/random-bytes.onnx",
+        "format = \"other\"\n",
     );
     // No runtime at all: nothing is loaded, so none is needed.
     let mut c = env.cmd();
@@ -151,6 +156,7 @@ fn check_of_a_model_that_is_not_onnx_is_skipped_and_says_so() {
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stderr.contains("not checked"), "{r:#?}");
 
+    let bytes = std::fs::read(repo("tests/fixtures/onnx/random-bytes.onnx")).unwrap();
     let src = env.file("weights.bin", &bytes);
     let r = with_lib(
         &env,
