@@ -67,8 +67,8 @@ pub fn add(
     progress: &mut dyn Progress,
 ) -> Result<Published, Error> {
     // The path the user gave may be a symlink to a directory; what is inside may not.
-    let added = match std::fs::metadata(src) {
-        Ok(m) if m.is_dir() => add_dir(store, src, name, check, progress),
+    let added = match crate::fsx::user::metadata(src) {
+        Ok(Some(m)) if m.is_dir() => add_dir(store, src, name, check, progress),
         _ => add_file(store, src, name, check, progress),
     }?;
     // store.toml's max_size: evict down to it if gc.lock is free, sparing this model. The add is
@@ -103,7 +103,7 @@ pub fn add_file(
         ..Entry::default()
     };
     let what = src.display().to_string();
-    crate::onnx::check_before_publish(temp.path(), &entry, check, &what, progress)
+    crate::onnx::check_before_publish(&temp.path().path(), &entry, check, &what, progress)
         .map_err(StoreError::from)?;
     Ok(publish(store, temp, name, entry).map_err(publish::Error::from)?)
 }
@@ -186,7 +186,7 @@ fn check_in_snapshot(
         return Ok(());
     };
     let dir = crate::snapshot::ensure(store, &files)?;
-    let main = entry.main_file(name).under(&dir);
+    let main = entry.main_file(name).beneath(&dir).path();
     let what = entry.main_file(name).under(src).display().to_string();
     crate::onnx::check_before_publish(&main, entry, true, &what, progress)
         .map_err(StoreError::from)?;
@@ -194,6 +194,10 @@ fn check_in_snapshot(
 }
 
 /// The regular files under `dir` with their model paths, sorted; refuses anything else inside.
+#[allow(
+    clippy::disallowed_methods,
+    reason = "walks the user's own directory being added (outside any store); a symlink in it is refused, never followed"
+)]
 fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
     let bad = |reason: String| Error::BadSource {
         path: dir.to_owned(),
@@ -300,14 +304,14 @@ impl Read for Reading<'_> {
 }
 
 /// Opens the file to add and returns it with its size, turning the usual mistakes into one clear
-/// line each. `fsx::open_user_file` opens non-blocking and checks the *opened* file, so a FIFO or
+/// line each. `fsx::user::open` opens non-blocking and checks the *opened* file, so a FIFO or
 /// device (even one swapped in after a `stat`) can neither hang the copy nor feed it endless bytes.
 fn open_source(src: &Path) -> Result<(File, u64), Error> {
     let bad = |reason: String| Error::BadSource {
         path: src.to_owned(),
         reason,
     };
-    let file = crate::fsx::open_user_file(src).map_err(|e| match e.kind() {
+    let file = crate::fsx::user::open(src).map_err(|e| match e.kind() {
         ErrorKind::NotFound => bad("no such file; check the path".into()),
         ErrorKind::PermissionDenied => bad(format!(
             "permission denied for user {}; check its permissions (ls -l)",

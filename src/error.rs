@@ -29,10 +29,10 @@ pub struct IoError {
 }
 
 impl IoError {
-    pub fn new(action: &'static str, path: impl AsRef<Path>, source: io::Error) -> Self {
+    pub fn new(action: &'static str, path: impl Place, source: io::Error) -> Self {
         Self {
             action,
-            path: path.as_ref().to_owned(),
+            path: path.place(),
             source,
         }
     }
@@ -42,13 +42,38 @@ impl IoError {
     }
 }
 
+/// Where an error happened, for its message: a path, or a path inside a store
+/// ([`crate::fsx::Rooted`], which is not a `Path` so that it never reaches a path-based call).
+pub trait Place {
+    /// The absolute path to name in the message.
+    fn place(&self) -> PathBuf;
+}
+
+impl<T: AsRef<Path> + ?Sized> Place for T {
+    fn place(&self) -> PathBuf {
+        self.as_ref().to_owned()
+    }
+}
+
+impl Place for crate::fsx::Rooted {
+    fn place(&self) -> PathBuf {
+        self.path()
+    }
+}
+
+impl Place for &crate::fsx::Rooted {
+    fn place(&self) -> PathBuf {
+        self.path()
+    }
+}
+
 /// `result.at("open", path)?` — attach the action and path to a raw `io::Error`.
 pub trait IoContext<T> {
-    fn at(self, action: &'static str, path: impl AsRef<Path>) -> Result<T, IoError>;
+    fn at(self, action: &'static str, path: impl Place) -> Result<T, IoError>;
 }
 
 impl<T> IoContext<T> for io::Result<T> {
-    fn at(self, action: &'static str, path: impl AsRef<Path>) -> Result<T, IoError> {
+    fn at(self, action: &'static str, path: impl Place) -> Result<T, IoError> {
         self.map_err(|e| IoError::new(action, path, e))
     }
 }

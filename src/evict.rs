@@ -280,7 +280,7 @@ mod tests {
             let name = ModelName::new(name).unwrap();
             let id = Blake3::of(seed);
             let path = store.layout().blob(&id);
-            if !path.exists() {
+            if crate::fsx::stat(&path).unwrap().is_none() {
                 let f = crate::fsx::create_exclusive(&path, 0o444).unwrap();
                 crate::fsx::truncate(&f, *size, &path).unwrap();
             }

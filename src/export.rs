@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::digest::Blake3;
 use crate::error::{Category, IoContext, IoError};
-use crate::fsx;
+use crate::fsx::{self, Rooted};
 use crate::name::ModelName;
 use crate::snapshot::ModelFile;
 use crate::store::{BlobState, Store, StoreError};
@@ -94,7 +94,7 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
             return Err(StoreError::BlobMissing {
                 name: name.clone(),
                 blob: f.blake3,
-                path: blob,
+                path: blob.path(),
             }
             .into());
         }
@@ -111,18 +111,18 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
     let w = |error| Error::Write { error };
     for (f, blob, target) in todo {
         if let Some(parent) = target.parent() {
-            fsx::create_dir_all(parent).map_err(w)?;
+            fsx::user::create_dir_all(parent).map_err(w)?;
         }
         let linked = match how {
             How::Copy => false,
-            How::Link | How::LinkOrCopy => match fsx::hard_link(&blob, &target) {
+            How::Link | How::LinkOrCopy => match fsx::user::link_from_store(&blob, &target) {
                 Ok(()) => true,
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     return Err(Error::Exists { path: target })
                 }
                 Err(e) if how == How::Link => {
                     return Err(Error::CannotLink {
-                        blob,
+                        blob: blob.path(),
                         to: target,
                         source: e.source,
                     })
@@ -147,15 +147,11 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
 
 /// Whether `target` already holds `f`'s content: nothing there is `false`; the blob's inode or
 /// a regular file with the same bytes is `true`; anything else is [`Error::Exists`].
-fn same_content_at(target: &Path, blob: &Path, f: &ModelFile) -> Result<bool, Error> {
-    let meta = match std::fs::symlink_metadata(target) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => {
-            return Err(Error::Write {
-                error: IoError::new("inspect", target, e),
-            })
-        }
+fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<bool, Error> {
+    let meta = match fsx::user::symlink_metadata(target) {
+        Ok(Some(m)) => m,
+        Ok(None) => return Ok(false),
+        Err(error) => return Err(Error::Write { error }),
     };
     let exists = || Error::Exists {
         path: target.to_owned(),
@@ -163,14 +159,18 @@ fn same_content_at(target: &Path, blob: &Path, f: &ModelFile) -> Result<bool, Er
     if !meta.is_file() || meta.len() != f.size {
         return Err(exists());
     }
-    let blob_meta = std::fs::metadata(blob)
-        .at("inspect", blob)
-        .map_err(StoreError::from)?;
+    let blob_meta = fsx::stat(blob).map_err(StoreError::from)?.ok_or_else(|| {
+        StoreError::from(IoError::new(
+            "inspect",
+            blob,
+            io::ErrorKind::NotFound.into(),
+        ))
+    })?;
     if blob_meta.dev() == meta.dev() && blob_meta.ino() == meta.ino() {
         return Ok(true);
     }
     let mut hasher = blake3::Hasher::new();
-    let file = fsx::open_read(target).map_err(|error| Error::Write { error })?;
+    let file = fsx::user::open_nofollow(target).map_err(|error| Error::Write { error })?;
     io::copy(
         &mut io::BufReader::with_capacity(1 << 20, file),
         &mut hasher,
@@ -185,31 +185,31 @@ fn same_content_at(target: &Path, blob: &Path, f: &ModelFile) -> Result<bool, Er
 }
 
 /// Copies `blob` to `target` through a temp file beside it, fsynced, renamed without clobbering.
-fn copy(blob: &Path, target: &Path, f: &ModelFile) -> Result<(), Error> {
+fn copy(blob: &Rooted, target: &Path, f: &ModelFile) -> Result<(), Error> {
     let w = |error| Error::Write { error };
     let dir = target.parent().unwrap_or(Path::new("."));
     let stem = format!(
         ".{}.beaker",
         f.path.as_str().rsplit('/').next().unwrap_or("file")
     );
-    let (mut out, tmp) = fsx::create_unique(dir, &stem, "tmp", 0o644).map_err(w)?;
+    let (mut out, tmp) = fsx::user::create_unique(dir, &stem, "tmp", 0o644).map_err(w)?;
     let copied = (|| {
         let mut src = fsx::open_read(blob)?;
         // std's copy uses copy_file_range between files: a reflink where the filesystem can.
         io::copy(&mut src, &mut out).at("copy into", &tmp)?;
         fsx::sync_file(&out, &tmp)?;
-        fsx::persist_noclobber_keep(&tmp, target)
+        fsx::user::persist_noclobber_keep(&tmp, target)
     })();
     match copied {
         Ok(true) => Ok(()),
         Ok(false) => {
-            let _ = fsx::remove_file(&tmp);
+            let _ = fsx::user::remove_file(&tmp);
             Err(Error::Exists {
                 path: target.to_owned(),
             })
         }
         Err(e) => {
-            let _ = fsx::remove_file(&tmp);
+            let _ = fsx::user::remove_file(&tmp);
             Err(w(e))
         }
     }

@@ -74,6 +74,11 @@ impl FilePath {
             .fold(dir.to_owned(), |p, part| p.join(part))
     }
 
+    /// This path under the store directory `dir` (always inside it: no part can climb out).
+    pub fn beneath(&self, dir: &crate::fsx::Rooted) -> crate::fsx::Rooted {
+        self.0.split('/').fold(dir.clone(), |p, part| p.join(part))
+    }
+
     /// The directories this path needs under the model's root, outermost first
     /// (`a/b/c.txt` → `a`, `a/b`).
     pub fn parents(&self) -> Vec<FilePath> {

@@ -37,7 +37,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Serialize, Serializer};
 
 use crate::digest::Blake3;
-use crate::error::{Category, IoError};
+use crate::error::Category;
 use crate::fsx;
 use crate::lock::{Mode, Wait};
 use crate::manifest::{Manifest, ManifestError};
@@ -380,7 +380,7 @@ fn is_snapshot_staging(temp: &partials::TempFile) -> bool {
         .iter()
         .any(|p| temp.name.starts_with(p))
         && temp.name.ends_with(".d")
-        && std::fs::symlink_metadata(&temp.path).is_ok_and(|m| m.is_dir())
+        && fsx::stat(&temp.path).is_ok_and(|m| m.is_some_and(|m| m.is_dir()))
 }
 
 fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(), StoreError> {
@@ -390,19 +390,11 @@ fn sweep_quarantine(store: &Store, dry_run: bool, out: &mut Outcome) -> Result<(
         .map_or(0, |d| d.as_secs());
     for (name, _) in crate::store::files_in(&dir)? {
         let path = dir.join(&name);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+        let Some(meta) = fsx::stat(&path)? else {
+            continue;
         };
         // The name says when verify moved it there; anything else goes by its mtime.
-        let since = quarantined_at(&name).or_else(|| {
-            meta.modified()
-                .ok()?
-                .duration_since(UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs())
-        });
+        let since = quarantined_at(&name).or_else(|| u64::try_from(meta.mtime()).ok());
         // Distance in either direction: an entry dated in the future (clock skew) goes once it is
         // more than QUARANTINE_AGE ahead, as `partials::age` does for temp files.
         let old = since.is_some_and(|t| now.abs_diff(t) >= QUARANTINE_AGE.as_secs());

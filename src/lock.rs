@@ -34,14 +34,13 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Category, IoError};
-use crate::fsx;
+use crate::fsx::{self, Meta, Rooted};
 
 /// How long to wait for a lock held by someone else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +86,7 @@ impl Holder {
     }
 
     /// Reads the holder recorded in a lock file, if it has a readable record.
-    pub fn read(path: &Path) -> Option<Holder> {
+    pub fn read(path: &Rooted) -> Option<Holder> {
         let mut text = String::new();
         fsx::open_read(path)
             .ok()?
@@ -137,7 +136,7 @@ impl LockError {
 #[must_use = "the lock is released as soon as the guard is dropped"]
 #[derive(Debug)]
 pub struct LockGuard {
-    held: Option<(File, PathBuf, bool)>,
+    held: Option<(File, Rooted, bool)>,
 }
 
 impl LockGuard {
@@ -163,7 +162,7 @@ impl LockGuard {
 /// each time with the holder's record read afresh, so the caller can tell the user who it is
 /// waiting for and how far that holder is (a live progress bar of its download).
 pub fn acquire(
-    path: &Path,
+    path: &Rooted,
     mode: Mode,
     wait: Wait,
     file_mode: u32,
@@ -171,7 +170,7 @@ pub fn acquire(
 ) -> Result<LockGuard, LockError> {
     let start = Instant::now();
     let mut next_tell = Duration::from_secs(1);
-    loop {
+    for _ in 0..MAX_ROUNDS {
         let (file, writable) = open_lock_file(path, file_mode)?;
         let mut pause = Duration::from_millis(1);
         loop {
@@ -188,7 +187,7 @@ pub fn acquire(
             };
             if let Some(limit) = deadline.filter(|d| waited >= *d) {
                 return Err(LockError::Timeout {
-                    path: path.to_owned(),
+                    path: path.path(),
                     waited: limit,
                     holder: Holder::read(path).map(Box::new),
                 });
@@ -202,7 +201,7 @@ pub fn acquire(
         }
         if still_at_path(&file, path)? {
             let guard = LockGuard {
-                held: Some((file, path.to_owned(), writable)),
+                held: Some((file, path.clone(), writable)),
             };
             if mode == Mode::Exclusive {
                 guard.record(&Holder::me());
@@ -212,6 +211,7 @@ pub fn acquire(
         // The file was pruned (or replaced) between our open and our lock: the lock we hold is
         // on a file nobody else can find. Drop it and lock whatever is at the path now.
     }
+    Err(kept_changing(path).into())
 }
 
 /// What [`prune`] did with one lock file.
@@ -225,7 +225,7 @@ pub enum Pruned {
 }
 
 /// Removes the lock file at `path` if nobody holds it (DESIGN §6 safe prune).
-pub fn prune(path: &Path) -> Result<Pruned, LockError> {
+pub fn prune(path: &Rooted) -> Result<Pruned, LockError> {
     // A symlink or special file is nobody's lock: remove it without opening it.
     if replace_if_hostile(path)? {
         return Ok(Pruned::Removed);
@@ -267,22 +267,20 @@ pub enum State {
 /// Looks at the lock file at `path`: try-locks it exclusively for an instant (never blocking,
 /// never recording), then releases. Used by `info` and by maintenance reports. Something that is
 /// not a regular file at the path is nobody's lock: an error, never flocked.
-pub fn state(path: &Path) -> Result<State, LockError> {
+pub fn state(path: &Rooted) -> Result<State, LockError> {
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Gone),
         Err(e) => return Err(e.into()),
     };
-    let meta = file
-        .metadata()
-        .map_err(|e| IoError::new("inspect lock file", path, e))?;
+    let meta = Meta::of(&file).map_err(|e| IoError::new("inspect lock file", path, e))?;
     if !meta.is_file() {
         return Err(LockError::Io(IoError::new(
             "use as a lock file",
             path,
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("it is a {}", fsx::kind_of(&meta)),
+                format!("it is a {}", meta.kind()),
             ),
         )));
     }
@@ -296,7 +294,7 @@ pub fn state(path: &Path) -> Result<State, LockError> {
 /// Try-locks an open file exclusively without blocking: `true` if we now hold it (until `file`
 /// is closed), `false` if someone else does. Used on temp files, whose writer holds a flock while
 /// writing (DESIGN §5 step 3), to tell a live writer from a dead one.
-pub fn try_exclusive(file: &File, path: &Path) -> Result<bool, LockError> {
+pub fn try_exclusive(file: &File, path: impl crate::error::Place) -> Result<bool, LockError> {
     match try_lock(file, Mode::Exclusive) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
@@ -306,13 +304,13 @@ pub fn try_exclusive(file: &File, path: &Path) -> Result<bool, LockError> {
 
 /// Whether `file` is still the file at `path` (same device and inode): after locking a file
 /// found by path, the caller must check this before acting on the path.
-pub fn is_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
+pub fn is_at_path(file: &File, path: &Rooted) -> Result<bool, IoError> {
     still_at_path(file, path)
 }
 
 /// Checks that locks work in `dir`: two descriptors of one file in one process must conflict
 /// (flock locks belong to the open file description, so they do — unless flock is a no-op here).
-pub fn probe(dir: &Path) -> Result<(), LockError> {
+pub fn probe(dir: &Rooted) -> Result<(), LockError> {
     let (a, path) = fsx::create_unique(dir, "probe", "lock", 0o600)?;
     let result = (|| {
         let b = fsx::open_read(&path)?;
@@ -321,7 +319,7 @@ pub fn probe(dir: &Path) -> Result<(), LockError> {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
             Err(e) => Err(lock_failed(dir, e)),
             Ok(()) => Err(LockError::Unsupported {
-                path: dir.to_owned(),
+                path: dir.path(),
                 source: io::Error::other("two descriptors could lock the same file at once"),
             }),
         }
@@ -337,10 +335,10 @@ fn try_lock(file: &File, mode: Mode) -> io::Result<()> {
     }
 }
 
-fn lock_failed(path: &Path, e: io::Error) -> LockError {
+fn lock_failed(path: impl crate::error::Place, e: io::Error) -> LockError {
     match e.raw_os_error() {
         Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS) => LockError::Unsupported {
-            path: path.to_owned(),
+            path: path.place(),
             source: e,
         },
         _ => LockError::Io(IoError::new("lock", path, e)),
@@ -349,19 +347,22 @@ fn lock_failed(path: &Path, e: io::Error) -> LockError {
 
 /// Opens the lock file, creating it with `mode` if absent. Falls back to read-only when the file
 /// exists but is not writable by us (flock needs no write access), returning whether it is writable.
-fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
-    loop {
+fn open_lock_file(path: &Rooted, mode: u32) -> Result<(File, bool), IoError> {
+    for _ in 0..MAX_ROUNDS {
         // With its mode from the first instant: another user must be able to open it at once.
         match fsx::create_in_place(path, mode) {
             Ok(f) => return Ok((f, true)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            // The directory is gone (the store deleted, or its `locks/` removed): retrying
+            // cannot help; the caller says so (or makes `locks/` again).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !dir_is_there(path) => return Err(e),
             // `prune-locks` removed our not-yet-named new file (it looks like a free lock file):
             // make another.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             // A user who may not create files in `locks/` can still lock an existing lock file.
             Err(e)
                 if e.kind() == io::ErrorKind::PermissionDenied
-                    && std::fs::symlink_metadata(path).is_ok() => {}
+                    && fsx::stat(path).is_ok_and(|m| m.is_some()) => {}
             Err(e) => return Err(e),
         }
         if replace_if_hostile(path)? {
@@ -387,10 +388,34 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
         };
         // Swapped for a FIFO, device or directory after the check: never lock a special file
         // (the next round's `replace_if_hostile` removes it).
-        if opened.0.metadata().is_ok_and(|m| m.file_type().is_file()) {
+        if Meta::of(&opened.0).is_ok_and(|m| m.is_file()) {
             return Ok(opened);
         }
     }
+    Err(kept_changing(path))
+}
+
+/// How many times taking one lock starts over because its file changed under it (pruned,
+/// replaced, swapped for something else) before giving up: far more than any honest race needs,
+/// so only a process that keeps replacing the file on purpose, or a directory that is gone, ends
+/// the loop, with an error rather than a spin.
+const MAX_ROUNDS: u32 = 1000;
+
+fn kept_changing(path: &Rooted) -> IoError {
+    IoError::new(
+        "lock",
+        path,
+        io::Error::other(format!(
+            "the lock file changed under beaker {MAX_ROUNDS} times in a row (is another process \
+             removing or replacing it?)"
+        )),
+    )
+}
+
+/// Whether the directory holding `path` is (still) a directory.
+fn dir_is_there(path: &Rooted) -> bool {
+    path.parent()
+        .is_some_and(|dir| fsx::stat(&dir).is_ok_and(|m| m.is_some_and(|m| m.is_dir())))
 }
 
 /// A lock path holding a symlink, a special file or a directory (planted in a shared store, or
@@ -398,30 +423,22 @@ fn open_lock_file(path: &Path, mode: u32) -> Result<(File, bool), IoError> {
 /// (a directory is removed with everything in it, symlinks inside unlinked, never followed).
 /// Returns whether something was removed. A regular file, whoever owns it, is a lock file and is
 /// kept.
-fn replace_if_hostile(path: &Path) -> Result<bool, IoError> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_dir() => match fsx::remove_tree(path) {
+fn replace_if_hostile(path: &Rooted) -> Result<bool, IoError> {
+    match fsx::stat(path)? {
+        Some(m) if m.is_dir() => match fsx::remove_tree(path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(e),
         },
-        Ok(m) if !m.file_type().is_file() => fsx::remove_file_if_exists(path),
-        Ok(_) => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(IoError::new("inspect lock file", path, e)),
+        Some(m) if !m.is_file() => fsx::remove_file_if_exists(path),
+        Some(_) | None => Ok(false),
     }
 }
 
 /// Whether `file` is still the file at `path` (same device and inode).
-fn still_at_path(file: &File, path: &Path) -> Result<bool, IoError> {
-    let open = file
-        .metadata()
-        .map_err(|e| IoError::new("inspect lock file", path, e))?;
-    match std::fs::symlink_metadata(path) {
-        Ok(now) => Ok(now.dev() == open.dev() && now.ino() == open.ino()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(IoError::new("inspect lock file", path, e)),
-    }
+fn still_at_path(file: &File, path: &Rooted) -> Result<bool, IoError> {
+    let open = Meta::of(file).map_err(|e| IoError::new("inspect lock file", path, e))?;
+    Ok(fsx::stat(path)?.is_some_and(|now| now.same_file(&open)))
 }
 
 #[cfg(test)]

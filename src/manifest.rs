@@ -265,8 +265,8 @@ impl Manifest {
     /// [`ManifestError::Unreadable`] without blocking for anything but a regular file of at most
     /// [`MAX_CATALOGUE_BYTES`] (a FIFO or `/dev/zero` is refused, never read).
     pub fn load(path: &Path) -> Result<Self, ManifestError> {
-        let bytes = crate::fsx::read_user_file(path, MAX_CATALOGUE_BYTES)
-            .map_err(ManifestError::Unreadable)?;
+        let bytes =
+            crate::fsx::user::read(path, MAX_CATALOGUE_BYTES).map_err(ManifestError::Unreadable)?;
         let text = String::from_utf8(bytes).map_err(|_| {
             ManifestError::Unreadable(IoError::new(
                 "read",

@@ -21,12 +21,9 @@
 //! and only the file's age speaks for it.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use crate::error::IoError;
-use crate::fsx;
+use crate::fsx::{self, Meta, Rooted};
 use crate::lock;
 use crate::store::{Locking, Store, StoreError};
 
@@ -37,7 +34,7 @@ pub const MIN_PROBE_AGE: Duration = Duration::from_secs(60);
 #[derive(Debug)]
 pub struct TempFile {
     pub name: String,
-    pub path: PathBuf,
+    pub path: Rooted,
     pub size: u64,
     /// Time since its last modification (or until it, for a file dated in the future: see [`age`]).
     pub age: Duration,
@@ -69,15 +66,19 @@ pub fn scan(store: &Store, probe_after: Duration) -> Result<Vec<TempFile>, Store
     let threshold = probe_after.max(MIN_PROBE_AGE);
     let now = SystemTime::now();
     let mut out = Vec::new();
-    for (name, _) in crate::store::files_in(&dir)? {
-        let path = dir.join(&name);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+    let Some(listing) = fsx::Dir::open(&dir)? else {
+        return Ok(out);
+    };
+    let mut names = listing.names()?;
+    names.sort();
+    for file in names {
+        let Some(meta) = listing.stat(&file)? else {
+            continue; // gone meanwhile
         };
-        let age = meta.modified().map_or(Duration::ZERO, |m| age(m, now));
-        let writer = if !meta.file_type().is_file() {
+        let path = dir.join(&file);
+        let name = file.to_string_lossy().into_owned();
+        let age = age(meta.modified(), now);
+        let writer = if !meta.is_file() {
             Writer::NotAFile
         } else if age < threshold {
             Writer::Recent
@@ -117,7 +118,7 @@ pub fn age(mtime: SystemTime, now: SystemTime) -> Duration {
 }
 
 /// Try-locks the temp file at `path`; `None` if it vanished or is no longer inode `ino`.
-fn probe(path: &std::path::Path, ino: u64) -> Result<Option<Writer>, StoreError> {
+fn probe(path: &Rooted, ino: u64) -> Result<Option<Writer>, StoreError> {
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -128,7 +129,7 @@ fn probe(path: &std::path::Path, ino: u64) -> Result<Option<Writer>, StoreError>
         }
         Err(e) => return Err(e.into()),
     };
-    let same = file.metadata().map(|m| m.ino() == ino).unwrap_or(false);
+    let same = Meta::of(&file).is_ok_and(|m| m.ino() == ino);
     if !same {
         return Ok(None);
     }

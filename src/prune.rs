@@ -94,12 +94,13 @@ pub fn run(store: &Store) -> Result<Outcome, Error> {
     let dir = store.layout().locks();
     for (name, _) in crate::store::files_in(&dir)? {
         let path = dir.join(&name);
-        let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
-        if !regular {
-            if std::fs::symlink_metadata(&path).is_ok() {
+        match crate::fsx::stat(&path) {
+            Ok(Some(m)) if m.is_file() => {}
+            Ok(Some(_)) => {
                 out.foreign.push(name);
+                continue;
             }
-            continue;
+            _ => continue,
         }
         match lock::prune(&path) {
             Ok(Pruned::Removed) => out.removed.push(name),

@@ -139,13 +139,12 @@ impl Settings {
     pub fn read_over(&mut self, path: &Path) -> Result<(), SettingsError> {
         // A file this user cannot even reach (a directory on the way is not searchable, as with
         // another user's HOME under sudo) is absent; one that is there but unreadable is an error.
-        match std::fs::metadata(path) {
-            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::PermissionDenied) => {
-                return Ok(())
-            }
+        match crate::fsx::user::metadata(path) {
+            Ok(None) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::PermissionDenied => return Ok(()),
             _ => {}
         }
-        let bytes = match crate::fsx::read_user_file(path, MAX_FILE) {
+        let bytes = match crate::fsx::user::read(path, MAX_FILE) {
             Ok(b) => b,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
             Err(error) => return Err(SettingsError::Read { error }),

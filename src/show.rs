@@ -13,7 +13,7 @@ use crate::error::Category;
 use crate::manifest::{Entry, Format};
 use crate::name::ModelName;
 use crate::onnx::info::{Opset, Producer, Tensor};
-use crate::onnx::{inspect, is_onnx, InspectError};
+use crate::onnx::{is_onnx, InspectError};
 use crate::store::{BlobState, Store, StoreError};
 
 /// `show --json`: `{name, blake3, size, format, inputs, outputs, opsets, producer, ir_version,
@@ -115,14 +115,18 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
                 Some(n) => StoreError::BlobMissing {
                     name: n.clone(),
                     blob: id,
-                    path,
+                    path: path.path(),
                 }
                 .into(),
                 None => ShowError::NoSuchBlob { blob: id },
             })
         }
         BlobState::Damaged { problem } => {
-            return Err(StoreError::DamagedBlob { path, problem }.into())
+            return Err(StoreError::DamagedBlob {
+                path: path.path(),
+                problem,
+            }
+            .into())
         }
     };
     let names = manifest
@@ -147,7 +151,11 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let info = if claimed && !is_onnx(&entry) {
         None
     } else {
-        match inspect(&path) {
+        let opened = crate::fsx::open_read(&path).map_err(|e| ShowError::NotOnnx {
+            what: target.to_owned(),
+            source: e.into(),
+        })?;
+        match crate::onnx::inspect_file(opened, &path.path()) {
             Ok(info) => Some(info),
             Err(e @ InspectError::Io(_)) => {
                 return Err(ShowError::NotOnnx {

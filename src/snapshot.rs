@@ -28,19 +28,21 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::digest::Blake3;
-use crate::error::{IoContext, IoError};
+use crate::error::IoError;
 use crate::file_path::FilePath;
-use crate::fsx;
+use crate::fsx::{self, Rooted};
 use crate::store::{Store, StoreError};
 
-/// The mode of a snapshot's directories while they are being filled.
-const PRIVATE_DIR: u32 = 0o700;
+/// The mode of a snapshot's directories while they are being filled: only the builder may enter
+/// them, and (setgid) every directory made inside one takes its group, which in a group store is
+/// the store's (the staging directory inherits it from `tmp/`), so that the snapshot keeps the
+/// store's group once it is made the store's directory mode and moved into place.
+const PRIVATE_DIR: u32 = 0o2700;
 
 /// One file of a model, as the snapshot holds it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -96,7 +98,7 @@ pub enum State {
 /// Every blob must be present. A damaged snapshot (a file that is not its blob any more, e.g.
 /// after `verify` quarantined a blob and it was published again) is moved aside and built anew.
 /// The caller holds `gc.lock` shared (so no gc removes the blobs meanwhile).
-pub fn ensure(store: &Store, files: &[ModelFile]) -> Result<PathBuf, StoreError> {
+pub fn ensure(store: &Store, files: &[ModelFile]) -> Result<Rooted, StoreError> {
     let tree = TreeId::of(files);
     let dest = store.layout().snapshot(&tree);
     match check(store, files)? {
@@ -141,7 +143,7 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
             dirs.extend(f.path.parents());
         }
         for d in &dirs {
-            fsx::create_dir_exclusive(&d.under(&staging), PRIVATE_DIR).map_err(w)?;
+            fsx::create_dir_exclusive(&d.beneath(&staging), PRIVATE_DIR).map_err(w)?;
         }
         for f in files {
             let blob = layout.blob(&f.blake3);
@@ -154,11 +156,11 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
                     })
                 }
             }
-            link_or_symlink(&blob, &f.path, &f.path.under(&staging)).map_err(w)?;
+            link_or_symlink(&blob, &f.path, &f.path.beneath(&staging)).map_err(w)?;
         }
         for d in dirs.iter().rev() {
-            fsx::set_dir_mode(&d.under(&staging), mode).map_err(w)?;
-            fsx::sync_dir(&d.under(&staging))?;
+            fsx::set_dir_mode(&d.beneath(&staging), mode).map_err(w)?;
+            fsx::sync_dir(&d.beneath(&staging))?;
         }
         fsx::set_dir_mode(&staging, mode).map_err(w)?;
         fsx::sync_dir(&staging)?;
@@ -181,7 +183,7 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
 
 /// A hard link to `blob` at `at`; a relative symlink where the filesystem or the kernel's
 /// `protected_hardlinks` refuses the link.
-fn link_or_symlink(blob: &Path, path: &FilePath, at: &Path) -> Result<(), IoError> {
+fn link_or_symlink(blob: &Rooted, path: &FilePath, at: &Rooted) -> Result<(), IoError> {
     match fsx::hard_link(blob, at) {
         Ok(()) => Ok(()),
         Err(e)
@@ -198,7 +200,7 @@ fn link_or_symlink(blob: &Path, path: &FilePath, at: &Path) -> Result<(), IoErro
 
 /// `../../blobs/<hex>` from `snapshots/<tree>/<path>`: one `..` per directory between the link
 /// and the store root.
-fn symlink_target(blob: &Path, path: &FilePath) -> PathBuf {
+fn symlink_target(blob: &Rooted, path: &FilePath) -> PathBuf {
     let mut target = PathBuf::new();
     for _ in 0..path.depth() + 1 {
         target.push("..");
@@ -211,60 +213,110 @@ fn symlink_target(blob: &Path, path: &FilePath) -> PathBuf {
 }
 
 /// Whether `snapshots/<tree>` holds exactly `files` as their blobs (see the module doc).
+///
+/// Everything in the snapshot is looked at relative to the store's root without following a
+/// symlink: a directory of the snapshot replaced by a symlink (to a directory a member owns, or
+/// elsewhere in the store) is damage, never followed, so a path handed out never leads through
+/// it.
 pub fn check(store: &Store, files: &[ModelFile]) -> Result<State, StoreError> {
     let dir = store.layout().snapshot(&TreeId::of(files));
-    match std::fs::symlink_metadata(&dir) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Ok(State::Damaged("not a directory".into())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::Missing),
-        Err(e) => return Err(IoError::new("inspect", &dir, e).into()),
+    match fsx::stat(&dir)? {
+        Some(m) if m.is_dir() => {}
+        Some(m) => return Ok(State::Damaged(format!("a {}, not a directory", m.kind()))),
+        None => return Ok(State::Missing),
     }
     let mut expected: BTreeSet<PathBuf> = BTreeSet::new();
     for f in files {
-        expected.insert(f.path.under(&dir));
-        expected.extend(f.path.parents().iter().map(|p| p.under(&dir)));
-        if let Some(problem) = check_file(store, &dir, f)? {
-            return Ok(State::Damaged(format!("{}: {problem}", f.path)));
+        expected.insert(PathBuf::from(f.path.as_str()));
+        expected.extend(f.path.parents().iter().map(|p| PathBuf::from(p.as_str())));
+        match check_file(store, &dir, f) {
+            Ok(None) => {}
+            Ok(Some(problem)) => return Ok(State::Damaged(format!("{}: {problem}", f.path))),
+            Err(e) if symlink_in_the_way(&e) => {
+                return Ok(State::Damaged(format!(
+                    "{}: a symlink or a file is where a directory of the model should be",
+                    f.path
+                )))
+            }
+            Err(e) => return Err(e),
         }
     }
-    for entry in walkdir::WalkDir::new(&dir).min_depth(1) {
-        let entry = entry.map_err(|e| {
-            let path = e.path().unwrap_or(&dir).to_owned();
-            IoError::new("list", path, io::Error::other(e.to_string()))
-        })?;
-        if !expected.contains(entry.path()) {
-            let rel = entry.path().strip_prefix(&dir).unwrap_or(entry.path());
-            return Ok(State::Damaged(format!(
-                "{} is not one of the model's files",
-                rel.display()
-            )));
+    let mut unexpected = None;
+    // Each entry's type was judged above (a directory where the model has a file, or the other
+    // way round, is damage found by `check_file`); here only its name.
+    walk(&dir, Path::new(""), 0, &mut |rel| {
+        if expected.contains(rel) {
+            return true;
+        }
+        unexpected = Some(rel.to_owned());
+        false
+    })?;
+    Ok(match unexpected {
+        Some(rel) => State::Damaged(format!("{} is not one of the model's files", rel.display())),
+        None => State::Complete,
+    })
+}
+
+/// Whether an error of a lookup inside a snapshot means that a component on the way is a
+/// symlink or not a directory (what a planted link gives), which is damage, not a failure.
+fn symlink_in_the_way(e: &StoreError) -> bool {
+    matches!(e, StoreError::Io(io) if matches!(io.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)))
+}
+
+/// How deep [`walk`] looks: a model's files are never deeper (file paths are at most 16 parts).
+const MAX_DEPTH: usize = 32;
+
+/// Calls `each(relative path)` for every entry under `dir`, directories before their contents,
+/// never following a symlink (a symlink is an entry, not entered); stops when `each` says
+/// `false`. Nothing deeper than [`MAX_DEPTH`] is entered.
+fn walk(
+    dir: &Rooted,
+    rel: &Path,
+    depth: usize,
+    each: &mut dyn FnMut(&Path) -> bool,
+) -> Result<bool, StoreError> {
+    let Some(opened) = fsx::Dir::open(&dir.join(rel)).or_else(|e| {
+        if matches!(e.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+            Ok(None)
+        } else {
+            Err(e)
+        }
+    })?
+    else {
+        return Ok(true);
+    };
+    for name in opened.names()? {
+        let path = rel.join(&name);
+        if !each(&path) {
+            return Ok(false);
+        }
+        let is_dir = opened.stat(&name)?.is_some_and(|m| m.is_dir());
+        if is_dir && (depth >= MAX_DEPTH || !walk(dir, &path, depth + 1, each)?) {
+            return Ok(false);
         }
     }
-    Ok(State::Complete)
+    Ok(true)
 }
 
 /// `None` when the snapshot's `f` is its blob; else what is wrong with it.
-fn check_file(store: &Store, dir: &Path, f: &ModelFile) -> Result<Option<String>, StoreError> {
-    let at = f.path.under(dir);
-    let meta = match std::fs::symlink_metadata(&at) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Some("missing".into())),
-        Err(e) => return Err(IoError::new("inspect", &at, e).into()),
+fn check_file(store: &Store, dir: &Rooted, f: &ModelFile) -> Result<Option<String>, StoreError> {
+    let at = f.path.beneath(dir);
+    let Some(meta) = fsx::stat(&at)? else {
+        return Ok(Some("missing".into()));
     };
     let blob = store.layout().blob(&f.blake3);
-    if meta.file_type().is_symlink() {
-        let target = std::fs::read_link(&at).at("read link", &at)?;
+    if meta.is_symlink() {
+        let target = fsx::read_link(&at)?;
         return Ok((target != symlink_target(&blob, &f.path))
             .then(|| format!("a symlink to {}, not to its blob", target.display())));
     }
     if !meta.is_file() {
         return Ok(Some("not a regular file".into()));
     }
-    match std::fs::symlink_metadata(&blob) {
-        Ok(b) if b.dev() == meta.dev() && b.ino() == meta.ino() => Ok(None),
-        Ok(_) => Ok(Some("not a link to its blob".into())),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Some("its blob is missing".into())),
-        Err(e) => Err(IoError::new("inspect", &blob, e).into()),
+    match fsx::stat(&blob)? {
+        Some(b) if b.same_file(&meta) => Ok(None),
+        Some(_) => Ok(Some("not a link to its blob".into())),
+        None => Ok(Some("its blob is missing".into())),
     }
 }
 
@@ -300,7 +352,7 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
     repaired.map_err(|e| match e {
         StoreError::NotWritable { .. } => StoreError::SnapshotMissing {
             name: name.clone(),
-            dir: store.layout().snapshot(&TreeId::of(&files)),
+            dir: store.layout().snapshot(&TreeId::of(&files)).path(),
         },
         other => other,
     })
@@ -402,11 +454,9 @@ pub struct Swept {
 /// Removes `snapshots/<tree>` (links only: the blobs stay).
 fn remove(store: &Store, tree: &TreeId) -> Result<(), StoreError> {
     let dir = store.layout().snapshot(tree);
-    let w = |e| StoreError::writing(store.root(), e);
-    match std::fs::symlink_metadata(&dir) {
+    match fsx::remove_tree(&dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Ok(m) if !m.is_dir() => fsx::remove_file(&dir).map_err(w),
-        _ => fsx::remove_tree(&dir).map_err(w),
+        other => other.map_err(|e| StoreError::writing(store.root(), e)),
     }
 }
 
@@ -445,8 +495,9 @@ mod tests {
 
     #[test]
     fn symlink_targets_climb_to_the_store_root() {
-        let blob = Path::new("/s/blobs/abc");
-        let t = |p| symlink_target(blob, &FilePath::new(p).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let blob = Rooted::top(&fsx::Root::open(dir.path()).unwrap()).join("blobs/abc");
+        let t = |p| symlink_target(&blob, &FilePath::new(p).unwrap());
         assert_eq!(t("m.onnx"), Path::new("../../blobs/abc"));
         assert_eq!(t("a/b/m.onnx"), Path::new("../../../../blobs/abc"));
     }

@@ -49,18 +49,16 @@ fn secs_of(t: SystemTime) -> u64 {
 /// rewritten too). Takes no lock, never waits, and ignores every failure.
 pub fn touch(store: &Store, name: &ModelName) {
     let path = store.layout().use_record(name);
-    match std::fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_file() => {
-            let recent = meta
-                .modified()
-                .is_ok_and(|t| now_secs().abs_diff(secs_of(t)) < RECORD_EVERY.as_secs());
+    match fsx::stat(&path) {
+        Ok(Some(meta)) if meta.is_file() => {
+            let recent = now_secs().abs_diff(secs_of(meta.modified())) < RECORD_EVERY.as_secs();
             if !recent {
                 let _ = fsx::set_mtime(&path, None);
             }
         }
         // A symlink or anything else planted there is not ours: leave it (`info` reports it).
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        Ok(Some(_)) => {}
+        Ok(None) => {
             let _ = create_or_set(store, name, None);
         }
         Err(_) => {}
@@ -97,17 +95,16 @@ fn create_or_set(store: &Store, name: &ModelName, to: Option<SystemTime>) -> Res
 /// When `name` was last used, in seconds since the epoch: its use record, else the time its
 /// entry was recorded (`added`); `None` when neither is known.
 pub fn last_used(store: &Store, name: &ModelName, entry: &Entry) -> Option<u64> {
-    let record = std::fs::symlink_metadata(store.layout().use_record(name)).ok();
+    let record = fsx::stat(&store.layout().use_record(name)).ok().flatten();
     last_used_of(record.as_ref(), entry)
 }
 
 /// [`last_used`] from what `lstat` said of the use record (`None`: there is none), for a caller
 /// that has it already (`ls` stats the records it found in one listing of `uses/`).
-pub(crate) fn last_used_of(record: Option<&std::fs::Metadata>, entry: &Entry) -> Option<u64> {
+pub(crate) fn last_used_of(record: Option<&fsx::Meta>, entry: &Entry) -> Option<u64> {
     record
         .filter(|m| m.is_file())
-        .and_then(|m| m.modified().ok())
-        .map(secs_of)
+        .map(|m| secs_of(m.modified()))
         .or_else(|| entry.added.as_deref().and_then(crate::who::parse_rfc3339))
 }
 
@@ -223,8 +220,8 @@ pub fn sweep(
     Ok((removed, foreign))
 }
 
-fn is_file(path: &std::path::Path) -> bool {
-    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file())
+fn is_file(path: &fsx::Rooted) -> bool {
+    fsx::stat(path).is_ok_and(|m| m.is_some_and(|m| m.is_file()))
 }
 
 #[cfg(test)]
@@ -248,7 +245,7 @@ mod tests {
         let n = name("lab/m");
         touch(&s, &n);
         let rec = s.layout().use_record(&n);
-        assert!(rec.ends_with("uses/lab+m"));
+        assert!(rec.rel().ends_with("uses/lab+m"));
         let first = last_used(&s, &n, &Entry::default()).unwrap();
         assert!(now_secs().abs_diff(first) < 5);
         // Within the hour: no write (the time set below survives a touch).

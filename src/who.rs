@@ -218,43 +218,18 @@ pub fn euid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// Whether this process, with its *effective* ids, may create and delete entries in `dir`
-/// (`faccessat(W_OK|X_OK, AT_EACCESS)`): `Ok` if so, else the OS's reason (`NotFound` if `dir`
-/// does not exist).
-pub fn may_write_in(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).map_err(|_| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, "path contains a NUL byte")
-    })?;
-    // SAFETY: `c` is a valid NUL-terminated path that outlives the call.
-    let rc = unsafe {
-        libc::faccessat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            libc::W_OK | libc::X_OK,
-            libc::AT_EACCESS,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// Whether this process runs as root (which bypasses permission bits).
 pub fn is_root() -> bool {
     euid() == 0
 }
 
 /// `alice:lab, mode 0644` — who owns a file and how it may be used, for error messages.
-pub fn describe_owner(meta: &std::fs::Metadata) -> String {
-    use std::os::unix::fs::MetadataExt;
+pub fn describe_owner(uid: u32, gid: u32, mode: u32) -> String {
     format!(
         "owned by {}:{}, mode {:04o}",
-        user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string()),
-        group_name(meta.gid()).unwrap_or_else(|| meta.gid().to_string()),
-        meta.mode() & 0o7777
+        user_name(uid).unwrap_or_else(|| uid.to_string()),
+        group_name(gid).unwrap_or_else(|| gid.to_string()),
+        mode & 0o7777
     )
 }
 

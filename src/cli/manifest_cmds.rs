@@ -70,7 +70,7 @@ fn entry(source: &str, name: &str, out: Output) -> Result<()> {
 
     fn hash(path: &std::path::Path) -> Result<(String, u64, String)> {
         use sha2::Digest;
-        let mut file = beaker::fsx::open_user_file(path)?;
+        let mut file = beaker::fsx::user::open(path)?;
         let (mut b3, mut sha) = (blake3::Hasher::new(), sha2::Sha256::new());
         let mut buf = vec![0u8; 1 << 20];
         let mut size = 0u64;

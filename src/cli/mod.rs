@@ -133,8 +133,8 @@ fn man(dir: &std::path::Path) -> Result<()> {
         let page = clap_mangen::Man::new(cmd.clone().name(name.to_owned()));
         let mut bytes = Vec::new();
         page.render(&mut bytes)?;
-        beaker::fsx::create_dir_all(dir)?;
-        beaker::fsx::write_user_file(&dir.join(format!("{name}.1")), &bytes)?;
+        beaker::fsx::user::create_dir_all(dir)?;
+        beaker::fsx::user::write_file(&dir.join(format!("{name}.1")), &bytes)?;
         // `help` subcommands are clap's own, not pages worth having.
         for sub in cmd
             .get_subcommands()

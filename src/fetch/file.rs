@@ -20,7 +20,7 @@ pub(super) fn attempt(
 ) -> Result<(), FetchError> {
     // Regular files only, opened without blocking: a FIFO would otherwise hang this pull while it
     // holds the model's download lock, and a device like /dev/zero would never end.
-    let mut file = crate::fsx::open_user_file(path).map_err(|e| match e.kind() {
+    let mut file = crate::fsx::user::open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => FetchError::NoSuchFile {
             path: path.to_owned(),
         },

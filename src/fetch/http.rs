@@ -240,8 +240,7 @@ fn load_roots(path: &std::path::Path) -> Result<RootCerts, FetchError> {
         path: path.to_owned(),
         reason,
     };
-    let pem =
-        crate::fsx::read_user_file(path, MAX_CA_BUNDLE).map_err(|e| bad(e.source.to_string()))?;
+    let pem = crate::fsx::user::read(path, MAX_CA_BUNDLE).map_err(|e| bad(e.source.to_string()))?;
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {

@@ -3,15 +3,23 @@
 // Tests plant files (a symlink target) with raw std::fs on purpose.
 #![allow(clippy::disallowed_methods)]
 use super::*;
+use std::path::Path;
 
-fn take(path: &Path, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
+fn take(path: &Rooted, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
     acquire(path, mode, wait, 0o644, &mut |_| {})
+}
+
+/// A temp directory opened as a root.
+fn root() -> (tempfile::TempDir, Rooted) {
+    let dir = tempfile::tempdir().unwrap();
+    let top = Rooted::top(&fsx::Root::open(dir.path()).unwrap());
+    (dir, top)
 }
 
 #[test]
 fn exclusive_excludes_and_records_holder() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("x.lock");
+    let (_dir, top) = root();
+    let p = top.join("x.lock");
     let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
     let err = take(&p, Mode::Exclusive, Wait::For(Duration::from_millis(30))).unwrap_err();
     let LockError::Timeout {
@@ -27,8 +35,8 @@ fn exclusive_excludes_and_records_holder() {
 
 #[test]
 fn shared_locks_coexist_but_exclude_exclusive() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("gc.lock");
+    let (_dir, top) = root();
+    let p = top.join("gc.lock");
     let _a = take(&p, Mode::Shared, Wait::NoWait).unwrap();
     let _b = take(&p, Mode::Shared, Wait::NoWait).unwrap();
     assert!(matches!(
@@ -39,15 +47,15 @@ fn shared_locks_coexist_but_exclude_exclusive() {
 
 #[test]
 fn prune_removes_free_and_keeps_held() {
-    let dir = tempfile::tempdir().unwrap();
-    let free = dir.path().join("free.lock");
-    let held = dir.path().join("held.lock");
+    let (_dir, top) = root();
+    let free = top.join("free.lock");
+    let held = top.join("held.lock");
     drop(take(&free, Mode::Exclusive, Wait::NoWait).unwrap());
     let _g = take(&held, Mode::Exclusive, Wait::NoWait).unwrap();
     assert_eq!(prune(&free).unwrap(), Pruned::Removed);
-    assert!(!free.exists());
+    assert!(!free.path().exists());
     assert!(matches!(prune(&held).unwrap(), Pruned::Held(Some(h)) if h.pid == std::process::id()));
-    assert!(held.exists());
+    assert!(held.path().exists());
     assert_eq!(prune(&free).unwrap(), Pruned::Gone);
 }
 
@@ -55,8 +63,8 @@ fn prune_removes_free_and_keeps_held() {
 fn acquire_after_prune_locks_the_new_file() {
     // A guard taken on a file that is then pruned must not be "shared" with a later taker:
     // here the first holder keeps its orphan; the second gets the file now at the path.
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("b.lock");
+    let (_dir, top) = root();
+    let p = top.join("b.lock");
     drop(take(&p, Mode::Exclusive, Wait::NoWait).unwrap());
     let opened_before_prune = fsx::open_read(&p).unwrap();
     assert_eq!(prune(&p).unwrap(), Pruned::Removed);
@@ -68,28 +76,34 @@ fn acquire_after_prune_locks_the_new_file() {
 
 #[test]
 fn replaces_a_symlinked_lock_file_without_writing_through_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let target = dir.path().join("precious");
-    std::fs::write(&target, b"data").unwrap();
-    let p = dir.path().join("x.lock");
-    std::os::unix::fs::symlink(&target, &p).unwrap();
+    let (_dir, top) = root();
+    let target = top.join("precious");
+    std::fs::write(target.path(), b"data").unwrap();
+    let p = top.join("x.lock");
+    std::os::unix::fs::symlink(target.path(), p.path()).unwrap();
     let g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-    assert_eq!(std::fs::read(&target).unwrap(), b"data");
-    assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
+    assert_eq!(std::fs::read(target.path()).unwrap(), b"data");
+    assert!(std::fs::symlink_metadata(p.path())
+        .unwrap()
+        .file_type()
+        .is_file());
     drop(g);
 }
 
 #[test]
 fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("f.lock");
+    let (_dir, top) = root();
+    let p = top.join("f.lock");
     let made = std::process::Command::new("mkfifo")
-        .arg(&p)
+        .arg(p.path())
         .status()
         .unwrap();
     assert!(made.success());
     let _g = take(&p, Mode::Exclusive, Wait::NoWait).unwrap();
-    assert!(std::fs::symlink_metadata(&p).unwrap().file_type().is_file());
+    assert!(std::fs::symlink_metadata(p.path())
+        .unwrap()
+        .file_type()
+        .is_file());
 }
 
 #[test]
@@ -112,7 +126,24 @@ fn a_filesystem_without_flock_is_refused_with_the_remedy() {
 
 #[test]
 fn probe_passes_on_a_local_filesystem() {
-    let dir = tempfile::tempdir().unwrap();
-    probe(dir.path()).unwrap();
+    let (dir, top) = root();
+    probe(&top).unwrap();
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn a_lock_in_a_directory_that_is_gone_fails_at_once_instead_of_spinning() {
+    let (_dir, top) = root();
+    let locks = top.join("locks");
+    fsx::create_dir_exclusive(&locks, 0o755).unwrap();
+    std::fs::remove_dir(locks.path()).unwrap();
+    let started = Instant::now();
+    let e = take(&locks.join("gc.lock"), Mode::Exclusive, Wait::Forever).unwrap_err();
+    assert!(
+        matches!(&e, LockError::Io(io) if io.kind() == io::ErrorKind::NotFound),
+        "{e:?}"
+    );
+    // Bounded by construction (no retry loop on "not found" when the directory is gone); the
+    // bound here only keeps a regression from hanging the suite.
+    assert!(started.elapsed() < Duration::from_secs(10));
 }

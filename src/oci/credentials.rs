@@ -110,7 +110,7 @@ pub fn lookup(registry: &str) -> Result<Option<Credentials>, OciError> {
 }
 
 fn read_config(path: &Path) -> Result<Option<String>, OciError> {
-    match crate::fsx::read_user_file(path, MAX_CONFIG) {
+    match crate::fsx::user::read(path, MAX_CONFIG) {
         Ok(bytes) => String::from_utf8(bytes)
             .map(Some)
             .map_err(|_| OciError::Credentials {
@@ -228,12 +228,12 @@ pub fn save_login(registry: &str, creds: &Credentials) -> Result<PathBuf, OciErr
         serde_json::json!({ "auth": base64::engine::general_purpose::STANDARD.encode(raw) }),
     );
     let dir = path.parent().unwrap_or(Path::new("."));
-    crate::fsx::create_dir_all(dir)?;
+    crate::fsx::user::create_dir_all(dir)?;
     let text = serde_json::to_string_pretty(&doc).map_err(|e| OciError::Credentials {
         path: path.clone(),
         detail: e.to_string(),
     })?;
-    crate::fsx::write_replace(dir, &path, format!("{text}\n").as_bytes(), 0o600)?;
+    crate::fsx::user::write_replace(&path, format!("{text}\n").as_bytes(), 0o600)?;
     Ok(path)
 }
 

@@ -102,7 +102,7 @@ struct Blob {
     sha256: Sha256,
     size: u64,
     /// The file's path in the model and its blob; `None` for the config (sent from memory).
-    file: Option<(String, std::path::PathBuf)>,
+    file: Option<(String, crate::fsx::Rooted)>,
 }
 
 /// Pushes `name` from `store` to `reference` (tag `latest` when it names none).
@@ -145,7 +145,7 @@ pub fn push(
                 return Err(StoreError::BlobMissing {
                     name: name.clone(),
                     blob: f.blake3,
-                    path,
+                    path: path.path(),
                 }
                 .into())
             }
@@ -259,7 +259,7 @@ pub fn push(
 /// The sha256 of the blob at `path`, read once in fixed-size pieces (`sha2` uses SHA-NI where
 /// the CPU has it). The blob must hold exactly `size` bytes.
 fn sha256_file(
-    path: &std::path::Path,
+    path: &crate::fsx::Rooted,
     size: u64,
     progress: &mut dyn Progress,
 ) -> Result<Sha256, OciError> {
@@ -280,7 +280,7 @@ fn sha256_file(
     }
     if total != size {
         return Err(StoreError::DamagedBlob {
-            path: path.to_owned(),
+            path: path.path(),
             problem: format!("{total} bytes, {size} expected"),
         }
         .into());
@@ -401,7 +401,7 @@ fn patch(
     client: &mut Client,
     target: &Reference,
     location: &str,
-    path: &std::path::Path,
+    path: &crate::fsx::Rooted,
     offset: u64,
     len: u64,
 ) -> Result<(String, u64), OciError> {

@@ -86,9 +86,17 @@ impl InspectError {
 /// [`InspectError::NotOnnx`] when the bytes are not an ONNX model (empty, truncated, not a
 /// protobuf, no graph); [`InspectError::Io`] when the file cannot be read.
 pub fn inspect(path: &Path) -> Result<ModelInfo, InspectError> {
-    // A path the user or the store names (a snapshot's file may be a symlink to its blob):
-    // followed, but only a regular file is read, and opening never blocks on a FIFO.
-    let file = crate::fsx::open_user_file(path)?;
+    // A path the user names: followed, but only a regular file is read, and opening never blocks
+    // on a FIFO.
+    inspect_file(crate::fsx::user::open(path)?, path)
+}
+
+/// [`inspect`] of a file already open (a blob, opened inside its store without following a
+/// symlink); `path` is for messages.
+///
+/// # Errors
+/// As [`inspect`]; a file that is not a regular file is [`InspectError::NotOnnx`].
+pub fn inspect_file(file: std::fs::File, path: &Path) -> Result<ModelInfo, InspectError> {
     let len = file
         .metadata()
         .map_err(|e| IoError::new("inspect", path, e))?

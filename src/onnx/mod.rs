@@ -25,7 +25,7 @@ mod wire;
 use std::path::Path;
 
 pub use check::{check, check_as, is_onnx, CheckError};
-pub use info::{inspect, InspectError, ModelInfo};
+pub use info::{inspect, inspect_file, InspectError, ModelInfo};
 #[cfg(feature = "onnx")]
 pub use session::{session, SessionError};
 

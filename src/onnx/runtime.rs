@@ -117,16 +117,14 @@ pub fn checkout_dir() -> PathBuf {
 /// `libonnxruntime.so` or `libonnxruntime.so.<version>` in `dir` (the pip wheel ships only the
 /// versioned file); the plain name wins if both exist.
 pub fn library_in(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+    let mut found: Vec<PathBuf> = crate::fsx::user::read_dir(dir)
         .ok()?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
+        .into_iter()
+        .filter(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
             name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so.")
         })
-        .map(|e| e.path())
-        .filter(|p| p.is_file())
+        .filter(|p| crate::fsx::user::metadata(p).is_ok_and(|m| m.is_some_and(|m| m.is_file())))
         .collect();
     found.sort_by_key(|p| p.as_os_str().len());
     found.into_iter().next()
@@ -209,14 +207,14 @@ fn load() -> Result<ort::environment::Environment, RuntimeError> {
 /// panic inside ort) into a reason.
 fn load_one(path: &Path) -> Result<ort::environment::Environment, String> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    match std::fs::metadata(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no such file".into()),
-        Err(e) => return Err(format!("cannot inspect it ({e})")),
-        Ok(m) if m.is_dir() => {
+    match crate::fsx::user::metadata(&path) {
+        Ok(None) => return Err("no such file".into()),
+        Err(e) => return Err(format!("cannot inspect it ({})", e.source)),
+        Ok(Some(m)) if m.is_dir() => {
             return Err("is a directory; give the path of the libonnxruntime.so* file".into())
         }
-        Ok(m) if !m.is_file() => return Err("not a regular file".into()),
-        Ok(_) => {}
+        Ok(Some(m)) if !m.is_file() => return Err("not a regular file".into()),
+        Ok(Some(_)) => {}
     }
     quietly(|| -> Result<ort::environment::Environment, String> {
         let builder = ort::init_from(&path).map_err(|e| match e {

@@ -221,7 +221,7 @@ impl Ready {
         if !created {
             if let BlobState::Damaged { problem } = store.blob_state(&id, Some(size))? {
                 return Err(StoreError::DamagedBlob {
-                    path: dest,
+                    path: dest.path(),
                     problem,
                 }
                 .into());
@@ -263,7 +263,8 @@ pub fn record_model(
     if fresh {
         entry.added = Some(crate::who::now_rfc3339());
     }
-    let main = entry.main_file(name).under(&dir);
+    let main = entry.main_file(name).beneath(&dir).path();
+    let dir = dir.path();
     let replaced = store.record(name, entry)?;
     if fresh {
         // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
@@ -287,7 +288,7 @@ fn check(temp: &TempBlob, entry: &Entry) -> Result<Checked, Error> {
     let on_disk = temp.size_on_disk().map_err(StoreError::from)?;
     if on_disk != size {
         return Err(Error::TempChanged {
-            path: temp.path().to_owned(),
+            path: temp.path().path(),
             counted: size,
             on_disk,
         });
@@ -349,7 +350,7 @@ pub fn reference_existing(
             BlobState::Absent => return Ok(None),
             BlobState::Damaged { problem } => {
                 return Err(StoreError::DamagedBlob {
-                    path: store.layout().blob(&f.blake3),
+                    path: store.layout().blob(&f.blake3).path(),
                     problem,
                 })
             }
@@ -364,10 +365,10 @@ pub fn reference_existing(
         if already && snapshot::check(store, &files)? == snapshot::State::Complete {
             // A path handed out from what is already there: a use (at most one write an hour).
             crate::uses::touch(store, name);
-            let main = entry.main_file(name).under(&dir);
+            let main = entry.main_file(name).beneath(&dir).path();
             (
                 Model {
-                    dir,
+                    dir: dir.path(),
                     main,
                     files: files.clone(),
                 },
@@ -434,7 +435,7 @@ mod tests {
         // Another descriptor appends bytes the hashers never saw.
         let mut other = std::fs::OpenOptions::new()
             .append(true)
-            .open(t.path())
+            .open(t.path().path())
             .unwrap();
         other.write_all(b" and more").unwrap();
         let err = publish(&s, t, &name("m"), Entry::default()).unwrap_err();
@@ -450,7 +451,12 @@ mod tests {
             "{err:?}"
         );
         assert!(s.read_manifest().unwrap().models.is_empty());
-        assert_eq!(std::fs::read_dir(s.layout().blobs()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(s.layout().blobs().path())
+                .unwrap()
+                .count(),
+            0
+        );
     }
 
     #[test]
@@ -466,6 +472,9 @@ mod tests {
         assert!(matches!(err.error, Error::Mismatch { what: "size", .. }));
         assert!(err.temp.is_none());
         drop(err);
-        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(s.layout().tmp().path()).unwrap().count(),
+            0
+        );
     }
 }

@@ -12,14 +12,13 @@
 
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use md5::Digest as _;
 
 use crate::digest::{Md5, Sha256};
 use crate::error::{IoContext, IoError};
-use crate::fsx;
+use crate::fsx::{self, Meta, Rooted};
 use crate::manifest::Entry;
 use crate::store::{Locking, Store, StoreError, BLOB_MODE, TEMP_MODE};
 use crate::Blake3;
@@ -33,7 +32,7 @@ use crate::Blake3;
 #[must_use = "a TempBlob is deleted when dropped; publish it or keep it"]
 pub struct TempBlob {
     pub(super) file: File,
-    pub(super) path: PathBuf,
+    pub(super) path: Rooted,
     store_root: PathBuf,
     pub(super) hashers: Hashers,
     pub(super) len: u64,
@@ -194,7 +193,7 @@ impl TempBlob {
     /// name the same inode too.
     pub fn take_over(
         store: &Store,
-        partial: &Path,
+        partial: &Rooted,
         stem: &str,
         entry: &Entry,
     ) -> Result<Option<Self>, StoreError> {
@@ -208,7 +207,7 @@ impl TempBlob {
         if !crate::lock::try_exclusive(&claim, partial)? {
             return Ok(None); // its writer is alive (or another claimant got here first)
         }
-        let meta = claim.metadata().at("inspect", partial)?;
+        let meta = Meta::of(&claim).at("inspect", partial)?;
         if !resumable(&meta) {
             return Ok(None);
         }
@@ -218,9 +217,8 @@ impl TempBlob {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::writing(store.root(), e)),
         }
-        let same = |m: &std::fs::Metadata| m.dev() == meta.dev() && m.ino() == meta.ino();
         // The file we locked must be the one now at our name (nothing swapped it in between).
-        if !std::fs::symlink_metadata(&own).is_ok_and(|now| same(&now)) {
+        if !fsx::stat(&own).is_ok_and(|now| now.is_some_and(|now| now.same_file(&meta))) {
             return Ok(None);
         }
         if meta.mode() & 0o7777 != TEMP_MODE {
@@ -229,10 +227,7 @@ impl TempBlob {
         let Ok(file) = fsx::open_read_write(&own) else {
             return Ok(None);
         };
-        if !file
-            .metadata()
-            .is_ok_and(|now| same(&now) && now.nlink() == 1)
-        {
+        if !Meta::of(&file).is_ok_and(|now| now.same_file(&meta) && now.nlink() == 1) {
             return Ok(None);
         }
         let mut temp = TempBlob {
@@ -292,7 +287,7 @@ impl TempBlob {
         self.len == 0
     }
 
-    pub fn path(&self) -> &Path {
+    pub fn path(&self) -> &Rooted {
         &self.path
     }
 
@@ -304,23 +299,23 @@ impl TempBlob {
     /// The size of the file on disk (`fstat`), which equals [`TempBlob::len`] unless something
     /// other than this `TempBlob` wrote to it.
     pub(super) fn size_on_disk(&self) -> Result<u64, IoError> {
-        Ok(self.file.metadata().at("inspect", &self.path)?.len())
+        Ok(Meta::of(&self.file).at("inspect", &self.path)?.len())
     }
 
     /// Leaves the file in `tmp/` (a resumable partial) and returns its path.
-    pub fn keep(mut self) -> PathBuf {
+    pub fn keep(mut self) -> Rooted {
         self.armed = false;
-        std::mem::take(&mut self.path)
+        self.path.clone()
     }
 }
 
 /// Whether a claimed partial may be resumed: a regular file of ours with one link, mode 0600
 /// (being written) or 0444 (prepared, never named); see `take_over`'s **Security** note.
-fn resumable(meta: &std::fs::Metadata) -> bool {
-    meta.file_type().is_file()
+fn resumable(meta: &Meta) -> bool {
+    meta.is_file()
         && meta.uid() == crate::who::euid()
         && meta.nlink() == 1
-        && matches!(meta.mode() & 0o7777, TEMP_MODE | BLOB_MODE)
+        && matches!(meta.mode(), TEMP_MODE | BLOB_MODE)
 }
 
 impl Write for TempBlob {
@@ -377,8 +372,8 @@ mod tests {
         let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
             .unwrap()
             .expect("a dead partial is claimable");
-        assert_ne!(claimed.path(), dead.as_path(), "renamed to our own name");
-        assert!(!dead.exists());
+        assert_ne!(claimed.path(), &dead, "renamed to our own name");
+        assert!(!dead.path().exists());
         assert_eq!(claimed.len(), 6);
         // A second claimant finds nothing at the old path; the claimed one is held.
         assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
@@ -405,7 +400,10 @@ mod tests {
         assert!(TempBlob::take_over(&s, &dead, "k", &entry)
             .unwrap()
             .is_none());
-        assert_eq!(std::fs::read_dir(s.layout().tmp()).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(s.layout().tmp().path()).unwrap().count(),
+            0
+        );
     }
 
     /// The state a SIGKILL between `link` and `unlink` of the no-clobber fallback leaves: a
@@ -414,12 +412,15 @@ mod tests {
     fn take_over_refuses_a_partial_hard_linked_to_a_published_blob() {
         let (_d, s) = store();
         let blob = s.layout().blobs().join("published");
-        std::fs::write(&blob, b"published bytes").unwrap();
+        std::fs::write(blob.path(), b"published bytes").unwrap();
         let partial = s.layout().tmp().join("k.1.00000000.part");
-        std::fs::hard_link(&blob, &partial).unwrap();
+        std::fs::hard_link(blob.path(), partial.path()).unwrap();
         for mode in [TEMP_MODE, 0o444] {
-            std::fs::set_permissions(&blob, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .unwrap();
+            std::fs::set_permissions(
+                blob.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            )
+            .unwrap();
             assert!(
                 TempBlob::take_over(&s, &partial, "k", &Entry::default())
                     .unwrap()
@@ -427,8 +428,8 @@ mod tests {
                 "nlink 2, mode {mode:o}: not resumable"
             );
         }
-        assert!(partial.exists(), "left for gc, not renamed");
-        assert_eq!(std::fs::read(&blob).unwrap(), b"published bytes");
+        assert!(partial.path().exists(), "left for gc, not renamed");
+        assert_eq!(std::fs::read(blob.path()).unwrap(), b"published bytes");
     }
 
     #[test]
@@ -438,8 +439,11 @@ mod tests {
         t.append(b"complete").unwrap();
         let dead = t.keep();
         let chmod = |mode| {
-            std::fs::set_permissions(&dead, std::os::unix::fs::PermissionsExt::from_mode(mode))
-                .unwrap()
+            std::fs::set_permissions(
+                dead.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(mode),
+            )
+            .unwrap()
         };
         chmod(0o644);
         assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
@@ -451,10 +455,12 @@ mod tests {
             .unwrap()
             .expect("a prepared, never named partial is resumed");
         assert_eq!(claimed.len(), 8);
-        let mode = std::fs::metadata(claimed.path()).unwrap().mode() & 0o7777;
+        let mode = Meta::of(&std::fs::File::open(claimed.path().path()).unwrap())
+            .unwrap()
+            .mode();
         assert_eq!(mode, TEMP_MODE, "writable by its writer again");
         claimed.append(b"!").unwrap();
-        assert_eq!(std::fs::read(claimed.path()).unwrap(), b"complete!");
+        assert_eq!(std::fs::read(claimed.path().path()).unwrap(), b"complete!");
         // Claimed: a second claimant finds its flock held.
         let path = claimed.path().to_owned();
         assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
@@ -472,7 +478,7 @@ mod tests {
             .unwrap()
             .unwrap();
         claimed.append(b"def").unwrap();
-        assert_eq!(std::fs::read(claimed.path()).unwrap(), b"abcdef");
+        assert_eq!(std::fs::read(claimed.path().path()).unwrap(), b"abcdef");
         assert_eq!(claimed.size_on_disk().unwrap(), claimed.len());
     }
 
@@ -502,10 +508,10 @@ mod tests {
         // past it, beyond the end).
         assert_eq!(t.written_back, 9 * 999_983);
         assert_eq!(t.blake3(), Blake3::of(&data));
-        assert_eq!(std::fs::read(t.path()).unwrap(), data);
+        assert_eq!(std::fs::read(t.path().path()).unwrap(), data);
         t.restart().unwrap();
         assert_eq!(t.written_back, 0);
         t.append(b"after").unwrap();
-        assert_eq!(std::fs::read(t.path()).unwrap(), b"after");
+        assert_eq!(std::fs::read(t.path().path()).unwrap(), b"after");
     }
 }

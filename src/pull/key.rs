@@ -9,8 +9,6 @@
 //!
 //! The fast path keeps I4 through [`reference_existing`] (presence is checked under `gc.lock`).
 
-use std::path::PathBuf;
-
 use crate::digest::{Blake3, Md5, Sha256, Upstream};
 use crate::manifest::{Entry, FileEntry};
 use crate::name::ModelName;
@@ -55,7 +53,7 @@ impl DownloadKey {
     }
 
     /// The per-download lock file.
-    pub fn lock_path(&self, layout: &Layout) -> PathBuf {
+    pub fn lock_path(&self, layout: &Layout) -> crate::fsx::Rooted {
         match self {
             DownloadKey::Blake3(id) => layout.blob_lock(id),
             _ => layout.locks().join(format!("{}.lock", self.stem())),
@@ -190,10 +188,11 @@ mod tests {
         };
         let key = DownloadKey::of(&entry).unwrap();
         assert_eq!(key.stem(), "md5-f1e20fe90da342a7529c89f4d39b7ff9");
-        let layout = Layout::new("/s");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(crate::fsx::Root::open(dir.path()).unwrap());
         assert_eq!(
-            key.lock_path(&layout),
-            PathBuf::from("/s/locks/md5-f1e20fe90da342a7529c89f4d39b7ff9.lock")
+            key.lock_path(&layout).rel(),
+            std::path::Path::new("locks/md5-f1e20fe90da342a7529c89f4d39b7ff9.lock")
         );
         let id = Blake3::of(b"x");
         let with_blake3 = Entry {

@@ -231,8 +231,14 @@ impl<'s> Puller<'s> {
         let dir = crate::snapshot::ensure(self.store, &files)?;
         let main = pinned.main_file(&model.name);
         let what = format!("{} ({main})", model.name);
-        crate::onnx::check_before_publish(&main.under(&dir), &model.entry, true, &what, progress)
-            .map_err(StoreError::from)?;
+        crate::onnx::check_before_publish(
+            &main.beneath(&dir).path(),
+            &model.entry,
+            true,
+            &what,
+            progress,
+        )
+        .map_err(StoreError::from)?;
         Ok(())
     }
 
@@ -267,13 +273,12 @@ impl<'s> Puller<'s> {
             &mut |holder| {
                 let got = holder
                     .as_ref()
-                    .and_then(|h| h.partial.as_ref())
-                    .and_then(|p| std::fs::symlink_metadata(p).ok())
-                    .map_or(0, |m| m.len());
+                    .and_then(|h| partial_len(store, h))
+                    .unwrap_or(0);
                 match shown {
                     None => {
                         let total = holder.as_ref().and_then(|h| h.expected_size);
-                        bar.get().notice(&waiting(&job.label, holder));
+                        bar.get().notice(&waiting(store, &job.label, holder));
                         bar.start(&format!("{} (another process)", job.label), total);
                         bar.get().resumed(got);
                     }
@@ -318,7 +323,7 @@ impl<'s> Puller<'s> {
                 None => TempBlob::create_for(store, stem, &entry)?,
             };
             let mut holder = Holder::me();
-            holder.partial = Some(blob.path().to_owned());
+            holder.partial = Some(blob.path().path());
             holder.expected_size = entry.size;
             lock.record(&holder);
 
@@ -352,7 +357,7 @@ impl<'s> Puller<'s> {
             if job.of == 1 && entry.blake3.is_none_or(|b| b == blob.blake3()) {
                 let what = format!("{name} from {url}");
                 let checked = crate::onnx::check_before_publish(
-                    blob.path(),
+                    &blob.path().path(),
                     job.model,
                     self.check,
                     &what,
@@ -550,16 +555,24 @@ fn keep_for_resume(temp: TempBlob, no_space: bool) -> u64 {
     len
 }
 
+/// How many bytes the partial a lock holder names holds so far. The record is another process's
+/// (any member may write a lock file), so only its file name is used, and only inside `tmp/`:
+/// a record naming any other path says nothing.
+fn partial_len(store: &Store, holder: &Holder) -> Option<u64> {
+    let name = holder.partial.as_ref()?.file_name()?;
+    if !crate::fsx::is_leaf(name) {
+        return None;
+    }
+    let meta = crate::fsx::stat(&store.layout().tmp().join(name)).ok()??;
+    meta.is_file().then(|| meta.len())
+}
+
 /// "waiting for NAME: pid 4242 (ana@host) since …, 12 MiB of 40 MiB so far".
-fn waiting(name: &str, holder: Option<Holder>) -> String {
+fn waiting(store: &Store, name: &str, holder: Option<Holder>) -> String {
     let Some(h) = holder else {
         return format!("waiting for another process that is downloading {name}");
     };
-    let got = h
-        .partial
-        .as_ref()
-        .and_then(|p| std::fs::symlink_metadata(p).ok())
-        .map(|m| m.len());
+    let got = partial_len(store, &h);
     let progress = match (got, h.expected_size) {
         (Some(got), Some(total)) => format!(
             ", {} of {} so far",

@@ -5,8 +5,6 @@
 //! [`TempBlob::take_over`], part of the publish protocol, so a claimed partial's bytes are hashed
 //! by the process that publishes them (I1). Partials that are not claimed stay for gc.
 
-use std::path::PathBuf;
-
 use crate::manifest::Entry;
 use crate::publish::TempBlob;
 use crate::store::{Locking, Store, StoreError};
@@ -17,20 +15,21 @@ pub fn claim(store: &Store, stem: &str, entry: &Entry) -> Result<Option<TempBlob
         return Ok(None); // a live writer cannot be told from a dead one without locks
     }
     let dir = store.layout().tmp();
-    let Ok(listing) = std::fs::read_dir(&dir) else {
+    let Ok(Some(listing)) = crate::fsx::Dir::open(&dir) else {
         return Ok(None);
     };
     let prefix = format!("{stem}.");
-    let mut partials: Vec<(u64, PathBuf)> = listing
-        .filter_map(Result::ok)
-        .filter(|e| {
-            let n = e.file_name();
+    let mut partials: Vec<(u64, crate::fsx::Rooted)> = listing
+        .names()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|n| {
             let n = n.to_string_lossy();
             n.starts_with(&prefix) && n.ends_with(".part")
         })
-        .filter_map(|e| {
-            let meta = std::fs::symlink_metadata(e.path()).ok()?;
-            meta.file_type().is_file().then(|| (meta.len(), e.path()))
+        .filter_map(|n| {
+            let meta = listing.stat(&n).ok()??;
+            meta.is_file().then(|| (meta.len(), dir.join(&n)))
         })
         .collect();
     partials.sort_by_key(|p| std::cmp::Reverse(p.0));

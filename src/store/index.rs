@@ -37,9 +37,9 @@
 //! directory) so every member can add records; `index/` is created on demand, so stores made
 //! before it existed gain it on first use.
 
+use crate::fsx::Rooted;
 use std::collections::BTreeSet;
 use std::io::Read;
-use std::path::Path;
 
 use crate::digest::{Blake3, Md5, Sha256, Upstream};
 use crate::error::IoError;
@@ -111,10 +111,10 @@ fn algo_hex(digest: &Upstream) -> (&'static str, String) {
 }
 
 /// Reads the record at `path`, without following a symlink or blocking on a FIFO.
-fn read_record(path: &Path, digest: &Upstream) -> Option<Mapping> {
+fn read_record(path: &Rooted, digest: &Upstream) -> Option<Mapping> {
     let file = fsx::open_read(path).ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.file_type().is_file() || meta.len() > MAX_RECORD {
+    let meta = fsx::Meta::of(&file).ok()?;
+    if !meta.is_file() || meta.len() > MAX_RECORD {
         return None;
     }
     let mut text = String::new();
@@ -217,9 +217,7 @@ impl Store {
         let mut swept = IndexSwept::default();
         for (name, _) in super::files_in(&dir)? {
             let path = dir.join(&name);
-            let is_file = std::fs::symlink_metadata(&path)
-                .map(|m| m.file_type().is_file())
-                .unwrap_or(false);
+            let is_file = fsx::stat(&path).is_ok_and(|m| m.is_some_and(|m| m.is_file()));
             if let Some(id) = super::sums::blob_of_stem(&name).filter(|_| is_file) {
                 // A remembered sha256 goes with its blob.
                 let keep = !going.contains(&id)
@@ -334,7 +332,7 @@ mod tests {
         // The blob is not there: nothing resolves, nothing is protected.
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
         assert!(store.index_blobs(&entry).unwrap().is_empty());
-        std::fs::write(store.layout().blob(&id), b"model").unwrap();
+        std::fs::write(store.layout().blob(&id).path(), b"model").unwrap();
         assert_eq!(store.index_resolve(&entry).unwrap(), Some(mapping()));
         assert_eq!(store.index_blobs(&entry).unwrap(), [id].into());
         // An entry that pins another size does not resolve to it.
@@ -345,7 +343,7 @@ mod tests {
         assert_eq!(store.index_resolve(&sized).unwrap(), None);
         // A garbage record at the path is ignored, and the next record replaces it.
         let path = store.layout().index_entry(&digest);
-        std::fs::write(&path, b"v1 md5 nonsense\n").unwrap();
+        std::fs::write(path.path(), b"v1 md5 nonsense\n").unwrap();
         assert_eq!(store.index_get(&digest), None);
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
         store.index_record(&entry, id, 5).unwrap();

@@ -2,13 +2,13 @@
 //! Nothing here writes or waits; `info` only try-locks each lock file for an instant (never
 //! recording a holder) to say whether it is held.
 
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
 
 use crate::digest::Blake3;
-use crate::error::{IoContext, IoError};
+use crate::error::IoError;
+use crate::fsx::{self, Rooted};
 use crate::name::ModelName;
 
 use super::{Config, Store, StoreError};
@@ -123,13 +123,10 @@ impl Store {
         id: &Blake3,
         expected_size: Option<u64>,
     ) -> Result<BlobState, StoreError> {
-        let path = self.layout().blob(id);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BlobState::Absent),
-            Err(e) => return Err(IoError::new("inspect", &path, e).into()),
+        let Some(meta) = fsx::stat(&self.layout().blob(id))? else {
+            return Ok(BlobState::Absent);
         };
-        if !meta.file_type().is_file() {
+        if !meta.is_file() {
             return Ok(BlobState::Damaged {
                 problem: "not a regular file".into(),
             });
@@ -169,12 +166,12 @@ impl Store {
                     return Err(StoreError::BlobMissing {
                         name: name.clone(),
                         blob: id,
-                        path: blob,
+                        path: blob.path(),
                     })
                 }
                 BlobState::Damaged { problem } => {
                     return Err(StoreError::DamagedBlob {
-                        path: blob,
+                        path: blob.path(),
                         problem,
                     })
                 }
@@ -186,14 +183,14 @@ impl Store {
         };
         let Some(tree) = entry.tree.map(crate::snapshot::TreeId) else {
             return Ok(Located {
-                main: blob.clone(),
+                main: blob.path(),
                 dir: None,
-                blob,
+                blob: blob.path(),
                 snapshot_missing: false,
             });
         };
         let dir = self.layout().snapshot(&tree);
-        let main = main_file.under(&dir);
+        let main = main_file.beneath(&dir).path();
         // Every file must be its blob (same inode, or the symlink of a symlink farm) and nothing
         // else may be there: anything else is a snapshot that needs repair, never a path handed
         // out (a tool opens the other files by name next to the main one).
@@ -205,8 +202,8 @@ impl Store {
         };
         Ok(Located {
             main,
-            dir: Some(dir),
-            blob,
+            dir: Some(dir.path()),
+            blob: blob.path(),
             snapshot_missing,
         })
     }
@@ -283,50 +280,31 @@ impl Store {
     }
 }
 
-/// The entries of `dir`; `None` if there is no such directory.
-pub(crate) fn read_dir_if_there(dir: &Path) -> Result<Option<std::fs::ReadDir>, IoError> {
-    match std::fs::read_dir(dir) {
-        Ok(e) => Ok(Some(e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(IoError::new("list", dir, e)),
-    }
-}
-
 /// The names of the entries of `dir`, sorted, without a `stat` of each (a sweep of thousands of
 /// entries looks closer only at those it removes; one may be gone by then). A missing directory
-/// has none.
-pub fn names_in(dir: &Path) -> Result<Vec<String>, IoError> {
-    let Some(entries) = read_dir_if_there(dir)? else {
-        return Ok(Vec::new());
-    };
-    let mut out = Vec::new();
-    for entry in entries {
-        out.push(
-            entry
-                .at("list", dir)?
-                .file_name()
-                .to_string_lossy()
-                .into_owned(),
-        );
-    }
+/// has none; a symlink where the directory should be is an error, never listed through.
+pub fn names_in(dir: &Rooted) -> Result<Vec<String>, IoError> {
+    let mut out: Vec<String> = fsx::list(dir)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|n| n.to_string_lossy().into_owned())
+        .collect();
     out.sort();
     Ok(out)
 }
 
 /// Names and sizes of the entries of `dir` (no recursion, no symlinks followed). A missing
 /// directory has none.
-pub fn files_in(dir: &Path) -> Result<Vec<(String, u64)>, IoError> {
-    let Some(entries) = read_dir_if_there(dir)? else {
+pub fn files_in(dir: &Rooted) -> Result<Vec<(String, u64)>, IoError> {
+    let Some(opened) = fsx::Dir::open(dir)? else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for entry in entries {
-        let entry = entry.at("list", dir)?;
-        let Ok(meta) = entry.metadata() else { continue }; // raced with a removal
-        out.push((
-            entry.file_name().to_string_lossy().into_owned(),
-            meta.size(),
-        ));
+    for name in opened.names()? {
+        let Some(meta) = opened.stat(&name)? else {
+            continue; // raced with a removal
+        };
+        out.push((name.to_string_lossy().into_owned(), meta.len()));
     }
     out.sort();
     Ok(out)

@@ -1,10 +1,10 @@
-//! Every path inside a store, computed in one place (DESIGN §4, store format 1) — except the
+//! Every path inside a store, computed in one place (docs/design.md, "On disk"; store format 4) — except the
 //! names of files inside `tmp/` and the download locks of upstream-only entries, which
 //! `crate::publish` and `crate::pull::key` derive from a stem under [`Layout::tmp`] and
 //! [`Layout::locks`].
 //!
 //! ```text
-//! <store>/store.toml          format = 1, mode = "private" | "group", locking = "flock" | "none"
+//! <store>/store.toml          format = 4, mode = "private" | "group", locking = "flock" | "none"
 //! <store>/CACHEDIR.TAG        so backup tools skip the store
 //! <store>/names/<key>.toml    name -> entry, one record per name: what the store holds (the gc
 //!                             roots; format 3); <key> is the name with '/' spelled '+'
@@ -30,9 +30,11 @@
 //! `pins/` were added within format 2 on the same terms: a store without them is recreated with
 //! them on open, and a beaker that does not know them never looks inside.)
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::digest::{Blake3, Upstream};
+use crate::fsx::{Root, Rooted};
 use crate::name::ModelName;
 
 /// The directories a store consists of, relative to its root (created by `init`).
@@ -52,138 +54,158 @@ pub const DIRS: [&str; 10] = [
 /// may contain.
 pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
 
+/// Every path inside one store, each a [`Rooted`]: resolved from the store's root descriptor,
+/// never through a symlink (`crate::fsx::beneath`).
 #[derive(Debug, Clone)]
 pub struct Layout {
-    root: PathBuf,
+    root: Arc<Root>,
 }
 
 impl Layout {
-    pub fn new(root: impl Into<PathBuf>) -> Self {
-        Layout { root: root.into() }
+    /// The layout of the store whose root directory is `root` (opened once, by the caller).
+    pub fn new(root: Arc<Root>) -> Self {
+        Layout { root }
     }
 
+    /// The store's directory, as the user named it (for messages and the paths handed out).
     pub fn root(&self) -> &Path {
-        &self.root
+        self.root.path()
     }
 
-    pub fn config(&self) -> PathBuf {
-        self.root.join("store.toml")
+    /// The store's root directory itself, as a path inside the store.
+    pub fn top(&self) -> Rooted {
+        Rooted::top(&self.root)
     }
 
-    pub fn cachedir_tag(&self) -> PathBuf {
-        self.root.join("CACHEDIR.TAG")
+    fn at(&self, rel: &str) -> Rooted {
+        self.top().join(rel)
     }
 
-    pub fn manifest(&self) -> PathBuf {
-        self.root.join("manifest.toml")
+    pub fn config(&self) -> Rooted {
+        self.at("store.toml")
     }
 
-    pub fn blobs(&self) -> PathBuf {
-        self.root.join("blobs")
+    pub fn cachedir_tag(&self) -> Rooted {
+        self.at("CACHEDIR.TAG")
+    }
+
+    pub fn manifest(&self) -> Rooted {
+        self.at("manifest.toml")
+    }
+
+    pub fn blobs(&self) -> Rooted {
+        self.at("blobs")
     }
 
     /// The only place a digest becomes a path: `Blake3` is 64 lowercase hex by construction.
-    pub fn blob(&self, id: &Blake3) -> PathBuf {
+    pub fn blob(&self, id: &Blake3) -> Rooted {
         self.blobs().join(id.to_hex())
     }
 
-    pub fn snapshots(&self) -> PathBuf {
-        self.root.join("snapshots")
+    pub fn snapshots(&self) -> Rooted {
+        self.at("snapshots")
     }
 
     /// A model's directory: `TreeId` is a BLAKE3 (64 lowercase hex) by construction.
-    pub fn snapshot(&self, tree: &crate::snapshot::TreeId) -> PathBuf {
+    pub fn snapshot(&self, tree: &crate::snapshot::TreeId) -> Rooted {
         self.snapshots().join(tree.to_hex())
     }
 
-    pub fn uses(&self) -> PathBuf {
-        self.root.join("uses")
+    pub fn uses(&self) -> Rooted {
+        self.at("uses")
     }
 
     /// `name`'s use record. A [`ModelName`] is `[a-z0-9._-]` with at most one `/` and no part
     /// starting with `.`: spelling the `/` as `+` (which no name contains) gives a plain file
     /// name, one per name and never the same for two names.
-    pub fn use_record(&self, name: &ModelName) -> PathBuf {
+    pub fn use_record(&self, name: &ModelName) -> Rooted {
         self.uses().join(record_key(name))
     }
 
     /// The store manifest of format 3: one record per name (see `super::records`).
-    pub fn names(&self) -> PathBuf {
-        self.root.join("names")
+    pub fn names(&self) -> Rooted {
+        self.at("names")
     }
 
     /// `name`'s record in the store manifest: `names/<key>.toml`, the key of
     /// [`Layout::use_record`].
-    pub fn name_record(&self, name: &ModelName) -> PathBuf {
+    pub fn name_record(&self, name: &ModelName) -> Rooted {
         self.names().join(format!("{}.toml", record_key(name)))
     }
 
     /// The reverse index of `names/` (format 4, see `super::referrers`).
-    pub fn referrers(&self) -> PathBuf {
-        self.root.join("referrers")
+    pub fn referrers(&self) -> Rooted {
+        self.at("referrers")
+    }
+
+    /// Present when the index is complete: written last when it was built (by the upgrade to
+    /// format 4, `verify`, or an `rm` that read every record), gone with a `referrers/` that was
+    /// deleted or a list that was found damaged (see `super::referrers`).
+    pub fn referrers_complete(&self) -> Rooted {
+        self.referrers().join(".complete")
     }
 
     /// The names that use blob `id`, one empty file each: `referrers/<hex>/`.
-    pub fn referrers_of(&self, id: &Blake3) -> PathBuf {
+    pub fn referrers_of(&self, id: &Blake3) -> Rooted {
         self.referrers().join(id.to_hex())
     }
 
     /// `name`'s marker under blob `id`: `referrers/<hex>/<key>`, the key of [`Layout::use_record`].
-    pub fn referrer(&self, id: &Blake3, name: &ModelName) -> PathBuf {
+    pub fn referrer(&self, id: &Blake3, name: &ModelName) -> Rooted {
         self.referrers_of(id).join(record_key(name))
     }
 
-    pub fn pins(&self) -> PathBuf {
-        self.root.join("pins")
+    pub fn pins(&self) -> Rooted {
+        self.at("pins")
     }
 
     /// `name`'s pin: the same key as [`Layout::use_record`], under `pins/`.
-    pub fn pin(&self, name: &ModelName) -> PathBuf {
+    pub fn pin(&self, name: &ModelName) -> Rooted {
         self.pins().join(record_key(name))
     }
 
-    pub fn tmp(&self) -> PathBuf {
-        self.root.join("tmp")
+    pub fn tmp(&self) -> Rooted {
+        self.at("tmp")
     }
 
-    pub fn locks(&self) -> PathBuf {
-        self.root.join("locks")
+    pub fn locks(&self) -> Rooted {
+        self.at("locks")
     }
 
-    pub fn blob_lock(&self, id: &Blake3) -> PathBuf {
+    pub fn blob_lock(&self, id: &Blake3) -> Rooted {
         self.locks().join(format!("{}.lock", id.to_hex()))
     }
 
-    pub fn manifest_lock(&self) -> PathBuf {
+    pub fn manifest_lock(&self) -> Rooted {
         self.locks().join("manifest.lock")
     }
 
-    pub fn gc_lock(&self) -> PathBuf {
+    pub fn gc_lock(&self) -> Rooted {
         self.locks().join("gc.lock")
     }
 
-    pub fn quarantine(&self) -> PathBuf {
-        self.root.join("quarantine")
+    pub fn quarantine(&self) -> Rooted {
+        self.at("quarantine")
     }
 
-    pub fn index(&self) -> PathBuf {
-        self.root.join("index")
+    pub fn index(&self) -> Rooted {
+        self.at("index")
     }
 
     /// The sha256 remembered for blob `id` (for registry pushes): `index/blake3-<hex>`.
-    pub fn index_sha256_of(&self, id: &Blake3) -> PathBuf {
+    pub fn index_sha256_of(&self, id: &Blake3) -> Rooted {
         self.index().join(format!("blake3-{}", id.to_hex()))
     }
 
     /// The digest index's record for `digest`: `index/sha256-<hex>` or `index/md5-<hex>`.
-    pub fn index_entry(&self, digest: &Upstream) -> PathBuf {
+    pub fn index_entry(&self, digest: &Upstream) -> Rooted {
         self.index().join(digest.stem())
     }
 
     /// Where `verify` moves a corrupt blob: `quarantine/<hex>.<unix seconds>`, with `-<n>` added
     /// when the same blob was quarantined twice in one second. gc reads the time back with
     /// [`quarantined_at`] to expire entries after 7 days.
-    pub fn quarantine_entry(&self, id: &Blake3, unix_secs: u64, attempt: u32) -> PathBuf {
+    pub fn quarantine_entry(&self, id: &Blake3, unix_secs: u64, attempt: u32) -> Rooted {
         let name = match attempt {
             0 => format!("{}.{unix_secs}", id.to_hex()),
             n => format!("{}.{unix_secs}-{n}", id.to_hex()),
@@ -218,29 +240,38 @@ pub fn quarantined_at(name: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    fn layout() -> (tempfile::TempDir, Layout) {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Layout::new(Root::open(dir.path()).unwrap());
+        (dir, l)
+    }
+
     #[test]
-    fn paths_are_exactly_format_1() {
-        let l = Layout::new("/s");
+    fn paths_are_exactly_those_of_the_format() {
+        let (_d, l) = layout();
         let id = Blake3::of(b"");
         let hex = id.to_hex();
-        assert_eq!(l.blob(&id), Path::new(&format!("/s/blobs/{hex}")));
-        assert_eq!(l.blob_lock(&id), Path::new(&format!("/s/locks/{hex}.lock")));
-        assert_eq!(l.gc_lock(), Path::new("/s/locks/gc.lock"));
-        assert_eq!(l.manifest_lock(), Path::new("/s/locks/manifest.lock"));
-        assert_eq!(l.manifest(), Path::new("/s/manifest.toml"));
-        assert_eq!(l.config(), Path::new("/s/store.toml"));
-        assert_eq!(l.tmp(), Path::new("/s/tmp"));
-        assert_eq!(l.quarantine(), Path::new("/s/quarantine"));
+        assert_eq!(l.blob(&id).rel(), Path::new(&format!("blobs/{hex}")));
+        assert_eq!(
+            l.blob_lock(&id).rel(),
+            Path::new(&format!("locks/{hex}.lock"))
+        );
+        assert_eq!(l.gc_lock().rel(), Path::new("locks/gc.lock"));
+        assert_eq!(l.manifest_lock().rel(), Path::new("locks/manifest.lock"));
+        assert_eq!(l.manifest().rel(), Path::new("manifest.toml"));
+        assert_eq!(l.config().rel(), Path::new("store.toml"));
+        assert_eq!(l.tmp().rel(), Path::new("tmp"));
+        assert_eq!(l.quarantine().rel(), Path::new("quarantine"));
         let md5 = crate::digest::Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
         assert_eq!(
-            l.index_entry(&Upstream::Md5(md5)),
-            Path::new("/s/index/md5-f1e20fe90da342a7529c89f4d39b7ff9")
+            l.index_entry(&Upstream::Md5(md5)).rel(),
+            Path::new("index/md5-f1e20fe90da342a7529c89f4d39b7ff9")
         );
         let q = l.quarantine_entry(&id, 1_795_635_220, 0);
-        assert_eq!(q, Path::new(&format!("/s/quarantine/{hex}.1795635220")));
+        assert_eq!(q.rel(), Path::new(&format!("quarantine/{hex}.1795635220")));
         let q2 = l.quarantine_entry(&id, 7, 2);
-        assert_eq!(q2, Path::new(&format!("/s/quarantine/{hex}.7-2")));
-        let name = |p: &Path| p.file_name().unwrap().to_string_lossy().into_owned();
+        assert_eq!(q2.rel(), Path::new(&format!("quarantine/{hex}.7-2")));
+        let name = |p: &Rooted| p.file_name().unwrap().to_string_lossy().into_owned();
         assert_eq!(quarantined_at(&name(&q)), Some(1_795_635_220));
         assert_eq!(quarantined_at(&name(&q2)), Some(7));
         assert_eq!(quarantined_at("notes.txt"), None);
@@ -249,12 +280,12 @@ mod tests {
 
     #[test]
     fn use_records_and_pins_are_keyed_by_the_name_with_plus_for_slash() {
-        let l = Layout::new("/s");
+        let (_d, l) = layout();
         let plain = ModelName::new("bird-detector").unwrap();
         let org = ModelName::new("lab/bird.v2").unwrap();
-        assert_eq!(l.use_record(&plain), Path::new("/s/uses/bird-detector"));
-        assert_eq!(l.use_record(&org), Path::new("/s/uses/lab+bird.v2"));
-        assert_eq!(l.pin(&org), Path::new("/s/pins/lab+bird.v2"));
+        assert_eq!(l.use_record(&plain).rel(), Path::new("uses/bird-detector"));
+        assert_eq!(l.use_record(&org).rel(), Path::new("uses/lab+bird.v2"));
+        assert_eq!(l.pin(&org).rel(), Path::new("pins/lab+bird.v2"));
         assert_eq!(name_of_record("lab+bird.v2"), Some(org));
         assert_eq!(name_of_record("bird-detector"), Some(plain));
         assert_eq!(name_of_record("a+b+c"), None);

@@ -18,12 +18,12 @@
 //!   need) is asked by path, name by name, as before.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::{DirEntry, Metadata};
+use std::ffi::OsString;
 use std::hash::Hash;
-use std::path::Path;
 use std::sync::OnceLock;
 
 use crate::digest::Blake3;
+use crate::fsx::{self, Dir, Meta, Rooted};
 use crate::manifest::{Entry, FileEntry};
 use crate::name::ModelName;
 
@@ -37,8 +37,8 @@ type Seen = HashMap<(Blake3, Option<u64>), bool>;
 /// (`None`) is asked by path, name by name, as before there were listings.
 struct Lookups<'a> {
     store: &'a Store,
-    blobs: Option<HashMap<Blake3, Listed>>,
-    uses: Option<HashMap<ModelName, Listed>>,
+    blobs: Option<Listed<Blake3>>,
+    uses: Option<Listed<ModelName>>,
     pinned: BTreeSet<ModelName>,
 }
 
@@ -106,9 +106,11 @@ impl Lookups<'_> {
         }
         let by_path;
         let record = match &self.uses {
-            Some(uses) => uses.get(&name).and_then(Listed::metadata),
+            Some(uses) => uses.metadata(&name),
             None => {
-                by_path = std::fs::symlink_metadata(self.store.layout().use_record(&name)).ok();
+                by_path = fsx::stat(&self.store.layout().use_record(&name))
+                    .ok()
+                    .flatten();
                 by_path.as_ref()
             }
         };
@@ -138,8 +140,8 @@ impl Lookups<'_> {
         if let Some(&known) = seen.get(&(id, f.size)) {
             return Ok(known);
         }
-        let listed = self.blobs.as_ref().and_then(|blobs| blobs.get(&id));
-        let here = match listed.and_then(Listed::metadata) {
+        let listed = self.blobs.as_ref().and_then(|blobs| blobs.metadata(&id));
+        let here = match listed {
             Some(meta) => meta.is_file() && f.size.is_none_or(|want| want == meta.len()),
             // Not in the listing (or no listing), or gone since: its path says.
             None => matches!(
@@ -152,42 +154,47 @@ impl Lookups<'_> {
     }
 }
 
-/// An entry of a listing, and what `lstat` said of it, asked once for all the threads.
-struct Listed {
-    entry: DirEntry,
-    meta: OnceLock<Option<Metadata>>,
+/// One listing of a directory: its entries by key, and what `lstat` said of each, asked once for
+/// all the threads (relative to the opened directory: `fstatat`).
+struct Listed<K> {
+    /// `None`: there is no such directory (so no entries).
+    dir: Option<Dir>,
+    entries: HashMap<K, (OsString, OnceLock<Option<Meta>>)>,
 }
 
-impl Listed {
-    /// The entry's `lstat`, relative to its directory (`None`: it is gone, or cannot be looked at).
-    fn metadata(&self) -> Option<&Metadata> {
-        self.meta
-            .get_or_init(|| self.entry.metadata().ok())
-            .as_ref()
+impl<K: Eq + Hash> Listed<K> {
+    /// The `lstat` of the entry for `key` (`None`: not listed, gone, or cannot be looked at).
+    fn metadata(&self, key: &K) -> Option<&Meta> {
+        let (name, meta) = self.entries.get(key)?;
+        let dir = self.dir.as_ref()?;
+        meta.get_or_init(|| dir.stat(name).ok().flatten()).as_ref()
     }
 }
 
 /// The entries of `dir` whose file name `key` accepts, by key; a missing directory has none.
 /// `None` when `dir` cannot be listed (no read permission, which a lookup by path does not
 /// need, or any other error): the caller then looks each name up by path.
-fn listing<K: Eq + Hash>(
-    dir: &Path,
-    key: impl Fn(&str) -> Option<K>,
-) -> Option<HashMap<K, Listed>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Some(HashMap::new()),
+fn listing<K: Eq + Hash>(dir: &Rooted, key: impl Fn(&str) -> Option<K>) -> Option<Listed<K>> {
+    let opened = match Dir::open(dir) {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            return Some(Listed {
+                dir: None,
+                entries: HashMap::new(),
+            })
+        }
         Err(_) => return None,
     };
-    let mut out = HashMap::new();
-    for item in entries {
-        let item = item.ok()?;
-        if let Some(k) = item.file_name().to_str().and_then(&key) {
-            let meta = OnceLock::new();
-            out.insert(k, Listed { entry: item, meta });
+    let mut entries = HashMap::new();
+    for name in opened.names().ok()? {
+        if let Some(k) = name.to_str().and_then(&key) {
+            entries.insert(k, (name, OnceLock::new()));
         }
     }
-    Some(out)
+    Some(Listed {
+        dir: Some(opened),
+        entries,
+    })
 }
 
 #[cfg(test)]
@@ -207,8 +214,8 @@ mod tests {
             let bytes = format!("blob {}", i % 7);
             let id = Blake3::of(bytes.as_bytes());
             let blob = store.layout().blob(&id);
-            if !blob.exists() && i % 7 != 3 {
-                std::fs::write(&blob, &bytes).unwrap();
+            if !blob.path().exists() && i % 7 != 3 {
+                std::fs::write(blob.path(), &bytes).unwrap();
             }
             let name = ModelName::new(&format!("m{i:03}")).unwrap();
             if i % 5 == 0 {

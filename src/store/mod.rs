@@ -24,6 +24,7 @@ mod sweep;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use config::{
     duration_text, size_text, Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE,
@@ -67,14 +68,12 @@ impl Store {
 
     /// Opens an existing store; never creates one.
     pub fn open(root: &Path) -> Result<Store, StoreError> {
-        let layout = Layout::new(root);
-        match inspect_root(root)? {
-            RootState::Store => {}
-            RootState::Missing | RootState::Empty | RootState::HalfMade => {
-                return Err(StoreError::NoStore { path: root.into() })
-            }
-            RootState::Foreign => return Err(StoreError::NotAStore { path: root.into() }),
-        }
+        let dir = match inspect_root(root)? {
+            (RootState::Store, Some(dir)) => dir,
+            (RootState::Foreign, _) => return Err(StoreError::NotAStore { path: root.into() }),
+            _ => return Err(StoreError::NoStore { path: root.into() }),
+        };
+        let layout = Layout::new(dir);
         policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
@@ -116,7 +115,7 @@ impl Store {
 
     /// Opens the store at `root`, creating a private one if there is none yet.
     pub fn open_or_create(root: &Path) -> Result<Store, StoreError> {
-        match inspect_root(root)? {
+        match inspect_root(root)?.0 {
             RootState::Store => Store::open(root),
             RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
             RootState::Missing | RootState::Empty | RootState::HalfMade => {
@@ -128,7 +127,7 @@ impl Store {
     /// `beaker store init`: creates a store with `opts`, or confirms an existing one with the same
     /// settings.
     pub fn init(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
-        match inspect_root(root)? {
+        match inspect_root(root)?.0 {
             RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
             RootState::Store => {
                 if let Some(group) = &opts.group {
@@ -158,24 +157,30 @@ impl Store {
             locking: opts.locking,
             ..Config::default()
         };
-        let layout = Layout::new(root);
         let w = |e| StoreError::writing(root, e);
         if let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            fsx::create_dir_all(parent).map_err(w)?;
+            fsx::user::create_dir_all(parent).map_err(w)?;
         }
         let gid = opts.group.as_deref().map(lookup_group).transpose()?;
         policy::check_parent(root)?;
-        fsx::ensure_dir(root, config.dir_mode()).map_err(w)?;
+        fsx::user::ensure_dir(root, config.dir_mode()).map_err(w)?;
+        let layout = Layout::new(fsx::Root::open(root)?);
+        let top = layout.top();
         if config.mode == Sharing::Group {
             // The root may have existed (an admin's empty directory): give it the group and the
             // mode explicitly, before anything is created inside, so everything inherits the group.
             if let Some(gid) = gid {
-                fsx::set_group(root, gid).map_err(w)?;
+                fsx::set_group(&top, gid).map_err(w)?;
             }
-            fsx::set_dir_mode(root, config.dir_mode()).map_err(w)?;
+            fsx::set_dir_mode(&top, config.dir_mode()).map_err(w)?;
         }
         for d in layout::DIRS {
-            fsx::ensure_dir(&root.join(d), config.dir_mode()).map_err(w)?;
+            fsx::ensure_dir(&top.join(d), config.dir_mode()).map_err(w)?;
+        }
+        // A new store's `referrers/` is complete: it lists every name (there is none).
+        match fsx::create_exclusive(&layout.referrers_complete(), config.file_mode()) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(w(e)),
+            _ => {}
         }
         if config.locking == Locking::Flock {
             lock::probe(&layout.locks())?;
@@ -212,9 +217,12 @@ impl Store {
     /// Takes a lock in `locks/`, honouring the store's locking policy (`none` → a no-op guard).
     ///
     /// Callers keep the lock order of [`crate::lock`]: blob lock → `gc.lock` → `manifest.lock`.
+    ///
+    /// A `locks/` that a member removed is made again (once), as `init` made it; a store that
+    /// is gone altogether (deleted while this process works in it) is an error, never a wait.
     pub fn lock(
         &self,
-        path: &Path,
+        path: &fsx::Rooted,
         mode: Mode,
         wait: Wait,
         on_wait: &mut dyn FnMut(Option<lock::Holder>),
@@ -222,7 +230,19 @@ impl Store {
         if self.config.locking == Locking::None {
             return Ok(LockGuard::disabled());
         }
-        lock::acquire(path, mode, wait, self.config.file_mode(), on_wait).map_err(|e| match e {
+        let take = |on_wait: &mut dyn FnMut(Option<lock::Holder>)| {
+            lock::acquire(path, mode, wait, self.config.file_mode(), on_wait)
+        };
+        let taken = match take(on_wait) {
+            Err(lock::LockError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
+                let locks = self.layout.locks();
+                fsx::ensure_dir(&locks, self.config.dir_mode())
+                    .map_err(|e| StoreError::writing(self.root(), e))?;
+                take(on_wait)
+            }
+            other => other,
+        };
+        taken.map_err(|e| match e {
             lock::LockError::Io(io) => StoreError::writing(self.root(), io),
             other => StoreError::Lock(other),
         })
@@ -243,14 +263,19 @@ const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
 
 /// Writes a file that should exist exactly once: temp + no-clobber publish, "already there" is fine.
-fn write_new(layout: &Layout, dest: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+fn write_new(
+    layout: &Layout,
+    dest: &fsx::Rooted,
+    bytes: &[u8],
+    mode: u32,
+) -> Result<(), StoreError> {
     use std::io::Write;
     let w = |e| StoreError::writing(layout.root(), e);
     let (mut f, tmp) = fsx::create_unique(&layout.tmp(), "init", "tmp", mode).map_err(w)?;
     f.write_all(bytes).at("write", &tmp)?;
     fsx::sync_file(&f, &tmp)?;
     fsx::persist_noclobber(&tmp, dest)?;
-    fsx::sync_dir(layout.root())?;
+    fsx::sync_dir(&layout.top())?;
     Ok(())
 }
 
@@ -273,7 +298,7 @@ fn read_config(layout: &Layout) -> Result<Config, StoreError> {
     let text = fsx::read_to_string(&path)?;
     Config::parse(&text).map_err(|p| match p {
         config::ConfigProblem::UnknownFormat(found) => StoreError::UnknownFormat {
-            path: path.clone(),
+            path: path.path(),
             found,
             expected: FORMAT,
         },
@@ -282,7 +307,7 @@ fn read_config(layout: &Layout) -> Result<Config, StoreError> {
             column,
             message,
         } => StoreError::InvalidConfig {
-            path: path.clone(),
+            path: path.path(),
             line,
             column,
             message,
@@ -300,36 +325,36 @@ enum RootState {
     Foreign,
 }
 
-fn inspect_root(root: &Path) -> Result<RootState, StoreError> {
+/// What is at `root`, and its directory opened (once: everything below it is reached from that
+/// descriptor) when there is one.
+fn inspect_root(root: &Path) -> Result<(RootState, Option<Arc<fsx::Root>>), StoreError> {
     // The root itself may be a symlink the user chose (e.g. to a bigger disk): follow it here.
     // Inside the store nothing is followed.
-    let meta = match std::fs::metadata(root) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(RootState::Missing),
-        Err(e) => return Err(IoError::new("inspect store", root, e).into()),
+    let dir = match fsx::Root::open(root) {
+        Ok(dir) => dir,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((RootState::Missing, None)),
+        Err(e) if e.source.raw_os_error() == Some(libc::ENOTDIR) => {
+            return Err(StoreError::NotADirectory { path: root.into() })
+        }
+        Err(e) => return Err(IoError::new("inspect store", root, e.source).into()),
     };
-    if !meta.is_dir() {
-        return Err(StoreError::NotADirectory { path: root.into() });
+    let top = fsx::Rooted::top(&dir);
+    if fsx::stat(&top.join("store.toml"))?.is_some() {
+        return Ok((RootState::Store, Some(dir)));
     }
-    if std::fs::symlink_metadata(root.join("store.toml")).is_ok() {
-        return Ok(RootState::Store);
-    }
-    let mut empty = true;
-    for entry in std::fs::read_dir(root).at("list", root)? {
-        let entry = entry.at("list", root)?;
-        empty = false;
-        let name = entry.file_name();
-        let known = layout::DIRS
+    let names = fsx::list(&top)?.unwrap_or_default();
+    let known = |name: &std::ffi::OsStr| {
+        layout::DIRS
             .iter()
             .chain(layout::FILES.iter())
-            .any(|k| name == *k);
-        if !known {
-            return Ok(RootState::Foreign);
-        }
-    }
-    Ok(if empty {
+            .any(|k| name == *k)
+    };
+    let state = if names.is_empty() {
         RootState::Empty
-    } else {
+    } else if names.iter().all(|n| known(n)) {
         RootState::HalfMade
-    })
+    } else {
+        RootState::Foreign
+    };
+    Ok((state, Some(dir)))
 }

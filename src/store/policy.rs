@@ -6,25 +6,24 @@
 //! the umask. A private store stays private (0755 directories, 0644 files).
 //!
 //! Inside a group-writable directory any member can plant a symlink or a foreign file. beaker never
-//! follows one: every open inside the store uses `O_NOFOLLOW` (see `fsx`), the top-level directories
-//! and `store.toml` are checked with `lstat` when the store is opened, names and hashes are
-//! validated before they become paths, and temp files are created `O_EXCL|O_NOFOLLOW` (a name
-//! planted in advance makes the create fail; it is never written through).
+//! follows one: every path inside the store is resolved from the store's root descriptor with no
+//! symlink followed in any component (`crate::fsx::beneath`), the top-level directories and
+//! `store.toml` are checked with `lstat` when the store is opened (so a planted link is named with
+//! the command that fixes it, rather than failing each call with "too many levels of symbolic
+//! links"), names and hashes are validated before they become paths, and temp files are created
+//! `O_EXCL|O_NOFOLLOW` (a name planted in advance makes the create fail; it is never written
+//! through).
 //!
 //! The rules live in one table (`TABLE`): the open-time check refuses the violations its rows
-//! mark as refused, and `info` reports every violation of every row, in the same words.
-//!
-//! **Limit**: the directories are checked when the store is opened. A member of the group who swaps
-//! `blobs/` for a symlink *between* that check and a later write could redirect the write; closing
-//! that window needs `openat`-relative I/O for every path, which beaker does not do yet. Members of
-//! the store's group are trusted not to attack each other in that way; non-members cannot.
+//! mark as refused, and `info` reports every violation of every row, in the same words (and
+//! every directory inside a snapshot, whose group a group store needs as much as its own).
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::{IoContext, IoError};
+use crate::error::IoError;
+use crate::fsx::{self, Meta, Rooted};
 use crate::who;
 
 use super::{layout, Config, Layout, Sharing, StoreError};
@@ -213,22 +212,22 @@ enum Broken {
 fn judge(
     rule: &Rule,
     path: &Path,
-    meta: &std::fs::Metadata,
+    meta: &Meta,
     group: Option<(u32, &str)>,
     root: &Path,
 ) -> Option<(Broken, Problem)> {
     let report = |problem: String, remedy: String| Problem {
         path: path.to_owned(),
-        found: who::describe_owner(meta),
+        found: who::describe_owner(meta.uid(), meta.gid(), meta.mode()),
         problem,
         remedy,
     };
     let is_right_type = match rule.want {
-        Want::Dir => meta.file_type().is_dir(),
-        Want::File => meta.file_type().is_file(),
+        Want::Dir => meta.is_dir(),
+        Want::File => meta.is_file(),
     };
     if !is_right_type {
-        let kind = crate::fsx::kind_of(meta);
+        let kind = meta.kind();
         let (problem, remedy) = match (rule.target, rule.want) {
             (Target::Path(d), Want::Dir) => (
                 format!("is a {kind} where the store's {d}/ directory should be"),
@@ -301,7 +300,8 @@ fn violations(
     entries: bool,
 ) -> Result<Vec<(bool, Problem)>, IoError> {
     let root = layout.root();
-    let root_meta = std::fs::metadata(root).at("inspect", root)?;
+    let top = layout.top();
+    let root_meta = stat_top(&top)?;
     let gid = root_meta.gid();
     // Only a group store needs the group's name (a database lookup, possibly over LDAP).
     let name = match config.mode {
@@ -310,7 +310,7 @@ fn violations(
     };
     let group = (config.mode == Sharing::Group).then_some((gid, name.as_str()));
     let mut out = Vec::new();
-    let mut check = |rule: &Rule, path: &Path, meta: &std::fs::Metadata| {
+    let mut check = |rule: &Rule, path: &Path, meta: &Meta| {
         if let Some((broken, problem)) = judge(rule, path, meta, group, root) {
             let refused = match broken {
                 Broken::Type => rule.refuse_wrong_type,
@@ -324,27 +324,38 @@ fn violations(
         match rule.target {
             Target::Root => check(rule, root, &root_meta),
             Target::Path(rel) => {
-                let p = root.join(rel);
-                if let Ok(meta) = std::fs::symlink_metadata(&p) {
-                    check(rule, &p, &meta);
+                let p = top.join(rel);
+                if let Ok(Some(meta)) = fsx::stat(&p) {
+                    check(rule, &p.path(), &meta);
                 }
             }
             Target::EntriesOf(rel) if entries => {
-                let dir = root.join(rel);
-                if !std::fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir()) {
-                    continue; // reported by the directory's own row
-                }
-                for entry in std::fs::read_dir(&dir).at("list", &dir)? {
-                    let p = entry.at("list", &dir)?.path();
-                    if let Ok(meta) = std::fs::symlink_metadata(&p) {
-                        // tmp/ also holds snapshots being built (`snap-….d`) or going away
-                        // (`damaged-….d`): directories that `crate::snapshot` makes.
-                        let staging = rel == "tmp"
-                            && meta.is_dir()
-                            && p.extension().is_some_and(|e| e == "d");
-                        if !staging {
-                            check(rule, &p, &meta);
-                        }
+                let dir = top.join(rel);
+                let Ok(Some(opened)) = fsx::Dir::open(&dir) else {
+                    continue; // not a directory: reported by the directory's own row
+                };
+                for name in opened.names()? {
+                    let Ok(Some(meta)) = opened.stat(&name) else {
+                        continue;
+                    };
+                    let p = dir.join(&name);
+                    // The index's own mark of completeness (see `super::referrers`).
+                    if rel == "referrers" && name == ".complete" && meta.is_file() {
+                        continue;
+                    }
+                    // tmp/ also holds snapshots being built (`snap-….d`) or going away
+                    // (`damaged-….d`) and index lists being made (`refs-….d`): directories
+                    // that beaker makes there.
+                    let staging = rel == "tmp"
+                        && meta.is_dir()
+                        && p.rel().extension().is_some_and(|e| e == "d");
+                    if !staging {
+                        check(rule, &p.path(), &meta);
+                    }
+                    // The directories inside a snapshot need the store's group as much as the
+                    // snapshot itself: without it, other members cannot remove the model.
+                    if rel == "snapshots" && meta.is_dir() {
+                        each_subdir(&p, 0, &mut |sub, meta| check(rule, &sub.path(), meta))?;
                     }
                 }
             }
@@ -354,31 +365,60 @@ fn violations(
     Ok(out)
 }
 
+/// What `fstat` says of the store's root directory.
+fn stat_top(top: &Rooted) -> Result<Meta, IoError> {
+    fsx::stat(top)?.ok_or_else(|| IoError::new("inspect", top, std::io::ErrorKind::NotFound.into()))
+}
+
+/// How deep [`each_subdir`] looks (a model's file paths are never deeper).
+const MAX_DEPTH: u32 = 32;
+
+/// Calls `each` with every directory under `dir` (not `dir` itself) and its `lstat`, never
+/// following a symlink.
+fn each_subdir(
+    dir: &Rooted,
+    depth: u32,
+    each: &mut dyn FnMut(&Rooted, &Meta),
+) -> Result<(), IoError> {
+    if depth >= MAX_DEPTH {
+        return Ok(());
+    }
+    let Some(opened) = fsx::Dir::open(dir)? else {
+        return Ok(());
+    };
+    for name in opened.names()? {
+        if let Some(meta) = opened.stat(&name)?.filter(|m| m.is_dir()) {
+            let sub = dir.join(&name);
+            each(&sub, &meta);
+            each_subdir(&sub, depth + 1, each)?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks run every time a store is opened: refuse a store that is unsafe to use (the rows of the
 /// policy table marked to refuse), naming the cause and the fix. The only change made is
 /// recreating a store directory that was deleted by hand (best effort).
 pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), StoreError> {
     let root = layout.root();
+    let top = layout.top();
     check_parent(root)?;
     for d in layout::DIRS {
-        let dir = root.join(d);
+        let dir = top.join(d);
         // Deleted by hand: recreate it (best effort; a reader without write access can still
         // use the rest of the store, and a writer gets a clear error where it needs the dir).
-        if let Err(e) = std::fs::symlink_metadata(&dir) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(IoError::new("inspect", &dir, e).into());
-            }
-            let _ = crate::fsx::ensure_dir(&dir, config.dir_mode());
+        if fsx::stat(&dir)?.is_none() {
+            let _ = fsx::ensure_dir(&dir, config.dir_mode());
         }
     }
     if config.mode == Sharing::Group {
-        let root_meta = std::fs::metadata(root).at("inspect", root)?;
+        let root_meta = stat_top(&top)?;
         let gid = root_meta.gid();
         let group = group_label(gid);
         if !who::is_root() && !who::in_group(gid) {
             return Err(StoreError::Unsafe {
                 path: root.to_owned(),
-                found: who::describe_owner(&root_meta),
+                found: who::describe_owner(root_meta.uid(), root_meta.gid(), root_meta.mode()),
                 problem: format!(
                     "is a group store of group {group}, and {} is not in that group",
                     who::user()
@@ -397,10 +437,10 @@ pub(crate) fn check_on_open(layout: &Layout, config: &Config) -> Result<(), Stor
 /// a symlinked `blobs/`): the store.toml row of the table, checked before the config is known.
 pub(crate) fn check_config_file(layout: &Layout) -> Result<(), StoreError> {
     let path = layout.config();
-    let Ok(meta) = std::fs::symlink_metadata(&path) else {
+    let Ok(Some(meta)) = fsx::stat(&path) else {
         return Ok(()); // reading it reports what is wrong
     };
-    match judge(&STORE_TOML, &path, &meta, None, layout.root()) {
+    match judge(&STORE_TOML, &path.path(), &meta, None, layout.root()) {
         Some((Broken::Type, p)) => refuse_first(vec![(true, p)]),
         _ => Ok(()),
     }
@@ -424,15 +464,16 @@ pub(crate) fn check_parent(root: &Path) -> Result<(), StoreError> {
     let Some(parent) = root.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());
     };
-    let Ok(meta) = std::fs::metadata(parent) else {
+    let Ok(Some(meta)) = fsx::user::metadata(parent) else {
         return Ok(());
     };
+    use std::os::unix::fs::MetadataExt;
     let world_writable = meta.mode() & 0o002 != 0;
     let sticky = meta.mode() & 0o1000 != 0;
     if world_writable && !sticky {
         return Err(StoreError::Unsafe {
             path: parent.to_owned(),
-            found: who::describe_owner(&meta),
+            found: who::describe_owner(meta.uid(), meta.gid(), meta.mode()),
             problem: "is writable by everyone and has no sticky bit, so anyone could replace the store inside it".into(),
             remedy: format!("chmod +t {} (or put the store somewhere else)", parent.display()),
         });
@@ -505,9 +546,9 @@ mod tests {
         let (_dir, store) = group_store();
         assert_eq!(problems(store.layout(), store.config()).unwrap(), []);
         let blobs = store.layout().blobs();
-        std::fs::set_permissions(&blobs, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(blobs.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         let on_open = refused(Store::open(store.root()).unwrap_err());
-        assert_eq!(on_open.path, blobs);
+        assert_eq!(on_open.path, blobs.path());
         assert!(on_open.problem.contains("with mode 2775"), "{on_open:?}");
         assert_eq!(problems(store.layout(), store.config()).unwrap(), [on_open]);
     }
@@ -517,10 +558,10 @@ mod tests {
         let (dir, store) = group_store();
         let config = store.layout().config();
         let moved = dir.path().join("elsewhere.toml");
-        std::fs::rename(&config, &moved).unwrap();
-        std::os::unix::fs::symlink(&moved, &config).unwrap();
+        std::fs::rename(config.path(), &moved).unwrap();
+        std::os::unix::fs::symlink(&moved, config.path()).unwrap();
         let on_open = refused(Store::open(store.root()).unwrap_err());
-        assert_eq!(on_open.path, config);
+        assert_eq!(on_open.path, config.path());
         assert!(on_open.problem.starts_with("is a symlink"), "{on_open:?}");
         assert!(problems(store.layout(), store.config())
             .unwrap()
@@ -531,12 +572,12 @@ mod tests {
     fn a_violation_only_info_reports_does_not_stop_open() {
         let (_dir, store) = group_store();
         let manifest = store.layout().manifest();
-        std::fs::write(&manifest, "version = 1\n").unwrap();
-        std::fs::set_permissions(&manifest, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(manifest.path(), "version = 1\n").unwrap();
+        std::fs::set_permissions(manifest.path(), std::fs::Permissions::from_mode(0o644)).unwrap();
         Store::open(store.root()).unwrap();
         let found = problems(store.layout(), store.config()).unwrap();
         assert_eq!(found.len(), 1, "{found:?}");
-        assert_eq!(found[0].path, manifest);
+        assert_eq!(found[0].path, manifest.path());
         assert!(
             found[0].problem.contains("group-writable (0664)"),
             "{found:?}"

@@ -14,11 +14,11 @@
 //! `manifest.toml`), so a store is read right before, during and after its upgrade.
 
 use std::collections::BTreeMap;
-use std::fs::DirEntry;
+use std::ffi::OsString;
 use std::path::Path;
 
 use crate::error::IoError;
-use crate::fsx;
+use crate::fsx::{self, Dir};
 use crate::manifest::{Entry, Manifest, ManifestError};
 use crate::name::ModelName;
 
@@ -33,7 +33,7 @@ impl Store {
     pub fn read_entry(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
         let path = self.layout().name_record(name);
         match fsx::read_to_string(&path) {
-            Ok(text) => return Ok(Some(parse_record(&text, &path, name)?)),
+            Ok(text) => return Ok(Some(parse_record(&text, &path.path(), name)?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e.into()),
         }
@@ -42,7 +42,7 @@ impl Store {
             // No manifest.toml: either there never was one, or an upgrade deleted it after we
             // looked for the record, having written the record first. Look once more.
             None => match fsx::read_to_string(&path) {
-                Ok(text) => Ok(Some(parse_record(&text, &path, name)?)),
+                Ok(text) => Ok(Some(parse_record(&text, &path.path(), name)?)),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
                 Err(e) => Err(e.into()),
             },
@@ -61,16 +61,18 @@ impl Store {
 
     /// The entries of `names/`, in directory order (which are records, and of which name, is
     /// worked out by [`read_in_parallel`], on every core).
-    pub(super) fn list_records(&self) -> Result<Vec<DirEntry>, StoreError> {
-        let dir = self.layout().names();
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(IoError::new("list", &dir, e).into()),
+    pub(super) fn list_records(&self) -> Result<Records, StoreError> {
+        let Some(dir) = Dir::open(&self.layout().names())? else {
+            return Ok(Records {
+                dir: None,
+                names: Vec::new(),
+            });
         };
-        entries
-            .map(|item| item.map_err(|e| IoError::new("list", &dir, e).into()))
-            .collect()
+        let names = dir.names()?;
+        Ok(Records {
+            dir: Some(dir),
+            names,
+        })
     }
 
     /// `manifest.toml` of a format-1 or format-2 store (or a format-3 one whose upgrade was cut
@@ -78,7 +80,7 @@ impl Store {
     pub(super) fn read_legacy(&self) -> Result<Option<Manifest>, StoreError> {
         let path = self.layout().manifest();
         match fsx::read_to_string(&path) {
-            Ok(text) => Ok(Some(Manifest::parse(&text, &path)?)),
+            Ok(text) => Ok(Some(Manifest::parse(&text, &path.path())?)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -138,7 +140,7 @@ impl Store {
         self.records_from(&legacy)?;
         let path = self.layout().manifest();
         fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?;
-        fsx::sync_dir(self.root())?;
+        fsx::sync_dir(&self.layout().top())?;
         Ok(())
     }
 
@@ -161,7 +163,7 @@ impl Store {
     /// later than `manifest.toml`'s entry), then makes `names/` durable (creating it if needed).
     fn records_from(&self, legacy: &Manifest) -> Result<(), StoreError> {
         for (name, entry) in &legacy.models {
-            if !self.layout().name_record(name).exists() {
+            if fsx::stat(&self.layout().name_record(name))?.is_none() {
                 self.write_record(name, entry)?;
             }
         }
@@ -171,6 +173,13 @@ impl Store {
     }
 }
 
+/// The entries of `names/` as one listing: the directory (opened once, so each record is opened
+/// relative to it) and the names in it, unsorted; no directory, no names.
+pub(super) struct Records {
+    dir: Option<Dir>,
+    names: Vec<OsString>,
+}
+
 /// Reads and parses the records among `listed` (entries of `names/`) on every core (each is a
 /// small file: the time is in the opens, reads and parsing, which the threads share evenly), and
 /// hands each entry to `each` on the thread that read it, with that thread's `S` (e.g. what it
@@ -178,15 +187,18 @@ impl Store {
 /// is skipped: the name is gone. Other files are ignored (beaker writes nothing else there;
 /// `beaker store info` lists what it finds), as foreign files in `uses/` and `pins/` are.
 pub(super) fn read_in_parallel<S: Default, T: Send>(
-    listed: &[DirEntry],
+    records: &Records,
     each: impl Fn(&mut S, &ModelName, Entry) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
-    let read = |part: &[DirEntry]| -> Result<Vec<T>, StoreError> {
+    let Some(dir) = &records.dir else {
+        return Ok(Vec::new());
+    };
+    let listed = records.names.as_slice();
+    let read = |part: &[OsString]| -> Result<Vec<T>, StoreError> {
         let mut out = Vec::with_capacity(part.len());
         let mut state = S::default();
         let mut buf = Vec::new();
-        for item in part {
-            let file = item.file_name();
+        for file in part {
             let Some(name) = file
                 .to_str()
                 .and_then(|f| f.strip_suffix(EXT))
@@ -194,10 +206,9 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
             else {
                 continue;
             };
-            let path = item.path();
-            match read_small(&path, &mut buf) {
+            match read_small(dir, file, &mut buf) {
                 Ok(text) => {
-                    let entry = parse_record(text, &path, &name)?;
+                    let entry = parse_record(text, &dir.join(file).path(), &name)?;
                     out.push(each(&mut state, &name, entry)?);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -246,9 +257,14 @@ pub(super) fn read_in_parallel<S: Default, T: Send>(
 /// the system calls of reading 20,000 records.) A regular file gives less than asked only at its
 /// end, and a record is never written in place (a new one is renamed over it), so a short read
 /// is the whole record.
-fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, IoError> {
+fn read_small<'b>(
+    dir: &Dir,
+    name: &std::ffi::OsStr,
+    buf: &'b mut Vec<u8>,
+) -> Result<&'b str, IoError> {
     use std::io::Read;
-    let mut file = fsx::open_read(path)?;
+    let path = || dir.join(name);
+    let mut file = dir.open_read(name)?;
     if buf.is_empty() {
         buf.resize(4096, 0);
     }
@@ -266,13 +282,13 @@ fn read_small<'b>(path: &Path, buf: &'b mut Vec<u8>) -> Result<&'b str, IoError>
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(IoError::new("read", path, e)),
+            Err(e) => return Err(IoError::new("read", path(), e)),
         }
     }
     std::str::from_utf8(&buf[..len]).map_err(|_| {
         IoError::new(
             "read",
-            path,
+            path(),
             std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not UTF-8 text"),
         )
     })

@@ -19,11 +19,11 @@
 //! so from then on every writer keeps the index.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::io;
 
 use crate::digest::Blake3;
 use crate::error::IoError;
-use crate::fsx;
+use crate::fsx::{self, Rooted};
 use crate::manifest::Entry;
 use crate::name::ModelName;
 
@@ -38,16 +38,52 @@ pub(super) fn blobs_of(name: &ModelName, entry: &Entry) -> BTreeSet<Blake3> {
         .collect()
 }
 
+/// Whether an I/O error says that something on the way is not a directory: a list (or
+/// `referrers/` itself) replaced by a symlink or a file, which is never followed.
+fn not_a_dir(e: &IoError) -> bool {
+    matches!(e.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))
+}
+
+/// The blobs, and the trees (as their ids), that names other than those removed still use.
+pub(super) type Used = (BTreeSet<Blake3>, BTreeSet<Blake3>);
+
 impl Store {
     /// Whether `rm` may trust the index: the store is of format 4 or later (every writer keeps
-    /// it) and has locks (writers are ordered against `rm` by gc.lock and manifest.lock).
+    /// it), has locks (writers are ordered against `rm` by gc.lock and manifest.lock), and the
+    /// index says it is complete (`referrers/.complete`, written last when it was built, and
+    /// gone with a `referrers/` that was deleted or a list that was damaged).
     pub(super) fn referrers_trusted(&self) -> bool {
-        self.config().format >= 4 && self.config().locking != Locking::None
+        self.config().format >= 4
+            && self.config().locking != Locking::None
+            && fsx::stat(&self.layout().referrers_complete())
+                .is_ok_and(|m| m.is_some_and(|m| m.is_file()))
+    }
+
+    /// Writes `referrers/.complete` (durably): every name of the store is listed under each of
+    /// its blobs. The caller holds manifest.lock and has just made that so.
+    pub(super) fn mark_referrers_complete(&self) -> Result<(), StoreError> {
+        let at = self.layout().referrers_complete();
+        match fsx::create_exclusive(&at, self.config().file_mode()) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StoreError::writing(self.root(), e)),
+        }
+        Ok(fsx::sync_dir(&self.layout().referrers())?)
+    }
+
+    /// The index lost markers (a list that was not a directory was replaced): until it is
+    /// rebuilt (by the next `rm`, which then reads every record, or by `verify`), `rm` does not
+    /// trust it. Best effort: a marker that cannot be removed leaves `rm` trusting the lists it
+    /// can read, which each fail safe (an unreadable list is not trusted).
+    fn mark_referrers_incomplete(&self) {
+        let _ = fsx::remove_file_if_exists(&self.layout().referrers_complete());
     }
 
     /// Makes sure each blob of each entry lists its name, durably, before the records are written:
     /// creates the missing markers (and their blob's directory), then fsyncs every directory it
-    /// changed once. A marker already there costs one failed `open`.
+    /// changed once. A marker already there costs one failed `open`. A list that is not a
+    /// directory (a symlink or a file a member planted) is removed, never followed, and made
+    /// anew; the index is then no longer trusted as complete until it is rebuilt.
     pub(super) fn add_referrers<'a>(
         &self,
         entries: impl IntoIterator<Item = (&'a ModelName, &'a Entry)>,
@@ -55,15 +91,17 @@ impl Store {
         let layout = self.layout();
         let (dir_mode, file_mode) = (self.config().dir_mode(), self.config().file_mode());
         let w = |e| StoreError::writing(self.root(), e);
-        let mut changed: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut changed: BTreeSet<Rooted> = BTreeSet::new();
         for (name, entry) in entries {
             for id in blobs_of(name, entry) {
                 let marker = layout.referrer(&id, name);
                 match fsx::create_exclusive(&marker, file_mode) {
                     Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                        // First name of this blob (or a store whose referrers/ was deleted).
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound || not_a_dir(&e) => {
+                        // First name of this blob, a store whose referrers/ was deleted, or a
+                        // list (or referrers/ itself) that is not a directory.
+                        self.repair_dirs(&id)?;
                         fsx::ensure_dir(&layout.referrers(), dir_mode).map_err(w)?;
                         self.create_list(&id, &marker)?;
                         changed.insert(layout.referrers());
@@ -79,12 +117,30 @@ impl Store {
         Ok(())
     }
 
+    /// Removes what stands where `referrers/` or blob `id`'s list should be a directory (a
+    /// symlink or a file: unlinked, never followed), and marks the index incomplete if it did.
+    fn repair_dirs(&self, id: &Blake3) -> Result<(), StoreError> {
+        for at in [self.layout().referrers(), self.layout().referrers_of(id)] {
+            match fsx::stat(&at) {
+                Ok(Some(m)) if m.is_dir() => {}
+                Ok(None) => {}
+                Ok(Some(_)) => {
+                    self.mark_referrers_incomplete();
+                    fsx::remove_file_if_exists(&at)
+                        .map_err(|e| StoreError::writing(self.root(), e))?;
+                }
+                Err(e) => return Err(StoreError::writing(self.root(), e)),
+            }
+        }
+        Ok(())
+    }
+
     /// Creates blob `id`'s list holding `marker`, so that it appears with its mode and its first
     /// marker already there: built in `tmp/` (`refs-<hex>.….d`, swept by gc if left), fsynced,
     /// then moved into place without clobbering. (A list made in place would be, for an instant,
     /// a directory of the umask's mode that another member of a group store cannot write in.)
     /// If another process made the list meanwhile, the marker goes into that one.
-    fn create_list(&self, id: &Blake3, marker: &std::path::Path) -> Result<(), StoreError> {
+    fn create_list(&self, id: &Blake3, marker: &Rooted) -> Result<(), StoreError> {
         let layout = self.layout();
         let (dir_mode, file_mode) = (self.config().dir_mode(), self.config().file_mode());
         let w = |e| StoreError::writing(self.root(), e);
@@ -100,7 +156,7 @@ impl Store {
                 let _ = fsx::remove_tree(&staging);
                 match fsx::create_exclusive(marker, file_mode) {
                     Ok(_) => Ok(()),
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
                     Err(e) => Err(w(e)),
                 }
             }
@@ -125,37 +181,44 @@ impl Store {
     }
 
     /// The names whose markers say they use blob `id` (a superset of those that do: check each
-    /// against its record). Entries that are not a name's key are ignored, like foreign files in
-    /// `names/`.
-    pub(super) fn listed_referrers(&self, id: &Blake3) -> Result<Vec<ModelName>, StoreError> {
-        let dir = self.layout().referrers_of(id);
-        let Some(entries) = super::inspect::read_dir_if_there(&dir)? else {
-            return Ok(Vec::new());
+    /// against its record); `None` when the list is not a directory (a symlink or a file where
+    /// it should be): it is not read through, and the caller does not trust the index for this
+    /// blob. Entries that are not a name's key are ignored, like foreign files in `names/`.
+    pub(super) fn listed_referrers(
+        &self,
+        id: &Blake3,
+    ) -> Result<Option<Vec<ModelName>>, StoreError> {
+        let names = match fsx::list(&self.layout().referrers_of(id)) {
+            Ok(names) => names.unwrap_or_default(),
+            Err(e) if not_a_dir(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
         };
-        let mut names = Vec::new();
-        for item in entries {
-            let item = item.map_err(|e| IoError::new("list", &dir, e))?;
-            if let Some(name) = item.file_name().to_str().and_then(super::name_of_record) {
-                names.push(name);
-            }
-        }
-        Ok(names)
+        Ok(Some(
+            names
+                .iter()
+                .filter_map(|n| n.to_str().and_then(super::name_of_record))
+                .collect(),
+        ))
     }
 
     /// Which of `blobs` and `trees` a name other than those in `removed` still uses, read from
     /// the index: for each blob, the records of the names listed under it. A listed name whose
     /// record no longer uses the blob is dropped from its list when `tidy` (the caller holds
-    /// manifest.lock). Only where [`Store::referrers_trusted`].
+    /// manifest.lock). Only where [`Store::referrers_trusted`]; `None` when a list turns out not
+    /// to be a directory (then the caller reads every record).
     pub(super) fn still_used(
         &self,
         removed: &BTreeSet<ModelName>,
         blobs: &BTreeSet<Blake3>,
         tidy: bool,
-    ) -> Result<(BTreeSet<Blake3>, BTreeSet<Blake3>), StoreError> {
+    ) -> Result<Option<Used>, StoreError> {
         let mut records: BTreeMap<ModelName, Option<Entry>> = BTreeMap::new();
         let (mut used_blobs, mut used_trees) = (BTreeSet::new(), BTreeSet::new());
         for id in blobs {
-            for name in self.listed_referrers(id)? {
+            let Some(listed) = self.listed_referrers(id)? else {
+                return Ok(None);
+            };
+            for name in listed {
                 if removed.contains(&name) {
                     continue;
                 }
@@ -177,7 +240,7 @@ impl Store {
                 }
             }
         }
-        Ok((used_blobs, used_trees))
+        Ok(Some((used_blobs, used_trees)))
     }
 
     /// Removes the lists of blobs that were deleted (their markers can only be stale).
@@ -208,7 +271,7 @@ impl Store {
             if !roots.contains(&id) {
                 match fsx::remove_tree(&dir.join(&name)) {
                     Ok(()) => gone += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(StoreError::writing(self.root(), e)),
                 }
             }
@@ -217,38 +280,81 @@ impl Store {
     }
 
     /// verify: lists every name of `names` again under each blob its record uses where the index
-    /// lost it (an index that under-states would let `rm` delete a blob another name uses), under
-    /// manifest.lock; returns `"NAME BLAKE3"` for each. Nothing to do before format 4.
-    pub fn repair_referrers(&self, names: &[ModelName]) -> Result<Vec<String>, StoreError> {
+    /// lost it (an index that under-states would let `rm` delete a blob another name uses), and
+    /// replaces a list that is not a directory; returns `"NAME BLAKE3"` for each. When `names`
+    /// is every name of the store, the index is then complete and says so
+    /// (`referrers/.complete`). Looks without a lock and takes manifest.lock only to repair, so
+    /// a store this user may only read is verified, not refused. Nothing to do before format 4.
+    pub fn repair_referrers(
+        &self,
+        names: &[ModelName],
+        all: bool,
+    ) -> Result<Vec<String>, StoreError> {
         if self.config().format < 4 {
             return Ok(Vec::new());
         }
+        if self.lost_referrers(names)?.is_empty() && (!all || self.referrers_trusted()) {
+            return Ok(Vec::new());
+        }
         let _guard = self.manifest_lock()?;
-        let (mut lost, mut said) = (Vec::new(), Vec::new());
+        let lost = self.lost_referrers(names)?;
+        let said = lost
+            .iter()
+            .flat_map(|(name, _, ids)| ids.iter().map(move |id| format!("{name} {id}")))
+            .collect();
+        self.add_referrers(lost.iter().map(|(n, e, _)| (n, e)))?;
+        if all && self.config().locking != Locking::None {
+            self.mark_referrers_complete()?;
+        }
+        Ok(said)
+    }
+
+    /// `"NAME BLAKE3"` for each name of `names` that the list of a blob it uses does not hold
+    /// (what [`Store::repair_referrers`] would repair), looked at without a lock.
+    pub fn referrers_lost(&self, names: &[ModelName]) -> Result<Vec<String>, StoreError> {
+        if self.config().format < 4 {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .lost_referrers(names)?
+            .iter()
+            .flat_map(|(name, _, ids)| ids.iter().map(move |id| format!("{name} {id}")))
+            .collect())
+    }
+
+    /// The names of `names` (with their records) missing from the list of a blob they use, and
+    /// those blobs.
+    #[allow(clippy::type_complexity)]
+    fn lost_referrers(
+        &self,
+        names: &[ModelName],
+    ) -> Result<Vec<(ModelName, Entry, Vec<Blake3>)>, StoreError> {
+        let mut lost = Vec::new();
         for name in names {
             let Some(entry) = self.read_entry(name)? else {
                 continue;
             };
-            let mut whole = true;
+            let mut missing = Vec::new();
             for id in blobs_of(name, &entry) {
-                let marker = self.layout().referrer(&id, name);
-                if std::fs::symlink_metadata(&marker).is_err() {
-                    said.push(format!("{name} {id}"));
-                    whole = false;
+                match fsx::stat(&self.layout().referrer(&id, name)) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => missing.push(id),
+                    Err(e) if not_a_dir(&e) => missing.push(id),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            if !whole {
-                lost.push((name.clone(), entry));
+            if !missing.is_empty() {
+                lost.push((name.clone(), entry, missing));
             }
         }
-        self.add_referrers(lost.iter().map(|(n, e)| (n, e)))?;
-        Ok(said)
+        Ok(lost)
     }
 
     /// Upgrades a format-3 store to format 4: under manifest.lock, every name's markers are
-    /// written (durably), and only then does `store.toml` say 4. A crash before that leaves a
-    /// format-3 store with some markers, which a beaker of format 3 ignores and the next upgrade
-    /// completes. A user who cannot write the store keeps reading it as it is.
+    /// written (durably), then `referrers/.complete`, and only then does `store.toml` say 4. A
+    /// crash before that leaves a format-3 store with some markers, which a beaker of format 3
+    /// ignores and the next upgrade completes. A user who cannot write the store keeps reading
+    /// it as it is.
     pub(crate) fn upgrade_to_referrers(&mut self) -> Result<(), StoreError> {
         super::unless_read_only((|| {
             let _guard = self.manifest_lock()?;
@@ -257,9 +363,27 @@ impl Store {
             fsx::ensure_dir(&self.layout().referrers(), self.config().dir_mode())
                 .map_err(|e| StoreError::writing(self.root(), e))?;
             self.add_referrers(&manifest.models)?;
-            fsx::sync_dir(self.root())?;
+            self.mark_referrers_complete()?;
+            fsx::sync_dir(&self.layout().top())?;
             self.set_format(super::FORMAT)
         })())
+    }
+
+    /// `rm` found the index untrusted and read every record (`manifest`, read under
+    /// manifest.lock, which the caller holds): lists every name again where it is missing, then
+    /// marks the index complete, so the next `rm` reads only what it needs. Only in a store with
+    /// locks (elsewhere the index is never trusted).
+    pub(super) fn rebuild_referrers(
+        &self,
+        manifest: &crate::manifest::Manifest,
+    ) -> Result<(), StoreError> {
+        if self.config().format < 4 || self.config().locking == Locking::None {
+            return Ok(());
+        }
+        let names: Vec<ModelName> = manifest.models.keys().cloned().collect();
+        let lost = self.lost_referrers(&names)?;
+        self.add_referrers(lost.iter().map(|(n, e, _)| (n, e)))?;
+        self.mark_referrers_complete()
     }
 }
 
@@ -270,7 +394,7 @@ mod tests {
     use super::*;
     use crate::progress::Silent;
     use crate::store::{Config, InitOptions};
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     fn name(n: &str) -> ModelName {
         ModelName::new(n).unwrap()

@@ -160,18 +160,29 @@ impl Store {
 
     /// The blobs and snapshots of `removed` that no other name uses. From the index where it is
     /// trusted (reading only the records of names that share a blob; `tidy` drops stale markers
-    /// on the way, under manifest.lock), else from every record.
+    /// on the way, under manifest.lock), else from every record (and then, when `tidy`, the
+    /// index is rebuilt from them).
     fn orphans(&self, removed: &[(ModelName, Entry)], tidy: bool) -> Result<Orphans, StoreError> {
         let names: BTreeSet<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
         let blobs: BTreeSet<Blake3> = removed.iter().flat_map(|(n, e)| blobs_of(n, e)).collect();
         let trees: BTreeSet<Blake3> = removed.iter().filter_map(|(_, e)| e.tree).collect();
-        let (used_blobs, used_trees) = if self.referrers_trusted() {
-            self.still_used(&names, &blobs, tidy)?
-        } else {
-            let mut rest = self.read_manifest()?;
-            rest.models.retain(|n, _| !names.contains(n));
-            let trees = rest.trees().into_iter().map(|t| t.0).collect();
-            (rest.roots(), trees)
+        let from_index = match self.referrers_trusted() {
+            true => self.still_used(&names, &blobs, tidy)?,
+            false => None,
+        };
+        let (used_blobs, used_trees) = match from_index {
+            Some(used) => used,
+            None => {
+                let mut rest = self.read_manifest()?;
+                rest.models.retain(|n, _| !names.contains(n));
+                if tidy {
+                    // Every record is read anyway: make the index whole again (and say so), so
+                    // the next `rm` reads only the records it needs.
+                    self.rebuild_referrers(&rest)?;
+                }
+                let trees = rest.trees().into_iter().map(|t| t.0).collect();
+                (rest.roots(), trees)
+            }
         };
         Ok(Orphans {
             blobs: blobs.difference(&used_blobs).copied().collect(),

@@ -118,7 +118,7 @@ mod tests {
             None,
             "another size is another blob"
         );
-        std::fs::write(store.layout().index_sha256_of(&id), "v1 garbage\n").unwrap();
+        std::fs::write(store.layout().index_sha256_of(&id).path(), "v1 garbage\n").unwrap();
         assert_eq!(store.sha256_of(&id, 5), None);
         assert_eq!(blob_of_stem(&format!("blake3-{}", id.to_hex())), Some(id));
     }

@@ -15,7 +15,6 @@
 //! the blob (I1 is never at stake: nothing is ever written into `blobs/` without hashing).
 
 use std::collections::BTreeSet;
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 use crate::digest::Blake3;
@@ -163,10 +162,8 @@ impl Store {
     /// Deletes one unreferenced blob (or, dry, says it would): what the sweep found at its path.
     fn sweep_one(&self, id: &Blake3, lockless: bool, dry_run: bool) -> Result<Verdict, StoreError> {
         let path = self.layout().blob(id);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Verdict::Gone),
-            Err(e) => return Err(crate::error::IoError::new("inspect", &path, e).into()),
+        let Some(meta) = fsx::stat(&path)? else {
+            return Ok(Verdict::Gone);
         };
         if meta.is_dir() {
             // Not something publish makes; verify quarantines it, the sweep never recurses.
@@ -214,7 +211,7 @@ impl Store {
             l.pins(),
             l.referrers(),
         ] {
-            if let Err(e) = crate::who::may_write_in(&dir) {
+            if let Err(e) = fsx::may_write_in(&dir) {
                 if e.kind() == std::io::ErrorKind::NotFound {
                     continue; // created on demand
                 }
@@ -230,7 +227,7 @@ impl Store {
 
 /// Whether the inode changed less than `window` ago. A ctime in the future (clock skew) counts by
 /// its distance from now, as `partials::age` does for temp files, so it cannot defer a blob forever.
-fn changed_within(meta: &std::fs::Metadata, window: Duration) -> bool {
+fn changed_within(meta: &fsx::Meta, window: Duration) -> bool {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

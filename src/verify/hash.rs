@@ -8,15 +8,14 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{ErrorKind, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use crate::digest::Blake3;
 use crate::error::IoError;
-use crate::fsx;
 use crate::fsx::mapped::{map_read, Changed, Mapping};
+use crate::fsx::{self, Meta, Rooted};
 use crate::progress::Progress;
 
 /// Files at least this large are hashed with rayon inside the file.
@@ -41,7 +40,7 @@ pub(super) enum Checked {
 /// Hashes `work` on a small pool of scoped threads; progress flows back over a channel because
 /// the reporter lives on this thread.
 pub(super) fn hash_all(
-    work: &[(Blake3, PathBuf, u64)],
+    work: &[(Blake3, Rooted, u64)],
     expected: &BTreeMap<Blake3, u64>,
     progress: &mut dyn Progress,
 ) -> Vec<Checked> {
@@ -102,7 +101,7 @@ pub(super) fn hash_all(
 /// Hashes the blob at `path` (opened with O_NOFOLLOW, judged by fstat) and compares.
 pub(super) fn check(
     id: &Blake3,
-    path: &Path,
+    path: &Rooted,
     expected: Option<u64>,
     advance: &mut dyn FnMut(u64),
 ) -> Checked {
@@ -114,7 +113,7 @@ pub(super) fn check(
         }
         Err(e) => return Checked::Unreadable(e),
     };
-    let meta = match file.metadata() {
+    let meta = match Meta::of(&file) {
         Ok(m) => m,
         Err(e) => return Checked::Unreadable(IoError::new("inspect", path, e)),
     };
@@ -132,9 +131,7 @@ pub(super) fn check(
         Err(Failed::Changed(c)) => return changed(c, expected, &meta),
     };
     if actual == *id {
-        return Checked::Good {
-            mode: meta.permissions().mode(),
-        };
+        return Checked::Good { mode: meta.mode() };
     }
     let problem = match expected {
         Some(want) if meta.len() < want => {
@@ -155,7 +152,7 @@ pub(super) fn check(
 /// Judges a mapped blob that changed while it was hashed: smaller than mapped is a truncated
 /// blob (damage, quarantined like any truncated blob); larger is damage too; the same size but a
 /// fault (an I/O error under the mapping) is unreadable, as a failed read(2) would be.
-fn changed(c: Changed, expected: Option<u64>, meta: &std::fs::Metadata) -> Checked {
+fn changed(c: Changed, expected: Option<u64>, meta: &Meta) -> Checked {
     let want = expected.unwrap_or(c.mapped);
     let problem = match c.now {
         Some(now) if now < c.mapped => {
@@ -176,14 +173,14 @@ fn changed(c: Changed, expected: Option<u64>, meta: &std::fs::Metadata) -> Check
     }
 }
 
-fn not_regular(path: &Path, what: &str) -> Checked {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) => Checked::Bad {
+fn not_regular(path: &Rooted, what: &str) -> Checked {
+    match fsx::stat(path) {
+        Ok(Some(m)) => Checked::Bad {
             problem: format!("{what}, not a blob file"),
             dev: m.dev(),
             ino: m.ino(),
         },
-        Err(_) => Checked::Vanished,
+        _ => Checked::Vanished,
     }
 }
 
@@ -195,8 +192,13 @@ enum Failed {
 
 /// Hashes `file`: through a map when it is large enough ([`fsx::mapped::MIN_MAP_LEN`]), else
 /// streamed; rayon inside large files either way.
-fn hash(file: File, path: &Path, len: u64, advance: &mut dyn FnMut(u64)) -> Result<Blake3, Failed> {
-    let view = match map_read(file, path).map_err(Failed::Io)? {
+fn hash(
+    file: File,
+    path: &Rooted,
+    len: u64,
+    advance: &mut dyn FnMut(u64),
+) -> Result<Blake3, Failed> {
+    let view = match map_read(file, &path.path()).map_err(Failed::Io)? {
         Mapping::Mapped(view) => view,
         Mapping::Unmapped(file) => {
             return stream(file, len, advance)

@@ -30,15 +30,14 @@ mod snapshots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::ErrorKind;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
 use crate::digest::Blake3;
-use crate::error::{Category, IoError};
-use crate::fsx;
+use crate::error::Category;
+use crate::fsx::{self, Rooted};
 use crate::name::ModelName;
 use crate::progress::Progress;
 use crate::store::{BlobState, Store, StoreError, BLOB_MODE};
@@ -59,13 +58,22 @@ pub enum Error {
     #[error("not in the store: {}; nothing was verified (`beaker store ls` lists what it holds)", names.join(", "))]
     UnknownNames { names: Vec<String> },
     /// The run completed and found damage (exit 1); the outcome has the details.
-    #[error("verify found {corrupt} corrupt, {missing} missing and {unreadable} unreadable blobs in {}", store.display())]
+    #[error("verify found {corrupt} corrupt, {missing} missing and {unreadable} unreadable blobs in {}{}", store.display(), unrepaired_note(*not_repaired))]
     Found {
         store: std::path::PathBuf,
         corrupt: usize,
         missing: usize,
         unreadable: usize,
+        not_repaired: usize,
     },
+}
+
+/// ", and N problems it could not repair" when there are any.
+fn unrepaired_note(n: usize) -> String {
+    match n {
+        0 => String::new(),
+        n => format!(", and {n} problems it could not repair (no write access)"),
+    }
 }
 
 impl From<crate::error::IoError> for Error {
@@ -112,6 +120,9 @@ pub struct Outcome {
     /// blob another name still uses; beaker never leaves one, so any entry here means the
     /// index was damaged (by hand, or by a beaker older than format 4 still running).
     pub referrers_repaired: Vec<String>,
+    /// Damage found that this user could not repair (the store is read-only here, or not
+    /// writable by them): run `verify` again with write access.
+    pub not_repaired: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -139,7 +150,10 @@ pub struct Unreadable {
 impl Outcome {
     /// Nothing corrupt, missing or unreadable (exit 0).
     pub fn is_clean(&self) -> bool {
-        self.corrupt.is_empty() && self.missing.is_empty() && self.unreadable.is_empty()
+        self.corrupt.is_empty()
+            && self.missing.is_empty()
+            && self.unreadable.is_empty()
+            && self.not_repaired.is_empty()
     }
 
     /// `Ok` when clean, else the [`Error::Found`] every front end reports (exit 1).
@@ -152,6 +166,7 @@ impl Outcome {
             corrupt: self.corrupt.len(),
             missing: self.missing.len(),
             unreadable: self.unreadable.len(),
+            not_repaired: self.not_repaired.len(),
         })
     }
 }
@@ -171,7 +186,16 @@ pub fn run(store: &Store, opts: &Options, progress: &mut dyn Progress) -> Result
     let mut out = judge(store, selection, results);
     // After the blobs (a quarantined blob makes its snapshots stale): the model directories.
     snapshots::check_and_repair(store, &names, &mut out)?;
-    out.referrers_repaired = store.repair_referrers(&names)?;
+    match store.repair_referrers(&names, opts.names.is_empty()) {
+        Ok(repaired) => out.referrers_repaired = repaired,
+        Err(StoreError::NotWritable { .. }) => {
+            for lost in store.referrers_lost(&names)? {
+                out.not_repaired
+                    .push(format!("referrers/ does not list {lost} (name, blob)"));
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
     Ok(out)
 }
 
@@ -181,7 +205,7 @@ struct Selection {
     expected: BTreeMap<Blake3, u64>,
     /// The blobs to hash, with their paths and sizes, largest first (so one big file does not
     /// start last and finish alone).
-    work: Vec<(Blake3, PathBuf, u64)>,
+    work: Vec<(Blake3, Rooted, u64)>,
     /// Selected names whose blob is absent.
     missing: Vec<ModelName>,
     /// The names whose snapshots are checked after the blobs.
@@ -229,13 +253,11 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
             }
         }
     }
-    let mut work: Vec<(Blake3, PathBuf, u64)> = Vec::new();
+    let mut work: Vec<(Blake3, Rooted, u64)> = Vec::new();
     for id in targets {
         let path = store.layout().blob(&id);
-        match std::fs::symlink_metadata(&path) {
-            Ok(m) => work.push((id, path, m.len())),
-            Err(e) if e.kind() == ErrorKind::NotFound => {}
-            Err(e) => return Err(StoreError::from(IoError::new("inspect", &path, e)).into()),
+        if let Some(m) = fsx::stat(&path).map_err(StoreError::from)? {
+            work.push((id, path, m.len()));
         }
     }
     work.sort_by_key(|w| std::cmp::Reverse(w.2));
@@ -303,9 +325,9 @@ fn quarantine_all(
             continue;
         }
         let path = store.layout().blob(&id);
-        let same = match std::fs::symlink_metadata(&path) {
-            Ok(m) => m.dev() == dev && m.ino() == ino,
-            Err(_) => {
+        let same = match fsx::stat(&path) {
+            Ok(Some(m)) => m.dev() == dev && m.ino() == ino,
+            _ => {
                 out.checked -= 1; // gone meanwhile (gc/rm): nothing left to judge
                 continue;
             }
@@ -340,7 +362,7 @@ fn quarantine_all(
 }
 
 /// No-clobber rename of `path` to a fresh `quarantine/<hex>.<secs>[-n]`, then fsync both dirs.
-fn move_to_quarantine(store: &Store, id: &Blake3, path: &Path) -> Result<PathBuf, StoreError> {
+fn move_to_quarantine(store: &Store, id: &Blake3, path: &Rooted) -> Result<PathBuf, StoreError> {
     let layout = store.layout();
     let w = |e| StoreError::writing(store.root(), e);
     fsx::ensure_dir(&layout.quarantine(), store.config().dir_mode()).map_err(w)?;
@@ -358,7 +380,7 @@ fn move_to_quarantine(store: &Store, id: &Blake3, path: &Path) -> Result<PathBuf
     };
     fsx::sync_dir(&layout.quarantine())?;
     fsx::sync_dir(&layout.blobs())?;
-    Ok(to)
+    Ok(to.path())
 }
 
 impl std::fmt::Display for Outcome {
@@ -407,6 +429,12 @@ impl std::fmt::Display for Outcome {
             writeln!(
                 f,
                 "referrers/ did not list {r} (name, blob): listed again, so `rm` keeps that blob"
+            )?;
+        }
+        for n in &self.not_repaired {
+            writeln!(
+                f,
+                "{n}: not repaired, this user cannot write the store here; run `beaker store verify` with write access"
             )?;
         }
         for w in &self.wrong_mode {

@@ -142,6 +142,8 @@ fn process_has_open(pid: u32, path: &std::path::Path) -> bool {
 fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("blob.lock");
+    let at =
+        beaker::fsx::Rooted::top(&beaker::fsx::Root::open(dir.path()).unwrap()).join("blob.lock");
     let mut holder = hold_with_flock_cmd(&path); // another process holds the original file
 
     let active = Arc::new(AtomicUsize::new(0));
@@ -153,10 +155,9 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
 
     // The waiter opens the original file and waits on it.
     let waiter = {
-        let (path, active, max) = (path.clone(), active.clone(), max_active.clone());
+        let (at, active, max) = (at.clone(), active.clone(), max_active.clone());
         std::thread::spawn(move || {
-            let g =
-                lock::acquire(&path, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {}).unwrap();
+            let g = lock::acquire(&at, Mode::Exclusive, Wait::Forever, 0o644, &mut |_| {}).unwrap();
             enter(&active, &max);
             std::thread::sleep(Duration::from_millis(20));
             active.fetch_sub(1, Ordering::SeqCst);
@@ -174,7 +175,7 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
 
     // The file is unlinked and a new one created and locked at the same path.
     std::fs::remove_file(&path).unwrap();
-    let newcomer = lock::acquire(&path, Mode::Exclusive, Wait::NoWait, 0o644, &mut |_| {}).unwrap();
+    let newcomer = lock::acquire(&at, Mode::Exclusive, Wait::NoWait, 0o644, &mut |_| {}).unwrap();
     enter(&active, &max_active);
 
     // The original holder lets go: the waiter now gets the flock on the orphaned file, must notice

@@ -57,6 +57,38 @@ int rename(const char *from, const char *to) {
     return real(from, to);
 }
 
+/* The full path of `name` relative to directory descriptor `fd` (beaker reaches everything in a
+   store through *at calls on descriptors). */
+static void at_path(int fd, const char *name, char *out, size_t len) {
+    if (name[0] == '/' || fd == AT_FDCWD) { snprintf(out, len, "%s", name); return; }
+    char proc[64], dir[PATH_MAX];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(proc, dir, sizeof dir - 1);
+    if (n <= 0) { snprintf(out, len, "%s", name); return; }
+    dir[n] = 0;
+    snprintf(out, len, "%s/%s", dir, name);
+}
+
+int renameat2(int fd1, const char *from, int fd2, const char *to, unsigned int flags) {
+    static int (*real)(int, const char *, int, const char *, unsigned int);
+    if (!real) real = dlsym(RTLD_NEXT, "renameat2");
+    char a[PATH_MAX], b[PATH_MAX];
+    at_path(fd1, from, a, sizeof a);
+    at_path(fd2, to, b, sizeof b);
+    log_line("rename", a, b);
+    return real(fd1, from, fd2, to, flags);
+}
+
+int renameat(int fd1, const char *from, int fd2, const char *to) {
+    static int (*real)(int, const char *, int, const char *);
+    if (!real) real = dlsym(RTLD_NEXT, "renameat");
+    char a[PATH_MAX], b[PATH_MAX];
+    at_path(fd1, from, a, sizeof a);
+    at_path(fd2, to, b, sizeof b);
+    log_line("rename", a, b);
+    return real(fd1, from, fd2, to);
+}
+
 static void maybe_die(const char *to) {
     const char *k = getenv("KILL_AFTER_BLOB_LINK");
     if (k && strcmp(k, "1") == 0 && strstr(to, "/blobs/")) raise(SIGKILL);
@@ -74,7 +106,9 @@ int linkat(int fd1, const char *from, int fd2, const char *to, int flags) {
     static int (*real)(int, const char *, int, const char *, int);
     if (!real) real = dlsym(RTLD_NEXT, "linkat");
     int rc = real(fd1, from, fd2, to, flags);
-    if (rc == 0) maybe_die(to);
+    char b[PATH_MAX];
+    at_path(fd2, to, b, sizeof b);
+    if (rc == 0) maybe_die(b);
     return rc;
 }
 "#;

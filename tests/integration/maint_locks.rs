@@ -106,8 +106,7 @@ fn safe_acquire_stays_exclusive_while_prune_locks_removes_the_file_underneath() 
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     let env = Env::new();
     add(&env, "a", b"x");
-    let path = env
-        .store
+    let path = beaker::fsx::Rooted::top(&beaker::fsx::Root::open(&env.store).unwrap())
         .join("locks")
         .join(format!("{}.lock", blake3_hex(b"contended")));
     let inside = AtomicUsize::new(0);

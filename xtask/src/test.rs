@@ -46,7 +46,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
 
 /// The Debian packages the registry tests need, installed with apt-get when missing (as root).
 fn system_packages() -> Result<()> {
-    let have = |p: &str| Path::new(p).exists();
+    let have = |p: &str| beaker::fsx::user::exists(Path::new(p));
     let venv = Command::new("python3")
         .args(["-c", "import venv, ensurepip"])
         .stderr(std::process::Stdio::null())
@@ -94,7 +94,9 @@ fn system_packages() -> Result<()> {
 fn find_or_install() -> Result<PathBuf> {
     let (found, missed) = runtime::candidates();
     if let Some((origin, path)) = found.into_iter().next() {
-        if origin == Origin::Env && !path.is_file() {
+        if origin == Origin::Env
+            && !beaker::fsx::user::metadata(&path).is_ok_and(|m| m.is_some_and(|m| m.is_file()))
+        {
             bail!(
                 "ORT_DYLIB_PATH={} is not a file; unset it (xtask test then finds or installs ONNX Runtime) or point it at libonnxruntime.so*",
                 path.display()

@@ -166,7 +166,7 @@ fn xtask_verify_deep_lists_an_onnx_model_that_does_not_load() {
 fn xtask_prune_locks_removes_free_and_keeps_held() {
     let (dir, root, store) = setup();
     add(&store, dir.path(), "a", b"x");
-    let held = root.join("locks").join("held.lock");
+    let held = store.layout().locks().join("held.lock");
     // Held by this test process: another process, as far as the xtask binary is concerned.
     let _guard = acquire(&held, Mode::Exclusive, Wait::NoWait, 0o644, &mut |_| {}).unwrap();
     let o = xtask(&["prune-locks", "--store", root.to_str().unwrap(), "--json"]);
@@ -176,7 +176,7 @@ fn xtask_prune_locks_removes_free_and_keeps_held() {
     assert_eq!(v["held"][0]["holder"]["pid"], std::process::id());
     let removed = v["removed"].as_array().unwrap();
     assert!(removed.iter().any(|r| r == "gc.lock"), "{v}");
-    assert!(held.exists() && !root.join("locks/gc.lock").exists());
+    assert!(held.path().exists() && !root.join("locks/gc.lock").exists());
 }
 
 #[test]

@@ -2,21 +2,26 @@
 //! crash, a size change is caught, small files are not mapped, and a SIGBUS that is not ours still
 //! kills the process (checked in a child process: this test binary re-run with one test).
 use super::*;
-use crate::fsx;
+use crate::fsx::{self, Rooted};
 use std::os::unix::process::ExitStatusExt;
 
 const MIB: usize = 1 << 20;
 
 /// A file of `len` non-zero bytes (so zeros read in its place are visible).
-fn write_file(dir: &Path, name: &str, len: usize) -> (PathBuf, Vec<u8>) {
+fn write_file(dir: &Path, name: &str, len: usize) -> (Rooted, Vec<u8>) {
     let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8 + 1).collect();
-    let path = dir.join(name);
+    let path = top(dir).join(name);
     fsx::overwrite(&fsx::create_exclusive(&path, 0o644).unwrap(), &bytes, &path).unwrap();
     (path, bytes)
 }
 
-fn mapped(path: &Path) -> MappedFile {
-    match map_read(fsx::open_read(path).unwrap(), path).unwrap() {
+/// `dir` opened as a root.
+fn top(dir: &Path) -> Rooted {
+    Rooted::top(&fsx::Root::open(dir).unwrap())
+}
+
+fn mapped(path: &Rooted) -> MappedFile {
+    match map_read(fsx::open_read(path).unwrap(), &path.path()).unwrap() {
         Mapping::Mapped(m) => m,
         Mapping::Unmapped(_) => panic!("{} was not mapped", path.display()),
     }
@@ -103,15 +108,17 @@ fn small_and_empty_files_are_not_mapped_and_directories_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for len in [0, 1, MIN_MAP_LEN as usize - 1] {
         let (path, _) = write_file(dir.path(), &format!("f{len}"), len);
-        let m = map_read(fsx::open_read(&path).unwrap(), &path).unwrap();
+        let m = map_read(fsx::open_read(&path).unwrap(), &path.path()).unwrap();
         assert!(matches!(m, Mapping::Unmapped(_)), "{len} bytes were mapped");
     }
     let (path, _) = write_file(dir.path(), "big", MIN_MAP_LEN as usize);
     assert!(matches!(
-        map_read(fsx::open_read(&path).unwrap(), &path).unwrap(),
+        map_read(fsx::open_read(&path).unwrap(), &path.path()).unwrap(),
         Mapping::Mapped(_)
     ));
-    let err = map_read(fsx::open_read(dir.path()).unwrap(), dir.path())
+    let sub = top(dir.path()).join("d");
+    fsx::create_dir_exclusive(&sub, 0o755).unwrap();
+    let err = map_read(fsx::open_read(&sub).unwrap(), dir.path())
         .err()
         .unwrap();
     assert!(
@@ -124,8 +131,8 @@ fn small_and_empty_files_are_not_mapped_and_directories_are_refused() {
 fn symlink_to_a_large_file_is_not_opened_for_mapping() {
     let dir = tempfile::tempdir().unwrap();
     let (target, _) = write_file(dir.path(), "target", MIB);
-    let link = dir.path().join("link");
-    fsx::symlink(&target, &link).unwrap();
+    let link = top(dir.path()).join("link");
+    fsx::symlink(&target.path(), &link).unwrap();
     // The opener verify maps through refuses the symlink itself (O_NOFOLLOW): nothing to map.
     let err = fsx::open_read(&link).unwrap_err();
     assert_eq!(err.source.raw_os_error(), Some(libc::ELOOP), "{err}");

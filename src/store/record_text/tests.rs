@@ -28,7 +28,7 @@ fn record_text(name: &ModelName, entry: &Entry) -> String {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::init(&dir.path().join("s"), InitOptions::default()).unwrap();
     store.write_record(name, entry).unwrap();
-    std::fs::read_to_string(store.layout().name_record(name)).unwrap()
+    std::fs::read_to_string(store.layout().name_record(name).path()).unwrap()
 }
 
 fn file(path: &str, seed: &[u8], urls: &[&str]) -> FileEntry {

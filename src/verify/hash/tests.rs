@@ -1,11 +1,17 @@
 //! Unit tests of verify's hashing: the mapped path agrees with BLAKE3, a symlink to a good blob is
 //! not followed into it, and a blob that changed while mapped is judged by what happened to it.
 use super::*;
+use std::path::Path;
 
-fn blob(dir: &Path, len: usize) -> (Blake3, PathBuf) {
+/// `dir` opened as a root.
+fn top(dir: &Path) -> Rooted {
+    Rooted::top(&fsx::Root::open(dir).unwrap())
+}
+
+fn blob(dir: &Path, len: usize) -> (Blake3, Rooted) {
     let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 256) as u8).collect();
     let id = Blake3::from_bytes(*blake3::hash(&bytes).as_bytes());
-    let path = dir.join(id.to_hex());
+    let path = top(dir).join(id.to_hex());
     fsx::overwrite(&fsx::create_exclusive(&path, 0o444).unwrap(), &bytes, &path).unwrap();
     (id, path)
 }
@@ -27,8 +33,8 @@ fn mapped_and_streamed_blobs_of_every_size_class_hash_to_their_name() {
 fn symlink_to_a_good_large_blob_is_reported_not_hashed_through() {
     let dir = tempfile::tempdir().unwrap();
     let (id, target) = blob(dir.path(), 1 << 20);
-    let link = dir.path().join("link");
-    fsx::symlink(&target, &link).unwrap();
+    let link = top(dir.path()).join("link");
+    fsx::symlink(&target.path(), &link).unwrap();
     match check(&id, &link, Some(1 << 20), &mut |_| {}) {
         Checked::Bad { problem, .. } => assert!(problem.contains("a symlink"), "{problem}"),
         _ => panic!("a symlink to a good blob was not reported"),
@@ -39,9 +45,9 @@ fn symlink_to_a_good_large_blob_is_reported_not_hashed_through() {
 fn changed_while_mapped_is_truncated_when_smaller_and_unreadable_when_it_only_faulted() {
     let dir = tempfile::tempdir().unwrap();
     let (_, path) = blob(dir.path(), 100);
-    let meta = std::fs::symlink_metadata(&path).unwrap();
+    let meta = fsx::stat(&path).unwrap().unwrap();
     let c = |now, faulted| Changed {
-        path: path.clone(),
+        path: path.path(),
         mapped: 1000,
         now,
         faulted,

@@ -36,7 +36,7 @@ impl Rng {
 
 /// Writes `size` incompressible bytes (seeded by `seed`) to `path` and returns their hash.
 pub fn make_file(path: &Path, size: u64, seed: u64) -> Result<Model> {
-    let mut file = beaker::fsx::create_exclusive(path, 0o644)?;
+    let mut file = beaker::fsx::user::create_new(path, 0o644)?;
     let mut rng = Rng(seed);
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
@@ -63,7 +63,7 @@ pub fn write_catalogue(path: &Path, name: &str, model: &Model, url: &str) -> Res
         "version = 1\n\n[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{url}\"]\n",
         model.blake3, model.size
     );
-    beaker::fsx::write_user_file(path, text.as_bytes())?;
+    beaker::fsx::user::write_file(path, text.as_bytes())?;
     Ok(())
 }
 

@@ -23,7 +23,7 @@ pub fn p4_verify(b: &Bench) -> Result<Row> {
         beaker.push(measure::run(b.beaker(&store).args(["store", "verify"]))?);
         hash.push(measure::run(&mut b.tools.b3sum(&blob))?);
     }
-    beaker::fsx::remove_tree(&store)?;
+    beaker::fsx::user::remove_tree(&store)?;
     let mut row = Row::new("P4", "verify", beaker, b.model.size);
     row.floor(b.tools.b3sum_name(), hash);
     row.target = "≥ 0.9 × b3sum throughput (time ratio ≤ 1.11)".into();
@@ -41,7 +41,7 @@ pub fn p6_gc(b: &Bench, blobs: usize) -> Result<Row> {
     let mut hashes: Vec<String> = listed.roots().iter().map(|h| h.to_hex()).collect();
     hashes.sort();
     let live_list = b.work.join("p6-live.txt");
-    beaker::fsx::write_user_file(&live_list, (hashes.join("\n") + "\n").as_bytes())?;
+    beaker::fsx::user::write_file(&live_list, (hashes.join("\n") + "\n").as_bytes())?;
     let (mut beaker, mut floor) = (Series::default(), Series::default());
     for run in 0..b.runs {
         let store = b.work.join(format!("p6-{run}"));
@@ -51,7 +51,7 @@ pub fn p6_gc(b: &Bench, blobs: usize) -> Result<Row> {
         if left != live {
             bail!("P6: gc left {left} blobs, expected the {live} live ones");
         }
-        beaker::fsx::remove_tree(&store)?;
+        beaker::fsx::user::remove_tree(&store)?;
         copy_tree(&template, &store)?;
         floor.push(measure::run(Command::new("sh").arg("-c").arg(format!(
             "cd {blobs} && find . -type f -printf '%f\\n' | LC_ALL=C sort | LC_ALL=C comm -23 - {live} | xargs -r rm -f",
@@ -62,9 +62,9 @@ pub fn p6_gc(b: &Bench, blobs: usize) -> Result<Row> {
         if left != live {
             bail!("P6: the floor left {left} blobs, expected {live}");
         }
-        beaker::fsx::remove_tree(&store)?;
+        beaker::fsx::user::remove_tree(&store)?;
     }
-    beaker::fsx::remove_tree(&template)?;
+    beaker::fsx::user::remove_tree(&template)?;
     let mut row = Row::new("P6", &format!("gc, {blobs} blobs half dead"), beaker, 0);
     row.floor("find | sort | comm | rm", floor);
     row.target = "≤ 1.0 × floor".into();
@@ -93,13 +93,13 @@ pub fn p8_scale(b: &Bench, names: usize) -> Result<Vec<Row>> {
             "rm",
             "bench-new",
         ]))?);
-        beaker::fsx::remove_file_if_exists(&file)?;
+        beaker::fsx::user::remove_file_if_exists(&file)?;
     }
     let held = beaker::Store::open(&store)?.read_manifest()?.models.len();
     if held != names {
         bail!("P8: the store holds {held} names after the runs, expected {names}");
     }
-    beaker::fsx::remove_tree(&store)?;
+    beaker::fsx::user::remove_tree(&store)?;
     let n = super::thousands(names);
     let mut rows = Vec::new();
     for (what, series, limit) in [("add", add, 0.05), ("rm", rm, 0.05), ("ls", ls, 0.15)] {
@@ -115,10 +115,7 @@ pub fn p8_scale(b: &Bench, names: usize) -> Result<Vec<Row>> {
 /// The one blob in `store` (P4 pulls one model).
 fn only_blob(store: &std::path::Path) -> Result<std::path::PathBuf> {
     let blobs = store.join("blobs");
-    let mut found = Vec::new();
-    for e in std::fs::read_dir(&blobs)? {
-        found.push(e?.path());
-    }
+    let found = beaker::fsx::user::read_dir(&blobs)?;
     match found.as_slice() {
         [one] => Ok(one.clone()),
         _ => bail!(
@@ -144,8 +141,8 @@ fn copy_tree(from: &std::path::Path, to: &std::path::Path) -> Result<()> {
 
 fn count_files(dir: &std::path::Path) -> Result<usize> {
     let mut n = 0;
-    for e in std::fs::read_dir(dir)? {
-        if e?.file_type()?.is_file() {
+    for p in beaker::fsx::user::read_dir(dir)? {
+        if beaker::fsx::user::symlink_metadata(&p)?.is_some_and(|m| m.is_file()) {
             n += 1;
         }
     }

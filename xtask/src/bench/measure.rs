@@ -54,7 +54,7 @@ pub fn run_status(cmd: &mut Command) -> Result<(Sample, bool, String)> {
         ))
         .output()
         .with_context(|| format!("start {cmd:?}"))?;
-    let stderr = beaker::fsx::read_to_string(err_file.path()).unwrap_or_default();
+    let stderr = beaker::fsx::user::read_to_string(err_file.path()).unwrap_or_default();
     let report = String::from_utf8_lossy(&out.stdout);
     let mut fields = report.split_whitespace().map(str::parse::<u64>);
     match (fields.next(), fields.next(), fields.next()) {
@@ -109,8 +109,8 @@ impl Running {
 
 fn tempfile_for_stderr() -> Result<StderrFile> {
     let dir = std::env::temp_dir();
-    let path = beaker::fsx::unique_path(&dir, "beaker-bench-stderr", "txt");
-    let file = beaker::fsx::create_exclusive(&path, 0o600)?;
+    let path = beaker::fsx::user::unique_path(&dir, "beaker-bench-stderr", "txt");
+    let file = beaker::fsx::user::create_new(&path, 0o600)?;
     drop(file);
     Ok(StderrFile { path })
 }
@@ -122,7 +122,7 @@ struct StderrFile {
 
 impl StderrFile {
     fn reopen(&self) -> std::io::Result<std::fs::File> {
-        beaker::fsx::open_read_write(&self.path).map_err(std::io::Error::other)
+        beaker::fsx::user::open_read_write(&self.path).map_err(std::io::Error::other)
     }
     fn path(&self) -> &std::path::Path {
         &self.path
@@ -131,7 +131,7 @@ impl StderrFile {
 
 impl Drop for StderrFile {
     fn drop(&mut self) {
-        let _ = beaker::fsx::remove_file_if_exists(&self.path);
+        let _ = beaker::fsx::user::remove_file_if_exists(&self.path);
     }
 }
 

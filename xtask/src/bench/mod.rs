@@ -90,8 +90,8 @@ impl Bench {
     /// A new, initialised, empty store `work/<tag>` (made outside the timing).
     fn fresh_store(&self, tag: &str) -> Result<PathBuf> {
         let store = self.work.join(tag);
-        if store.exists() {
-            beaker::fsx::remove_tree(&store)?;
+        if beaker::fsx::user::exists(&store) {
+            beaker::fsx::user::remove_tree(&store)?;
         }
         measure::run(self.beaker(&store).args(["store", "init"]))?;
         Ok(store)
@@ -106,7 +106,7 @@ impl Bench {
     /// without storing the model would time nothing).
     fn check_blob(&self, store: &Path) -> Result<()> {
         let blob = store.join("blobs").join(&self.model.blake3);
-        let len = std::fs::metadata(&blob)
+        let len = beaker::fsx::user::metadata(&blob)?
             .with_context(|| format!("the job left no blob {}", blob.display()))?
             .len();
         if len != self.model.size {
@@ -171,7 +171,7 @@ fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
             .map(|d| d.join(tool))
-            .find(|p| p.is_file())
+            .find(|p| beaker::fsx::user::metadata(p).is_ok_and(|m| m.is_some_and(|m| m.is_file())))
     })
 }
 
@@ -254,12 +254,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .clone()
             .unwrap_or_else(|| root.join("target/bench-work")),
     )?;
-    if work.exists() {
-        beaker::fsx::remove_tree(&work)?;
+    if beaker::fsx::user::exists(&work) {
+        beaker::fsx::user::remove_tree(&work)?;
     }
-    beaker::fsx::create_dir_all(&work.join("www"))?;
+    beaker::fsx::user::create_dir_all(&work.join("www"))?;
     let result = run_in(&args, size, &jobs, beaker, &work, &root);
-    let _ = beaker::fsx::remove_tree(&work);
+    let _ = beaker::fsx::user::remove_tree(&work);
     result
 }
 
@@ -386,7 +386,7 @@ fn build_release(root: &Path) -> Result<PathBuf> {
 /// is not installed): 16 MiB reads, each hashed with rayon on every core.
 pub fn hash_file(file: &Path) -> Result<ExitCode> {
     use std::io::Read;
-    let mut f = beaker::fsx::open_user_file(file)?;
+    let mut f = beaker::fsx::user::open(file)?;
     let mut h = blake3::Hasher::new();
     let mut buf = vec![0u8; 16 << 20];
     loop {

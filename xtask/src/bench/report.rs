@@ -20,7 +20,7 @@ pub struct Environment {
 
 impl Environment {
     pub fn probe(work: &Path, server: &str, beaker: &Path, root: &Path, command: &str) -> Self {
-        let cpu = beaker::fsx::read_to_string(Path::new("/proc/cpuinfo"))
+        let cpu = beaker::fsx::user::read_to_string(Path::new("/proc/cpuinfo"))
             .ok()
             .and_then(|t| {
                 t.lines()
@@ -30,7 +30,7 @@ impl Environment {
             })
             .unwrap_or_else(|| "unknown CPU".into());
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-        let mem = beaker::fsx::read_to_string(Path::new("/proc/meminfo"))
+        let mem = beaker::fsx::user::read_to_string(Path::new("/proc/meminfo"))
             .ok()
             .and_then(|t| {
                 t.lines()
@@ -39,7 +39,7 @@ impl Environment {
                     .and_then(|k| k.parse::<u64>().ok())
             })
             .map_or("?".into(), |kib| format!("{} GiB", kib >> 20));
-        let kernel = beaker::fsx::read_to_string(Path::new("/proc/sys/kernel/osrelease"))
+        let kernel = beaker::fsx::user::read_to_string(Path::new("/proc/sys/kernel/osrelease"))
             .map(|s| s.trim().to_string())
             .unwrap_or_default();
         let fs = output(Command::new("stat").args(["-f", "-c", "%T"]).arg(work));
@@ -162,7 +162,7 @@ fn met(r: &Row, beaker_median: Option<f64>) -> Option<bool> {
 
 /// Writes `out`: the generated part, then the hand-written notes the old file had (if any).
 pub fn write(out: &Path, env: &Environment, table: &str) -> Result<()> {
-    let kept = beaker::fsx::read_to_string(out)
+    let kept = beaker::fsx::user::read_to_string(out)
         .ok()
         .and_then(|old| old.find(NOTES_MARKER).map(|i| old[i..].to_string()))
         .unwrap_or_else(|| format!("{NOTES_MARKER}\n"));
@@ -176,6 +176,6 @@ pub fn write(out: &Path, env: &Environment, table: &str) -> Result<()> {
          waited for.\n\n{}\n\n{table}\n{kept}",
         env.lines.join("\n")
     );
-    beaker::fsx::write_user_file(out, text.as_bytes())?;
+    beaker::fsx::user::write_file(out, text.as_bytes())?;
     Ok(())
 }

@@ -54,7 +54,7 @@ impl Server {
         let want = format!("/{file}");
         match &self.kind {
             Kind::Nginx { log, .. } => {
-                let text = beaker::fsx::read_to_string(log).unwrap_or_default();
+                let text = beaker::fsx::user::read_to_string(log).unwrap_or_default();
                 Ok(text
                     .lines()
                     .filter(|l| {
@@ -123,7 +123,7 @@ fn free_port() -> Result<u16> {
 
 fn start_nginx(root: &Path, scratch: &Path, version: String) -> Result<Server> {
     let prefix = scratch.join("nginx");
-    beaker::fsx::create_dir_all(&prefix)?;
+    beaker::fsx::user::create_dir_all(&prefix)?;
     let port = free_port()?;
     let log = prefix.join("access.log");
     let p = prefix.display();
@@ -145,7 +145,7 @@ fn start_nginx(root: &Path, scratch: &Path, version: String) -> Result<Server> {
         root = root.display(),
     );
     let conf_path = prefix.join("nginx.conf");
-    beaker::fsx::write_user_file(&conf_path, conf.as_bytes())?;
+    beaker::fsx::user::write_file(&conf_path, conf.as_bytes())?;
     let child = Command::new("nginx")
         .arg("-p")
         .arg(&prefix)
@@ -178,8 +178,8 @@ fn wait_until_up(server: &mut Server, prefix: &Path) -> Result<()> {
         }
         if let Kind::Nginx { child, .. } = &mut server.kind {
             if let Ok(Some(status)) = child.try_wait() {
-                let log =
-                    beaker::fsx::read_to_string(&prefix.join("error.log")).unwrap_or_default();
+                let log = beaker::fsx::user::read_to_string(&prefix.join("error.log"))
+                    .unwrap_or_default();
                 bail!("nginx exited ({status}): {log}");
             }
         }
@@ -240,7 +240,7 @@ fn serve(conn: TcpStream, root: &Path, served: &Mutex<Vec<String>>) -> Result<()
     let mut out = conn;
     let name = path.trim_start_matches('/');
     let file = (!name.is_empty() && !name.contains("..") && !name.contains('/'))
-        .then(|| beaker::fsx::open_user_file(&root.join(name)).ok())
+        .then(|| beaker::fsx::user::open(&root.join(name)).ok())
         .flatten();
     let Some(mut file) = file else {
         out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;

@@ -24,7 +24,7 @@ pub fn p1_pull(b: &Bench) -> Result<(Row, Series)> {
             super::NAME,
         ]))?);
         b.check_blob(&store)?;
-        beaker::fsx::remove_tree(&store)?;
+        beaker::fsx::user::remove_tree(&store)?;
         let out = b.scratch("p1.out");
         if b.tools.curl {
             durable.push(measure::run(Command::new("sh").arg("-c").arg(format!(
@@ -32,11 +32,11 @@ pub fn p1_pull(b: &Bench) -> Result<(Row, Series)> {
                 o = out.display(),
                 hash = b.tools.b3sum_cmd(),
             )))?);
-            beaker::fsx::remove_file_if_exists(&out)?;
+            beaker::fsx::user::remove_file_if_exists(&out)?;
             curl.push(measure::run(
                 Command::new("curl").args(["-sS", "-o"]).arg(&out).arg(&url),
             )?);
-            beaker::fsx::remove_file_if_exists(&out)?;
+            beaker::fsx::user::remove_file_if_exists(&out)?;
         }
         dd.push(measure::run(
             Command::new("dd")
@@ -44,7 +44,7 @@ pub fn p1_pull(b: &Bench) -> Result<(Row, Series)> {
                 .arg(format!("of={}", out.display()))
                 .args(["bs=4M", "conv=fsync", "status=none"]),
         )?);
-        beaker::fsx::remove_file_if_exists(&out)?;
+        beaker::fsx::user::remove_file_if_exists(&out)?;
     }
     let mut row = Row::new(
         "P1",
@@ -81,7 +81,7 @@ pub fn p2_cache_hit(b: &Bench) -> Result<Row> {
         ]))?);
         hash.push(measure::run(&mut b.tools.b3sum(&b.model.path))?);
     }
-    beaker::fsx::remove_tree(&store)?;
+    beaker::fsx::user::remove_tree(&store)?;
     let mut row = Row::new("P2", "cache hit (`store path`)", beaker, 0);
     row.floor(&format!("re-hash per run ({})", b.tools.b3sum_name()), hash);
     row.target = "≤ 3 ms whole process".into();
@@ -101,7 +101,7 @@ pub fn p3_add(b: &Bench) -> Result<(Row, Series)> {
                 .args(["--name", super::NAME]),
         )?);
         b.check_blob(&store)?;
-        beaker::fsx::remove_tree(&store)?;
+        beaker::fsx::user::remove_tree(&store)?;
         let out = b.scratch("p3.out");
         floor.push(measure::run(Command::new("sh").arg("-c").arg(format!(
             "cp {src} {o} && {hash} {o} >/dev/null && sync {o}",
@@ -109,7 +109,7 @@ pub fn p3_add(b: &Bench) -> Result<(Row, Series)> {
             o = out.display(),
             hash = b.tools.b3sum_cmd(),
         )))?);
-        beaker::fsx::remove_file_if_exists(&out)?;
+        beaker::fsx::user::remove_file_if_exists(&out)?;
     }
     let mut row = Row::new("P3", "add (durable)", beaker.clone(), b.model.size);
     row.floor(&format!("cp + {} + sync FILE", b.tools.b3sum_name()), floor);
@@ -138,7 +138,7 @@ pub fn p5_concurrent(b: &Bench, one_pull: &Series) -> Result<Row> {
         let wall = start.elapsed();
         let bodies = b.server.bodies(super::MODEL_FILE)? - before;
         b.check_blob(&store)?;
-        beaker::fsx::remove_tree(&store)?;
+        beaker::fsx::user::remove_tree(&store)?;
         if ok != 8 {
             bail!("P5: only {ok}/8 concurrent pulls succeeded");
         }

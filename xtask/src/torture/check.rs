@@ -167,7 +167,8 @@ impl Oracle {
         std::fs::remove_file(
             store
                 .layout()
-                .referrer(&beaker::digest::Blake3::of(b"abc"), &name),
+                .referrer(&beaker::digest::Blake3::of(b"abc"), &name)
+                .path(),
         )?;
         let found = check_store(&root, self)?;
         if found.len() != 1 || !found[0].contains("referrers/") {
@@ -253,7 +254,7 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
             .snapshot(&beaker::snapshot::TreeId::of(&files));
         for f in &files {
             let blob = opened.layout().blob(&f.blake3);
-            let Ok(meta) = std::fs::symlink_metadata(&blob) else {
+            let Ok(meta) = std::fs::symlink_metadata(blob.path()) else {
                 bad.push(format!(
                     "I3: {name} is recorded but blob {} is absent",
                     f.blake3
@@ -273,7 +274,8 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
             let indexed = opened.config().format >= 4
                 && opened.config().locking != beaker::store::Locking::None;
             if indexed
-                && std::fs::symlink_metadata(opened.layout().referrer(&f.blake3, name)).is_err()
+                && std::fs::symlink_metadata(opened.layout().referrer(&f.blake3, name).path())
+                    .is_err()
             {
                 bad.push(format!(
                     "I4: {name} is recorded but referrers/ does not list it under blob {}",
@@ -281,7 +283,7 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
                 ));
             }
             let in_snap = snap.join(f.path.as_str());
-            match std::fs::symlink_metadata(&in_snap) {
+            match std::fs::symlink_metadata(in_snap.path()) {
                 Ok(m) if m.file_type().is_symlink() => {}
                 Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => {}
                 Ok(_) => bad.push(format!(

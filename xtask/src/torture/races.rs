@@ -117,7 +117,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     out.runs = seen.ops;
 
     let corrupt = check_blobs(&lab.store, &ctx.oracle)?;
-    let blobs = std::fs::read_dir(lab.store.join("blobs")).map_or(0, Iterator::count);
+    let blobs = beaker::fsx::user::read_dir(&lab.store.join("blobs")).map_or(0, |b| b.len());
     for v in &corrupt {
         out.violations.push(format!("after the race: {v}"));
     }
