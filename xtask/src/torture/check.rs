@@ -269,10 +269,13 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
                     f.size
                 ));
             }
-            // The reverse index `rm` trusts (store format 4, with locks) must list the name
-            // under each of its blobs: an index that under-states lets `rm` delete a blob in use.
+            // The reverse index `rm` trusts (store format 4, with locks, and marked complete)
+            // must list the name under each of its blobs: an index that under-states lets `rm`
+            // delete a blob in use. One not marked complete is not trusted (rm reads every
+            // record), so it may lack entries.
             let indexed = opened.config().format >= 4
-                && opened.config().locking != beaker::store::Locking::None;
+                && opened.config().locking != beaker::store::Locking::None
+                && std::fs::symlink_metadata(opened.layout().referrers_complete().path()).is_ok();
             if indexed
                 && std::fs::symlink_metadata(opened.layout().referrer(&f.blake3, name).path())
                     .is_err()

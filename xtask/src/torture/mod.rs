@@ -3,7 +3,7 @@
 //!
 //! One module per case: [`kill`] (R1, SIGKILL at random instants), [`faults`] (R3, the HTTP
 //! fault matrix), [`races`] (R2, lockless races), [`bad_input`] (R4), [`full_disk`] (R6),
-//! [`users`] (R5, real Unix users). After every trial [`check`] reads the store from the disk
+//! [`users`] (R5, real Unix users), [`hostile`] (R7, a member planting links and stale markers). After every trial [`check`] reads the store from the disk
 //! and checks the invariants I1–I3 with a second BLAKE3 implementation. The campaign prints each
 //! case's table and a summary, writes them as Markdown with `--report FILE`, and exits 1 if any
 //! invariant broke or any expectation failed.
@@ -12,6 +12,7 @@ mod bad_input;
 mod check;
 mod faults;
 mod full_disk;
+mod hostile;
 mod kill;
 mod lab;
 mod races;
@@ -38,6 +39,8 @@ pub enum Case {
     FullDisk,
     /// R5: two group members and a non-member racing on one store
     Users,
+    /// R7: a hostile member plants symlinks, FIFOs and stale markers everywhere in a store
+    Hostile,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +63,10 @@ pub struct Args {
     /// Also write the tables as Markdown to this file
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+    /// Attack this beaker binary instead of building the workspace's (e.g. an older build, to
+    /// see that the campaign finds what it claims to find)
+    #[arg(long, value_name = "PATH")]
+    beaker: Option<PathBuf>,
 }
 
 /// What one case found.
@@ -103,7 +110,10 @@ pub struct Ctx {
 
 pub fn run(args: Args) -> Result<ExitCode> {
     let root = workspace_root()?;
-    let bin = build_beaker(&root)?;
+    let bin = match &args.beaker {
+        Some(bin) => bin.clone(),
+        None => build_beaker(&root)?,
+    };
     let oracle = check::Oracle::install(&root.join("target"))?;
     let started = Instant::now();
     let ctx = Ctx {
@@ -122,6 +132,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::BadInput,
             Case::FullDisk,
             Case::Users,
+            Case::Hostile,
         ]
     } else {
         args.case.clone()
@@ -137,6 +148,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::BadInput => bad_input::run(&ctx)?,
             Case::FullDisk => full_disk::run(&ctx)?,
             Case::Users => users::run(&ctx)?,
+            Case::Hostile => hostile::run(&ctx)?,
         };
         o.figure("seconds", format!("{:.0}", t.elapsed().as_secs_f64()));
         outcomes.push(o);

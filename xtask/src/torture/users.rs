@@ -22,17 +22,17 @@ use super::lab::{bytes, catalogue, clean_env, run_within, Lab, ModelFile, Rng, R
 use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
-const GROUP: &str = "beaker-lab";
+pub(super) const GROUP: &str = "beaker-lab";
 
-struct User {
+pub(super) struct User {
     name: &'static str,
-    uid: u32,
-    gid: u32,
+    pub(super) uid: u32,
+    pub(super) gid: u32,
     umask: &'static str,
     member: bool,
 }
 
-fn sh(cmd: &str, args: &[&str]) -> Result<()> {
+pub(super) fn sh(cmd: &str, args: &[&str]) -> Result<()> {
     let out = Command::new(cmd)
         .args(args)
         .output()
@@ -49,7 +49,7 @@ fn id(flag: &str, name: &str) -> Option<u32> {
 }
 
 /// The user `name` (created if missing, added to the lab group if `member`).
-fn ensure_user(name: &'static str, member: bool, umask: &'static str) -> Result<User> {
+pub(super) fn ensure_user(name: &'static str, member: bool, umask: &'static str) -> Result<User> {
     if id("-u", name).is_none() {
         sh(
             "useradd",
