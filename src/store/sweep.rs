@@ -144,7 +144,13 @@ impl Store {
         // but frees each inode and its pages after it, in parallel (P6: gc of 2,500 blobs). On an
         // error the other thread finishes its part: what it deleted is then missing from the
         // report (only unreferenced blobs; the next gc drops their index records).
-        let judged = crate::par::map(&dead, 256, |id| self.sweep_one(id, lockless, dry_run))?;
+        // `blobs/` opened once: each blob is then one `fstatat` and one `unlinkat` on it.
+        let Some(blobs) = fsx::Dir::open(&self.layout().blobs())? else {
+            return Ok(swept);
+        };
+        let judged = crate::par::map(&dead, 256, |id| {
+            self.sweep_one(&blobs, id, lockless, dry_run)
+        })?;
         for (id, verdict) in dead.into_iter().zip(judged) {
             match verdict {
                 Verdict::Gone => {}
@@ -154,15 +160,21 @@ impl Store {
             }
         }
         if !dry_run && !swept.removed.is_empty() {
-            fsx::sync_dir(&self.layout().blobs())?;
+            blobs.sync()?;
         }
         Ok(swept)
     }
 
     /// Deletes one unreferenced blob (or, dry, says it would): what the sweep found at its path.
-    fn sweep_one(&self, id: &Blake3, lockless: bool, dry_run: bool) -> Result<Verdict, StoreError> {
-        let path = self.layout().blob(id);
-        let Some(meta) = fsx::stat(&path)? else {
+    fn sweep_one(
+        &self,
+        blobs: &fsx::Dir,
+        id: &Blake3,
+        lockless: bool,
+        dry_run: bool,
+    ) -> Result<Verdict, StoreError> {
+        let name = std::ffi::OsString::from(id.to_hex());
+        let Some(meta) = blobs.stat(&name)? else {
             return Ok(Verdict::Gone);
         };
         if meta.is_dir() {
@@ -173,7 +185,9 @@ impl Store {
             return Ok(Verdict::Deferred(meta.len()));
         }
         if dry_run
-            || fsx::remove_file_if_exists(&path).map_err(|e| StoreError::writing(self.root(), e))?
+            || blobs
+                .remove_file(&name)
+                .map_err(|e| StoreError::writing(self.root(), e))?
         {
             Ok(Verdict::Removed(meta.len()))
         } else {
