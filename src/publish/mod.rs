@@ -49,13 +49,17 @@ pub enum Error {
         counted: u64,
         on_disk: u64,
     },
+    #[error("{} was replaced by another file before it was published (someone who can write the store's tmp/ renamed it); nothing was published: try again, and check who can write to {}", path.display(), path.display())]
+    TempSwapped { path: PathBuf },
 }
 
 impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Store(e) => e.category(),
-            Error::Mismatch { .. } | Error::TempChanged { .. } => Category::Failed,
+            Error::Mismatch { .. } | Error::TempChanged { .. } | Error::TempSwapped { .. } => {
+                Category::Failed
+            }
         }
     }
 }
@@ -204,6 +208,14 @@ impl Ready {
         Failed { error, temp }
     }
 
+    /// Whether the file at `at` is our temp file (same inode as the descriptor we wrote).
+    fn is_at(&self, at: &fsx::Rooted) -> bool {
+        let Ok(ours) = fsx::Meta::of(&self.temp.file) else {
+            return false;
+        };
+        fsx::stat(at).is_ok_and(|m| m.is_some_and(|m| m.same_file(&ours)))
+    }
+
     /// Steps 5d–5e': names the blob by its hash without clobbering and makes `blobs/` durable.
     /// `_gc` proves gc.lock is held shared; keep holding it until the name is recorded (I4).
     pub fn name(mut self, store: &Store, _gc: &GcShared) -> Result<BlobRef, Error> {
@@ -218,6 +230,15 @@ impl Ready {
         self.temp.armed = false;
         let created =
             persisted.map_err(|e| StoreError::writing(store.root(), e))? == fsx::Persisted::Created;
+        // 5d'. What was named must be the file we wrote: `tmp/` is writable by every member of
+        //      a group store, so another may have swapped the name of our temp file for a file
+        //      of theirs before the rename. The name goes again (never wrong bytes under it, I1).
+        if created && !self.is_at(&dest) {
+            let _ = fsx::remove_file_if_exists(&dest);
+            return Err(Error::TempSwapped {
+                path: self.temp.path.path(),
+            });
+        }
         if !created {
             if let BlobState::Damaged { problem } = store.blob_state(&id, Some(size))? {
                 return Err(StoreError::DamagedBlob {
@@ -474,6 +495,27 @@ mod tests {
         drop(err);
         assert_eq!(
             std::fs::read_dir(s.layout().tmp().path()).unwrap().count(),
+            0
+        );
+    }
+
+    #[test]
+    fn a_temp_file_swapped_before_it_is_named_is_not_published() {
+        let (_d, s) = store();
+        let mut t = TempBlob::create(&s, "k").unwrap();
+        t.write_all(b"our bytes").unwrap();
+        let ready = prepare(&s, t, &Entry::default()).unwrap();
+        // Another member renames our temp file away and puts theirs under its name.
+        let ours = ready.temp.path.path();
+        std::fs::rename(&ours, ours.with_extension("moved")).unwrap();
+        std::fs::write(&ours, b"their bytes").unwrap();
+        let gc = s.gc_shared().unwrap();
+        let err = ready.name(&s, &gc).unwrap_err();
+        assert!(matches!(err, Error::TempSwapped { .. }), "{err}");
+        assert_eq!(
+            std::fs::read_dir(s.layout().blobs().path())
+                .unwrap()
+                .count(),
             0
         );
     }
