@@ -29,7 +29,8 @@
 //!
 //! # Protocol, and the invariants it keeps
 //! 1. Fast path ([`key::fast_path`]): every file of the model present → build its snapshot if
-//!    needed and record the name, no network (I3, I4 via `gc.lock`).
+//!    needed and record the name, no network (I3, I4 via `gc.lock`). An upstream digest the entry
+//!    pins next to a present blob is recorded only once computed from its bytes ([`claims`]).
 //! 2. For each file not in the store: take its download lock (`key`), bounded by
 //!    `--lock-timeout`; while waiting, follow the holder's progress; then look again: the holder
 //!    has usually published it.
@@ -42,6 +43,7 @@
 //!    `blobs/` synced, the snapshot built, and only then the name recorded (I3, I4). A model
 //!    never appears half there.
 
+mod claims;
 mod error;
 pub mod key;
 pub mod resume;
@@ -240,7 +242,7 @@ impl<'s> Puller<'s> {
     /// read-only temp blob while holding its download lock (steps 2–5b).
     fn fetch_file(&mut self, job: &Job<'_>, bar: &mut Bar<'_>) -> Result<Fetched, PullError> {
         let store = self.store;
-        if let Some(id) = present(store, job.file)? {
+        if let Some(id) = present(store, job)? {
             return Ok(Fetched::Present(id));
         }
         let entry = job.file.as_entry();
@@ -283,7 +285,7 @@ impl<'s> Puller<'s> {
                 shown = Some(got.max(shown.unwrap_or(0)));
             },
         )?;
-        if let Some(id) = present(store, job.file)? {
+        if let Some(id) = present(store, job)? {
             return Ok(Fetched::Present(id));
         }
         // Steps 3–5b.
@@ -443,9 +445,10 @@ enum Fetched {
 }
 
 /// The file's BLAKE3 and size if its blob is in `blobs/` now (checked again under gc.lock
-/// before the name is recorded).
-fn present(store: &Store, file: &FileEntry) -> Result<Option<(Blake3, u64)>, PullError> {
-    let Some((id, size)) = key::pin(store, file)? else {
+/// before the name is recorded), and every upstream digest the file pins is that blob's
+/// ([`key::checked_pin`]).
+fn present(store: &Store, job: &Job<'_>) -> Result<Option<(Blake3, u64)>, PullError> {
+    let Some((id, size)) = key::checked_pin(store, job.name, job.file, job.of)? else {
         return Ok(None);
     };
     Ok(match store.blob_state(&id, Some(size))? {

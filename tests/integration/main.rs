@@ -12,6 +12,7 @@ mod bundle;
 mod contract;
 mod core_cli;
 mod core_concurrency;
+mod digest_claims;
 mod digest_index;
 mod evict;
 mod evict_shared;
