@@ -27,6 +27,7 @@ mod maint_locks;
 mod maint_race;
 mod onnx;
 mod onnx_bundle;
+mod onnx_every_file;
 mod onnx_helpers;
 mod onnx_show;
 mod pull;
