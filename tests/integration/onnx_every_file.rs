@@ -155,3 +155,49 @@ fn every_onnx_file_of_a_model_is_checked_before_publishing_with_the_files_next_t
     let cat = catalogue(&other.path("cat"), "ocr2", &good, "");
     with_ort(&other, &cat, &["store", "pull", "--check", "ocr2"]).ok();
 }
+
+#[test]
+fn verify_deep_loads_every_onnx_file_of_a_model_with_the_files_next_to_it() {
+    let env = Env::new();
+    let dir = model_dir(&env.path("ocr"), &ocr_with_truncated_rec());
+    // Added without --check, verify --deep loads every graph and names the broken one.
+    env.run(&["store", "add", dir.to_str().unwrap(), "--name", "ocr"])
+        .ok();
+    let r = with_ort(&env, &demo(), &["--json", "store", "verify", "--deep"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let v: serde_json::Value = r.json();
+    assert_eq!(
+        (v["deep"]["checked"].as_u64(), v["deep"]["ok"].as_u64()),
+        (Some(3), Some(2)),
+        "{v}"
+    );
+    let failed = &v["deep"]["failed"][0];
+    assert_eq!(failed["names"], serde_json::json!(["ocr"]), "{v}");
+    assert_eq!(failed["file"], "rec.onnx", "{v}");
+    assert_eq!(
+        failed["blake3"],
+        blake3_hex(&read("tests/fixtures/onnx/truncated.onnx")),
+        "{v}"
+    );
+    let text = with_ort(&env, &demo(), &["store", "verify", "--deep"]);
+    text.fails(1, &["do not load"]);
+    assert!(
+        text.stdout.contains("does not load: ocr (rec.onnx, "),
+        "{text:#?}"
+    );
+
+    // The whole pipeline and a graph with external data in one model: every graph loads.
+    let good = whole_ocr_with_external_data();
+    let other = Env::new();
+    let dir = model_dir(&other.path("good"), &good);
+    other
+        .run(&["store", "add", dir.to_str().unwrap(), "--name", "good"])
+        .ok();
+    let v: serde_json::Value =
+        with_ort(&other, &demo(), &["--json", "store", "verify", "--deep"]).json();
+    assert_eq!(
+        (v["deep"]["checked"].as_u64(), v["deep"]["ok"].as_u64()),
+        (Some(4), Some(4)),
+        "{v}"
+    );
+}
