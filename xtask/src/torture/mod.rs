@@ -3,13 +3,16 @@
 //!
 //! One module per case: [`kill`] (R1, SIGKILL at random instants), [`faults`] (R3, the HTTP
 //! fault matrix), [`races`] (R2, lockless races), [`bad_input`] (R4), [`full_disk`] (R6),
-//! [`users`] (R5, real Unix users). After every trial [`check`] reads the store from the disk
-//! and checks the invariants I1–I3 with a second BLAKE3 implementation. The campaign prints each
+//! [`users`] (R5, real Unix users), [`digest_claims`] (R8, wrong md5/sha256/annotations next to
+//! right BLAKE3s). After every trial [`check`] reads the store from the disk and checks the
+//! invariants I1–I4 with a second BLAKE3 implementation (and I5, the digests the store holds,
+//! with a second md5/sha256 implementation, in R8). The campaign prints each
 //! case's table and a summary, writes them as Markdown with `--report FILE`, and exits 1 if any
 //! invariant broke or any expectation failed.
 
 mod bad_input;
 mod check;
+mod digest_claims;
 mod faults;
 mod full_disk;
 mod kill;
@@ -38,11 +41,14 @@ pub enum Case {
     FullDisk,
     /// R5: two group members and a non-member racing on one store
     Users,
+    /// R8: wrong md5/sha256/registry annotations next to right BLAKE3s are refused and recorded
+    /// nowhere
+    DigestClaims,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// R1 kill trials
+    /// R1 kill trials (and R8 digest-claim trials)
     #[arg(long, default_value_t = 1000)]
     trials: u64,
     /// Time budget for R1: no new kill trial starts after this many seconds
@@ -122,6 +128,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::BadInput,
             Case::FullDisk,
             Case::Users,
+            Case::DigestClaims,
         ]
     } else {
         args.case.clone()
@@ -137,6 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::BadInput => bad_input::run(&ctx)?,
             Case::FullDisk => full_disk::run(&ctx)?,
             Case::Users => users::run(&ctx)?,
+            Case::DigestClaims => digest_claims::run(&ctx)?,
         };
         o.figure("seconds", format!("{:.0}", t.elapsed().as_secs_f64()));
         outcomes.push(o);
