@@ -96,8 +96,10 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let several = entry.files.is_some();
-        let onnx = if several {
+        let listed = entry.files.is_some();
+        // The file is named in a failure only when the model has more than one.
+        let several = entry.files.as_ref().is_some_and(|f| f.len() > 1);
+        let onnx = if listed {
             onnx_files(entry)
         } else if is_onnx(entry) {
             vec![entry.main_file(name)]
@@ -120,8 +122,8 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
             };
             let at = match &located.dir {
                 Some(dir) => path.under(dir),
-                None if !several => located.main.clone(),
-                None => continue, // several files and no snapshot: verify reports it
+                None if !listed => located.main.clone(),
+                None => continue, // listed files and no snapshot: verify reports it
             };
             to_load
                 .entry(at)

@@ -18,7 +18,8 @@
 //!   [`crate::store::index`]) is known: one small file read, no hashing. For sha256 the blob's
 //!   remembered sha256 ([`crate::store::sums`]) counts too;
 //! - otherwise the blob is hashed once (BLAKE3 and the unknown digests in one pass), and the
-//!   digests are recorded in the index, so the next pull of the same entry hashes nothing.
+//!   digests are recorded in the index, so the next pull of the same entry hashes nothing (a
+//!   user who cannot write the store's `index/` hashes on every such pull: correct, slower).
 //!
 //! A claim the bytes contradict is refused when the BLAKE3 came from the entry itself (the entry
 //! pins two contents: the same "md5 mismatch" a fresh store reports after downloading the bytes),
