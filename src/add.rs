@@ -56,9 +56,9 @@ const CHUNK: usize = 1 << 20;
 
 /// Adds `src` as `name`: a file (see [`add_file`]) or a directory of files (see [`add_dir`]).
 ///
-/// With `check` (`add --check`), an ONNX model is loaded in ONNX Runtime before its name is
-/// recorded (a single file: from its temp file, before it is published; a directory: its main
-/// file from the snapshot, before the name is recorded); one that does not load is refused.
+/// With `check` (`add --check`), an ONNX model is loaded in ONNX Runtime before it is published
+/// (a single file: from its temp file; a directory: every `.onnx` file, from a staged directory of
+/// all its files); one that does not load is refused and nothing of it is published.
 pub fn add(
     store: &Store,
     src: &Path,
@@ -110,8 +110,9 @@ pub fn add_file(
 
 /// Adds every regular file under the directory `src` as one model of several files, under their
 /// paths relative to `src` (DESIGN §13). A symlink, FIFO, device or socket anywhere inside is
-/// refused before anything is written (exit 2), as is a directory with no files. The name is
-/// recorded only after every file is a blob and the snapshot exists.
+/// refused before anything is written (exit 2), as is a directory with no files. With `check`,
+/// every ONNX file is loaded before any file is named. The name is recorded only after every file
+/// is a blob and the snapshot exists.
 pub fn add_dir(
     store: &Store,
     src: &Path,
@@ -128,21 +129,18 @@ pub fn add_dir(
         copy_into(input, path, &mut temp, store, progress)?;
         ready.push(publish::prepare(store, temp, &Entry::default()).map_err(publish::Error::from)?);
     }
-    let gc = store.gc_shared()?;
-    let mut entries = Vec::with_capacity(ready.len());
-    let mut created = false;
-    for (r, (_, rel)) in ready.into_iter().zip(&files) {
-        let blob = r.name(store, &gc)?;
-        created |= blob.created;
-        entries.push(FileEntry {
+    let entries: Vec<FileEntry> = ready
+        .iter()
+        .zip(&files)
+        .map(|(r, (_, rel))| FileEntry {
             path: rel.clone(),
-            blake3: Some(blob.blake3),
-            size: Some(blob.size),
+            blake3: Some(r.blake3()),
+            size: Some(r.size()),
             urls: Vec::new(),
             sha256: None,
             md5: None,
-        });
-    }
+        })
+        .collect();
     let onnx = entries
         .iter()
         .find(|f| f.path.as_str().ends_with(".onnx"))
@@ -154,7 +152,12 @@ pub fn add_dir(
         ..Entry::default()
     };
     if check {
-        check_in_snapshot(store, name, &entry, src, progress)?;
+        check_staged(store, name, &entry, &ready, src, progress)?;
+    }
+    let gc = store.gc_shared()?;
+    let mut created = false;
+    for r in ready {
+        created |= r.name(store, &gc)?.created;
     }
     let (model, replaced) = publish::record_model(store, name, entry, &gc)?;
     let main = model
@@ -171,24 +174,29 @@ pub fn add_dir(
     })
 }
 
-/// `add --check` of a directory: builds the snapshot (so the main file finds the files next to
-/// it, e.g. ONNX external data) and loads the main file from there, before the name is recorded.
-/// The caller holds gc.lock shared. A model that does not load leaves only unreferenced blobs
-/// and a snapshot no name uses, which gc removes.
-fn check_in_snapshot(
+/// `add --check` of a directory, before any file is named: stages the checked temp blobs under
+/// their names in a private directory in `tmp/` (so each ONNX file finds the files next to it,
+/// e.g. external data) and loads every ONNX file from there. A model that does not load
+/// publishes nothing: dropping `ready` deletes its temp blobs.
+fn check_staged(
     store: &Store,
     name: &ModelName,
     entry: &Entry,
+    ready: &[publish::Ready],
     src: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(), Error> {
     let Some(files) = entry.model_files(name) else {
         return Ok(());
     };
-    let dir = crate::snapshot::ensure(store, &files)?;
-    let main = entry.main_file(name).beneath(&dir).path();
-    let what = entry.main_file(name).under(src).display().to_string();
-    crate::onnx::check_before_publish(&main, entry, true, &what, progress)
+    let sources: Vec<_> = files
+        .iter()
+        .zip(ready)
+        .map(|(f, r)| (f.path.clone(), r.path().to_owned()))
+        .collect();
+    let staged = crate::snapshot::stage(store, &crate::snapshot::TreeId::of(&files), &sources)?;
+    let what = src.display().to_string();
+    crate::onnx::check_dir_before_publish(&staged.dir(), entry, true, &what, progress)
         .map_err(StoreError::from)?;
     Ok(())
 }

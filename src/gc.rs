@@ -342,7 +342,8 @@ fn sweep_temp(
         match temp.writer {
             Writer::Recent => {}
             Writer::Live => out.live_partials.push(temp.name),
-            // A snapshot being built (`snap-….d`) or a damaged one on its way out (`damaged-….d`):
+            // A snapshot being built (`snap-….d`), a model staged for its check (`check-….d`) or a
+            // damaged snapshot on its way out (`damaged-….d`):
             // a dead builder's directory goes once it is as old as a partial would be.
             Writer::NotAFile if is_snapshot_staging(&temp) => {
                 if temp.age >= opts.tmp_age.max(partials::MIN_PROBE_AGE) {
@@ -373,10 +374,11 @@ fn sweep_temp(
     Ok(())
 }
 
-/// A directory in `tmp/` that `crate::snapshot` made (`snap-<tree>.<pid>.<nonce>.d` or
-/// `damaged-<tree>.<pid>.<nonce>.d`), or a `referrers/` list being made (`refs-<blob>.….d`).
+/// A directory in `tmp/` that `crate::snapshot` made (`snap-<tree>.<pid>.<nonce>.d`,
+/// `damaged-<tree>.<pid>.<nonce>.d`, or `check-<tree>.<pid>.<nonce>.d` for a `--check` before
+/// publishing), or a `referrers/` list being made (`refs-<blob>.….d`).
 fn is_snapshot_staging(temp: &partials::TempFile) -> bool {
-    ["snap-", "damaged-", "refs-"]
+    ["snap-", "damaged-", "check-", "refs-"]
         .iter()
         .any(|p| temp.name.starts_with(p))
         && temp.name.ends_with(".d")

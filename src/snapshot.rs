@@ -22,6 +22,12 @@
 //! different inode is `verify`'s job (it re-hashes). A damaged snapshot is moved out of the way
 //! and built again from the blobs ([`ensure`] does both).
 //!
+//! **Staging** ([`stage`]) lays a model's files out the same way in a private directory under
+//! `tmp/` (`check-<tree>.<pid>.<nonce>.d`) *before* they are published, from temp blobs and
+//! present blobs, so `--check` can load every ONNX file of the model with its neighbours (external
+//! data) and nothing of a model that fails is ever named. It is deleted when the check is done; a
+//! crash leaves it for gc, like a snapshot being built.
+//!
 //! Invariants: a snapshot is built only from blobs that are present (so from bytes named by their
 //! hash, I1), it never modifies a blob (links only, I2), and `publish`'s callers record a name's
 //! tree only after [`ensure`] returned (I3 extended: a name never points at half a model).
@@ -108,6 +114,72 @@ pub fn ensure(store: &Store, files: &[ModelFile]) -> Result<Rooted, StoreError> 
     }
     build(store, &tree, files)?;
     Ok(dest)
+}
+
+/// A model's files under their names in a private directory under `tmp/` ([`stage`]); deleted
+/// (links only) when dropped.
+#[derive(Debug)]
+pub struct Staged {
+    dir: Rooted,
+}
+
+impl Staged {
+    /// The directory, for the runtime that loads the model by path: `path.under(dir)` is the
+    /// staged file `path`.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path()
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        // Links only; what stays after a failure is a `check-….d` directory that gc removes.
+        let _ = fsx::remove_tree(&self.dir);
+    }
+}
+
+/// Lays out `files` (the model's path of each, and the file holding its bytes: a temp blob not
+/// yet named, or a present blob) under their names in a fresh private (0700) directory
+/// `tmp/check-<tree>.<pid>.<nonce>.d`, for loading the model before anything of it is published.
+/// Each is a hard link to its source, so what is loaded is the inode that will be named; where a
+/// link is refused (another user's 0444 blob under `fs.protected_hardlinks`, a filesystem without
+/// links) a symlink to the source's absolute path.
+pub fn stage(
+    store: &Store,
+    tree: &TreeId,
+    files: &[(FilePath, Rooted)],
+) -> Result<Staged, StoreError> {
+    let w = |e| StoreError::writing(store.root(), e);
+    let dir = fsx::unique_path(
+        &store.layout().tmp(),
+        &format!("check-{}", tree.to_hex()),
+        "d",
+    );
+    fsx::create_dir_exclusive(&dir, PRIVATE_DIR).map_err(w)?;
+    let staged = Staged { dir };
+    let mut dirs: BTreeSet<FilePath> = BTreeSet::new();
+    for (path, _) in files {
+        dirs.extend(path.parents());
+    }
+    for d in &dirs {
+        fsx::create_dir_exclusive(&d.beneath(&staged.dir), PRIVATE_DIR).map_err(w)?;
+    }
+    for (path, source) in files {
+        let at = path.beneath(&staged.dir);
+        match fsx::hard_link(source, &at) {
+            Ok(()) => {}
+            Err(e)
+                if matches!(
+                    e.source.raw_os_error(),
+                    Some(libc::EPERM | libc::EXDEV | libc::EMLINK | libc::EOPNOTSUPP)
+                ) =>
+            {
+                fsx::symlink(&source.path(), &at).map_err(w)?;
+            }
+            Err(e) => return Err(w(e)),
+        }
+    }
+    Ok(staged)
 }
 
 /// Moves `snapshots/<tree>` into `tmp/` and deletes it there (links only: no blob is touched).

@@ -8,6 +8,7 @@ use std::path::Path;
 use super::runtime;
 use super::runtime::RuntimeError;
 use crate::error::Category;
+use crate::file_path::FilePath;
 use crate::manifest::{Entry, Format};
 
 /// Why a model was not accepted.
@@ -105,6 +106,28 @@ fn without_path(message: &str, path: &Path) -> String {
 #[cfg(not(feature = "onnx"))]
 pub(crate) fn load(_path: &Path) -> Result<(), Refused> {
     Err(Refused::Runtime(not_built()))
+}
+
+/// The files of a model of several files (`entry.files`) that a check loads: every file whose
+/// name ends in `.onnx` (an OCR pipeline has three graphs; a check of the main one alone would
+/// pass with a broken recogniser), plus the main file when `format = "onnx"` names it otherwise.
+/// None with another `format`, and none for a single-file entry (see [`is_onnx`]).
+pub fn onnx_files(entry: &Entry) -> Vec<FilePath> {
+    let Some(files) = &entry.files else {
+        return Vec::new();
+    };
+    if entry.format == Some(Format::Other) {
+        return Vec::new();
+    }
+    let main = entry.main.as_ref().or(files.first().map(|f| &f.path));
+    files
+        .iter()
+        .filter(|f| {
+            f.path.as_str().to_ascii_lowercase().ends_with(".onnx")
+                || (entry.format == Some(Format::Onnx) && Some(&f.path) == main)
+        })
+        .map(|f| f.path.clone())
+        .collect()
 }
 
 /// Whether an entry is an ONNX model that a check applies to: `format = "onnx"`, or no format

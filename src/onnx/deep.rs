@@ -1,5 +1,6 @@
-//! `verify --deep`: after verify's hash check, load every ONNX blob the store names in ONNX
-//! Runtime and list those that fail (DESIGN §7).
+//! `verify --deep`: after verify's hash check, load every ONNX file of every model the store names
+//! in ONNX Runtime (each graph of a model of several files, with its neighbours next to it) and
+//! list those that fail (DESIGN §7).
 //!
 //! A pass of its own, run by the front ends (`beaker store verify --deep`, `cargo xtask verify
 //! --deep`) after [`crate::verify::run`], so it sees the store as verify left it: a corrupt blob
@@ -12,10 +13,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use super::check::{is_onnx, load, Refused};
+use super::check::{is_onnx, load, onnx_files, Refused};
 use super::runtime::RuntimeError;
 use crate::digest::Blake3;
 use crate::error::Category;
+use crate::file_path::FilePath;
 use crate::name::ModelName;
 use crate::store::{Store, StoreError};
 
@@ -35,8 +37,11 @@ pub struct DeepOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct Failed {
     pub blake3: Blake3,
-    /// Every name the store records for this blob.
+    /// Every name the store records for this blob (in this snapshot).
     pub names: Vec<ModelName>,
+    /// The file in the model, for a model of several files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FilePath>,
     pub reason: String,
 }
 
@@ -73,20 +78,35 @@ impl DeepOutcome {
     }
 }
 
-/// Loads the ONNX models of `names` (every name when empty) that are present in `store`, each
-/// from its main file in its snapshot, where the files it opens by name (ONNX external data) are
-/// next to it; a name recorded before snapshots existed is loaded from its blob. Each model is
-/// loaded once however many names share it. The runtime is loaded only if there is an ONNX model
-/// to check.
+/// One ONNX file to load: its blob, the file in a model of several files, and the names that
+/// share it.
+type ToLoad = (Blake3, Option<FilePath>, Vec<ModelName>);
+
+/// Loads the ONNX files of `names` (every name when empty) that are present in `store`: a
+/// single-file model from its file in its snapshot (a name recorded before snapshots existed from
+/// its blob), a model of several files every one of its ONNX files ([`onnx_files`]) from its
+/// snapshot, where the files each opens by name (ONNX external data) are next to it. Each file is
+/// loaded once however many names share its snapshot. The runtime is loaded only if there is an
+/// ONNX file to check.
 pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, DeepError> {
     let manifest = store.read_manifest()?;
     let mut out = DeepOutcome::default();
-    let mut models: BTreeMap<std::path::PathBuf, (Blake3, Vec<ModelName>)> = BTreeMap::new();
+    let mut to_load: BTreeMap<std::path::PathBuf, ToLoad> = BTreeMap::new();
     for (name, entry) in &manifest.models {
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        if !is_onnx(entry) {
+        let listed = entry.files.is_some();
+        // The file is named in a failure only when the model has more than one.
+        let several = entry.files.as_ref().is_some_and(|f| f.len() > 1);
+        let onnx = if listed {
+            onnx_files(entry)
+        } else if is_onnx(entry) {
+            vec![entry.main_file(name)]
+        } else {
+            Vec::new()
+        };
+        if onnx.is_empty() {
             out.not_onnx.push(name.clone());
             continue;
         }
@@ -95,22 +115,24 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
             Ok(l) if !l.snapshot_missing => l,
             _ => continue,
         };
-        let main = entry.main_file(name);
-        let Some(id) = entry
-            .files(name)
-            .into_iter()
-            .find(|f| f.path == main)
-            .and_then(|f| f.blake3)
-        else {
-            continue;
-        };
-        models
-            .entry(located.main)
-            .or_insert_with(|| (id, Vec::new()))
-            .1
-            .push(name.clone());
+        let files = entry.files(name);
+        for path in onnx {
+            let Some(id) = files.iter().find(|f| f.path == path).and_then(|f| f.blake3) else {
+                continue;
+            };
+            let at = match &located.dir {
+                Some(dir) => path.under(dir),
+                None if !listed => located.main.clone(),
+                None => continue, // listed files and no snapshot: verify reports it
+            };
+            to_load
+                .entry(at)
+                .or_insert_with(|| (id, several.then(|| path.clone()), Vec::new()))
+                .2
+                .push(name.clone());
+        }
     }
-    for (path, (id, names)) in models {
+    for (path, (id, file, names)) in to_load {
         out.checked += 1;
         match load(&path) {
             Ok(_) => out.ok += 1,
@@ -118,6 +140,7 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
             Err(Refused::Model(reason)) => out.failed.push(Failed {
                 blake3: id,
                 names,
+                file,
                 reason,
             }),
         }
@@ -136,9 +159,13 @@ impl fmt::Display for DeepOutcome {
         )?;
         for failed in &self.failed {
             let names: Vec<&str> = failed.names.iter().map(ModelName::as_str).collect();
+            let file = failed
+                .file
+                .as_ref()
+                .map_or_else(String::new, |p| format!("{p}, "));
             write!(
                 f,
-                "\ndoes not load: {} ({}): {}",
+                "\ndoes not load: {} ({file}{}): {}",
                 names.join(", "),
                 failed.blake3.short(),
                 failed.reason

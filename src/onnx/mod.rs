@@ -5,7 +5,9 @@
 //!   `beaker store show` works anywhere.
 //! - [`check`] loads a model in an ONNX Runtime session; `pull --check`, `add --check` and
 //!   catalogue entries with `check = true` run it on the temp file *before* publish, so a model
-//!   that does not load is never published ([`check_before_publish`]).
+//!   that does not load is never published ([`check_before_publish`]); a model of several files
+//!   has each of its ONNX files ([`onnx_files`]) loaded from a directory holding all its files
+//!   under their names, before any of them is published ([`check_dir_before_publish`]).
 //! - [`deep::verify_deep`] is the `verify --deep` pass; [`session`] gives an application a
 //!   session for a catalogue name, pulling it first.
 //! - [`runtime`] finds ONNX Runtime (`--ort-lib`, `ORT_DYLIB_PATH`, python3's onnxruntime, the
@@ -24,7 +26,7 @@ mod wire;
 
 use std::path::Path;
 
-pub use check::{check, check_as, is_onnx, CheckError};
+pub use check::{check, check_as, is_onnx, onnx_files, CheckError};
 pub use info::{inspect, inspect_file, InspectError, ModelInfo};
 #[cfg(feature = "onnx")]
 pub use session::{session, SessionError};
@@ -40,7 +42,7 @@ use crate::progress::Progress;
 /// Whether [`check_before_publish`] will be able to run: when a check is wanted for an ONNX
 /// entry, loads the runtime now, so a missing one is reported before a download starts.
 pub fn ready_to_check(entry: &Entry, wanted: bool) -> Result<(), CheckError> {
-    if (wanted || entry.check) && is_onnx(entry) {
+    if (wanted || entry.check) && (is_onnx(entry) || !onnx_files(entry).is_empty()) {
         check::runtime_ready()?;
     }
     Ok(())
@@ -73,4 +75,39 @@ pub fn check_before_publish(
         CheckError::Load { what, reason } => CheckError::NotPublished { what, reason },
         e => e,
     })
+}
+
+/// The pre-publish hook of a model of several files (`entry.files`): when `wanted` (or the
+/// entry's `check = true`), loads every one of its ONNX files ([`onnx_files`]) in ONNX Runtime
+/// from `dir`, which holds all the model's files under their names (so external data next to a
+/// graph resolves); the first that does not load is the error, and nothing may be published.
+/// `model` names the model for the user (its name, or the directory added); a file is called
+/// `model (path)`. A model with no ONNX file is not checked, and a notice says so.
+pub fn check_dir_before_publish(
+    dir: &Path,
+    entry: &Entry,
+    wanted: bool,
+    model: &str,
+    progress: &mut dyn Progress,
+) -> Result<(), CheckError> {
+    if !(wanted || entry.check) {
+        return Ok(());
+    }
+    let files = onnx_files(entry);
+    if files.is_empty() {
+        let format = entry
+            .format
+            .map_or_else(|| "unknown".to_owned(), |f| f.to_string());
+        progress.notice(&format!(
+            "{model}: not checked: its format is {format}, and only ONNX files are loaded"
+        ));
+        return Ok(());
+    }
+    for file in &files {
+        check_as(&file.under(dir), &format!("{model} ({file})")).map_err(|e| match e {
+            CheckError::Load { what, reason } => CheckError::NotPublished { what, reason },
+            e => e,
+        })?;
+    }
+    Ok(())
 }

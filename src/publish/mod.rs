@@ -199,6 +199,12 @@ impl Ready {
         self.size
     }
 
+    /// The temp file holding the checked bytes (not a blob yet): what a check before naming
+    /// loads, or links to ([`crate::snapshot::stage`]).
+    pub fn path(&self) -> &fsx::Rooted {
+        self.temp.path()
+    }
+
     /// The failure of a blob that was never named: its temp file goes back to the caller as a
     /// resumable partial (mode 0600 again), or is deleted if even that fails.
     fn hand_back(self, error: Error) -> Failed {

@@ -1,6 +1,7 @@
 //! Why a pull failed: one line saying what, where, and what to do; mapped to exit codes through
 //! [`PullError::category`] (DESIGN §10).
 
+use crate::digest::Blake3;
 use crate::error::Category;
 use crate::fetch::FetchError;
 use crate::lock::LockError;
@@ -29,6 +30,18 @@ pub enum PullError {
     Mismatch {
         name: ModelName,
         url: String,
+        what: &'static str,
+        expected: String,
+        actual: String,
+    },
+    /// The entry pins the BLAKE3 of a blob the store holds, and an upstream digest (md5, sha256)
+    /// those bytes do not have: it names two different contents. Found on the fast path, by
+    /// hashing the present blob; a fresh store reports the same mismatch after downloading.
+    #[error("{what} mismatch for {label}: its entry pins blake3 {blake3}, which the store holds, and those bytes have {what} {actual}, not the {expected} the entry also pins; nothing was recorded. The entry names two different contents (a store without the blob would download it and refuse it the same way): have the catalogue entry or the registry manifest checked")]
+    Contradicted {
+        /// The name, and the file for a model of several.
+        label: String,
+        blake3: Blake3,
         what: &'static str,
         expected: String,
         actual: String,
@@ -68,7 +81,9 @@ impl PullError {
             PullError::Setting(e) => e.category(),
             PullError::Source { error, .. } => error.category(),
             PullError::NoUrl { .. } | PullError::NoDigest { .. } => Category::BadInput,
-            PullError::Offline { .. } | PullError::Mismatch { .. } => Category::Failed,
+            PullError::Offline { .. }
+            | PullError::Mismatch { .. }
+            | PullError::Contradicted { .. } => Category::Failed,
             PullError::AllSources { category, .. } => *category,
         }
     }

@@ -7,13 +7,19 @@
 //! (else `locks/md5-<hex>.lock`) and `tmp/sha256-<hex>.….part`. Every process pulling the same
 //! upstream entry therefore meets on the same lock, and a later run finds the same partials.
 //!
-//! The fast path keeps I4 through [`reference_existing`] (presence is checked under `gc.lock`).
+//! The fast path keeps I4 through [`reference_existing`] (presence is checked under `gc.lock`),
+//! and records an upstream digest (md5, sha256) only once it was computed from the present
+//! blob's bytes ([`super::claims`]).
 
 use crate::digest::{Blake3, Md5, Sha256, Upstream};
 use crate::manifest::{Entry, FileEntry};
 use crate::name::ModelName;
 use crate::publish::{reference_existing, Published};
+use crate::store::index::Source;
 use crate::store::{Layout, Store, StoreError};
+
+use super::claims::{self, Verdict};
+use super::PullError;
 
 /// The key a download of one entry locks and names its partials by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,39 +68,73 @@ impl DownloadKey {
 }
 
 /// Step 1: when every file of the model is already in the store, builds its snapshot and records
-/// `name` (if needed) and returns it, with no network and no re-hash.
+/// `name` (if needed) and returns it, with no network. Nothing is re-hashed, except a present blob
+/// the entry pins an upstream digest for that the store has not computed from it yet, once
+/// ([`super::claims`]); an entry whose digests contradict the blob it pins is refused
+/// ([`PullError::Contradicted`]).
 pub fn fast_path(
     store: &Store,
     name: &ModelName,
     entry: &Entry,
-) -> Result<Option<Published>, StoreError> {
+) -> Result<Option<Published>, PullError> {
     let mut pinned = entry.clone();
     let files = entry.files(name);
     let mut ids = Vec::with_capacity(files.len());
     for f in &files {
-        match pin(store, f)? {
+        match checked_pin(store, name, f, files.len())? {
             Some(id) => ids.push(id),
             None => return Ok(None),
         }
     }
     set_pins(&mut pinned, &ids);
-    let found = reference_existing(store, name, pinned)?;
-    if found.is_some() {
-        for (f, (id, size)) in files.iter().zip(&ids) {
-            if f.blake3.is_none() {
-                // A hint for next time; failing to write it changes nothing now.
-                let _ = store.index_record(&f.as_entry(), *id, *size);
-            }
-        }
+    Ok(reference_existing(store, name, pinned)?)
+}
+
+/// The BLAKE3 and size of `file`'s blob ([`pin`]) once every upstream digest the file pins is
+/// known to be that blob's ([`claims::check`]; `of`: how many files the model has, for the
+/// error). `None` when the store cannot tell, or the blob is absent when it has to be hashed, or a
+/// hint (not the entry itself) named a blob whose bytes contradict the file's digests: the caller
+/// downloads and checks. Presence is not checked otherwise: [`reference_existing`] does that
+/// under `gc.lock`.
+pub(super) fn checked_pin(
+    store: &Store,
+    name: &ModelName,
+    file: &FileEntry,
+    of: usize,
+) -> Result<Option<(Blake3, u64)>, PullError> {
+    let Some(p) = pin(store, file)? else {
+        return Ok(None);
+    };
+    if p.from == Origin::ComputedIndex {
+        return Ok(Some((p.id, p.size))); // every digest maps to this blob in a `v2` record
     }
-    Ok(found)
+    match claims::check(store, file, p.id, p.size)? {
+        Verdict::Holds => Ok(Some((p.id, p.size))),
+        Verdict::Absent => Ok(None),
+        Verdict::Contradicted { .. } if p.from == Origin::Hint => Ok(None),
+        Verdict::Contradicted {
+            what,
+            expected,
+            actual,
+        } => Err(PullError::Contradicted {
+            label: if of == 1 {
+                name.to_string()
+            } else {
+                format!("{name} ({})", file.path)
+            },
+            blake3: p.id,
+            what,
+            expected,
+            actual,
+        }),
+    }
 }
 
 /// Whether every file of `entry` is in the store now (pinned, and its blob present), recording
 /// nothing: for listings (`beaker catalogue ls`), never for handing out paths.
 pub fn is_present(store: &Store, name: &ModelName, entry: &Entry) -> Result<bool, StoreError> {
     for f in entry.files(name) {
-        let Some((id, size)) = pin(store, &f)? else {
+        let Some(Pin { id, size, .. }) = pin(store, &f)? else {
             return Ok(false);
         };
         if !matches!(
@@ -125,14 +165,46 @@ pub(super) fn set_pins(entry: &mut Entry, ids: &[(Blake3, u64)]) {
     }
 }
 
+/// A file's blob as [`pin`] found it, and where its BLAKE3 came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Pin {
+    pub id: Blake3,
+    pub size: u64,
+    pub from: Origin,
+}
+
+/// Where a [`Pin`]'s BLAKE3 came from: what decides how the file's upstream digests are checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// The entry itself pins it (a catalogue's `blake3`, a registry's `dev.beaker.blake3`).
+    Entry,
+    /// Every upstream digest of the file maps to it in a `v2` index record: computed from the
+    /// bytes, nothing left to check.
+    ComputedIndex,
+    /// A `v1` index record, another name's record, or (no digest at all) the same URLs: a hint,
+    /// to check against the blob's bytes.
+    Hint,
+}
+
 /// The BLAKE3 and size a file's blob has, when the store can tell without downloading: pinned in
 /// the catalogue, or, for an upstream-only file, found through the store's digest index
 /// ([`crate::store::index`]) or a store manifest entry recorded with the *same* pinned upstream
-/// digests (beaker checked those digests against the very bytes it filed under that BLAKE3).
+/// digests. Only the first two are more than hints; [`checked_pin`] checks the rest.
 /// Presence is not checked here: [`reference_existing`] does that under `gc.lock`.
-pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<(Blake3, u64)>, StoreError> {
+pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<Pin>, StoreError> {
+    let hint = |id, size| {
+        Some(Pin {
+            id,
+            size,
+            from: Origin::Hint,
+        })
+    };
     if let (Some(id), Some(size)) = (f.blake3, f.size) {
-        return Ok(Some((id, size)));
+        return Ok(Some(Pin {
+            id,
+            size,
+            from: Origin::Entry,
+        }));
     }
     let wanted = f.as_entry();
     if f.blake3.is_none() && f.sha256.is_none() && f.md5.is_none() {
@@ -142,22 +214,30 @@ pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<(Blake3, u64)>,
             for file in have.files(name) {
                 if let (Some(id), Some(size)) = (file.blake3, file.size) {
                     if !f.urls.is_empty() && file.urls == f.urls {
-                        return Ok(Some((id, size)));
+                        return Ok(hint(id, size));
                     }
                 }
             }
         }
         return Ok(None);
     }
-    if let Some(m) = store.index_resolve(&wanted)? {
-        return Ok(Some((m.blake3, m.size)));
+    if let Some((m, source)) = store.index_resolve(&wanted)? {
+        let from = match source {
+            Source::Computed => Origin::ComputedIndex,
+            Source::Unchecked => Origin::Hint,
+        };
+        return Ok(Some(Pin {
+            id: m.blake3,
+            size: m.size,
+            from,
+        }));
     }
     let recorded = store.read_manifest()?;
     for (name, have) in &recorded.models {
         for file in have.files(name) {
             if let (Some(id), Some(size)) = (file.blake3, file.size) {
                 if same_upstream(&wanted, &file.as_entry()) {
-                    return Ok(Some((id, size)));
+                    return Ok(hint(id, size));
                 }
             }
         }

@@ -29,7 +29,8 @@
 //!
 //! # Protocol, and the invariants it keeps
 //! 1. Fast path ([`key::fast_path`]): every file of the model present → build its snapshot if
-//!    needed and record the name, no network (I3, I4 via `gc.lock`).
+//!    needed and record the name, no network (I3, I4 via `gc.lock`). An upstream digest the entry
+//!    pins next to a present blob is recorded only once computed from its bytes ([`claims`]).
 //! 2. For each file not in the store: take its download lock (`key`), bounded by
 //!    `--lock-timeout`; while waiting, follow the holder's progress; then look again: the holder
 //!    has usually published it.
@@ -38,10 +39,13 @@
 //! 4. [`prepare`]: size and every pinned digest are checked, the bytes made durable and
 //!    read-only. A mismatch deletes them and the next URL starts afresh; a transport failure
 //!    keeps them for the next URL or the next run.
-//! 5. Under one hold of `gc.lock` shared: every new blob is named without clobbering (I1, I2),
-//!    `blobs/` synced, the snapshot built, and only then the name recorded (I3, I4). A model
-//!    never appears half there.
+//! 5. `--check` of a model of several files: every ONNX file is loaded from a staged directory
+//!    of all its files, before any is named; one that fails publishes nothing (so it fails
+//!    again next time). Then, under one hold of `gc.lock` shared: every new blob is named without
+//!    clobbering (I1, I2), `blobs/` synced, the snapshot built, and only then the name recorded
+//!    (I3, I4). A model never appears half there.
 
+mod claims;
 mod error;
 pub mod key;
 pub mod resume;
@@ -180,18 +184,18 @@ impl<'s> Puller<'s> {
                 }
             }
             drop(bar);
+            let downloaded = !fetched.is_empty();
+            if files.len() > 1 && downloaded {
+                self.check_staged(model, &files, &ids, &fetched, progress)?;
+            }
             // Steps 5c–5f: every blob named and present, the snapshot built, the name recorded,
             // all under one hold of gc.lock shared (I4).
             let gc = self.store.gc_shared()?;
-            let downloaded = !fetched.is_empty();
             for (ready, _lock) in fetched {
                 ready.name(self.store, &gc)?;
             }
             let mut entry = recorded(model);
             key::set_pins(&mut entry, &ids);
-            if files.len() > 1 && downloaded {
-                self.check_in_snapshot(model, &entry, progress)?;
-            }
             match reference_existing(self.store, name, entry)? {
                 Some(p) => {
                     drop(gc);
@@ -212,30 +216,50 @@ impl<'s> Puller<'s> {
         }))
     }
 
-    /// `--check` of a model of several files: its main file is loaded from the snapshot, where
-    /// the files it opens by name (ONNX external data) are next to it, before the name is
-    /// recorded. The caller holds gc.lock shared. A model that does not load leaves unreferenced
-    /// blobs and a snapshot no name uses, which gc removes.
-    fn check_in_snapshot(
+    /// `--check` (or `check = true`) of a model of several files, before any of its new blobs is
+    /// named: every file is staged under its name in a private directory in `tmp/` (hard links
+    /// to the checked temp blobs and to the blobs already present), and every ONNX file of the
+    /// model is loaded from there, so the files it opens by name (ONNX external data) are next to
+    /// it. A model that does not load publishes nothing: its temp blobs are deleted when
+    /// `fetched` is dropped, and the same pull fails the same way next time (a blob named before
+    /// the check would let the next run's fast path hand the model out unchecked). Under a crash
+    /// mid-check the temp blobs and the staging directory are left to gc, and nothing is named.
+    /// Other processes pulling the same files wait on their download locks, held until then.
+    fn check_staged(
         &self,
         model: &Resolved,
-        pinned: &crate::manifest::Entry,
+        files: &[FileEntry],
+        ids: &[(Blake3, u64)],
+        fetched: &[(Box<Ready>, LockGuard)],
         progress: &mut dyn Progress,
     ) -> Result<(), PullError> {
         if !(self.check || model.entry.check) {
             return Ok(());
         }
-        let Some(files) = pinned.model_files(&model.name) else {
-            return Ok(());
-        };
-        let dir = crate::snapshot::ensure(self.store, &files)?;
-        let main = pinned.main_file(&model.name);
-        let what = format!("{} ({main})", model.name);
-        crate::onnx::check_before_publish(
-            &main.beneath(&dir).path(),
+        let mut sources = Vec::with_capacity(files.len());
+        let mut listed = Vec::with_capacity(files.len());
+        for (f, &(id, size)) in files.iter().zip(ids) {
+            let source = fetched
+                .iter()
+                .find(|(ready, _)| ready.blake3() == id)
+                .map_or_else(
+                    || self.store.layout().blob(&id),
+                    |(r, _)| r.path().to_owned(),
+                );
+            sources.push((f.path.clone(), source));
+            listed.push(crate::snapshot::ModelFile {
+                path: f.path.clone(),
+                blake3: id,
+                size,
+            });
+        }
+        let tree = crate::snapshot::TreeId::of(&listed);
+        let staged = crate::snapshot::stage(self.store, &tree, &sources)?;
+        crate::onnx::check_dir_before_publish(
+            &staged.dir(),
             &model.entry,
-            true,
-            &what,
+            self.check,
+            model.name.as_str(),
             progress,
         )
         .map_err(StoreError::from)?;
@@ -246,7 +270,7 @@ impl<'s> Puller<'s> {
     /// read-only temp blob while holding its download lock (steps 2–5b).
     fn fetch_file(&mut self, job: &Job<'_>, bar: &mut Bar<'_>) -> Result<Fetched, PullError> {
         let store = self.store;
-        if let Some(id) = present(store, job.file)? {
+        if let Some(id) = present(store, job)? {
             return Ok(Fetched::Present(id));
         }
         let entry = job.file.as_entry();
@@ -288,7 +312,7 @@ impl<'s> Puller<'s> {
                 shown = Some(got.max(shown.unwrap_or(0)));
             },
         )?;
-        if let Some(id) = present(store, job.file)? {
+        if let Some(id) = present(store, job)? {
             return Ok(Fetched::Present(id));
         }
         // Steps 3–5b.
@@ -353,7 +377,8 @@ impl<'s> Puller<'s> {
             // Pre-publish check of a single-file model (--check, `check = true`), on bytes that
             // are the pinned content (others are left to the mismatch report and the next URL):
             // a model that does not load is deleted, and no other URL can serve other pinned
-            // bytes. A model of several files is checked in its snapshot instead (`pull`).
+            // bytes. A model of several files is checked once all are here, before any is named
+            // (`check_staged`).
             if job.of == 1 && entry.blake3.is_none_or(|b| b == blob.blake3()) {
                 let what = format!("{name} from {url}");
                 let checked = crate::onnx::check_before_publish(
@@ -448,9 +473,10 @@ enum Fetched {
 }
 
 /// The file's BLAKE3 and size if its blob is in `blobs/` now (checked again under gc.lock
-/// before the name is recorded).
-fn present(store: &Store, file: &FileEntry) -> Result<Option<(Blake3, u64)>, PullError> {
-    let Some((id, size)) = key::pin(store, file)? else {
+/// before the name is recorded), and every upstream digest the file pins is that blob's
+/// ([`key::checked_pin`]).
+fn present(store: &Store, job: &Job<'_>) -> Result<Option<(Blake3, u64)>, PullError> {
+    let Some((id, size)) = key::checked_pin(store, job.name, job.file, job.of)? else {
         return Ok(None);
     };
     Ok(match store.blob_state(&id, Some(size))? {

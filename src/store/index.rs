@@ -2,40 +2,53 @@
 //!
 //! A catalogue entry that pins only `sha256`/`md5` (every entry of the bundled catalogue) has no
 //! BLAKE3, so once its name is removed or re-pointed the store manifest no longer says which blob
-//! the upstream digest meant. The index remembers it: whenever `publish` has checked a blob against
-//! a pinned upstream digest, it records `digest -> (BLAKE3, size)`. `gc --keep` uses it to protect
-//! the blob of an upstream-only keep-entry, and the pull fast path to serve such an entry with no
-//! network.
+//! the upstream digest meant. The index remembers it: `digest -> (BLAKE3, size)`. `gc --keep`
+//! uses it to protect the blob of an upstream-only keep-entry, and the pull fast path to serve
+//! such an entry with no network.
+//!
+//! # The rule: a digest enters the index only once it was computed from the bytes
+//! A record is written ([`Store::index_record`]) only with digests this process computed from the
+//! blob's bytes: `publish` after step 4 hashed the download with every pinned digest, and the
+//! pull fast path after it hashed a present blob for a digest it did not know yet
+//! (`crate::pull::claims`). A digest a catalogue entry or a registry manifest merely *claims*
+//! next to a BLAKE3 never goes in unchecked: it could name other bytes, and every later pull of
+//! that digest would then be handed the wrong model.
 //!
 //! # On disk
 //! One small file per digest, `index/sha256-<hex>` or `index/md5-<hex>`, holding one line:
 //!
 //! ```text
-//! v1 md5 <32 hex> blake3 <64 hex> size <bytes> check <64 hex>\n
+//! v2 md5 <32 hex> blake3 <64 hex> size <bytes> check <64 hex>\n
 //! ```
 //!
-//! where `check` is the BLAKE3 of everything before ` check `. A record is written to a temp file
-//! in `tmp/`, fsynced and renamed over the path (then `index/` is fsynced), so a reader sees the
-//! old record, the new one, or none — never a torn one — and a crash leaves at worst a stray temp
-//! file that gc removes. The check line and the digest repeated inside the file guard against what
-//! rename cannot: a damaged disk block, a hand edit, a file copied under another digest's name. A
-//! record that does not read back exactly (wrong shape, wrong check, another digest, too long, not
-//! a regular file) is treated as absent: it is never read as a mapping. Why files rather than a
-//! cacache-style append log: no reader ever has to skip torn lines, no log needs compacting, and
-//! gc drops one record by unlinking one file.
+//! where `check` is the BLAKE3 of everything before ` check `. `v2` says "computed from the
+//! bytes" (the rule above). `v1` records were written by beakers that also recorded digests a
+//! catalogue only claimed: they still read back, as *unchecked* hints ([`Source::Unchecked`]),
+//! which `gc --keep` may use (protecting too much is safe) and the pull fast path uses only after
+//! hashing the blob once, which replaces the record by a `v2` one. A record is written to a temp
+//! file in `tmp/`, fsynced and renamed over the path (then `index/` is fsynced), so a reader sees
+//! the old record, the new one, or none — never a torn one — and a crash leaves at worst a stray
+//! temp file that gc removes. The check line and the digest repeated inside the file guard against
+//! what rename cannot: a damaged disk block, a hand edit, a file copied under another digest's
+//! name. A record that does not read back exactly (wrong shape, wrong check, another digest, too
+//! long, not a regular file) is treated as absent: it is never read as a mapping. Why files rather
+//! than a cacache-style append log: no reader ever has to skip torn lines, no log needs
+//! compacting, and gc drops one record by unlinking one file.
 //!
-//! Reads take no lock. Writes happen inside `publish` while it holds `gc.lock` shared, and gc
-//! drops records under `gc.lock` exclusive, so in a locked store gc never races a writer; in a
-//! lockless store a race can lose a record, i.e. a hint, never a blob.
+//! Reads take no lock. `publish` writes records while it holds `gc.lock` shared, and gc drops
+//! records under `gc.lock` exclusive. The pull fast path writes one after hashing a present blob,
+//! without `gc.lock` (a long hash must not hold up gc): a gc in between may remove the blob and
+//! leave the record, which then maps to an absent blob (ignored by every reader, dropped by the
+//! next gc). A race costs a hint, never a blob.
 //!
 //! # A hint, never a proof
 //! Invariant I1 never rests on the index. Whoever uses a mapping checks that the blob is present
 //! with the recorded size; its bytes are named by their BLAKE3, so a present blob *is* the content
-//! that was checked against the digest when the record was written. The index is exactly as
-//! trusted as the store manifest: any member of a group store can write either. Files are written
-//! with the store's file mode (0664 in a group store, where `index/` is 2775 like every store
-//! directory) so every member can add records; `index/` is created on demand, so stores made
-//! before it existed gain it on first use.
+//! whose digest was computed when a `v2` record was written. The index is exactly as trusted as
+//! the store manifest: any member of a group store can write either. Files are written with the
+//! store's file mode (0664 in a group store, where `index/` is 2775 like every store directory)
+//! so every member can add records; `index/` is created on demand, so stores made before it
+//! existed gain it on first use.
 
 use crate::fsx::Rooted;
 use std::collections::BTreeSet;
@@ -59,6 +72,22 @@ pub struct Mapping {
     pub size: u64,
 }
 
+/// Whether a record's digest is known to have been computed from its blob's bytes (see the
+/// module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// A `v2` record: written only with a digest computed from the bytes.
+    Computed,
+    /// A `v1` record, from a beaker that also recorded digests a catalogue only claimed: a hint
+    /// to check against the blob before it decides what a pull hands out.
+    Unchecked,
+}
+
+/// The version written now: "computed from the bytes".
+const COMPUTED: &str = "v2";
+/// The version older beakers wrote, read as [`Source::Unchecked`].
+const UNCHECKED: &str = "v1";
+
 /// What [`Store::sweep_index`] dropped (or, dry, would drop), and what it left alone.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IndexSwept {
@@ -68,11 +97,15 @@ pub struct IndexSwept {
     pub foreign: Vec<String>,
 }
 
-/// The exact bytes of the record `digest -> mapping`.
+/// The exact bytes of the record `digest -> mapping`, as written now (`v2`: computed).
 pub fn encode(digest: &Upstream, mapping: &Mapping) -> String {
+    encode_as(COMPUTED, digest, mapping)
+}
+
+fn encode_as(version: &str, digest: &Upstream, mapping: &Mapping) -> String {
     let (algo, hex) = algo_hex(digest);
     let body = format!(
-        "v1 {algo} {hex} blake3 {} size {}",
+        "{version} {algo} {hex} blake3 {} size {}",
         mapping.blake3.to_hex(),
         mapping.size
     );
@@ -80,8 +113,9 @@ pub fn encode(digest: &Upstream, mapping: &Mapping) -> String {
     format!("{body} check {check}\n")
 }
 
-/// Reads a record back; `None` unless it is exactly what [`encode`] writes for `digest`.
-pub fn decode(digest: &Upstream, text: &str) -> Option<Mapping> {
+/// Reads a record back, with what its version says about it; `None` unless it is exactly what
+/// [`encode`] writes for `digest` (or what older beakers wrote, `v1`).
+pub fn decode(digest: &Upstream, text: &str) -> Option<(Mapping, Source)> {
     let line = text.strip_suffix('\n')?;
     let (body, check) = line.rsplit_once(" check ")?;
     if Blake3::from_hex(check).ok()? != Blake3::of(body.as_bytes()) {
@@ -89,8 +123,13 @@ pub fn decode(digest: &Upstream, text: &str) -> Option<Mapping> {
     }
     let (algo, hex) = algo_hex(digest);
     let fields: Vec<&str> = body.split(' ').collect();
-    let ["v1", a, h, "blake3", b3, "size", size] = fields.as_slice() else {
+    let [version, a, h, "blake3", b3, "size", size] = fields.as_slice() else {
         return None;
+    };
+    let (version, source) = match *version {
+        COMPUTED => (COMPUTED, Source::Computed),
+        UNCHECKED => (UNCHECKED, Source::Unchecked),
+        _ => return None,
     };
     if *a != algo || *h != hex {
         return None; // a record for another digest, copied or renamed here
@@ -100,7 +139,7 @@ pub fn decode(digest: &Upstream, text: &str) -> Option<Mapping> {
         size: size.parse().ok()?,
     };
     // Canonical spelling only (no leading zeros, no '+'): re-encoding gives the same bytes.
-    (encode(digest, &mapping) == text).then_some(mapping)
+    (encode_as(version, digest, &mapping) == text).then_some((mapping, source))
 }
 
 fn algo_hex(digest: &Upstream) -> (&'static str, String) {
@@ -111,7 +150,7 @@ fn algo_hex(digest: &Upstream) -> (&'static str, String) {
 }
 
 /// Reads the record at `path`, without following a symlink or blocking on a FIFO.
-fn read_record(path: &Rooted, digest: &Upstream) -> Option<Mapping> {
+fn read_record(path: &Rooted, digest: &Upstream) -> Option<(Mapping, Source)> {
     let file = fsx::open_read(path).ok()?;
     let meta = fsx::Meta::of(&file).ok()?;
     if !meta.is_file() || meta.len() > MAX_RECORD {
@@ -123,9 +162,21 @@ fn read_record(path: &Rooted, digest: &Upstream) -> Option<Mapping> {
 }
 
 impl Store {
-    /// What the index maps `digest` to, if it holds a record that reads back. Says nothing about
-    /// whether that blob is still present.
+    /// What the index maps `digest` to, if it holds a record that reads back, checked or not: a
+    /// hint. Says nothing about whether that blob is still present.
     pub fn index_get(&self, digest: &Upstream) -> Option<Mapping> {
+        self.index_read(digest).map(|(m, _)| m)
+    }
+
+    /// What the index maps `digest` to, only if the record says the digest was computed from the
+    /// blob's bytes (`v2`). Says nothing about whether that blob is still present.
+    pub fn index_computed(&self, digest: &Upstream) -> Option<Mapping> {
+        self.index_read(digest)
+            .filter(|(_, source)| *source == Source::Computed)
+            .map(|(m, _)| m)
+    }
+
+    fn index_read(&self, digest: &Upstream) -> Option<(Mapping, Source)> {
         read_record(&self.layout().index_entry(digest), digest)
     }
 
@@ -145,21 +196,24 @@ impl Store {
     }
 
     /// The blob that *every* digest `entry` pins maps to, if they all have records, agree, and the
-    /// blob is present with the recorded size (and `entry.size`, when given). For the pull fast
-    /// path, which hands the blob out as that entry's content.
-    pub fn index_resolve(&self, entry: &Entry) -> Result<Option<Mapping>, StoreError> {
-        let mut found: Option<Mapping> = None;
+    /// blob is present with the recorded size (and `entry.size`, when given), with
+    /// [`Source::Computed`] only when every one of those records is. For the pull fast path,
+    /// which hands the blob out as that entry's content only once each digest was computed from
+    /// it (`crate::pull::claims` hashes the blob for an unchecked one).
+    pub fn index_resolve(&self, entry: &Entry) -> Result<Option<(Mapping, Source)>, StoreError> {
+        let mut found: Option<(Mapping, Source)> = None;
         for digest in Upstream::pinned_by(entry) {
-            let Some(m) = self.index_get(&digest) else {
+            let Some((m, source)) = self.index_read(&digest) else {
                 return Ok(None);
             };
-            if found.is_some_and(|f| f != m) {
-                return Ok(None);
-            }
-            found = Some(m);
+            found = match found {
+                Some((f, _)) if f != m => return Ok(None),
+                Some((_, Source::Unchecked)) => Some((m, Source::Unchecked)),
+                _ => Some((m, source)),
+            };
         }
         match found {
-            Some(m) if self.index_blob_present(entry, &m)? => Ok(Some(m)),
+            Some((m, source)) if self.index_blob_present(entry, &m)? => Ok(Some((m, source))),
             _ => Ok(None),
         }
     }
@@ -174,9 +228,12 @@ impl Store {
         ))
     }
 
-    /// Records that the blob `blake3` of `size` bytes was checked against every upstream digest
-    /// `entry` pins. Call it only after those digests were checked against the blob's bytes and
-    /// the blob is durable (`publish` does). A record already saying the same is left as it is.
+    /// Records that every upstream digest `entry` pins is the digest of the blob `blake3` of
+    /// `size` bytes. Call it only with digests this process computed from (or compared with a
+    /// digest it computed from) the blob's bytes, once the blob is durable: `publish` after step
+    /// 4, the pull fast path after hashing a present blob. Never with a digest a catalogue or a
+    /// registry only claims (see the module doc). A `v2` record already saying the same is left
+    /// as it is; a `v1` one is replaced.
     ///
     /// # Errors
     /// The I/O error of creating `index/` or writing a record. Callers may ignore it: a missing
@@ -185,7 +242,7 @@ impl Store {
         let layout = self.layout();
         let mapping = Mapping { blake3, size };
         for digest in Upstream::pinned_by(entry) {
-            if self.index_get(&digest) == Some(mapping) {
+            if self.index_computed(&digest) == Some(mapping) {
                 continue;
             }
             // Created on demand: stores made before the index existed gain it here.
@@ -236,7 +293,7 @@ impl Store {
                 continue;
             };
             let keep = match read_record(&path, &digest) {
-                Some(m) => {
+                Some((m, _)) => {
                     !going.contains(&m.blake3)
                         && matches!(
                             self.blob_state(&m.blake3, Some(m.size))?,
@@ -282,14 +339,51 @@ mod tests {
     fn a_record_is_exactly_one_checked_line() {
         let text = encode(&md5(), &mapping());
         let body = format!(
-            "v1 md5 f1e20fe90da342a7529c89f4d39b7ff9 blake3 {} size 5",
+            "v2 md5 f1e20fe90da342a7529c89f4d39b7ff9 blake3 {} size 5",
             Blake3::of(b"model").to_hex()
         );
         assert_eq!(
             text,
             format!("{body} check {}\n", Blake3::of(body.as_bytes()).to_hex())
         );
-        assert_eq!(decode(&md5(), &text), Some(mapping()));
+        assert_eq!(decode(&md5(), &text), Some((mapping(), Source::Computed)));
+    }
+
+    #[test]
+    fn an_older_beakers_record_reads_back_as_unchecked_and_is_replaced() {
+        let v1 = encode_as(UNCHECKED, &md5(), &mapping());
+        assert!(v1.starts_with("v1 md5 "), "{v1}");
+        assert_eq!(decode(&md5(), &v1), Some((mapping(), Source::Unchecked)));
+        for other in ["v0", "v3", "V2"] {
+            assert_eq!(decode(&md5(), &encode_as(other, &md5(), &mapping())), None);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_or_create(&dir.path().join("s")).unwrap();
+        let Upstream::Md5(m) = md5() else {
+            unreachable!()
+        };
+        let entry = Entry {
+            md5: Some(m),
+            ..Entry::default()
+        };
+        std::fs::create_dir_all(store.layout().index().path()).unwrap();
+        std::fs::write(store.layout().index_entry(&md5()).path(), &v1).unwrap();
+        let id = mapping().blake3;
+        std::fs::write(store.layout().blob(&id).path(), b"model").unwrap();
+        // A hint: gc --keep may use it, the fast path learns it is unchecked.
+        assert_eq!(store.index_get(&md5()), Some(mapping()));
+        assert_eq!(store.index_computed(&md5()), None);
+        assert_eq!(
+            store.index_resolve(&entry).unwrap(),
+            Some((mapping(), Source::Unchecked))
+        );
+        // Recording the same mapping, now computed, replaces it.
+        store.index_record(&entry, id, 5).unwrap();
+        assert_eq!(store.index_computed(&md5()), Some(mapping()));
+        assert_eq!(
+            store.index_resolve(&entry).unwrap(),
+            Some((mapping(), Source::Computed))
+        );
     }
 
     #[test]
@@ -333,7 +427,8 @@ mod tests {
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
         assert!(store.index_blobs(&entry).unwrap().is_empty());
         std::fs::write(store.layout().blob(&id).path(), b"model").unwrap();
-        assert_eq!(store.index_resolve(&entry).unwrap(), Some(mapping()));
+        let computed = Some((mapping(), Source::Computed));
+        assert_eq!(store.index_resolve(&entry).unwrap(), computed);
         assert_eq!(store.index_blobs(&entry).unwrap(), [id].into());
         // An entry that pins another size does not resolve to it.
         let sized = Entry {
@@ -343,10 +438,10 @@ mod tests {
         assert_eq!(store.index_resolve(&sized).unwrap(), None);
         // A garbage record at the path is ignored, and the next record replaces it.
         let path = store.layout().index_entry(&digest);
-        std::fs::write(path.path(), b"v1 md5 nonsense\n").unwrap();
+        std::fs::write(path.path(), b"v2 md5 nonsense\n").unwrap();
         assert_eq!(store.index_get(&digest), None);
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
         store.index_record(&entry, id, 5).unwrap();
-        assert_eq!(store.index_resolve(&entry).unwrap(), Some(mapping()));
+        assert_eq!(store.index_resolve(&entry).unwrap(), computed);
     }
 }

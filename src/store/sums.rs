@@ -5,16 +5,20 @@
 //! The record is the digest index's reverse, with the same safety ([`super::index`]): one line,
 //!
 //! ```text
-//! v1 blake3 <64 hex> sha256 <64 hex> size <bytes> check <64 hex>\n
+//! v2 blake3 <64 hex> sha256 <64 hex> size <bytes> check <64 hex>\n
 //! ```
 //!
 //! `check` being the BLAKE3 of everything before ` check `, written to `tmp/`, fsynced and
 //! renamed into place with the store's file mode (so every member of a group store can add one),
-//! read back only when it is exactly what would be written for that blob. It is written when
-//! beaker itself has hashed the blob's bytes with sha256: a push that computed it, or a pull that
-//! checked a pinned sha256 ([`Store::index_record`]). Like the index it is a hint: the registry
-//! hashes what it receives, so a wrong record makes a push fail (the registry refuses the digest),
-//! never makes it upload wrong bytes under a right name. gc drops the record with its blob.
+//! read back only when it is exactly what would be written for that blob. It is written only when
+//! this process has hashed the blob's bytes with sha256 (the index's rule: a digest enters only
+//! once it was computed from the bytes): a push that computed it, a pull that checked a pinned
+//! sha256 while downloading, or the pull fast path that hashed a present blob for a claimed one
+//! ([`Store::index_record`]). `v1` records come from beakers that could also record a sha256 a
+//! catalogue only claimed; they read as absent, so the next push computes the sha256 once and
+//! writes a `v2` record. Like the index it is a hint: the registry hashes what it receives, so a
+//! wrong record makes a push fail (the registry refuses the digest), never makes it upload wrong
+//! bytes under a right name. gc drops the record with its blob.
 
 use std::io::Read;
 
@@ -29,7 +33,7 @@ const MAX_RECORD: u64 = 512;
 /// The exact bytes of the record for blob `id`.
 pub fn encode(id: &Blake3, sha256: &Sha256, size: u64) -> String {
     let body = format!(
-        "v1 blake3 {} sha256 {} size {size}",
+        "v2 blake3 {} sha256 {} size {size}",
         id.to_hex(),
         sha256.to_hex()
     );
@@ -45,7 +49,7 @@ pub fn decode(id: &Blake3, text: &str) -> Option<(Sha256, u64)> {
         return None;
     }
     let fields: Vec<&str> = body.split(' ').collect();
-    let ["v1", "blake3", b3, "sha256", sha, "size", size] = fields.as_slice() else {
+    let ["v2", "blake3", b3, "sha256", sha, "size", size] = fields.as_slice() else {
         return None;
     };
     if Blake3::from_hex(b3).ok()? != *id {
@@ -71,7 +75,7 @@ impl Store {
     }
 
     /// Remembers that blob `id` of `size` bytes hashes to `sha256`. Call it only with a sha256
-    /// computed from (or checked against) the blob's bytes.
+    /// this process computed from (or compared with one it computed from) the blob's bytes.
     pub fn remember_sha256(&self, id: &Blake3, size: u64, sha256: &Sha256) -> Result<(), IoError> {
         if self.sha256_of(id, size) == Some(*sha256) {
             return Ok(());
@@ -121,5 +125,10 @@ mod tests {
         std::fs::write(store.layout().index_sha256_of(&id).path(), "v1 garbage\n").unwrap();
         assert_eq!(store.sha256_of(&id, 5), None);
         assert_eq!(blob_of_stem(&format!("blake3-{}", id.to_hex())), Some(id));
+        // A record of an older beaker (`v1`, possibly a sha256 it never computed) reads as absent.
+        let v1 = encode(&id, &sha, 5).replacen("v2 ", "v1 ", 1);
+        let body = v1.rsplit_once(" check ").unwrap().0.to_owned();
+        let v1 = format!("{body} check {}\n", Blake3::of(body.as_bytes()).to_hex());
+        assert_eq!(decode(&id, &v1), None);
     }
 }

@@ -64,7 +64,7 @@ fn gc_keep_protects_an_md5_only_model_after_its_name_is_gone_and_pull_serves_it_
     let rec = std::fs::read_to_string(record(&env, &model)).expect("pull recorded the md5");
     assert!(
         rec.starts_with(&format!(
-            "v1 md5 {} blake3 {blob} size 30000 check ",
+            "v2 md5 {} blake3 {blob} size 30000 check ",
             md5_hex(&model)
         )),
         "{rec}"

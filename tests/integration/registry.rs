@@ -140,7 +140,7 @@ fn a_re_push_uploads_nothing_and_hashes_nothing() {
     let record = env.store.join("index").join(format!("blake3-{id}"));
     assert!(record.is_file(), "the first push remembered the sha256");
     let body_line = format!(
-        "v1 blake3 {id} sha256 {} size {}",
+        "v2 blake3 {id} sha256 {} size {}",
         "ab".repeat(32),
         body.len()
     );

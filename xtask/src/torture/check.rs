@@ -9,6 +9,14 @@
 //! - **I4**, as `rm` relies on it: in a store of format 4 with locks, `referrers/` lists every
 //!   recorded name under each of its blobs (the index may over-state, never under-state).
 //!
+//! And, for the digest-claims case ([`check_digests`]):
+//!
+//! - **I5** every upstream digest the store holds for a present blob is that blob's: each md5 and
+//!   sha256 a name's record pins next to a file's BLAKE3, each digest-index record
+//!   (`index/md5-…`, `index/sha256-…`) that beaker would read back, and each remembered sha256
+//!   (`index/blake3-…`), compared with md5 and sha256 computed by a *second implementation*
+//!   (Python's `hashlib`, in the same venv) from the blob's bytes.
+//!
 //! The checker proves it can fail before a campaign trusts it ([`Oracle::self_test`]).
 
 // Reads and stats of a store under test, and the planted bad blob of the self-test, use raw
@@ -38,6 +46,22 @@ for line in sys.stdin:
                 break
             h.update(b)
     print(h.hexdigest())
+"#;
+
+/// Prints `<md5 hex> <sha256 hex>` of each path given on stdin (one a line), one a line.
+const DIGEST_SCRIPT: &str = r#"
+import sys, hashlib
+for line in sys.stdin:
+    p = line.rstrip("\n")
+    m, s = hashlib.md5(), hashlib.sha256()
+    with open(p, "rb") as f:
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            m.update(b)
+            s.update(b)
+    print(m.hexdigest(), s.hexdigest())
 "#;
 
 /// The second BLAKE3 implementation: a python3 with the `blake3` package.
@@ -86,11 +110,27 @@ impl Oracle {
 
     /// The hex BLAKE3 of each file, in order.
     pub fn hash_files(&self, paths: &[PathBuf]) -> Result<Vec<String>> {
+        self.run_script(HASH_SCRIPT, paths)
+    }
+
+    /// The hex md5 and sha256 of each file, in order (Python's `hashlib`).
+    pub fn digest_files(&self, paths: &[PathBuf]) -> Result<Vec<(String, String)>> {
+        self.run_script(DIGEST_SCRIPT, paths)?
+            .into_iter()
+            .map(|line| match line.split_once(' ') {
+                Some((md5, sha256)) => Ok((md5.to_owned(), sha256.to_owned())),
+                None => bail!("the second md5/sha256 implementation printed {line:?}"),
+            })
+            .collect()
+    }
+
+    /// Runs `script` with one path a line on stdin; one output line per path.
+    fn run_script(&self, script: &str, paths: &[PathBuf]) -> Result<Vec<String>> {
         if paths.is_empty() {
             return Ok(Vec::new());
         }
         let mut child = Command::new(&self.python)
-            .args(["-c", HASH_SCRIPT])
+            .args(["-c", script])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -117,7 +157,7 @@ impl Oracle {
             .collect();
         if hexes.len() != paths.len() {
             bail!(
-                "the second BLAKE3 implementation hashed {} of {} files",
+                "the second hash implementation hashed {} of {} files",
                 hexes.len(),
                 paths.len()
             );
@@ -174,6 +214,83 @@ impl Oracle {
         if found.len() != 1 || !found[0].contains("referrers/") {
             bail!("the invariant checker missed a name the referrers/ index lost: {found:?}");
         }
+        self.self_test_digests(dir.path())
+    }
+
+    /// I5's checker: known md5/sha256 answers, then a store holding right digests (an index
+    /// record, a remembered sha256, a record's md5) must pass, and each of a planted wrong index
+    /// record, a wrong remembered sha256 and a record pinning a wrong md5 must be reported.
+    fn self_test_digests(&self, dir: &Path) -> Result<()> {
+        let abc = abc_source(dir)?;
+        let got = self.digest_files(std::slice::from_ref(&abc))?;
+        let want = (
+            "900150983cd24fb0d6963f7d28e17f72".to_owned(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad".to_owned(),
+        );
+        if got != [want.clone()] {
+            bail!("the second md5/sha256 implementation gives wrong answers: {got:?}");
+        }
+        let (md5_abc, sha_abc) = want;
+        let md5_abd = "e2f4d9ea9a82e1bb2bd2cd0e3e9f2d84"; // any md5 that is not abc's
+        let root = dir.join("digests");
+        let store = beaker::Store::init(&root, beaker::store::InitOptions::default())?;
+        let name = beaker::name::ModelName::new("m")?;
+        beaker::add::add(&store, &abc, &name, false, &mut beaker::progress::Silent)?;
+        let id = beaker::digest::Blake3::of(b"abc").to_hex();
+        let index = root.join("index");
+        std::fs::create_dir_all(&index)?;
+        let plant = |file: &str, body: String| {
+            let check = beaker::digest::Blake3::of(body.as_bytes()).to_hex();
+            std::fs::write(index.join(file), format!("{body} check {check}\n"))
+        };
+        plant(
+            &format!("md5-{md5_abc}"),
+            format!("v2 md5 {md5_abc} blake3 {id} size 3"),
+        )?;
+        plant(
+            &format!("blake3-{id}"),
+            format!("v2 blake3 {id} sha256 {sha_abc} size 3"),
+        )?;
+        let record = store.layout().name_record(&name);
+        let text = std::fs::read_to_string(record.path())?;
+        let with_md5 = |md5: &str| {
+            text.lines()
+                .flat_map(|l| {
+                    let extra = l
+                        .starts_with("blake3 = ")
+                        .then(|| format!("md5 = \"{md5}\""));
+                    std::iter::once(l.to_owned()).chain(extra)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n"
+        };
+        std::fs::write(record.path(), with_md5(&md5_abc))?;
+        let (sound, checked) = check_digests(&root, self)?;
+        if !sound.is_empty() || checked != 3 {
+            bail!("the digest checker reports a sound store, or missed its digests ({checked} of 3 checked): {sound:?}");
+        }
+        // Each wrong digest on its own, then put right again.
+        let report = |what: &str| -> Result<()> {
+            let (found, _) = check_digests(&root, self)?;
+            if found.len() != 1 || !found[0].contains(what) {
+                bail!("the digest checker missed a wrong digest in {what}…: {found:?}");
+            }
+            Ok(())
+        };
+        let wrong_md5 = format!("md5-{md5_abd}");
+        plant(&wrong_md5, format!("v2 md5 {md5_abd} blake3 {id} size 3"))?;
+        report("index/md5-")?;
+        std::fs::remove_file(index.join(&wrong_md5))?;
+        let sums = format!("blake3-{id}");
+        plant(
+            &sums,
+            format!("v2 blake3 {id} sha256 {} size 3", "ab".repeat(32)),
+        )?;
+        report("index/blake3-")?;
+        plant(&sums, format!("v2 blake3 {id} sha256 {sha_abc} size 3"))?;
+        std::fs::write(record.path(), with_md5(md5_abd))?;
+        report("names/m")?;
         Ok(())
     }
 }
@@ -302,4 +419,118 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
         }
     }
     Ok(bad)
+}
+
+/// One digest the store holds for a blob: where it is, the blob, the algorithm, the hex.
+struct Claim {
+    place: String,
+    blob: String,
+    algo: &'static str,
+    hex: String,
+}
+
+/// I5 of the module doc: the violations found, and how many digests were compared.
+pub fn check_digests(store: &Path, oracle: &Oracle) -> Result<(Vec<String>, usize)> {
+    let mut claims = Vec::new();
+    if let Ok(opened) = beaker::Store::open(store) {
+        if let Ok(manifest) = opened.read_manifest() {
+            for (name, entry) in &manifest.models {
+                for f in entry.files(name) {
+                    let Some(id) = f.blake3 else { continue };
+                    let pins = [
+                        ("md5", f.md5.map(|d| d.to_hex())),
+                        ("sha256", f.sha256.map(|d| d.to_hex())),
+                    ];
+                    for (algo, hex) in pins {
+                        if let Some(hex) = hex {
+                            claims.push(Claim {
+                                place: format!("names/{name} ({})", f.path),
+                                blob: id.to_hex(),
+                                algo,
+                                hex,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let index = store.join("index");
+    let entries = match std::fs::read_dir(&index) {
+        Ok(rd) => rd.collect::<std::io::Result<Vec<_>>>()?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("list {}", index.display())),
+    };
+    for e in entries {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if !e.file_type()?.is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+        if let Some(claim) = index_claim(&file, &text) {
+            claims.push(claim);
+        }
+    }
+    // Digests of blobs that are present: an absent blob's record is a stale hint beaker ignores.
+    let blobs = store.join("blobs");
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for c in &claims {
+        let p = blobs.join(&c.blob);
+        if !paths.contains(&p) && std::fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
+            paths.push(p);
+        }
+    }
+    let digests = oracle.digest_files(&paths)?;
+    let mut bad = Vec::new();
+    let mut checked = 0;
+    for c in &claims {
+        let Some(i) = paths.iter().position(|p| *p == blobs.join(&c.blob)) else {
+            continue;
+        };
+        checked += 1;
+        let actual = if c.algo == "md5" {
+            &digests[i].0
+        } else {
+            &digests[i].1
+        };
+        if *actual != c.hex {
+            bad.push(format!(
+                "I5: {} holds {} {} for blob {}, whose bytes have {} {actual}",
+                c.place, c.algo, c.hex, c.blob, c.algo
+            ));
+        }
+    }
+    Ok((bad, checked))
+}
+
+/// The digest a file of `index/` holds, when it is a record beaker reads back (its check line
+/// is the BLAKE3 of its body, its fields have the shape beaker writes, any version beaker
+/// reads): `md5-<hex>` / `sha256-<hex>` map that digest to a blob, `blake3-<hex>` remembers a
+/// blob's sha256.
+fn index_claim(file: &str, text: &str) -> Option<Claim> {
+    let line = text.strip_suffix('\n')?;
+    let (body, check) = line.rsplit_once(" check ")?;
+    if blake3::hash(body.as_bytes()).to_hex().as_str() != check {
+        return None;
+    }
+    let fields: Vec<&str> = body.split(' ').collect();
+    let (algo, hex, blob) = match fields.as_slice() {
+        ["v1" | "v2", algo @ ("md5" | "sha256"), hex, "blake3", blob, "size", _]
+            if file == format!("{algo}-{hex}") =>
+        {
+            (if *algo == "md5" { "md5" } else { "sha256" }, *hex, *blob)
+        }
+        ["v2", "blake3", blob, "sha256", hex, "size", _] if file == format!("blake3-{blob}") => {
+            ("sha256", *hex, *blob)
+        }
+        _ => return None,
+    };
+    // A blob is named by 64 lowercase hex digits; anything else is no record beaker reads.
+    beaker::digest::Blake3::from_hex(blob).ok()?;
+    Some(Claim {
+        place: format!("index/{file}"),
+        blob: blob.to_owned(),
+        algo,
+        hex: hex.to_owned(),
+    })
 }

@@ -3,13 +3,17 @@
 //!
 //! One module per case: [`kill`] (R1, SIGKILL at random instants), [`faults`] (R3, the HTTP
 //! fault matrix), [`races`] (R2, lockless races), [`bad_input`] (R4), [`full_disk`] (R6),
-//! [`users`] (R5, real Unix users), [`hostile`] (R7, a member planting links and stale markers). After every trial [`check`] reads the store from the disk
-//! and checks the invariants I1–I3 with a second BLAKE3 implementation. The campaign prints each
+//! [`users`] (R5, real Unix users), [`hostile`] (R7, a member planting links and stale markers),
+//! [`digest_claims`] (R9, wrong md5/sha256/annotations next to right BLAKE3s). After every trial
+//! [`check`] reads the store from the disk and checks the invariants I1–I4 with a second BLAKE3
+//! implementation (and I5, the digests the store holds, with a second md5/sha256
+//! implementation, in R9). The campaign prints each
 //! case's table and a summary, writes them as Markdown with `--report FILE`, and exits 1 if any
 //! invariant broke or any expectation failed.
 
 mod bad_input;
 mod check;
+mod digest_claims;
 mod faults;
 mod full_disk;
 mod hostile;
@@ -41,11 +45,14 @@ pub enum Case {
     Users,
     /// R7: a hostile member plants symlinks, FIFOs and stale markers everywhere in a store
     Hostile,
+    /// R9: wrong md5/sha256/registry annotations next to right BLAKE3s are refused and recorded
+    /// nowhere
+    DigestClaims,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// R1 kill trials
+    /// R1 kill trials (and R9 digest-claim trials)
     #[arg(long, default_value_t = 1000)]
     trials: u64,
     /// Time budget for R1: no new kill trial starts after this many seconds
@@ -133,6 +140,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::FullDisk,
             Case::Users,
             Case::Hostile,
+            Case::DigestClaims,
         ]
     } else {
         args.case.clone()
@@ -149,6 +157,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::FullDisk => full_disk::run(&ctx)?,
             Case::Users => users::run(&ctx)?,
             Case::Hostile => hostile::run(&ctx)?,
+            Case::DigestClaims => digest_claims::run(&ctx)?,
         };
         o.figure("seconds", format!("{:.0}", t.elapsed().as_secs_f64()));
         outcomes.push(o);
