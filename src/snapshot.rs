@@ -281,7 +281,7 @@ pub fn retire(store: &Store, files: &[ModelFile]) -> Result<(), StoreError> {
 pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Located, StoreError> {
     let located = store.locate(name)?;
     if !located.snapshot_missing {
-        // A path handed out: a use (at most one write an hour, never a wait, never a failure).
+        // A path handed out: a use (at most one write a minute, never a wait, never a failure).
         crate::uses::touch(store, name);
         return Ok(located);
     }

@@ -362,7 +362,7 @@ pub fn reference_existing(
     let dir = store.layout().snapshot(&tree);
     let (model, replaced) =
         if already && snapshot::check(store, &files)? == snapshot::State::Complete {
-            // A path handed out from what is already there: a use (at most one write an hour).
+            // A path handed out from what is already there: a use (at most one write a minute).
             crate::uses::touch(store, name);
             let main = entry.main_file(name).under(&dir);
             (
