@@ -310,7 +310,9 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
 /// recorded name whose blobs are all present and records its tree, then writes `format = 2` into
 /// `store.toml` last. Idempotent and crash-safe: each name is recorded atomically, names that
 /// already have a tree are skipped, and until `store.toml` says 2 the next writer redoes what is
-/// left. A name whose blob is missing is left as it is (it reads as missing; the next pull or add
+/// left. Linear in the number of names: `manifest.toml` is parsed once, here, and each name is
+/// recorded without reading it again (`publish::record_upgraded`; a name recorded meanwhile by
+/// another process keeps its record). A name whose blob is missing is left as it is (it reads as missing; the next pull or add
 /// records it with its snapshot). A user who cannot write the store keeps using it as format 1
 /// (paths are then blob paths) and nothing changes.
 pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
@@ -338,7 +340,7 @@ pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
             if entry.files.is_none() {
                 entry.file = Some(entry.single_file_name(&name));
             }
-            crate::publish::record_model(store, &name, entry, &gc)?;
+            crate::publish::record_upgraded(store, &name, entry, &gc)?;
         }
         drop(gc);
         store.set_format(2)

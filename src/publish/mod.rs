@@ -249,27 +249,53 @@ impl Ready {
 pub fn record_model(
     store: &Store,
     name: &ModelName,
-    mut entry: Entry,
+    entry: Entry,
     _gc: &GcShared,
 ) -> Result<(Model, Option<Entry>), StoreError> {
-    let files = entry
-        .model_files(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-    let dir = snapshot::ensure(store, &files)?;
-    entry.tree = Some(TreeId::of(&files).0);
-    // A name recorded now (add, pull) counts as used now; an entry that keeps its `added` (the
-    // format-1 upgrade re-recording every name) keeps its use record as it is.
-    let fresh = entry.added.is_none();
-    if fresh {
-        entry.added = Some(crate::who::now_rfc3339());
-    }
-    let main = entry.main_file(name).under(&dir);
+    let (model, entry, fresh) = with_snapshot(store, name, entry)?;
     let replaced = store.record(name, entry)?;
     if fresh {
         // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
         crate::uses::record_now(store, name);
     }
-    Ok((Model { dir, main, files }, replaced))
+    Ok((model, replaced))
+}
+
+/// The format-1 upgrade's [`record_model`] (`crate::snapshot::upgrade`): the same snapshot and
+/// entry, recorded without reading the whole store manifest again (the upgrade read it once for
+/// every name), and only if the name has no record yet (`Store::record_unless_recorded`).
+pub(crate) fn record_upgraded(
+    store: &Store,
+    name: &ModelName,
+    entry: Entry,
+    _gc: &GcShared,
+) -> Result<(), StoreError> {
+    let (_, entry, fresh) = with_snapshot(store, name, entry)?;
+    if store.record_unless_recorded(name, &entry)? && fresh {
+        crate::uses::record_now(store, name);
+    }
+    Ok(())
+}
+
+/// Builds (or finds) the snapshot of `entry`'s files and returns the model, the entry with its
+/// tree, and whether it is a fresh name: one without `added` gets now, and counts as used now
+/// (an entry that keeps its `added`, as the format-1 upgrade's do, keeps its use record).
+fn with_snapshot(
+    store: &Store,
+    name: &ModelName,
+    mut entry: Entry,
+) -> Result<(Model, Entry, bool), StoreError> {
+    let files = entry
+        .model_files(name)
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+    let dir = snapshot::ensure(store, &files)?;
+    entry.tree = Some(TreeId::of(&files).0);
+    let fresh = entry.added.is_none();
+    if fresh {
+        entry.added = Some(crate::who::now_rfc3339());
+    }
+    let main = entry.main_file(name).under(&dir);
+    Ok((Model { dir, main, files }, entry, fresh))
 }
 
 /// What step 4 established about the bytes.
