@@ -41,3 +41,4 @@ mod registry_server;
 mod root_only;
 mod shared;
 mod shared_pull;
+mod trust_small;
