@@ -374,10 +374,7 @@ pub fn reference_existing(
             BlobState::Present { size } => sizes.push(size),
             BlobState::Absent => return Ok(None),
             BlobState::Damaged { problem } => {
-                return Err(StoreError::DamagedBlob {
-                    path: store.layout().blob(&f.blake3),
-                    problem,
-                })
+                return Err(damaged_or_mispinned(store, name, f, problem))
             }
         }
     }
@@ -415,6 +412,43 @@ pub fn reference_existing(
         created: false,
         replaced,
     }))
+}
+
+/// The error for a blob of `f`'s hash that is not what `f` pins (`problem`): when it is a regular
+/// file of another size whose bytes hash to its name, the blob is healthy and the entry's size is
+/// wrong ([`StoreError::SizeDisagrees`]); else the blob is damaged. Hashes the blob, only on
+/// this error path.
+fn damaged_or_mispinned(
+    store: &Store,
+    name: &ModelName,
+    f: &ModelFile,
+    problem: String,
+) -> StoreError {
+    let path = store.layout().blob(&f.blake3);
+    if let Ok(BlobState::Present { size }) = store.blob_state(&f.blake3, None) {
+        if size != f.size && hash_of(&path).is_ok_and(|h| h == f.blake3) {
+            return StoreError::SizeDisagrees {
+                name: name.clone(),
+                blob: f.blake3,
+                pinned: f.size,
+                stored: size,
+            };
+        }
+    }
+    StoreError::DamagedBlob { path, problem }
+}
+
+/// The BLAKE3 of the file at `path` (opened without following a symlink), streamed.
+fn hash_of(path: &std::path::Path) -> Result<Blake3, IoError> {
+    use crate::error::IoContext;
+    let mut hasher = blake3::Hasher::new();
+    let file = fsx::open_read(path)?;
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, file),
+        &mut hasher,
+    )
+    .at("read", path)?;
+    Ok(hasher.finalize().into())
 }
 
 /// The BLAKE3 of the model's main file.

@@ -2,6 +2,8 @@
 //! whose size disagrees with a healthy blob is told apart from a damaged blob; a configuration
 //! file someone else could have written is refused.
 
+use std::os::unix::fs::PermissionsExt;
+
 use crate::support::*;
 
 #[test]
@@ -22,4 +24,40 @@ fn store_init_prints_the_store_path_as_given() {
             "already exists as private",
         ],
     );
+}
+
+#[test]
+fn a_catalogue_whose_size_disagrees_with_a_healthy_blob_says_so_not_that_the_blob_is_damaged() {
+    let env = Env::new();
+    let body = b"labels of a tiny model\n";
+    let src = env.file("src/labels.txt", body);
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "mine"])
+        .ok();
+    let hex = blake3_hex(body);
+    let wrong = body.len() + 1;
+    let cat = env.file(
+        "catalogue/models.toml",
+        format!(
+            "version = 1\n[models.labels]\nblake3 = \"{hex}\"\nsize = {wrong}\nurls = [\"{}\"]\n",
+            src.display()
+        )
+        .as_bytes(),
+    );
+    let pull = |env: &Env| crate::pull::pull(env, &cat, &["labels", "--offline"]);
+    let run = pull(&env);
+    run.fails(
+        2,
+        &[
+            &format!("pins blob {hex} at {wrong} bytes"),
+            &format!("the store holds that blob with {} bytes", body.len()),
+            "the stored blob is healthy and the entry's size is wrong",
+            &format!("correct `size` (to {})", body.len()),
+        ],
+    );
+    assert!(!run.stderr.contains("damaged"), "{run:?}");
+    // A blob that really is damaged (cut short by hand) is still called damaged.
+    let blob = env.store.join("blobs").join(&hex);
+    std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&blob, &body[..5]).unwrap();
+    pull(&env).fails(1, &["exists but is damaged", "beaker store verify"]);
 }
