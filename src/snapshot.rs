@@ -147,10 +147,16 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
             let blob = layout.blob(&f.blake3);
             match store.blob_state(&f.blake3, Some(f.size))? {
                 crate::store::BlobState::Present { .. } => {}
-                _ => {
+                crate::store::BlobState::Absent => {
                     return Err(StoreError::SnapshotBlobMissing {
                         path: f.path.to_string(),
                         blob: f.blake3,
+                    })
+                }
+                crate::store::BlobState::Damaged { problem } => {
+                    return Err(StoreError::DamagedBlob {
+                        path: blob.clone(),
+                        problem,
                     })
                 }
             }

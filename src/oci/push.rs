@@ -141,13 +141,16 @@ pub fn push(
         let path = store.layout().blob(&f.blake3);
         match store.blob_state(&f.blake3, Some(f.size))? {
             BlobState::Present { .. } => {}
-            _ => {
+            BlobState::Absent => {
                 return Err(StoreError::BlobMissing {
                     name: name.clone(),
                     blob: f.blake3,
                     path,
                 }
                 .into())
+            }
+            BlobState::Damaged { problem } => {
+                return Err(StoreError::DamagedBlob { path, problem }.into())
             }
         }
         let sha256 = match store.sha256_of(&f.blake3, f.size) {

@@ -65,7 +65,7 @@ pub enum StoreError {
     UnknownNames { names: Vec<String> },
     #[error("cannot pin what the store does not hold: {}; nothing was pinned (`beaker store pull NAME` first; `beaker store ls` lists what it holds)", names.join(", "))]
     PinAbsent { names: Vec<String> },
-    #[error("{name} is recorded as blob {blob} but {} is missing; `beaker store pull {name}` or `add` restores it", path.display())]
+    #[error("{name} is recorded as blob {blob} but {} is missing (deleted, or moved to quarantine/ by `beaker store verify` because its bytes were not its hash); `beaker store pull {name}` restores it if a catalogue lists {name}, else `beaker store add` its file again", path.display())]
     BlobMissing {
         name: ModelName,
         blob: Blake3,

@@ -231,12 +231,11 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
         std::fs::read(out.join("w/weights.bin")).unwrap(),
         bytes(10_000, 8)
     );
-    // Same filesystem: hard links to the blobs.
+    // By default: copies, ordinary files of the user's, not the blobs.
     let blob = env.run(&["store", "path", "m", "--blob"]).ok();
-    assert_eq!(
-        std::fs::metadata(out.join("net.onnx")).unwrap().ino(),
-        std::fs::metadata(&blob).unwrap().ino()
-    );
+    let meta = std::fs::metadata(out.join("net.onnx")).unwrap();
+    assert_ne!(meta.ino(), std::fs::metadata(&blob).unwrap().ino());
+    assert_eq!(meta.mode() & 0o777, 0o644);
     // Again: nothing to do.
     let again: serde_json::Value = env
         .run(&["--json", "store", "export", "m", out.to_str().unwrap()])
@@ -246,13 +245,15 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
         .unwrap()
         .iter()
         .all(|f| f["how"] == "unchanged"));
-    // --copy: ordinary files of the user's, not the blobs.
-    let copies = env.path("copies");
-    env.run(&["store", "export", "m", copies.to_str().unwrap(), "--copy"])
+    // --link, on the store's filesystem: hard links to the blobs.
+    let links = env.path("links");
+    env.run(&["store", "export", "m", links.to_str().unwrap(), "--link"])
         .ok();
-    let meta = std::fs::metadata(copies.join("net.onnx")).unwrap();
-    assert_ne!(meta.ino(), std::fs::metadata(&blob).unwrap().ino());
-    assert_eq!(std::fs::read(copies.join("net.onnx")).unwrap(), b"graph");
+    assert_eq!(
+        std::fs::metadata(links.join("net.onnx")).unwrap().ino(),
+        std::fs::metadata(&blob).unwrap().ino()
+    );
+    assert_eq!(std::fs::read(links.join("net.onnx")).unwrap(), b"graph");
     // A different file in the way: refused, nothing written.
     let clash = env.path("clash");
     env.file("clash/w/weights.bin", b"mine");

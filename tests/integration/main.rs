@@ -9,6 +9,7 @@ mod ux;
 
 mod broken_flock;
 mod bundle;
+mod cli_export;
 mod contract;
 mod core_cli;
 mod core_concurrency;
