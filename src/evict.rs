@@ -9,9 +9,11 @@
 //!
 //! Never evicted:
 //! - a pinned name (`pins/`, `beaker store pin`);
-//! - a name *in use*: its path was handed out within `min_age` (use records, `crate::uses`;
-//!   measured in either direction, so a record a skewed clock dated a little ahead is in use and
-//!   one far ahead is not);
+//! - a name *in use*: its path may have been handed out within `min_age` (`crate::uses::in_use`:
+//!   a use record is rewritten at most once per `uses::RECORD_EVERY`, so a record dated `t`
+//!   covers hand-outs until `t + RECORD_EVERY`, and the name is in use until `min_age` after
+//!   that; measured in either direction, so a record a skewed clock dated a little ahead is in
+//!   use and one far ahead is not);
 //! - the names the caller spares (the model a pull just published).
 //!
 //! `--max-size` counts the bytes of the blobs that would remain: every blob a remaining name or
@@ -105,7 +107,7 @@ pub fn plan(
     budget: &Budget,
 ) -> Result<Plan, StoreError> {
     let now = crate::uses::now_secs();
-    let min_age = budget.min_age(store).as_secs();
+    let min_age = budget.min_age(store);
     let pinned = crate::uses::pinned(store)?;
     let used = crate::uses::last_used_all(store, manifest);
     let sizes: BTreeMap<Blake3, u64> = files_in(&store.layout().blobs())?
@@ -137,7 +139,9 @@ pub fn plan(
         let last = used.get(name).copied().flatten();
         if pinned.contains(name) {
             out.pinned.push(name.clone());
-        } else if budget.spare.contains(name) || last.is_some_and(|t| now.abs_diff(t) < min_age) {
+        } else if budget.spare.contains(name)
+            || last.is_some_and(|t| crate::uses::in_use(t, now, min_age))
+        {
             out.in_use.push(name.clone());
         } else {
             candidates.push((last, name));
@@ -196,8 +200,8 @@ pub fn plan(
 }
 
 /// Removes the planned names from the store manifest (under `manifest.lock`; the caller holds
-/// `gc.lock` exclusively), except those whose use record says they were used within `min_age`
-/// since the plan was made. Returns the names removed, and drops their use records.
+/// `gc.lock` exclusively), except those whose use record changed since the plan was made and
+/// says they are in use (`crate::uses::in_use`). Returns the names removed, and drops their use records.
 ///
 /// # Errors
 /// Errors reading or writing the store manifest.
@@ -216,7 +220,7 @@ pub fn apply(
             };
             let last = crate::uses::last_used(store, &e.name, entry);
             let used_since =
-                last != *planned_last && last.is_some_and(|t| now.abs_diff(t) < min_age.as_secs());
+                last != *planned_last && last.is_some_and(|t| crate::uses::in_use(t, now, min_age));
             if !used_since {
                 m.models.remove(&e.name);
                 removed.push(e.name.clone());

@@ -2,13 +2,21 @@
 //! user's (the `--local-dir` of huggingface_hub), for tools that want a plain folder.
 //!
 //! Every target is checked before anything is written: a file already there with the same
-//! content (the blob's inode, or the same bytes) is left alone, and anything else at a target
-//! path — a different file, a symlink, a directory — makes the whole export fail without
-//! writing (never overwrite what the user has). Files are hard links to the blobs where the
-//! directory is on the store's filesystem (no space, but 0444 and shared with the store: never
-//! edit them in place), else copies (`--copy` forces copies: ordinary 0644 files of the user's).
-//! A copy is written to a temp name beside its target, fsynced and renamed into place without
-//! clobbering, so an interrupted export leaves complete files or none. The store is only read.
+//! content is left alone, and anything else at a target path — a different file, a symlink, a
+//! directory — makes the whole export fail without writing (never overwrite what the user has).
+//!
+//! **Copies by default** ([`How::Copy`]): ordinary 0644 files of the user's, which they may edit
+//! without touching the store. `std::io::copy` between files is `copy_file_range`, which
+//! clones (a reflink: no extra space until one side changes) where the filesystem can (btrfs,
+//! xfs). **Hard links only when asked** (`--link`, [`How::Link`]): a hard link *is* the blob (one
+//! inode): whoever can write it — root, whom permission bits do not stop (every container), or
+//! the blob's owner after a `chmod` — changes the stored model in place for every user of the
+//! store. So a default export also turns a link an earlier `--link` export left into a copy.
+//!
+//! A copy is written to a temp name beside its target, fsynced and renamed into place (without
+//! clobbering, except over a link to the blob itself), so an interrupted export leaves complete
+//! files or none. The store is only read. A blob that is not there, or not whole, is told apart:
+//! absent ([`StoreError::BlobMissing`]) or damaged ([`StoreError::DamagedBlob`]).
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -24,13 +32,15 @@ use crate::snapshot::ModelFile;
 use crate::store::{BlobState, Store, StoreError};
 
 /// How files get into the target directory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum How {
-    /// Hard links only; fail where a link is impossible (another filesystem).
+    /// Hard links only (`--link`); fail where a link is impossible (another filesystem). The
+    /// files are the blobs: see the module doc.
     Link,
-    /// Copies only.
+    /// Copies (reflinks where the filesystem can): the default.
+    #[default]
     Copy,
-    /// Hard links where possible, else copies (the default).
+    /// Hard links where possible, else copies.
     LinkOrCopy,
 }
 
@@ -90,26 +100,37 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
     let mut out = Vec::new();
     for f in &files {
         let blob = store.layout().blob(&f.blake3);
-        if store.blob_state(&f.blake3, Some(f.size))? != (BlobState::Present { size: f.size }) {
-            return Err(StoreError::BlobMissing {
-                name: name.clone(),
-                blob: f.blake3,
-                path: blob.path(),
+        match store.blob_state(&f.blake3, Some(f.size))? {
+            BlobState::Present { .. } => {}
+            BlobState::Absent => {
+                return Err(StoreError::BlobMissing {
+                    name: name.clone(),
+                    blob: f.blake3,
+                    path: blob.path(),
+                }
+                .into())
             }
-            .into());
+            BlobState::Damaged { problem } => {
+                return Err(StoreError::DamagedBlob {
+                    path: blob.path(),
+                    problem,
+                }
+                .into())
+            }
         }
         let target = f.path.under(to);
-        if same_content_at(&target, &blob, f)? {
-            out.push(ExportedFile {
+        match (same_content_at(&target, &blob, f)?, how) {
+            (There::Nothing, _) => todo.push((f, blob, target, None)),
+            // A link an earlier `--link` export left, where copies are asked for: replaced by one.
+            (There::TheBlob(inode), How::Copy) => todo.push((f, blob, target, Some(inode))),
+            (There::TheBlob(_) | There::SameBytes, _) => out.push(ExportedFile {
                 path: target,
                 how: "unchanged",
-            });
-        } else {
-            todo.push((f, blob, target));
+            }),
         }
     }
     let w = |error| Error::Write { error };
-    for (f, blob, target) in todo {
+    for (f, blob, target, over_link) in todo {
         if let Some(parent) = target.parent() {
             fsx::user::create_dir_all(parent).map_err(w)?;
         }
@@ -131,7 +152,7 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
             },
         };
         if !linked {
-            copy(&blob, &target, f)?;
+            copy(&blob, &target, f, over_link)?;
         }
         out.push(ExportedFile {
             path: target,
@@ -145,12 +166,21 @@ pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Ex
     })
 }
 
-/// Whether `target` already holds `f`'s content: nothing there is `false`; the blob's inode or
-/// a regular file with the same bytes is `true`; anything else is [`Error::Exists`].
-fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<bool, Error> {
+/// What is at a target path already (anything else there is [`Error::Exists`]).
+enum There {
+    Nothing,
+    /// The blob's own inode, `(dev, ino)` (a hard link).
+    TheBlob((u64, u64)),
+    /// A regular file of the user's with the same bytes.
+    SameBytes,
+}
+
+/// Whether `target` already holds `f`'s content, and how (see [`There`]); anything else there
+/// — other bytes, a symlink, a directory — is [`Error::Exists`].
+fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<There, Error> {
     let meta = match fsx::user::symlink_metadata(target) {
         Ok(Some(m)) => m,
-        Ok(None) => return Ok(false),
+        Ok(None) => return Ok(There::Nothing),
         Err(error) => return Err(Error::Write { error }),
     };
     let exists = || Error::Exists {
@@ -167,7 +197,7 @@ fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<bool, 
         ))
     })?;
     if blob_meta.dev() == meta.dev() && blob_meta.ino() == meta.ino() {
-        return Ok(true);
+        return Ok(There::TheBlob((meta.dev(), meta.ino())));
     }
     let mut hasher = blake3::Hasher::new();
     let file = fsx::user::open_nofollow(target).map_err(|error| Error::Write { error })?;
@@ -178,14 +208,30 @@ fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<bool, 
     .at("read", target)
     .map_err(|error| Error::Write { error })?;
     if Blake3::from(hasher.finalize()) == f.blake3 {
-        Ok(true)
+        Ok(There::SameBytes)
     } else {
         Err(exists())
     }
 }
 
-/// Copies `blob` to `target` through a temp file beside it, fsynced, renamed without clobbering.
-fn copy(blob: &Rooted, target: &Path, f: &ModelFile) -> Result<(), Error> {
+/// The `(dev, ino)` of the regular file at `target` (a path of the user's), if it is one.
+fn inode_at(target: &Path) -> Option<(u64, u64)> {
+    fsx::user::symlink_metadata(target)
+        .ok()
+        .flatten()
+        .filter(|m| m.is_file())
+        .map(|m| (m.dev(), m.ino()))
+}
+
+/// Copies `blob` to `target` through a temp file beside it, fsynced, renamed without clobbering;
+/// `over_link`: `target` is a hard link to the blob (its `(dev, ino)`), which the copy replaces
+/// if it still is one (anything else that appeared there meanwhile is not overwritten).
+fn copy(
+    blob: &Rooted,
+    target: &Path,
+    f: &ModelFile,
+    over_link: Option<(u64, u64)>,
+) -> Result<(), Error> {
     let w = |error| Error::Write { error };
     let dir = target.parent().unwrap_or(Path::new("."));
     let stem = format!(
@@ -198,6 +244,10 @@ fn copy(blob: &Rooted, target: &Path, f: &ModelFile) -> Result<(), Error> {
         // std's copy uses copy_file_range between files: a reflink where the filesystem can.
         io::copy(&mut src, &mut out).at("copy into", &tmp)?;
         fsx::sync_file(&out, &tmp)?;
+        if over_link.is_some_and(|inode| inode_at(target) == Some(inode)) {
+            fsx::user::replace(&tmp, target)?;
+            return Ok(true);
+        }
         fsx::user::persist_noclobber_keep(&tmp, target)
     })();
     match copied {

@@ -21,6 +21,14 @@
 //! silent default). Relative paths and `~` in `store` and `manifests` are resolved against the
 //! file's directory and the home directory. A file that does not exist is simply absent. Reading
 //! the files touches nothing else and keeps no store invariant.
+//!
+//! **Whom a file is trusted from.** A configuration file decides which store beaker writes into
+//! and which catalogues it trusts, so a file that someone else could have written is refused
+//! (exit 2, with the `chmod`/`chown` that fixes it), never used: one that every user may write
+//! (mode `o+w`); one owned by a user other than root and the one running beaker (as `ssh` and
+//! `git` refuse such files); one in a directory every user may write that has no sticky bit
+//! (anyone could replace it). Group write is allowed: a lab may let its admins' group edit
+//! `/etc/beaker/config.toml`.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -85,6 +93,14 @@ pub enum SettingsError {
         column: usize,
         message: String,
     },
+    /// A file someone other than root and this user could have written (see the module doc).
+    #[error("refusing the configuration file {} ({found}): {problem}; whoever can change it decides which store beaker writes into and which catalogues it trusts. To fix: {remedy}", path.display())]
+    Untrusted {
+        path: PathBuf,
+        found: String,
+        problem: String,
+        remedy: String,
+    },
 }
 
 impl SettingsError {
@@ -142,7 +158,8 @@ impl Settings {
         match crate::fsx::user::metadata(path) {
             Ok(None) => return Ok(()),
             Err(e) if e.kind() == ErrorKind::PermissionDenied => return Ok(()),
-            _ => {}
+            Ok(Some(meta)) => check_trusted(path, &meta)?,
+            Err(_) => {}
         }
         let bytes = match crate::fsx::user::read(path, MAX_FILE) {
             Ok(b) => b,
@@ -216,6 +233,60 @@ impl Settings {
         }
         c
     }
+}
+
+/// Refuses a configuration file at `path` (`meta`: its metadata, symlinks followed) that anyone
+/// but root and this user could have written (see the module doc).
+fn check_trusted(path: &Path, meta: &std::fs::Metadata) -> Result<(), SettingsError> {
+    use std::os::unix::fs::MetadataExt;
+    let untrusted = |problem: String, remedy: String| SettingsError::Untrusted {
+        path: path.to_owned(),
+        found: crate::who::describe_owner(meta.uid(), meta.gid(), meta.mode()),
+        problem,
+        remedy,
+    };
+    if meta.mode() & 0o002 != 0 {
+        return Err(untrusted(
+            "every user may write it".into(),
+            format!("chmod o-w {}", path.display()),
+        ));
+    }
+    let me = crate::who::euid();
+    if meta.uid() != 0 && meta.uid() != me {
+        let owner =
+            crate::who::user_name(meta.uid()).unwrap_or_else(|| format!("uid {}", meta.uid()));
+        let path = path.display();
+        return Err(if me == 0 {
+            untrusted(
+                format!("it belongs to {owner}, not to root"),
+                format!("chown root {path}"),
+            )
+        } else {
+            let user = crate::who::user();
+            untrusted(
+                format!("it belongs to {owner}, who is neither root nor {user}"),
+                format!(
+                    "sudo chown root {path} (a file only for yourself: sudo chown {user} {path})"
+                ),
+            )
+        });
+    }
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    if let Ok(Some(d)) = crate::fsx::user::metadata(dir) {
+        if d.mode() & 0o002 != 0 && d.mode() & 0o1000 == 0 {
+            return Err(untrusted(
+                format!(
+                    "its directory {} may be written by every user and has no sticky bit (anyone could replace the file)",
+                    dir.display()
+                ),
+                format!("chmod o-w {} (or move the file)", dir.display()),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// `~/x` → the home directory's `x`; a relative path → under `dir`; absolute paths as they are.

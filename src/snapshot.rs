@@ -221,10 +221,16 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
             let blob = layout.blob(&f.blake3);
             match store.blob_state(&f.blake3, Some(f.size))? {
                 crate::store::BlobState::Present { .. } => {}
-                _ => {
+                crate::store::BlobState::Absent => {
                     return Err(StoreError::SnapshotBlobMissing {
                         path: f.path.to_string(),
                         blob: f.blake3,
+                    })
+                }
+                crate::store::BlobState::Damaged { problem } => {
+                    return Err(StoreError::DamagedBlob {
+                        path: blob.path(),
+                        problem,
                     })
                 }
             }
@@ -405,7 +411,7 @@ pub fn retire(store: &Store, files: &[ModelFile]) -> Result<(), StoreError> {
 pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Located, StoreError> {
     let located = store.locate(name)?;
     if !located.snapshot_missing {
-        // A path handed out: a use (at most one write an hour, never a wait, never a failure).
+        // A path handed out: a use (at most one write a minute, never a wait, never a failure).
         crate::uses::touch(store, name);
         return Ok(located);
     }
@@ -434,7 +440,9 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
 /// recorded name whose blobs are all present and records its tree, then writes `format = 2` into
 /// `store.toml` last. Idempotent and crash-safe: each name is recorded atomically, names that
 /// already have a tree are skipped, and until `store.toml` says 2 the next writer redoes what is
-/// left. A name whose blob is missing is left as it is (it reads as missing; the next pull or add
+/// left. Linear in the number of names: `manifest.toml` is parsed once, here, and each name is
+/// recorded without reading it again (`publish::record_upgraded`; a name recorded meanwhile by
+/// another process keeps its record). A name whose blob is missing is left as it is (it reads as missing; the next pull or add
 /// records it with its snapshot). A user who cannot write the store keeps using it as format 1
 /// (paths are then blob paths) and nothing changes.
 pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
@@ -462,7 +470,7 @@ pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
             if entry.files.is_none() {
                 entry.file = Some(entry.single_file_name(&name));
             }
-            crate::publish::record_model(store, &name, entry, &gc)?;
+            crate::publish::record_upgraded(store, &name, entry, &gc)?;
         }
         drop(gc);
         store.set_format(2)

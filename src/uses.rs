@@ -11,12 +11,24 @@
 //! Recording is relatime-like and never in the way of a read:
 //! - [`touch`] (a path handed out: `store path`, the pull fast path, the library's `locate`)
 //!   costs one `lstat`, and writes (one `utimensat`, or one exclusive create) only when the
-//!   record is missing or more than [`RECORD_EVERY`] away from now, so at most once per name per
-//!   hour; it takes no lock and ignores every failure (a read-only store, a full disk, a store
-//!   this user may only read): reading a model never fails because of it.
+//!   record is missing or at least [`RECORD_EVERY`] (a minute) away from now, so at most once
+//!   per name per minute; it takes no lock and ignores every failure (a read-only store, a full
+//!   disk, a store this user may only read): reading a model never fails because of it.
 //! - [`record_now`] (a name recorded by `add`/`pull`): always sets now, so a name never used since
 //!   it was added counts as used then. The manifest's `added` stands in for a name that has no
 //!   record (recorded before use records existed, or by a user who could not write `uses/`).
+//!
+//! **What a record proves, and "in use"** ([`in_use`]). Because a hit within [`RECORD_EVERY`] of
+//! the record writes nothing, a record dated `t` says only that the name was last handed out
+//! somewhere in `[t, t + RECORD_EVERY)`. So eviction counts a name as in use while
+//! `now - t < min_age + RECORD_EVERY` (any non-zero `min_age`): whatever `min_age` a gc is given
+//! (`--min-age`, `store.toml`, the default), a model handed out less than `min_age` ago is never
+//! evicted. The interval cannot instead follow `min_age`: the writer (`store path`) does not
+//! know which `--min-age` a later gc will use. The interval is a fixed minute because it is the
+//! price both ways: a cache hit writes at most once a minute per name (one `utimensat`: P2 stays
+//! an `lstat`), and a name stays in use at most a minute longer than `min_age` asks. A `min_age`
+//! of zero protects nothing, as it says. (A beaker from before this rule wrote at most once an
+//! hour; its uses of a shared store are only known to the hour.)
 //!
 //! **Pins** are empty files `pins/<key>`: present means pinned. [`pin`] refuses a name the store
 //! does not hold (exit 3); [`unpin`] removes the file. `rm` drops both records of the names it
@@ -33,7 +45,24 @@ use crate::name::ModelName;
 use crate::store::{files_in, name_of_record, names_in, Store, StoreError};
 
 /// A use record is rewritten at most this often: a cache hit normally costs only an `lstat`.
-pub const RECORD_EVERY: Duration = Duration::from_secs(3600);
+/// Eviction adds it to `min_age` ([`in_use`]), so it bounds how much longer than asked a name
+/// stays in use.
+pub const RECORD_EVERY: Duration = Duration::from_secs(60);
+
+/// Whether a name last recorded as used at `last` (unix seconds: its use record, else `added`)
+/// may have been handed out less than `min_age` before `now`, and so must not be evicted: a use
+/// after `last` writes nothing for [`RECORD_EVERY`], so the last hand-out may be that much later
+/// (see the module doc). Measured in either direction: a record a skewed clock dated a little
+/// ahead is in use, one far ahead is not (a broken clock cannot make a name unevictable). A zero
+/// `min_age` protects nothing.
+pub fn in_use(last: u64, now: u64, min_age: Duration) -> bool {
+    if min_age.is_zero() {
+        return false;
+    }
+    // Whole seconds, rounded up: times are compared in seconds and `500ms` must still protect.
+    let min_age = min_age.as_secs() + u64::from(min_age.subsec_nanos() > 0);
+    now.abs_diff(last) < min_age.saturating_add(RECORD_EVERY.as_secs())
+}
 
 /// Now, in seconds since the epoch (0 for a clock before 1970).
 pub fn now_secs() -> u64 {
@@ -240,7 +269,7 @@ mod tests {
     }
 
     #[test]
-    fn touch_writes_at_most_once_an_hour_and_rewrites_an_old_record() {
+    fn touch_writes_at_most_once_a_minute_and_rewrites_an_old_record() {
         let (_d, s) = store();
         let n = name("lab/m");
         touch(&s, &n);
@@ -248,17 +277,17 @@ mod tests {
         assert!(rec.rel().ends_with("uses/lab+m"));
         let first = last_used(&s, &n, &Entry::default()).unwrap();
         assert!(now_secs().abs_diff(first) < 5);
-        // Within the hour: no write (the time set below survives a touch).
-        let half_hour_ago = SystemTime::now() - Duration::from_secs(1800);
-        set_last_used(&s, &n, half_hour_ago).unwrap();
+        // Within the minute: no write (the time set below survives a touch).
+        let half_minute_ago = SystemTime::now() - Duration::from_secs(30);
+        set_last_used(&s, &n, half_minute_ago).unwrap();
         touch(&s, &n);
         assert_eq!(
             last_used(&s, &n, &Entry::default()),
-            Some(secs_of(half_hour_ago))
+            Some(secs_of(half_minute_ago))
         );
         // Older than that, or far in the future: rewritten to now.
         for t in [
-            SystemTime::now() - Duration::from_secs(7200),
+            SystemTime::now() - Duration::from_secs(120),
             SystemTime::now() + Duration::from_secs(86_400),
         ] {
             set_last_used(&s, &n, t).unwrap();
@@ -266,6 +295,30 @@ mod tests {
             let got = last_used(&s, &n, &Entry::default()).unwrap();
             assert!(now_secs().abs_diff(got) < 5, "{got}");
         }
+    }
+
+    #[test]
+    fn in_use_covers_min_age_after_the_last_hand_out_a_record_can_hide() {
+        let every = RECORD_EVERY.as_secs();
+        let now = 1_000_000;
+        let min = Duration::from_secs;
+        // A record `every - 1` old may hide a hand-out just now: in use for any min_age > 0.
+        for m in [
+            min(1),
+            min(2),
+            Duration::from_millis(500),
+            min(600),
+            min(3600),
+        ] {
+            assert!(in_use(now - (every - 1), now, m), "{m:?}");
+            let limit = m.as_secs().max(1) + every;
+            assert!(in_use(now - (limit - 1), now, m), "{m:?}");
+            assert!(!in_use(now - limit, now, m), "{m:?}");
+        }
+        // min_age 0 protects nothing; a record dated a little ahead is in use, far ahead is not.
+        assert!(!in_use(now, now, Duration::ZERO));
+        assert!(in_use(now + 30, now, min(2)));
+        assert!(!in_use(now + every + 3600, now, min(3600)));
     }
 
     #[test]

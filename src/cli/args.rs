@@ -199,17 +199,20 @@ pub enum StoreCommand {
         #[arg(long)]
         blob: bool,
     },
-    /// Put a model's files under their names in DIR: hard links where DIR is on the store's
-    /// filesystem, else copies; never overwrites a different file
+    /// Put a model's files under their names in DIR: copies (reflinks where the filesystem can),
+    /// or hard links to the blobs with --link; never overwrites a different file
     Export {
         /// A name the store holds
         name: String,
         /// The directory to put the files in (created if missing)
         dir: PathBuf,
-        /// Hard links only: fail rather than copy
+        /// Hard links to the blobs instead of copies: no space, but each file IS the stored blob
+        /// (whoever can write it, e.g. root, changes the model in the store); fails rather than
+        /// copy where a link is impossible
         #[arg(long, conflicts_with = "copy")]
         link: bool,
-        /// Copies only (files you can modify without touching the store)
+        /// Copies (the default; a reflink where the filesystem can): files you may edit without
+        /// touching the store
         #[arg(long)]
         copy: bool,
     },

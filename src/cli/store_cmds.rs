@@ -19,12 +19,13 @@ pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
             locking,
         } => init(root, shared, group, locking, out),
         StoreCommand::Add { file, name, check } => add(root, &file, &name, check, out),
+        // `--copy` is the default, still accepted (it only conflicts with `--link`).
         StoreCommand::Export {
             name,
             dir,
             link,
-            copy,
-        } => export(root, &name, &dir, link, copy, out),
+            copy: _,
+        } => export(root, &name, &dir, link, out),
         // Dispatched by `cli::run` to their modules (they need the catalogues or a registry).
         StoreCommand::Pull { .. }
         | StoreCommand::Show { .. }
@@ -165,13 +166,14 @@ fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<(
     Ok(())
 }
 
-fn export(root: &Path, name: &str, to: &Path, link: bool, copy: bool, out: Output) -> Result<()> {
+fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open(root)?;
-    let how = match (link, copy) {
-        (true, _) => beaker::export::How::Link,
-        (_, true) => beaker::export::How::Copy,
-        _ => beaker::export::How::LinkOrCopy,
+    // Copies unless hard links are asked for.
+    let how = if link {
+        beaker::export::How::Link
+    } else {
+        beaker::export::How::Copy
     };
     let exported = beaker::export::export(&store, &name, to, how)?;
     if out.json {

@@ -332,3 +332,8 @@ pub fn unique_path(dir: &Path, stem: &str, ext: &str) -> PathBuf {
 pub fn exists(path: &Path) -> bool {
     fs::metadata(path).is_ok()
 }
+
+/// Renames the user's file `from` over `to`, replacing it (readers see the old file or the new).
+pub fn replace(from: &Path, to: &Path) -> Result<(), IoError> {
+    fs::rename(from, to).at("rename into place", to)
+}

@@ -141,11 +141,18 @@ pub fn push(
         let path = store.layout().blob(&f.blake3);
         match store.blob_state(&f.blake3, Some(f.size))? {
             BlobState::Present { .. } => {}
-            _ => {
+            BlobState::Absent => {
                 return Err(StoreError::BlobMissing {
                     name: name.clone(),
                     blob: f.blake3,
                     path: path.path(),
+                }
+                .into())
+            }
+            BlobState::Damaged { problem } => {
+                return Err(StoreError::DamagedBlob {
+                    path: path.path(),
+                    problem,
                 }
                 .into())
             }

@@ -276,28 +276,54 @@ impl Ready {
 pub fn record_model(
     store: &Store,
     name: &ModelName,
-    mut entry: Entry,
+    entry: Entry,
     _gc: &GcShared,
 ) -> Result<(Model, Option<Entry>), StoreError> {
+    let (model, entry, fresh) = with_snapshot(store, name, entry)?;
+    let replaced = store.record(name, entry)?;
+    if fresh {
+        // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
+        crate::uses::record_now(store, name);
+    }
+    Ok((model, replaced))
+}
+
+/// The format-1 upgrade's [`record_model`] (`crate::snapshot::upgrade`): the same snapshot and
+/// entry, recorded without reading the whole store manifest again (the upgrade read it once for
+/// every name), and only if the name has no record yet (`Store::record_unless_recorded`).
+pub(crate) fn record_upgraded(
+    store: &Store,
+    name: &ModelName,
+    entry: Entry,
+    _gc: &GcShared,
+) -> Result<(), StoreError> {
+    let (_, entry, fresh) = with_snapshot(store, name, entry)?;
+    if store.record_unless_recorded(name, &entry)? && fresh {
+        crate::uses::record_now(store, name);
+    }
+    Ok(())
+}
+
+/// Builds (or finds) the snapshot of `entry`'s files and returns the model, the entry with its
+/// tree, and whether it is a fresh name: one without `added` gets now, and counts as used now
+/// (an entry that keeps its `added`, as the format-1 upgrade's do, keeps its use record).
+fn with_snapshot(
+    store: &Store,
+    name: &ModelName,
+    mut entry: Entry,
+) -> Result<(Model, Entry, bool), StoreError> {
     let files = entry
         .model_files(name)
         .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
     let dir = snapshot::ensure(store, &files)?;
     entry.tree = Some(TreeId::of(&files).0);
-    // A name recorded now (add, pull) counts as used now; an entry that keeps its `added` (the
-    // format-1 upgrade re-recording every name) keeps its use record as it is.
     let fresh = entry.added.is_none();
     if fresh {
         entry.added = Some(crate::who::now_rfc3339());
     }
     let main = entry.main_file(name).beneath(&dir).path();
     let dir = dir.path();
-    let replaced = store.record(name, entry)?;
-    if fresh {
-        // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
-        crate::uses::record_now(store, name);
-    }
-    Ok((Model { dir, main, files }, replaced))
+    Ok((Model { dir, main, files }, entry, fresh))
 }
 
 /// What step 4 established about the bytes.
@@ -376,10 +402,7 @@ pub fn reference_existing(
             BlobState::Present { size } => sizes.push(size),
             BlobState::Absent => return Ok(None),
             BlobState::Damaged { problem } => {
-                return Err(StoreError::DamagedBlob {
-                    path: store.layout().blob(&f.blake3).path(),
-                    problem,
-                })
+                return Err(damaged_or_mispinned(store, name, f, problem))
             }
         }
     }
@@ -390,7 +413,7 @@ pub fn reference_existing(
     let dir = store.layout().snapshot(&tree);
     let (model, replaced) =
         if already && snapshot::check(store, &files)? == snapshot::State::Complete {
-            // A path handed out from what is already there: a use (at most one write an hour).
+            // A path handed out from what is already there: a use (at most one write a minute).
             crate::uses::touch(store, name);
             let main = entry.main_file(name).beneath(&dir).path();
             (
@@ -417,6 +440,46 @@ pub fn reference_existing(
         created: false,
         replaced,
     }))
+}
+
+/// The error for a blob of `f`'s hash that is not what `f` pins (`problem`): when it is a regular
+/// file of another size whose bytes hash to its name, the blob is healthy and the entry's size is
+/// wrong ([`StoreError::SizeDisagrees`]); else the blob is damaged. Hashes the blob, only on
+/// this error path.
+fn damaged_or_mispinned(
+    store: &Store,
+    name: &ModelName,
+    f: &ModelFile,
+    problem: String,
+) -> StoreError {
+    let path = store.layout().blob(&f.blake3);
+    if let Ok(BlobState::Present { size }) = store.blob_state(&f.blake3, None) {
+        if size != f.size && hash_of(&path).is_ok_and(|h| h == f.blake3) {
+            return StoreError::SizeDisagrees {
+                name: name.clone(),
+                blob: f.blake3,
+                pinned: f.size,
+                stored: size,
+            };
+        }
+    }
+    StoreError::DamagedBlob {
+        path: path.path(),
+        problem,
+    }
+}
+
+/// The BLAKE3 of the file at `path` (opened without following a symlink), streamed.
+fn hash_of(path: &fsx::Rooted) -> Result<Blake3, IoError> {
+    use crate::error::IoContext;
+    let mut hasher = blake3::Hasher::new();
+    let file = fsx::open_read(path)?;
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, file),
+        &mut hasher,
+    )
+    .at("read", path)?;
+    Ok(hasher.finalize().into())
 }
 
 /// The BLAKE3 of the model's main file.

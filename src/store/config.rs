@@ -206,15 +206,14 @@ impl Config {
         }
     }
 
-    /// Describes the store for messages (`private, flock`).
+    /// Describes the store for messages (`/srv/Models (private, locking flock)`): the path as
+    /// it is, the settings in lower case.
     pub fn describe(&self, path: &Path) -> String {
         format!(
-            "{} ({:?}, locking {:?})",
+            "{} ({})",
             path.display(),
-            self.mode,
-            self.locking
+            format!("{:?}, locking {:?}", self.mode, self.locking).to_lowercase()
         )
-        .to_lowercase()
     }
 }
 

@@ -65,7 +65,7 @@ pub enum StoreError {
     UnknownNames { names: Vec<String> },
     #[error("cannot pin what the store does not hold: {}; nothing was pinned (`beaker store pull NAME` first; `beaker store ls` lists what it holds)", names.join(", "))]
     PinAbsent { names: Vec<String> },
-    #[error("{name} is recorded as blob {blob} but {} is missing; `beaker store pull {name}` or `add` restores it", path.display())]
+    #[error("{name} is recorded as blob {blob} but {} is missing (deleted, or moved to quarantine/ by `beaker store verify` because its bytes were not its hash); `beaker store pull {name}` restores it if a catalogue lists {name}, else `beaker store add` its file again", path.display())]
     BlobMissing {
         name: ModelName,
         blob: Blake3,
@@ -84,6 +84,15 @@ pub enum StoreError {
     SnapshotMissing { name: ModelName, dir: PathBuf },
     #[error("blob {} exists but is damaged ({problem}); run `beaker store verify` to quarantine it, then try again", path.display())]
     DamagedBlob { path: PathBuf, problem: String },
+    /// The entry of a pull pins a size that the stored blob of that hash does not have, and the
+    /// blob's bytes hash to its name: the entry is wrong, not the store.
+    #[error("{name}: the entry pins blob {blob} at {pinned} bytes, but the store holds that blob with {stored} bytes, and they hash to its name: the stored blob is healthy and the entry's size is wrong; correct `size` (to {stored}) in the catalogue that lists {name}, then pull again")]
+    SizeDisagrees {
+        name: ModelName,
+        blob: Blake3,
+        pinned: u64,
+        stored: u64,
+    },
     /// `--check` / `check = true`: the model did not load in ONNX Runtime (or no runtime did).
     #[error(transparent)]
     Check(#[from] crate::onnx::CheckError),
@@ -110,7 +119,8 @@ impl StoreError {
             | StoreError::Unsafe { .. }
             | StoreError::UnknownGroup { .. }
             | StoreError::NotInGroup { .. }
-            | StoreError::UnknownNames { .. } => Category::BadInput,
+            | StoreError::UnknownNames { .. }
+            | StoreError::SizeDisagrees { .. } => Category::BadInput,
             StoreError::NotInStore { .. }
             | StoreError::BlobMissing { .. }
             | StoreError::PinAbsent { .. } => Category::NotPresent,

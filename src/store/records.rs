@@ -31,21 +31,24 @@ impl Store {
     /// The record of `name`, if the store holds it: its file in `names/`, else (a store whose
     /// upgrade has not finished) its entry in `manifest.toml`.
     pub fn read_entry(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
-        let path = self.layout().name_record(name);
-        match fsx::read_to_string(&path) {
-            Ok(text) => return Ok(Some(parse_record(&text, &path.path(), name)?)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e.into()),
+        if let Some(entry) = self.read_record(name)? {
+            return Ok(Some(entry));
         }
         match self.read_legacy()? {
             Some(mut legacy) => Ok(legacy.models.remove(name)),
             // No manifest.toml: either there never was one, or an upgrade deleted it after we
             // looked for the record, having written the record first. Look once more.
-            None => match fsx::read_to_string(&path) {
-                Ok(text) => Ok(Some(parse_record(&text, &path.path(), name)?)),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-                Err(e) => Err(e.into()),
-            },
+            None => self.read_record(name),
+        }
+    }
+
+    /// `name`'s record in `names/`, if it has one; never reads `manifest.toml`.
+    pub(super) fn read_record(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
+        let path = self.layout().name_record(name);
+        match fsx::read_to_string(&path) {
+            Ok(text) => Ok(Some(parse_record(&text, &path.path(), name)?)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -131,6 +131,26 @@ impl Store {
         Ok(previous.filter(|p| !p.same_content(&entry, name)))
     }
 
+    /// The format-1 upgrade's record of `name -> entry` (`crate::snapshot::upgrade`): like
+    /// [`Store::record`], but it never reads `manifest.toml`, so upgrading N names writes N
+    /// records instead of parsing all N names N times. A name that has a record already keeps
+    /// it (one written by an earlier run of the upgrade, or by an add or pull since: a record is
+    /// newer than `manifest.toml`'s entry and wins, as in `upgrade_to_records`). Returns whether
+    /// it wrote one. The caller holds `gc.lock` shared and the blobs are durable (I3, I4).
+    pub(crate) fn record_unless_recorded(
+        &self,
+        name: &ModelName,
+        entry: &Entry,
+    ) -> Result<bool, StoreError> {
+        let _guard = self.manifest_lock()?;
+        self.settle()?;
+        if self.read_record(name)?.is_some() {
+            return Ok(false);
+        }
+        self.write_record(name, entry)?;
+        Ok(true)
+    }
+
     /// The markers of blobs `old` used and `new` does not (a name re-pointed to other content).
     fn drop_stale_referrers(&self, name: &ModelName, old: &Entry, new: &Entry) {
         let now = blobs_of(name, new);

@@ -422,7 +422,7 @@ impl std::fmt::Display for Outcome {
         for n in &self.snapshots_retired {
             writeln!(
                 f,
-                "snapshot of {n} taken out of use (a blob of it is missing); `beaker store pull {n}` or add restores it"
+                "snapshot of {n} taken out of use (a blob of it is missing, or was corrupt and is now in quarantine/); `beaker store pull {n}` or add restores it"
             )?;
         }
         for r in &self.referrers_repaired {

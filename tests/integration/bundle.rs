@@ -231,12 +231,11 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
         std::fs::read(out.join("w/weights.bin")).unwrap(),
         bytes(10_000, 8)
     );
-    // Same filesystem: hard links to the blobs.
+    // By default: copies, ordinary files of the user's, not the blobs.
     let blob = env.run(&["store", "path", "m", "--blob"]).ok();
-    assert_eq!(
-        std::fs::metadata(out.join("net.onnx")).unwrap().ino(),
-        std::fs::metadata(&blob).unwrap().ino()
-    );
+    let meta = std::fs::metadata(out.join("net.onnx")).unwrap();
+    assert_ne!(meta.ino(), std::fs::metadata(&blob).unwrap().ino());
+    assert_eq!(meta.mode() & 0o777, 0o644);
     // Again: nothing to do.
     let again: serde_json::Value = env
         .run(&["--json", "store", "export", "m", out.to_str().unwrap()])
@@ -246,13 +245,15 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
         .unwrap()
         .iter()
         .all(|f| f["how"] == "unchanged"));
-    // --copy: ordinary files of the user's, not the blobs.
-    let copies = env.path("copies");
-    env.run(&["store", "export", "m", copies.to_str().unwrap(), "--copy"])
+    // --link, on the store's filesystem: hard links to the blobs.
+    let links = env.path("links");
+    env.run(&["store", "export", "m", links.to_str().unwrap(), "--link"])
         .ok();
-    let meta = std::fs::metadata(copies.join("net.onnx")).unwrap();
-    assert_ne!(meta.ino(), std::fs::metadata(&blob).unwrap().ino());
-    assert_eq!(std::fs::read(copies.join("net.onnx")).unwrap(), b"graph");
+    assert_eq!(
+        std::fs::metadata(links.join("net.onnx")).unwrap().ino(),
+        std::fs::metadata(&blob).unwrap().ino()
+    );
+    assert_eq!(std::fs::read(links.join("net.onnx")).unwrap(), b"graph");
     // A different file in the way: refused, nothing written.
     let clash = env.path("clash");
     env.file("clash/w/weights.bin", b"mine");
@@ -332,6 +333,90 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
     let before = records();
     env.run(&["store", "verify"]).ok();
     assert_eq!(records(), before);
+}
+
+/// A format-1 store of `names` (name, bytes of its one blob, whether the blob is there), as the
+/// release before snapshots wrote it: `store.toml`, one `manifest.toml`, `blobs/`.
+fn format_1_store(root: &Path, names: &[(String, Vec<u8>, bool)]) {
+    use std::os::unix::fs::PermissionsExt;
+    for d in ["blobs", "tmp", "locks", "quarantine"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(
+        root.join("store.toml"),
+        "format = 1\nmode = \"private\"\nlocking = \"flock\"\n",
+    )
+    .unwrap();
+    let mut manifest = String::from("version = 1\n");
+    for (name, body, present) in names {
+        let hex = blake3_hex(body);
+        if *present {
+            let blob = root.join("blobs").join(&hex);
+            std::fs::write(&blob, body).unwrap();
+            std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o444)).unwrap();
+        }
+        manifest.push_str(&format!(
+            "\n[models.\"{name}\"]\nblake3 = \"{hex}\"\nsize = {}\nadded = \"2026-11-28T01:36:33Z\"\n",
+            body.len()
+        ));
+    }
+    std::fs::write(root.join("manifest.toml"), manifest).unwrap();
+}
+
+/// [trust] 11: the format-1 upgrade parses `manifest.toml` once and records each name on its
+/// own (it re-parsed the whole manifest per name: quadratic). What it must still do: every name
+/// whose blob is there recorded with its snapshot's tree, and the snapshot complete; a name
+/// whose blob is missing left as it is.
+#[test]
+fn a_format_1_store_of_many_names_is_upgraded_with_every_name_recorded_with_its_snapshot() {
+    let env = Env::new();
+    // 400 names over 40 blobs (each name has its own snapshot: its file is named after it), one
+    // name with a '/', one whose blob is gone.
+    let mut names: Vec<(String, Vec<u8>, bool)> = (0..400u64)
+        .map(|i| (format!("m{i:03}"), bytes(64, 1000 + i % 40), true))
+        .collect();
+    names.push(("org/w".into(), bytes(3000, 7), true));
+    names.push(("gone".into(), bytes(10, 8), false));
+    format_1_store(&env.store, &names);
+
+    let rows: Vec<serde_json::Value> = env.run(&["--json", "store", "ls"]).json();
+    assert_eq!(rows.len(), names.len());
+    for row in &rows {
+        assert_eq!(row["present"], row["name"] != "gone", "{row}");
+    }
+    assert!(std::fs::read_to_string(env.store.join("store.toml"))
+        .unwrap()
+        .contains("format = 4"));
+    assert!(!env.store.join("manifest.toml").exists());
+    let store = beaker::Store::open(&env.store).unwrap();
+    let manifest = store.read_manifest().unwrap();
+    assert_eq!(manifest.models.len(), names.len());
+    for (name, body, present) in &names {
+        let name = beaker::ModelName::new(name).unwrap();
+        let entry = &manifest.models[&name];
+        assert_eq!(entry.blake3.map(|b| b.to_hex()), Some(blake3_hex(body)));
+        let files = entry.model_files(&name).unwrap();
+        if !present {
+            assert_eq!(entry.tree, None, "{name}: recorded without its blob");
+            continue;
+        }
+        assert_eq!(
+            entry.tree,
+            Some(beaker::snapshot::TreeId::of(&files).0),
+            "{name}"
+        );
+        assert_eq!(
+            beaker::snapshot::check(&store, &files).unwrap(),
+            beaker::snapshot::State::Complete,
+            "{name}"
+        );
+    }
+    assert_eq!(snapshot_dirs(&env).len(), 401);
+    for (name, body) in [("m007", bytes(64, 1007)), ("org/w", bytes(3000, 7))] {
+        let printed = env.run(&["store", "path", name]).ok();
+        assert_model_file(&env.store, &printed, &body);
+    }
+    env.run(&["store", "path", "gone"]).fails(3, &["gone"]);
 }
 
 #[test]

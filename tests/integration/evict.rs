@@ -207,20 +207,69 @@ fn a_model_in_use_is_never_evicted_and_gc_says_the_budget_could_not_be_met() {
     assert_eq!(names(&out.evicted), ["busy"]);
 }
 
+/// Moves `name`'s use record `by` into the past: the same, for eviction, as `by` passing (the
+/// test helper that stands in for waiting).
+fn time_passes(store: &Path, name: &str, by: Duration) {
+    let key = name.replace('/', "+");
+    let at = std::fs::metadata(store.join("uses").join(key))
+        .and_then(|m| m.modified())
+        .expect("use record");
+    let store = beaker::Store::open(store).expect("open store");
+    let name = beaker::ModelName::new(name).expect("name");
+    beaker::uses::set_last_used(&store, &name, at - by).expect("set last use");
+}
+
+/// [trust] 7: "in use" protects a model just handed out, whatever the interval at which use
+/// records are rewritten: a model handed out less than `min_age` ago is never evicted.
 #[test]
-fn store_path_records_a_use_at_most_once_an_hour() {
+fn a_model_handed_out_less_than_min_age_ago_is_never_evicted() {
+    let env = Env::new();
+    add(&env, "m", &bytes(1000, 7));
+    let spared = |min_age: Option<&str>| -> bool {
+        let mut args = vec!["--json", "store", "gc", "--max-size", "1"];
+        if let Some(m) = min_age {
+            args.extend(["--min-age", m]);
+        }
+        let out: EvictGc = env.run(&args).json();
+        out.evicted.is_empty() && out.spared_in_use == ["m"]
+    };
+    // Last recorded 59 minutes ago; `path` hands it out now; 61 seconds pass. With the default
+    // min_age (1h) it is in use (it was evicted here: the record was not rewritten within the
+    // hour, so it looked 60 minutes old).
+    used(&env.store, "m", Duration::from_secs(59 * 60));
+    env.run(&["store", "path", "m"]).ok();
+    time_passes(&env.store, "m", Duration::from_secs(61));
+    assert!(spared(None), "evicted 61 s after it was handed out");
+    // The same with --min-age 10m, handed out seconds ago.
+    used(&env.store, "m", Duration::from_secs(30 * 60));
+    env.run(&["store", "path", "m"]).ok();
+    time_passes(&env.store, "m", Duration::from_secs(5));
+    assert!(spared(Some("10m")), "evicted 5 s after it was handed out");
+    // A record recent enough that `path` need not rewrite it: the hand-out may be later than the
+    // record says, so even a 2 s min_age keeps the model.
+    used(&env.store, "m", Duration::from_secs(30));
+    env.run(&["store", "path", "m"]).ok();
+    assert!(spared(Some("2s")), "evicted right after it was handed out");
+    // Not handed out for two hours: it goes, with a short min_age or the default.
+    used(&env.store, "m", 2 * Duration::from_secs(3600));
+    assert!(!spared(Some("2s")));
+    assert!(held(&env).is_empty());
+}
+
+#[test]
+fn store_path_records_a_use_at_most_once_a_minute() {
     let env = Env::new();
     add(&env, "m", b"model");
     let added = secs(ls(&env)[0].last_used.as_deref().unwrap());
     assert!(now().abs_diff(added) < 60, "adding counts as a use");
-    used(&env.store, "m", Duration::from_secs(30 * 60));
+    used(&env.store, "m", Duration::from_secs(30));
     env.run(&["store", "path", "m"]).ok();
     let t = secs(ls(&env)[0].last_used.as_deref().unwrap());
-    assert!(now().abs_diff(t + 30 * 60) < 60, "no write within the hour");
-    used(&env.store, "m", 2 * Duration::from_secs(3600));
+    assert!(now().abs_diff(t + 30) < 5, "no write within the minute");
+    used(&env.store, "m", Duration::from_secs(2 * 60));
     env.run(&["store", "path", "m"]).ok();
     let t = secs(ls(&env)[0].last_used.as_deref().unwrap());
-    assert!(now().abs_diff(t) < 60, "recorded again after an hour");
+    assert!(now().abs_diff(t) < 5, "recorded again after a minute");
     let text = env.run(&["store", "ls"]).stdout;
     assert!(
         text.contains("LAST USED") && text.contains("PINNED"),

@@ -9,6 +9,7 @@ mod ux;
 
 mod broken_flock;
 mod bundle;
+mod cli_export;
 mod contract;
 mod core_cli;
 mod core_concurrency;
@@ -44,3 +45,4 @@ mod root_only;
 mod shared;
 mod shared_pull;
 mod trust;
+mod trust_small;
