@@ -1,69 +1,60 @@
 //! beaker — a content-addressed model store.
 //!
-//! Models live in a *store* directory under their BLAKE3 hash (`blobs/<hex>`); a manifest maps
-//! names to hashes. Many processes and many Unix users can share one store: publishing is atomic
-//! and no-clobber, so a crash or a race never leaves a corrupt blob (DESIGN §5, invariants I1–I4).
+//! Models live in a *store* directory under their BLAKE3 hash (`blobs/<hex>`); records map names
+//! to hashes. Many processes and many Unix users can share one store: publishing is atomic and
+//! no-clobber, so a crash or a race never leaves a corrupt blob (docs/design.md#invariants).
 //!
-//! Module map:
-//! - [`digest`], [`name`]: the validated value types (a hash becomes a path only through [`digest::Blake3`]).
-//! - [`manifest`], [`catalogue`]: the TOML manifest format and the catalogues names resolve through;
-//!   [`url`]: the URL forms a catalogue may use.
-//! - [`store`]: layout, open/init, the store manifest, read-only views.
-//! - [`publish`]: the publish protocol, the only way bytes enter a store; [`add`] builds on it.
-//! - [`lock`]: flock-based locks with holder info and safe pruning; [`fsx`]: every disk mutation.
-//! - [`progress`]: how long operations report progress without printing.
-//! - [`gc`], [`verify`], [`prune`]: the maintenance operations (DESIGN §7), one module each, shared
-//!   by `beaker store …` and `cargo xtask …` (whose flags are [`maint_args`]); [`partials`] tells
-//!   live temp files from stale ones.
-//! - [`duration`], [`size`]: the one duration grammar and the one size grammar of every flag,
-//!   environment variable and `store.toml` key.
-//! - [`uses`]: when each name was last used, and pins; [`evict`]: which names a budget evicts.
-//! - [`show`]: what the store knows about one model, with its ONNX inputs and outputs.
-//! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time), sessions.
-//! - [`oci`]: an OCI registry as the shared remote (push, `oci://` pulls, auth).
+//! The code lives in layers, each a folder, each using only the layers before it
+//! (docs/design.md#layers, checked by `tests/layers.rs`):
+//!
+//! - [`sys`]: errors with paths, the file-system calls (inside a store, never through a symlink),
+//!   locks, users and groups, progress reporting.
+//! - [`model`]: the value types and formats: digests, names, durations, sizes, file lists,
+//!   references and URLs, the manifest format, catalogues.
+//! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time).
+//! - [`store`]: the store itself: layout, records, indexes, snapshots, use records, the publish
+//!   protocol (the only way bytes enter a store), `rm`, `ls`, `info`, format upgrades.
+//! - [`ops`]: operations over a store: sources, the registry, pull, push, add, export, show, the
+//!   ONNX session helper.
+//! - [`maint`]: gc (with eviction), verify, prune-locks.
+//! - [`front`]: what the `beaker` binary and `cargo xtask` share: configuration files, exit
+//!   codes, maintenance flags.
+//!
+//! The paths below the layers (`beaker::pull`, `beaker::digest`, …) are the library's public
+//! names; each is one module of a layer, re-exported.
 
-pub mod add;
-pub mod catalogue;
-pub mod digest;
-pub mod duration;
-pub mod error;
-pub mod evict;
-#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
-pub mod exit;
-pub mod export;
-pub mod fetch;
-pub mod file_path;
-#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
-pub mod fsx;
-pub mod gc;
-pub mod lock;
-#[cfg(feature = "cli")]
-pub mod maint_args;
-pub mod manifest;
-pub mod name;
-pub mod oci;
+pub mod front;
+pub mod maint;
+pub mod model;
 pub mod onnx;
-#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
-pub mod par;
-pub mod partials;
-pub mod progress;
-pub mod prune;
-pub mod publish;
-pub mod pull;
-pub mod settings;
-pub mod show;
-pub mod size;
-pub mod snapshot;
+pub mod ops;
 pub mod store;
-pub mod url;
-pub mod uses;
-pub mod verify;
-#[doc(hidden)] // internal: the beaker binary and xtask use it; not part of the library's API
-pub mod who;
+pub mod sys;
 
-pub use catalogue::Catalogue;
-pub use digest::Blake3;
+// The public names of the library: one module of a layer each.
+#[cfg(feature = "cli")]
+pub use front::maint_args;
+pub use front::{exit, settings};
+pub use maint::gc::{self, evict};
+pub use maint::{prune, verify};
+pub use model::{catalogue, digest, duration, file_path, manifest, name, size, url};
+#[cfg(feature = "onnx")]
+pub use ops::session;
+pub use ops::{add, export, fetch, pull, show};
+pub use store::{partials, publish, snapshot, uses};
+pub use sys::{error, fsx, lock, par, progress, who};
+
+/// The OCI registry remote: references, the client, push, and the registry side of pulls.
+pub mod oci {
+    pub use crate::model::reference::{BadReference, Reference, Scheme, Target};
+    pub use crate::ops::pull::registry as pull;
+    pub use crate::ops::push;
+    pub use crate::ops::registry::*;
+}
+
 pub use error::Category;
-pub use manifest::{Entry, Manifest};
-pub use name::ModelName;
+pub use model::catalogue::Catalogue;
+pub use model::digest::Blake3;
+pub use model::manifest::{Entry, Manifest};
+pub use model::name::ModelName;
 pub use store::{Store, StoreError};

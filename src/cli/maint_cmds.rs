@@ -22,10 +22,10 @@ pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
 pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
     let opts = args.options()?;
     let store = Store::open(root)?;
-    // --deep is the ONNX pass that runs after the hash check (beaker::onnx::deep).
+    // --deep is the ONNX pass that runs after the hash check (beaker::verify::deep).
     let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
     let deep = match args.deep {
-        true => Some(beaker::onnx::deep::verify_deep(&store, &opts.names)?),
+        true => Some(beaker::verify::deep::verify_deep(&store, &opts.names)?),
         false => None,
     };
     if out.json {

@@ -7,9 +7,9 @@ use std::path::Path;
 #[cfg(feature = "onnx")]
 use super::runtime;
 use super::runtime::RuntimeError;
-use crate::error::Category;
-use crate::file_path::FilePath;
-use crate::manifest::{Entry, Format};
+use crate::model::file_path::FilePath;
+use crate::model::manifest::{Entry, Format};
+use crate::sys::error::Category;
 
 /// Why a model was not accepted.
 #[derive(Debug, thiserror::Error)]

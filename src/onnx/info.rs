@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::wire::{Reader, Value, WireError};
-use crate::error::{Category, IoError};
+use crate::sys::error::{Category, IoError};
 
 /// What [`inspect`] learns about a model (the ONNX part of `beaker store show --json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -88,7 +88,7 @@ impl InspectError {
 pub fn inspect(path: &Path) -> Result<ModelInfo, InspectError> {
     // A path the user names: followed, but only a regular file is read, and opening never blocks
     // on a FIFO.
-    inspect_file(crate::fsx::user::open(path)?, path)
+    inspect_file(crate::sys::fsx::user::open(path)?, path)
 }
 
 /// [`inspect`] of a file already open (a blob, opened inside its store without following a

@@ -16,28 +16,22 @@
 //! Built with the cargo feature `onnx` (default). Without it, everything that needs the runtime
 //! fails with a [`runtime::RuntimeError`] saying so; [`inspect`] still works.
 
-mod check;
-pub mod deep;
+pub mod check;
 pub mod info;
 pub mod runtime;
-#[cfg(feature = "onnx")]
-mod session;
 mod wire;
 
 use std::path::Path;
 
 pub use check::{check, check_as, is_onnx, onnx_files, CheckError};
 pub use info::{inspect, inspect_file, InspectError, ModelInfo};
-#[cfg(feature = "onnx")]
-pub use session::{session, SessionError};
-
 /// The `ort` crate beaker is built with (`=2.0.0-rc.15`), for running the sessions [`session`]
 /// returns without pinning a second copy: `use beaker::onnx::ort;`.
 #[cfg(feature = "onnx")]
 pub use ort;
 
-use crate::manifest::Entry;
-use crate::progress::Progress;
+use crate::model::manifest::Entry;
+use crate::sys::progress::Progress;
 
 /// Whether [`check_before_publish`] will be able to run: when a check is wanted for an ONNX
 /// entry, loads the runtime now, so a missing one is reported before a download starts.

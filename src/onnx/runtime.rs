@@ -117,14 +117,16 @@ pub fn checkout_dir() -> PathBuf {
 /// `libonnxruntime.so` or `libonnxruntime.so.<version>` in `dir` (the pip wheel ships only the
 /// versioned file); the plain name wins if both exist.
 pub fn library_in(dir: &Path) -> Option<PathBuf> {
-    let mut found: Vec<PathBuf> = crate::fsx::user::read_dir(dir)
+    let mut found: Vec<PathBuf> = crate::sys::fsx::user::read_dir(dir)
         .ok()?
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
             name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so.")
         })
-        .filter(|p| crate::fsx::user::metadata(p).is_ok_and(|m| m.is_some_and(|m| m.is_file())))
+        .filter(|p| {
+            crate::sys::fsx::user::metadata(p).is_ok_and(|m| m.is_some_and(|m| m.is_file()))
+        })
         .collect();
     found.sort_by_key(|p| p.as_os_str().len());
     found.into_iter().next()
@@ -207,7 +209,7 @@ fn load() -> Result<ort::environment::Environment, RuntimeError> {
 /// panic inside ort) into a reason.
 fn load_one(path: &Path) -> Result<ort::environment::Environment, String> {
     let path = std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
-    match crate::fsx::user::metadata(&path) {
+    match crate::sys::fsx::user::metadata(&path) {
         Ok(None) => return Err("no such file".into()),
         Err(e) => return Err(format!("cannot inspect it ({})", e.source)),
         Ok(Some(m)) if m.is_dir() => {

@@ -1,13 +1,13 @@
 //! `store.toml`: the store's format version and its policies (DESIGN §4), and its cache budget
-//! (DESIGN §14): `max_size` (a size, `crate::size` grammar) and `min_age` (a duration,
-//! `crate::duration` grammar), both optional and both written as TOML strings.
+//! (DESIGN §14): `max_size` (a size, `crate::model::size` grammar) and `min_age` (a duration,
+//! `crate::model::duration` grammar), both optional and both written as TOML strings.
 
 use std::path::Path;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::line_col;
+use crate::sys::error::line_col;
 
 /// The store format this beaker writes. Bump together with `layout.rs`.
 ///
@@ -57,7 +57,7 @@ pub struct Config {
     #[serde(default)]
     pub locking: Locking,
     /// The store's budget: after each publish, least recently used names are evicted until the
-    /// blobs fit (`crate::evict`). `None`: no limit.
+    /// blobs fit (`crate::maint::gc::evict`). `None`: no limit.
     #[serde(
         default,
         deserialize_with = "de_size",
@@ -65,7 +65,7 @@ pub struct Config {
     )]
     pub max_size: Option<u64>,
     /// A name used more recently than this is in use and never evicted (default
-    /// [`crate::evict::DEFAULT_MIN_AGE`]).
+    /// [`crate::maint::gc::evict::DEFAULT_MIN_AGE`]).
     #[serde(
         default,
         deserialize_with = "de_duration",
@@ -89,7 +89,7 @@ impl Default for Config {
 /// `max_size = "50G"`: a budget by the size grammar (more than 0 bytes).
 fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let text = String::deserialize(d)?;
-    crate::size::parse_budget(&text)
+    crate::model::size::parse_budget(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
@@ -97,7 +97,7 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Err
 /// `min_age = "1h"`: a duration by the duration grammar.
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let text = String::deserialize(d)?;
-    crate::duration::parse(&text)
+    crate::model::duration::parse(&text)
         .map(Some)
         .map_err(serde::de::Error::custom)
 }
@@ -114,7 +114,7 @@ pub fn size_text(bytes: u64) -> String {
 }
 
 /// `d` in the largest unit that divides it exactly (`1h`, `90s`, `250ms`; sub-millisecond parts
-/// as a fraction of a second), readable back by `crate::duration::parse` to the same value.
+/// as a fraction of a second), readable back by `crate::model::duration::parse` to the same value.
 pub fn duration_text(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         let s = d.as_secs();

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::digest::Blake3;
-use crate::error::{Category, IoError};
-use crate::lock::LockError;
-use crate::manifest::ManifestError;
-use crate::name::ModelName;
+use crate::model::digest::Blake3;
+use crate::model::manifest::ManifestError;
+use crate::model::name::ModelName;
+use crate::sys::error::{Category, IoError};
+use crate::sys::lock::LockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -40,7 +40,7 @@ pub enum StoreError {
     AlreadyInitialised { path: PathBuf, existing: String },
     /// Permission denied or a read-only filesystem while writing into the store; `error` keeps
     /// the exact file (one unwritable lock file is not "the whole store is read-only").
-    #[error("the store at {} is not writable by {} here; ask its owner for access (or fix the file's permissions), or use another --store", store.display(), crate::who::user())]
+    #[error("the store at {} is not writable by {} here; ask its owner for access (or fix the file's permissions), or use another --store", store.display(), crate::sys::who::user())]
     NotWritable {
         store: PathBuf,
         #[source]

@@ -10,7 +10,7 @@
 //! A record is written ([`Store::index_record`]) only with digests this process computed from the
 //! blob's bytes: `publish` after step 4 hashed the download with every pinned digest, and the
 //! pull fast path after it hashed a present blob for a digest it did not know yet
-//! (`crate::pull::claims`). A digest a catalogue entry or a registry manifest merely *claims*
+//! (`crate::ops::pull::claims`). A digest a catalogue entry or a registry manifest merely *claims*
 //! next to a BLAKE3 never goes in unchecked: it could name other bytes, and every later pull of
 //! that digest would then be handed the wrong model.
 //!
@@ -50,14 +50,14 @@
 //! so every member can add records; `index/` is created on demand, so stores made before it
 //! existed gain it on first use.
 
-use crate::fsx::Rooted;
+use crate::sys::fsx::Rooted;
 use std::collections::BTreeSet;
 use std::io::Read;
 
-use crate::digest::{Blake3, Md5, Sha256, Upstream};
-use crate::error::IoError;
-use crate::fsx;
-use crate::manifest::Entry;
+use crate::model::digest::{Blake3, Md5, Sha256, Upstream};
+use crate::model::manifest::Entry;
+use crate::sys::error::IoError;
+use crate::sys::fsx;
 
 use super::inspect::BlobState;
 use super::{GcExclusive, Store, StoreError};
@@ -199,7 +199,7 @@ impl Store {
     /// blob is present with the recorded size (and `entry.size`, when given), with
     /// [`Source::Computed`] only when every one of those records is. For the pull fast path,
     /// which hands the blob out as that entry's content only once each digest was computed from
-    /// it (`crate::pull::claims` hashes the blob for an unchecked one).
+    /// it (`crate::ops::pull::claims` hashes the blob for an unchecked one).
     pub fn index_resolve(&self, entry: &Entry) -> Result<Option<(Mapping, Source)>, StoreError> {
         let mut found: Option<(Mapping, Source)> = None;
         for digest in Upstream::pinned_by(entry) {

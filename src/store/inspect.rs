@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::digest::Blake3;
-use crate::error::IoError;
-use crate::fsx::{self, Rooted};
-use crate::name::ModelName;
+use crate::model::digest::Blake3;
+use crate::model::name::ModelName;
+use crate::sys::error::IoError;
+use crate::sys::fsx::{self, Rooted};
 
 use super::{Config, Store, StoreError};
 
@@ -100,7 +100,7 @@ pub struct LockFile {
     pub name: String,
     pub held: bool,
     /// The last exclusive holder's record, when held.
-    pub holder: Option<crate::lock::Holder>,
+    pub holder: Option<crate::sys::lock::Holder>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
@@ -181,7 +181,7 @@ impl Store {
         let Some(blob) = main_blob else {
             return Err(StoreError::NotInStore { name: name.clone() });
         };
-        let Some(tree) = entry.tree.map(crate::snapshot::TreeId) else {
+        let Some(tree) = entry.tree.map(crate::store::snapshot::TreeId) else {
             return Ok(Located {
                 main: blob.path(),
                 dir: None,
@@ -196,7 +196,8 @@ impl Store {
         // out (a tool opens the other files by name next to the main one).
         let snapshot_missing = match entry.model_files(name) {
             Some(files) => {
-                crate::snapshot::check(self, &files)? != crate::snapshot::State::Complete
+                crate::store::snapshot::check(self, &files)?
+                    != crate::store::snapshot::State::Complete
             }
             None => true,
         };
@@ -209,7 +210,7 @@ impl Store {
     }
 
     /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).
-    fn all_present(&self, files: &[crate::manifest::FileEntry]) -> Result<bool, StoreError> {
+    fn all_present(&self, files: &[crate::model::manifest::FileEntry]) -> Result<bool, StoreError> {
         for f in files {
             let Some(id) = f.blake3 else {
                 return Ok(false);
@@ -240,8 +241,10 @@ impl Store {
             locking: format!("{locking:?}").to_lowercase(),
             names: manifest.models.len(),
             max_size,
-            min_age_secs: crate::evict::Budget::default().min_age(self).as_secs(),
-            pinned: crate::uses::pinned(self)?.len(),
+            min_age_secs: crate::maint::gc::evict::Budget::default()
+                .min_age(self)
+                .as_secs(),
+            pinned: crate::store::uses::pinned(self)?.len(),
             ..Info::default()
         };
         for (name, bytes) in files_in(&layout.blobs())? {
@@ -260,11 +263,11 @@ impl Store {
             info.quarantine.add(bytes);
         }
         for (name, _) in files_in(&layout.locks())? {
-            let (held, holder) = match crate::lock::state(&layout.locks().join(&name)) {
-                Ok(crate::lock::State::Held(h)) => (true, h),
-                Ok(crate::lock::State::Gone) => continue,
+            let (held, holder) = match crate::sys::lock::state(&layout.locks().join(&name)) {
+                Ok(crate::sys::lock::State::Held(h)) => (true, h),
+                Ok(crate::sys::lock::State::Gone) => continue,
                 // Free, or not lockable by us (e.g. not a regular file): not held as far as we can tell.
-                Ok(crate::lock::State::Free) | Err(_) => (false, None),
+                Ok(crate::sys::lock::State::Free) | Err(_) => (false, None),
             };
             info.locks.push(LockFile { name, held, holder });
         }

@@ -1,6 +1,6 @@
 //! Every path inside a store, computed in one place (docs/design.md, "On disk"; store format 4) — except the
 //! names of files inside `tmp/` and the download locks of upstream-only entries, which
-//! `crate::publish` and `crate::pull::key` derive from a stem under [`Layout::tmp`] and
+//! `crate::store::publish` and `crate::ops::pull::key` derive from a stem under [`Layout::tmp`] and
 //! [`Layout::locks`].
 //!
 //! ```text
@@ -19,7 +19,7 @@
 //! <store>/index/blake3-<hex>  its reverse for pushes: BLAKE3 -> sha256 + size (see `sums`)
 //! <store>/snapshots/<tree>/…  each model's files under their real names, links to blobs (format 2)
 //! <store>/uses/<key>          a name's use record: its mtime is when a path to it was last handed
-//!                             out (see `crate::uses`); <key> is the name with '/' spelled '+'
+//!                             out (see `crate::store::uses`); <key> is the name with '/' spelled '+'
 //! <store>/pins/<key>          present: the name is pinned, never evicted
 //! <store>/referrers/<hex>/<key>  present: name <key> may use blob <hex> (format 4; the reverse
 //!                             index `rm` reads, see `referrers`)
@@ -33,9 +33,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::digest::{Blake3, Upstream};
-use crate::fsx::{Root, Rooted};
-use crate::name::ModelName;
+use crate::model::digest::{Blake3, Upstream};
+use crate::model::name::ModelName;
+use crate::sys::fsx::{Root, Rooted};
 
 /// The directories a store consists of, relative to its root (created by `init`).
 pub const DIRS: [&str; 10] = [
@@ -55,7 +55,7 @@ pub const DIRS: [&str; 10] = [
 pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
 
 /// Every path inside one store, each a [`Rooted`]: resolved from the store's root descriptor,
-/// never through a symlink (`crate::fsx::beneath`).
+/// never through a symlink (`crate::sys::fsx::beneath`).
 #[derive(Debug, Clone)]
 pub struct Layout {
     root: Arc<Root>,
@@ -107,7 +107,7 @@ impl Layout {
     }
 
     /// A model's directory: `TreeId` is a BLAKE3 (64 lowercase hex) by construction.
-    pub fn snapshot(&self, tree: &crate::snapshot::TreeId) -> Rooted {
+    pub fn snapshot(&self, tree: &crate::store::snapshot::TreeId) -> Rooted {
         self.snapshots().join(tree.to_hex())
     }
 
@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(l.config().rel(), Path::new("store.toml"));
         assert_eq!(l.tmp().rel(), Path::new("tmp"));
         assert_eq!(l.quarantine().rel(), Path::new("quarantine"));
-        let md5 = crate::digest::Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
+        let md5 = crate::model::digest::Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
         assert_eq!(
             l.index_entry(&Upstream::Md5(md5)).rel(),
             Path::new("index/md5-f1e20fe90da342a7529c89f4d39b7ff9")

@@ -6,7 +6,7 @@
 //! are listed once, at the same time as `names/` (each on its own thread), and then only what a
 //! listing found is `lstat`ed, through its listing (`fstatat` relative to the directory): a name
 //! without a use record costs no failed lookup, and a blob is looked at once however many names
-//! share it. The answers are those of [`crate::uses::last_used`] and `blob_state` (a
+//! share it. The answers are those of [`crate::store::uses::last_used`] and `blob_state` (a
 //! regular file, not followed if a symlink, of the recorded size):
 //!
 //! - a blob missing from the listing (published after it was made, or absent) or gone from it
@@ -22,10 +22,10 @@ use std::ffi::OsString;
 use std::hash::Hash;
 use std::sync::OnceLock;
 
-use crate::digest::Blake3;
-use crate::fsx::{self, Dir, Meta, Rooted};
-use crate::manifest::{Entry, FileEntry};
-use crate::name::ModelName;
+use crate::model::digest::Blake3;
+use crate::model::manifest::{Entry, FileEntry};
+use crate::model::name::ModelName;
+use crate::sys::fsx::{self, Dir, Meta, Rooted};
 
 use super::records::read_in_parallel;
 use super::{name_of_record, BlobState, Listing, Store, StoreError};
@@ -72,7 +72,7 @@ impl Store {
             store: self,
             uses,
             blobs,
-            pinned: crate::uses::pinned(self)?,
+            pinned: crate::store::uses::pinned(self)?,
         };
         let records = records?;
         let mut rows = read_in_parallel(&records, |seen: &mut Seen, name, entry| {
@@ -114,7 +114,8 @@ impl Lookups<'_> {
                 by_path.as_ref()
             }
         };
-        let last_used = crate::uses::last_used_of(record, &entry).map(crate::who::rfc3339);
+        let last_used =
+            crate::store::uses::last_used_of(record, &entry).map(crate::sys::who::rfc3339);
         Ok(Listing {
             pinned: self.pinned.contains(&name),
             blake3: files
@@ -202,7 +203,7 @@ mod tests {
     // The test damages a store by hand with raw std::fs.
     #![allow(clippy::disallowed_methods)]
     use super::*;
-    use crate::file_path::FilePath;
+    use crate::model::file_path::FilePath;
     use crate::store::InitOptions;
 
     #[test]
@@ -219,7 +220,7 @@ mod tests {
             }
             let name = ModelName::new(&format!("m{i:03}")).unwrap();
             if i % 5 == 0 {
-                crate::uses::record_now(&store, &name);
+                crate::store::uses::record_now(&store, &name);
             }
             let entry = Entry {
                 blake3: Some(id),

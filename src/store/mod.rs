@@ -2,7 +2,7 @@
 //!
 //! This module owns opening and creating stores; `refs` owns the store manifest (kept by `records`
 //! as one file per name), `index` the digest index (upstream sha256/md5 -> BLAKE3), `inspect` the
-//! read-only views (`ls`, `info`, `path`), and `crate::publish` the only way bytes enter `blobs/`.
+//! read-only views (`ls`, `info`, `path`), and `crate::store::publish` the only way bytes enter `blobs/`.
 //!
 //! Creation is race-safe and crash-safe: many processes may create the same store at once (each
 //! step tolerates "already there"), and `store.toml` is published last with no-clobber, so a store
@@ -14,13 +14,17 @@ pub mod index;
 mod inspect;
 mod layout;
 mod listing;
+pub mod partials;
 pub mod policy;
+pub mod publish;
 mod record_text;
 mod records;
 mod referrers;
 mod refs;
+pub mod snapshot;
 pub mod sums;
 mod sweep;
+pub mod uses;
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -36,9 +40,9 @@ pub use layout::{name_of_record, quarantined_at, Layout};
 pub use refs::Removed;
 pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};
 
-use crate::error::{IoContext, IoError};
-use crate::fsx;
-use crate::lock::{self, LockGuard, Mode, Wait};
+use crate::sys::error::{IoContext, IoError};
+use crate::sys::fsx;
+use crate::sys::lock::{self, LockGuard, Mode, Wait};
 
 /// An open store.
 #[derive(Debug, Clone)]
@@ -80,8 +84,8 @@ impl Store {
         let mut store = Store { layout, config };
         if store.config.format < 2 {
             // The one upward call of this module: an old store is upgraded by the first writer
-            // that opens it (DESIGN §13; see `crate::snapshot::upgrade`).
-            crate::snapshot::upgrade(&mut store)?;
+            // that opens it (DESIGN §13; see `crate::store::snapshot::upgrade`).
+            crate::store::snapshot::upgrade(&mut store)?;
         }
         if store.config.format == 2 {
             // Format 3: the store manifest becomes one record per name (`records`).
@@ -94,7 +98,7 @@ impl Store {
         Ok(store)
     }
 
-    /// Marks the store as upgraded to `format` (after `crate::snapshot::upgrade` did the work):
+    /// Marks the store as upgraded to `format` (after `crate::store::snapshot::upgrade` did the work):
     /// rewrites `store.toml` atomically, the last step, so a crash before it leaves the old format
     /// and the next writer finishes the upgrade.
     pub(crate) fn set_format(&mut self, format: i64) -> Result<(), StoreError> {
@@ -216,7 +220,7 @@ impl Store {
 
     /// Takes a lock in `locks/`, honouring the store's locking policy (`none` → a no-op guard).
     ///
-    /// Callers keep the lock order of [`crate::lock`]: blob lock → `gc.lock` → `manifest.lock`.
+    /// Callers keep the lock order of [`crate::sys::lock`]: blob lock → `gc.lock` → `manifest.lock`.
     ///
     /// A `locks/` that a member removed is made again (once), as `init` made it; a store that
     /// is gone altogether (deleted while this process works in it) is an error, never a wait.
@@ -281,13 +285,13 @@ fn write_new(
 
 /// The gid of `group`, if it exists and this user may create a store for it.
 fn lookup_group(group: &str) -> Result<u32, StoreError> {
-    let gid = crate::who::group_id(group).ok_or_else(|| StoreError::UnknownGroup {
+    let gid = crate::sys::who::group_id(group).ok_or_else(|| StoreError::UnknownGroup {
         group: group.to_owned(),
     })?;
-    if !crate::who::is_root() && !crate::who::in_group(gid) {
+    if !crate::sys::who::is_root() && !crate::sys::who::in_group(gid) {
         return Err(StoreError::NotInGroup {
             group: group.to_owned(),
-            user: crate::who::user(),
+            user: crate::sys::who::user(),
         });
     }
     Ok(gid)

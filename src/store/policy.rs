@@ -7,7 +7,7 @@
 //!
 //! Inside a group-writable directory any member can plant a symlink or a foreign file. beaker never
 //! follows one: every path inside the store is resolved from the store's root descriptor with no
-//! symlink followed in any component (`crate::fsx::beneath`), the top-level directories and
+//! symlink followed in any component (`crate::sys::fsx::beneath`), the top-level directories and
 //! `store.toml` are checked with `lstat` when the store is opened (so a planted link is named with
 //! the command that fixes it, rather than failing each call with "too many levels of symbolic
 //! links"), names and hashes are validated before they become paths, and temp files are created
@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::error::IoError;
-use crate::fsx::{self, Meta, Rooted};
-use crate::who;
+use crate::sys::error::IoError;
+use crate::sys::fsx::{self, Meta, Rooted};
+use crate::sys::who;
 
 use super::{layout, Config, Layout, Sharing, StoreError};
 

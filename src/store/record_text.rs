@@ -11,14 +11,14 @@
 //! times). For anything else — a `\r`, an escape, a literal or multi-line string, a trailing
 //! comment, an indented line, an unknown or repeated key, a value of the wrong type, an entry the
 //! manifest rules reject — it answers `None`, and the caller parses the text with
-//! [`crate::manifest::Manifest::parse`], which reads all of TOML and gives every error its line
+//! [`crate::model::manifest::Manifest::parse`], which reads all of TOML and gives every error its line
 //! and column. So a record is never read differently, or accepted where the full parser would
 //! refuse it; the tests check that against the full parser on generated and on damaged records.
 
-use crate::digest::{Blake3, Md5, Sha256};
-use crate::file_path::FilePath;
-use crate::manifest::{Entry, FileEntry, Format};
-use crate::name::ModelName;
+use crate::model::digest::{Blake3, Md5, Sha256};
+use crate::model::file_path::FilePath;
+use crate::model::manifest::{Entry, FileEntry, Format};
+use crate::model::name::ModelName;
 
 /// `name`'s entry from the text of its record, when the text is in the subset above and holds
 /// exactly `[models.NAME]` with a valid entry; `None` means "ask the full parser".
@@ -81,7 +81,7 @@ pub(super) fn parse(text: &str, name: &ModelName) -> Option<Entry> {
                 .collect::<Option<Vec<_>>>()?,
         );
     }
-    crate::manifest::validate_entry(name, &entry)
+    crate::model::manifest::validate_entry(name, &entry)
         .is_ok()
         .then_some(entry)
 }

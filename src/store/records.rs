@@ -17,10 +17,10 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::error::IoError;
-use crate::fsx::{self, Dir};
-use crate::manifest::{Entry, Manifest, ManifestError};
-use crate::name::ModelName;
+use crate::model::manifest::{Entry, Manifest, ManifestError};
+use crate::model::name::ModelName;
+use crate::sys::error::IoError;
+use crate::sys::fsx::{self, Dir};
 
 use super::{Store, StoreError};
 
@@ -324,7 +324,7 @@ mod tests {
     // Tests turn stores back into format 2 and plant damaged records with raw std::fs.
     #![allow(clippy::disallowed_methods)]
     use super::*;
-    use crate::digest::Blake3;
+    use crate::model::digest::Blake3;
     use crate::store::InitOptions;
 
     fn entry(seed: &[u8]) -> Entry {

@@ -21,11 +21,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
-use crate::digest::Blake3;
-use crate::error::IoError;
-use crate::fsx::{self, Rooted};
-use crate::manifest::Entry;
-use crate::name::ModelName;
+use crate::model::digest::Blake3;
+use crate::model::manifest::Entry;
+use crate::model::name::ModelName;
+use crate::sys::error::IoError;
+use crate::sys::fsx::{self, Rooted};
 
 use super::{Locking, Store, StoreError};
 
@@ -375,7 +375,7 @@ impl Store {
     /// locks (elsewhere the index is never trusted).
     pub(super) fn rebuild_referrers(
         &self,
-        manifest: &crate::manifest::Manifest,
+        manifest: &crate::model::manifest::Manifest,
     ) -> Result<(), StoreError> {
         if self.config().format < 4 || self.config().locking == Locking::None {
             return Ok(());
@@ -392,8 +392,8 @@ mod tests {
     // Tests plant and inspect index files and turn stores back into format 3 with raw std::fs.
     #![allow(clippy::disallowed_methods)]
     use super::*;
-    use crate::progress::Silent;
     use crate::store::{Config, InitOptions};
+    use crate::sys::progress::Silent;
     use std::path::{Path, PathBuf};
 
     fn name(n: &str) -> ModelName {
@@ -422,7 +422,7 @@ mod tests {
         fn add(&self, n: &str, bytes: &[u8]) -> Blake3 {
             let src = self._dir.path().join("f.bin");
             std::fs::write(&src, bytes).unwrap();
-            crate::add::add(&self.store, &src, &name(n), false, &mut Silent).unwrap();
+            crate::ops::add::add(&self.store, &src, &name(n), false, &mut Silent).unwrap();
             Blake3::of(bytes)
         }
 
@@ -500,7 +500,7 @@ mod tests {
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("w.bin"), b"x").unwrap();
         std::fs::write(dir.join("m.bin"), b"m").unwrap();
-        crate::add::add(&f.store, &dir, &name("two"), false, &mut Silent).unwrap();
+        crate::ops::add::add(&f.store, &dir, &name("two"), false, &mut Silent).unwrap();
         assert_eq!(f.snapshots(), 2);
         let r = f.store.remove(&[name("a")]).unwrap();
         assert!(r.freed.is_empty(), "{r:?}");
@@ -597,12 +597,12 @@ mod tests {
         let x = f.add("a", b"x");
         f.add("b", b"x");
         std::fs::remove_file(f.root.join("referrers").join(x.to_hex()).join("b")).unwrap();
-        let out = crate::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
+        let out = crate::maint::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
         assert_eq!(out.referrers_repaired, vec![format!("b {x}")]);
         assert_eq!(f.listed(&x), ["a", "b"]);
         f.store.remove(&[name("a")]).unwrap();
         assert!(f.has_blob(&x), "b still uses x");
-        let again = crate::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
+        let again = crate::maint::verify::run(&f.store, &Default::default(), &mut Silent).unwrap();
         assert!(again.referrers_repaired.is_empty());
     }
 
@@ -614,7 +614,8 @@ mod tests {
         let y = Blake3::of(b"gone");
         std::fs::create_dir(f.root.join("referrers").join(y.to_hex())).unwrap();
         std::fs::write(f.root.join("referrers").join(y.to_hex()).join("a"), b"").unwrap();
-        crate::gc::collect(&f.store, &crate::gc::Options::default(), &mut Silent).unwrap();
+        crate::maint::gc::collect(&f.store, &crate::maint::gc::Options::default(), &mut Silent)
+            .unwrap();
         assert!(!f.root.join("referrers").join(y.to_hex()).exists());
         assert_eq!(f.listed(&x), ["a"]);
     }

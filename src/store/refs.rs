@@ -16,11 +16,11 @@ use std::collections::BTreeSet;
 
 use super::referrers::blobs_of;
 use super::sweep::Candidates;
-use crate::digest::Blake3;
-use crate::lock::{Mode, Wait};
-use crate::manifest::{Entry, Manifest};
-use crate::name::ModelName;
-use crate::snapshot::TreeId;
+use crate::model::digest::Blake3;
+use crate::model::manifest::{Entry, Manifest};
+use crate::model::name::ModelName;
+use crate::store::snapshot::TreeId;
+use crate::sys::lock::{Mode, Wait};
 
 use super::{Store, StoreError};
 
@@ -42,7 +42,7 @@ impl Store {
 
     /// Takes `locks/manifest.lock`. Lock order: it is the last lock taken (after a blob lock and
     /// gc.lock, if the caller holds them); nothing is locked while it is held.
-    pub(super) fn manifest_lock(&self) -> Result<crate::lock::LockGuard, StoreError> {
+    pub(super) fn manifest_lock(&self) -> Result<crate::sys::lock::LockGuard, StoreError> {
         self.lock(
             &self.layout().manifest_lock(),
             Mode::Exclusive,
@@ -131,7 +131,7 @@ impl Store {
         Ok(previous.filter(|p| !p.same_content(&entry, name)))
     }
 
-    /// The format-1 upgrade's record of `name -> entry` (`crate::snapshot::upgrade`): like
+    /// The format-1 upgrade's record of `name -> entry` (`crate::store::snapshot::upgrade`): like
     /// [`Store::record`], but it never reads `manifest.toml`, so upgrading N names writes N
     /// records instead of parsing all N names N times. A name that has a record already keeps
     /// it (one written by an earlier run of the upgrade, or by an add or pull since: a record is
@@ -252,13 +252,13 @@ impl Store {
             }
             (found, orphans)
         };
-        crate::snapshot::remove_unused(self, &orphans.trees, &gc)?;
+        crate::store::snapshot::remove_unused(self, &orphans.trees, &gc)?;
         let candidates: Vec<Blake3> = orphans.blobs.into_iter().collect();
         let swept =
             self.sweep_blobs(&gc, &BTreeSet::new(), Candidates::Only(&candidates), false)?;
         self.forget_referrers(swept.removed.iter().map(|(id, _)| *id));
         let gone: Vec<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
-        crate::uses::forget(self, &gone);
+        crate::store::uses::forget(self, &gone);
         Ok(Removed {
             names: removed,
             freed: swept.removed,

@@ -22,9 +22,9 @@
 
 use std::io::Read;
 
-use crate::digest::{Blake3, Sha256};
-use crate::error::IoError;
-use crate::fsx;
+use crate::model::digest::{Blake3, Sha256};
+use crate::sys::error::IoError;
+use crate::sys::fsx;
 
 use super::Store;
 

@@ -2,7 +2,7 @@
 //!
 //! Keeps **I4** (gc never deletes a blob that is referenced or about to be): a sweep needs a
 //! [`GcExclusive`], the proof that `locks/gc.lock` is held exclusively. Publishers hold that lock
-//! *shared* from before they name a blob until its manifest entry is written (`crate::publish`),
+//! *shared* from before they name a blob until its manifest entry is written (`crate::store::publish`),
 //! and the fast path checks presence and records the name under it too, so while the sweep runs
 //! no blob can be "named but not yet recorded", and the roots the caller read under the same lock
 //! are complete.
@@ -17,9 +17,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use crate::digest::Blake3;
-use crate::fsx;
-use crate::lock::{Holder, LockGuard, Mode, Wait};
+use crate::model::digest::Blake3;
+use crate::sys::fsx;
+use crate::sys::lock::{Holder, LockGuard, Mode, Wait};
 
 use super::{Locking, Store, StoreError};
 
@@ -79,7 +79,7 @@ impl Store {
 
     /// Takes `locks/gc.lock` exclusively, waiting for publishers in flight (they hold it shared
     /// for milliseconds). `on_wait` hears, about a second in, who holds it. Lock order
-    /// (crate::lock): never while holding manifest.lock; a blob lock may be held.
+    /// (crate::sys::lock): never while holding manifest.lock; a blob lock may be held.
     pub fn gc_exclusive(
         &self,
         on_wait: &mut dyn FnMut(Option<Holder>),
@@ -103,7 +103,7 @@ impl Store {
             &mut |_| {},
         ) {
             Ok(guard) => Ok(Some(GcExclusive { _guard: guard })),
-            Err(StoreError::Lock(crate::lock::LockError::Timeout { .. })) => Ok(None),
+            Err(StoreError::Lock(crate::sys::lock::LockError::Timeout { .. })) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -148,7 +148,7 @@ impl Store {
         let Some(blobs) = fsx::Dir::open(&self.layout().blobs())? else {
             return Ok(swept);
         };
-        let judged = crate::par::map(&dead, 256, |id| {
+        let judged = crate::sys::par::map(&dead, 256, |id| {
             self.sweep_one(&blobs, id, lockless, dry_run)
         })?;
         for (id, verdict) in dead.into_iter().zip(judged) {
@@ -231,7 +231,7 @@ impl Store {
                 }
                 return Err(StoreError::writing(
                     self.root(),
-                    crate::error::IoError::new("write into", &dir, e),
+                    crate::sys::error::IoError::new("write into", &dir, e),
                 ));
             }
         }

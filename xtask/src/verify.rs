@@ -1,5 +1,5 @@
 //! `cargo xtask verify --store DIR [NAME…] [--deep]`: `beaker::verify::run`, then with `--deep`
-//! `beaker::onnx::deep::verify_deep`; exit 1 if anything is corrupt, missing, unreadable or (deep)
+//! `beaker::verify::deep::verify_deep`; exit 1 if anything is corrupt, missing, unreadable or (deep)
 //! an ONNX model that does not load.
 
 use anyhow::Result;
@@ -18,10 +18,10 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let opts = args.verify.options()?;
     let store = Store::open(&args.store.store)?;
-    // --deep is the ONNX pass that runs after the hash check (beaker::onnx::deep).
+    // --deep is the ONNX pass that runs after the hash check (beaker::verify::deep).
     let outcome = beaker::verify::run(&store, &opts, &mut beaker::progress::Silent)?;
     let deep = match args.verify.deep {
-        true => Some(beaker::onnx::deep::verify_deep(&store, &opts.names)?),
+        true => Some(beaker::verify::deep::verify_deep(&store, &opts.names)?),
         false => None,
     };
     if args.store.json {

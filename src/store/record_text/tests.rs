@@ -8,7 +8,7 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
-use crate::manifest::Manifest;
+use crate::model::manifest::Manifest;
 use crate::store::{InitOptions, Store};
 
 fn name(s: &str) -> ModelName {

@@ -1,0 +1,209 @@
+//! [`FilePath`]: the path of one file inside a model (DESIGN §13), e.g. `model.onnx` or
+//! `tokenizer/vocab.txt`.
+//!
+//! These paths become real paths under `<store>/snapshots/<tree>/` and under the directory
+//! `beaker store export` writes to, so they are validated once, here, and nowhere else is a string
+//! joined onto a directory: relative, `/`-separated, no empty, `.` or `..` part (so never outside
+//! the model's directory), no NUL, no backslash, no control characters, at most 255 bytes a part
+//! and 1024 bytes in all. Comparison and ordering are by the string, which is also the order the
+//! tree id sorts by.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A validated relative path of a file in a model.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FilePath(String);
+
+/// Why a string is not a valid model file path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("file path {path:?} {problem}; a model's file paths are relative, '/'-separated, with no empty, '.' or '..' parts (e.g. \"model.onnx\", \"weights/model.onnx.data\")")]
+pub struct InvalidFilePath {
+    pub path: String,
+    pub problem: &'static str,
+}
+
+const MAX_PART: usize = 255;
+const MAX_PATH: usize = 1024;
+
+impl FilePath {
+    pub fn new(s: &str) -> Result<Self, InvalidFilePath> {
+        let bad = |problem| {
+            Err(InvalidFilePath {
+                path: s.to_owned(),
+                problem,
+            })
+        };
+        if s.is_empty() {
+            return bad("is empty");
+        }
+        if s.len() > MAX_PATH {
+            return bad("is longer than 1024 bytes");
+        }
+        if s.starts_with('/') {
+            return bad("is absolute");
+        }
+        if s.contains('\\') {
+            return bad("contains a backslash");
+        }
+        if s.chars().any(char::is_control) {
+            return bad("contains a control character");
+        }
+        for part in s.split('/') {
+            match part {
+                "" => return bad("has an empty part ('//' or a trailing '/')"),
+                "." => return bad("has a '.' part"),
+                ".." => return bad("has a '..' part"),
+                p if p.len() > MAX_PART => return bad("has a part longer than 255 bytes"),
+                _ => {}
+            }
+        }
+        Ok(FilePath(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// This path under `dir` (always inside `dir`: no part can climb out).
+    pub fn under(&self, dir: &Path) -> PathBuf {
+        self.0
+            .split('/')
+            .fold(dir.to_owned(), |p, part| p.join(part))
+    }
+
+    /// This path under the store directory `dir` (always inside it: no part can climb out).
+    pub fn beneath(&self, dir: &crate::sys::fsx::Rooted) -> crate::sys::fsx::Rooted {
+        self.0.split('/').fold(dir.clone(), |p, part| p.join(part))
+    }
+
+    /// The directories this path needs under the model's root, outermost first
+    /// (`a/b/c.txt` → `a`, `a/b`).
+    pub fn parents(&self) -> Vec<FilePath> {
+        let parts: Vec<&str> = self.0.split('/').collect();
+        (1..parts.len())
+            .map(|n| FilePath(parts[..n].join("/")))
+            .collect()
+    }
+
+    /// The number of `/`-separated parts.
+    pub fn depth(&self) -> usize {
+        self.0.split('/').count()
+    }
+
+    /// A file name made from the last segment of a URL or path (`…/rfdetr.onnx?x=1` →
+    /// `rfdetr.onnx`), if that is a valid single-part path.
+    pub fn from_url_tail(url: &str) -> Option<FilePath> {
+        let path = url.split(['?', '#']).next().unwrap_or(url);
+        let tail = path.rsplit('/').next()?;
+        FilePath::new(tail).ok().filter(|p| p.depth() == 1)
+    }
+}
+
+impl fmt::Display for FilePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for FilePath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl std::str::FromStr for FilePath {
+    type Err = InvalidFilePath;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        FilePath::new(s)
+    }
+}
+
+impl Serialize for FilePath {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for FilePath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        FilePath::new(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Tests only compute paths.
+    #![allow(clippy::disallowed_methods)]
+    use super::*;
+
+    #[test]
+    fn accepts_relative_slash_separated_paths() {
+        for ok in [
+            "model.onnx",
+            "a/b/c.txt",
+            "model.onnx.data",
+            ".hidden",
+            "a b/ü.bin",
+        ] {
+            assert_eq!(FilePath::new(ok).unwrap().as_str(), ok);
+        }
+    }
+
+    #[test]
+    fn refuses_paths_that_could_leave_the_model_directory() {
+        for bad in [
+            "",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "a/",
+            "./a",
+            "a/./b",
+            "..",
+            "a\\b",
+            "a\0b",
+            "a\nb",
+        ] {
+            assert!(FilePath::new(bad).is_err(), "{bad:?} must be refused");
+        }
+        assert!(FilePath::new(&"x".repeat(256)).is_err());
+        assert!(FilePath::new(&["x"; 600].join("/")).is_err());
+    }
+
+    #[test]
+    fn under_and_parents() {
+        let p = FilePath::new("a/b/c.txt").unwrap();
+        assert_eq!(p.under(Path::new("/s")), Path::new("/s/a/b/c.txt"));
+        let parents: Vec<String> = p.parents().iter().map(|p| p.to_string()).collect();
+        assert_eq!(parents, ["a", "a/b"]);
+        assert!(FilePath::new("m.onnx").unwrap().parents().is_empty());
+    }
+
+    #[test]
+    fn url_tails() {
+        let tail = |u| FilePath::from_url_tail(u).map(|p| p.to_string());
+        assert_eq!(
+            tail("https://h/x/rfdetr.onnx?dl=1").as_deref(),
+            Some("rfdetr.onnx")
+        );
+        assert_eq!(tail("models/tiny.onnx").as_deref(), Some("tiny.onnx"));
+        assert_eq!(tail("https://h/x/").as_deref(), None);
+        assert_eq!(tail("https://h/x/..").as_deref(), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn a_valid_path_never_climbs_out(s in "[a-z./]{0,12}") {
+            if let Ok(p) = FilePath::new(&s) {
+                let under = p.under(Path::new("/root"));
+                proptest::prop_assert!(under.starts_with("/root"));
+                proptest::prop_assert!(under.components().all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_))));
+            }
+        }
+    }
+}
