@@ -47,9 +47,9 @@ pub use sys::{error, fsx, lock, par, progress, who};
 /// The OCI registry remote: references, the client, push, and the registry side of pulls.
 pub mod oci {
     pub use crate::model::reference::{BadReference, Reference, Scheme, Target};
+    pub use crate::ops::fetch::registry::*;
     pub use crate::ops::pull::registry as pull;
     pub use crate::ops::push;
-    pub use crate::ops::registry::*;
 }
 
 pub use error::Category;

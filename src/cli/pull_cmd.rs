@@ -198,6 +198,14 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
                 model.name.to_string(),
                 puller
                     .pull(&model, progress.as_mut())
+                    .inspect(|p| {
+                        if p.downloaded {
+                            // store.toml's max_size: evict down to it if gc.lock is free (never
+                            // waits, spares this model). Housekeeping: the pull is complete and
+                            // its errors are not the pull's (`beaker store gc` reports them).
+                            let _ = beaker::evict::after_publish(&store, &model.name);
+                        }
+                    })
                     .map(Row::Pulled)
                     .map_err(anyhow::Error::from),
             ),

@@ -104,6 +104,9 @@ fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
     let published = beaker::add::add(&store, file, &name, check, out.progress().as_mut())?;
+    // store.toml's max_size: evict down to it if gc.lock is free, sparing this model. The add is
+    // complete; eviction's errors are not its errors (`beaker store gc` reports them).
+    let _ = beaker::evict::after_publish(&store, &name);
     if out.json {
         return out.json(&AddJson {
             name: &name,

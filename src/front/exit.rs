@@ -77,7 +77,7 @@ categorized!(
         crate::onnx::InspectError,
         crate::maint::verify::deep::DeepError,
         crate::ops::show::ShowError,
-        crate::ops::registry::OciError,
+        crate::ops::fetch::registry::OciError,
     ],
     bad_input: [
         crate::model::catalogue::UnknownName,

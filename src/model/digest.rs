@@ -184,13 +184,12 @@ pub enum Upstream {
 }
 
 impl Upstream {
-    /// Every upstream digest `entry` pins, strongest first.
-    pub fn pinned_by(entry: &crate::model::manifest::Entry) -> Vec<Upstream> {
-        entry
-            .sha256
+    /// Every upstream digest of these, strongest first.
+    pub fn all(sha256: Option<Sha256>, md5: Option<Md5>) -> Vec<Upstream> {
+        sha256
             .map(Upstream::Sha256)
             .into_iter()
-            .chain(entry.md5.map(Upstream::Md5))
+            .chain(md5.map(Upstream::Md5))
             .collect()
     }
 

@@ -90,6 +90,11 @@ pub struct FileEntry {
 }
 
 impl Entry {
+    /// Every upstream digest this entry pins, strongest first.
+    pub fn upstream(&self) -> Vec<crate::model::digest::Upstream> {
+        crate::model::digest::Upstream::all(self.sha256, self.md5)
+    }
+
     /// A single-file entry's content fields, as a [`FileEntry`].
     fn as_file(&self, name: &ModelName) -> FileEntry {
         self.files(name).remove(0)
@@ -174,11 +179,11 @@ impl Entry {
     }
 
     /// The snapshot's file list, when every file is pinned by BLAKE3 and size.
-    pub fn model_files(&self, name: &ModelName) -> Option<Vec<crate::store::snapshot::ModelFile>> {
+    pub fn model_files(&self, name: &ModelName) -> Option<Vec<crate::model::tree::ModelFile>> {
         self.files(name)
             .into_iter()
             .map(|f| {
-                Some(crate::store::snapshot::ModelFile {
+                Some(crate::model::tree::ModelFile {
                     path: f.path,
                     blake3: f.blake3?,
                     size: f.size?,
@@ -371,18 +376,15 @@ impl Manifest {
     }
 
     /// The pinned files of `name`'s model, if the manifest holds it with every file pinned.
-    pub fn model_files_of(
-        &self,
-        name: &ModelName,
-    ) -> Option<Vec<crate::store::snapshot::ModelFile>> {
+    pub fn model_files_of(&self, name: &ModelName) -> Option<Vec<crate::model::tree::ModelFile>> {
         self.models.get(name).and_then(|e| e.model_files(name))
     }
 
     /// The snapshots this manifest's names use (store manifest).
-    pub fn trees(&self) -> std::collections::BTreeSet<crate::store::snapshot::TreeId> {
+    pub fn trees(&self) -> std::collections::BTreeSet<crate::model::tree::TreeId> {
         self.models
             .values()
-            .filter_map(|e| e.tree.map(crate::store::snapshot::TreeId))
+            .filter_map(|e| e.tree.map(crate::model::tree::TreeId))
             .collect()
     }
 

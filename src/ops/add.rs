@@ -71,9 +71,6 @@ pub fn add(
         Ok(Some(m)) if m.is_dir() => add_dir(store, src, name, check, progress),
         _ => add_file(store, src, name, check, progress),
     }?;
-    // store.toml's max_size: evict down to it if gc.lock is free, sparing this model. The add is
-    // complete; eviction's errors are not its errors (`beaker store gc` reports them).
-    let _ = crate::maint::gc::evict::after_publish(store, name);
     Ok(added)
 }
 

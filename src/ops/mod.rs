@@ -1,5 +1,5 @@
 //! The operations that bring models in and hand them out, over the store (docs/design.md#layers):
-//! sources ([`fetch`]) and the registry's transport ([`registry`]), [`pull`] and [`push`],
+//! sources and the registry's transport ([`fetch`]), [`pull`] and [`push`],
 //! [`add`] of local files, [`export`], [`show`], and the ONNX [`session`] helper for embedding.
 
 pub mod add;
@@ -7,7 +7,7 @@ pub mod export;
 pub mod fetch;
 pub mod pull;
 pub mod push;
-pub mod registry;
+
 #[cfg(feature = "onnx")]
 pub mod session;
 pub mod show;

@@ -65,7 +65,7 @@ pub struct Config {
     )]
     pub max_size: Option<u64>,
     /// A name used more recently than this is in use and never evicted (default
-    /// [`crate::maint::gc::evict::DEFAULT_MIN_AGE`]).
+    /// [`DEFAULT_MIN_AGE`]).
     #[serde(
         default,
         deserialize_with = "de_duration",
@@ -147,7 +147,16 @@ struct FormatProbe {
     format: Option<toml::Value>,
 }
 
+/// A name used more recently than this is in use (never evicted), unless `min_age` (the gc flag
+/// or `store.toml`) says otherwise.
+pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(3600);
+
 impl Config {
+    /// The `min_age` of this store: `store.toml`'s, else [`DEFAULT_MIN_AGE`].
+    pub fn min_age(&self) -> Duration {
+        self.min_age.unwrap_or(DEFAULT_MIN_AGE)
+    }
+
     pub fn parse(text: &str) -> Result<Self, ConfigProblem> {
         let invalid = |e: toml::de::Error| {
             let (line, column) = line_col(text, e.span().map_or(0, |s| s.start));

@@ -185,7 +185,7 @@ impl Store {
     /// safe, so each digest counts on its own.
     pub fn index_blobs(&self, entry: &Entry) -> Result<BTreeSet<Blake3>, StoreError> {
         let mut out = BTreeSet::new();
-        for digest in Upstream::pinned_by(entry) {
+        for digest in entry.upstream() {
             if let Some(m) = self.index_get(&digest) {
                 if self.index_blob_present(entry, &m)? {
                     out.insert(m.blake3);
@@ -202,7 +202,7 @@ impl Store {
     /// it (`crate::ops::pull::claims` hashes the blob for an unchecked one).
     pub fn index_resolve(&self, entry: &Entry) -> Result<Option<(Mapping, Source)>, StoreError> {
         let mut found: Option<(Mapping, Source)> = None;
-        for digest in Upstream::pinned_by(entry) {
+        for digest in entry.upstream() {
             let Some((m, source)) = self.index_read(&digest) else {
                 return Ok(None);
             };
@@ -241,7 +241,7 @@ impl Store {
     pub fn index_record(&self, entry: &Entry, blake3: Blake3, size: u64) -> Result<(), IoError> {
         let layout = self.layout();
         let mapping = Mapping { blake3, size };
-        for digest in Upstream::pinned_by(entry) {
+        for digest in entry.upstream() {
             if self.index_computed(&digest) == Some(mapping) {
                 continue;
             }

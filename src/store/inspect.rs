@@ -11,7 +11,7 @@ use crate::model::name::ModelName;
 use crate::sys::error::IoError;
 use crate::sys::fsx::{self, Rooted};
 
-use super::{Config, Store, StoreError};
+use super::{Store, StoreError};
 
 /// Where a name's model is (see [`Store::locate`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -110,7 +110,7 @@ pub struct Count {
 }
 
 impl Count {
-    fn add(&mut self, bytes: u64) {
+    pub(super) fn add(&mut self, bytes: u64) {
         self.files += 1;
         self.bytes += bytes;
     }
@@ -137,149 +137,6 @@ impl Store {
             }),
             _ => Ok(BlobState::Present { size: meta.len() }),
         }
-    }
-
-    /// `beaker store path NAME`: where a name the store holds is, if its main blob is there.
-    ///
-    /// `main` is the main file inside the model's snapshot, or the blob itself for a name
-    /// recorded before snapshots existed (a format-1 store nobody could upgrade); `dir` is the
-    /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
-    /// ([`Located::snapshot_missing`]), not rebuilt here.
-    pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
-        let entry = self
-            .read_entry(name)?
-            .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-        let entry = &entry;
-        let main_file = entry.main_file(name);
-        let mut main_blob = None;
-        // Every file's blob must be there (a model is all its files), the main one first.
-        let mut files = entry.files(name);
-        files.sort_by_key(|f| f.path != main_file);
-        for f in files {
-            let Some(id) = f.blake3 else {
-                return Err(StoreError::NotInStore { name: name.clone() });
-            };
-            let blob = self.layout().blob(&id);
-            match self.blob_state(&id, f.size)? {
-                BlobState::Present { .. } => {}
-                BlobState::Absent => {
-                    return Err(StoreError::BlobMissing {
-                        name: name.clone(),
-                        blob: id,
-                        path: blob.path(),
-                    })
-                }
-                BlobState::Damaged { problem } => {
-                    return Err(StoreError::DamagedBlob {
-                        path: blob.path(),
-                        problem,
-                    })
-                }
-            }
-            main_blob.get_or_insert(blob);
-        }
-        let Some(blob) = main_blob else {
-            return Err(StoreError::NotInStore { name: name.clone() });
-        };
-        let Some(tree) = entry.tree.map(crate::store::snapshot::TreeId) else {
-            return Ok(Located {
-                main: blob.path(),
-                dir: None,
-                blob: blob.path(),
-                snapshot_missing: false,
-            });
-        };
-        let dir = self.layout().snapshot(&tree);
-        let main = main_file.beneath(&dir).path();
-        // Every file must be its blob (same inode, or the symlink of a symlink farm) and nothing
-        // else may be there: anything else is a snapshot that needs repair, never a path handed
-        // out (a tool opens the other files by name next to the main one).
-        let snapshot_missing = match entry.model_files(name) {
-            Some(files) => {
-                crate::store::snapshot::check(self, &files)?
-                    != crate::store::snapshot::State::Complete
-            }
-            None => true,
-        };
-        Ok(Located {
-            main,
-            dir: Some(dir.path()),
-            blob: blob.path(),
-            snapshot_missing,
-        })
-    }
-
-    /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).
-    fn all_present(&self, files: &[crate::model::manifest::FileEntry]) -> Result<bool, StoreError> {
-        for f in files {
-            let Some(id) = f.blake3 else {
-                return Ok(false);
-            };
-            if !matches!(self.blob_state(&id, f.size)?, BlobState::Present { .. }) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// `beaker store info`: sizes by category and the lock files present.
-    pub fn info(&self) -> Result<Info, StoreError> {
-        let layout = self.layout();
-        let manifest = self.read_manifest()?;
-        let referenced = manifest.roots();
-        let Config {
-            format,
-            mode,
-            locking,
-            max_size,
-            ..
-        } = *self.config();
-        let mut info = Info {
-            path: self.root().to_owned(),
-            format,
-            mode: format!("{mode:?}").to_lowercase(),
-            locking: format!("{locking:?}").to_lowercase(),
-            names: manifest.models.len(),
-            max_size,
-            min_age_secs: crate::maint::gc::evict::Budget::default()
-                .min_age(self)
-                .as_secs(),
-            pinned: crate::store::uses::pinned(self)?.len(),
-            ..Info::default()
-        };
-        for (name, bytes) in files_in(&layout.blobs())? {
-            info.blobs.add(bytes);
-            let is_ref = Blake3::from_hex(&name).is_ok_and(|id| referenced.contains(&id));
-            if is_ref {
-                info.referenced.add(bytes);
-            } else {
-                info.unreferenced.add(bytes);
-            }
-        }
-        for (_, bytes) in files_in(&layout.tmp())? {
-            info.temp.add(bytes);
-        }
-        for (_, bytes) in files_in(&layout.quarantine())? {
-            info.quarantine.add(bytes);
-        }
-        for (name, _) in files_in(&layout.locks())? {
-            let (held, holder) = match crate::sys::lock::state(&layout.locks().join(&name)) {
-                Ok(crate::sys::lock::State::Held(h)) => (true, h),
-                Ok(crate::sys::lock::State::Gone) => continue,
-                // Free, or not lockable by us (e.g. not a regular file): not held as far as we can tell.
-                Ok(crate::sys::lock::State::Free) | Err(_) => (false, None),
-            };
-            info.locks.push(LockFile { name, held, holder });
-        }
-        info.lock_files = info.locks.len();
-        for (name, entry) in &manifest.models {
-            if !self.all_present(&entry.files(name))? {
-                info.missing.push(name.clone());
-            }
-        }
-        info.problems = super::policy::problems(layout, self.config())?;
-        info.used_percent = max_size.map(|max| info.blobs.bytes as f64 * 100.0 / max as f64);
-        Ok(info)
     }
 }
 

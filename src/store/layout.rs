@@ -107,7 +107,7 @@ impl Layout {
     }
 
     /// A model's directory: `TreeId` is a BLAKE3 (64 lowercase hex) by construction.
-    pub fn snapshot(&self, tree: &crate::store::snapshot::TreeId) -> Rooted {
+    pub fn snapshot(&self, tree: &crate::model::tree::TreeId) -> Rooted {
         self.snapshots().join(tree.to_hex())
     }
 

@@ -13,7 +13,7 @@ mod error;
 pub mod index;
 mod inspect;
 mod layout;
-mod listing;
+
 pub mod partials;
 pub mod policy;
 pub mod publish;
@@ -21,23 +21,27 @@ mod record_text;
 mod records;
 mod referrers;
 mod refs;
+pub mod rm;
 pub mod snapshot;
 pub mod sums;
 mod sweep;
+pub mod upgrade;
 pub mod uses;
+pub mod views;
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use config::{
-    duration_text, size_text, Config, Locking, Sharing, BLOB_MODE, FORMAT, TEMP_MODE,
+    duration_text, size_text, Config, Locking, Sharing, BLOB_MODE, DEFAULT_MIN_AGE, FORMAT,
+    TEMP_MODE,
 };
 pub use error::StoreError;
 pub use index::{IndexSwept, Mapping};
 pub use inspect::{files_in, names_in, BlobState, Count, Info, Listing, Located, LockFile};
 pub use layout::{name_of_record, quarantined_at, Layout};
-pub use refs::Removed;
+pub use rm::Removed;
 pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};
 
 use crate::sys::error::{IoContext, IoError};
@@ -70,8 +74,10 @@ impl Store {
         }
     }
 
-    /// Opens an existing store; never creates one.
-    pub fn open(root: &Path) -> Result<Store, StoreError> {
+    /// Opens the existing store at `root` as it is, in whatever format it has (the store's
+    /// directory opened once; `store.toml` and the store's directories checked against the
+    /// policy). [`Store::open`] is this and then the format upgrades (`upgrade`).
+    pub(super) fn open_as_is(root: &Path) -> Result<Store, StoreError> {
         let dir = match inspect_root(root)? {
             (RootState::Store, Some(dir)) => dir,
             (RootState::Foreign, _) => return Err(StoreError::NotAStore { path: root.into() }),
@@ -81,24 +87,10 @@ impl Store {
         policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
-        let mut store = Store { layout, config };
-        if store.config.format < 2 {
-            // The one upward call of this module: an old store is upgraded by the first writer
-            // that opens it (DESIGN §13; see `crate::store::snapshot::upgrade`).
-            crate::store::snapshot::upgrade(&mut store)?;
-        }
-        if store.config.format == 2 {
-            // Format 3: the store manifest becomes one record per name (`records`).
-            store.upgrade_to_records()?;
-        }
-        if store.config.format == 3 {
-            // Format 4: the reverse index of the records (`referrers`), which `rm` reads.
-            store.upgrade_to_referrers()?;
-        }
-        Ok(store)
+        Ok(Store { layout, config })
     }
 
-    /// Marks the store as upgraded to `format` (after `crate::store::snapshot::upgrade` did the work):
+    /// Marks the store as upgraded to `format` (after `upgrade` did the work):
     /// rewrites `store.toml` atomically, the last step, so a crash before it leaves the old format
     /// and the next writer finishes the upgrade.
     pub(crate) fn set_format(&mut self, format: i64) -> Result<(), StoreError> {
@@ -117,44 +109,7 @@ impl Store {
         Ok(())
     }
 
-    /// Opens the store at `root`, creating a private one if there is none yet.
-    pub fn open_or_create(root: &Path) -> Result<Store, StoreError> {
-        match inspect_root(root)?.0 {
-            RootState::Store => Store::open(root),
-            RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
-            RootState::Missing | RootState::Empty | RootState::HalfMade => {
-                Store::create(root, InitOptions::default())
-            }
-        }
-    }
-
-    /// `beaker store init`: creates a store with `opts`, or confirms an existing one with the same
-    /// settings.
-    pub fn init(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
-        match inspect_root(root)?.0 {
-            RootState::Foreign => Err(StoreError::NotAStore { path: root.into() }),
-            RootState::Store => {
-                if let Some(group) = &opts.group {
-                    lookup_group(group)?;
-                }
-                let store = Store::open(root)?;
-                if store.config.mode != opts.mode || store.config.locking != opts.locking {
-                    return Err(StoreError::AlreadyInitialised {
-                        path: root.into(),
-                        existing: format!(
-                            "{:?}, locking {:?}",
-                            store.config.mode, store.config.locking
-                        )
-                        .to_lowercase(),
-                    });
-                }
-                Ok(store)
-            }
-            _ => Store::create(root, opts),
-        }
-    }
-
-    fn create(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
+    pub(super) fn create(root: &Path, opts: InitOptions) -> Result<Store, StoreError> {
         let config = Config {
             format: FORMAT,
             mode: opts.mode,
@@ -203,7 +158,7 @@ impl Store {
             config.to_toml().as_bytes(),
             config.file_mode(),
         )?;
-        Store::open(root)
+        Store::open_as_is(root)
     }
 
     pub fn root(&self) -> &Path {
@@ -253,15 +208,6 @@ impl Store {
     }
 }
 
-/// The end of a format upgrade: a store this user may not write is not an error (the upgrade is
-/// left to a user who can; this one reads the store as it is), every other failure is.
-pub(crate) fn unless_read_only(done: Result<(), StoreError>) -> Result<(), StoreError> {
-    match done {
-        Err(StoreError::NotWritable { .. }) => Ok(()),
-        other => other,
-    }
-}
-
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # This file is a cache directory tag created by beaker (a model store).\n\
 # For information about cache directory tags see https://bford.info/cachedir/\n";
@@ -284,7 +230,7 @@ fn write_new(
 }
 
 /// The gid of `group`, if it exists and this user may create a store for it.
-fn lookup_group(group: &str) -> Result<u32, StoreError> {
+pub(super) fn lookup_group(group: &str) -> Result<u32, StoreError> {
     let gid = crate::sys::who::group_id(group).ok_or_else(|| StoreError::UnknownGroup {
         group: group.to_owned(),
     })?;
@@ -319,7 +265,7 @@ fn read_config(layout: &Layout) -> Result<Config, StoreError> {
     })
 }
 
-enum RootState {
+pub(super) enum RootState {
     Missing,
     Empty,
     /// Only store entries, no store.toml: a crash during init. Finishing it is safe.
@@ -331,7 +277,7 @@ enum RootState {
 
 /// What is at `root`, and its directory opened (once: everything below it is reached from that
 /// descriptor) when there is one.
-fn inspect_root(root: &Path) -> Result<(RootState, Option<Arc<fsx::Root>>), StoreError> {
+pub(super) fn inspect_root(root: &Path) -> Result<(RootState, Option<Arc<fsx::Root>>), StoreError> {
     // The root itself may be a symlink the user chose (e.g. to a bigger disk): follow it here.
     // Inside the store nothing is followed.
     let dir = match fsx::Root::open(root) {

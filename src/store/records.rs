@@ -147,24 +147,9 @@ impl Store {
         Ok(())
     }
 
-    /// Upgrades a format-2 store to format 3 in place: under manifest.lock, every name of
-    /// `manifest.toml` becomes a record, `names/` is fsynced, `store.toml` says 3, and only then
-    /// is `manifest.toml` deleted. A crash before `format = 3` leaves a format-2 store whose
-    /// `manifest.toml` still names everything (a beaker of format 2 reads it as before); after
-    /// it, the records name everything and the next edit deletes what is left. A user who cannot
-    /// write the store keeps reading it as it is.
-    pub(crate) fn upgrade_to_records(&mut self) -> Result<(), StoreError> {
-        super::unless_read_only((|| {
-            let _guard = self.manifest_lock()?;
-            self.records_from(&self.read_legacy()?.unwrap_or_default())?;
-            self.set_format(3)?;
-            self.finish_move()
-        })())
-    }
-
     /// Writes a record for every name of `legacy` that has none (a record wins: it was written
     /// later than `manifest.toml`'s entry), then makes `names/` durable (creating it if needed).
-    fn records_from(&self, legacy: &Manifest) -> Result<(), StoreError> {
+    pub(super) fn records_from(&self, legacy: &Manifest) -> Result<(), StoreError> {
         for (name, entry) in &legacy.models {
             if fsx::stat(&self.layout().name_record(name))?.is_none() {
                 self.write_record(name, entry)?;

@@ -350,25 +350,6 @@ impl Store {
         Ok(lost)
     }
 
-    /// Upgrades a format-3 store to format 4: under manifest.lock, every name's markers are
-    /// written (durably), then `referrers/.complete`, and only then does `store.toml` say 4. A
-    /// crash before that leaves a format-3 store with some markers, which a beaker of format 3
-    /// ignores and the next upgrade completes. A user who cannot write the store keeps reading
-    /// it as it is.
-    pub(crate) fn upgrade_to_referrers(&mut self) -> Result<(), StoreError> {
-        super::unless_read_only((|| {
-            let _guard = self.manifest_lock()?;
-            self.settle()?;
-            let manifest = self.read_manifest()?;
-            fsx::ensure_dir(&self.layout().referrers(), self.config().dir_mode())
-                .map_err(|e| StoreError::writing(self.root(), e))?;
-            self.add_referrers(&manifest.models)?;
-            self.mark_referrers_complete()?;
-            fsx::sync_dir(&self.layout().top())?;
-            self.set_format(super::FORMAT)
-        })())
-    }
-
     /// `rm` found the index untrusted and read every record (`manifest`, read under
     /// manifest.lock, which the caller holds): lists every name again where it is missing, then
     /// marks the index complete, so the next `rm` reads only what it needs. Only in a store with

@@ -38,7 +38,8 @@ use std::path::{Path, PathBuf};
 
 use crate::model::digest::Blake3;
 use crate::model::file_path::FilePath;
-use crate::store::{Store, StoreError};
+use crate::model::name::ModelName;
+use crate::store::{BlobState, Located, Store, StoreError};
 use crate::sys::error::IoError;
 use crate::sys::fsx::{self, Rooted};
 
@@ -358,6 +359,78 @@ fn check_file(store: &Store, dir: &Rooted, f: &ModelFile) -> Result<Option<Strin
     }
 }
 
+impl Store {
+    /// `beaker store path NAME`: where a name the store holds is, if its main blob is there.
+    ///
+    /// `main` is the main file inside the model's snapshot, or the blob itself for a name
+    /// recorded before snapshots existed (a format-1 store nobody could upgrade); `dir` is the
+    /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
+    /// ([`Located::snapshot_missing`]), not rebuilt here.
+    pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
+        let entry = self
+            .read_entry(name)?
+            .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        let entry = &entry;
+        let main_file = entry.main_file(name);
+        let mut main_blob = None;
+        // Every file's blob must be there (a model is all its files), the main one first.
+        let mut files = entry.files(name);
+        files.sort_by_key(|f| f.path != main_file);
+        for f in files {
+            let Some(id) = f.blake3 else {
+                return Err(StoreError::NotInStore { name: name.clone() });
+            };
+            let blob = self.layout().blob(&id);
+            match self.blob_state(&id, f.size)? {
+                BlobState::Present { .. } => {}
+                BlobState::Absent => {
+                    return Err(StoreError::BlobMissing {
+                        name: name.clone(),
+                        blob: id,
+                        path: blob.path(),
+                    })
+                }
+                BlobState::Damaged { problem } => {
+                    return Err(StoreError::DamagedBlob {
+                        path: blob.path(),
+                        problem,
+                    })
+                }
+            }
+            main_blob.get_or_insert(blob);
+        }
+        let Some(blob) = main_blob else {
+            return Err(StoreError::NotInStore { name: name.clone() });
+        };
+        let Some(tree) = entry.tree.map(crate::model::tree::TreeId) else {
+            return Ok(Located {
+                main: blob.path(),
+                dir: None,
+                blob: blob.path(),
+                snapshot_missing: false,
+            });
+        };
+        let dir = self.layout().snapshot(&tree);
+        let main = main_file.beneath(&dir).path();
+        // Every file must be its blob (same inode, or the symlink of a symlink farm) and nothing
+        // else may be there: anything else is a snapshot that needs repair, never a path handed
+        // out (a tool opens the other files by name next to the main one).
+        let snapshot_missing = match entry.model_files(name) {
+            Some(files) => {
+                crate::store::snapshot::check(self, &files)?
+                    != crate::store::snapshot::State::Complete
+            }
+            None => true,
+        };
+        Ok(Located {
+            main,
+            dir: Some(dir.path()),
+            blob: blob.path(),
+            snapshot_missing,
+        })
+    }
+}
+
 /// Takes a snapshot out of use: for a model one of whose blobs went to quarantine, so no path
 /// to the bad bytes stays in the store. The next pull or add builds it again.
 pub fn retire(store: &Store, files: &[ModelFile]) -> Result<(), StoreError> {
@@ -394,48 +467,6 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
         },
         other => other,
     })
-}
-
-/// Upgrades a format-1 store to format 2 in place (DESIGN §13): builds the snapshot of every
-/// recorded name whose blobs are all present and records its tree, then writes `format = 2` into
-/// `store.toml` last. Idempotent and crash-safe: each name is recorded atomically, names that
-/// already have a tree are skipped, and until `store.toml` says 2 the next writer redoes what is
-/// left. Linear in the number of names: `manifest.toml` is parsed once, here, and each name is
-/// recorded without reading it again (`publish::record_upgraded`; a name recorded meanwhile by
-/// another process keeps its record). A name whose blob is missing is left as it is (it reads as missing; the next pull or add
-/// records it with its snapshot). A user who cannot write the store keeps using it as format 1
-/// (paths are then blob paths) and nothing changes.
-pub(crate) fn upgrade(store: &mut Store) -> Result<(), StoreError> {
-    let done = (|| {
-        let gc = store.gc_shared()?;
-        let manifest = store.read_manifest()?;
-        for (name, entry) in manifest.models {
-            if entry.tree.is_some() {
-                continue;
-            }
-            let Some(files) = entry.model_files(&name) else {
-                continue;
-            };
-            let mut present = true;
-            for f in &files {
-                present &= matches!(
-                    store.blob_state(&f.blake3, Some(f.size))?,
-                    crate::store::BlobState::Present { .. }
-                );
-            }
-            if !present {
-                continue;
-            }
-            let mut entry = entry;
-            if entry.files.is_none() {
-                entry.file = Some(entry.single_file_name(&name));
-            }
-            crate::store::publish::record_upgraded(store, &name, entry, &gc)?;
-        }
-        drop(gc);
-        store.set_format(2)
-    })();
-    crate::store::unless_read_only(done)
 }
 
 /// gc and `rm`: removes every snapshot whose tree is not in `keep` (links only; the blobs are

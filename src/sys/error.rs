@@ -43,7 +43,8 @@ impl IoError {
 }
 
 /// Where an error happened, for its message: a path, or a path inside a store
-/// ([`crate::sys::fsx::Rooted`], which is not a `Path` so that it never reaches a path-based call).
+/// (`fsx::Rooted`, which is not a `Path` so that it never reaches a path-based call; its impl
+/// is in `fsx`).
 pub trait Place {
     /// The absolute path to name in the message.
     fn place(&self) -> PathBuf;
@@ -52,18 +53,6 @@ pub trait Place {
 impl<T: AsRef<Path> + ?Sized> Place for T {
     fn place(&self) -> PathBuf {
         self.as_ref().to_owned()
-    }
-}
-
-impl Place for crate::sys::fsx::Rooted {
-    fn place(&self) -> PathBuf {
-        self.path()
-    }
-}
-
-impl Place for &crate::sys::fsx::Rooted {
-    fn place(&self) -> PathBuf {
-        self.path()
     }
 }
 

@@ -36,9 +36,7 @@ use crate::model::manifest::Manifest;
 use crate::model::name::ModelName;
 use crate::store::{files_in, Store, StoreError};
 
-/// A name used more recently than this is in use, unless `min_age` (flag or `store.toml`) says
-/// otherwise.
-pub const DEFAULT_MIN_AGE: Duration = Duration::from_secs(3600);
+pub use crate::store::DEFAULT_MIN_AGE;
 
 /// What to evict.
 #[derive(Debug, Clone, Default)]
@@ -62,9 +60,7 @@ impl Budget {
 
     /// The `min_age` in force for `store`.
     pub fn min_age(&self, store: &Store) -> Duration {
-        self.min_age
-            .or(store.config().min_age)
-            .unwrap_or(DEFAULT_MIN_AGE)
+        self.min_age.unwrap_or_else(|| store.config().min_age())
     }
 }
 

@@ -65,7 +65,7 @@ pub enum FetchError {
     Read(IoError),
     /// An `oci://` source whose registry refused or failed (credentials, token service).
     #[error(transparent)]
-    Registry(Box<crate::ops::registry::OciError>),
+    Registry(Box<crate::ops::fetch::registry::OciError>),
 }
 
 impl FetchError {

@@ -1,6 +1,6 @@
 //! One attempt at an `http://` or `https://` source, through ureq 3 with rustls. The agent
 //! ([`agent`]), the handling of one response ([`receive`]) and the error classification
-//! ([`classify`]) serve registry blobs too ([`crate::ops::registry`]).
+//! ([`classify`]) serve registry blobs too ([`crate::ops::fetch::registry`]).
 //!
 //! Settings: connect timeout and a per-read *stall* timeout (no total timeout: a large model on a
 //! slow link may take long, but it must keep moving); proxies from `HTTPS_PROXY`/`HTTP_PROXY`/
@@ -82,7 +82,7 @@ impl Client {
 
 /// One GET of `url` into `temp` through `get` (which sends `Range: bytes=N-` when handed N > 0):
 /// the answer decides whether the bytes are appended, the temp blob starts over, or it fails.
-/// Registries use it too, with a `get` that authenticates ([`crate::ops::registry`]).
+/// Registries use it too, with a `get` that authenticates ([`crate::ops::fetch::registry`]).
 pub(crate) fn receive(
     url: &str,
     temp: &mut TempBlob,

@@ -2,7 +2,7 @@
 //! retrying as needed.
 //!
 //! This module owns *transport* only: which URL forms exist ([`Source`]), how one attempt runs
-//! (`http`, `file`, and `oci`: a registry blob, fetched through [`crate::ops::registry::Client`] and
+//! (`http`, `file`, and `oci`: a registry blob, fetched through [`crate::ops::fetch::registry::Client`] and
 //! received like HTTP), and the retry loop ([`Fetcher::fetch`]). It writes nothing but the temp blob
 //! it is handed, through [`TempBlob::append`]/[`TempBlob::restart`]; whether the bytes are right is
 //! decided afterwards by [`crate::store::publish::publish`] (invariant I1 never depends on the source).
@@ -19,6 +19,7 @@ mod error;
 mod file;
 mod http;
 mod oci;
+pub mod registry;
 
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -95,7 +96,7 @@ pub struct Fetcher {
     config: Config,
     http: Option<http::Client>,
     /// One registry client per registry, so tokens are fetched once per pull.
-    registries: Vec<(String, crate::ops::registry::Client)>,
+    registries: Vec<(String, crate::ops::fetch::registry::Client)>,
 }
 
 impl Fetcher {
@@ -179,12 +180,12 @@ impl Fetcher {
     fn registry(
         &mut self,
         reference: &crate::model::reference::Reference,
-    ) -> Result<&mut crate::ops::registry::Client, FetchError> {
+    ) -> Result<&mut crate::ops::fetch::registry::Client, FetchError> {
         let base = reference.base_url();
         let at = match self.registries.iter().position(|(b, _)| *b == base) {
             Some(at) => at,
             None => {
-                let client = crate::ops::registry::Client::new(reference, &self.config)
+                let client = crate::ops::fetch::registry::Client::new(reference, &self.config)
                     .map_err(oci::to_fetch_error)?;
                 self.registries.push((base, client));
                 self.registries.len() - 1

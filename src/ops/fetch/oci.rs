@@ -4,7 +4,7 @@
 //! (the pull pins it), so a registry that serves other bytes publishes nothing (I1).
 
 use super::{http, FetchError};
-use crate::ops::registry::{Client, OciError, Reference, Target};
+use crate::ops::fetch::registry::{Client, OciError, Reference, Target};
 use crate::store::publish::TempBlob;
 use crate::sys::progress::Progress;
 

@@ -72,7 +72,9 @@ pub(super) fn check(
     size: u64,
 ) -> Result<Verdict, StoreError> {
     let mapping = Mapping { blake3: id, size };
-    let unknown: Vec<Upstream> = Upstream::pinned_by(&file.as_entry())
+    let unknown: Vec<Upstream> = file
+        .as_entry()
+        .upstream()
         .into_iter()
         .filter(|d| !known(store, d, &mapping))
         .collect();

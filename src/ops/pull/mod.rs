@@ -202,12 +202,6 @@ impl<'s> Puller<'s> {
             match reference_existing(self.store, name, entry)? {
                 Some(p) => {
                     drop(gc);
-                    if downloaded {
-                        // store.toml's max_size: evict down to it if gc.lock is free (never
-                        // waits, spares this model). Housekeeping: the pull is complete and
-                        // its errors are not the pull's (`beaker store gc` reports them).
-                        let _ = crate::maint::gc::evict::after_publish(self.store, name);
-                    }
                     return Ok(Pulled::new(name, p, downloaded));
                 }
                 // A file that was already here went away before the lock (gc, rm): again.

@@ -20,8 +20,8 @@ use crate::model::manifest::{Entry, FileEntry, Format};
 use crate::model::name::ModelName;
 use crate::model::reference::{default_name, Reference, Target};
 use crate::ops::fetch;
-use crate::ops::registry::types::{self, Manifest};
-use crate::ops::registry::{Client, OciError};
+use crate::ops::fetch::registry::types::{self, Manifest};
+use crate::ops::fetch::registry::{Client, OciError};
 
 /// A model found in a registry, ready for [`crate::ops::pull::Puller::pull`].
 #[derive(Debug, Clone)]
@@ -148,7 +148,7 @@ pub(super) fn to_entry(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::registry::types::parse_manifest;
+    use crate::ops::fetch::registry::types::parse_manifest;
 
     fn reference() -> Reference {
         Reference::parse("oci://h/org/m:v1", false).unwrap()

@@ -219,6 +219,18 @@ impl Rooted {
     }
 }
 
+impl crate::sys::error::Place for Rooted {
+    fn place(&self) -> PathBuf {
+        self.path()
+    }
+}
+
+impl crate::sys::error::Place for &Rooted {
+    fn place(&self) -> PathBuf {
+        self.path()
+    }
+}
+
 impl fmt::Display for Rooted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(&self.path().display(), f)

@@ -153,12 +153,7 @@ fn foreign_sigbus_is_not_swallowed() {
     );
     for how in ["fault", "kill"] {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args([
-                me.as_str(),
-                "--exact",
-                "--test-threads=1",
-                "--nocapture",
-            ])
+            .args([me.as_str(), "--exact", "--test-threads=1", "--nocapture"])
             .env(CHILD_ENV, how)
             .output()
             .unwrap();

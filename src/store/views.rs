@@ -28,7 +28,9 @@ use crate::model::name::ModelName;
 use crate::sys::fsx::{self, Dir, Meta, Rooted};
 
 use super::records::read_in_parallel;
-use super::{name_of_record, BlobState, Listing, Store, StoreError};
+use super::{
+    files_in, name_of_record, BlobState, Config, Info, Listing, LockFile, Store, StoreError,
+};
 
 /// What one thread already knows of a blob: present (with this size) or not.
 type Seen = HashMap<(Blake3, Option<u64>), bool>;
@@ -196,6 +198,79 @@ fn listing<K: Eq + Hash>(dir: &Rooted, key: impl Fn(&str) -> Option<K>) -> Optio
         dir: Some(opened),
         entries,
     })
+}
+
+impl Store {
+    /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).
+    fn all_present(&self, files: &[crate::model::manifest::FileEntry]) -> Result<bool, StoreError> {
+        for f in files {
+            let Some(id) = f.blake3 else {
+                return Ok(false);
+            };
+            if !matches!(self.blob_state(&id, f.size)?, BlobState::Present { .. }) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// `beaker store info`: sizes by category and the lock files present.
+    pub fn info(&self) -> Result<Info, StoreError> {
+        let layout = self.layout();
+        let manifest = self.read_manifest()?;
+        let referenced = manifest.roots();
+        let Config {
+            format,
+            mode,
+            locking,
+            max_size,
+            ..
+        } = *self.config();
+        let mut info = Info {
+            path: self.root().to_owned(),
+            format,
+            mode: format!("{mode:?}").to_lowercase(),
+            locking: format!("{locking:?}").to_lowercase(),
+            names: manifest.models.len(),
+            max_size,
+            min_age_secs: self.config().min_age().as_secs(),
+            pinned: crate::store::uses::pinned(self)?.len(),
+            ..Info::default()
+        };
+        for (name, bytes) in files_in(&layout.blobs())? {
+            info.blobs.add(bytes);
+            let is_ref = Blake3::from_hex(&name).is_ok_and(|id| referenced.contains(&id));
+            if is_ref {
+                info.referenced.add(bytes);
+            } else {
+                info.unreferenced.add(bytes);
+            }
+        }
+        for (_, bytes) in files_in(&layout.tmp())? {
+            info.temp.add(bytes);
+        }
+        for (_, bytes) in files_in(&layout.quarantine())? {
+            info.quarantine.add(bytes);
+        }
+        for (name, _) in files_in(&layout.locks())? {
+            let (held, holder) = match crate::sys::lock::state(&layout.locks().join(&name)) {
+                Ok(crate::sys::lock::State::Held(h)) => (true, h),
+                Ok(crate::sys::lock::State::Gone) => continue,
+                // Free, or not lockable by us (e.g. not a regular file): not held as far as we can tell.
+                Ok(crate::sys::lock::State::Free) | Err(_) => (false, None),
+            };
+            info.locks.push(LockFile { name, held, holder });
+        }
+        info.lock_files = info.locks.len();
+        for (name, entry) in &manifest.models {
+            if !self.all_present(&entry.files(name))? {
+                info.missing.push(name.clone());
+            }
+        }
+        info.problems = super::policy::problems(layout, self.config())?;
+        info.used_percent = max_size.map(|max| info.blobs.bytes as f64 * 100.0 / max as f64);
+        Ok(info)
+    }
 }
 
 #[cfg(test)]
