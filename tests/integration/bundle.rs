@@ -9,9 +9,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use crate::http_server::{Fault, Server};
 use crate::pull::{partials, pull, pull_cmd};
 use crate::support::*;
+use testkit::server::{Fault, Server};
 
 /// A catalogue with one model `name` of several `(path, bytes, url)` files.
 fn bundle_catalogue(env: &Env, name: &str, files: &[(&str, &[u8], String)]) -> PathBuf {
@@ -32,7 +32,10 @@ fn snapshot_dirs(env: &Env) -> Vec<String> {
 
 #[test]
 fn a_model_of_two_files_is_pulled_into_one_directory_with_real_names() {
-    let (env, server) = (Env::new(), Server::start());
+    let (env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
     let (graph, weights) = (bytes(2_000, 1), bytes(200_000, 2));
     server.route("/g", &graph, &[], Fault::None);
     server.route("/w", &weights, &[], Fault::None);
@@ -67,7 +70,10 @@ fn a_model_of_two_files_is_pulled_into_one_directory_with_real_names() {
 
 #[test]
 fn a_sigkill_during_a_multi_file_pull_leaves_the_name_absent_and_the_next_pull_finishes() {
-    let (env, server) = (Env::new(), Server::start());
+    let (env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
     let (graph, weights) = (bytes(2_000, 3), bytes(300_000, 4));
     server.route("/g", &graph, &[], Fault::None);
     server.route("/w", &weights, &[Fault::Gate(120_000)], Fault::None);
@@ -85,7 +91,10 @@ fn a_sigkill_during_a_multi_file_pull_leaves_the_name_absent_and_the_next_pull_f
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    server.wait_gate();
+    assert!(
+        server.wait_gate(std::time::Duration::from_secs(20)),
+        "no request reached the gate"
+    );
     // The first file is downloaded and checked, the second is half there (once its bytes are on
     // disk): kill it now.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -288,10 +297,8 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
     // env.cmd() already passes --store for env.store; the later --store is refused by clap, so
     // point env.store at the fixture instead.
     let _ = run;
-    let env = Env {
-        dir: env.dir,
-        store,
-    };
+    let mut env = env;
+    env.store = store;
     assert!(std::fs::read_to_string(env.store.join("store.toml"))
         .unwrap()
         .contains("format = 1"));

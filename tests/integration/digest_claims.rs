@@ -8,10 +8,10 @@
 use std::path::{Path, PathBuf};
 
 use crate::digest_index::md5_hex;
-use crate::http_server::{Fault, Server};
 use crate::maint_helpers::add;
 use crate::registry::{reg_run, sha256_hex};
 use crate::support::*;
+use testkit::server::{Fault, Server};
 
 const LEN: usize = 20_000;
 
@@ -253,7 +253,7 @@ fn manifest(sha: &str, blake3: Option<&str>, size: usize) -> Vec<u8> {
 #[test]
 fn a_registry_annotation_naming_a_present_blob_is_checked_against_the_layer_digest() {
     let (real, other) = (bytes(LEN, 9), bytes(LEN, 10));
-    let server = Server::start();
+    let server = Server::start().expect("start the HTTP test server");
     let sha = sha256_hex(&real);
     // The layer is real's bytes (its sha256), but the annotation claims other's BLAKE3.
     server.route(

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use crate::http_server::{Fault, Server};
 use crate::pull::{partials, pull, pull_cmd, LEN};
 use crate::support::*;
+use testkit::server::{Fault, Server};
 
 const SHIM: &str = r#"
 #define _GNU_SOURCE
@@ -134,7 +134,10 @@ fn md5_catalogue(env: &Env, md5: &str, url: &str) -> PathBuf {
 
 #[test]
 fn a_pull_killed_between_link_and_unlink_never_lets_resume_write_into_the_blob() {
-    let (env, server) = (Env::new(), Server::start());
+    let (env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
     let good = bytes(LEN, 41);
     server.route("/m", &good, &[], Fault::None);
     let cat = md5_catalogue(&env, &md5_hex(&good), &server.url("/m"));
@@ -180,7 +183,10 @@ fn a_pull_killed_between_link_and_unlink_never_lets_resume_write_into_the_blob()
 
 #[test]
 fn the_link_fallback_publishes_the_same_blob_and_leaves_no_temp_file() {
-    let (env, server) = (Env::new(), Server::start());
+    let (env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
     let body = bytes(LEN, 43);
     server.route("/m", &body, &[], Fault::None);
     let cat = md5_catalogue(&env, &md5_hex(&body), &server.url("/m"));
@@ -262,7 +268,10 @@ fn with_file_size_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
 
 #[test]
 fn a_pull_past_ulimit_f_fails_cleanly_and_keeps_no_partial() {
-    let (env, server) = (Env::new(), Server::start());
+    let (env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
     let body = bytes(LEN, 45);
     server.route("/m", &body, &[], Fault::None);
     let cat = crate::pull::catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
@@ -329,49 +338,17 @@ fn adding_a_fifo_is_refused_at_once() {
     assert!(env.blob_names().is_empty());
 }
 
-/// A tmpfs of `kib` KiB mounted at `dir` for the life of the value (needs root).
-struct SmallDisk {
-    dir: PathBuf,
-}
-
-impl SmallDisk {
-    fn mount(dir: &Path, kib: u64) -> SmallDisk {
-        std::fs::create_dir_all(dir).unwrap();
-        let out = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={kib}k,mode=0755"),
-                "tmpfs",
-            ])
-            .arg(dir)
-            .output()
-            .expect("run mount");
-        assert!(
-            out.status.success(),
-            "mount tmpfs failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        SmallDisk {
-            dir: dir.to_owned(),
-        }
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
-    }
-}
-
 #[test]
 fn a_full_disk_deletes_the_partial_and_the_gc_the_error_names_frees_the_rest() {
     if !root_only("mounts a small tmpfs to fill a real disk (ENOSPC)") {
         return;
     }
-    let (mut env, server) = (Env::new(), Server::start());
-    let disk = SmallDisk::mount(&env.path("disk"), 512);
+    let (mut env, server) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+    );
+    let disk =
+        testkit::lab::SmallDisk::mount(&env.path("disk"), 512).unwrap_or_else(|e| panic!("{e:#}"));
     env.store = disk.dir.join("store");
     let body = bytes(LEN, 47);
     server.route("/m", &body, &[], Fault::None);

@@ -18,7 +18,6 @@ mod evict;
 mod evict_shared;
 mod hangs;
 mod harden_publish;
-mod http_server;
 mod ls_rows;
 mod maint;
 mod maint_bad_input;

@@ -366,19 +366,8 @@ const FAKE_RUNTIMES: [(&str, &str); 2] = [
 fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
     let env = Env::new();
     for (name, source) in FAKE_RUNTIMES {
-        let src = env.file(&format!("{name}.c"), source.as_bytes());
-        let so = env.path(&format!("lib{name}.so"));
-        let out = std::process::Command::new("cc")
-            .args(["-shared", "-fPIC", "-o"])
-            .arg(&so)
-            .arg(&src)
-            .output()
-            .expect("this test needs a C compiler (`cc`) to build a fake runtime");
-        assert!(
-            out.status.success(),
-            "cc: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let so = testkit::shim::build(env.dir.path(), &format!("lib{name}"), source)
+            .unwrap_or_else(|e| panic!("a fake runtime: {e:#}"));
         let r = with_lib(&env, &so, &["store", "pull", "--check", "tiny-add"]);
         r.fails(
             1,

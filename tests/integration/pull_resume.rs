@@ -5,9 +5,9 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::http_server::{Fault, Server};
 use crate::pull::{blob_path, catalogue, partials, pull, pull_cmd, LEN};
 use crate::support::*;
+use testkit::server::{Fault, Server};
 
 /// Waits (polling the file, bounded) until the one partial in tmp/ holds `at` bytes.
 fn wait_for_partial(env: &Env, at: usize) {
@@ -27,7 +27,11 @@ fn wait_for_partial(env: &Env, at: usize) {
 
 #[test]
 fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 3));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 3),
+    );
     server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
 
@@ -59,7 +63,11 @@ fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
 
 #[test]
 fn a_cut_is_retried_within_one_pull() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 4));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 4),
+    );
     server.route(
         "/m",
         &body,
@@ -81,7 +89,11 @@ fn a_cut_is_retried_within_one_pull() {
 
 #[test]
 fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 8));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 8),
+    );
     server.route(
         "/m",
         &body,
@@ -113,7 +125,11 @@ fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
 
 #[test]
 fn a_server_ignoring_range_restarts_from_zero() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 9));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 9),
+    );
     server.route("/m", &body, &[Fault::CutAfter(120_000)], Fault::IgnoreRange);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     // The first answer is also range-ignoring, but it asked for no range: it is cut short.
@@ -138,7 +154,11 @@ fn a_server_ignoring_range_restarts_from_zero() {
 #[test]
 fn sigkill_mid_download_then_the_next_pull_resumes() {
     const AT: usize = 110_000;
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 13));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 13),
+    );
     server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
 
@@ -148,7 +168,10 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    server.wait_gate();
+    assert!(
+        server.wait_gate(std::time::Duration::from_secs(20)),
+        "no request reached the gate"
+    );
     // The server has sent AT bytes and holds the connection; wait until they are on disk.
     wait_for_partial(&env, AT);
     // While it holds the download lock, a bounded wait gives up and names the holder.
@@ -177,7 +200,11 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
 #[test]
 fn sigint_leaves_a_resumable_partial() {
     const AT: usize = 90_000;
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 18));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 18),
+    );
     server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     let mut cmd = pull_cmd(&env, &cat);
@@ -188,7 +215,10 @@ fn sigint_leaves_a_resumable_partial() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    server.wait_gate();
+    assert!(
+        server.wait_gate(std::time::Duration::from_secs(20)),
+        "no request reached the gate"
+    );
     wait_for_partial(&env, AT);
     send_signal(child.id(), libc::SIGINT);
     assert!(!child.wait().unwrap().success());
@@ -203,7 +233,11 @@ fn sigint_leaves_a_resumable_partial() {
 
 #[test]
 fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
-    let (env, server, body) = (Env::new(), Server::start(), bytes(LEN, 19));
+    let (env, server, body) = (
+        Env::new(),
+        Server::start().expect("start the HTTP test server"),
+        bytes(LEN, 19),
+    );
     server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     env.run(&["store", "init", "--locking", "none"]).ok();

@@ -1,28 +1,10 @@
-//! The switch for tests that need root (`support::root_only`): as root they run; as another user
-//! they say "not run" and pass; with `BEAKER_TEST_REQUIRE_ROOT=1` (CI) "not run" is a failure.
+//! The switch for tests that need root (`testkit::users::root_only`; its decision table is tested
+//! in the kit): as root they run; as another user they say "not run" and pass; with
+//! `BEAKER_TEST_REQUIRE_ROOT=1` (CI) "not run" is a failure.
 
 use std::process::{Command, Stdio};
 
 use crate::support::*;
-
-#[test]
-fn root_only_tests_run_as_root_are_not_run_otherwise_and_fail_when_root_is_required() {
-    use std::ffi::OsStr;
-    assert_eq!(root_only_decision(true, None), RootOnly::Run);
-    assert_eq!(
-        root_only_decision(true, Some(OsStr::new("1"))),
-        RootOnly::Run
-    );
-    assert_eq!(root_only_decision(false, None), RootOnly::NotRun);
-    assert_eq!(
-        root_only_decision(false, Some(OsStr::new("0"))),
-        RootOnly::NotRun
-    );
-    assert_eq!(
-        root_only_decision(false, Some(OsStr::new("1"))),
-        RootOnly::Fail
-    );
-}
 
 #[test]
 fn a_root_only_test_run_by_another_user_says_not_run_or_fails_when_root_is_required() {

@@ -13,12 +13,7 @@ use std::sync::OnceLock;
 
 use crate::support::*;
 
-pub const GROUP: &str = "beaker-lab";
-
-pub struct User {
-    pub uid: u32,
-    pub gid: u32,
-}
+pub use testkit::users::{User, GROUP};
 
 pub struct Users {
     pub alice: User,
@@ -27,45 +22,6 @@ pub struct Users {
     pub lab_gid: u32,
     /// A copy of the beaker binary every user can execute (the build tree may not be reachable).
     pub bin: PathBuf,
-}
-
-fn sh(cmd: &str, args: &[&str]) {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn id(flag: &str, name: &str) -> Option<u32> {
-    let out = Command::new("id").args([flag, name]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-fn ensure_user(name: &'static str, in_lab: bool) -> User {
-    if id("-u", name).is_none() {
-        sh(
-            "useradd",
-            &[
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                name,
-            ],
-        );
-    }
-    if in_lab {
-        sh("usermod", &["-aG", GROUP, name]);
-    }
-    User {
-        uid: id("-u", name).expect("uid"),
-        gid: id("-g", name).expect("gid"),
-    }
 }
 
 /// The users, group and binary copy, created once per test run — or `None` when not root (the
@@ -83,26 +39,15 @@ pub fn users() -> Option<&'static Users> {
 fn created() -> &'static Users {
     static USERS: OnceLock<Users> = OnceLock::new();
     USERS.get_or_init(|| {
-        sh("groupadd", &["-f", GROUP]);
-        let alice = ensure_user("beaker-alice", true);
-        let bob = ensure_user("beaker-bob", true);
-        let eve = ensure_user("beaker-eve", false);
-        let lab_gid = beaker::who::group_id(GROUP).expect("group exists");
-        assert_ne!(
-            alice.gid, lab_gid,
-            "primary groups must differ from the store's group"
-        );
+        let all = testkit::users::create_all().unwrap_or_else(|e| panic!("{e:#}"));
         let dir = std::env::temp_dir().join(format!("beaker-shared-bin-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let bin = dir.join("beaker");
-        std::fs::copy(BIN, &bin).unwrap();
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let bin =
+            testkit::users::shared_binary(Path::new(BIN), &dir).unwrap_or_else(|e| panic!("{e:#}"));
         Users {
-            alice,
-            bob,
-            eve,
-            lab_gid,
+            alice: all.alice,
+            bob: all.bob,
+            eve: all.eve,
+            lab_gid: all.lab_gid,
             bin,
         }
     })
@@ -111,34 +56,14 @@ fn created() -> &'static Users {
 /// A test directory every user can create things in (sticky, like /tmp).
 pub fn shared_env() -> Env {
     let env = Env::new();
-    std::fs::set_permissions(env.dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    testkit::users::open_to_all(env.dir.path()).unwrap_or_else(|e| panic!("{e:#}"));
     env
 }
 
 /// `beaker --store S args…` as `user`, with the user's groups and the given umask.
 pub fn as_user_cmd(user: &User, umask: &str, store: &Path, args: &[&str]) -> Command {
-    let u = created();
-    let mut c = Command::new("setpriv");
-    c.arg(format!("--reuid={}", user.uid))
-        .arg(format!("--regid={}", user.gid))
-        .arg("--init-groups")
-        .args(["--", "sh", "-c", "umask \"$0\"; exec \"$@\"", umask])
-        .arg(&u.bin)
-        .arg("--store")
-        .arg(store)
-        .args(args)
-        .env_remove("BEAKER_STORE")
-        .env_remove("BEAKER_MANIFEST")
-        .env("BEAKER_CONFIG", "/nonexistent/beaker-user-config.toml")
-        .env(
-            "BEAKER_SYSTEM_CONFIG",
-            "/nonexistent/beaker-system-config.toml",
-        )
-        .env("HOME", "/nonexistent")
-        .stdin(Stdio::null());
-    for var in PROXY_AND_CA_VARS {
-        c.env_remove(var);
-    }
+    let mut c = testkit::users::as_user_cmd(user, umask, &created().bin, store);
+    c.args(args);
     c
 }
 

@@ -6,9 +6,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use crate::http_server::{Fault, Server};
 use crate::shared::*;
 use crate::support::*;
+use testkit::server::{Fault, Server};
 
 const LEN: usize = 200_000;
 
@@ -48,7 +48,7 @@ fn bob_gets_the_blob_alice_pulled_without_a_second_download() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "flock");
-    let server = Server::start();
+    let server = Server::start().expect("start the HTTP test server");
     let body = bytes(LEN, 31);
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m".into(), body.clone(), server.url("/m"))]);
@@ -97,7 +97,7 @@ fn alice_prunes_bobs_stale_locks_while_bobs_pulls_wait_unharmed() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "flock");
-    let server = Server::start();
+    let server = Server::start().expect("start the HTTP test server");
     let (one, two) = (bytes(LEN, 34), bytes(LEN, 35));
     server.route("/one", &one, &[], Fault::None);
     server.route("/two", &two, &[Fault::Gate(LEN / 2)], Fault::None);
@@ -115,7 +115,10 @@ fn alice_prunes_bobs_stale_locks_while_bobs_pulls_wait_unharmed() {
 
     // bob downloads `two` (stopped half-way by the server) and a second bob pull waits for it.
     let downloader = spawn_as(&u.bob, &env.store, &pull_args(&cat, &["two"]));
-    server.wait_gate();
+    assert!(
+        server.wait_gate(std::time::Duration::from_secs(20)),
+        "no request reached the gate"
+    );
     let waiter = spawn_as(&u.bob, &env.store, &pull_args(&cat, &["two"]));
 
     let pruned: serde_json::Value =
@@ -164,7 +167,7 @@ fn planted_symlinks_and_foreign_partials_never_redirect_a_pull() {
     std::os::unix::fs::lchown(&secret, Some(u.alice.uid), Some(u.alice.gid)).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    let server = Server::start();
+    let server = Server::start().expect("start the HTTP test server");
     let body = bytes(LEN, 36);
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m".into(), body.clone(), server.url("/m"))]);
@@ -213,7 +216,7 @@ fn without_locks_two_users_racing_pulls_and_adds_keep_every_blob_correct() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "none");
-    let server = Server::start();
+    let server = Server::start().expect("start the HTTP test server");
     let rounds = 50u64;
     let models: Vec<(String, Vec<u8>, String)> = (0..rounds)
         .map(|r| {
