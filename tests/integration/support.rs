@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 pub use testkit::lab::{blake3_hex, bytes, list_names, Lab, Run, FAST_NETWORK};
+use testkit::server::Server;
 pub use testkit::users::{root_only, REQUIRE_ROOT_VAR};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_beaker");
@@ -75,6 +76,11 @@ pub fn default_sigint(cmd: &mut Command) -> &mut Command {
             Ok(())
         })
     }
+}
+
+/// The kit's fault HTTP server, started on a free loopback port.
+pub fn http_server() -> Server {
+    Server::start().unwrap_or_else(|e| panic!("the HTTP test server: {e:#}"))
 }
 
 /// Sends `signal` to the process `pid` (one of this test's children).

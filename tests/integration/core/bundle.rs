@@ -9,7 +9,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use crate::pull::{partials, pull, pull_cmd};
 use crate::support::*;
@@ -33,10 +33,7 @@ fn snapshot_dirs(env: &Env) -> Vec<String> {
 
 #[test]
 fn a_model_of_two_files_is_pulled_into_one_directory_with_real_names() {
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let (graph, weights) = (bytes(2_000, 1), bytes(200_000, 2));
     server.route("/g", &graph, &[], Fault::None);
     server.route("/w", &weights, &[], Fault::None);
@@ -71,10 +68,7 @@ fn a_model_of_two_files_is_pulled_into_one_directory_with_real_names() {
 
 #[test]
 fn a_sigkill_during_a_multi_file_pull_leaves_the_name_absent_and_the_next_pull_finishes() {
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let (graph, weights) = (bytes(2_000, 3), bytes(300_000, 4));
     server.route("/g", &graph, &[], Fault::None);
     server.route("/w", &weights, &[Fault::Gate(120_000)], Fault::None);

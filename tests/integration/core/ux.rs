@@ -234,11 +234,8 @@ fn rm_dry_run_says_what_would_go_and_changes_nothing() {
 
 #[test]
 fn a_url_is_pulled_with_a_name_trusting_first_use_or_a_given_digest() {
-    use testkit::server::{Fault, Server};
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    use testkit::server::Fault;
+    let (env, server) = (Env::new(), http_server());
     let body = bytes(20_000, 62);
     server.route("/m.onnx", &body, &[], Fault::None);
     let url = server.url("/m.onnx");
@@ -310,11 +307,8 @@ fn manifest_entry_prints_an_entry_that_checks_and_pulls() {
 
 #[test]
 fn an_unreachable_mirror_is_left_at_once_for_the_next_and_said_so() {
-    use testkit::server::{Fault, Server};
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    use testkit::server::Fault;
+    let (env, server) = (Env::new(), http_server());
     let body = bytes(10_000, 64);
     server.route("/m", &body, &[], Fault::None);
     // A port nothing listens on: the connection is refused.

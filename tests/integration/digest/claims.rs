@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use crate::digest::index::md5_hex;
 use crate::maint::add;
@@ -254,7 +254,7 @@ fn manifest(sha: &str, blake3: Option<&str>, size: usize) -> Vec<u8> {
 #[test]
 fn a_registry_annotation_naming_a_present_blob_is_checked_against_the_layer_digest() {
     let (real, other) = (bytes(LEN, 9), bytes(LEN, 10));
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let sha = sha256_hex(&real);
     // The layer is real's bytes (its sha256), but the annotation claims other's BLAKE3.
     server.route(

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use super::{catalogue, partials, pull, pull_cmd, LEN};
 use crate::support::*;
@@ -22,11 +22,7 @@ struct Row {
 
 #[test]
 fn pull_verifies_publishes_and_then_takes_the_fast_path() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 1),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 1));
     server.route("/m.onnx", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m.onnx")])]);
 
@@ -57,11 +53,7 @@ fn pull_verifies_publishes_and_then_takes_the_fast_path() {
 
 #[test]
 fn eight_processes_pulling_at_once_download_once() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 2),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 2));
     // The one download pauses mid-body for 1.5 s (server-side), so every other process is
     // certainly waiting on the lock meanwhile, long enough to print who holds it.
     server.route(
@@ -115,11 +107,7 @@ fn eight_processes_pulling_at_once_download_once() {
 
 #[test]
 fn a_flipped_byte_fails_with_both_digests_and_leaves_nothing() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 5),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 5));
     server.route("/m", &body, &[], Fault::Flip(12_345));
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     let mut bad = body.clone();
@@ -151,11 +139,7 @@ fn a_flipped_byte_fails_with_both_digests_and_leaves_nothing() {
 
 #[test]
 fn server_errors_are_retried_and_404_is_not() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 6),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 6));
     server.route(
         "/m",
         &body,
@@ -166,10 +150,7 @@ fn server_errors_are_retried_and_404_is_not() {
     assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert_eq!(server.requests(), 3);
 
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/gone")])]);
     pull(&env, &cat, &["m"]).fails(1, &["cannot fetch m from", "HTTP 404 Not Found"]);
     assert_eq!(server.requests(), 1, "404 is not retried");
@@ -178,11 +159,7 @@ fn server_errors_are_retried_and_404_is_not() {
 
 #[test]
 fn retry_after_is_honoured() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(1000, 7),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(1000, 7));
     server.route("/m", &body, &[Fault::Status(429, Some(1))], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     let t = Instant::now();
@@ -197,11 +174,7 @@ fn retry_after_is_honoured() {
 
 #[test]
 fn a_body_longer_than_the_manifest_size_stops_at_the_limit() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 10),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 10));
     server.route("/m", &body, &[], Fault::Oversize(LEN));
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     pull(&env, &cat, &["m"]).fails(1, &["more than the 300000 bytes"]);
@@ -211,11 +184,7 @@ fn a_body_longer_than_the_manifest_size_stops_at_the_limit() {
 
 #[test]
 fn offline_never_connects() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(1000, 11),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(1000, 11));
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     pull(&env, &cat, &["m", "--offline"]).fails(1, &["m is not in the store", "offline"]);
@@ -240,11 +209,7 @@ fn offline_never_connects() {
 
 #[test]
 fn mirrors_are_tried_in_order() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 12),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 12));
     server.route("/mirror", &body, &[], Fault::None);
     let cat = catalogue(
         &env,
@@ -259,10 +224,7 @@ fn mirrors_are_tried_in_order() {
     assert_eq!(paths, ["/primary", "/mirror"]);
 
     // Every source failing: one line naming each.
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let cat = catalogue(
         &env,
         &[("m", &body, vec![server.url("/a"), server.url("/b")])],
@@ -328,11 +290,7 @@ fn an_md5_only_entry_is_filed_under_its_blake3_and_checked() {
 
 #[test]
 fn bad_input_is_one_clear_line_with_the_right_exit_code() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(1000, 17),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(1000, 17));
     server.route("/loop", &body, &[], Fault::Redirect("/loop".into()));
     let cat = catalogue(
         &env,

@@ -5,7 +5,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use super::{blob_path, catalogue, partials, pull, pull_cmd, LEN};
 use crate::support::*;
@@ -28,11 +28,7 @@ fn wait_for_partial(env: &Env, at: usize) {
 
 #[test]
 fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 3),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 3));
     server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
 
@@ -64,11 +60,7 @@ fn a_cut_download_is_resumed_with_range_by_the_next_pull() {
 
 #[test]
 fn a_cut_is_retried_within_one_pull() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 4),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 4));
     server.route(
         "/m",
         &body,
@@ -90,11 +82,7 @@ fn a_cut_is_retried_within_one_pull() {
 
 #[test]
 fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 8),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 8));
     server.route(
         "/m",
         &body,
@@ -126,11 +114,7 @@ fn a_stall_fails_after_the_stall_timeout_and_the_next_pull_resumes() {
 
 #[test]
 fn a_server_ignoring_range_restarts_from_zero() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 9),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 9));
     server.route("/m", &body, &[Fault::CutAfter(120_000)], Fault::IgnoreRange);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     // The first answer is also range-ignoring, but it asked for no range: it is cut short.
@@ -155,11 +139,7 @@ fn a_server_ignoring_range_restarts_from_zero() {
 #[test]
 fn sigkill_mid_download_then_the_next_pull_resumes() {
     const AT: usize = 110_000;
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 13),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 13));
     server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
 
@@ -201,11 +181,7 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
 #[test]
 fn sigint_leaves_a_resumable_partial() {
     const AT: usize = 90_000;
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 18),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 18));
     server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     let mut cmd = pull_cmd(&env, &cat);
@@ -234,11 +210,7 @@ fn sigint_leaves_a_resumable_partial() {
 
 #[test]
 fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
-    let (env, server, body) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-        bytes(LEN, 19),
-    );
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 19));
     server.route("/m", &body, &[Fault::CutAfter(100_000)], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     env.run(&["store", "init", "--locking", "none"]).ok();

@@ -49,7 +49,7 @@ fn nothing_published(env: &Env) {
 
 #[test]
 fn wrong_bytes_from_the_registry_are_refused_by_sha256() {
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     model(&server, 61, LEN, &[], Fault::Flip(1000));
     let env = Env::new();
     reg_run(&env, &["store", "pull", &reference(&server)])
@@ -61,7 +61,7 @@ fn wrong_bytes_from_the_registry_are_refused_by_sha256() {
 fn a_short_body_is_an_error_not_a_model() {
     // What a real registry sends for a blob its gc deleted while its cache still knew it: the
     // full Content-Length, then nothing.
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     model(&server, 62, LEN, &[], Fault::CutAfter(0));
     let env = Env::new();
     reg_run(&env, &["store", "pull", &reference(&server)])
@@ -72,20 +72,20 @@ fn a_short_body_is_an_error_not_a_model() {
 #[test]
 fn a_manifest_whose_sizes_or_digests_lie_publishes_nothing() {
     // Claims one byte more than the blob has.
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     model(&server, 63, LEN + 1, &[], Fault::None);
     let env = Env::new();
     reg_run(&env, &["store", "pull", &reference(&server)])
         .fails(1, &[&format!("ended after {LEN} of {} bytes", LEN + 1)]);
     nothing_published(&env);
     // Claims one byte less.
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     model(&server, 64, LEN - 1, &[], Fault::None);
     reg_run(&env, &["store", "pull", &reference(&server)])
         .fails(1, &[&format!("more than the {} bytes", LEN - 1)]);
     nothing_published(&env);
     // A layer digest that is not the blob's: the registry serves other bytes under it.
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let (_, blob_path) = model(&server, 65, LEN, &[], Fault::None);
     server.route(&blob_path, &bytes(LEN, 66), &[], Fault::None);
     reg_run(&env, &["store", "pull", &reference(&server)]).fails(1, &["sha256 mismatch"]);
@@ -103,7 +103,7 @@ fn a_manifest_whose_sizes_or_digests_lie_publishes_nothing() {
     reg_run(&env, &["store", "pull", &by_digest]).fails(1, &[&by_digest, "the digest asked for"]);
     nothing_published(&env);
     // A BLAKE3 annotation that is not the layer's: the right sha256 is not enough.
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let (body, _) = model(&server, 71, LEN, &[], Fault::None);
     let (_, manifest) = manifest_for(&body, "w.bin", LEN);
     let lying = String::from_utf8(manifest).unwrap().replace(
@@ -127,7 +127,7 @@ fn registry_errors_exit_1_with_the_status_and_the_reference() {
         (Fault::Status(401, None), "asks for credentials"),
     ] {
         // On the manifest…
-        let server = Server::start().expect("start the HTTP test server");
+        let server = http_server();
         model(&server, 67, LEN, &[], Fault::None);
         let (_, manifest) = manifest_for(&bytes(LEN, 67), "w.bin", LEN);
         server.route("/v2/r/manifests/v1", &manifest, &[], fault.clone());
@@ -135,7 +135,7 @@ fn registry_errors_exit_1_with_the_status_and_the_reference() {
             .fails(1, &[needle, &reference(&server)]);
         nothing_published(&env);
         // …and on the blob.
-        let server = Server::start().expect("start the HTTP test server");
+        let server = http_server();
         model(&server, 68, LEN, &[], fault);
         reg_run(&env, &["store", "pull", &reference(&server)]).fails(1, &[needle, "/r@sha256:"]);
         nothing_published(&env);
@@ -166,7 +166,7 @@ fn documents_that_are_not_a_model_are_refused_by_name() {
             "no layers",
         ),
     ] {
-        let server = Server::start().expect("start the HTTP test server");
+        let server = http_server();
         server.route("/v2/r/manifests/v1", doc.as_bytes(), &[], Fault::None);
         reg_run(&env, &["store", "pull", &reference(&server)]).fails(1, &[needle, &reference(&server)]);
         nothing_published(&env);
@@ -175,7 +175,7 @@ fn documents_that_are_not_a_model_are_refused_by_name() {
 
 #[test]
 fn a_pull_cut_mid_body_resumes_with_range() {
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let (body, blob_path) = model(&server, 69, LEN, &[Fault::CutAfter(LEN / 2)], Fault::None);
     let env = Env::new();
     reg_run(&env, &["store", "pull", &reference(&server)])
@@ -201,7 +201,7 @@ fn a_pull_cut_mid_body_resumes_with_range() {
 
 #[test]
 fn eight_processes_pulling_one_reference_download_one_body() {
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     // The one download pauses mid-body (server-side) so the others are certainly waiting on its
     // lock meanwhile.
     let (body, blob_path) = model(

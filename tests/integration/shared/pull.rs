@@ -6,7 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use super::{
     as_user, as_user_cmd, assert_group_policy, group_store, public_file, shared_env, users, User,
@@ -51,7 +51,7 @@ fn bob_gets_the_blob_alice_pulled_without_a_second_download() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "flock");
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let body = bytes(LEN, 31);
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m".into(), body.clone(), server.url("/m"))]);
@@ -100,7 +100,7 @@ fn alice_prunes_bobs_stale_locks_while_bobs_pulls_wait_unharmed() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "flock");
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let (one, two) = (bytes(LEN, 34), bytes(LEN, 35));
     server.route("/one", &one, &[], Fault::None);
     server.route("/two", &two, &[Fault::Gate(LEN / 2)], Fault::None);
@@ -170,7 +170,7 @@ fn planted_symlinks_and_foreign_partials_never_redirect_a_pull() {
     std::os::unix::fs::lchown(&secret, Some(u.alice.uid), Some(u.alice.gid)).unwrap();
     std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
 
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let body = bytes(LEN, 36);
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m".into(), body.clone(), server.url("/m"))]);
@@ -219,7 +219,7 @@ fn without_locks_two_users_racing_pulls_and_adds_keep_every_blob_correct() {
     let Some(u) = users() else { return };
     let env = shared_env();
     group_store(&env, &u.alice, "none");
-    let server = Server::start().expect("start the HTTP test server");
+    let server = http_server();
     let rounds = 50u64;
     let models: Vec<(String, Vec<u8>, String)> = (0..rounds)
         .map(|r| {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use testkit::server::{Fault, Server};
+use testkit::server::Fault;
 
 use crate::pull::{partials, pull, pull_cmd, LEN};
 use crate::support::*;
@@ -135,10 +135,7 @@ fn md5_catalogue(env: &Env, md5: &str, url: &str) -> PathBuf {
 
 #[test]
 fn a_pull_killed_between_link_and_unlink_never_lets_resume_write_into_the_blob() {
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let good = bytes(LEN, 41);
     server.route("/m", &good, &[], Fault::None);
     let cat = md5_catalogue(&env, &md5_hex(&good), &server.url("/m"));
@@ -184,10 +181,7 @@ fn a_pull_killed_between_link_and_unlink_never_lets_resume_write_into_the_blob()
 
 #[test]
 fn the_link_fallback_publishes_the_same_blob_and_leaves_no_temp_file() {
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let body = bytes(LEN, 43);
     server.route("/m", &body, &[], Fault::None);
     let cat = md5_catalogue(&env, &md5_hex(&body), &server.url("/m"));
@@ -269,10 +263,7 @@ fn with_file_size_limit(cmd: &mut Command, bytes: u64) -> &mut Command {
 
 #[test]
 fn a_pull_past_ulimit_f_fails_cleanly_and_keeps_no_partial() {
-    let (env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (env, server) = (Env::new(), http_server());
     let body = bytes(LEN, 45);
     server.route("/m", &body, &[], Fault::None);
     let cat = crate::pull::catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
@@ -344,10 +335,7 @@ fn a_full_disk_deletes_the_partial_and_the_gc_the_error_names_frees_the_rest() {
     if !root_only("mounts a small tmpfs to fill a real disk (ENOSPC)") {
         return;
     }
-    let (mut env, server) = (
-        Env::new(),
-        Server::start().expect("start the HTTP test server"),
-    );
+    let (mut env, server) = (Env::new(), http_server());
     let disk =
         testkit::lab::SmallDisk::mount(&env.path("disk"), 512).unwrap_or_else(|e| panic!("{e:#}"));
     env.store = disk.dir.join("store");
