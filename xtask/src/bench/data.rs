@@ -1,5 +1,5 @@
-//! The bench's inputs: incompressible files (a fast PRNG, so no filesystem or link can shrink
-//! them), the catalogue that names them, and stores filled with many blobs and names through the
+//! The bench's inputs: incompressible files (the kit's splitmix64 [`Rng`]: no filesystem or
+//! link can shrink them), the catalogue that names them, and stores filled with many blobs and names through the
 //! library (the gc and scale jobs), made once and copied for every run.
 
 use std::io::Write;
@@ -10,6 +10,7 @@ use beaker::manifest::Entry;
 use beaker::publish::TempBlob;
 use beaker::snapshot::{ModelFile, TreeId};
 use beaker::{Blake3, ModelName, Store};
+use testkit::lab::Rng;
 
 /// One incompressible file and its BLAKE3.
 pub struct Model {
@@ -18,26 +19,10 @@ pub struct Model {
     pub blake3: String,
 }
 
-/// splitmix64: fast, and its output does not compress.
-struct Rng(u64);
-
-impl Rng {
-    fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
-        }
-    }
-}
-
 /// Writes `size` incompressible bytes (seeded by `seed`) to `path` and returns their hash.
 pub fn make_file(path: &Path, size: u64, seed: u64) -> Result<Model> {
     let mut file = beaker::fsx::user::create_new(path, 0o644)?;
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let mut hasher = blake3::Hasher::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut left = size;
@@ -76,7 +61,7 @@ pub fn fill_store(root: &Path, blobs: usize, live: usize, names: usize) -> Resul
     let store = Store::init(root, beaker::store::InitOptions::default())?;
     let gc = store.gc_shared()?;
     let mut ids: Vec<(Blake3, u64)> = Vec::with_capacity(blobs);
-    let mut rng = Rng(0x5eed);
+    let mut rng = Rng::new(0x5eed);
     let mut buf = vec![0u8; 4096];
     for _ in 0..blobs {
         rng.fill(&mut buf);

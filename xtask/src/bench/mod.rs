@@ -71,19 +71,16 @@ pub struct Bench {
 }
 
 impl Bench {
-    /// `beaker --store STORE --manifest CATALOGUE -q`, with no configuration file read.
+    /// `beaker --store STORE --manifest CATALOGUE -q`, with no configuration file read (the
+    /// lab's clean environment).
     fn beaker(&self, store: &Path) -> Command {
         let mut c = Command::new(&self.beaker);
         c.arg("--store")
             .arg(store)
             .arg("--manifest")
             .arg(&self.catalogue)
-            .arg("-q")
-            .env_remove("BEAKER_STORE")
-            .env_remove("BEAKER_MANIFEST")
-            .env_remove("BEAKER_OFFLINE")
-            .env("BEAKER_CONFIG", self.work.join("no-config.toml"))
-            .env("BEAKER_SYSTEM_CONFIG", self.work.join("no-config.toml"));
+            .arg("-q");
+        testkit::lab::clean_env(&mut c, &self.work);
         c
     }
 

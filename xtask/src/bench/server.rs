@@ -1,16 +1,15 @@
 //! The HTTP server the pull jobs download from, on 127.0.0.1: nginx from Debian's packages when
-//! it is installed (and not refused with `--builtin-server`), else a small built-in static file
-//! server. Either one counts the bodies it served per path, so the concurrent-pull job can show
-//! that eight pulls cost one download.
+//! it is installed (and not refused with `--builtin-server`), else the test kit's server
+//! ([`testkit::server`]) with no fault, serving the directory's files with sendfile. Either one
+//! counts the bodies it served per path, so the concurrent-pull job can show that eight pulls
+//! cost one download.
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use testkit::server::Fault;
 
 /// A running server over one directory.
 pub struct Server {
@@ -27,10 +26,7 @@ enum Kind {
         prefix: PathBuf,
         conf: PathBuf,
     },
-    Builtin {
-        served: Arc<Mutex<Vec<String>>>,
-        stop: Arc<AtomicBool>,
-    },
+    Builtin(testkit::server::Server),
 }
 
 impl Server {
@@ -65,12 +61,7 @@ impl Server {
                     })
                     .count())
             }
-            Kind::Builtin { served, .. } => Ok(served
-                .lock()
-                .map_err(|_| anyhow::anyhow!("the built-in server's log lock is poisoned"))?
-                .iter()
-                .filter(|p| **p == want)
-                .count()),
+            Kind::Builtin(server) => Ok(server.bodies(&want)),
         }
     }
 }
@@ -100,11 +91,8 @@ impl Drop for Server {
                 }
                 let _ = child.wait();
             }
-            Kind::Builtin { stop, .. } => {
-                stop.store(true, Ordering::SeqCst);
-                // Wake the accept loop so it sees the flag.
-                let _ = TcpStream::connect(("127.0.0.1", self.port));
-            }
+            // The kit's server stops when it is dropped.
+            Kind::Builtin(_) => {}
         }
     }
 }
@@ -188,83 +176,19 @@ fn wait_until_up(server: &mut Server, prefix: &Path) -> Result<()> {
     bail!("nginx did not listen on port {} within 10 s", server.port)
 }
 
+/// The kit's server, every file of `root` at `/NAME`, with no fault.
 fn start_builtin(root: &Path) -> Result<Server> {
-    let listener = TcpListener::bind(("127.0.0.1", 0)).context("bind a loopback port")?;
-    let port = listener.local_addr()?.port();
-    let served = Arc::new(Mutex::new(Vec::new()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let (root, s, st) = (root.to_path_buf(), served.clone(), stop.clone());
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            if st.load(Ordering::SeqCst) {
-                break;
-            }
-            let Ok(conn) = conn else { continue };
-            let (root, s) = (root.clone(), s.clone());
-            std::thread::spawn(move || {
-                let _ = serve(conn, &root, &s);
-            });
-        }
-    });
+    let server = testkit::server::Server::start()?;
+    for path in beaker::fsx::user::read_dir(root)? {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("a file name that is not UTF-8: {}", path.display()))?;
+        server.route_file(&format!("/{name}"), &path, &[], Fault::None);
+    }
     Ok(Server {
-        port,
+        port: server.port,
         what: "built-in static server (nginx not installed)".into(),
-        kind: Kind::Builtin { served, stop },
+        kind: Kind::Builtin(server),
     })
-}
-
-/// Answers one request (GET or HEAD, optional `Range: bytes=N-`) and closes the connection.
-fn serve(conn: TcpStream, root: &Path, served: &Mutex<Vec<String>>) -> Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
-    let mut from = 0u64;
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
-            break;
-        }
-        let lower = h.to_ascii_lowercase();
-        if let Some(r) = lower.strip_prefix("range:") {
-            if let Some(n) = r
-                .trim()
-                .strip_prefix("bytes=")
-                .and_then(|r| r.strip_suffix('-'))
-            {
-                from = n.parse().unwrap_or(0);
-            }
-        }
-    }
-    let mut out = conn;
-    let name = path.trim_start_matches('/');
-    let file = (!name.is_empty() && !name.contains("..") && !name.contains('/'))
-        .then(|| beaker::fsx::user::open(&root.join(name)).ok())
-        .flatten();
-    let Some(mut file) = file else {
-        out.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
-        return Ok(());
-    };
-    let len = file.metadata()?.len();
-    let from = from.min(len);
-    let head = if from > 0 {
-        format!(
-            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {from}-{}/{len}\r\nConnection: close\r\n\r\n",
-            len - from,
-            len.saturating_sub(1)
-        )
-    } else {
-        format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\nAccept-Ranges: bytes\r\nConnection: close\r\n\r\n")
-    };
-    out.write_all(head.as_bytes())?;
-    if method == "GET" {
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(from))?;
-        // std copies file -> socket with sendfile(2) on Linux.
-        std::io::copy(&mut (&mut file).take(len - from), &mut out)?;
-        if let Ok(mut s) = served.lock() {
-            s.push(path.to_string());
-        }
-    }
-    Ok(())
 }

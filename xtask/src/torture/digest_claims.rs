@@ -22,10 +22,10 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use testkit::lab::{blake3_hex, bytes, run_within, Lab, Rng, Run, LIMIT};
+use testkit::server::{Fault, Server};
 
 use super::check::{check_digests, check_store};
-use super::lab::{blake3_hex, bytes, Lab, Rng, Run};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
 /// Bytes of each model file.
@@ -77,7 +77,7 @@ enum Claim {
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R9 digest claims");
     let server = Server::start()?;
-    let pool_lab = Lab::new(&ctx.bin, "digests-pool")?;
+    let pool_lab = super::new_lab(ctx, "digests-pool")?;
     let pool = pool(ctx, &pool_lab, &server)?;
     let mut rng = Rng::new(ctx.seed.wrapping_mul(7919));
     let mut table = std::collections::BTreeMap::<(Kind, bool), (u64, u64)>::new();
@@ -89,7 +89,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         let (r, o, a) = three(&mut rng);
         let (r, o, a) = (&pool[r], &pool[o], &pool[a]);
         let (md5, sha256) = claims(kind, &mut rng);
-        let lab = Lab::new(&ctx.bin, "digests")?;
+        let lab = super::new_lab(ctx, "digests")?;
         let mut problems = Vec::new();
         let what = format!(
             "trial {trial} ({kind:?}, O {}present)",
@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 lab.run(&["store", "add", &file.to_string_lossy(), "--name", "other"])?
             };
             anyhow::ensure!(
-                setup.ok(),
+                setup.success(),
                 "{what}: putting O in the store failed: {}",
                 setup.describe()
             );
@@ -140,12 +140,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             }
         };
         if kind == Kind::RightClaims {
-            if !claimed.ok() {
+            if !claimed.success() {
                 problems.push(format!("right claims were refused: {}", claimed.describe()));
             } else {
                 served(&claimed, o, "O", &mut problems);
             }
-        } else if claimed.code == Some(1)
+        } else if claimed.code == 1
             && claimed.stdout.is_empty()
             && claimed.message().contains("mismatch")
         {
@@ -184,7 +184,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                     lab.run(&["--manifest", &cat, "store", "pull", "real"])?
                 }
             };
-            if real.ok() {
+            if real.success() {
                 served(&real, r, "R", &mut problems);
             } else {
                 problems.push(format!("the real model's pull failed: {}", real.describe()));
@@ -362,7 +362,7 @@ fn pull_oci(lab: &Lab, reference: &str) -> Result<Run> {
         .env_remove("BEAKER_REGISTRY_USER")
         .env_remove("BEAKER_REGISTRY_PASSWORD")
         .args(["store", "pull", reference]);
-    super::lab::run_within(&mut c, super::lab::LIMIT)
+    run_within(&mut c, LIMIT)
 }
 
 /// The path a pull printed must hold `body`'s bytes.

@@ -9,10 +9,10 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
+use testkit::lab::{bytes, catalogue, run_within, ModelFile, LIMIT};
+use testkit::server::{Fault, Server};
 
 use super::check::check_store;
-use super::lab::{bytes, catalogue, run_within, Lab, ModelFile, LIMIT};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
 const LEN: usize = 300_000;
@@ -143,7 +143,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     };
     for (i, row) in rows().into_iter().enumerate() {
         out.runs += 1;
-        let mut lab = Lab::new(&ctx.bin, "faults")?;
+        let mut lab = super::new_lab(ctx, "faults")?;
         lab.store = lab.path("store");
         let body = bytes(LEN, 100 + i as u64);
         let route = format!("/m{i}");
@@ -184,7 +184,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         // The "Range ignored" and "wrong offset" rows need a partial first: one cut pull.
         let first = if row.cut_first {
             let cut = pull(&[("BEAKER_RETRIES", "0")])?;
-            if cut.code != Some(1) {
+            if cut.code != 1 {
                 out.violations.push(format!(
                     "{}: the preparing cut pull gave {}",
                     row.what,
@@ -199,7 +199,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         let secs = t.elapsed().as_secs_f64();
         let requests = server.take_seen().len();
         let mut problems = Vec::new();
-        if first.code != Some(row.expect) {
+        if first.code != row.expect {
             problems.push(format!(
                 "exit {} where {} is promised ({})",
                 first.code_text(),
@@ -229,10 +229,10 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         }
         let clean = pull(&[])?;
         let seen = server.take_seen();
-        let after = if !clean.ok() {
+        let after = if !clean.success() {
             problems.push(format!("the clean pull failed: {}", clean.describe()));
             "failed".to_owned()
-        } else if first.ok() {
+        } else if first.success() {
             "found it present".to_owned()
         } else {
             match seen.first().and_then(|s| s.range.clone()) {
@@ -243,7 +243,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         for v in check_store(&lab.store, &ctx.oracle)? {
             problems.push(format!("after the clean pull: {v}"));
         }
-        let mut msg = if first.ok() {
+        let mut msg = if first.success() {
             "-".to_owned()
         } else {
             first.message()

@@ -10,11 +10,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
+use testkit::lab::{bytes, catalogue, run_within, ModelFile, Run, LIMIT};
+use testkit::server::{Fault, Server};
+use testkit::users::{root_decision, RootOnly};
 
 use super::check::check_store;
-use super::lab::{bytes, catalogue, clean_env, run_within, Lab, ModelFile, Run, LIMIT};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
 /// How the space runs out.
@@ -24,37 +25,6 @@ enum Limit {
     SmallDisk,
     /// `ulimit -f 2048` (512-byte blocks in POSIX sh: 1 MiB) for the beaker process.
     Ulimit,
-}
-
-/// A mounted tmpfs, unmounted on drop.
-struct SmallDisk(std::path::PathBuf);
-
-impl SmallDisk {
-    fn mount(dir: &Path) -> Result<Option<SmallDisk>> {
-        std::fs::create_dir_all(dir)?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-            .arg(dir)
-            .output()
-            .context("run mount")?;
-        Ok(out.status.success().then(|| SmallDisk(dir.to_owned())))
-    }
-
-    fn grow(&self) -> Result<()> {
-        let ok = Command::new("mount")
-            .args(["-o", "remount,size=32m"])
-            .arg(&self.0)
-            .status()?
-            .success();
-        anyhow::ensure!(ok, "remount {} larger", self.0.display());
-        Ok(())
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 fn count(dir: &Path) -> usize {
@@ -73,21 +43,26 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     for limit in [Limit::Ulimit, Limit::SmallDisk] {
         for op in ["pull", "add", "pull multi-file"] {
             out.runs += 1;
-            let mut lab = Lab::new(&ctx.bin, "fulldisk")?;
+            let mut lab = super::new_lab(ctx, "fulldisk")?;
             let disk = if limit == Limit::SmallDisk {
-                if !beaker::who::is_root() {
+                let root = root_decision();
+                if root != RootOnly::Run {
                     out.figure("small disk", "not run: mounting a tmpfs needs root");
-                    if std::env::var_os("BEAKER_TEST_REQUIRE_ROOT").is_some_and(|v| v == "1") {
+                    if root == RootOnly::Fail {
                         out.violations.push("the small-disk rows need root and BEAKER_TEST_REQUIRE_ROOT=1 demands them".into());
                     }
                     break;
                 }
-                let Some(d) = SmallDisk::mount(&lab.path("disk"))? else {
-                    out.violations
-                        .push("cannot mount a tmpfs (the small-disk rows did not run)".into());
-                    break;
+                let d = match testkit::lab::SmallDisk::mount(&lab.path("disk"), 2 << 10) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        out.violations.push(format!(
+                            "cannot mount a tmpfs (the small-disk rows did not run): {e:#}"
+                        ));
+                        break;
+                    }
                 };
-                lab.store = d.0.join("store");
+                lab.store = d.dir.join("store");
                 Some(d)
             } else {
                 None
@@ -123,7 +98,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 ],
             )?;
             let init = lab.run(&["store", "init"])?;
-            anyhow::ensure!(init.ok(), "store init: {}", init.describe());
+            anyhow::ensure!(init.success(), "store init: {}", init.describe());
             let args: Vec<String> = match op {
                 "pull" => vec![
                     "--manifest".into(),
@@ -156,7 +131,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                     "unlimited"
                 });
                 c.arg(&lab.bin).arg("--store").arg(&lab.store).args(&args);
-                clean_env(&mut c, lab.dir.path());
+                lab.clean(&mut c);
                 run_within(&mut c, LIMIT)?
             };
             let (blobs, names) = (
@@ -174,7 +149,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             } else {
                 "no space left"
             };
-            if limited.code != Some(1) || !limited.stderr.contains(want) {
+            if limited.code != 1 || !limited.stderr.contains(want) {
                 problems.push(format!(
                     "expected exit 1 naming \"{want}\": {}",
                     limited.describe()
@@ -190,12 +165,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             }
             problems.extend(check_store(&lab.store, &ctx.oracle)?);
             if let Some(d) = &disk {
-                d.grow()?;
+                d.grow(32 << 10)?;
             }
             let mut c = lab.cmd();
             c.args(&args);
             let again: Run = run_within(&mut c, LIMIT)?;
-            if !again.ok() {
+            if !again.success() {
                 problems.push(format!(
                     "with room again, the same command failed: {}",
                     again.describe()
@@ -210,7 +185,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 "| {limit:?} | {op} | {} | {} | {blobs} | {names} | {temps} | {} |\n",
                 limited.code_text(),
                 brief(&limited.message()).replace('|', "\\|"),
-                if again.ok() { "ok" } else { "FAILED" }
+                if again.success() { "ok" } else { "FAILED" }
             ));
             for p in problems {
                 out.violations.push(format!("{limit:?} {op}: {p}"));

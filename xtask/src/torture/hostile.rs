@@ -26,10 +26,12 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
+use testkit::lab::{blake3_hex, bytes, run_within, Lab, Run, FAST_NETWORK};
+use testkit::users::{
+    as_user_cmd, ensure_group, ensure_user, open_to_all, shared_binary, User, GROUP,
+};
 
 use super::check::check_blobs;
-use super::lab::{blake3_hex, bytes, clean_env, run_within, Lab, Run};
-use super::users::{ensure_user, User, GROUP};
 use super::{Ctx, Outcome};
 
 /// How long one command may take before it counts as a hang.
@@ -205,16 +207,8 @@ impl Actor<'_> {
         let mut c = match self {
             Actor::Me => lab.cmd(),
             Actor::Member(user, bin) => {
-                let mut c = Command::new("setpriv");
-                c.arg(format!("--reuid={}", user.uid))
-                    .arg(format!("--regid={}", user.gid))
-                    .arg("--init-groups")
-                    .args(["--", "sh", "-c", "umask 022; exec \"$@\"", "sh"])
-                    .arg(bin)
-                    .arg("--store")
-                    .arg(&lab.store)
-                    .env("HOME", "/nonexistent");
-                clean_env(&mut c, Path::new("/nonexistent"));
+                let mut c = as_user_cmd(user, "022", bin, &lab.store);
+                c.envs(FAST_NETWORK);
                 c
             }
         };
@@ -224,18 +218,16 @@ impl Actor<'_> {
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R7 hostile member");
-    let lab = Lab::new(&ctx.bin, "hostile")?;
+    let lab = super::new_lab(ctx, "hostile")?;
     let models = Models::new();
     // As root: a group store; the planted files belong to bob (a member); the commands run as
     // alice (another member) and as root.
     let member = if beaker::who::is_root() {
-        super::users::sh("groupadd", &["-f", GROUP])?;
-        let alice = ensure_user("beaker-alice", true, "022")?;
-        let bob = ensure_user("beaker-bob", true, "022")?;
-        std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o1777))?;
-        let bin = lab.file("bin/beaker", &std::fs::read(&ctx.bin)?)?;
-        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
-        std::fs::set_permissions(lab.path("bin"), std::fs::Permissions::from_mode(0o755))?;
+        ensure_group()?;
+        let alice = ensure_user("beaker-alice", true)?;
+        let bob = ensure_user("beaker-bob", true)?;
+        open_to_all(lab.dir.path())?;
+        let bin = shared_binary(&ctx.bin, &lab.path("bin"))?;
         Some((alice, bob, bin))
     } else {
         out.figure("members", "not run: becoming another user needs root");
@@ -386,14 +378,14 @@ fn trial(
                 continue;
             }
         };
-        match r.code {
-            None => found.violations.push(format!("`{shown}` died of a signal")),
-            Some(101) => found
+        match (r.signal, r.code) {
+            (Some(_), _) => found.violations.push(format!("`{shown}` died of a signal")),
+            (None, 101) => found
                 .violations
                 .push(format!("`{shown}` panicked: {}", r.stderr.trim())),
             _ => {}
         }
-        if r.ok() {
+        if r.success() {
             found.violations.extend(
                 handed_out(&lab.store, models, &args, &r)
                     .into_iter()
@@ -419,7 +411,7 @@ fn trial(
 }
 
 fn ensure_ok(r: Run, what: &str) -> Result<()> {
-    anyhow::ensure!(r.ok(), "{what}: {}", r.describe());
+    anyhow::ensure!(r.success(), "{what}: {}", r.describe());
     Ok(())
 }
 

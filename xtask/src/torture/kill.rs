@@ -19,10 +19,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use testkit::lab::{blake3_hex, bytes, catalogue, finish_within, Lab, ModelFile, Rng, LIMIT};
+use testkit::server::{Fault, Server};
 
 use super::check::check_store;
-use super::lab::{bytes, catalogue, finish_within, Lab, ModelFile, Rng, LIMIT};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
 /// The operations a trial can kill.
@@ -74,7 +74,7 @@ struct World {
 const SINGLE: [&str; 2] = ["one-a", "one-b"];
 
 fn world(ctx: &Ctx) -> Result<World> {
-    let lab = Lab::new(&ctx.bin, "kill")?;
+    let lab = super::new_lab(ctx, "kill")?;
     let server = Server::start()?;
     let mut single = BTreeMap::new();
     single.insert("one-a", bytes(1 << 20, 11));
@@ -223,7 +223,7 @@ impl World {
                 let r = self.lab.run(&["store", "rm", n])?;
                 // 2: not in the store (already absent).
                 anyhow::ensure!(
-                    matches!(r.code, Some(0 | 2)),
+                    matches!(r.code, 0 | 2),
                     "preparing a trial: rm {n}: {}",
                     r.describe()
                 );
@@ -233,7 +233,7 @@ impl World {
             // Something to remove: make sure the name is there.
             let r = finish_within(spawn(self, &self.restore_args(name))?, LIMIT)?;
             anyhow::ensure!(
-                r.ok(),
+                r.success(),
                 "preparing a trial: restore {name}: {}",
                 r.describe()
             );
@@ -269,7 +269,7 @@ impl World {
 
     /// Bytes of the size of the one partial download of `name`'s blob in `tmp/`, if any.
     fn partial_len(&self, name: &str) -> Option<u64> {
-        let hex = super::lab::blake3_hex(self.single.get(name)?);
+        let hex = blake3_hex(self.single.get(name)?);
         let rd = std::fs::read_dir(self.lab.store.join("tmp")).ok()?;
         rd.filter_map(|e| e.ok())
             .filter(|e| e.file_name().to_string_lossy().starts_with(&hex))
@@ -305,7 +305,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let w = world(ctx)?;
     let mut rng = Rng::new(ctx.seed);
     let init = w.lab.run(&["store", "init"])?;
-    anyhow::ensure!(init.ok(), "store init: {}", init.describe());
+    anyhow::ensure!(init.success(), "store init: {}", init.describe());
 
     // The kill window of each operation: the longest of two unkilled runs with work to do.
     let mut window = BTreeMap::new();
@@ -316,7 +316,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             w.prepare(op, name, &mut Rng::new(1))?;
             let t = Instant::now();
             let r = finish_within(spawn(&w, &args)?, LIMIT)?;
-            anyhow::ensure!(r.ok(), "unkilled {op:?} failed: {}", r.describe());
+            anyhow::ensure!(r.success(), "unkilled {op:?} failed: {}", r.describe());
             longest = longest.max(t.elapsed());
         }
         window.insert(op, longest);
@@ -402,17 +402,16 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         w.server.take_seen();
         let follow = finish_within(spawn(&w, &args)?, LIMIT)?;
         let seen = w.server.take_seen();
-        let rm_found_nothing = op == Op::Rm
-            && follow.code == Some(2)
-            && follow.message().starts_with("not in the store");
+        let rm_found_nothing =
+            op == Op::Rm && follow.code == 2 && follow.message().starts_with("not in the store");
         if rm_found_nothing {
             // The killed rm had finished its work; the name must be gone for good.
-            if w.lab.run(&["store", "path", name])?.code != Some(3) {
+            if w.lab.run(&["store", "path", name])?.code != 3 {
                 problems.push(format!(
                     "rm said {name} is not in the store, but path finds it"
                 ));
             }
-        } else if !follow.ok() {
+        } else if !follow.success() {
             problems.push(format!("the next {op:?} failed: {}", follow.describe()));
         } else if let Some(want) = w.expected_main(op, name) {
             match std::fs::read(follow.last_line()) {

@@ -18,9 +18,7 @@ mod faults;
 mod full_disk;
 mod hostile;
 mod kill;
-mod lab;
 mod races;
-mod server;
 mod users;
 
 use std::path::{Path, PathBuf};
@@ -28,6 +26,7 @@ use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use testkit::lab::{Lab, FAST_NETWORK};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Case {
@@ -215,6 +214,12 @@ fn render(args: &Args, outcomes: &[Outcome]) -> String {
         ));
     }
     out
+}
+
+/// A lab for one case: a temp directory `beaker-torture-CASE-…`, and every command with the
+/// fast network settings (a lying server costs seconds, not minutes).
+fn new_lab(ctx: &Ctx, case: &str) -> Result<Lab> {
+    Ok(Lab::new(&ctx.bin, &format!("beaker-torture-{case}-"))?.with_env(&FAST_NETWORK))
 }
 
 fn workspace_root() -> Result<PathBuf> {

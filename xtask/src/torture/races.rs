@@ -10,10 +10,10 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::Result;
+use testkit::lab::{bytes, catalogue, run_within, ModelFile, Rng, Run, LIMIT};
+use testkit::server::{Fault, Server};
 
 use super::check::{check_blobs, check_store};
-use super::lab::{bytes, catalogue, run_within, Lab, ModelFile, Rng, Run, LIMIT};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
 const WORKERS: u64 = 8;
@@ -29,7 +29,7 @@ struct Seen {
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R2 lockless races");
-    let lab = Lab::new(&ctx.bin, "races")?;
+    let lab = super::new_lab(ctx, "races")?;
     let server = Server::start()?;
     let bodies: Vec<Vec<u8>> = (0..4).map(|i| bytes(512 << 10, 200 + i)).collect();
     for (name, body) in MODELS.iter().zip(&bodies) {
@@ -58,7 +58,11 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         .map(|p| p.map(|p| p.to_string_lossy().into_owned()))
         .collect::<Result<_>>()?;
     let init = lab.run(&["store", "init", "--locking", "none"])?;
-    anyhow::ensure!(init.ok(), "store init --locking none: {}", init.describe());
+    anyhow::ensure!(
+        init.success(),
+        "store init --locking none: {}",
+        init.describe()
+    );
 
     let seen = Mutex::new(Seen::default());
     let started = Instant::now();
@@ -95,7 +99,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
                     st.ops += 1;
                     match r {
-                        Ok(r) if r.ok() => {
+                        Ok(r) if r.success() => {
                             if let Some(n) = name {
                                 st.recorded.insert(n);
                             }
@@ -124,7 +128,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     // Lost names: reported as recorded, absent now.
     let mut lost = Vec::new();
     for name in &seen.recorded {
-        if lab.run(&["store", "path", name])?.code != Some(0) {
+        if lab.run(&["store", "path", name])?.code != 0 {
             lost.push(name.clone());
         }
     }
@@ -133,7 +137,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         let r = lab.run(&["--manifest", &cat, "store", "pull", name])?;
         let a = lab.run(&["store", "add", &inputs[i], "--name", &format!("added-{i}")])?;
         for (what, r) in [(name.to_string(), r), (format!("added-{i}"), a)] {
-            if !r.ok() {
+            if !r.success() {
                 out.violations
                     .push(format!("restoring {what} after the race: {}", r.describe()));
             }

@@ -6,111 +6,48 @@
 //! Creating users needs root: as another user the case reports "not run" (a violation when
 //! `BEAKER_TEST_REQUIRE_ROOT=1`, as in CI).
 
-// The world-executable copy of the binary and the public input files are written with raw
-// std::fs (outside the store); the ownership check reads the store with raw std::fs.
+// The public input files are made readable with raw std::fs (outside the store); the ownership
+// check reads the store with raw std::fs.
 #![allow(clippy::disallowed_methods)]
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
+use testkit::lab::{bytes, catalogue, run_within, Lab, ModelFile, Rng, Run, FAST_NETWORK, LIMIT};
+use testkit::server::{Fault, Server};
+use testkit::users::{
+    as_user_cmd, create_all, open_to_all, root_decision, shared_binary, RootOnly, User, GROUP,
+};
 
 use super::check::check_store;
-use super::lab::{bytes, catalogue, clean_env, run_within, Lab, ModelFile, Rng, Run, LIMIT};
-use super::server::{Fault, Server};
 use super::{Ctx, Outcome};
 
-pub(super) const GROUP: &str = "beaker-lab";
-
-pub(super) struct User {
-    name: &'static str,
-    pub(super) uid: u32,
-    pub(super) gid: u32,
-    umask: &'static str,
-    member: bool,
-}
-
-pub(super) fn sh(cmd: &str, args: &[&str]) -> Result<()> {
-    let out = Command::new(cmd)
-        .args(args)
-        .output()
-        .with_context(|| format!("run {cmd}"))?;
-    if !out.status.success() {
-        bail!("{cmd} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(())
-}
-
-fn id(flag: &str, name: &str) -> Option<u32> {
-    let out = Command::new("id").args([flag, name]).output().ok()?;
-    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
-}
-
-/// The user `name` (created if missing, added to the lab group if `member`).
-pub(super) fn ensure_user(name: &'static str, member: bool, umask: &'static str) -> Result<User> {
-    if id("-u", name).is_none() {
-        sh(
-            "useradd",
-            &[
-                "--user-group",
-                "--no-create-home",
-                "--shell",
-                "/usr/sbin/nologin",
-                name,
-            ],
-        )?;
-    }
-    if member {
-        sh("usermod", &["-aG", GROUP, name])?;
-    }
-    Ok(User {
-        name,
-        uid: id("-u", name).context("uid")?,
-        gid: id("-g", name).context("gid")?,
-        umask,
-        member,
-    })
-}
-
-/// `beaker --store S args…` as `user`, with its groups and umask.
-fn as_user(lab: &Lab, bin: &Path, user: &User, args: &[String]) -> Result<Run> {
-    let mut c = Command::new("setpriv");
-    c.arg(format!("--reuid={}", user.uid))
-        .arg(format!("--regid={}", user.gid))
-        .arg("--init-groups")
-        .args(["--", "sh", "-c", "umask \"$0\"; exec \"$@\"", user.umask])
-        .arg(bin)
-        .arg("--store")
-        .arg(&lab.store)
-        .args(args)
-        .env("HOME", "/nonexistent");
-    clean_env(&mut c, Path::new("/nonexistent"));
+/// `beaker --store S args…` as `user` with `umask`, with its groups and the fast network.
+fn as_user(lab: &Lab, bin: &Path, user: &User, umask: &str, args: &[String]) -> Result<Run> {
+    let mut c = as_user_cmd(user, umask, bin, &lab.store);
+    c.envs(FAST_NETWORK).args(args);
     run_within(&mut c, LIMIT)
 }
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R5 real users");
-    if !beaker::who::is_root() {
+    let root = root_decision();
+    if root != RootOnly::Run {
         out.figure("not run", "creating users needs root");
-        if std::env::var_os("BEAKER_TEST_REQUIRE_ROOT").is_some_and(|v| v == "1") {
+        if root == RootOnly::Fail {
             out.violations
                 .push("R5 needs root and BEAKER_TEST_REQUIRE_ROOT=1 demands it".into());
         }
         return Ok(out);
     }
-    sh("groupadd", &["-f", GROUP])?;
-    let users = [
-        ensure_user("beaker-alice", true, "077")?,
-        ensure_user("beaker-bob", true, "022")?,
-        ensure_user("beaker-eve", false, "022")?,
-    ];
-    let lab = Lab::new(&ctx.bin, "users")?;
-    std::fs::set_permissions(lab.dir.path(), std::fs::Permissions::from_mode(0o1777))?;
-    let bin = lab.file("bin/beaker", &std::fs::read(&ctx.bin)?)?;
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
-    std::fs::set_permissions(lab.path("bin"), std::fs::Permissions::from_mode(0o755))?;
+    let all = create_all()?;
+    // Alice works with umask 077, bob and eve with 022.
+    let users = [(all.alice, "077"), (all.bob, "022"), (all.eve, "022")];
+    let lab = super::new_lab(ctx, "users")?;
+    open_to_all(lab.dir.path())?;
+    let bin = shared_binary(&ctx.bin, &lab.path("bin"))?;
 
     let server = Server::start()?;
     let bodies: Vec<Vec<u8>> = (0..3).map(|i| bytes(400_000, 700 + i)).collect();
@@ -141,14 +78,18 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
     }
     std::fs::set_permissions(lab.path("pub"), std::fs::Permissions::from_mode(0o755))?;
     let init = lab.run(&["store", "init", "--shared", "group", "--group", GROUP])?;
-    anyhow::ensure!(init.ok(), "store init --shared group: {}", init.describe());
+    anyhow::ensure!(
+        init.success(),
+        "store init --shared group: {}",
+        init.describe()
+    );
 
     let failures = Mutex::new(Vec::<String>::new());
     let counts = Mutex::new((0u64, 0u64));
     let codes = Mutex::new(std::collections::BTreeMap::<String, u64>::new());
     let cat = cat.to_string_lossy().into_owned();
     std::thread::scope(|s| {
-        for (k, user) in users.iter().enumerate() {
+        for (k, (user, umask)) in users.iter().enumerate() {
             let (lab, bin, cat, inputs, failures, counts, codes) =
                 (&lab, &bin, &cat, &inputs, &failures, &counts, &codes);
             let mut rng = Rng::new(ctx.seed.wrapping_mul(77).wrapping_add(k as u64));
@@ -179,15 +120,15 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                     } else {
                         vec!["store".into(), "gc".into()]
                     };
-                    let r = as_user(lab, bin, user, &args);
+                    let r = as_user(lab, bin, user, umask, &args);
                     let verdict = match &r {
                         Err(e) => Some(format!("{e:#}")),
-                        Ok(r) if !user.member => (r.code != Some(2))
+                        Ok(r) if !user.member => (r.code != 2)
                             .then(|| format!("a non-member was not refused: {}", r.describe())),
-                        Ok(r) if r.ok() => None,
+                        Ok(r) if r.success() => None,
                         Ok(r)
                             if args[1] == "rm"
-                                && r.code == Some(2)
+                                && r.code == 2
                                 && r.message().starts_with("not in the store") =>
                         {
                             None
@@ -236,7 +177,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             .unwrap_or_else(std::sync::PoisonError::into_inner),
     );
     out.violations.extend(check_store(&lab.store, &ctx.oracle)?);
-    let eve = &users[2];
+    let eve = &users[2].0;
     let owned = owned_by(&lab.store, eve.uid)?;
     if !owned.is_empty() {
         out.violations.push(format!(
@@ -244,10 +185,12 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
             owned.len()
         ));
     }
+    let (alice, umask) = &users[0];
     let info = as_user(
         &lab,
         &bin,
-        &users[0],
+        alice,
+        umask,
         &["--json".into(), "store".into(), "info".into()],
     )?;
     let problems = serde_json::from_str::<serde_json::Value>(&info.stdout)

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result};
-
-use crate::torture::lab::{bytes, Lab};
+use testkit::lab::{bytes, Lab};
 
 /// One bad input: a label, how to run it, and the promised exit code.
 pub struct Input {

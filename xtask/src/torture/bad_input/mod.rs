@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result};
+use testkit::lab::{blake3_hex, bytes, run_within, Run, LIMIT};
 
-use super::lab::{blake3_hex, bytes, clean_env, run_within, Lab, Run, LIMIT};
 use super::{Ctx, Outcome};
 
 mod inputs;
@@ -63,13 +63,13 @@ fn diff(a: &BTreeMap<PathBuf, String>, b: &BTreeMap<PathBuf, String>) -> Vec<Str
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R4 bad input");
-    let lab = Lab::new(&ctx.bin, "badinput")?;
+    let lab = super::new_lab(ctx, "badinput")?;
     // A store that holds something, so "unchanged" means something.
     let model = lab.file("good/model.bin", &bytes(100_000, 400))?;
     let r = lab.run(&["store", "add", &model.to_string_lossy(), "--name", "good"])?;
-    anyhow::ensure!(r.ok(), "preparing: add: {}", r.describe());
+    anyhow::ensure!(r.success(), "preparing: add: {}", r.describe());
     let r = lab.run(&["store", "path", "good"])?;
-    anyhow::ensure!(r.ok(), "preparing: path: {}", r.describe());
+    anyhow::ensure!(r.success(), "preparing: path: {}", r.describe());
     let fifo_in = lab.path("in.fifo");
     let made = Command::new("mkfifo").arg(&fifo_in).status()?;
     anyhow::ensure!(made.success(), "mkfifo");
@@ -108,7 +108,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         }
         let before = snapshot(&store)?;
         let mut c = Command::new(&lab.bin);
-        clean_env(&mut c, lab.dir.path());
+        lab.clean(&mut c);
         c.arg("--store").arg(&store);
         match &input.how {
             How::Catalogue(text) => {
@@ -133,7 +133,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         let after = snapshot(&store)?;
         let changes = diff(&before, &after);
         let mut problems = Vec::new();
-        if r.code != Some(input.expect) {
+        if r.code != input.expect {
             problems.push(format!(
                 "exit {} where {} is promised: {}",
                 r.code_text(),

@@ -1,0 +1,360 @@
+//! [ux] through the binary: the configuration files and their precedence (`config show`,
+//! `store dir`), store paths made absolute, and discovery (`catalogue ls` / `show`).
+
+// Tests write configuration files with raw std::fs on purpose.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::support::*;
+
+/// `beaker` with no --store and a clean environment, reading the config files given.
+fn bare(env: &Env, user: &Path, system: &Path) -> Command {
+    let mut c = Command::new(BIN);
+    c.env_remove("BEAKER_STORE")
+        .env_remove("BEAKER_MANIFEST")
+        .env_remove("BEAKER_OFFLINE")
+        .env("BEAKER_CONFIG", user)
+        .env("BEAKER_SYSTEM_CONFIG", system)
+        .env("HOME", env.path("home"))
+        .env("XDG_CACHE_HOME", env.path("cache"))
+        .current_dir(env.dir.path())
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(mut c: Command, args: &[&str]) -> Run {
+    Run::from(c.args(args).output().expect("spawn beaker"))
+}
+
+#[test]
+fn flag_beats_env_beats_user_file_beats_system_file_beats_default() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    let dir = |c: Command| PathBuf::from(run(c, &["store", "dir"]).ok());
+    assert_eq!(
+        dir(bare(&env, &user, &system)),
+        env.path("cache/beaker/store")
+    );
+    std::fs::write(&system, "store = \"/srv/lab-models\"\nretries = 7\n").unwrap();
+    assert_eq!(
+        dir(bare(&env, &user, &system)),
+        PathBuf::from("/srv/lab-models")
+    );
+    // The user's file wins, and its relative path is relative to the file.
+    std::fs::write(&user, "store = \"mine\"\n").unwrap();
+    assert_eq!(dir(bare(&env, &user, &system)), env.path("mine"));
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "~/from-env");
+    assert_eq!(dir(c), env.path("home/from-env"), "~ is expanded");
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "");
+    assert_eq!(dir(c), env.path("mine"), "an empty variable is unset");
+    let mut c = bare(&env, &user, &system);
+    c.env("BEAKER_STORE", "/from-env")
+        .args(["--store", "rel/flag"]);
+    assert_eq!(
+        dir(c),
+        env.path("rel/flag"),
+        "relative flags are made absolute"
+    );
+
+    let shown: serde_json::Value =
+        run(bare(&env, &user, &system), &["--json", "config", "show"]).json();
+    let row = |key: &str| {
+        shown["settings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key"] == key)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(row("store")["source"]["detail"], user.display().to_string());
+    assert_eq!(row("retries")["value"], "7");
+    assert_eq!(
+        row("retries")["source"]["detail"],
+        system.display().to_string()
+    );
+    assert_eq!(row("stall_timeout")["source"]["kind"], "default");
+}
+
+#[test]
+fn a_bad_config_file_names_its_line_and_nothing_runs() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    std::fs::write(&user, "store = \"/s\"\nretires = 3\n").unwrap();
+    run(bare(&env, &user, &system), &["store", "dir"]).fails(
+        2,
+        &[
+            &format!("{}:2:1:", user.display()),
+            "unknown field `retires`",
+        ],
+    );
+    std::fs::write(&user, "stall_timeout = \"forever\"\n").unwrap();
+    run(bare(&env, &user, &system), &["store", "ls"])
+        .fails(2, &["is not a duration", "user.toml:1:"]);
+}
+
+#[test]
+fn a_catalogue_from_the_config_file_is_used_and_listed() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    std::fs::write(
+        &user,
+        format!(
+            "store = \"store\"\nmanifests = [{:?}]\n",
+            demo.display().to_string()
+        ),
+    )
+    .unwrap();
+    let rows: Vec<serde_json::Value> =
+        run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
+    let find = |rows: &[serde_json::Value], n: &str| {
+        rows.iter().find(|r| r["name"] == n).cloned().unwrap()
+    };
+    assert_eq!(find(&rows, "tiny-add")["present"], false);
+    assert_eq!(find(&rows, "tiny-ext")["files"], 2);
+    run(bare(&env, &user, &system), &["store", "pull", "tiny-add"]).ok();
+    let rows: Vec<serde_json::Value> =
+        run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
+    assert_eq!(find(&rows, "tiny-add")["present"], true);
+    let text = run(
+        bare(&env, &user, &system),
+        &["catalogue", "show", "tiny-ext"],
+    )
+    .stdout;
+    assert!(
+        text.contains("tiny-ext.onnx.data") && text.contains("in store:    no"),
+        "{text}"
+    );
+    run(
+        bare(&env, &user, &system),
+        &["catalogue", "show", "tiny-adb"],
+    )
+    .fails(2, &["tiny-add"]);
+}
+
+#[test]
+fn with_json_an_error_is_json_on_stdout_too() {
+    let env = Env::new();
+    let r = env.run(&["--json", "store", "path", "nothing"]);
+    assert_eq!(r.code, 3);
+    let doc: serde_json::Value = r.json();
+    assert_eq!(doc["error"]["kind"], "not_present", "{doc}");
+    assert_eq!(doc["error"]["exit_code"], 3);
+    assert!(doc["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nothing is not in the store"));
+}
+
+#[test]
+fn a_pull_of_several_names_tries_every_one_and_reports_each() {
+    let env = Env::new();
+    let good = bytes(1000, 61);
+    env.file("src/good.bin", &good);
+    let cat = env.file(
+        "cat.toml",
+        format!(
+            "version = 1\n[models.good]\nblake3 = \"{}\"\nsize = 1000\nurls = [\"src/good.bin\"]\n\
+             [models.gone]\nblake3 = \"{}\"\nsize = 5\nurls = [\"src/gone.bin\"]\n",
+            blake3_hex(&good),
+            blake3_hex(b"gone!")
+        )
+        .as_bytes(),
+    );
+    let c = cat.to_str().unwrap();
+    // The failing name comes first: the good one is pulled all the same.
+    let r = env.run(&["--json", "--manifest", c, "store", "pull", "gone", "good"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let rows: Vec<serde_json::Value> = r.json();
+    assert_eq!(rows[0]["name"], "gone");
+    assert_eq!(rows[0]["error"]["kind"], "failed");
+    assert_eq!(rows[1]["name"], "good");
+    assert_model_file(&env.store, rows[1]["path"].as_str().unwrap(), &good);
+    assert!(r.stderr.contains("1 of 2 models failed: gone"), "{r:#?}");
+}
+
+#[test]
+fn pull_returns_a_name_the_store_holds_that_no_catalogue_lists() {
+    let env = Env::new();
+    let src = env.file("mine.onnx", b"my own model");
+    let added = env
+        .run(&["store", "add", src.to_str().unwrap(), "--name", "mine"])
+        .ok();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let pulled = env
+        .run(&[
+            "--manifest",
+            demo.to_str().unwrap(),
+            "store",
+            "pull",
+            "mine",
+        ])
+        .ok();
+    assert_eq!(pulled, added);
+    env.run(&[
+        "--manifest",
+        demo.to_str().unwrap(),
+        "store",
+        "pull",
+        "mien",
+    ])
+    .fails(2, &["unknown model \"mien\"", "beaker catalogue ls"]);
+}
+
+#[test]
+fn rm_dry_run_says_what_would_go_and_changes_nothing() {
+    let env = Env::new();
+    let (a, shared) = (env.file("a.bin", b"only a"), env.file("s.bin", b"shared"));
+    env.run(&["store", "add", a.to_str().unwrap(), "--name", "a"])
+        .ok();
+    env.run(&["store", "add", shared.to_str().unwrap(), "--name", "s1"])
+        .ok();
+    env.run(&["store", "add", shared.to_str().unwrap(), "--name", "s2"])
+        .ok();
+    let before = super::cli::snapshot(&env.store);
+    let plan: serde_json::Value = env
+        .run(&["--json", "store", "rm", "--dry-run", "a", "s1"])
+        .json();
+    assert_eq!(plan["removed"], serde_json::json!(["a", "s1"]));
+    assert_eq!(
+        plan["removed_blobs"],
+        serde_json::json!([blake3_hex(b"only a")]),
+        "s2 still uses the shared blob"
+    );
+    assert_eq!(plan["freed_bytes"], 6);
+    assert_eq!(super::cli::snapshot(&env.store), before);
+    let done: serde_json::Value = env.run(&["--json", "store", "rm", "a", "s1"]).json();
+    assert_eq!(done["removed_blobs"], plan["removed_blobs"]);
+}
+
+#[test]
+fn a_url_is_pulled_with_a_name_trusting_first_use_or_a_given_digest() {
+    use testkit::server::Fault;
+    let (env, server) = (Env::new(), http_server());
+    let body = bytes(20_000, 62);
+    server.route("/m.onnx", &body, &[], Fault::None);
+    let url = server.url("/m.onnx");
+    env.run(&["store", "pull", &url])
+        .fails(2, &["with --name N"]);
+    let r = env.run(&["store", "pull", &url, "--name", "m"]);
+    let printed = r.ok();
+    assert!(r.stderr.contains("trust on first use"), "{r:#?}");
+    assert!(printed.ends_with("/m.onnx"), "{printed}");
+    assert_model_file(&env.store, &printed, &body);
+    // The second pull is the fast path: what was recorded for the same URL.
+    assert_eq!(
+        env.run(&["store", "pull", &url, "--name", "m"]).ok(),
+        printed
+    );
+    assert_eq!(server.requests(), 1);
+    // Pinned to other content: refused, nothing recorded under the new name.
+    let wrong = blake3_hex(b"something else");
+    env.run(&["store", "pull", &url, "--name", "n", "--blake3", &wrong])
+        .fails(1, &["blake3 mismatch"]);
+    env.run(&["store", "path", "n"])
+        .fails(3, &["not in the store"]);
+    // Pinned to the right content: recorded.
+    env.run(&[
+        "store",
+        "pull",
+        &url,
+        "--name",
+        "n",
+        "--blake3",
+        &blake3_hex(&body),
+    ])
+    .ok();
+    env.run(&["store", "pull", "tiny-add", "--blake3", &blake3_hex(&body)])
+        .fails(2, &["pin a URL"]);
+    // `manifest entry URL` downloads it to hash it, and leaves the store alone.
+    let before = env.blob_names();
+    let entry = env.run(&["manifest", "entry", &url, "--name", "m"]).stdout;
+    assert!(
+        entry.contains(&blake3_hex(&body)) && entry.contains(&url),
+        "{entry}"
+    );
+    assert_eq!(env.blob_names(), before);
+}
+
+#[test]
+fn manifest_entry_prints_an_entry_that_checks_and_pulls() {
+    let env = Env::new();
+    let data = bytes(5_000, 63);
+    let file = env.file("cat/models/w.onnx", &data);
+    let out = env
+        .run(&["manifest", "entry", file.to_str().unwrap(), "--name", "w"])
+        .stdout;
+    assert!(
+        out.contains(&format!("blake3 = \"{}\"", blake3_hex(&data))),
+        "{out}"
+    );
+    assert!(
+        out.contains("size = 5000") && out.contains("format = \"onnx\""),
+        "{out}"
+    );
+    let cat = env.file("cat/cat.toml", format!("version = 1\n{out}").as_bytes());
+    env.run(&["manifest", "check", cat.to_str().unwrap()]).ok();
+    let printed = env
+        .run(&["--manifest", cat.to_str().unwrap(), "store", "pull", "w"])
+        .ok();
+    assert_model_file(&env.store, &printed, &data);
+}
+
+#[test]
+fn an_unreachable_mirror_is_left_at_once_for_the_next_and_said_so() {
+    use testkit::server::Fault;
+    let (env, server) = (Env::new(), http_server());
+    let body = bytes(10_000, 64);
+    server.route("/m", &body, &[], Fault::None);
+    // A port nothing listens on: the connection is refused.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        format!("http://127.0.0.1:{port}/m")
+    };
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec![dead.clone(), server.url("/m")])]);
+    let r = Run::from(
+        crate::pull::pull_cmd(&env, &cat)
+            .env("BEAKER_RETRY_BASE", "1s")
+            .arg("m")
+            .output()
+            .unwrap(),
+    );
+    assert_model_file(&env.store, &r.ok(), &body);
+    assert!(
+        r.stderr.contains(&format!("{dead}: ")) && r.stderr.contains("trying the next URL"),
+        "{r:#?}"
+    );
+    assert!(
+        !r.stderr.contains("retry 1 of"),
+        "a refused mirror is not retried: {r:#?}"
+    );
+    // Not a terminal: one line when the download starts and one when it ends, no bar.
+    assert!(
+        r.stderr.contains("m: 9.77 KiB…") && r.stderr.contains("m: 9.77 KiB in "),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn a_timed_out_lock_wait_names_the_flag_that_changes_it() {
+    let env = Env::new();
+    let body = bytes(1_000, 65);
+    env.file("catalogue/src/m.bin", &body);
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec!["src/m.bin".into()])]);
+    env.run(&["store", "init"]).ok();
+    let lock = env
+        .store
+        .join("locks")
+        .join(format!("{}.lock", blake3_hex(&body)));
+    std::fs::write(&lock, b"").unwrap();
+    let _holder = crate::maint::Holder::new(&lock);
+    crate::pull::pull(&env, &cat, &["m", "--lock-timeout", "200ms"])
+        .fails(1, &["timed out after 200ms", "--lock-timeout"]);
+}

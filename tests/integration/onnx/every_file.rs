@@ -1,0 +1,203 @@
+//! `--check` and `verify --deep` on models of several files, with ONNX Runtime: every ONNX file of
+//! a model is loaded (an OCR pipeline of three graphs with one truncated fails), each with the
+//! files next to it (external data resolves), and a model that failed its check fails again when
+//! the same command runs again: nothing of it is published until every file passed. Needs ONNX
+//! Runtime (`cargo xtask test`).
+
+// Tests copy and truncate model files with raw std::fs on purpose.
+#![allow(clippy::disallowed_methods)]
+
+use std::path::{Path, PathBuf};
+
+use super::{demo, repo, with_ort};
+use crate::support::*;
+
+/// A model directory `dir` holding `files` (path in the model, bytes).
+fn model_dir(dir: &Path, files: &[(&str, Vec<u8>)]) -> PathBuf {
+    for (path, bytes) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, bytes).unwrap();
+    }
+    dir.to_owned()
+}
+
+/// A catalogue `catalogue.toml` in `dir` with one entry `name` of format onnx (plus `extra` lines)
+/// listing every file of `files`, each pinned by BLAKE3 and size and fetched from `dir`.
+fn catalogue(dir: &Path, name: &str, files: &[(&str, Vec<u8>)], extra: &str) -> PathBuf {
+    model_dir(dir, files);
+    let mut text = format!("version = 1\n[models.{name}]\nformat = \"onnx\"\n{extra}");
+    for (path, bytes) in files {
+        text.push_str(&format!(
+            "[[models.{name}.files]]\npath = \"{path}\"\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n",
+            blake3_hex(bytes),
+            bytes.len(),
+            dir.join(path).display()
+        ));
+    }
+    let cat = dir.join("catalogue.toml");
+    std::fs::write(&cat, text).unwrap();
+    cat
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(repo(rel)).unwrap()
+}
+
+/// tiny-ext's graph and its external data cut to half: the graph parses, its weight does not
+/// load.
+fn ext_with_truncated_data() -> Vec<(&'static str, Vec<u8>)> {
+    let graph = read("manifests/demo/models/tiny-ext/tiny-ext.onnx");
+    let mut data = read("manifests/demo/models/tiny-ext/tiny-ext.onnx.data");
+    data.truncate(data.len() / 2);
+    vec![("tiny-ext.onnx", graph), ("tiny-ext.onnx.data", data)]
+}
+
+/// An OCR pipeline: three graphs and a config, the recogniser truncated (and sorted after the
+/// main file, so a check of the main file alone passes).
+fn ocr_with_truncated_rec() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("cls.onnx", read("manifests/demo/models/tiny-relu.onnx")),
+        (
+            "config.yaml",
+            b"det: det.onnx\nrec: rec.onnx\ncls: cls.onnx\n".to_vec(),
+        ),
+        ("det.onnx", read("manifests/demo/models/tiny-add.onnx")),
+        ("rec.onnx", read("tests/fixtures/onnx/truncated.onnx")),
+    ]
+}
+
+/// The pipeline whole (a good recogniser), and tiny-ext's graph with its external data: five
+/// files, four graphs, all of which load.
+fn whole_ocr_with_external_data() -> Vec<(&'static str, Vec<u8>)> {
+    let mut files = ocr_with_truncated_rec();
+    files[3].1 = read("manifests/demo/models/tiny-mul.onnx");
+    for p in ["tiny-ext.onnx", "tiny-ext.onnx.data"] {
+        files.push((p, read(&format!("manifests/demo/models/tiny-ext/{p}"))));
+    }
+    files
+}
+
+#[test]
+fn a_model_of_several_files_that_failed_its_check_fails_again_and_publishes_nothing() {
+    for (how, extra, flag) in [
+        ("pull --check", "", Some("--check")),
+        ("check = true", "check = true\n", None),
+    ] {
+        let env = Env::new();
+        let cat = catalogue(&env.path("cat"), "ext", &ext_with_truncated_data(), extra);
+        let mut args = vec!["store", "pull"];
+        args.extend(flag);
+        args.push("ext");
+        for attempt in 1..=2 {
+            let r = with_ort(&env, &cat, &args);
+            assert_eq!(r.code, 1, "{how}, attempt {attempt}: {r:#?}");
+            assert!(
+                r.stderr.contains("not published") && r.stderr.contains("tiny-ext.onnx"),
+                "{how}, attempt {attempt}: {r:#?}"
+            );
+            assert!(r.stdout.is_empty(), "{how}, attempt {attempt}: {r:#?}");
+            // Nothing of the model is in the store: no blob, no name, no snapshot.
+            assert!(env.blob_names().is_empty(), "{how}: {:?}", env.blob_names());
+            assert!(list_names(&env.store.join("names")).is_empty(), "{how}");
+            assert!(list_names(&env.store.join("snapshots")).is_empty(), "{how}");
+            // Neither the temp blobs nor the directory they were loaded from are left behind.
+            assert!(list_names(&env.store.join("tmp")).is_empty(), "{how}");
+        }
+        env.run(&["store", "path", "ext"]).fails(3, &[]);
+    }
+}
+
+#[test]
+fn every_onnx_file_of_a_model_is_checked_before_publishing_with_the_files_next_to_it() {
+    let env = Env::new();
+    let ocr = ocr_with_truncated_rec();
+    // add --check of the directory.
+    let dir = model_dir(&env.path("ocr"), &ocr);
+    let r = with_ort(
+        &env,
+        &demo(),
+        &[
+            "store",
+            "add",
+            "--check",
+            dir.to_str().unwrap(),
+            "--name",
+            "ocr",
+        ],
+    );
+    r.fails(1, &["rec.onnx", "not published"]);
+    assert!(list_names(&env.store.join("names")).is_empty());
+    // pull --check from a catalogue.
+    let cat = catalogue(&env.path("cat"), "ocr", &ocr, "");
+    with_ort(&env, &cat, &["store", "pull", "--check", "ocr"])
+        .fails(1, &["rec.onnx", "not published"]);
+    assert!(list_names(&env.store.join("names")).is_empty());
+
+    // The same pipeline whole, with a graph that needs its external data next to it: every
+    // file loads, each from the directory the model's files are in.
+    let good = whole_ocr_with_external_data();
+    let other = Env::new();
+    let dir = model_dir(&other.path("good"), &good);
+    with_ort(
+        &other,
+        &demo(),
+        &[
+            "store",
+            "add",
+            "--check",
+            dir.to_str().unwrap(),
+            "--name",
+            "ocr",
+        ],
+    )
+    .ok();
+    let cat = catalogue(&other.path("cat"), "ocr2", &good, "");
+    with_ort(&other, &cat, &["store", "pull", "--check", "ocr2"]).ok();
+}
+
+#[test]
+fn verify_deep_loads_every_onnx_file_of_a_model_with_the_files_next_to_it() {
+    let env = Env::new();
+    let dir = model_dir(&env.path("ocr"), &ocr_with_truncated_rec());
+    // Added without --check, verify --deep loads every graph and names the broken one.
+    env.run(&["store", "add", dir.to_str().unwrap(), "--name", "ocr"])
+        .ok();
+    let r = with_ort(&env, &demo(), &["--json", "store", "verify", "--deep"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    let v: serde_json::Value = r.json();
+    assert_eq!(
+        (v["deep"]["checked"].as_u64(), v["deep"]["ok"].as_u64()),
+        (Some(3), Some(2)),
+        "{v}"
+    );
+    let failed = &v["deep"]["failed"][0];
+    assert_eq!(failed["names"], serde_json::json!(["ocr"]), "{v}");
+    assert_eq!(failed["file"], "rec.onnx", "{v}");
+    assert_eq!(
+        failed["blake3"],
+        blake3_hex(&read("tests/fixtures/onnx/truncated.onnx")),
+        "{v}"
+    );
+    let text = with_ort(&env, &demo(), &["store", "verify", "--deep"]);
+    text.fails(1, &["do not load"]);
+    assert!(
+        text.stdout.contains("does not load: ocr (rec.onnx, "),
+        "{text:#?}"
+    );
+
+    // The whole pipeline and a graph with external data in one model: every graph loads.
+    let good = whole_ocr_with_external_data();
+    let other = Env::new();
+    let dir = model_dir(&other.path("good"), &good);
+    other
+        .run(&["store", "add", dir.to_str().unwrap(), "--name", "good"])
+        .ok();
+    let v: serde_json::Value =
+        with_ort(&other, &demo(), &["--json", "store", "verify", "--deep"]).json();
+    assert_eq!(
+        (v["deep"]["checked"].as_u64(), v["deep"]["ok"].as_u64()),
+        (Some(4), Some(4)),
+        "{v}"
+    );
+}
