@@ -1,5 +1,5 @@
 //! `beaker`: the command-line front end. All work happens in the library; this file only maps
-//! errors to the exit codes of DESIGN §10 (0 ok, 1 failed, 2 bad input, 3 not present).
+//! errors to the exit codes of docs/design.md#cli (0 ok, 1 failed, 2 bad input, 3 not present).
 
 mod cli;
 

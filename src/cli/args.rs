@@ -1,4 +1,4 @@
-//! The command line (DESIGN §10), declared with clap derive. Global flags work before or after the
+//! The command line (docs/design.md#cli), declared with clap derive. Global flags work before or after the
 //! subcommand.
 
 use std::path::PathBuf;

@@ -1,4 +1,4 @@
-//! From any beaker error to the exit code scripts rely on (DESIGN §10), in one place for the
+//! From any beaker error to the exit code scripts rely on (docs/design.md#cli), in one place for the
 //! `beaker` binary and `cargo xtask` alike: 0 ok, 1 operation failed, 2 bad input, 3 not present.
 //!
 //! Every error type of the library is listed once in `categorized!` below, with where its

@@ -1,4 +1,4 @@
-//! The configuration files (DESIGN §2 `config`): settings a lab sets once for everybody and a user
+//! The configuration files (docs/design.md#layers `config`): settings a lab sets once for everybody and a user
 //! may override, below flags and environment variables.
 //!
 //! ```text

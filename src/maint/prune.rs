@@ -1,4 +1,4 @@
-//! `prune-locks`: the safe prune of DESIGN §6 over `locks/`, plus a report of stale temp files.
+//! `prune-locks`: the safe prune of docs/design.md#locks over `locks/`, plus a report of stale temp files.
 //! `beaker store prune-locks` and `cargo xtask prune-locks` both call [`run`].
 //!
 //! Lock files are only ever removed by [`lock::prune`]: try-lock exclusively without blocking,

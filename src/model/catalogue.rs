@@ -1,4 +1,4 @@
-//! Catalogues: the set of manifests a name is resolved through (DESIGN §3).
+//! Catalogues: the set of manifests a name is resolved through (docs/design.md#manifest-format).
 //!
 //! Sources, in order of precedence: `--manifest FILE` (repeatable), else `BEAKER_MANIFEST` (a
 //! `:`-separated path list), else the bundled `manifests/models.toml` compiled into the binary.

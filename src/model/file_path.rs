@@ -1,4 +1,4 @@
-//! [`FilePath`]: the path of one file inside a model (DESIGN §13), e.g. `model.onnx` or
+//! [`FilePath`]: the path of one file inside a model (docs/design.md#snapshots), e.g. `model.onnx` or
 //! `tokenizer/vocab.txt`.
 //!
 //! These paths become real paths under `<store>/snapshots/<tree>/` and under the directory

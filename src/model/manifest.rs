@@ -1,4 +1,4 @@
-//! The manifest format of DESIGN §3 (version 1): parse, validate, serialize.
+//! The manifest format of docs/design.md#manifest-format (version 1): parse, validate, serialize.
 //!
 //! The same format serves two roles: *catalogues* (what models exist and where to fetch them) and
 //! the store's own `manifest.toml` (what the store holds under which name: the gc roots). Parsing
@@ -55,7 +55,7 @@ pub struct Entry {
     /// A single-file model's file name in its snapshot (default: see [`Entry::files`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FilePath>,
-    /// A model of several files (DESIGN §13): each one a blob with its own digests and urls.
+    /// A model of several files (docs/design.md#snapshots): each one a blob with its own digests and urls.
     /// Such an entry has no top-level `blake3`/`size`/`urls`/`sha256`/`md5`/`file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub files: Option<Vec<FileEntry>>,
@@ -401,7 +401,7 @@ impl Manifest {
     }
 }
 
-/// DESIGN §3 and §13 rules that serde cannot express.
+/// docs/design.md#manifest-format and §13 rules that serde cannot express.
 /// The error carries the URL it is about, if any, so the message can point at it.
 pub(crate) fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<String>)> {
     let plain = |m: String| (m, None);

@@ -3,7 +3,7 @@
 //! A [`ModelName`] is 1–128 characters of `[a-z0-9._-]`, optionally one `org/name` slash, with no
 //! `..` and no segment starting with `.` or `-` (so a name can never look like a flag or a hidden or
 //! parent path). Names never become paths in the store, but validating them here means every name in
-//! a manifest, in the store and on the command line obeys the same rules (DESIGN §3).
+//! a manifest, in the store and on the command line obeys the same rules (docs/design.md#manifest-format).
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! What a catalogue URL may be (DESIGN §3), written once: manifest validation uses it (so `manifest
+//! What a catalogue URL may be (docs/design.md#manifest-format), written once: manifest validation uses it (so `manifest
 //! check` and every catalogue load refuse a bad URL with file:line:col, exit 2) and so does
 //! [`crate::ops::fetch::Source::parse`] (so nothing malformed ever reaches the HTTP client, whose
 //! complaints would read like the server's).

@@ -1,4 +1,4 @@
-//! ONNX models: what they take and give, and whether ONNX Runtime loads them (DESIGN §12).
+//! ONNX models: what they take and give, and whether ONNX Runtime loads them (docs/design.md#onnx).
 //!
 //! - [`inspect`] reads a model's inputs, outputs, opsets, producer, IR version and metadata from
 //!   the file itself ([`info`], over the small protobuf reader of `wire`): no runtime needed, so

@@ -1,4 +1,4 @@
-//! Finding and loading ONNX Runtime, once per process (DESIGN §12).
+//! Finding and loading ONNX Runtime, once per process (docs/design.md#onnx).
 //!
 //! beaker is built with ort's `load-dynamic`: nothing links against ONNX Runtime, the shared
 //! library is opened at run time by [`environment`], the first time something needs it. Where

@@ -106,7 +106,7 @@ pub fn add_file(
 }
 
 /// Adds every regular file under the directory `src` as one model of several files, under their
-/// paths relative to `src` (DESIGN §13). A symlink, FIFO, device or socket anywhere inside is
+/// paths relative to `src` (docs/design.md#snapshots). A symlink, FIFO, device or socket anywhere inside is
 /// refused before anything is written (exit 2), as is a directory with no files. With `check`,
 /// every ONNX file is loaded before any file is named. The name is recorded only after every file
 /// is a blob and the snapshot exists.

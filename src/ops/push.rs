@@ -1,4 +1,4 @@
-//! `beaker store push NAME oci://…`: a model of the store as an OCI artifact (DESIGN §15).
+//! `beaker store push NAME oci://…`: a model of the store as an OCI artifact (docs/design.md#registry).
 //!
 //! What goes up: the empty config `{}`, one layer per file of the model (its blob, streamed from
 //! `blobs/<blake3>` in constant memory), then an image manifest with `artifactType:

@@ -1,5 +1,5 @@
-//! `store.toml`: the store's format version and its policies (DESIGN §4), and its cache budget
-//! (DESIGN §14): `max_size` (a size, `crate::model::size` grammar) and `min_age` (a duration,
+//! `store.toml`: the store's format version and its policies (docs/design.md#on-disk), and its cache budget
+//! (docs/design.md#eviction): `max_size` (a size, `crate::model::size` grammar) and `min_age` (a duration,
 //! `crate::model::duration` grammar), both optional and both written as TOML strings.
 
 use std::path::Path;
@@ -11,7 +11,7 @@ use crate::sys::error::line_col;
 
 /// The store format this beaker writes. Bump together with `layout.rs`.
 ///
-/// Format 2 added `snapshots/` (DESIGN §13): every recorded name has one, and records its tree.
+/// Format 2 added `snapshots/` (docs/design.md#snapshots): every recorded name has one, and records its tree.
 /// A format-1 store is still read, and upgraded in place by the first writer that opens it
 /// (`super::upgrade`); a beaker that knows only format 1 refuses a format-2 store.
 /// Format 3 keeps the store manifest as one record per name in `names/` instead of one
@@ -32,7 +32,7 @@ pub enum Sharing {
     /// One user: directories 0755, manifest and lock files 0644.
     #[default]
     Private,
-    /// A Unix group: directories 2775 (setgid), manifest and lock files 0664 (DESIGN §8).
+    /// A Unix group: directories 2775 (setgid), manifest and lock files 0664 (docs/design.md#shared-stores).
     Group,
 }
 

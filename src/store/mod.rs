@@ -1,4 +1,4 @@
-//! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (DESIGN §4).
+//! The store: a directory of blobs named by their BLAKE3 hash plus a manifest of names (docs/design.md#on-disk).
 //!
 //! This module owns opening and creating stores; `refs` owns the store manifest (kept by `records`
 //! as one file per name), `index` the digest index (upstream sha256/md5 -> BLAKE3), `inspect` the

@@ -1,4 +1,4 @@
-//! The temp files in `<store>/tmp/` and whether their writer is still alive (DESIGN §5 step 3).
+//! The temp files in `<store>/tmp/` and whether their writer is still alive (docs/design.md#publish step 3).
 //!
 //! A writer creates its temp file with O_EXCL and holds a flock on it for as long as it writes, so
 //! "can I lock it?" tells a live writer (held: leave it alone) from a dead one (free: a stale

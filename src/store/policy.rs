@@ -1,4 +1,4 @@
-//! Who may touch a store, and what a hostile user of a shared store cannot do (DESIGN §8).
+//! Who may touch a store, and what a hostile user of a shared store cannot do (docs/design.md#shared-stores).
 //!
 //! A group store is shared by the members of one Unix group: every directory is group-owned,
 //! group-writable and setgid (2775, so new files inherit the group), the manifest and lock files are

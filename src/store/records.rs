@@ -1,5 +1,5 @@
 //! The store manifest as one file per name (store format 3): `names/<key>.toml` holds exactly
-//! one entry, `[models.NAME]`, in the manifest format (DESIGN §3), so recording, replacing or
+//! one entry, `[models.NAME]`, in the manifest format (docs/design.md#manifest-format), so recording, replacing or
 //! looking up one name costs the same whatever the number of names (issue 14, P8), and every
 //! record is readable TOML on its own. `<key>` is the name with `/` spelled `+`, as in `uses/`.
 //!

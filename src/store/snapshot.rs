@@ -1,4 +1,4 @@
-//! Snapshots (DESIGN §13): a model's files under their real names, as a directory tools can open.
+//! Snapshots (docs/design.md#snapshots): a model's files under their real names, as a directory tools can open.
 //!
 //! ```text
 //! <store>/snapshots/<tree>/model.onnx        hard link to blobs/<blake3 of model.onnx>

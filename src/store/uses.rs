@@ -1,4 +1,4 @@
-//! Use records and pins (DESIGN §14): when a path to each name was last handed out, and which
+//! Use records and pins (docs/design.md#eviction): when a path to each name was last handed out, and which
 //! names must never be evicted. `crate::maint::gc::evict` reads both; nothing here deletes a blob.
 //!
 //! **Use records** are empty files `uses/<key>` (see [`crate::store::Layout::use_record`]) whose *mtime* is the

@@ -1,10 +1,10 @@
 //! Shared error pieces: the I/O error that always carries its path, and the [`Category`] every
-//! library error maps to, which the CLI turns into the exit codes of DESIGN §10.
+//! library error maps to, which the CLI turns into the exit codes of docs/design.md#cli.
 
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// How a failure should be reported to a script (DESIGN §10 exit codes).
+/// How a failure should be reported to a script (docs/design.md#cli exit codes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Category {
     /// The operation failed: network, integrity, I/O, corruption found. Exit 1.

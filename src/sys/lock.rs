@@ -1,4 +1,4 @@
-//! Advisory file locks (flock via fs2) that stay safe while lock files are pruned (DESIGN §6).
+//! Advisory file locks (flock via fs2) that stay safe while lock files are pruned (docs/design.md#locks).
 //!
 //! Locks only de-duplicate work: correctness of the store never rests on them (invariant I1 holds
 //! with `locking = "none"`). What this module guarantees:
@@ -224,7 +224,7 @@ pub enum Pruned {
     Gone,
 }
 
-/// Removes the lock file at `path` if nobody holds it (DESIGN §6 safe prune).
+/// Removes the lock file at `path` if nobody holds it (docs/design.md#locks safe prune).
 pub fn prune(path: &Rooted) -> Result<Pruned, LockError> {
     // A symlink or special file is nobody's lock: remove it without opening it.
     if replace_if_hostile(path)? {
@@ -293,7 +293,7 @@ pub fn state(path: &Rooted) -> Result<State, LockError> {
 
 /// Try-locks an open file exclusively without blocking: `true` if we now hold it (until `file`
 /// is closed), `false` if someone else does. Used on temp files, whose writer holds a flock while
-/// writing (DESIGN §5 step 3), to tell a live writer from a dead one.
+/// writing (docs/design.md#publish step 3), to tell a live writer from a dead one.
 pub fn try_exclusive(file: &File, path: impl crate::sys::error::Place) -> Result<bool, LockError> {
     match try_lock(file, Mode::Exclusive) {
         Ok(()) => Ok(true),

@@ -2,7 +2,7 @@
 //!
 //! The maintenance commands run the *same library code* as `beaker store gc | verify |
 //! prune-locks` (no shelling out to the binary), so a store can be looked after from a checkout
-//! without installing beaker. One subcommand per module. Exit codes match beaker's (DESIGN §10):
+//! without installing beaker. One subcommand per module. Exit codes match beaker's (docs/design.md#cli):
 //! 0 ok, 1 failed or corruption found, 2 bad input. `cargo xtask test` is the README's test
 //! command: it provides ONNX Runtime, then runs `cargo test --workspace`. `cargo xtask torture` is
 //! the fault campaign (see `torture/mod.rs`); `cargo xtask bench` times beaker against its floors

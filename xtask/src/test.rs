@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 
 use beaker::onnx::runtime::{self, Origin};
 
-/// The runtime version installed into `.ort/` (DESIGN §12: what works on these machines).
+/// The runtime version installed into `.ort/` (docs/design.md#onnx: what works on these machines).
 const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
 
 #[derive(Debug, clap::Args)]

@@ -1,4 +1,4 @@
-//! Eviction (DESIGN §14): which names a budget removes, least recently used first. gc
+//! Eviction (docs/design.md#eviction): which names a budget removes, least recently used first. gc
 //! (`--max-size`, `--older-than`) runs it under `gc.lock` exclusive and then sweeps exactly as
 //! `rm` does; after a publish into a store whose `store.toml` sets `max_size`, [`after_publish`]
 //! runs the same thing if, and only if, `gc.lock` is free at that instant.

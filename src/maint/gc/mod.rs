@@ -1,4 +1,4 @@
-//! `gc`: mark and sweep (DESIGN §7). Deletes blobs no root references, stale temp files and old
+//! `gc`: mark and sweep (docs/design.md#maintenance). Deletes blobs no root references, stale temp files and old
 //! quarantine entries; `beaker store gc` and `cargo xtask gc` both call [`collect`].
 //!
 //! Keeps **I4**: everything happens under `locks/gc.lock` held exclusively ([`GcExclusive`]).
@@ -15,7 +15,7 @@
 //!    only `sha256`/`md5`, every present blob the digest index maps one of them to
 //!    ([`crate::store::index`]; read under gc.lock, so no publisher is between checking a blob
 //!    and recording it). Keep-entries that match no blob in the store are reported.
-//!    With a budget (`--max-size`, `--older-than`; DESIGN §14), least recently used names that
+//!    With a budget (`--max-size`, `--older-than`; docs/design.md#eviction), least recently used names that
 //!    are neither pinned nor in use are evicted here: removed from the manifest like `rm` does
 //!    ([`evict`]), so the sweep below frees exactly their unshared blobs.
 //! 4. Sweep `blobs/` (the sweep `rm` uses too), then drop the digest-index records whose blob
@@ -112,7 +112,7 @@ impl Error {
 }
 
 /// What gc removed (or, with `dry_run`, would remove). Serializes to the `--json` shape of
-/// DESIGN §10 plus a few extra fields (docs/maint.md).
+/// docs/design.md#cli plus a few extra fields (docs/maint.md).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {
     pub dry_run: bool,

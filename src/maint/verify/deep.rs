@@ -1,6 +1,6 @@
 //! `verify --deep`: after verify's hash check, load every ONNX file of every model the store names
 //! in ONNX Runtime (each graph of a model of several files, with its neighbours next to it) and
-//! list those that fail (DESIGN §7).
+//! list those that fail (docs/design.md#maintenance).
 //!
 //! A pass of its own, run by the front ends (`beaker store verify --deep`, `cargo xtask verify
 //! --deep`) after [`crate::maint::verify::run`], so it sees the store as verify left it: a corrupt blob

@@ -1,4 +1,4 @@
-//! `verify`: re-hash blobs, quarantine the ones whose bytes are not their name (DESIGN §7).
+//! `verify`: re-hash blobs, quarantine the ones whose bytes are not their name (docs/design.md#maintenance).
 //! `beaker store verify` and `cargo xtask verify` both call [`run`].
 //!
 //! Detects a breach of **I1** (a blob holds exactly the bytes its name says) caused from outside
@@ -93,7 +93,7 @@ impl Error {
     }
 }
 
-/// The result of a verify run; serializes to the `--json` shape of DESIGN §10 plus extra fields
+/// The result of a verify run; serializes to the `--json` shape of docs/design.md#cli plus extra fields
 /// (docs/maint.md).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Outcome {

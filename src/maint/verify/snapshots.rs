@@ -1,4 +1,4 @@
-//! The last stage of `verify`: each selected name's snapshot (DESIGN §13) must hold exactly the
+//! The last stage of `verify`: each selected name's snapshot (docs/design.md#snapshots) must hold exactly the
 //! name's blobs. One that does not (a file deleted, replaced or added by hand; a file still
 //! linking the inode of a blob this run just quarantined) is built again from the blobs when they
 //! are all present, and taken out of use when one is missing, so `path` never hands out a file

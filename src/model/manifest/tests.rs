@@ -1,4 +1,4 @@
-//! Every validation rule of DESIGN §3 has a failing example here, with the message it must give.
+//! Every validation rule of docs/design.md#manifest-format has a failing example here, with the message it must give.
 
 use super::*;
 use proptest::prelude::*;
@@ -233,7 +233,7 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
         })
 }
 
-/// A model of several files (DESIGN §13), with distinct paths and maybe a `main`.
+/// A model of several files (docs/design.md#snapshots), with distinct paths and maybe a `main`.
 fn arb_bundle() -> impl Strategy<Value = Entry> {
     (
         proptest::collection::btree_map(

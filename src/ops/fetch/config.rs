@@ -1,4 +1,4 @@
-//! How fetching behaves: timeouts, retries, the CA bundle, offline mode (DESIGN §9).
+//! How fetching behaves: timeouts, retries, the CA bundle, offline mode (docs/design.md#sources).
 //!
 //! Defaults are the design's (connect 10 s, stall 30 s, 3 retries with exponential backoff from
 //! 1 s). Each can be changed through the environment so scripts and the test suite can make

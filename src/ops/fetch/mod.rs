@@ -1,4 +1,4 @@
-//! Sources (DESIGN §9): getting a model's bytes from one URL into a [`TempBlob`], resuming and
+//! Sources (docs/design.md#sources): getting a model's bytes from one URL into a [`TempBlob`], resuming and
 //! retrying as needed.
 //!
 //! This module owns *transport* only: which URL forms exist ([`Source`]), how one attempt runs

@@ -1,5 +1,5 @@
 //! Why a pull failed: one line saying what, where, and what to do; mapped to exit codes through
-//! [`PullError::category`] (DESIGN §10).
+//! [`PullError::category`] (docs/design.md#cli).
 
 use crate::model::digest::Blake3;
 use crate::model::name::ModelName;

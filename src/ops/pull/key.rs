@@ -1,4 +1,4 @@
-//! What a download is keyed by, and the fast path that avoids one (DESIGN §5 step 1).
+//! What a download is keyed by, and the fast path that avoids one (docs/design.md#publish step 1).
 //!
 //! An entry with a `blake3` is keyed by it: its lock is `locks/<hex>.lock` and its partials are
 //! `tmp/<hex>.<pid>.<nonce>.part`. An upstream entry that pins only `sha256`/`md5` has no BLAKE3

@@ -1,5 +1,5 @@
 //! `beaker store pull`: get a catalogue model into the store, downloading it at most once however
-//! many processes ask at the same moment (DESIGN §5 with a network or file source).
+//! many processes ask at the same moment (docs/design.md#publish with a network or file source).
 //!
 //! # Embedding
 //! A tool that needs a model opens the default store, resolves the name through the catalogues,

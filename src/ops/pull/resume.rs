@@ -1,4 +1,4 @@
-//! Finding a partial download to continue (DESIGN §5 step 3, "Resume").
+//! Finding a partial download to continue (docs/design.md#publish step 3, "Resume").
 //!
 //! Partials of one download share a stem (`tmp/<key>.<pid>.<nonce>.part`, see `key`). The one with
 //! the most bytes is tried first; claiming itself — flock, atomic rename, re-hash — is

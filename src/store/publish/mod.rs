@@ -1,4 +1,4 @@
-//! The publish protocol (DESIGN §5, steps 3–5): the only way bytes enter `blobs/`.
+//! The publish protocol (docs/design.md#publish, steps 3–5): the only way bytes enter `blobs/`.
 //!
 //! `add` and `pull` both write through a [`TempBlob`] (`temp`) and finish with [`publish`]. Each
 //! step below says which crash or race it guards against. The invariants kept here:
@@ -282,7 +282,7 @@ pub fn record_model(
     let (model, entry, fresh) = with_snapshot(store, name, entry)?;
     let replaced = store.record(name, entry)?;
     if fresh {
-        // Still under gc.lock shared, so no gc sees the name before its use (DESIGN §14).
+        // Still under gc.lock shared, so no gc sees the name before its use (docs/design.md#eviction).
         crate::store::uses::record_now(store, name);
     }
     Ok((model, replaced))
@@ -378,7 +378,7 @@ fn mismatch(what: &'static str, expected: String, actual: String) -> Error {
     }
 }
 
-/// The fast path (DESIGN §5 step 1): if every blob of `entry` (pinned) is already present,
+/// The fast path (docs/design.md#publish step 1): if every blob of `entry` (pinned) is already present,
 /// builds the snapshot if needed and records `name -> entry` (when missing or different), with no
 /// network and no re-hash. `None` when a blob is absent.
 ///

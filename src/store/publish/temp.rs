@@ -1,5 +1,5 @@
 //! [`TempBlob`]: the temp file in `<store>/tmp/` that bytes are written into before they are
-//! published, hashed and counted as they are written (DESIGN §5 step 3), and its resume.
+//! published, hashed and counted as they are written (docs/design.md#publish step 3), and its resume.
 //!
 //! What this file guarantees, for the publish protocol in `super`:
 //!
@@ -139,7 +139,7 @@ impl TempBlob {
     }
 
     /// Like [`TempBlob::create`], also computing every upstream digest `entry` pins, so that
-    /// publishing can check them (DESIGN §5 step 4).
+    /// publishing can check them (docs/design.md#publish step 4).
     pub fn create_for(store: &Store, stem: &str, entry: &Entry) -> Result<Self, StoreError> {
         let (file, path) = fsx::create_unique(&store.layout().tmp(), stem, "part", TEMP_MODE)
             .map_err(|e| StoreError::writing(store.root(), e))?;
@@ -167,7 +167,7 @@ impl TempBlob {
         })
     }
 
-    /// Resume (DESIGN §5 step 3): takes over the partial at `partial` if its writer is gone, and
+    /// Resume (docs/design.md#publish step 3): takes over the partial at `partial` if its writer is gone, and
     /// returns it as this process's temp blob with every byte already in it re-hashed.
     ///
     /// `Ok(None)` means "not resumable, start afresh": the store runs without locks (a live

@@ -1,5 +1,5 @@
 //! [bundle]: models of several files, snapshot directories with real file names, `add DIR`,
-//! `export`, gc of snapshots, and the upgrade of a format-1 store (DESIGN §13), through the real
+//! `export`, gc of snapshots, and the upgrade of a format-1 store (docs/design.md#snapshots), through the real
 //! binary. Every printed path must be a file in `snapshots/` that *is* its blob (same inode).
 
 // Tests plant and inspect files with raw std::fs on purpose.

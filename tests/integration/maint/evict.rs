@@ -1,4 +1,4 @@
-//! The store as a cache with a budget (DESIGN §14), through the real binary: use records, LRU
+//! The store as a cache with a budget (docs/design.md#eviction), through the real binary: use records, LRU
 //! eviction by `gc --max-size` / `--older-than`, pins, models in use, `max_size` in store.toml
 //! (auto-eviction after a publish), the `ls`/`info` columns and bad input. Times of use are set
 //! through the library's `uses::set_last_used` ([`used`]), never by sleeping.

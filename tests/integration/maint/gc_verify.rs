@@ -1,4 +1,4 @@
-//! gc and verify through the real binary (DESIGN §7), on real files, with a live temp-file writer
+//! gc and verify through the real binary (docs/design.md#maintenance), on real files, with a live temp-file writer
 //! held from another process.
 
 use std::collections::BTreeSet;

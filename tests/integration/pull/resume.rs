@@ -1,4 +1,4 @@
-//! Resume through the real binary (DESIGN §5 step 3): after a cut, a stall, SIGKILL or Ctrl-C the
+//! Resume through the real binary (docs/design.md#publish step 3): after a cut, a stall, SIGKILL or Ctrl-C the
 //! next pull continues with `Range`; a server ignoring `Range` restarts from zero; `locking =
 //! "none"` never resumes. Server-side gates and pauses place each interruption at a known byte.
 

@@ -1,4 +1,4 @@
-//! An OCI registry as the shared remote (DESIGN §15): `beaker store push`, `oci://` pulls,
+//! An OCI registry as the shared remote (docs/design.md#registry): `beaker store push`, `oci://` pulls,
 //! `ls-remote` and `registry login`, on a blocking ureq client with no async runtime.
 //!
 //! - [`reference`](mod@reference): `oci://HOST[:PORT]/REPO[:TAG|@sha256:HEX]`, parsed and checked at the edge;

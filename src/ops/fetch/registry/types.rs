@@ -1,5 +1,5 @@
 //! The OCI types beaker reads and writes (image-spec v1.1), as plain serde structs: a manifest,
-//! its descriptors, and the media types and annotation keys of a beaker model (DESIGN §15).
+//! its descriptors, and the media types and annotation keys of a beaker model (docs/design.md#registry).
 //!
 //! Reading is lenient where registries and other clients differ (missing `mediaType`, extra
 //! fields) and strict where beaker's safety depends on it: every layer needs a sha256 digest and a
