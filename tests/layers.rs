@@ -66,9 +66,47 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// The source without comments, string literals and test modules (what the code uses).
 fn code_of(text: &str) -> String {
-    let before_tests = text.split("#[cfg(test)]").next().unwrap_or("");
-    let mut out = String::with_capacity(before_tests.len());
-    let mut chars = before_tests.chars().peekable();
+    without_tests(&without_comments(text))
+}
+
+/// `text` without the items under `#[cfg(test)]` (a `mod x;`, or a block to its closing brace).
+fn without_tests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i..];
+        let semi = after.find(';').unwrap_or(after.len());
+        let open = after.find('{').unwrap_or(after.len());
+        if semi < open {
+            rest = &after[(semi + 1).min(after.len())..];
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut end = after.len();
+        for (k, c) in after.char_indices().skip(open) {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = k + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `text` without `//` comments and with every string literal emptied.
+fn without_comments(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
     while let Some(c) = chars.next() {
         match c {
             '/' if chars.peek() == Some(&'/') => {
@@ -211,13 +249,14 @@ fn no_module_uses_one_further_down_the_layer_table() {
 fn the_scan_finds_paths_and_resolves_super() {
     let module = ["store".to_owned(), "rm".to_owned()];
     let code = code_of(
-        "use super::referrers::blobs_of; // crate::maint::gc\nlet x = crate::model::tree::TreeId;\n\"crate::ops\"",
+        "use super::referrers::blobs_of; // crate::maint::gc\nlet x = crate::model::tree::TreeId;\n\"crate::ops\"\n#[cfg(test)]\nmod tests { fn f() { crate::front::exit::code(); } }\nfn g() { crate::sys::par::map(); }",
     );
     assert_eq!(
         paths_named(&code, &module),
         [
             vec!["store", "referrers", "blobs_of"],
-            vec!["model", "tree", "TreeId"]
+            vec!["model", "tree", "TreeId"],
+            vec!["sys", "par", "map"]
         ]
     );
 }
