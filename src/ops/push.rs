@@ -9,7 +9,7 @@
 //!   re-push sends only the manifest; the sha256 of each blob is computed once and remembered by
 //!   the store ([`crate::store::sums`]), so a re-push hashes nothing either.
 //! - Blobs below [`CHUNKED_FROM`] go up in one request (`POST` then `PUT …?digest=` with the
-//!   file as the body: the fastest form on the registry measured in the README). Larger ones go up
+//!   file as the body: the fastest form on the registry measured in docs/registry.md). Larger ones go up
 //!   in [`CHUNK`] `PATCH`es; when one fails (connection, 5xx) the upload asks the registry how far
 //!   it got (`GET <Location>` → `Range`) and continues from there, up to `BEAKER_RETRIES` times.
 //!   Only the newest `Location` is used: its state token carries the offset. A registry that

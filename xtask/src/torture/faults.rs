@@ -3,7 +3,7 @@
 //! 206 at the wrong offset, a body longer than the size, a slow drip, a refused connection, a
 //! redirect loop, gzip), then a clean pull. Each row records the exit code, beaker's message, the
 //! requests made, and what the clean pull did (resumed with `Range`, or started over); a row whose
-//! exit code differs from what README/docs/pull.md promise, a clean pull that fails, or a broken
+//! exit code differs from what docs/cli.md and docs/pull.md promise, a clean pull that fails, or a broken
 //! invariant is a violation.
 
 use std::time::{Duration, Instant};

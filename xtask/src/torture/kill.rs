@@ -435,7 +435,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                     s.range
                 )),
                 // A complete partial (killed between the last byte and naming) is re-hashed
-                // and published without a request (README, "A checked, never-named temp file
+                // and published without a request (docs/design.md#deviations, "A checked, never-named temp file
                 // is resumed").
                 None if Some(len) == w.single.get(name).map(|b| b.len() as u64) => t.resumed += 1,
                 None => problems.push(format!(

@@ -1,6 +1,6 @@
 //! R2, lockless races: a store with `locking = "none"` and 8 processes at once, each running
 //! `--rounds` rounds of a random pull, add or gc on the same few names. Without locks nothing
-//! avoids duplicate work and two manifest edits are last-writer-wins (README, "Deviations"), but
+//! avoids duplicate work and two manifest edits are last-writer-wins (docs/design.md#lockless-stores), but
 //! bytes must never suffer: afterwards every blob must pass [`super::check`] (0 corrupt blobs).
 //! Names a process was told were recorded but that are absent at the end are *lost names*,
 //! counted separately (a documented limit); a pull or add of each must then restore it.

@@ -1,5 +1,5 @@
 //! R4's inputs: the malformed catalogues, names, hashes, command lines, `store.toml` and config
-//! files, each with the exit code README promises for it.
+//! files, each with the exit code docs/cli.md promises for it.
 
 // The FIFO fixture is made with mkfifo(1), outside the store under test.
 
