@@ -7,7 +7,6 @@
 //! download of the wrong thing.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -16,6 +15,8 @@ use crate::model::digest::{Blake3, Md5, Sha256};
 use crate::model::file_path::FilePath;
 use crate::model::name::ModelName;
 use crate::sys::error::{line_col, Category, IoError};
+
+pub use crate::model::entry::{Format, MAX_FILES};
 
 /// The manifest format version this beaker reads and writes.
 pub const VERSION: i64 = 1;
@@ -67,10 +68,6 @@ pub struct Entry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<Blake3>,
 }
-
-/// The most files one model may have: each file being assembled holds a few descriptors until
-/// the model is recorded, so this keeps a pull well inside the usual limit of open files.
-pub const MAX_FILES: usize = 256;
 
 /// One file of a model of several files.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -191,13 +188,6 @@ impl Entry {
             })
             .collect()
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Onnx,
-    Other,
 }
 
 /// A parsed, validated manifest.
@@ -489,15 +479,6 @@ fn check_url(url: &str) -> Result<(), String> {
     crate::model::url::classify(url)
         .map(|_| ())
         .map_err(|p| p.to_string())
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Onnx => "onnx",
-            Format::Other => "other",
-        })
-    }
 }
 
 #[cfg(test)]
