@@ -400,6 +400,24 @@ impl<B> Model<B> {
         }
     }
 
+    /// Whether the entry names its single file with `file = …` (true for a listed model).
+    pub(crate) fn names_its_file(&self) -> bool {
+        !matches!(self.spelling, Spelling::Single { file: false })
+    }
+
+    /// Whether the entry names its main file with `main = …` (false for a single-file model).
+    pub(crate) fn names_its_main(&self) -> bool {
+        matches!(self.spelling, Spelling::Listed { main: true })
+    }
+
+    /// Writes a single file's name into the entry (`file = …`), as a store records it: the name
+    /// then no longer depends on the URLs, the format or the model's name.
+    pub(crate) fn name_the_file(&mut self) {
+        if let Spelling::Single { file } = &mut self.spelling {
+            *file = true;
+        }
+    }
+
     /// Applies `f` to every URL of every file (e.g. to make a catalogue's relative URLs absolute).
     pub fn for_each_url(&mut self, mut f: impl FnMut(&mut String)) {
         for file in &mut self.files {

@@ -41,11 +41,14 @@ fn single_file_names_come_from_file_then_url_then_format() {
 }
 
 #[test]
-fn a_single_file_is_its_main_file() {
+fn a_single_file_is_its_main_file_and_is_named_once_recorded() {
     let n = name("m");
-    let m = Model::single(&n, Single::<Expected>::default());
+    let mut m = Model::single(&n, Single::<Expected>::default());
     assert_eq!(m.files().len(), 1);
     assert_eq!(m.single_file(), Some(m.main()));
+    assert!(!m.names_its_file() && !m.names_its_main());
+    m.name_the_file();
+    assert!(m.names_its_file());
     assert_eq!(m.main().path.as_str(), "m");
 }
 
@@ -83,7 +86,7 @@ fn a_listed_model_keeps_its_rules_in_order() {
     );
     let m = listed(vec![file("a", b"1"), file("b", b"2")], Some("b")).unwrap();
     assert_eq!(m.main().path.as_str(), "b");
-    assert!(m.single_file().is_none());
+    assert!(m.single_file().is_none() && m.names_its_main() && m.names_its_file());
     assert_eq!(m.bytes(), 2);
     assert_eq!(m.model_files()[0], file("a", b"1").model_file());
     // A rule of the caller's runs on each file in order, after its path is found new.
