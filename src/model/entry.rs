@@ -445,12 +445,13 @@ impl<B> Model<B> {
     /// This model with each file's blob `f(file)`, or the first error.
     fn try_map<C, E>(self, mut f: impl FnMut(&File<B>) -> Result<C, E>) -> Result<Model<C>, E> {
         let mut files = Vec::with_capacity(self.files.len());
-        for file in &self.files {
+        for file in self.files {
+            let blob = f(&file)?;
             files.push(File {
-                blob: f(file)?,
-                path: file.path.clone(),
+                blob,
+                path: file.path,
                 upstream: file.upstream,
-                urls: file.urls.clone(),
+                urls: file.urls,
             });
         }
         Ok(Model {
