@@ -10,7 +10,7 @@
 //! - [`sys`]: errors with paths, the file-system calls (inside a store, never through a symlink),
 //!   locks, users and groups, progress reporting.
 //! - [`model`]: the value types and formats: digests, names, durations, sizes, file lists,
-//!   references and URLs, the manifest format, catalogues.
+//!   references and URLs, models and records, the manifest format, catalogues.
 //! - [`onnx`]: ONNX models: inspect, check with ONNX Runtime (loaded at run time).
 //! - [`store`]: the store itself: layout, records, indexes, snapshots, use records, the publish
 //!   protocol (the only way bytes enter a store), `rm`, `ls`, `info`, format upgrades.
@@ -37,7 +37,7 @@ pub use front::maint_args;
 pub use front::{exit, settings};
 pub use maint::gc::{self, evict};
 pub use maint::{prune, verify};
-pub use model::{catalogue, digest, duration, file_path, manifest, name, size, url};
+pub use model::{catalogue, digest, duration, entry, file_path, manifest, name, size, url};
 #[cfg(feature = "onnx")]
 pub use ops::session;
 pub use ops::{add, export, fetch, pull, show};
@@ -55,6 +55,7 @@ pub mod oci {
 pub use error::Category;
 pub use model::catalogue::Catalogue;
 pub use model::digest::Blake3;
-pub use model::manifest::{Entry, Manifest};
+pub use model::entry::{Model, Record};
+pub use model::manifest::Manifest;
 pub use model::name::ModelName;
 pub use store::{Store, StoreError};

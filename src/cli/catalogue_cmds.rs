@@ -5,7 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 
 use beaker::catalogue::Resolved;
-use beaker::manifest::FileEntry;
+use beaker::entry::{File, Known};
 
 use super::args::CatalogueCommand;
 use super::context::Context;
@@ -28,18 +28,17 @@ pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
     let store = ctx.existing_store()?;
     let present = |m: &Resolved| -> Result<bool> {
         Ok(match &store {
-            Some(s) => beaker::pull::key::is_present(s, &m.name, &m.entry)?,
+            Some(s) => beaker::pull::key::is_present(s, &m.model)?,
             None => false,
         })
     };
     fn row<'m>(m: &'m Resolved, present: bool) -> Row<'m> {
-        let files = m.entry.files(&m.name);
         Row {
             name: m.name.as_str(),
-            size: files.iter().map(|f| f.size).sum(),
-            format: m.entry.format.map(|f| f.to_string()),
-            files: files.len(),
-            description: m.entry.description.as_deref(),
+            size: m.model.size(),
+            format: m.model.format.map(|f| f.to_string()),
+            files: m.model.files().len(),
+            description: m.model.description.as_deref(),
             catalogue: m.manifest.display().to_string(),
             present,
         }
@@ -73,19 +72,19 @@ pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
         CatalogueCommand::Show { name } => {
             let m = catalogue.get(&name)?;
             let r = row(m, present(m)?);
-            let files = m.entry.files(&m.name);
+            let files = m.model.files();
             if out.json {
                 #[derive(Serialize)]
                 struct Show<'a> {
                     #[serde(flatten)]
                     row: Row<'a>,
                     main: String,
-                    file_list: &'a [FileEntry],
+                    file_list: &'a [File],
                 }
                 return out.json(&Show {
                     row: r,
-                    main: m.entry.main_file(&m.name).to_string(),
-                    file_list: &files,
+                    main: m.model.main().path.to_string(),
+                    file_list: files,
                 });
             }
             println!("name:        {}", r.name);
@@ -95,18 +94,18 @@ pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
             }
             println!("format:      {}", r.format.as_deref().unwrap_or("-"));
             println!("in store:    {}", if r.present { "yes" } else { "no" });
-            for f in &files {
+            for f in files {
                 println!("file:        {}", f.path);
-                if let Some(s) = f.size {
+                if let Some(s) = f.blob.size() {
                     println!("  size:      {} ({s} bytes)", size(s));
                 }
-                if let Some(d) = f.blake3 {
+                if let Some(d) = f.blob.blake3() {
                     println!("  blake3:    {}", d.to_hex());
                 }
-                if let Some(d) = f.sha256 {
+                if let Some(d) = f.upstream.sha256 {
                     println!("  sha256:    {}", d.to_hex());
                 }
-                if let Some(d) = f.md5 {
+                if let Some(d) = f.upstream.md5 {
                     println!("  md5:       {}", d.to_hex());
                 }
                 for u in &f.urls {

@@ -55,12 +55,13 @@ fn entry(source: &str, name: &str, out: Output) -> Result<()> {
         .prefix("beaker-manifest-entry-")
         .tempdir()?;
     let store = beaker::Store::open_or_create(&scratch.path().join("store"))?;
+    let single = beaker::entry::Single {
+        urls: vec![source.to_owned()],
+        ..beaker::entry::Single::default()
+    };
     let model = beaker::catalogue::Resolved {
         name: name.clone(),
-        entry: beaker::Entry {
-            urls: vec![source.to_owned()],
-            ..beaker::Entry::default()
-        },
+        model: beaker::Model::single(&name, single),
         manifest: PathBuf::from("<command line>"),
     };
     let mut puller = beaker::pull::Puller::new(&store, beaker::pull::Options::from_env()?);

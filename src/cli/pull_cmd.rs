@@ -72,16 +72,19 @@ fn url_entry(url: &str, name: ModelName, pins: &Pins) -> Result<Resolved> {
         .split(['?', '#'])
         .next()
         .is_some_and(|p| p.to_ascii_lowercase().ends_with(".onnx"));
-    Ok(Resolved {
-        name,
-        entry: beaker::Entry {
-            blake3,
-            sha256,
-            md5,
-            urls: vec![url.to_owned()],
-            format: onnx.then_some(beaker::manifest::Format::Onnx),
-            ..beaker::Entry::default()
+    let single = beaker::entry::Single {
+        file: None,
+        blob: match blake3 {
+            Some(b) => beaker::entry::Expected::Blake3(b),
+            None => beaker::entry::Expected::default(),
         },
+        upstream: beaker::entry::Upstreams { sha256, md5 },
+        urls: vec![url.to_owned()],
+        format: onnx.then_some(beaker::manifest::Format::Onnx),
+    };
+    Ok(Resolved {
+        model: beaker::Model::single(&name, single),
+        name,
         manifest: std::path::PathBuf::from("<command line>"),
     })
 }

@@ -86,6 +86,7 @@ categorized!(
         crate::model::duration::InvalidDuration,
         crate::model::size::InvalidSize,
         crate::model::file_path::InvalidFilePath,
+        crate::model::entry::Invalid,
         crate::model::url::UrlProblem,
         crate::model::reference::BadReference,
     ],

@@ -8,7 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::model::manifest::{Entry, Manifest, ManifestError};
+use crate::model::entry::Model;
+use crate::model::manifest::{Manifest, ManifestError};
 use crate::model::name::ModelName;
 
 /// The catalogue compiled into beaker: the real models of the beaker bird tools.
@@ -16,11 +17,11 @@ pub const BUNDLED: &str = include_str!("../../manifests/models.toml");
 /// How the bundled catalogue is named in messages.
 pub const BUNDLED_PATH: &str = "<bundled>/manifests/models.toml";
 
-/// An entry and the manifest file it came from (relative URLs are relative to that file).
+/// A model and the manifest file it came from (relative URLs are relative to that file).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
     pub name: ModelName,
-    pub entry: Entry,
+    pub model: Model,
     pub manifest: PathBuf,
 }
 
@@ -87,26 +88,22 @@ impl Catalogue {
     pub fn from_manifests(manifests: Vec<(PathBuf, Manifest)>) -> Result<Self, ManifestError> {
         let mut models: BTreeMap<ModelName, Resolved> = BTreeMap::new();
         for (path, manifest) in manifests {
-            for (name, entry) in manifest.models {
+            for (name, model) in manifest.models {
                 match models.get_mut(&name) {
                     None => {
                         models.insert(
                             name.clone(),
                             Resolved {
                                 name,
-                                entry,
+                                model,
                                 manifest: path.clone(),
                             },
                         );
                     }
-                    Some(first) if first.entry.same_content(&entry, &name) => {
-                        // Same bytes: later catalogues add mirrors. Their relative URLs would be
-                        // relative to another directory, so only absolute ones are merged.
-                        for url in entry.urls {
-                            if url.contains("://") && !first.entry.urls.contains(&url) {
-                                first.entry.urls.push(url);
-                            }
-                        }
+                    Some(first) if first.model.same_content(&model) => {
+                        // Same bytes: later catalogues add mirrors (absolute URLs only: a
+                        // relative one is relative to another directory).
+                        first.model.add_mirrors(&model);
                     }
                     Some(first) => {
                         return Err(ManifestError::Conflict {
@@ -201,7 +198,10 @@ mod tests {
         ));
         let c =
             Catalogue::from_manifests(vec![("a.toml".into(), a), ("b.toml".into(), b)]).unwrap();
-        assert_eq!(c.get("m").unwrap().entry.urls, ["a/m", "https://x/m"]);
+        assert_eq!(
+            c.get("m").unwrap().model.main().urls,
+            ["a/m", "https://x/m"]
+        );
     }
 
     #[test]
@@ -216,10 +216,11 @@ mod tests {
     fn bundled_catalogue_parses_and_pins_upstream_md5() {
         let c = Catalogue::bundled().unwrap();
         for name in ["bird-detector", "bird-cutout", "bird-quality"] {
-            let r = c.get(name).unwrap();
-            assert!(r.entry.md5.is_some() && r.entry.blake3.is_none(), "{name}");
-            assert!(r.entry.urls[0]
-                .starts_with("https://github.com/ericphanson/beaker/releases/download/"));
+            let f = c.get(name).unwrap().model.main();
+            assert!(f.upstream.md5.is_some() && f.blob.pin().is_none(), "{name}");
+            assert!(
+                f.urls[0].starts_with("https://github.com/ericphanson/beaker/releases/download/")
+            );
         }
     }
 }

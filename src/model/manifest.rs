@@ -1,21 +1,30 @@
 //! The manifest format of docs/design.md#manifest-format (version 1): parse, validate, serialize.
 //!
 //! The same format serves two roles: *catalogues* (what models exist and where to fetch them) and
-//! the store's own `manifest.toml` (what the store holds under which name: the gc roots). Parsing
-//! is strict — unknown keys, a wrong version, a bad name or digest are errors — and every error
-//! names the file, line and column, because a typo in a catalogue should never turn into a silent
-//! download of the wrong thing.
+//! the store's records (`names/<key>.toml`, and the `manifest.toml` of older stores: what the
+//! store holds under which name, the gc roots). Parsing is strict — unknown keys, a wrong
+//! version, a bad name or digest are errors — and every error names the file, line and column,
+//! because a typo in a catalogue should never turn into a silent download of the wrong thing.
+//!
+//! A `[models.NAME]` table is read as a [`RawEntry`] (every key optional, as TOML spells it) and
+//! validated once into what it stands for ([`Table`]): a catalogue's [`Model`], or a store's
+//! [`Record`], whose files must all be pinned by BLAKE3 and size. Writing goes back through the
+//! raw form, so a record reads back exactly as it was written, and is written exactly as it was
+//! read.
 
-use std::collections::BTreeMap;
-use std::fmt;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::model::digest::{Blake3, Md5, Sha256};
+use crate::model::entry::{Expected, File, Invalid, Known, Model, Pin, Record, Single, Upstreams};
 use crate::model::file_path::FilePath;
 use crate::model::name::ModelName;
+use crate::model::tree::TreeId;
 use crate::sys::error::{line_col, Category, IoError};
+
+pub use crate::model::entry::Format;
 
 /// The manifest format version this beaker reads and writes.
 pub const VERSION: i64 = 1;
@@ -24,10 +33,14 @@ pub const VERSION: i64 = 1;
 /// path to a huge file or a device cannot make beaker read without end.
 pub const MAX_CATALOGUE_BYTES: u64 = 16 << 20;
 
-/// One model: its content address, size and where to get it.
+/// `[models.NAME]` as TOML spells it: every key a catalogue entry or a store record may have,
+/// each optional. [`Manifest::parse`] validates it into a [`Model`] or a [`Record`]; nothing
+/// else should hold one.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Entry {
+// What serde's messages call it (`expected struct Entry`), as before the raw form had its own
+// name.
+#[serde(deny_unknown_fields, expecting = "struct Entry")]
+pub struct RawEntry {
     /// The content address. Absent only for upstream entries that pin `sha256`/`md5` instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<Blake3>,
@@ -45,37 +58,32 @@ pub struct Entry {
     pub sha256: Option<Sha256>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub md5: Option<Md5>,
-    /// Catalogue only: load the model in ONNX Runtime before publishing it, as `pull --check`
-    /// does (an ONNX model that does not load is never published). Ignored for other formats.
+    /// Catalogue only: load the model in ONNX Runtime before publishing it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub check: bool,
-    /// When the store recorded this name (store manifest only), RFC 3339 UTC.
+    /// When the store recorded this name (records only), RFC 3339 UTC.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub added: Option<String>,
-    /// A single-file model's file name in its snapshot (default: see [`Entry::files`]).
+    /// A single-file model's file name in its snapshot (default: see [`Model::single`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file: Option<FilePath>,
-    /// A model of several files (docs/design.md#snapshots): each one a blob with its own digests and urls.
-    /// Such an entry has no top-level `blake3`/`size`/`urls`/`sha256`/`md5`/`file`.
+    /// A model of several files (docs/design.md#snapshots): each one a blob with its own digests
+    /// and urls. Such an entry has no top-level `blake3`/`size`/`urls`/`sha256`/`md5`/`file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub files: Option<Vec<FileEntry>>,
+    pub files: Option<Vec<RawFile>>,
     /// The file `beaker store path` prints (default: the first file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub main: Option<FilePath>,
-    /// The snapshot the store built for this name (store manifest only): the tree id of its
-    /// files, recorded after the snapshot exists.
+    /// The snapshot the store built for this name (records only): the tree id of its files,
+    /// recorded after the snapshot exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<Blake3>,
 }
 
-/// The most files one model may have: each file being assembled holds a few descriptors until
-/// the model is recorded, so this keeps a pull well inside the usual limit of open files.
-pub const MAX_FILES: usize = 256;
-
-/// One file of a model of several files.
+/// One `[[models.NAME.files]]` table as TOML spells it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileEntry {
+#[serde(deny_unknown_fields, expecting = "struct FileEntry")]
+pub struct RawFile {
     pub path: FilePath,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blake3: Option<Blake3>,
@@ -89,121 +97,245 @@ pub struct FileEntry {
     pub md5: Option<Md5>,
 }
 
-impl Entry {
-    /// Every upstream digest this entry pins, strongest first.
-    pub fn upstream(&self) -> Vec<crate::model::digest::Upstream> {
-        crate::model::digest::Upstream::all(self.sha256, self.md5)
-    }
-
-    /// A single-file entry's content fields, as a [`FileEntry`].
-    fn as_file(&self, name: &ModelName) -> FileEntry {
-        self.files(name).remove(0)
-    }
-}
-
-impl FileEntry {
-    /// This file as a single-file entry: what one blob is downloaded, checked and published by.
-    pub fn as_entry(&self) -> Entry {
-        Entry {
-            blake3: self.blake3,
-            size: self.size,
-            urls: self.urls.clone(),
-            sha256: self.sha256,
-            md5: self.md5,
-            ..Entry::default()
+impl<B: Known> From<&File<B>> for RawFile {
+    fn from(f: &File<B>) -> Self {
+        RawFile {
+            path: f.path.clone(),
+            blake3: f.blob.blake3(),
+            size: f.blob.size(),
+            urls: f.urls.clone(),
+            sha256: f.upstream.sha256,
+            md5: f.upstream.md5,
         }
     }
 }
 
-impl Entry {
-    /// True when both entries describe the same bytes (the fields that pin content agree, file
-    /// by file, with the same file names).
-    pub fn same_content(&self, other: &Entry, name: &ModelName) -> bool {
-        let (a, b) = (self.files(name), other.files(name));
-        a.len() == b.len()
-            && a.iter().zip(&b).all(|(x, y)| {
-                x.path == y.path
-                    && x.blake3 == y.blake3
-                    && x.size == y.size
-                    && x.sha256 == y.sha256
-                    && x.md5 == y.md5
-            })
+/// A file serializes as its `[[models.NAME.files]]` table (`catalogue show --json` lists them so).
+impl<B: Known> Serialize for File<B> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        RawFile::from(self).serialize(s)
     }
+}
 
-    /// The model's files: `files` as listed, or the one file of a single-file entry, named by
-    /// `file`, else the last segment of its first URL, else `NAME.onnx` for ONNX, else `NAME`
-    /// (the last part of an `org/name`).
-    pub fn files(&self, name: &ModelName) -> Vec<FileEntry> {
-        if let Some(files) = &self.files {
-            return files.clone();
+/// What a `[models.NAME]` table is validated into: a catalogue's [`Model`] or a store's
+/// [`Record`].
+pub trait Table: Sized {
+    /// Validates `raw`, the table of `name` (docs/design.md#manifest-format).
+    ///
+    /// # Errors
+    /// The rule it breaks, and the URL it is about when there is one.
+    fn from_raw(name: &ModelName, raw: RawEntry) -> Result<Self, Problem>;
+
+    /// The table that reads back as this value.
+    fn to_raw(&self) -> RawEntry;
+}
+
+/// Why a table is not a valid entry: the message, and the URL it is about (so the error can
+/// point at it in the file).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub message: String,
+    pub url: Option<String>,
+}
+
+impl From<Invalid> for Problem {
+    fn from(e: Invalid) -> Self {
+        Problem {
+            message: e.to_string(),
+            url: None,
         }
-        vec![FileEntry {
-            path: self.single_file_name(name),
-            blake3: self.blake3,
-            size: self.size,
-            urls: self.urls.clone(),
-            sha256: self.sha256,
-            md5: self.md5,
-        }]
+    }
+}
+
+/// A catalogue's entry: its `added` and `tree`, which only a store's records mean anything by,
+/// are read and left out.
+impl Table for Model {
+    fn from_raw(name: &ModelName, raw: RawEntry) -> Result<Self, Problem> {
+        model_of(name, raw)
     }
 
-    /// The file name of a single-file entry (see [`Entry::files`]).
-    pub fn single_file_name(&self, name: &ModelName) -> FilePath {
-        if let Some(file) = &self.file {
-            return file.clone();
+    fn to_raw(&self) -> RawEntry {
+        raw_of(self)
+    }
+}
+
+/// A store's record: every file must be pinned by BLAKE3 and size (the store records a model only
+/// once its bytes are in `blobs/`).
+impl Table for Record {
+    fn from_raw(name: &ModelName, raw: RawEntry) -> Result<Self, Problem> {
+        let added = raw.added.clone();
+        let tree = raw.tree.map(TreeId);
+        let model = model_of(name, raw)?;
+        let single = model.single_file().is_some();
+        let model = model.into_pinned().map_err(|path| {
+            let what = match single {
+                true => format!("model {name}"),
+                false => format!("model {name}, file {path}"),
+            };
+            Problem {
+                message: format!(
+                    "{what} has no blake3: a store records a model only with every file pinned by its BLAKE3 and size; remove the entry (a record in names/ is the whole file), then pull or add the model again"
+                ),
+                url: None,
+            }
+        })?;
+        Ok(Record { model, added, tree })
+    }
+
+    fn to_raw(&self) -> RawEntry {
+        RawEntry {
+            added: self.added.clone(),
+            tree: self.tree.map(|t| t.0),
+            ..raw_of(&self.model)
         }
-        if let Some(p) = self.urls.first().and_then(|u| FilePath::from_url_tail(u)) {
-            return p;
+    }
+}
+
+/// The raw table of `m` (without `added` and `tree`).
+fn raw_of<B: Known>(m: &Model<B>) -> RawEntry {
+    let mut raw = RawEntry {
+        format: m.format,
+        description: m.description.clone(),
+        check: m.check,
+        ..RawEntry::default()
+    };
+    match m.single_file() {
+        Some(f) => {
+            raw.blake3 = f.blob.blake3();
+            raw.size = f.blob.size();
+            raw.urls = f.urls.clone();
+            raw.sha256 = f.upstream.sha256;
+            raw.md5 = f.upstream.md5;
+            raw.file = m.names_its_file().then(|| f.path.clone());
         }
-        let base = name.as_str().rsplit('/').next().unwrap_or(name.as_str());
-        let file = match self.format {
-            Some(Format::Onnx) if !base.ends_with(".onnx") => format!("{base}.onnx"),
-            _ => base.to_owned(),
-        };
-        // A valid model name is always a valid single-part file path.
-        FilePath::new(&file).unwrap_or_else(|_| FilePath::new("model").expect("a valid path"))
+        None => {
+            raw.files = Some(m.files().iter().map(RawFile::from).collect());
+            raw.main = m.names_its_main().then(|| m.main().path.clone());
+        }
     }
+    raw
+}
 
-    /// The path `beaker store path` prints, relative to the snapshot: `main`, else the first file.
-    pub fn main_file(&self, name: &ModelName) -> FilePath {
-        self.main
-            .clone()
-            .unwrap_or_else(|| self.files(name)[0].path.clone())
+/// What a file's `blake3` and `size` say of its bytes.
+fn expected(blake3: Option<Blake3>, size: Option<u64>) -> Expected {
+    match (blake3, size) {
+        (Some(blake3), Some(size)) => Expected::Pinned(Pin { blake3, size }),
+        (Some(blake3), None) => Expected::Blake3(blake3),
+        (None, size) => Expected::Unpinned { size },
     }
+}
 
-    /// Whether every file's BLAKE3 and size are known (what a recorded entry always has).
-    pub fn is_pinned(&self, name: &ModelName) -> bool {
-        self.files(name)
-            .iter()
-            .all(|f| f.blake3.is_some() && f.size.is_some())
-    }
-
-    /// The snapshot's file list, when every file is pinned by BLAKE3 and size.
-    pub fn model_files(&self, name: &ModelName) -> Option<Vec<crate::model::tree::ModelFile>> {
-        self.files(name)
-            .into_iter()
-            .map(|f| {
-                Some(crate::model::tree::ModelFile {
+/// docs/design.md#manifest-format: validates `raw` into the model it describes, with the rules
+/// serde cannot express (the model's own, [`Model::listed`], and those of the format: where the
+/// digests go, that each file has one and a size with its `blake3`, the URL forms).
+fn model_of(name: &ModelName, raw: RawEntry) -> Result<Model, Problem> {
+    let RawEntry {
+        blake3,
+        size,
+        urls,
+        format,
+        description,
+        sha256,
+        md5,
+        check,
+        added: _,
+        file,
+        files,
+        main,
+        tree: _,
+    } = raw;
+    let plain = |message: String| Problem { message, url: None };
+    let mut model = match files {
+        None => {
+            if main.is_some() {
+                return Err(plain(format!(
+                    "model {name} has `main` but no `files`; `main` names one of a model's several files"
+                )));
+            }
+            let single = Single {
+                file,
+                blob: expected(blake3, size),
+                upstream: Upstreams { sha256, md5 },
+                urls,
+                format,
+            };
+            let model = Model::single(name, single);
+            check_file(&format!("model {name}"), model.main())?;
+            model
+        }
+        Some(files) => {
+            if blake3.is_some()
+                || size.is_some()
+                || !urls.is_empty()
+                || sha256.is_some()
+                || md5.is_some()
+                || file.is_some()
+            {
+                return Err(plain(format!(
+                    "model {name} lists `files`, so blake3, size, urls, sha256, md5 and file belong to each file, not to the model"
+                )));
+            }
+            let files = files
+                .into_iter()
+                .map(|f| File {
                     path: f.path,
-                    blake3: f.blake3?,
-                    size: f.size?,
+                    blob: expected(f.blake3, f.size),
+                    upstream: Upstreams {
+                        sha256: f.sha256,
+                        md5: f.md5,
+                    },
+                    urls: f.urls,
                 })
-            })
-            .collect()
+                .collect();
+            Model::listed_checking(name, files, main, |f| {
+                check_file(&format!("model {name}, file {}", f.path), f)
+            })?
+        }
+    };
+    model.format = format;
+    model.description = description;
+    model.check = check;
+    Ok(model)
+}
+
+/// The digest, size and URL rules for one file (`what` names it in messages).
+fn check_file(what: &str, f: &File) -> Result<(), Problem> {
+    let plain = |message: String| Problem { message, url: None };
+    match f.blob {
+        Expected::Unpinned { .. } if !f.upstream.any() => {
+            return Err(plain(format!(
+                "{what} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
+            )))
+        }
+        Expected::Blake3(_) => {
+            return Err(plain(format!(
+                "{what} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
+            )))
+        }
+        _ => {}
     }
+    for url in &f.urls {
+        check_url(url).map_err(|why| Problem {
+            message: format!("{what}: url {url:?} {why}"),
+            url: Some(url.clone()),
+        })?;
+    }
+    Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Format {
-    Onnx,
-    Other,
+/// A parsed, validated manifest: a catalogue's models (`Manifest`, of [`Model`]s) or a store's
+/// records (`Manifest<Record>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Manifest<E = Model> {
+    pub models: BTreeMap<ModelName, E>,
 }
 
-/// A parsed, validated manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Manifest {
-    pub models: BTreeMap<ModelName, Entry>,
+impl<E> Default for Manifest<E> {
+    fn default() -> Self {
+        Manifest {
+            models: BTreeMap::new(),
+        }
+    }
 }
 
 /// Why a manifest could not be used.
@@ -254,16 +386,16 @@ struct Document {
     /// Spans on the keys, not the tables: toml cannot give a span for a table that only exists
     /// through a header like `[[models.m.files]]`, but every key has one.
     #[serde(default)]
-    models: BTreeMap<toml::Spanned<ModelName>, Entry>,
+    models: BTreeMap<toml::Spanned<ModelName>, RawEntry>,
 }
 
 #[derive(Serialize)]
 struct DocumentOut<'a> {
     version: i64,
-    models: &'a BTreeMap<ModelName, Entry>,
+    models: BTreeMap<&'a ModelName, RawEntry>,
 }
 
-impl Manifest {
+impl<E: Table> Manifest<E> {
     /// Reads and parses the catalogue at `path` (a symlink is followed: the user named it).
     ///
     /// # Errors
@@ -305,13 +437,15 @@ impl Manifest {
             if doc.version.as_integer() == Some(VERSION) {
                 let mut models = BTreeMap::new();
                 let mut valid = true;
-                for (spanned, entry) in doc.models {
+                for (spanned, raw) in doc.models {
                     let name = spanned.into_inner();
-                    if validate_entry(&name, &entry).is_err() {
-                        valid = false;
-                        break;
-                    }
-                    models.insert(name, entry);
+                    match E::from_raw(&name, raw) {
+                        Ok(entry) => models.insert(name, entry),
+                        Err(_) => {
+                            valid = false;
+                            break;
+                        }
+                    };
                 }
                 if valid {
                     return Ok(Manifest { models });
@@ -341,51 +475,19 @@ impl Manifest {
 
         let doc: Document = toml::from_str(text).map_err(from_toml)?;
         let mut models = BTreeMap::new();
-        for (spanned, entry) in doc.models {
+        for (spanned, raw) in doc.models {
             let offset = spanned.span().start;
             let name = spanned.into_inner();
-            validate_entry(&name, &entry).map_err(|(m, url)| {
+            let entry = E::from_raw(&name, raw).map_err(|Problem { message, url }| {
                 // Point at the offending URL when it can be found in the entry, else the entry.
                 let here = url
                     .and_then(|u| text[offset..].find(u.as_str()).map(|i| offset + i))
                     .unwrap_or(offset);
-                at(here, m)
+                at(here, message)
             })?;
             models.insert(name, entry);
         }
         Ok(Manifest { models })
-    }
-
-    /// The blobs this manifest references (every file of every model): the gc roots when it is
-    /// the store manifest, extra roots when it is a `--keep` catalogue.
-    pub fn roots(&self) -> std::collections::BTreeSet<Blake3> {
-        self.models
-            .iter()
-            .flat_map(|(name, e)| e.files(name))
-            .filter_map(|f| f.blake3)
-            .collect()
-    }
-
-    /// The names of `names` this manifest does not hold (for "all or nothing" commands).
-    pub fn unknown(&self, names: &[ModelName]) -> Vec<String> {
-        names
-            .iter()
-            .filter(|n| !self.models.contains_key(*n))
-            .map(ToString::to_string)
-            .collect()
-    }
-
-    /// The pinned files of `name`'s model, if the manifest holds it with every file pinned.
-    pub fn model_files_of(&self, name: &ModelName) -> Option<Vec<crate::model::tree::ModelFile>> {
-        self.models.get(name).and_then(|e| e.model_files(name))
-    }
-
-    /// The snapshots this manifest's names use (store manifest).
-    pub fn trees(&self) -> std::collections::BTreeSet<crate::model::tree::TreeId> {
-        self.models
-            .values()
-            .filter_map(|e| e.tree.map(crate::model::tree::TreeId))
-            .collect()
     }
 
     /// Serializes to TOML; `parse(to_toml()?)` gives back an equal manifest.
@@ -395,92 +497,33 @@ impl Manifest {
     pub fn to_toml(&self) -> Result<String, toml::ser::Error> {
         let doc = DocumentOut {
             version: VERSION,
-            models: &self.models,
+            models: self.models.iter().map(|(n, e)| (n, e.to_raw())).collect(),
         };
         toml::to_string(&doc)
     }
 }
 
-/// docs/design.md#manifest-format and §13 rules that serde cannot express.
-/// The error carries the URL it is about, if any, so the message can point at it.
-pub(crate) fn validate_entry(name: &ModelName, e: &Entry) -> Result<(), (String, Option<String>)> {
-    let plain = |m: String| (m, None);
-    let Some(files) = &e.files else {
-        if e.main.is_some() {
-            return Err(plain(format!(
-                "model {name} has `main` but no `files`; `main` names one of a model's several files"
-            )));
-        }
-        return validate_file(&format!("model {name}"), &e.as_file(name));
-    };
-    if e.blake3.is_some()
-        || e.size.is_some()
-        || !e.urls.is_empty()
-        || e.sha256.is_some()
-        || e.md5.is_some()
-        || e.file.is_some()
-    {
-        return Err(plain(format!(
-            "model {name} lists `files`, so blake3, size, urls, sha256, md5 and file belong to each file, not to the model"
-        )));
+impl<E> Manifest<E> {
+    /// The names of `names` this manifest does not hold (for "all or nothing" commands).
+    pub fn unknown(&self, names: &[ModelName]) -> Vec<String> {
+        names
+            .iter()
+            .filter(|n| !self.models.contains_key(*n))
+            .map(ToString::to_string)
+            .collect()
     }
-    if files.len() > MAX_FILES {
-        return Err(plain(format!(
-            "model {name} lists {} files; a model may have at most {MAX_FILES}",
-            files.len()
-        )));
-    }
-    if files.is_empty() {
-        return Err(plain(format!(
-            "model {name} has an empty `files` list; list at least one file, or use a single-file entry"
-        )));
-    }
-    let mut seen = std::collections::BTreeSet::new();
-    for f in files {
-        if !seen.insert(&f.path) {
-            return Err(plain(format!(
-                "model {name} lists the file {} twice",
-                f.path
-            )));
-        }
-        validate_file(&format!("model {name}, file {}", f.path), f)?;
-    }
-    // A file may not also be a directory of another (`a` and `a/b`): the snapshot cannot hold both.
-    for f in files {
-        if let Some(dir) = f.path.parents().iter().find(|p| seen.contains(p)) {
-            return Err(plain(format!(
-                "model {name} has a file {dir} and a file inside it ({}); a path cannot be both",
-                f.path
-            )));
-        }
-    }
-    if let Some(main) = &e.main {
-        if !seen.contains(main) {
-            return Err(plain(format!(
-                "model {name}: main = {main:?} is not one of its files"
-            )));
-        }
-    }
-    Ok(())
 }
 
-/// The digest, size and URL rules for one file (`what` names it in messages).
-fn validate_file(what: &str, f: &FileEntry) -> Result<(), (String, Option<String>)> {
-    let upstream = f.sha256.is_some() || f.md5.is_some();
-    if f.blake3.is_none() && !upstream {
-        return Err((format!(
-            "{what} has no digest; add `blake3 = \"<64 hex>\"` (or `sha256`/`md5` if upstream publishes only those)"
-        ), None));
+impl Manifest<Record> {
+    /// The blobs the store's names reference (every file of every name): the gc roots.
+    pub fn roots(&self) -> BTreeSet<Blake3> {
+        self.models.values().flat_map(|r| r.model.blobs()).collect()
     }
-    if f.size.is_none() && f.blake3.is_some() {
-        return Err((format!(
-            "{what} has no size; add `size = <bytes>` (only upstream entries pinned by sha256/md5 alone may omit it)"
-        ), None));
+
+    /// The snapshots the store's names use.
+    pub fn trees(&self) -> BTreeSet<TreeId> {
+        self.models.values().filter_map(|r| r.tree).collect()
     }
-    for url in &f.urls {
-        check_url(url).map_err(|why| (format!("{what}: url {url:?} {why}"), Some(url.clone())))?;
-    }
-    Ok(())
 }
 
 /// A URL is one of the forms of [`crate::model::url`]; anything else (`data:`, `javascript:`, a port out
@@ -489,15 +532,6 @@ fn check_url(url: &str) -> Result<(), String> {
     crate::model::url::classify(url)
         .map(|_| ())
         .map_err(|p| p.to_string())
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Format::Onnx => "onnx",
-            Format::Other => "other",
-        })
-    }
 }
 
 #[cfg(test)]

@@ -7,12 +7,15 @@
 //! - [`duration`], [`size`]: the one duration and the one size grammar of every flag and key.
 //! - [`tree`]: a model's file list and its tree id (what names a snapshot).
 //! - [`reference`], [`url`]: OCI references and the URL forms a catalogue may use.
+//! - [`entry`]: a model, parsed and validated once: a catalogue's `Model` (a file may wait for its
+//!   BLAKE3 until it is downloaded) and a store's `Record` (every file pinned).
 //! - [`manifest`], [`catalogue`]: the TOML manifest format, and resolving names through
 //!   catalogues.
 
 pub mod catalogue;
 pub mod digest;
 pub mod duration;
+pub mod entry;
 pub mod file_path;
 pub mod manifest;
 pub mod name;

@@ -7,8 +7,8 @@ use std::path::Path;
 #[cfg(feature = "onnx")]
 use super::runtime;
 use super::runtime::RuntimeError;
+use crate::model::entry::{Format, Model};
 use crate::model::file_path::FilePath;
-use crate::model::manifest::{Entry, Format};
 use crate::sys::error::Category;
 
 /// Why a model was not accepted.
@@ -108,36 +108,41 @@ pub(crate) fn load(_path: &Path) -> Result<(), Refused> {
     Err(Refused::Runtime(not_built()))
 }
 
-/// The files of a model of several files (`entry.files`) that a check loads: every file whose
-/// name ends in `.onnx` (an OCR pipeline has three graphs; a check of the main one alone would
-/// pass with a broken recogniser), plus the main file when `format = "onnx"` names it otherwise.
-/// None with another `format`, and none for a single-file entry (see [`is_onnx`]).
-pub fn onnx_files(entry: &Entry) -> Vec<FilePath> {
-    let Some(files) = &entry.files else {
-        return Vec::new();
-    };
-    if entry.format == Some(Format::Other) {
+/// The files of a model of several files (listed in `files`) that a check loads: every file
+/// whose name ends in `.onnx` (an OCR pipeline has three graphs; a check of the main one alone
+/// would pass with a broken recogniser), plus the main file when `format = "onnx"` names it
+/// otherwise. None with another `format`, and none for a single-file model (see [`is_onnx`]).
+pub fn onnx_files<B>(model: &Model<B>) -> Vec<FilePath> {
+    if model.single_file().is_some() || model.format == Some(Format::Other) {
         return Vec::new();
     }
-    let main = entry.main.as_ref().or(files.first().map(|f| &f.path));
-    files
+    let main = &model.main().path;
+    model
+        .files()
         .iter()
         .filter(|f| {
             f.path.as_str().to_ascii_lowercase().ends_with(".onnx")
-                || (entry.format == Some(Format::Onnx) && Some(&f.path) == main)
+                || (model.format == Some(Format::Onnx) && &f.path == main)
         })
         .map(|f| f.path.clone())
         .collect()
 }
 
-/// Whether an entry is an ONNX model that a check applies to: `format = "onnx"`, or no format
-/// and a first URL ending in `.onnx`. Anything else is not checked (the caller says so).
-pub fn is_onnx(entry: &Entry) -> bool {
-    match entry.format {
+/// Whether a single-file model is an ONNX model that a check applies to: `format = "onnx"`, or
+/// no format and a first URL ending in `.onnx` ([`looks_onnx`]). A model of several files is
+/// checked by its [`onnx_files`] instead. Anything else is not checked (the caller says so).
+pub fn is_onnx<B>(model: &Model<B>) -> bool {
+    let urls = model.single_file().map_or(&[][..], |f| &f.urls[..]);
+    looks_onnx(model.format, urls)
+}
+
+/// The rule of [`is_onnx`] on a format and a file's URLs: `onnx` is, `other` is not, and without
+/// a format a first URL ending in `.onnx` is.
+pub fn looks_onnx(format: Option<Format>, urls: &[String]) -> bool {
+    match format {
         Some(Format::Onnx) => true,
         Some(Format::Other) => false,
-        None => entry
-            .urls
+        None => urls
             .first()
             .is_some_and(|u| u.to_ascii_lowercase().ends_with(".onnx")),
     }

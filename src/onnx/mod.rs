@@ -23,41 +23,41 @@ mod wire;
 
 use std::path::Path;
 
-pub use check::{check, check_as, is_onnx, onnx_files, CheckError};
+pub use check::{check, check_as, is_onnx, looks_onnx, onnx_files, CheckError};
 pub use info::{inspect, inspect_file, InspectError, ModelInfo};
 /// The `ort` crate beaker is built with (`=2.0.0-rc.15`), for running the sessions [`session`]
 /// returns without pinning a second copy: `use beaker::onnx::ort;`.
 #[cfg(feature = "onnx")]
 pub use ort;
 
-use crate::model::manifest::Entry;
+use crate::model::entry::Model;
 use crate::sys::progress::Progress;
 
 /// Whether [`check_before_publish`] will be able to run: when a check is wanted for an ONNX
-/// entry, loads the runtime now, so a missing one is reported before a download starts.
-pub fn ready_to_check(entry: &Entry, wanted: bool) -> Result<(), CheckError> {
-    if (wanted || entry.check) && (is_onnx(entry) || !onnx_files(entry).is_empty()) {
+/// model, loads the runtime now, so a missing one is reported before a download starts.
+pub fn ready_to_check<B>(model: &Model<B>, wanted: bool) -> Result<(), CheckError> {
+    if (wanted || model.check) && (is_onnx(model) || !onnx_files(model).is_empty()) {
         check::runtime_ready()?;
     }
     Ok(())
 }
 
 /// The pre-publish hook of `add` and `pull`: when `wanted` (`--check`, or the entry's
-/// `check = true`) and the entry is an ONNX model, loads the temp file at `temp` in ONNX Runtime;
+/// `check = true`) and the model is an ONNX model, loads the temp file at `temp` in ONNX Runtime;
 /// an error means "do not publish". `what` names the model for the user (the URL or the added
 /// file). A format that is not ONNX is not checked, and a notice says so.
-pub fn check_before_publish(
+pub fn check_before_publish<B>(
     temp: &Path,
-    entry: &Entry,
+    model: &Model<B>,
     wanted: bool,
     what: &str,
     progress: &mut dyn Progress,
 ) -> Result<(), CheckError> {
-    if !(wanted || entry.check) {
+    if !(wanted || model.check) {
         return Ok(());
     }
-    if !is_onnx(entry) {
-        let format = entry
+    if !is_onnx(model) {
+        let format = model
             .format
             .map_or_else(|| "unknown".to_owned(), |f| f.to_string());
         progress.notice(&format!(
@@ -71,15 +71,15 @@ pub fn check_before_publish(
     })
 }
 
-/// The pre-publish hook of a model of several files (`entry.files`): when `wanted` (or the
-/// entry's `check = true`), loads every one of its ONNX files ([`onnx_files`]) in ONNX Runtime
+/// The pre-publish hook of a model of several files (listed in `files`): when `wanted` (or the
+/// model's `check = true`), loads every one of its ONNX files ([`onnx_files`]) in ONNX Runtime
 /// from `dir`, which holds all the model's files under their names (so external data next to a
 /// graph resolves); the first that does not load is the error, and nothing may be published.
 /// `model` names the model for the user (its name, or the directory added); a file is called
 /// `model (path)`. A model with no ONNX file is not checked, and a notice says so.
-pub fn check_dir_before_publish(
+pub fn check_dir_before_publish<B>(
     dir: &Path,
-    entry: &Entry,
+    entry: &Model<B>,
     wanted: bool,
     model: &str,
     progress: &mut dyn Progress,

@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::{self, BufReader, ErrorKind, Read};
 use std::path::{Path, PathBuf};
 
+use crate::model::entry::{self, Expect, Format, Model, Pin, Single, Upstreams, MAX_FILES};
 use crate::model::file_path::FilePath;
-use crate::model::manifest::{Entry, FileEntry, Format};
 use crate::model::name::ModelName;
 use crate::store::publish::{self, publish, Published, TempBlob};
 use crate::store::{Store, StoreError};
@@ -94,15 +94,16 @@ pub fn add_file(
         .file_name()
         .and_then(|n| n.to_str())
         .and_then(|n| FilePath::new(n).ok());
-    let entry = Entry {
+    let single = Single {
         format: is_onnx.then_some(Format::Onnx),
         file,
-        ..Entry::default()
+        ..Single::default()
     };
     let what = src.display().to_string();
-    crate::onnx::check_before_publish(&temp.path().path(), &entry, check, &what, progress)
+    let model = Model::single(name, single.clone());
+    crate::onnx::check_before_publish(&temp.path().path(), &model, check, &what, progress)
         .map_err(StoreError::from)?;
-    Ok(publish(store, temp, name, entry).map_err(publish::Error::from)?)
+    Ok(publish(store, temp, name, single).map_err(publish::Error::from)?)
 }
 
 /// Adds every regular file under the directory `src` as one model of several files, under their
@@ -124,48 +125,46 @@ pub fn add_dir(
         let mut temp = TempBlob::create(store, "add")?;
         progress.start(&format!("adding {name}/{rel}"), Some(total));
         copy_into(input, path, &mut temp, store, progress)?;
-        ready.push(publish::prepare(store, temp, &Entry::default()).map_err(publish::Error::from)?);
+        ready
+            .push(publish::prepare(store, temp, &Expect::default()).map_err(publish::Error::from)?);
     }
-    let entries: Vec<FileEntry> = ready
+    let listed: Vec<entry::File<Pin>> = ready
         .iter()
         .zip(&files)
-        .map(|(r, (_, rel))| FileEntry {
+        .map(|(r, (_, rel))| entry::File {
             path: rel.clone(),
-            blake3: Some(r.blake3()),
-            size: Some(r.size()),
+            blob: Pin {
+                blake3: r.blake3(),
+                size: r.size(),
+            },
+            upstream: Upstreams::default(),
             urls: Vec::new(),
-            sha256: None,
-            md5: None,
         })
         .collect();
-    let onnx = entries
+    let onnx = listed
         .iter()
         .find(|f| f.path.as_str().ends_with(".onnx"))
         .map(|f| f.path.clone());
-    let entry = Entry {
-        format: onnx.is_some().then_some(Format::Onnx),
-        main: onnx,
-        files: Some(entries),
-        ..Entry::default()
-    };
+    let format = onnx.is_some().then_some(Format::Onnx);
+    let mut model = Model::listed(name, listed, onnx).map_err(|e| Error::BadSource {
+        path: src.to_owned(),
+        reason: e.to_string(),
+    })?;
+    model.format = format;
     if check {
-        check_staged(store, name, &entry, &ready, src, progress)?;
+        check_staged(store, &model, &ready, src, progress)?;
     }
     let gc = store.gc_shared()?;
     let mut created = false;
     for r in ready {
         created |= r.name(store, &gc)?.created;
     }
-    let (model, replaced) = publish::record_model(store, name, entry, &gc)?;
-    let main = model
-        .files
-        .iter()
-        .find(|f| f.path.under(&model.dir) == model.main)
-        .map_or(model.files[0].blake3, |f| f.blake3);
+    let (blake3, size) = (model.main().blob.blake3, model.bytes());
+    let (placed, replaced) = publish::record_model(store, name, model, &gc)?;
     Ok(Published {
-        blake3: main,
-        size: model.files.iter().map(|f| f.size).sum(),
-        model,
+        blake3,
+        size,
+        model: placed,
         created,
         replaced,
     })
@@ -177,15 +176,12 @@ pub fn add_dir(
 /// publishes nothing: dropping `ready` deletes its temp blobs.
 fn check_staged(
     store: &Store,
-    name: &ModelName,
-    entry: &Entry,
+    model: &Model<Pin>,
     ready: &[publish::Ready],
     src: &Path,
     progress: &mut dyn Progress,
 ) -> Result<(), Error> {
-    let Some(files) = entry.model_files(name) else {
-        return Ok(());
-    };
+    let files = model.model_files();
     let sources: Vec<_> = files
         .iter()
         .zip(ready)
@@ -197,7 +193,7 @@ fn check_staged(
         &sources,
     )?;
     let what = src.display().to_string();
-    crate::onnx::check_dir_before_publish(&staged.dir(), entry, true, &what, progress)
+    crate::onnx::check_dir_before_publish(&staged.dir(), model, true, &what, progress)
         .map_err(StoreError::from)?;
     Ok(())
 }
@@ -244,11 +240,10 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
     if out.is_empty() {
         return Err(bad("it holds no files".into()));
     }
-    if out.len() > crate::model::manifest::MAX_FILES {
+    if out.len() > MAX_FILES {
         return Err(bad(format!(
-            "it holds {} files; a model may have at most {}",
+            "it holds {} files; a model may have at most {MAX_FILES}",
             out.len(),
-            crate::model::manifest::MAX_FILES
         )));
     }
     Ok(out)

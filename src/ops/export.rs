@@ -93,8 +93,9 @@ pub struct ExportedFile {
 pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Exported, Error> {
     let files = store
         .read_entry(name)?
-        .and_then(|e| e.model_files(name))
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
+        .model
+        .model_files();
     // Check everything first: nothing is written unless every target is free or already right.
     let mut todo = Vec::new();
     let mut out = Vec::new();

@@ -25,7 +25,7 @@ use sha2::Digest as _;
 use ureq::SendBody;
 
 use crate::model::digest::Sha256;
-use crate::model::manifest::Format;
+use crate::model::entry::Format;
 use crate::model::name::ModelName;
 use crate::model::reference::{Reference, Target};
 use crate::ops::fetch;
@@ -125,14 +125,13 @@ pub fn push(
     };
     let target = reference.with_target(Target::Tag(tag.clone()));
     let recorded = store.read_manifest()?;
-    let entry = recorded
+    let entry = &recorded
         .models
         .get(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-    let files = entry
-        .model_files(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-    let main = entry.main_file(name);
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
+        .model;
+    let files = entry.model_files();
+    let main = &entry.main().path;
 
     // The sha256 of every file: remembered, or computed once now and remembered.
     let mut layers = Vec::with_capacity(files.len());
@@ -205,7 +204,7 @@ pub fn push(
     if let Some(d) = &entry.description {
         annotations.insert(types::DESCRIPTION.to_owned(), d.clone());
     }
-    if files.first().is_some_and(|f| f.path != main) {
+    if files.first().is_some_and(|f| &f.path != main) {
         annotations.insert(types::MAIN.to_owned(), main.to_string());
     }
     let manifest = Manifest {

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::model::digest::Blake3;
-use crate::model::manifest::{Entry, Format};
+use crate::model::entry::{Format, Record};
 use crate::model::name::ModelName;
 use crate::onnx::info::{Opset, Producer, Tensor};
-use crate::onnx::{is_onnx, InspectError};
+use crate::onnx::{looks_onnx, InspectError};
 use crate::store::{BlobState, Store, StoreError};
 use crate::sys::error::Category;
 
@@ -68,43 +68,36 @@ impl ShowError {
     }
 }
 
-/// The BLAKE3 of `entry`'s main file (the one `store path` prints; for ONNX, the graph).
-fn main_blob(name: &ModelName, entry: &Entry) -> Option<Blake3> {
-    let main = entry.main_file(name);
-    entry
-        .files(name)
-        .into_iter()
-        .find(|f| f.path == main)
-        .and_then(|f| f.blake3)
+/// The BLAKE3 of `record`'s main file (the one `store path` prints; for ONNX, the graph).
+fn main_blob(record: &Record) -> Blake3 {
+    record.model.main().blob.blake3
 }
 
-/// Whether any file of `entry` is the blob `id`.
-fn holds(name: &ModelName, entry: &Entry, id: Blake3) -> bool {
-    entry.files(name).iter().any(|f| f.blake3 == Some(id))
+/// Whether any file of `record` is the blob `id`.
+fn holds(record: &Record, id: Blake3) -> bool {
+    record.model.blobs().any(|b| b == id)
 }
 
 /// Shows `target`: a model name the store holds (its main file), or a blob's BLAKE3 (64 hex).
 pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let manifest = store.read_manifest()?;
-    let (name, id, entry) = match Blake3::from_hex(target) {
+    let (name, id, record) = match Blake3::from_hex(target) {
         Ok(id) => {
             let found = manifest
                 .models
                 .iter()
-                .find(|(n, e)| main_blob(n, e) == Some(id))
-                .or_else(|| manifest.models.iter().find(|(n, e)| holds(n, e, id)));
+                .find(|(_, r)| main_blob(r) == id)
+                .or_else(|| manifest.models.iter().find(|(_, r)| holds(r, id)));
             let name = found.map(|(n, _)| n.clone());
-            (name, id, found.map(|(_, e)| e.clone()))
+            (name, id, found.map(|(_, r)| r.clone()))
         }
         Err(_) => {
             let name = ModelName::new(target)?;
-            let entry = manifest
+            let record = manifest
                 .models
                 .get(&name)
                 .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-            let id = main_blob(&name, entry)
-                .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-            (Some(name), id, Some(entry.clone()))
+            (Some(name), main_blob(record), Some(record.clone()))
         }
     };
     let path = store.layout().blob(&id);
@@ -132,23 +125,24 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let names = manifest
         .models
         .iter()
-        .filter(|(n, e)| holds(n, e, id))
+        .filter(|(_, r)| holds(r, id))
         .map(|(n, _)| n.clone())
         .collect();
-    let mut entry = entry.unwrap_or_default();
-    // A model of several files: the sources shown are the main file's.
-    if let (Some(n), Some(files)) = (&name, &entry.files) {
-        let main = entry.main_file(n);
-        entry.urls = files
-            .iter()
-            .find(|f| f.path == main)
-            .map(|f| f.urls.clone())
-            .unwrap_or_default();
-    }
+    // What the record says (nothing for a blob no name records); the sources shown are the main
+    // file's.
+    let (format, urls, added, description) = match record {
+        Some(r) => (
+            r.model.format,
+            r.model.main().urls.clone(),
+            r.added,
+            r.model.description,
+        ),
+        None => (None, Vec::new(), None, None),
+    };
 
     // Recorded as ONNX: the bytes must read as ONNX. Recorded as nothing: try, quietly.
-    let claimed = entry.format.is_some() || !entry.urls.is_empty();
-    let info = if claimed && !is_onnx(&entry) {
+    let claimed = format.is_some() || !urls.is_empty();
+    let info = if claimed && !looks_onnx(format, &urls) {
         None
     } else {
         let opened = crate::sys::fsx::open_read(&path).map_err(|e| ShowError::NotOnnx {
@@ -172,16 +166,10 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
             Err(_) => None,
         }
     };
-    let format = match (&info, entry.format) {
+    let format = match (&info, format) {
         (Some(_), _) => Some(Format::Onnx),
         (None, f) => f,
     };
-    let Entry {
-        urls,
-        added,
-        description,
-        ..
-    } = entry;
     let (inputs, outputs, opsets, producer, ir_version, metadata) = match info {
         Some(i) => (
             Some(i.inputs),

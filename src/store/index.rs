@@ -55,7 +55,7 @@ use std::collections::BTreeSet;
 use std::io::Read;
 
 use crate::model::digest::{Blake3, Md5, Sha256, Upstream};
-use crate::model::manifest::Entry;
+use crate::model::entry::{Expect, Upstreams};
 use crate::sys::error::IoError;
 use crate::sys::fsx;
 
@@ -180,12 +180,12 @@ impl Store {
         read_record(&self.layout().index_entry(digest), digest)
     }
 
-    /// The blobs the index maps any digest `entry` pins to and that are present with the recorded
-    /// size (and with `entry.size`, when it gives one). For `gc --keep`: protecting too much is
-    /// safe, so each digest counts on its own.
-    pub fn index_blobs(&self, entry: &Entry) -> Result<BTreeSet<Blake3>, StoreError> {
+    /// The blobs the index maps any upstream digest `entry` pins to and that are present with
+    /// the recorded size (and with `entry`'s size, when it gives one). For `gc --keep`:
+    /// protecting too much is safe, so each digest counts on its own.
+    pub fn index_blobs(&self, entry: &Expect) -> Result<BTreeSet<Blake3>, StoreError> {
         let mut out = BTreeSet::new();
-        for digest in entry.upstream() {
+        for digest in entry.upstream.all() {
             if let Some(m) = self.index_get(&digest) {
                 if self.index_blob_present(entry, &m)? {
                     out.insert(m.blake3);
@@ -195,14 +195,14 @@ impl Store {
         Ok(out)
     }
 
-    /// The blob that *every* digest `entry` pins maps to, if they all have records, agree, and the
-    /// blob is present with the recorded size (and `entry.size`, when given), with
+    /// The blob that *every* upstream digest `entry` pins maps to, if they all have records, agree,
+    /// and the blob is present with the recorded size (and `entry`'s size, when given), with
     /// [`Source::Computed`] only when every one of those records is. For the pull fast path,
     /// which hands the blob out as that entry's content only once each digest was computed from
     /// it (`crate::ops::pull::claims` hashes the blob for an unchecked one).
-    pub fn index_resolve(&self, entry: &Entry) -> Result<Option<(Mapping, Source)>, StoreError> {
+    pub fn index_resolve(&self, entry: &Expect) -> Result<Option<(Mapping, Source)>, StoreError> {
         let mut found: Option<(Mapping, Source)> = None;
-        for digest in entry.upstream() {
+        for digest in entry.upstream.all() {
             let Some((m, source)) = self.index_read(&digest) else {
                 return Ok(None);
             };
@@ -218,8 +218,8 @@ impl Store {
         }
     }
 
-    fn index_blob_present(&self, entry: &Entry, m: &Mapping) -> Result<bool, StoreError> {
-        if entry.size.is_some_and(|s| s != m.size) {
+    fn index_blob_present(&self, entry: &Expect, m: &Mapping) -> Result<bool, StoreError> {
+        if entry.size().is_some_and(|s| s != m.size) {
             return Ok(false);
         }
         Ok(matches!(
@@ -228,7 +228,7 @@ impl Store {
         ))
     }
 
-    /// Records that every upstream digest `entry` pins is the digest of the blob `blake3` of
+    /// Records that every digest of `upstream` is the digest of the blob `blake3` of
     /// `size` bytes. Call it only with digests this process computed from (or compared with a
     /// digest it computed from) the blob's bytes, once the blob is durable: `publish` after step
     /// 4, the pull fast path after hashing a present blob. Never with a digest a catalogue or a
@@ -238,10 +238,15 @@ impl Store {
     /// # Errors
     /// The I/O error of creating `index/` or writing a record. Callers may ignore it: a missing
     /// record costs a re-download or a keep-entry reported as unmatched, never a blob.
-    pub fn index_record(&self, entry: &Entry, blake3: Blake3, size: u64) -> Result<(), IoError> {
+    pub fn index_record(
+        &self,
+        upstream: &Upstreams,
+        blake3: Blake3,
+        size: u64,
+    ) -> Result<(), IoError> {
         let layout = self.layout();
         let mapping = Mapping { blake3, size };
-        for digest in entry.upstream() {
+        for digest in upstream.all() {
             if self.index_computed(&digest) == Some(mapping) {
                 continue;
             }
@@ -255,7 +260,7 @@ impl Store {
             )?;
         }
         // The reverse, for registry pushes (`sums`): this blob's sha256 was just checked.
-        if let Some(sha256) = &entry.sha256 {
+        if let Some(sha256) = &upstream.sha256 {
             self.remember_sha256(&blake3, size, sha256)?;
         }
         Ok(())
@@ -362,9 +367,12 @@ mod tests {
         let Upstream::Md5(m) = md5() else {
             unreachable!()
         };
-        let entry = Entry {
-            md5: Some(m),
-            ..Entry::default()
+        let entry = Expect {
+            upstream: Upstreams {
+                md5: Some(m),
+                sha256: None,
+            },
+            ..Expect::default()
         };
         std::fs::create_dir_all(store.layout().index().path()).unwrap();
         std::fs::write(store.layout().index_entry(&md5()).path(), &v1).unwrap();
@@ -378,7 +386,7 @@ mod tests {
             Some((mapping(), Source::Unchecked))
         );
         // Recording the same mapping, now computed, replaces it.
-        store.index_record(&entry, id, 5).unwrap();
+        store.index_record(&entry.upstream, id, 5).unwrap();
         assert_eq!(store.index_computed(&md5()), Some(mapping()));
         assert_eq!(
             store.index_resolve(&entry).unwrap(),
@@ -416,12 +424,15 @@ mod tests {
         let Upstream::Md5(m) = digest else {
             unreachable!()
         };
-        let entry = Entry {
-            md5: Some(m),
-            ..Entry::default()
+        let entry = Expect {
+            upstream: Upstreams {
+                md5: Some(m),
+                sha256: None,
+            },
+            ..Expect::default()
         };
         let id = Blake3::of(b"model");
-        store.index_record(&entry, id, 5).unwrap();
+        store.index_record(&entry.upstream, id, 5).unwrap();
         assert_eq!(store.index_get(&digest), Some(mapping()));
         // The blob is not there: nothing resolves, nothing is protected.
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
@@ -431,9 +442,9 @@ mod tests {
         assert_eq!(store.index_resolve(&entry).unwrap(), computed);
         assert_eq!(store.index_blobs(&entry).unwrap(), [id].into());
         // An entry that pins another size does not resolve to it.
-        let sized = Entry {
-            size: Some(6),
-            ..entry.clone()
+        let sized = Expect {
+            blob: crate::model::entry::Expected::Unpinned { size: Some(6) },
+            ..entry
         };
         assert_eq!(store.index_resolve(&sized).unwrap(), None);
         // A garbage record at the path is ignored, and the next record replaces it.
@@ -441,7 +452,7 @@ mod tests {
         std::fs::write(path.path(), b"v2 md5 nonsense\n").unwrap();
         assert_eq!(store.index_get(&digest), None);
         assert_eq!(store.index_resolve(&entry).unwrap(), None);
-        store.index_record(&entry, id, 5).unwrap();
+        store.index_record(&entry.upstream, id, 5).unwrap();
         assert_eq!(store.index_resolve(&entry).unwrap(), computed);
     }
 }

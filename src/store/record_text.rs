@@ -6,7 +6,7 @@
 //! `#`, empty lines, `version = 1`, one `[models.NAME]` header (a bare or a quoted key) with
 //! `key = value` lines under it, and `[[models.NAME.files]]` headers for a model of several files;
 //! values are basic strings without escapes or control characters, decimal integers, booleans and
-//! one-line arrays of such strings. That is what `Manifest::to_toml` writes for every entry whose
+//! one-line arrays of such strings. That is what `Manifest::to_toml` writes for every record whose
 //! strings need no escaping (all of them, in practice: hashes, sizes, file names, URLs, RFC 3339
 //! times). For anything else — a `\r`, an escape, a literal or multi-line string, a trailing
 //! comment, an indented line, an unknown or repeated key, a value of the wrong type, an entry the
@@ -16,16 +16,18 @@
 //! refuse it; the tests check that against the full parser on generated and on damaged records.
 
 use crate::model::digest::{Blake3, Md5, Sha256};
+use crate::model::entry::{Format, Record};
 use crate::model::file_path::FilePath;
-use crate::model::manifest::{Entry, FileEntry, Format};
+use crate::model::manifest::{RawEntry, RawFile, Table};
 use crate::model::name::ModelName;
 
-/// `name`'s entry from the text of its record, when the text is in the subset above and holds
-/// exactly `[models.NAME]` with a valid entry; `None` means "ask the full parser".
-pub(super) fn parse(text: &str, name: &ModelName) -> Option<Entry> {
+/// `name`'s record from the text of its file, when the text is in the subset above and holds
+/// exactly `[models.NAME]` with a valid record; `None` means "ask the full parser". The table is
+/// validated by the full parser's own rules ([`Table::from_raw`]).
+pub(super) fn parse(text: &str, name: &ModelName) -> Option<Record> {
     let mut version = false;
     let mut section = Section::Top;
-    let mut entry = Entry::default();
+    let mut entry = RawEntry::default();
     let mut seen = Seen::default();
     let mut files: Vec<(PartialFile, Seen)> = Vec::new();
     for line in text.split('\n') {
@@ -81,9 +83,7 @@ pub(super) fn parse(text: &str, name: &ModelName) -> Option<Entry> {
                 .collect::<Option<Vec<_>>>()?,
         );
     }
-    crate::model::manifest::validate_entry(name, &entry)
-        .is_ok()
-        .then_some(entry)
+    Record::from_raw(name, entry).ok()
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -123,8 +123,8 @@ struct PartialFile {
 }
 
 impl PartialFile {
-    fn finish(self) -> Option<FileEntry> {
-        Some(FileEntry {
+    fn finish(self) -> Option<RawFile> {
+        Some(RawFile {
             path: self.path?,
             blake3: self.blake3,
             size: self.size,
@@ -165,8 +165,8 @@ impl<'a> Value<'a> {
     }
 }
 
-/// One key of `[models.NAME]` (the fields of [`Entry`] except `files`).
-fn model_key(e: &mut Entry, seen: &mut Seen, key: &str, value: Value<'_>) -> Option<()> {
+/// One key of `[models.NAME]` (the fields of [`RawEntry`] except `files`).
+fn model_key(e: &mut RawEntry, seen: &mut Seen, key: &str, value: Value<'_>) -> Option<()> {
     let bit = match key {
         "blake3" => 1,
         "size" => 1 << 1,
@@ -211,7 +211,7 @@ fn model_key(e: &mut Entry, seen: &mut Seen, key: &str, value: Value<'_>) -> Opt
     Some(())
 }
 
-/// One key of a `[[models.NAME.files]]` table (the fields of [`FileEntry`]).
+/// One key of a `[[models.NAME.files]]` table (the fields of [`RawFile`]).
 fn file_key(f: &mut PartialFile, seen: &mut Seen, key: &str, value: Value<'_>) -> Option<()> {
     let bit = match key {
         "path" => 1,

@@ -17,7 +17,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::model::manifest::{Entry, Manifest, ManifestError};
+use crate::model::entry::Record;
+use crate::model::manifest::{Manifest, ManifestError};
 use crate::model::name::ModelName;
 use crate::sys::error::IoError;
 use crate::sys::fsx::{self, Dir};
@@ -30,7 +31,7 @@ const EXT: &str = ".toml";
 impl Store {
     /// The record of `name`, if the store holds it: its file in `names/`, else (a store whose
     /// upgrade has not finished) its entry in `manifest.toml`.
-    pub fn read_entry(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
+    pub fn read_entry(&self, name: &ModelName) -> Result<Option<Record>, StoreError> {
         if let Some(entry) = self.read_record(name)? {
             return Ok(Some(entry));
         }
@@ -43,7 +44,7 @@ impl Store {
     }
 
     /// `name`'s record in `names/`, if it has one; never reads `manifest.toml`.
-    pub(super) fn read_record(&self, name: &ModelName) -> Result<Option<Entry>, StoreError> {
+    pub(super) fn read_record(&self, name: &ModelName) -> Result<Option<Record>, StoreError> {
         let path = self.layout().name_record(name);
         match fsx::read_to_string(&path) {
             Ok(text) => Ok(Some(parse_record(&text, &path.path(), name)?)),
@@ -54,7 +55,7 @@ impl Store {
 
     /// Every name the store holds: the records in `names/`, over the entries of a
     /// `manifest.toml` left from format 1 or 2.
-    pub(super) fn read_records(&self) -> Result<Manifest, StoreError> {
+    pub(super) fn read_records(&self) -> Result<Manifest<Record>, StoreError> {
         let mut models = self.read_legacy()?.map(|m| m.models).unwrap_or_default();
         let listed = self.list_records()?;
         let read = read_in_parallel(&listed, |_: &mut (), name, entry| Ok((name.clone(), entry)))?;
@@ -80,7 +81,7 @@ impl Store {
 
     /// `manifest.toml` of a format-1 or format-2 store (or a format-3 one whose upgrade was cut
     /// short before it was deleted), if there is one.
-    pub(super) fn read_legacy(&self) -> Result<Option<Manifest>, StoreError> {
+    pub(super) fn read_legacy(&self) -> Result<Option<Manifest<Record>>, StoreError> {
         let path = self.layout().manifest();
         match fsx::read_to_string(&path) {
             Ok(text) => Ok(Some(Manifest::parse(&text, &path.path())?)),
@@ -92,7 +93,7 @@ impl Store {
     /// Writes `name`'s record atomically (temp file, fsync, rename, fsync `names/`), after its
     /// blobs list it in `referrers/` (durably: the index may over-state, never under-state). The
     /// caller holds manifest.lock, and drops the markers an old entry no longer needs after.
-    pub(super) fn write_record(&self, name: &ModelName, entry: &Entry) -> Result<(), StoreError> {
+    pub(super) fn write_record(&self, name: &ModelName, entry: &Record) -> Result<(), StoreError> {
         self.add_referrers([(name, entry)])?;
         let layout = self.layout();
         let path = layout.name_record(name);
@@ -149,7 +150,7 @@ impl Store {
 
     /// Writes a record for every name of `legacy` that has none (a record wins: it was written
     /// later than `manifest.toml`'s entry), then makes `names/` durable (creating it if needed).
-    pub(super) fn records_from(&self, legacy: &Manifest) -> Result<(), StoreError> {
+    pub(super) fn records_from(&self, legacy: &Manifest<Record>) -> Result<(), StoreError> {
         for (name, entry) in &legacy.models {
             if fsx::stat(&self.layout().name_record(name))?.is_none() {
                 self.write_record(name, entry)?;
@@ -176,7 +177,7 @@ pub(super) struct Records {
 /// `beaker store info` lists what it finds), as foreign files in `uses/` and `pins/` are.
 pub(super) fn read_in_parallel<S: Default, T: Send>(
     records: &Records,
-    each: impl Fn(&mut S, &ModelName, Entry) -> Result<T, StoreError> + Sync,
+    each: impl Fn(&mut S, &ModelName, Record) -> Result<T, StoreError> + Sync,
 ) -> Result<Vec<T>, StoreError> {
     let Some(dir) = &records.dir else {
         return Ok(Vec::new());
@@ -282,10 +283,10 @@ fn read_small<'b>(
     })
 }
 
-/// Parses one record: a manifest with exactly the entry of `name` (the name its file stands for).
+/// Parses one record: a manifest with exactly the record of `name` (the name its file stands for).
 /// The shapes beaker writes are read by [`super::record_text`] (a tenth of the time); anything
 /// else, and every error, by the full parser.
-fn parse_record(text: &str, path: &Path, name: &ModelName) -> Result<Entry, StoreError> {
+fn parse_record(text: &str, path: &Path, name: &ModelName) -> Result<Record, StoreError> {
     if let Some(entry) = super::record_text::parse(text, name) {
         return Ok(entry);
     }
@@ -310,23 +311,29 @@ mod tests {
     #![allow(clippy::disallowed_methods)]
     use super::*;
     use crate::model::digest::Blake3;
+    use crate::model::entry::{Expected, Model, Pin, Single};
     use crate::store::InitOptions;
 
-    fn entry(seed: &[u8]) -> Entry {
-        Entry {
-            blake3: Some(Blake3::of(seed)),
-            size: Some(seed.len() as u64),
-            ..Entry::default()
-        }
+    /// The record of `n`: one file of `seed`'s bytes, its name worked out from `n`.
+    fn entry(n: &str, seed: &[u8]) -> Record {
+        let single = Single {
+            blob: Expected::Pinned(Pin {
+                blake3: Blake3::of(seed),
+                size: seed.len() as u64,
+            }),
+            ..Single::default()
+        };
+        let model = Model::single(&name(n), single).into_pinned().unwrap();
+        Record::new(model)
     }
 
     fn name(n: &str) -> ModelName {
         ModelName::new(n).unwrap()
     }
 
-    fn manifest(names: &[(&str, &[u8])]) -> Manifest {
+    fn manifest(names: &[(&str, &[u8])]) -> Manifest<Record> {
         Manifest {
-            models: names.iter().map(|(n, s)| (name(n), entry(s))).collect(),
+            models: names.iter().map(|(n, s)| (name(n), entry(n, s))).collect(),
         }
     }
 
@@ -384,7 +391,7 @@ mod tests {
         // The upgrade wrote one record and died: store.toml still says 2, manifest.toml is whole.
         std::fs::create_dir(root.join("names")).unwrap();
         let one = Manifest {
-            models: [(name("a"), entry(b"1"))].into(),
+            models: [(name("a"), entry("a", b"1"))].into(),
         };
         std::fs::write(root.join("names/a.toml"), one.to_toml().unwrap()).unwrap();
         let legacy = std::fs::read_to_string(root.join("manifest.toml")).unwrap();
@@ -405,7 +412,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         let store = Store::init(&root, InitOptions::default()).unwrap();
-        store.record(&name("new"), entry(b"3")).unwrap();
+        store.record(&name("new"), entry("new", b"3")).unwrap();
         // Died after `format = 3` and before deleting manifest.toml, which names `old` (not yet
         // a record) and an older `new` (a record wins).
         std::fs::write(
@@ -415,9 +422,15 @@ mod tests {
         .unwrap();
         let want = manifest(&[("old", b"1"), ("new", b"3")]);
         assert_eq!(store.read_manifest().unwrap(), want);
-        assert_eq!(store.read_entry(&name("old")).unwrap(), Some(entry(b"1")));
-        assert_eq!(store.read_entry(&name("new")).unwrap(), Some(entry(b"3")));
-        store.record(&name("third"), entry(b"4")).unwrap();
+        assert_eq!(
+            store.read_entry(&name("old")).unwrap(),
+            Some(entry("old", b"1"))
+        );
+        assert_eq!(
+            store.read_entry(&name("new")).unwrap(),
+            Some(entry("new", b"3"))
+        );
+        store.record(&name("third"), entry("third", b"4")).unwrap();
         assert!(!root.join("manifest.toml").exists());
         assert_eq!(record_files(&root), ["new.toml", "old.toml", "third.toml"]);
         assert_eq!(
@@ -431,15 +444,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         let store = Store::init(&root, InitOptions::default()).unwrap();
-        store.record(&name("a"), entry(b"1")).unwrap();
+        store.record(&name("a"), entry("a", b"1")).unwrap();
         let a = root.join("names/a.toml");
         let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
         let before = inode(&a);
-        store.record(&name("b"), entry(b"2")).unwrap();
+        store.record(&name("b"), entry("b", b"2")).unwrap();
         assert_eq!(inode(&a), before, "a's record was rewritten by b's add");
         // Replacing a name rewrites its record (atomically: a new file renamed over it).
-        let replaced = store.record(&name("a"), entry(b"3")).unwrap();
-        assert_eq!(replaced, Some(entry(b"1")));
+        let replaced = store.record(&name("a"), entry("a", b"3")).unwrap();
+        assert_eq!(replaced, Some(entry("a", b"1")));
         assert_ne!(inode(&a), before);
         assert!(!root.join("manifest.toml").exists());
         assert_eq!(
@@ -455,7 +468,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("s");
         let store = Store::init(&root, InitOptions::default()).unwrap();
-        store.record(&name("a"), entry(b"1")).unwrap();
+        store.record(&name("a"), entry("a", b"1")).unwrap();
         let wrong = manifest(&[("b", b"1")]).to_toml().unwrap();
         std::fs::write(root.join("names/a.toml"), wrong).unwrap();
         let e = store.read_manifest().unwrap_err().to_string();

@@ -22,21 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 
 use crate::model::digest::Blake3;
-use crate::model::manifest::Entry;
+use crate::model::entry::Record;
 use crate::model::name::ModelName;
+use crate::model::tree::TreeId;
 use crate::sys::error::IoError;
 use crate::sys::fsx::{self, Rooted};
 
 use super::{Locking, Store, StoreError};
-
-/// The blobs `entry`'s files are stored as.
-pub(super) fn blobs_of(name: &ModelName, entry: &Entry) -> BTreeSet<Blake3> {
-    entry
-        .files(name)
-        .into_iter()
-        .filter_map(|f| f.blake3)
-        .collect()
-}
 
 /// Whether an I/O error says that something on the way is not a directory: a list (or
 /// `referrers/` itself) replaced by a symlink or a file, which is never followed.
@@ -45,7 +37,7 @@ fn not_a_dir(e: &IoError) -> bool {
 }
 
 /// The blobs, and the trees (as their ids), that names other than those removed still use.
-pub(super) type Used = (BTreeSet<Blake3>, BTreeSet<Blake3>);
+pub(super) type Used = (BTreeSet<Blake3>, BTreeSet<TreeId>);
 
 impl Store {
     /// Whether `rm` may trust the index: the store is of format 4 or later (every writer keeps
@@ -86,14 +78,14 @@ impl Store {
     /// anew; the index is then no longer trusted as complete until it is rebuilt.
     pub(super) fn add_referrers<'a>(
         &self,
-        entries: impl IntoIterator<Item = (&'a ModelName, &'a Entry)>,
+        entries: impl IntoIterator<Item = (&'a ModelName, &'a Record)>,
     ) -> Result<(), StoreError> {
         let layout = self.layout();
         let (dir_mode, file_mode) = (self.config().dir_mode(), self.config().file_mode());
         let w = |e| StoreError::writing(self.root(), e);
         let mut changed: BTreeSet<Rooted> = BTreeSet::new();
         for (name, entry) in entries {
-            for id in blobs_of(name, entry) {
+            for id in entry.blobs() {
                 let marker = layout.referrer(&id, name);
                 match fsx::create_exclusive(&marker, file_mode) {
                     Ok(_) => {}
@@ -212,7 +204,7 @@ impl Store {
         blobs: &BTreeSet<Blake3>,
         tidy: bool,
     ) -> Result<Option<Used>, StoreError> {
-        let mut records: BTreeMap<ModelName, Option<Entry>> = BTreeMap::new();
+        let mut records: BTreeMap<ModelName, Option<Record>> = BTreeMap::new();
         let (mut used_blobs, mut used_trees) = (BTreeSet::new(), BTreeSet::new());
         for id in blobs {
             let Some(listed) = self.listed_referrers(id)? else {
@@ -231,7 +223,7 @@ impl Store {
                     }
                 };
                 match entry {
-                    Some(e) if blobs_of(&name, &e).contains(id) => {
+                    Some(e) if e.model.blobs().any(|b| b == *id) => {
                         used_blobs.insert(*id);
                         used_trees.extend(e.tree);
                     }
@@ -328,14 +320,14 @@ impl Store {
     fn lost_referrers(
         &self,
         names: &[ModelName],
-    ) -> Result<Vec<(ModelName, Entry, Vec<Blake3>)>, StoreError> {
+    ) -> Result<Vec<(ModelName, Record, Vec<Blake3>)>, StoreError> {
         let mut lost = Vec::new();
         for name in names {
             let Some(entry) = self.read_entry(name)? else {
                 continue;
             };
             let mut missing = Vec::new();
-            for id in blobs_of(name, &entry) {
+            for id in entry.blobs() {
                 match fsx::stat(&self.layout().referrer(&id, name)) {
                     Ok(Some(_)) => {}
                     Ok(None) => missing.push(id),
@@ -356,7 +348,7 @@ impl Store {
     /// locks (elsewhere the index is never trusted).
     pub(super) fn rebuild_referrers(
         &self,
-        manifest: &crate::model::manifest::Manifest,
+        manifest: &crate::model::manifest::Manifest<Record>,
     ) -> Result<(), StoreError> {
         if self.config().format < 4 || self.config().locking == Locking::None {
             return Ok(());

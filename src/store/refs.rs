@@ -12,9 +12,9 @@
 //! last-writer-wins, so an entry can be lost (never a blob, never a wrong blob). Callers re-check and re-apply their own
 //! entry after writing; see docs/design.md#lockless-stores.
 
-use super::referrers::blobs_of;
 use crate::model::digest::Blake3;
-use crate::model::manifest::{Entry, Manifest};
+use crate::model::entry::Record;
+use crate::model::manifest::Manifest;
 use crate::model::name::ModelName;
 use crate::sys::lock::{Mode, Wait};
 
@@ -24,7 +24,7 @@ impl Store {
     /// Every name the store holds (see `records`: one file per name in `names/`, plus the
     /// `manifest.toml` of a store whose upgrade to format 3 has not finished); a store that has
     /// never recorded a name has none.
-    pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
+    pub fn read_manifest(&self) -> Result<Manifest<Record>, StoreError> {
         self.read_records()
     }
 
@@ -54,14 +54,14 @@ impl Store {
     /// at any number of names.
     pub fn edit_manifest<T>(
         &self,
-        edit: impl FnOnce(&mut Manifest) -> Result<T, StoreError>,
+        edit: impl FnOnce(&mut Manifest<Record>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let _guard = self.manifest_lock()?;
         self.settle()?;
         let mut manifest = self.read_manifest()?;
         let before = manifest.clone();
         let out = edit(&mut manifest)?;
-        let changed: Vec<(&ModelName, &Entry)> = manifest
+        let changed: Vec<(&ModelName, &Record)> = manifest
             .models
             .iter()
             .filter(|(name, entry)| before.models.get(*name) != Some(*entry))
@@ -78,7 +78,7 @@ impl Store {
         for (name, old) in &before.models {
             if !manifest.models.contains_key(name) {
                 self.remove_record(name)?;
-                self.drop_referrers(name, &blobs_of(name, old));
+                self.drop_referrers(name, &old.blobs());
             }
         }
         Ok(out)
@@ -89,8 +89,8 @@ impl Store {
     pub(crate) fn record(
         &self,
         name: &ModelName,
-        entry: Entry,
-    ) -> Result<Option<Entry>, StoreError> {
+        entry: Record,
+    ) -> Result<Option<Record>, StoreError> {
         let previous = {
             let _guard = self.manifest_lock()?;
             self.settle()?;
@@ -109,14 +109,14 @@ impl Store {
             for _ in 0..8 {
                 if self
                     .read_entry(name)?
-                    .is_some_and(|e| e.tree == entry.tree && e.same_content(&entry, name))
+                    .is_some_and(|e| e.tree == entry.tree && e.same_content(&entry))
                 {
                     break;
                 }
                 self.write_record(name, &entry)?;
             }
         }
-        Ok(previous.filter(|p| !p.same_content(&entry, name)))
+        Ok(previous.filter(|p| !p.same_content(&entry)))
     }
 
     /// The format-1 upgrade's record of `name -> entry` (`crate::store::snapshot::upgrade`): like
@@ -128,7 +128,7 @@ impl Store {
     pub(crate) fn record_unless_recorded(
         &self,
         name: &ModelName,
-        entry: &Entry,
+        entry: &Record,
     ) -> Result<bool, StoreError> {
         let _guard = self.manifest_lock()?;
         self.settle()?;
@@ -140,9 +140,9 @@ impl Store {
     }
 
     /// The markers of blobs `old` used and `new` does not (a name re-pointed to other content).
-    fn drop_stale_referrers(&self, name: &ModelName, old: &Entry, new: &Entry) {
-        let now = blobs_of(name, new);
-        let stale: Vec<Blake3> = blobs_of(name, old).difference(&now).copied().collect();
+    fn drop_stale_referrers(&self, name: &ModelName, old: &Record, new: &Record) {
+        let now = new.blobs();
+        let stale: Vec<Blake3> = old.blobs().difference(&now).copied().collect();
         self.drop_referrers(name, &stale);
     }
 }

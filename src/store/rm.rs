@@ -8,18 +8,17 @@
 
 use std::collections::BTreeSet;
 
-use super::referrers::blobs_of;
 use super::sweep::Candidates;
 use super::{Store, StoreError};
 use crate::model::digest::Blake3;
-use crate::model::manifest::Entry;
+use crate::model::entry::Record;
 use crate::model::name::ModelName;
 use crate::model::tree::TreeId;
 
 /// What `rm` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Removed {
-    pub names: Vec<(ModelName, Entry)>,
+    pub names: Vec<(ModelName, Record)>,
     /// Blobs that no name references any more and were deleted, with their sizes.
     pub freed: Vec<(Blake3, u64)>,
 }
@@ -27,8 +26,8 @@ pub struct Removed {
 impl Store {
     /// The records of `names` (each once, in order); [`StoreError::UnknownNames`] lists those the
     /// store does not hold. Reads only these records.
-    fn entries_of(&self, names: &[ModelName]) -> Result<Vec<(ModelName, Entry)>, StoreError> {
-        let mut found: Vec<(ModelName, Entry)> = Vec::with_capacity(names.len());
+    fn entries_of(&self, names: &[ModelName]) -> Result<Vec<(ModelName, Record)>, StoreError> {
+        let mut found: Vec<(ModelName, Record)> = Vec::with_capacity(names.len());
         let mut unknown = Vec::new();
         for n in names {
             if found.iter().any(|(f, _)| f == n) {
@@ -49,10 +48,10 @@ impl Store {
     /// trusted (reading only the records of names that share a blob; `tidy` drops stale markers
     /// on the way, under manifest.lock), else from every record (and then, when `tidy`, the
     /// index is rebuilt from them).
-    fn orphans(&self, removed: &[(ModelName, Entry)], tidy: bool) -> Result<Orphans, StoreError> {
+    fn orphans(&self, removed: &[(ModelName, Record)], tidy: bool) -> Result<Orphans, StoreError> {
         let names: BTreeSet<ModelName> = removed.iter().map(|(n, _)| n.clone()).collect();
-        let blobs: BTreeSet<Blake3> = removed.iter().flat_map(|(n, e)| blobs_of(n, e)).collect();
-        let trees: BTreeSet<Blake3> = removed.iter().filter_map(|(_, e)| e.tree).collect();
+        let blobs: BTreeSet<Blake3> = removed.iter().flat_map(|(_, e)| e.blobs()).collect();
+        let trees: BTreeSet<TreeId> = removed.iter().filter_map(|(_, e)| e.tree).collect();
         let from_index = match self.referrers_trusted() {
             true => self.still_used(&names, &blobs, tidy)?,
             false => None,
@@ -67,13 +66,12 @@ impl Store {
                     // the next `rm` reads only the records it needs.
                     self.rebuild_referrers(&rest)?;
                 }
-                let trees = rest.trees().into_iter().map(|t| t.0).collect();
-                (rest.roots(), trees)
+                (rest.roots(), rest.trees())
             }
         };
         Ok(Orphans {
             blobs: blobs.difference(&used_blobs).copied().collect(),
-            trees: trees.difference(&used_trees).map(|t| TreeId(*t)).collect(),
+            trees: trees.difference(&used_trees).copied().collect(),
         })
     }
 
@@ -115,7 +113,7 @@ impl Store {
             }
             let orphans = self.orphans(&found, true)?;
             for (n, e) in &found {
-                self.drop_referrers(n, &blobs_of(n, e));
+                self.drop_referrers(n, &e.blobs());
             }
             (found, orphans)
         };

@@ -367,21 +367,17 @@ impl Store {
     /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
     /// ([`Located::snapshot_missing`]), not rebuilt here.
     pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
-        let entry = self
+        let record = self
             .read_entry(name)?
             .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
-        let entry = &entry;
-        let main_file = entry.main_file(name);
-        let mut main_blob = None;
+        let model = &record.model;
         // Every file's blob must be there (a model is all its files), the main one first.
-        let mut files = entry.files(name);
-        files.sort_by_key(|f| f.path != main_file);
-        for f in files {
-            let Some(id) = f.blake3 else {
-                return Err(StoreError::NotInStore { name: name.clone() });
-            };
+        let main_file = model.main();
+        let others = model.files().iter().filter(|f| f.path != main_file.path);
+        for f in std::iter::once(main_file).chain(others) {
+            let id = f.blob.blake3;
             let blob = self.layout().blob(&id);
-            match self.blob_state(&id, f.size)? {
+            match self.blob_state(&id, Some(f.blob.size))? {
                 BlobState::Present { .. } => {}
                 BlobState::Absent => {
                     return Err(StoreError::BlobMissing {
@@ -397,12 +393,9 @@ impl Store {
                     })
                 }
             }
-            main_blob.get_or_insert(blob);
         }
-        let Some(blob) = main_blob else {
-            return Err(StoreError::NotInStore { name: name.clone() });
-        };
-        let Some(tree) = entry.tree.map(crate::model::tree::TreeId) else {
+        let blob = self.layout().blob(&main_file.blob.blake3);
+        let Some(tree) = record.tree else {
             return Ok(Located {
                 main: blob.path(),
                 dir: None,
@@ -411,17 +404,12 @@ impl Store {
             });
         };
         let dir = self.layout().snapshot(&tree);
-        let main = main_file.beneath(&dir).path();
+        let main = main_file.path.beneath(&dir).path();
         // Every file must be its blob (same inode, or the symlink of a symlink farm) and nothing
         // else may be there: anything else is a snapshot that needs repair, never a path handed
         // out (a tool opens the other files by name next to the main one).
-        let snapshot_missing = match entry.model_files(name) {
-            Some(files) => {
-                crate::store::snapshot::check(self, &files)?
-                    != crate::store::snapshot::State::Complete
-            }
-            None => true,
-        };
+        let snapshot_missing = crate::store::snapshot::check(self, &model.model_files())?
+            != crate::store::snapshot::State::Complete;
         Ok(Located {
             main,
             dir: Some(dir.path()),
@@ -450,8 +438,9 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
     }
     let files = store
         .read_entry(name)?
-        .and_then(|e| e.model_files(name))
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
+        .model
+        .model_files();
     let repaired = (|| {
         let _gc = store.gc_shared()?;
         ensure(store, &files)?;

@@ -84,28 +84,21 @@ fn to_format_2(store: &mut Store) -> Result<(), StoreError> {
     let done = (|| {
         let gc = store.gc_shared()?;
         let manifest = store.read_manifest()?;
-        for (name, entry) in manifest.models {
-            if entry.tree.is_some() {
+        for (name, record) in manifest.models {
+            if record.tree.is_some() {
                 continue;
             }
-            let Some(files) = entry.model_files(&name) else {
-                continue;
-            };
             let mut present = true;
-            for f in &files {
+            for f in record.model.files() {
                 present &= matches!(
-                    store.blob_state(&f.blake3, Some(f.size))?,
+                    store.blob_state(&f.blob.blake3, Some(f.blob.size))?,
                     crate::store::BlobState::Present { .. }
                 );
             }
             if !present {
                 continue;
             }
-            let mut entry = entry;
-            if entry.files.is_none() {
-                entry.file = Some(entry.single_file_name(&name));
-            }
-            crate::store::publish::record_upgraded(store, &name, entry, &gc)?;
+            crate::store::publish::record_upgraded(store, &name, record, &gc)?;
         }
         drop(gc);
         store.set_format(2)

@@ -38,7 +38,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::model::manifest::{Entry, Manifest};
+use crate::model::entry::Record;
+use crate::model::manifest::Manifest;
 use crate::model::name::ModelName;
 use crate::store::{files_in, name_of_record, names_in, Store, StoreError};
 use crate::sys::error::IoError;
@@ -121,33 +122,31 @@ fn create_or_set(store: &Store, name: &ModelName, to: Option<SystemTime>) -> Res
     }
 }
 
-/// When `name` was last used, in seconds since the epoch: its use record, else the time its
-/// entry was recorded (`added`); `None` when neither is known.
-pub fn last_used(store: &Store, name: &ModelName, entry: &Entry) -> Option<u64> {
+/// When `name` was last used, in seconds since the epoch: its use record, else `added`, the time
+/// its record says it was recorded; `None` when neither is known.
+pub fn last_used(store: &Store, name: &ModelName, added: Option<&str>) -> Option<u64> {
     let record = fsx::stat(&store.layout().use_record(name)).ok().flatten();
-    last_used_of(record.as_ref(), entry)
+    last_used_of(record.as_ref(), added)
 }
 
 /// [`last_used`] from what `lstat` said of the use record (`None`: there is none), for a caller
 /// that has it already (`ls` stats the records it found in one listing of `uses/`).
-pub(crate) fn last_used_of(record: Option<&fsx::Meta>, entry: &Entry) -> Option<u64> {
+pub(crate) fn last_used_of(record: Option<&fsx::Meta>, added: Option<&str>) -> Option<u64> {
     record
         .filter(|m| m.is_file())
         .map(|m| secs_of(m.modified()))
-        .or_else(|| {
-            entry
-                .added
-                .as_deref()
-                .and_then(crate::sys::who::parse_rfc3339)
-        })
+        .or_else(|| added.and_then(crate::sys::who::parse_rfc3339))
 }
 
 /// The last use of every name of `manifest` ([`last_used`]).
-pub fn last_used_all(store: &Store, manifest: &Manifest) -> BTreeMap<ModelName, Option<u64>> {
+pub fn last_used_all(
+    store: &Store,
+    manifest: &Manifest<Record>,
+) -> BTreeMap<ModelName, Option<u64>> {
     manifest
         .models
         .iter()
-        .map(|(name, entry)| (name.clone(), last_used(store, name, entry)))
+        .map(|(name, r)| (name.clone(), last_used(store, name, r.added.as_deref())))
         .collect()
 }
 
@@ -220,7 +219,7 @@ pub fn forget(store: &Store, names: &[ModelName]) {
 /// An I/O error naming the directory or the file that could not be listed or removed.
 pub fn sweep(
     store: &Store,
-    manifest: &Manifest,
+    manifest: &Manifest<Record>,
     dry_run: bool,
 ) -> Result<(Vec<String>, Vec<String>), StoreError> {
     let mut removed = Vec::new();
@@ -280,16 +279,13 @@ mod tests {
         touch(&s, &n);
         let rec = s.layout().use_record(&n);
         assert!(rec.rel().ends_with("uses/lab+m"));
-        let first = last_used(&s, &n, &Entry::default()).unwrap();
+        let first = last_used(&s, &n, None).unwrap();
         assert!(now_secs().abs_diff(first) < 5);
         // Within the minute: no write (the time set below survives a touch).
         let half_minute_ago = SystemTime::now() - Duration::from_secs(30);
         set_last_used(&s, &n, half_minute_ago).unwrap();
         touch(&s, &n);
-        assert_eq!(
-            last_used(&s, &n, &Entry::default()),
-            Some(secs_of(half_minute_ago))
-        );
+        assert_eq!(last_used(&s, &n, None), Some(secs_of(half_minute_ago)));
         // Older than that, or far in the future: rewritten to now.
         for t in [
             SystemTime::now() - Duration::from_secs(120),
@@ -297,7 +293,7 @@ mod tests {
         ] {
             set_last_used(&s, &n, t).unwrap();
             touch(&s, &n);
-            let got = last_used(&s, &n, &Entry::default()).unwrap();
+            let got = last_used(&s, &n, None).unwrap();
             assert!(now_secs().abs_diff(got) < 5, "{got}");
         }
     }
@@ -330,14 +326,11 @@ mod tests {
     fn last_used_is_the_record_else_when_the_name_was_added() {
         let (_d, s) = store();
         let n = name("m");
-        let entry = Entry {
-            added: Some("2026-01-02T03:04:05Z".into()),
-            ..Entry::default()
-        };
-        assert_eq!(last_used(&s, &n, &entry), Some(1_767_323_045));
+        let added = Some("2026-01-02T03:04:05Z");
+        assert_eq!(last_used(&s, &n, added), Some(1_767_323_045));
         set_last_used(&s, &n, UNIX_EPOCH + Duration::from_secs(1_000)).unwrap();
-        assert_eq!(last_used(&s, &n, &entry), Some(1_000));
-        assert_eq!(last_used(&s, &n, &Entry::default()), Some(1_000));
+        assert_eq!(last_used(&s, &n, added), Some(1_000));
+        assert_eq!(last_used(&s, &n, None), Some(1_000));
     }
 
     #[test]

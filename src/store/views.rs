@@ -23,7 +23,7 @@ use std::hash::Hash;
 use std::sync::OnceLock;
 
 use crate::model::digest::Blake3;
-use crate::model::manifest::{Entry, FileEntry};
+use crate::model::entry::{Pin, Record};
 use crate::model::name::ModelName;
 use crate::sys::fsx::{self, Dir, Meta, Rooted};
 
@@ -33,7 +33,7 @@ use super::{
 };
 
 /// What one thread already knows of a blob: present (with this size) or not.
-type Seen = HashMap<(Blake3, Option<u64>), bool>;
+type Seen = HashMap<Pin, bool>;
 
 /// What every row is made from, shared by the threads. A directory that could not be listed
 /// (`None`) is asked by path, name by name, as before there were listings.
@@ -96,18 +96,17 @@ impl Store {
 }
 
 impl Lookups<'_> {
-    fn row(&self, seen: &mut Seen, name: ModelName, entry: Entry) -> Result<Listing, StoreError> {
-        let files = entry.files(&name);
-        let main = entry.main.as_ref().or(files.first().map(|f| &f.path));
+    fn row(&self, seen: &mut Seen, name: ModelName, record: Record) -> Result<Listing, StoreError> {
+        let model = &record.model;
         let mut present = true;
-        for f in &files {
-            if !self.present(seen, f)? {
+        for f in model.files() {
+            if !self.present(seen, f.blob)? {
                 present = false;
                 break;
             }
         }
         let by_path;
-        let record = match &self.uses {
+        let use_record = match &self.uses {
             Some(uses) => uses.metadata(&name),
             None => {
                 by_path = fsx::stat(&self.store.layout().use_record(&name))
@@ -116,43 +115,40 @@ impl Lookups<'_> {
                 by_path.as_ref()
             }
         };
-        let last_used =
-            crate::store::uses::last_used_of(record, &entry).map(crate::sys::who::rfc3339);
+        let last_used = crate::store::uses::last_used_of(use_record, record.added.as_deref())
+            .map(crate::sys::who::rfc3339);
         Ok(Listing {
             pinned: self.pinned.contains(&name),
-            blake3: files
-                .iter()
-                .find(|f| Some(&f.path) == main)
-                .and_then(|f| f.blake3),
-            size: files.iter().map(|f| f.size).sum(),
-            files: files.len(),
-            format: entry.format.map(|f| f.to_string()),
-            added: entry.added,
-            description: entry.description,
+            blake3: Some(model.main().blob.blake3),
+            size: Some(model.bytes()),
+            files: model.files().len(),
+            format: model.format.map(|f| f.to_string()),
+            added: record.added,
+            description: record.model.description,
             name,
             present,
             last_used,
         })
     }
 
-    /// Whether `f`'s blob is in `blobs/` with its size (a file without a BLAKE3 is not).
-    fn present(&self, seen: &mut Seen, f: &FileEntry) -> Result<bool, StoreError> {
-        let Some(id) = f.blake3 else {
-            return Ok(false);
-        };
-        if let Some(&known) = seen.get(&(id, f.size)) {
+    /// Whether the blob `pin` names is in `blobs/` with its size.
+    fn present(&self, seen: &mut Seen, pin: Pin) -> Result<bool, StoreError> {
+        if let Some(&known) = seen.get(&pin) {
             return Ok(known);
         }
-        let listed = self.blobs.as_ref().and_then(|blobs| blobs.metadata(&id));
+        let listed = self
+            .blobs
+            .as_ref()
+            .and_then(|blobs| blobs.metadata(&pin.blake3));
         let here = match listed {
-            Some(meta) => meta.is_file() && f.size.is_none_or(|want| want == meta.len()),
+            Some(meta) => meta.is_file() && meta.len() == pin.size,
             // Not in the listing (or no listing), or gone since: its path says.
             None => matches!(
-                self.store.blob_state(&id, f.size)?,
+                self.store.blob_state(&pin.blake3, Some(pin.size))?,
                 BlobState::Present { .. }
             ),
         };
-        seen.insert((id, f.size), here);
+        seen.insert(pin, here);
         Ok(here)
     }
 }
@@ -201,13 +197,14 @@ fn listing<K: Eq + Hash>(dir: &Rooted, key: impl Fn(&str) -> Option<K>) -> Optio
 }
 
 impl Store {
-    /// Whether every file's blob is in `blobs/` with its size (a file without a BLAKE3 is not).
-    fn all_present(&self, files: &[crate::model::manifest::FileEntry]) -> Result<bool, StoreError> {
-        for f in files {
-            let Some(id) = f.blake3 else {
-                return Ok(false);
-            };
-            if !matches!(self.blob_state(&id, f.size)?, BlobState::Present { .. }) {
+    /// Whether every file's blob of `record` is in `blobs/` with its size.
+    fn all_present(&self, record: &Record) -> Result<bool, StoreError> {
+        for f in record.model.files() {
+            let Pin { blake3, size } = f.blob;
+            if !matches!(
+                self.blob_state(&blake3, Some(size))?,
+                BlobState::Present { .. }
+            ) {
                 return Ok(false);
             }
         }
@@ -262,8 +259,8 @@ impl Store {
             info.locks.push(LockFile { name, held, holder });
         }
         info.lock_files = info.locks.len();
-        for (name, entry) in &manifest.models {
-            if !self.all_present(&entry.files(name))? {
+        for (name, record) in &manifest.models {
+            if !self.all_present(record)? {
                 info.missing.push(name.clone());
             }
         }
@@ -278,6 +275,7 @@ mod tests {
     // The test damages a store by hand with raw std::fs.
     #![allow(clippy::disallowed_methods)]
     use super::*;
+    use crate::model::entry::{Model, Single, Upstreams};
     use crate::model::file_path::FilePath;
     use crate::store::InitOptions;
 
@@ -297,13 +295,21 @@ mod tests {
             if i % 5 == 0 {
                 crate::store::uses::record_now(&store, &name);
             }
-            let entry = Entry {
-                blake3: Some(id),
-                // Every eleventh name records another size for its blob.
-                size: Some(bytes.len() as u64 + u64::from(i % 11 == 0)),
+            let single = Single {
                 file: Some(FilePath::new("model.bin").unwrap()),
+                blob: Pin {
+                    blake3: id,
+                    // Every eleventh name records another size for its blob.
+                    size: bytes.len() as u64 + u64::from(i % 11 == 0),
+                },
+                upstream: Upstreams::default(),
+                urls: Vec::new(),
+                format: None,
+            };
+            let entry = Record {
+                model: Model::single(&name, single),
                 added: Some("2026-01-02T03:04:05Z".into()),
-                ..Entry::default()
+                tree: None,
             };
             entries.push((name, entry));
         }

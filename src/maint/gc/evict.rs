@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::model::digest::Blake3;
+use crate::model::entry::Record;
 use crate::model::manifest::Manifest;
 use crate::model::name::ModelName;
 use crate::store::{files_in, Store, StoreError};
@@ -98,7 +99,7 @@ pub struct Plan {
 /// An I/O error naming `blobs/` or `pins/` when they cannot be listed.
 pub fn plan(
     store: &Store,
-    manifest: &Manifest,
+    manifest: &Manifest<Record>,
     keep: &BTreeSet<Blake3>,
     budget: &Budget,
 ) -> Result<Plan, StoreError> {
@@ -112,15 +113,8 @@ pub fn plan(
         .collect();
     // How many remaining names reference each present blob (`keep` counts as one more).
     let mut refs: BTreeMap<Blake3, usize> = BTreeMap::new();
-    let blobs_of = |name: &ModelName| -> BTreeSet<Blake3> {
-        manifest.models[name]
-            .files(name)
-            .iter()
-            .filter_map(|f| f.blake3)
-            .collect()
-    };
-    for name in manifest.models.keys() {
-        for id in blobs_of(name) {
+    for record in manifest.models.values() {
+        for id in record.blobs() {
             *refs.entry(id).or_default() += 1;
         }
     }
@@ -146,7 +140,8 @@ pub fn plan(
     // Least recently used first; a name with no known use is the oldest; ties by name.
     candidates.sort();
     let mut evict = |name: &ModelName, last: Option<u64>, remaining: &mut u64| {
-        for id in blobs_of(name) {
+        let model = &manifest.models[name].model;
+        for id in manifest.models[name].blobs() {
             if let Some(n) = refs.get_mut(&id) {
                 *n -= 1;
                 if *n == 0 {
@@ -154,18 +149,11 @@ pub fn plan(
                 }
             }
         }
-        let entry = &manifest.models[name];
-        let files = entry.files(name);
-        let main = entry.main_file(name);
         out.evict.push((
             Evicted {
                 name: name.clone(),
-                blake3: files
-                    .iter()
-                    .find(|f| f.path == main)
-                    .or(files.first())
-                    .and_then(|f| f.blake3),
-                size: files.iter().filter_map(|f| f.size).sum(),
+                blake3: Some(model.main().blob.blake3),
+                size: model.bytes(),
                 last_used: last.map(crate::sys::who::rfc3339),
             },
             last,
@@ -214,7 +202,7 @@ pub fn apply(
             let Some(entry) = m.models.get(&e.name) else {
                 continue;
             };
-            let last = crate::store::uses::last_used(store, &e.name, entry);
+            let last = crate::store::uses::last_used(store, &e.name, entry.added.as_deref());
             let used_since = last != *planned_last
                 && last.is_some_and(|t| crate::store::uses::in_use(t, now, min_age));
             if !used_since {
@@ -264,15 +252,15 @@ pub fn after_publish(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::manifest::Entry;
+    use crate::model::entry::{Expected, Model, Pin, Single};
     use crate::store::InitOptions;
     use std::time::{SystemTime, UNIX_EPOCH};
 
     /// One name: its blob's seed (names with one seed share the blob), size and last use.
-    type Model<'a> = (&'a str, &'a [u8], u64, Option<u64>);
+    type Named<'a> = (&'a str, &'a [u8], u64, Option<u64>);
 
     /// A store holding names whose blobs are planted directly (sizes matter, bytes do not).
-    fn store_with(models: &[Model<'_>]) -> (tempfile::TempDir, Store, Manifest) {
+    fn store_with(models: &[Named<'_>]) -> (tempfile::TempDir, Store, Manifest<Record>) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::init(&dir.path().join("s"), InitOptions::default()).unwrap();
         let mut manifest = Manifest::default();
@@ -284,12 +272,15 @@ mod tests {
                 let f = crate::sys::fsx::create_exclusive(&path, 0o444).unwrap();
                 crate::sys::fsx::truncate(&f, *size, &path).unwrap();
             }
-            let entry = Entry {
-                blake3: Some(id),
-                size: Some(*size),
-                ..Entry::default()
+            let single = Single {
+                blob: Expected::Pinned(Pin {
+                    blake3: id,
+                    size: *size,
+                }),
+                ..Single::default()
             };
-            manifest.models.insert(name.clone(), entry);
+            let model = Model::single(&name, single).into_pinned().unwrap();
+            manifest.models.insert(name.clone(), Record::new(model));
             if let Some(t) = used {
                 let when = UNIX_EPOCH + Duration::from_secs(*t);
                 crate::store::uses::set_last_used(&store, &name, when).unwrap();

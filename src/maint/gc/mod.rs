@@ -39,6 +39,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Serialize, Serializer};
 
 use crate::model::digest::Blake3;
+use crate::model::entry::Known;
 use crate::model::manifest::{Manifest, ManifestError};
 use crate::model::name::ModelName;
 use crate::store::partials::{self, Writer};
@@ -301,17 +302,17 @@ fn keep_roots(
 ) -> Result<Vec<String>, StoreError> {
     let mut unmatched = BTreeSet::new();
     for catalogue in keep {
-        for (name, entry) in &catalogue.models {
+        for (name, model) in &catalogue.models {
             // A model of several files is kept file by file; it matched if any file did.
             let mut matched = false;
-            for file in entry.files(name) {
-                matched |= match file.blake3 {
+            for file in model.files() {
+                matched |= match file.blob.blake3() {
                     Some(id) => {
                         roots.insert(id);
                         matches!(store.blob_state(&id, None)?, BlobState::Present { .. })
                     }
                     None => {
-                        let blobs = store.index_blobs(&file.as_entry())?;
+                        let blobs = store.index_blobs(&file.expect())?;
                         let any = !blobs.is_empty();
                         roots.extend(blobs);
                         any

@@ -92,17 +92,18 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
     let manifest = store.read_manifest()?;
     let mut out = DeepOutcome::default();
     let mut to_load: BTreeMap<std::path::PathBuf, ToLoad> = BTreeMap::new();
-    for (name, entry) in &manifest.models {
+    for (name, record) in &manifest.models {
         if !names.is_empty() && !names.contains(name) {
             continue;
         }
-        let listed = entry.files.is_some();
+        let model = &record.model;
+        let listed = model.single_file().is_none();
         // The file is named in a failure only when the model has more than one.
-        let several = entry.files.as_ref().is_some_and(|f| f.len() > 1);
+        let several = listed && model.files().len() > 1;
         let onnx = if listed {
-            onnx_files(entry)
-        } else if is_onnx(entry) {
-            vec![entry.main_file(name)]
+            onnx_files(model)
+        } else if is_onnx(model) {
+            vec![model.main().path.clone()]
         } else {
             Vec::new()
         };
@@ -115,9 +116,13 @@ pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, De
             Ok(l) if !l.snapshot_missing => l,
             _ => continue,
         };
-        let files = entry.files(name);
         for path in onnx {
-            let Some(id) = files.iter().find(|f| f.path == path).and_then(|f| f.blake3) else {
+            let Some(id) = model
+                .files()
+                .iter()
+                .find(|f| f.path == path)
+                .map(|f| f.blob.blake3)
+            else {
                 continue;
             };
             let at = match &located.dir {

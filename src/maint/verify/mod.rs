@@ -218,9 +218,9 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
     let manifest = store.read_manifest()?;
     let expected: BTreeMap<Blake3, u64> = manifest
         .models
-        .iter()
-        .flat_map(|(n, e)| e.files(n))
-        .filter_map(|f| Some((f.blake3?, f.size?)))
+        .values()
+        .flat_map(|r| r.model.files())
+        .map(|f| (f.blob.blake3, f.blob.size))
         .collect();
     let (names, targets): (Vec<&ModelName>, BTreeSet<Blake3>) = if names.is_empty() {
         let mut ids = BTreeSet::new();
@@ -237,18 +237,17 @@ fn select(store: &Store, names: &[ModelName]) -> Result<Selection, Error> {
         }
         let ids = names
             .iter()
-            .filter_map(|n| manifest.models.get(n).map(|e| e.files(n)))
-            .flatten()
-            .filter_map(|f| f.blake3)
+            .filter_map(|n| manifest.models.get(n))
+            .flat_map(|r| r.blobs())
             .collect();
         (names.iter().collect(), ids)
     };
     let mut missing = Vec::new();
     for name in &names {
-        let Some(entry) = manifest.models.get(*name) else {
+        let Some(record) = manifest.models.get(*name) else {
             continue;
         };
-        for id in entry.files(name).iter().filter_map(|f| f.blake3) {
+        for id in record.model.blobs() {
             if store.blob_state(&id, None)? == BlobState::Absent && !missing.contains(*name) {
                 missing.push((*name).clone());
             }

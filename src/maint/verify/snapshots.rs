@@ -22,16 +22,14 @@ pub(super) fn check_and_repair(
     // without writing anything, not even a lock file.
     let mut damaged = Vec::new();
     for name in names {
-        let Some(entry) = manifest.models.get(name) else {
+        let Some(record) = manifest.models.get(name) else {
             continue;
         };
         // Names recorded before snapshots existed (a format-1 store not upgraded) have none.
-        if entry.tree.is_none() {
+        if record.tree.is_none() {
             continue;
         }
-        let Some(files) = entry.model_files(name) else {
-            continue;
-        };
+        let files = record.model.model_files();
         out.snapshots_checked += 1;
         if !is_sound(store, &files)? {
             damaged.push((name, files));

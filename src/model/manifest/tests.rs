@@ -54,13 +54,18 @@ urls = ["file:///srv/x"]
     ))
     .unwrap();
     let e = &m.models[&ModelName::new("bird-detector").unwrap()];
-    assert_eq!(e.blake3.unwrap().to_hex(), H);
-    assert_eq!(e.size, Some(40));
-    assert_eq!(e.urls.len(), 2);
+    assert_eq!(e.files().len(), 1);
+    let f = e.main();
+    assert_eq!(f.blob.blake3().unwrap().to_hex(), H);
+    assert_eq!(f.blob.size(), Some(40));
+    assert_eq!(f.urls.len(), 2);
+    assert_eq!(f.path.as_str(), "a.onnx");
     assert_eq!(e.format, Some(Format::Onnx));
-    let upstream = &m.models[&ModelName::new("org/x.y").unwrap()];
-    assert_eq!(upstream.blake3, None);
-    assert_eq!(upstream.size, None);
+    assert_eq!(e.description.as_deref(), Some("RF-DETR"));
+    assert!(f.upstream.md5.is_some() && f.upstream.sha256.is_none());
+    let upstream = m.models[&ModelName::new("org/x.y").unwrap()].main();
+    assert_eq!(upstream.blob, Expected::Unpinned { size: None });
+    assert_eq!(upstream.path.as_str(), "x");
 }
 
 #[test]
@@ -204,7 +209,7 @@ fn multibyte_text_before_error_counts_characters() {
     );
 }
 
-fn arb_entry() -> impl Strategy<Value = Entry> {
+fn arb_entry() -> impl Strategy<Value = RawEntry> {
     (
         proptest::option::of(proptest::array::uniform32(any::<u8>())),
         0..=i64::MAX as u64,
@@ -219,7 +224,7 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 (None, None) => Some([7u8; 16]),
                 (_, m) => m,
             };
-            Entry {
+            RawEntry {
                 blake3: b3.map(Blake3::from_bytes),
                 size: Some(size),
                 urls,
@@ -228,13 +233,13 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
                 sha256: None,
                 md5: md5.map(Md5::from_bytes),
                 check,
-                ..Entry::default()
+                ..RawEntry::default()
             }
         })
 }
 
 /// A model of several files (docs/design.md#snapshots), with distinct paths and maybe a `main`.
-fn arb_bundle() -> impl Strategy<Value = Entry> {
+fn arb_bundle() -> impl Strategy<Value = RawEntry> {
     (
         proptest::collection::btree_map(
             "[a-z]{1,6}(/[a-z.]{1,6})?",
@@ -244,10 +249,10 @@ fn arb_bundle() -> impl Strategy<Value = Entry> {
         any::<bool>(),
     )
         .prop_filter_map("a file inside another file", |(files, with_main)| {
-            let files: Vec<FileEntry> = files
+            let files: Vec<RawFile> = files
                 .into_iter()
                 .map(|(path, (b3, size))| {
-                    Some(FileEntry {
+                    Some(RawFile {
                         path: FilePath::new(&path).ok()?,
                         blake3: Some(Blake3::from_bytes(b3)),
                         size: Some(size),
@@ -263,10 +268,10 @@ fn arb_bundle() -> impl Strategy<Value = Entry> {
                     .iter()
                     .any(|p| files.iter().any(|g| &g.path == p))
             });
-            (!clash).then(|| Entry {
+            (!clash).then(|| RawEntry {
                 main: with_main.then(|| files[files.len() - 1].path.clone()),
                 files: Some(files),
-                ..Entry::default()
+                ..RawEntry::default()
             })
         })
 }
@@ -279,10 +284,18 @@ proptest! {
             prop_oneof![arb_entry(), arb_bundle()],
             0..5)
     ) {
-        let models = entries
+        let raw: BTreeMap<ModelName, RawEntry> = entries
             .into_iter()
             .filter_map(|(k, v)| ModelName::new(&k).ok().map(|n| (n, v)))
             .collect();
+        let mut models = BTreeMap::new();
+        for (name, r) in &raw {
+            let model = Model::from_raw(name, r.clone())
+                .map_err(|p| TestCaseError::fail(format!("{p:?}\n{r:?}")))?;
+            // Written back, a model is the table it was read from.
+            prop_assert_eq!(&model.to_raw(), r);
+            models.insert(name.clone(), model);
+        }
         let m = Manifest { models };
         let text = m.to_toml().map_err(|e| TestCaseError::fail(e.to_string()))?;
         let back = parse(&text).map_err(|e| TestCaseError::fail(format!("{e}\n{text}")))?;
@@ -292,15 +305,16 @@ proptest! {
 
 #[test]
 fn size_beyond_toml_integers_is_an_error_not_a_panic() {
+    let name = ModelName::new("huge").unwrap();
+    let huge = Single {
+        blob: Expected::Pinned(Pin {
+            blake3: Blake3::of(b""),
+            size: u64::MAX,
+        }),
+        ..Single::default()
+    };
     let mut m = Manifest::default();
-    m.models.insert(
-        ModelName::new("huge").unwrap(),
-        Entry {
-            blake3: Some(Blake3::of(b"")),
-            size: Some(u64::MAX),
-            ..Entry::default()
-        },
-    );
+    m.models.insert(name.clone(), Model::single(&name, huge));
     assert!(m.to_toml().is_err());
 }
 
@@ -345,9 +359,10 @@ fn parses_a_model_of_several_files_with_main() {
     ));
     let m = parse(&text).unwrap();
     let e = &m.models[&ModelName::new("m").unwrap()];
-    let name = ModelName::new("m").unwrap();
-    assert_eq!(e.files(&name).len(), 2);
-    assert_eq!(e.main_file(&name).as_str(), "model.onnx");
+    assert_eq!(e.files().len(), 2);
+    assert_eq!(e.files()[0].path.as_str(), "model.onnx.data");
+    assert_eq!(e.main().path.as_str(), "model.onnx");
+    assert!(e.single_file().is_none());
 }
 
 #[test]
@@ -390,22 +405,6 @@ fn a_bundle_needs_distinct_files_and_at_least_one() {
 }
 
 #[test]
-fn single_file_names_come_from_file_then_url_then_format() {
-    let name = ModelName::new("org/det").unwrap();
-    let mut e = Entry {
-        urls: vec!["https://h/r/rfdetr.onnx?x=1".into()],
-        ..Entry::default()
-    };
-    assert_eq!(e.single_file_name(&name).as_str(), "rfdetr.onnx");
-    e.file = Some(FilePath::new("weights.bin").unwrap());
-    assert_eq!(e.single_file_name(&name).as_str(), "weights.bin");
-    e.file = None;
-    e.urls.clear();
-    assert_eq!(e.single_file_name(&name).as_str(), "det");
-    e.format = Some(Format::Onnx);
-    assert_eq!(e.single_file_name(&name).as_str(), "det.onnx");
-}
-#[test]
 fn check_is_an_optional_boolean_written_only_when_true() {
     let m = parse(&format!(
         "version = 1\n[models.a]\nblake3 = \"{H}\"\nsize = 0\nformat = \"onnx\"\ncheck = true\n"
@@ -427,4 +426,62 @@ fn check_is_an_optional_boolean_written_only_when_true() {
         9,
         "bool",
     );
+}
+
+#[test]
+fn serde_messages_name_the_tables_as_they_always_did() {
+    fails_at(
+        "version = 1\n[models]\nm = 3\n",
+        3,
+        5,
+        "expected struct Entry",
+    );
+    fails_at(
+        "version = 1\n[models.m]\nfiles = [1]\n",
+        3,
+        10,
+        "expected struct FileEntry",
+    );
+}
+
+#[test]
+fn a_record_pins_every_file_and_a_catalogue_need_not() {
+    let upstream = "version = 1\n[models.m]\nmd5 = \"f1e20fe90da342a7529c89f4d39b7ff9\"\n";
+    let listed = format!(
+        "version = 1\n\n[models.m]\n{}[[models.m.files]]\npath = \"b\"\nsha256 = \"{H}\"\n",
+        file("a")
+    );
+    assert!(parse(upstream).is_ok());
+    assert!(parse(&listed).is_ok());
+    let record = |text: &str| {
+        let e = Manifest::<Record>::parse(text, Path::new("r.toml")).unwrap_err();
+        e.to_string()
+    };
+    assert_eq!(
+        record(upstream),
+        "r.toml:2:9: model m has no blake3: a store records a model only with every file pinned by its BLAKE3 and size; remove the entry (a record in names/ is the whole file), then pull or add the model again"
+    );
+    assert!(
+        record(&listed).starts_with("r.toml:3:9: model m, file b has no blake3: "),
+        "{}",
+        record(&listed)
+    );
+}
+
+#[test]
+fn a_record_reads_back_as_it_was_written_and_a_catalogue_leaves_out_added_and_tree() {
+    let text = format!(
+        "version = 1\n\n[models.m]\nblake3 = \"{H}\"\nsize = 3\nurls = [\"https://h/m.onnx\"]\nmd5 = \"f1e20fe90da342a7529c89f4d39b7ff9\"\nadded = \"2026-01-02T03:04:05Z\"\ntree = \"{H}\"\n"
+    );
+    let records = Manifest::<Record>::parse(&text, Path::new("r.toml")).unwrap();
+    let r = &records.models[&ModelName::new("m").unwrap()];
+    assert_eq!(r.added.as_deref(), Some("2026-01-02T03:04:05Z"));
+    assert_eq!(r.tree.map(|t| t.to_hex()).as_deref(), Some(H));
+    // Its file is named by its URL, and written back without `file`, as it was read.
+    assert_eq!(r.model.main().path.as_str(), "m.onnx");
+    assert_eq!(records.to_toml().unwrap(), text);
+    let catalogue = parse(&text).unwrap();
+    let raw = catalogue.models[&ModelName::new("m").unwrap()].to_raw();
+    assert_eq!((raw.added, raw.tree), (None, None));
+    assert_eq!(raw.blake3.map(|b| b.to_hex()).as_deref(), Some(H));
 }

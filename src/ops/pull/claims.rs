@@ -35,7 +35,7 @@ use std::io::Read;
 use md5::Digest as _;
 
 use crate::model::digest::{Blake3, Md5, Sha256, Upstream};
-use crate::model::manifest::{Entry, FileEntry};
+use crate::model::entry::Upstreams;
 use crate::store::index::Mapping;
 use crate::store::{Store, StoreError};
 use crate::sys::fsx;
@@ -59,22 +59,21 @@ pub(super) enum Verdict {
     },
 }
 
-/// Checks every upstream digest `file` pins against blob `id` of `size` bytes (see the module
-/// doc); hashes the blob only for digests the index does not already know for it.
+/// Checks every upstream digest a file pins (`upstream`) against blob `id` of `size` bytes (see
+/// the module doc); hashes the blob only for digests the index does not already know for it.
 ///
 /// # Errors
 /// The I/O error of reading the blob, or [`StoreError::DamagedBlob`] when its bytes are not the
 /// ones its name says (then `beaker store verify` quarantines it).
 pub(super) fn check(
     store: &Store,
-    file: &FileEntry,
+    upstream: &Upstreams,
     id: Blake3,
     size: u64,
 ) -> Result<Verdict, StoreError> {
     let mapping = Mapping { blake3: id, size };
-    let unknown: Vec<Upstream> = file
-        .as_entry()
-        .upstream()
+    let unknown: Vec<Upstream> = upstream
+        .all()
         .into_iter()
         .filter(|d| !known(store, d, &mapping))
         .collect();
@@ -102,12 +101,7 @@ pub(super) fn check(
     }
     // Every digest was just computed from the bytes: the index may now say so. A hint only:
     // failing to write it costs one more hash next time, never this pull.
-    let checked = Entry {
-        sha256: file.sha256,
-        md5: file.md5,
-        ..Entry::default()
-    };
-    let _ = store.index_record(&checked, id, size);
+    let _ = store.index_record(upstream, id, size);
     Ok(Verdict::Holds)
 }
 
@@ -198,7 +192,6 @@ mod tests {
     // Tests plant blobs and records with raw std::fs on purpose.
     #![allow(clippy::disallowed_methods)]
     use super::*;
-    use crate::model::file_path::FilePath;
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().unwrap();
@@ -216,15 +209,8 @@ mod tests {
         Md5::from_bytes(md5::Md5::digest(bytes).into())
     }
 
-    fn file(md5: Option<Md5>, sha256: Option<Sha256>) -> FileEntry {
-        FileEntry {
-            path: FilePath::new("m.bin").unwrap(),
-            blake3: None,
-            size: None,
-            urls: Vec::new(),
-            sha256,
-            md5,
-        }
+    fn file(md5: Option<Md5>, sha256: Option<Sha256>) -> Upstreams {
+        Upstreams { sha256, md5 }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! blob's bytes ([`super::claims`]).
 
 use crate::model::digest::{Blake3, Md5, Sha256, Upstream};
-use crate::model::manifest::{Entry, FileEntry};
+use crate::model::entry::{Expect, Expected, File, Model, Pin};
 use crate::model::name::ModelName;
 use crate::store::index::Source;
 use crate::store::publish::{reference_existing, Published};
@@ -33,16 +33,16 @@ pub enum DownloadKey {
 }
 
 impl DownloadKey {
-    /// `blake3`, else `sha256`, else `md5`, else (an entry with no digest, which manifest
+    /// `blake3`, else `sha256`, else `md5`, else (a file with no digest, which manifest
     /// validation refuses; only `pull URL --name` makes one) its first URL; `None` without any.
-    pub fn of(entry: &Entry) -> Option<Self> {
-        entry
-            .blake3
+    pub fn of(file: &File) -> Option<Self> {
+        let want = file.expect();
+        want.blake3()
             .map(DownloadKey::Blake3)
-            .or(entry.sha256.map(DownloadKey::Sha256))
-            .or(entry.md5.map(DownloadKey::Md5))
+            .or(want.upstream.sha256.map(DownloadKey::Sha256))
+            .or(want.upstream.md5.map(DownloadKey::Md5))
             .or_else(|| {
-                let url = entry.urls.first()?;
+                let url = file.urls.first()?;
                 Some(DownloadKey::Unpinned(Blake3::of(url.as_bytes())))
             })
     }
@@ -69,24 +69,25 @@ impl DownloadKey {
 
 /// Step 1: when every file of the model is already in the store, builds its snapshot and records
 /// `name` (if needed) and returns it, with no network. Nothing is re-hashed, except a present blob
-/// the entry pins an upstream digest for that the store has not computed from it yet, once
-/// ([`super::claims`]); an entry whose digests contradict the blob it pins is refused
+/// the model pins an upstream digest for that the store has not computed from it yet, once
+/// ([`super::claims`]); a model whose digests contradict the blob it pins is refused
 /// ([`PullError::Contradicted`]).
 pub fn fast_path(
     store: &Store,
     name: &ModelName,
-    entry: &Entry,
+    model: &Model,
 ) -> Result<Option<Published>, PullError> {
-    let mut pinned = entry.clone();
-    let files = entry.files(name);
-    let mut ids = Vec::with_capacity(files.len());
-    for f in &files {
+    let files = model.files();
+    let mut pins = Vec::with_capacity(files.len());
+    for f in files {
         match checked_pin(store, name, f, files.len())? {
-            Some(id) => ids.push(id),
+            Some(pin) => pins.push(pin),
             None => return Ok(None),
         }
     }
-    set_pins(&mut pinned, &ids);
+    let Some(pinned) = model.clone().pinned(&pins) else {
+        return Ok(None);
+    };
     Ok(reference_existing(store, name, pinned)?)
 }
 
@@ -99,19 +100,19 @@ pub fn fast_path(
 pub(super) fn checked_pin(
     store: &Store,
     name: &ModelName,
-    file: &FileEntry,
+    file: &File,
     of: usize,
-) -> Result<Option<(Blake3, u64)>, PullError> {
-    let Some(p) = pin(store, file)? else {
+) -> Result<Option<Pin>, PullError> {
+    let Some(Found { pin: p, from }) = pin(store, file)? else {
         return Ok(None);
     };
-    if p.from == Origin::ComputedIndex {
-        return Ok(Some((p.id, p.size))); // every digest maps to this blob in a `v2` record
+    if from == Origin::ComputedIndex {
+        return Ok(Some(p)); // every digest maps to this blob in a `v2` record
     }
-    match claims::check(store, file, p.id, p.size)? {
-        Verdict::Holds => Ok(Some((p.id, p.size))),
+    match claims::check(store, &file.upstream, p.blake3, p.size)? {
+        Verdict::Holds => Ok(Some(p)),
         Verdict::Absent => Ok(None),
-        Verdict::Contradicted { .. } if p.from == Origin::Hint => Ok(None),
+        Verdict::Contradicted { .. } if from == Origin::Hint => Ok(None),
         Verdict::Contradicted {
             what,
             expected,
@@ -122,7 +123,7 @@ pub(super) fn checked_pin(
             } else {
                 format!("{name} ({})", file.path)
             },
-            blake3: p.id,
+            blake3: p.blake3,
             what,
             expected,
             actual,
@@ -130,15 +131,15 @@ pub(super) fn checked_pin(
     }
 }
 
-/// Whether every file of `entry` is in the store now (pinned, and its blob present), recording
+/// Whether every file of `model` is in the store now (pinned, and its blob present), recording
 /// nothing: for listings (`beaker catalogue ls`), never for handing out paths.
-pub fn is_present(store: &Store, name: &ModelName, entry: &Entry) -> Result<bool, StoreError> {
-    for f in entry.files(name) {
-        let Some(Pin { id, size, .. }) = pin(store, &f)? else {
+pub fn is_present(store: &Store, model: &Model) -> Result<bool, StoreError> {
+    for f in model.files() {
+        let Some(Found { pin: p, .. }) = pin(store, f)? else {
             return Ok(false);
         };
         if !matches!(
-            store.blob_state(&id, Some(size))?,
+            store.blob_state(&p.blake3, Some(p.size))?,
             crate::store::BlobState::Present { .. }
         ) {
             return Ok(false);
@@ -147,33 +148,14 @@ pub fn is_present(store: &Store, name: &ModelName, entry: &Entry) -> Result<bool
     Ok(true)
 }
 
-/// Writes the BLAKE3 and size of each file (in `entry.files(name)` order) into `entry`.
-pub(super) fn set_pins(entry: &mut Entry, ids: &[(Blake3, u64)]) {
-    match &mut entry.files {
-        Some(files) => {
-            for (f, (id, size)) in files.iter_mut().zip(ids) {
-                f.blake3 = Some(*id);
-                f.size = Some(*size);
-            }
-        }
-        None => {
-            if let Some((id, size)) = ids.first() {
-                entry.blake3 = Some(*id);
-                entry.size = Some(*size);
-            }
-        }
-    }
-}
-
 /// A file's blob as [`pin`] found it, and where its BLAKE3 came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Pin {
-    pub id: Blake3,
-    pub size: u64,
+pub(super) struct Found {
+    pub pin: Pin,
     pub from: Origin,
 }
 
-/// Where a [`Pin`]'s BLAKE3 came from: what decides how the file's upstream digests are checked.
+/// Where a [`Found`] blob's BLAKE3 came from: what decides how the file's upstream digests are checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Origin {
     /// The entry itself pins it (a catalogue's `blake3`, a registry's `dev.beaker.blake3`).
@@ -191,31 +173,27 @@ pub(super) enum Origin {
 /// ([`crate::store::index`]) or a store manifest entry recorded with the *same* pinned upstream
 /// digests. Only the first two are more than hints; [`checked_pin`] checks the rest.
 /// Presence is not checked here: [`reference_existing`] does that under `gc.lock`.
-pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<Pin>, StoreError> {
-    let hint = |id, size| {
-        Some(Pin {
-            id,
-            size,
+pub(super) fn pin(store: &Store, f: &File) -> Result<Option<Found>, StoreError> {
+    let hint = |pin: Pin| {
+        Some(Found {
+            pin,
             from: Origin::Hint,
         })
     };
-    if let (Some(id), Some(size)) = (f.blake3, f.size) {
-        return Ok(Some(Pin {
-            id,
-            size,
+    if let Expected::Pinned(pin) = f.blob {
+        return Ok(Some(Found {
+            pin,
             from: Origin::Entry,
         }));
     }
-    let wanted = f.as_entry();
-    if f.blake3.is_none() && f.sha256.is_none() && f.md5.is_none() {
+    let wanted = f.expect();
+    if wanted.blake3().is_none() && !f.upstream.any() {
         // Trust on first use (`pull URL --name N`): what the store recorded for the same URLs.
         let recorded = store.read_manifest()?;
-        for (name, have) in &recorded.models {
-            for file in have.files(name) {
-                if let (Some(id), Some(size)) = (file.blake3, file.size) {
-                    if !f.urls.is_empty() && file.urls == f.urls {
-                        return Ok(hint(id, size));
-                    }
+        for have in recorded.models.values() {
+            for file in have.model.files() {
+                if !f.urls.is_empty() && file.urls == f.urls {
+                    return Ok(hint(file.blob));
                 }
             }
         }
@@ -226,19 +204,19 @@ pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<Pin>, StoreErro
             Source::Computed => Origin::ComputedIndex,
             Source::Unchecked => Origin::Hint,
         };
-        return Ok(Some(Pin {
-            id: m.blake3,
-            size: m.size,
+        return Ok(Some(Found {
+            pin: Pin {
+                blake3: m.blake3,
+                size: m.size,
+            },
             from,
         }));
     }
     let recorded = store.read_manifest()?;
-    for (name, have) in &recorded.models {
-        for file in have.files(name) {
-            if let (Some(id), Some(size)) = (file.blake3, file.size) {
-                if same_upstream(&wanted, &file.as_entry()) {
-                    return Ok(hint(id, size));
-                }
+    for have in recorded.models.values() {
+        for file in have.model.files() {
+            if same_upstream(&wanted, &file.expect()) {
+                return Ok(hint(file.blob));
             }
         }
     }
@@ -247,26 +225,32 @@ pub(super) fn pin(store: &Store, f: &FileEntry) -> Result<Option<Pin>, StoreErro
 
 /// `have` pins every upstream digest `want` pins, with the same values (and the same size when
 /// `want` gives one).
-fn same_upstream(want: &Entry, have: &Entry) -> bool {
-    let pinned = want.sha256.is_some() || want.md5.is_some();
-    pinned
-        && want.sha256.is_none_or(|d| have.sha256 == Some(d))
-        && want.md5.is_none_or(|d| have.md5 == Some(d))
-        && want.size.is_none_or(|s| have.size == Some(s))
+fn same_upstream(want: &Expect, have: &Expect) -> bool {
+    let (want_up, have_up) = (&want.upstream, &have.upstream);
+    want_up.any()
+        && want_up.sha256.is_none_or(|d| have_up.sha256 == Some(d))
+        && want_up.md5.is_none_or(|d| have_up.md5 == Some(d))
+        && want.size().is_none_or(|s| have.size() == Some(s))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::entry::Upstreams;
 
     #[test]
     fn keys_and_their_paths() {
         let md5 = Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
-        let entry = Entry {
-            md5: Some(md5),
-            ..Entry::default()
+        let file = File {
+            path: crate::model::file_path::FilePath::new("m").unwrap(),
+            blob: Expected::default(),
+            upstream: Upstreams {
+                md5: Some(md5),
+                sha256: None,
+            },
+            urls: vec!["https://h/m".into()],
         };
-        let key = DownloadKey::of(&entry).unwrap();
+        let key = DownloadKey::of(&file).unwrap();
         assert_eq!(key.stem(), "md5-f1e20fe90da342a7529c89f4d39b7ff9");
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::new(crate::sys::fsx::Root::open(dir.path()).unwrap());
@@ -275,30 +259,49 @@ mod tests {
             std::path::Path::new("locks/md5-f1e20fe90da342a7529c89f4d39b7ff9.lock")
         );
         let id = Blake3::of(b"x");
-        let with_blake3 = Entry {
-            blake3: Some(id),
-            ..entry
+        let with_blake3 = File {
+            blob: Expected::Blake3(id),
+            ..file.clone()
         };
         let key = DownloadKey::of(&with_blake3).unwrap();
         assert_eq!(key.lock_path(&layout), layout.blob_lock(&id));
-        assert_eq!(DownloadKey::of(&Entry::default()), None);
+        // No digest: the URL, else nothing.
+        let tofu = File {
+            upstream: Upstreams::default(),
+            ..file
+        };
+        let key = DownloadKey::of(&tofu).unwrap();
+        assert_eq!(key, DownloadKey::Unpinned(Blake3::of(b"https://h/m")));
+        assert!(key.stem().starts_with("url-"));
+        assert_eq!(
+            DownloadKey::of(&File {
+                urls: Vec::new(),
+                ..tofu
+            }),
+            None
+        );
     }
 
     #[test]
     fn upstream_match_needs_every_pinned_digest() {
         let md5 = Md5::from_hex("f1e20fe90da342a7529c89f4d39b7ff9").unwrap();
         let sha = Sha256::from_bytes([7; 32]);
-        let want = Entry {
-            md5: Some(md5),
-            sha256: Some(sha),
-            ..Entry::default()
+        let want = Expect {
+            upstream: Upstreams {
+                md5: Some(md5),
+                sha256: Some(sha),
+            },
+            ..Expect::default()
         };
-        let only_md5 = Entry {
-            md5: Some(md5),
-            ..Entry::default()
+        let only_md5 = Expect {
+            upstream: Upstreams {
+                md5: Some(md5),
+                sha256: None,
+            },
+            ..Expect::default()
         };
         assert!(!same_upstream(&want, &only_md5));
         assert!(same_upstream(&only_md5, &want));
-        assert!(!same_upstream(&Entry::default(), &want));
+        assert!(!same_upstream(&Expect::default(), &want));
     }
 }

@@ -59,7 +59,7 @@ pub use error::PullError;
 
 use crate::model::catalogue::Resolved;
 use crate::model::digest::Blake3;
-use crate::model::manifest::FileEntry;
+use crate::model::entry::{File, Model, Pin};
 use crate::model::name::ModelName;
 use crate::ops::fetch::{self, Fetcher, Source};
 use crate::store::publish::{
@@ -162,26 +162,29 @@ impl<'s> Puller<'s> {
     ) -> Result<Pulled, PullError> {
         let name = &model.name;
         // Step 1: already here?
-        if let Some(p) = key::fast_path(self.store, name, &model.entry)? {
+        if let Some(p) = key::fast_path(self.store, name, &model.model)? {
             return Ok(Pulled::new(name, p, false));
         }
         if self.fetcher.config().offline {
             return Err(PullError::Offline { name: name.clone() });
         }
         // --check needs ONNX Runtime: find out before downloading anything.
-        crate::onnx::ready_to_check(&model.entry, self.check).map_err(StoreError::from)?;
-        let files = model.entry.files(name);
+        crate::onnx::ready_to_check(&model.model, self.check).map_err(StoreError::from)?;
+        let files = model.model.files();
         let mut last_missing = None;
         for _ in 0..ASSEMBLY_ATTEMPTS {
             let mut fetched = Vec::new();
-            let mut ids = Vec::with_capacity(files.len());
+            let mut pins = Vec::with_capacity(files.len());
             let mut bar = Bar::new(progress);
             for (n, f) in files.iter().enumerate() {
                 let job = Job::new(model, f, n, files.len());
                 match self.fetch_file(&job, &mut bar)? {
-                    Fetched::Present(id) => ids.push(id),
+                    Fetched::Present(pin) => pins.push(pin),
                     Fetched::Ready(ready, lock) => {
-                        ids.push((ready.blake3(), ready.size()));
+                        pins.push(Pin {
+                            blake3: ready.blake3(),
+                            size: ready.size(),
+                        });
                         fetched.push((ready, lock));
                     }
                 }
@@ -189,7 +192,7 @@ impl<'s> Puller<'s> {
             drop(bar);
             let downloaded = !fetched.is_empty();
             if files.len() > 1 && downloaded {
-                self.check_staged(model, &files, &ids, &fetched, progress)?;
+                self.check_staged(model, files, &pins, &fetched, progress)?;
             }
             // Steps 5c–5f: every blob named and present, the snapshot built, the name recorded,
             // all under one hold of gc.lock shared (I4).
@@ -197,9 +200,12 @@ impl<'s> Puller<'s> {
             for (ready, _lock) in fetched {
                 ready.name(self.store, &gc)?;
             }
-            let mut entry = recorded(model);
-            key::set_pins(&mut entry, &ids);
-            match reference_existing(self.store, name, entry)? {
+            // One pin per file, in order, by construction of `pins`.
+            let published = match recorded(model).pinned(&pins) {
+                Some(pinned) => reference_existing(self.store, name, pinned)?,
+                None => None,
+            };
+            match published {
                 Some(p) => {
                     drop(gc);
                     return Ok(Pulled::new(name, p, downloaded));
@@ -225,17 +231,17 @@ impl<'s> Puller<'s> {
     fn check_staged(
         &self,
         model: &Resolved,
-        files: &[FileEntry],
-        ids: &[(Blake3, u64)],
+        files: &[File],
+        pins: &[Pin],
         fetched: &[(Box<Ready>, LockGuard)],
         progress: &mut dyn Progress,
     ) -> Result<(), PullError> {
-        if !(self.check || model.entry.check) {
+        if !(self.check || model.model.check) {
             return Ok(());
         }
         let mut sources = Vec::with_capacity(files.len());
         let mut listed = Vec::with_capacity(files.len());
-        for (f, &(id, size)) in files.iter().zip(ids) {
+        for (f, &Pin { blake3: id, size }) in files.iter().zip(pins) {
             let source = fetched
                 .iter()
                 .find(|(ready, _)| ready.blake3() == id)
@@ -254,7 +260,7 @@ impl<'s> Puller<'s> {
         let staged = crate::store::snapshot::stage(self.store, &tree, &sources)?;
         crate::onnx::check_dir_before_publish(
             &staged.dir(),
-            &model.entry,
+            &model.model,
             self.check,
             model.name.as_str(),
             progress,
@@ -270,12 +276,11 @@ impl<'s> Puller<'s> {
         if let Some(id) = present(store, job)? {
             return Ok(Fetched::Present(id));
         }
-        let entry = job.file.as_entry();
-        let key = DownloadKey::of(&entry).ok_or_else(|| PullError::NoDigest {
+        let key = DownloadKey::of(job.file).ok_or_else(|| PullError::NoDigest {
             name: job.name.clone(),
             catalogue: job.catalogue(),
         })?;
-        if entry.urls.is_empty() {
+        if job.file.urls.is_empty() {
             return Err(PullError::NoUrl {
                 name: job.name.clone(),
                 catalogue: job.catalogue(),
@@ -328,10 +333,10 @@ impl<'s> Puller<'s> {
         lock: &LockGuard,
         bar: &mut Bar<'_>,
     ) -> Result<Ready, PullError> {
-        let (store, name, entry) = (self.store, job.name, job.file.as_entry());
+        let (store, name, urls, want) = (self.store, job.name, &job.file.urls, job.file.expect());
         let mut failures = Vec::new();
-        for (i, url) in entry.urls.iter().enumerate() {
-            let more_sources = i + 1 < entry.urls.len();
+        for (i, url) in urls.iter().enumerate() {
+            let more_sources = i + 1 < urls.len();
             let source = match Source::parse(url, job.base_dir, job.manifest) {
                 Ok(s) => s,
                 Err(e) => {
@@ -341,16 +346,16 @@ impl<'s> Puller<'s> {
             };
             let mut blob = match temp.take() {
                 Some(t) => t,
-                None => TempBlob::create_for(store, stem, &entry)?,
+                None => TempBlob::create_for(store, stem, &want)?,
             };
             let mut holder = Holder::me();
             holder.partial = Some(blob.path().path());
-            holder.expected_size = entry.size;
+            holder.expected_size = want.size();
             lock.record(&holder);
 
             if let Err(e) =
                 self.fetcher
-                    .fetch_from(&source, &mut blob, entry.size, more_sources, bar.get())
+                    .fetch_from(&source, &mut blob, want.size(), more_sources, bar.get())
             {
                 if e.is_fatal() {
                     let kept = keep_for_resume(blob, e.is_no_space());
@@ -376,7 +381,7 @@ impl<'s> Puller<'s> {
             // a model that does not load is deleted, and no other URL can serve other pinned
             // bytes. A model of several files is checked once all are here, before any is named
             // (`check_staged`).
-            if job.of == 1 && entry.blake3.is_none_or(|b| b == blob.blake3()) {
+            if job.of == 1 && want.blake3().is_none_or(|b| b == blob.blake3()) {
                 let what = format!("{name} from {url}");
                 let checked = crate::onnx::check_before_publish(
                     &blob.path().path(),
@@ -391,7 +396,7 @@ impl<'s> Puller<'s> {
                 }
             }
             // Steps 4–5b. A mismatch deletes the temp blob inside `prepare`.
-            match prepare(store, blob, &entry) {
+            match prepare(store, blob, &want) {
                 Ok(ready) => return Ok(ready),
                 Err(Failed {
                     error:
@@ -426,9 +431,9 @@ impl<'s> Puller<'s> {
 /// One file of a pull, with what messages need to name it.
 struct Job<'a> {
     name: &'a ModelName,
-    /// The whole model's entry (its format and `check` decide the pre-publish check).
-    model: &'a crate::model::manifest::Entry,
-    file: &'a FileEntry,
+    /// The whole model (its format and `check` decide the pre-publish check).
+    model: &'a Model,
+    file: &'a File,
     /// How many files the model has.
     of: usize,
     /// `name` for a single-file model, `name (2/3: model.onnx.data)` for one of several.
@@ -438,7 +443,7 @@ struct Job<'a> {
 }
 
 impl<'a> Job<'a> {
-    fn new(model: &'a Resolved, file: &'a FileEntry, n: usize, of: usize) -> Self {
+    fn new(model: &'a Resolved, file: &'a File, n: usize, of: usize) -> Self {
         let label = if of == 1 {
             model.name.to_string()
         } else {
@@ -446,7 +451,7 @@ impl<'a> Job<'a> {
         };
         Job {
             name: &model.name,
-            model: &model.entry,
+            model: &model.model,
             file,
             of,
             label,
@@ -463,7 +468,7 @@ impl<'a> Job<'a> {
 /// What [`Puller::fetch_file`] got.
 enum Fetched {
     /// The blob is in the store already.
-    Present((Blake3, u64)),
+    Present(Pin),
     /// Downloaded and checked; named later under gc.lock. The download lock is held until then,
     /// so another process pulling the same file waits and then finds it published.
     Ready(Box<Ready>, LockGuard),
@@ -472,12 +477,12 @@ enum Fetched {
 /// The file's BLAKE3 and size if its blob is in `blobs/` now (checked again under gc.lock
 /// before the name is recorded), and every upstream digest the file pins is that blob's
 /// ([`key::checked_pin`]).
-fn present(store: &Store, job: &Job<'_>) -> Result<Option<(Blake3, u64)>, PullError> {
-    let Some((id, size)) = key::checked_pin(store, job.name, job.file, job.of)? else {
+fn present(store: &Store, job: &Job<'_>) -> Result<Option<Pin>, PullError> {
+    let Some(pin) = key::checked_pin(store, job.name, job.file, job.of)? else {
         return Ok(None);
     };
-    Ok(match store.blob_state(&id, Some(size))? {
-        BlobState::Present { .. } => Some((id, size)),
+    Ok(match store.blob_state(&pin.blake3, Some(pin.size))? {
+        BlobState::Present { .. } => Some(pin),
         _ => None,
     })
 }
@@ -490,8 +495,8 @@ fn start_or_resume(
     stem: &str,
     bar: &mut Bar<'_>,
 ) -> Result<Option<TempBlob>, PullError> {
-    let entry = job.file.as_entry();
-    let temp = resume::claim(store, stem, &entry)?;
+    let want = job.file.expect();
+    let temp = resume::claim(store, stem, &want)?;
     if let Some(t) = &temp {
         bar.get().notice(&format!(
             "{}: taking over the partial download of a process that is gone: resuming at byte {}",
@@ -499,7 +504,7 @@ fn start_or_resume(
             t.len()
         ));
     }
-    bar.start(&job.label, entry.size);
+    bar.start(&job.label, want.size());
     if let Some(t) = &temp {
         bar.get().resumed(t.len());
     }
@@ -542,28 +547,23 @@ impl Drop for Bar<'_> {
     }
 }
 
-/// The entry the store manifest records: the catalogue's, with relative URLs made absolute (they
-/// were relative to the catalogue, not to the store).
-fn recorded(model: &Resolved) -> crate::model::manifest::Entry {
-    let mut entry = model.entry.clone();
-    entry.check = false; // an instruction to pull, not a fact about the stored model
+/// The model the store records: the catalogue's, with relative URLs made absolute (they were
+/// relative to the catalogue, not to the store), and no `check` (an instruction to pull, not a
+/// fact about the stored model).
+fn recorded(model: &Resolved) -> Model {
+    let mut recorded = model.model.clone();
+    recorded.check = false;
     let Some(base) = model.base_dir() else {
-        return entry;
+        return recorded;
     };
-    let absolute = |urls: &mut Vec<String>| {
-        for url in urls {
-            if !url.contains("://") && !std::path::Path::new(url.as_str()).is_absolute() {
-                let abs = std::path::absolute(base.join(url.as_str()))
-                    .unwrap_or_else(|_| base.join(url.as_str()));
-                *url = abs.display().to_string();
-            }
+    recorded.for_each_url(|url| {
+        if !url.contains("://") && !std::path::Path::new(url.as_str()).is_absolute() {
+            let abs = std::path::absolute(base.join(url.as_str()))
+                .unwrap_or_else(|_| base.join(url.as_str()));
+            *url = abs.display().to_string();
         }
-    };
-    absolute(&mut entry.urls);
-    for f in entry.files.iter_mut().flatten() {
-        absolute(&mut f.urls);
-    }
-    entry
+    });
+    recorded
 }
 
 /// Leaves a partial with bytes in `tmp/` for the next pull and returns how many bytes were kept.

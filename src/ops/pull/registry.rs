@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use crate::model::catalogue::Resolved;
 use crate::model::digest::{Blake3, Sha256};
+use crate::model::entry::{Expected, File, Format, Model, Pin, Upstreams};
 use crate::model::file_path::FilePath;
-use crate::model::manifest::{Entry, FileEntry, Format};
 use crate::model::name::ModelName;
 use crate::model::reference::{default_name, Reference, Target};
 use crate::ops::fetch;
@@ -48,16 +48,16 @@ pub fn resolve(
     }
     let mut client = Client::new(reference, config)?;
     let (manifest, digest, _) = client.get_manifest(reference)?;
-    let model = to_entry(reference, &manifest, name)?;
+    let model = to_model(reference, &manifest, name)?;
     Ok(Remote {
         model,
         digest: format!("sha256:{}", digest.to_hex()),
     })
 }
 
-/// The entry a manifest describes: one file per layer, named by its title, pinned by its sha256,
+/// The model a manifest describes: one file per layer, named by its title, pinned by its sha256,
 /// size and (when annotated) BLAKE3, fetched from `oci://…@<layer digest>`.
-pub(super) fn to_entry(
+pub(super) fn to_model(
     reference: &Reference,
     manifest: &Manifest,
     name: Option<ModelName>,
@@ -95,24 +95,30 @@ pub(super) fn to_entry(
         if !seen.insert(path.clone()) {
             return Err(bad(format!("{which}: two layers are titled {title:?}")));
         }
-        let blake3 = match layer.annotations.get(types::BLAKE3) {
-            Some(hex) => Some(Blake3::from_hex(hex).map_err(|e| {
-                bad(format!(
-                    "{which}: its {} annotation is invalid: {e}",
-                    types::BLAKE3
-                ))
-            })?),
-            None => None,
+        let blob = match layer.annotations.get(types::BLAKE3) {
+            Some(hex) => Expected::Pinned(Pin {
+                blake3: Blake3::from_hex(hex).map_err(|e| {
+                    bad(format!(
+                        "{which}: its {} annotation is invalid: {e}",
+                        types::BLAKE3
+                    ))
+                })?,
+                size: layer.size,
+            }),
+            None => Expected::Unpinned {
+                size: Some(layer.size),
+            },
         };
         onnx |= layer.media_type == types::ONNX;
-        let blob = reference.with_target(Target::Digest(sha256));
-        files.push(FileEntry {
+        let url = reference.with_target(Target::Digest(sha256));
+        files.push(File {
             path,
-            blake3,
-            size: Some(layer.size),
-            urls: vec![blob.to_string()],
-            sha256: Some(sha256),
-            md5: None,
+            blob,
+            upstream: Upstreams {
+                sha256: Some(sha256),
+                md5: None,
+            },
+            urls: vec![url.to_string()],
         });
     }
     let name = match name {
@@ -131,16 +137,14 @@ pub(super) fn to_entry(
         .get(types::MAIN)
         .and_then(|m| FilePath::new(m).ok())
         .filter(|m| seen.contains(m));
-    let entry = Entry {
-        description: manifest.annotations.get(types::DESCRIPTION).cloned(),
-        format: onnx.then_some(Format::Onnx),
-        files: Some(files),
-        main,
-        ..Entry::default()
-    };
+    // Titles were checked distinct and `main` one of them above; what is left to refuse is a
+    // layer titled as a directory of another (`a` and `a/b`), which no snapshot can hold.
+    let mut model = Model::listed(&name, files, main).map_err(|e| bad(e.to_string()))?;
+    model.description = manifest.annotations.get(types::DESCRIPTION).cloned();
+    model.format = onnx.then_some(Format::Onnx);
     Ok(Resolved {
         name,
-        entry,
+        model,
         manifest: PathBuf::from(reference.to_string()),
     })
 }
@@ -190,16 +194,16 @@ mod tests {
             "annotations":{{"dev.beaker.model.name":"small"}}}}"#
         );
         let (m, _, _) = parse_manifest(&reference(), json.as_bytes(), "", None).unwrap();
-        let r = to_entry(&reference(), &m, None).unwrap();
+        let r = to_model(&reference(), &m, None).unwrap();
         assert_eq!(r.name.as_str(), "small");
-        let files = r.entry.files.unwrap();
+        let files = r.model.files();
         assert_eq!(files[0].path.as_str(), "m.onnx");
-        assert_eq!(files[0].size, Some(5));
+        assert_eq!(files[0].blob, Expected::Unpinned { size: Some(5) });
         assert_eq!(files[0].urls, vec![format!("oci://h/org/m@sha256:{hex}")]);
-        assert_eq!(r.entry.format, Some(Format::Onnx));
+        assert_eq!(r.model.format, Some(Format::Onnx));
         let untitled = json.replace(r#""org.opencontainers.image.title":"m.onnx""#, r#""x":"y""#);
         let (m, _, _) = parse_manifest(&reference(), untitled.as_bytes(), "", None).unwrap();
-        let e = to_entry(&reference(), &m, None).unwrap_err().to_string();
+        let e = to_model(&reference(), &m, None).unwrap_err().to_string();
         assert!(
             e.contains("no org.opencontainers.image.title") && e.contains("oci://h/org/m:v1"),
             "{e}"

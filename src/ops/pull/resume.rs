@@ -5,12 +5,12 @@
 //! [`TempBlob::take_over`], part of the publish protocol, so a claimed partial's bytes are hashed
 //! by the process that publishes them (I1). Partials that are not claimed stay for gc.
 
-use crate::model::manifest::Entry;
+use crate::model::entry::Expect;
 use crate::store::publish::TempBlob;
 use crate::store::{Locking, Store, StoreError};
 
 /// Claims the most advanced resumable partial for `stem`, if any.
-pub fn claim(store: &Store, stem: &str, entry: &Entry) -> Result<Option<TempBlob>, StoreError> {
+pub fn claim(store: &Store, stem: &str, entry: &Expect) -> Result<Option<TempBlob>, StoreError> {
     if store.config().locking == Locking::None {
         return Ok(None); // a live writer cannot be told from a dead one without locks
     }

@@ -25,7 +25,7 @@ use std::path::PathBuf;
 pub use temp::TempBlob;
 
 use crate::model::digest::Blake3;
-use crate::model::manifest::Entry;
+use crate::model::entry::{Expect, Model, Pin, Record, Single, Upstreams};
 use crate::model::name::ModelName;
 use crate::store::snapshot::{self, ModelFile, TreeId};
 use crate::store::{BlobState, GcShared, Store, StoreError, BLOB_MODE, TEMP_MODE};
@@ -81,9 +81,9 @@ impl From<Failed> for Error {
     }
 }
 
-/// A model as the store presents it: its snapshot directory, the main file in it, its files.
+/// A model placed in the store: its snapshot directory, the main file in it, its files.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Model {
+pub struct Placed {
     /// `snapshots/<tree>`.
     pub dir: PathBuf,
     /// The main file inside `dir` (what `beaker store path` prints).
@@ -99,26 +99,29 @@ pub struct Published {
     /// Bytes of all the model's files.
     pub size: u64,
     /// The model's snapshot.
-    pub model: Model,
+    pub model: Placed,
     /// False when every blob was already there (dedup).
     pub created: bool,
-    /// The entry this name had before, when it pointed at other content.
-    pub replaced: Option<Entry>,
+    /// The record this name had before, when it pointed at other content.
+    pub replaced: Option<Record>,
 }
 
-/// Steps 4–5 for a single-file model: checks the written bytes against what the caller expects,
+/// Steps 4–5 for a model of one file: checks the written bytes against what `file` expects,
 /// makes them durable and read-only, names them by their hash without clobbering, builds the
-/// model's snapshot, then records `name`.
-///
-/// `entry` is the manifest entry to record; its `blake3`, `size`, `file`, `tree` and `added` are
-/// filled in here. On a mismatch the temp file is deleted (never resumed from bad bytes).
+/// model's snapshot, then records `name` as a model of that file, pinned by the bytes' BLAKE3
+/// and size, its name written in (`file = …`), with its tree and the time. On a mismatch the
+/// temp file is deleted (never resumed from bad bytes).
 pub fn publish(
     store: &Store,
     temp: TempBlob,
     name: &ModelName,
-    mut entry: Entry,
+    file: Single,
 ) -> Result<Published, Failed> {
-    let ready = prepare(store, temp, &entry)?;
+    let expect = Expect {
+        blob: file.blob,
+        upstream: file.upstream,
+    };
+    let ready = prepare(store, temp, &expect)?;
     // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
     //     Lock order (crate::sys::lock): after the caller's blob lock, before manifest.lock.
     let gc = match store.gc_shared() {
@@ -127,10 +130,18 @@ pub fn publish(
     };
     let fail = |error| Failed { error, temp: None };
     let blob = ready.name(store, &gc).map_err(fail)?;
-    entry.file = Some(entry.single_file_name(name));
-    entry.blake3 = Some(blob.blake3);
-    entry.size = Some(blob.size);
-    let (model, replaced) = record_model(store, name, entry, &gc).map_err(|e| fail(e.into()))?;
+    let pinned = Single {
+        blob: Pin {
+            blake3: blob.blake3,
+            size: blob.size,
+        },
+        file: file.file,
+        upstream: file.upstream,
+        urls: file.urls,
+        format: file.format,
+    };
+    let model = Model::single(name, pinned);
+    let (model, replaced) = record_model(store, name, model, &gc).map_err(|e| fail(e.into()))?;
     Ok(Published {
         blake3: blob.blake3,
         size: blob.size,
@@ -149,7 +160,7 @@ pub struct Ready {
     id: Blake3,
     size: u64,
     /// The upstream digests step 4 checked, for the digest index.
-    checked: Entry,
+    checked: Upstreams,
 }
 
 /// A blob in `blobs/`.
@@ -161,11 +172,11 @@ pub struct BlobRef {
     pub created: bool,
 }
 
-/// Steps 4, 5a and 5b: the bytes must be what `entry` pins (size and every digest), then they
-/// are fsynced and made read-only. No lock is taken. On an I/O failure the temp file is handed
-/// back; on a mismatch it is deleted.
-pub fn prepare(store: &Store, temp: TempBlob, entry: &Entry) -> Result<Ready, Failed> {
-    let Checked { id, size } = check(&temp, entry).map_err(|error| Failed { error, temp: None })?;
+/// Steps 4, 5a and 5b: the bytes must be what `want` expects (size and every digest), then
+/// they are fsynced and made read-only. No lock is taken. On an I/O failure the temp file is
+/// handed back; on a mismatch it is deleted.
+pub fn prepare(store: &Store, temp: TempBlob, want: &Expect) -> Result<Ready, Failed> {
+    let Checked { id, size } = check(&temp, want).map_err(|error| Failed { error, temp: None })?;
     let durable = (|| {
         // 5a. Data on disk before the file gets its name: after a power cut, a named blob must
         //     not turn out empty or short (I1).
@@ -178,11 +189,7 @@ pub fn prepare(store: &Store, temp: TempBlob, entry: &Entry) -> Result<Ready, Fa
         temp,
         id,
         size,
-        checked: Entry {
-            sha256: entry.sha256,
-            md5: entry.md5,
-            ..Entry::default()
-        },
+        checked: want.upstream,
     };
     match durable {
         Ok(()) => Ok(ready),
@@ -268,62 +275,58 @@ impl Ready {
     }
 }
 
-/// Steps 5e''–5f: builds (or finds) the snapshot of `entry`'s files, then records `name ->
-/// entry` with its tree. Every file must be pinned (BLAKE3 and size) and its blob present and
-/// durable; `_gc` proves gc.lock is held shared since they were checked or named (I3, I4).
+/// Steps 5e''–5f: builds (or finds) the snapshot of `model`'s files, then records `name ->
+/// model` with its tree and the time. Every blob must be present and durable; `_gc` proves
+/// gc.lock is held shared since they were checked or named (I3, I4).
 ///
-/// Returns the model and the entry the name had before, if it pointed at other content.
+/// Returns the model placed, and the record the name had before, if it pointed at other content.
 pub fn record_model(
     store: &Store,
     name: &ModelName,
-    entry: Entry,
+    model: Model<Pin>,
     _gc: &GcShared,
-) -> Result<(Model, Option<Entry>), StoreError> {
-    let (model, entry, fresh) = with_snapshot(store, name, entry)?;
-    let replaced = store.record(name, entry)?;
+) -> Result<(Placed, Option<Record>), StoreError> {
+    let (placed, record, fresh) = with_snapshot(store, Record::new(model))?;
+    let replaced = store.record(name, record)?;
     if fresh {
         // Still under gc.lock shared, so no gc sees the name before its use (docs/design.md#eviction).
         crate::store::uses::record_now(store, name);
     }
-    Ok((model, replaced))
+    Ok((placed, replaced))
 }
 
-/// The format-1 upgrade's [`record_model`] (`crate::store::snapshot::upgrade`): the same snapshot and
-/// entry, recorded without reading the whole store manifest again (the upgrade read it once for
+/// The format-1 upgrade's [`record_model`] (`crate::store::upgrade`): the same snapshot and
+/// record, written without reading the whole store manifest again (the upgrade read it once for
 /// every name), and only if the name has no record yet (`Store::record_unless_recorded`).
 pub(crate) fn record_upgraded(
     store: &Store,
     name: &ModelName,
-    entry: Entry,
+    record: Record,
     _gc: &GcShared,
 ) -> Result<(), StoreError> {
-    let (_, entry, fresh) = with_snapshot(store, name, entry)?;
-    if store.record_unless_recorded(name, &entry)? && fresh {
+    let (_, record, fresh) = with_snapshot(store, record)?;
+    if store.record_unless_recorded(name, &record)? && fresh {
         crate::store::uses::record_now(store, name);
     }
     Ok(())
 }
 
-/// Builds (or finds) the snapshot of `entry`'s files and returns the model, the entry with its
-/// tree, and whether it is a fresh name: one without `added` gets now, and counts as used now
-/// (an entry that keeps its `added`, as the format-1 upgrade's do, keeps its use record).
-fn with_snapshot(
-    store: &Store,
-    name: &ModelName,
-    mut entry: Entry,
-) -> Result<(Model, Entry, bool), StoreError> {
-    let files = entry
-        .model_files(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+/// Builds (or finds) the snapshot of `record`'s files and returns the model placed, the record
+/// as it is written (its single file's name written in, its tree, and its time: a record without
+/// `added` gets now), and whether it is a fresh name, which counts as used now (a record that
+/// keeps its `added`, as the format-1 upgrade's do, keeps its use record).
+fn with_snapshot(store: &Store, mut record: Record) -> Result<(Placed, Record, bool), StoreError> {
+    record.model.name_the_file();
+    let files = record.model.model_files();
     let dir = snapshot::ensure(store, &files)?;
-    entry.tree = Some(TreeId::of(&files).0);
-    let fresh = entry.added.is_none();
+    record.tree = Some(TreeId::of(&files));
+    let fresh = record.added.is_none();
     if fresh {
-        entry.added = Some(crate::sys::who::now_rfc3339());
+        record.added = Some(crate::sys::who::now_rfc3339());
     }
-    let main = entry.main_file(name).beneath(&dir).path();
+    let main = record.model.main().path.beneath(&dir).path();
     let dir = dir.path();
-    Ok((Model { dir, main, files }, entry, fresh))
+    Ok((Placed { dir, main, files }, record, fresh))
 }
 
 /// What step 4 established about the bytes.
@@ -333,7 +336,7 @@ struct Checked {
 }
 
 /// Step 4: the bytes must be what the caller asked for. Never publish unexpected bytes.
-fn check(temp: &TempBlob, entry: &Entry) -> Result<Checked, Error> {
+fn check(temp: &TempBlob, want: &Expect) -> Result<Checked, Error> {
     let id = temp.blake3();
     let size = temp.len();
     // Only the writes we hashed may be in the file: a file that grew or shrank behind our back
@@ -346,25 +349,25 @@ fn check(temp: &TempBlob, entry: &Entry) -> Result<Checked, Error> {
             on_disk,
         });
     }
-    if let Some(want) = entry.size.filter(|&s| s != size) {
-        return Err(mismatch("size", want.to_string(), size.to_string()));
+    if let Some(pinned) = want.size().filter(|&s| s != size) {
+        return Err(mismatch("size", pinned.to_string(), size.to_string()));
     }
-    if let Some(want) = entry.blake3.filter(|w| *w != id) {
-        return Err(mismatch("blake3", want.to_hex(), id.to_hex()));
+    if let Some(pinned) = want.blake3().filter(|w| *w != id) {
+        return Err(mismatch("blake3", pinned.to_hex(), id.to_hex()));
     }
     let not_computed = || "(not computed)".to_owned();
-    if let Some(want) = entry.sha256 {
+    if let Some(pinned) = want.upstream.sha256 {
         let got = temp.hashers.sha256();
-        if got != Some(want) {
+        if got != Some(pinned) {
             let got = got.map_or_else(not_computed, |d| d.to_hex());
-            return Err(mismatch("sha256", want.to_hex(), got));
+            return Err(mismatch("sha256", pinned.to_hex(), got));
         }
     }
-    if let Some(want) = entry.md5 {
+    if let Some(pinned) = want.upstream.md5 {
         let got = temp.hashers.md5();
-        if got != Some(want) {
+        if got != Some(pinned) {
             let got = got.map_or_else(not_computed, |d| d.to_hex());
-            return Err(mismatch("md5", want.to_hex(), got));
+            return Err(mismatch("md5", pinned.to_hex(), got));
         }
     }
     Ok(Checked { id, size })
@@ -378,9 +381,9 @@ fn mismatch(what: &'static str, expected: String, actual: String) -> Error {
     }
 }
 
-/// The fast path (docs/design.md#publish step 1): if every blob of `entry` (pinned) is already present,
-/// builds the snapshot if needed and records `name -> entry` (when missing or different), with no
-/// network and no re-hash. `None` when a blob is absent.
+/// The fast path (docs/design.md#publish step 1): if every blob of `model` is already present,
+/// builds the snapshot if needed and records `name -> model` (when missing or different), with
+/// no network and no re-hash. `None` when a blob is absent.
 ///
 /// The presence check happens under `gc.lock` shared, so a concurrent gc or `rm` cannot delete
 /// a blob between the check and the record (I4). `blobs/` is fsynced before the name is
@@ -389,11 +392,9 @@ fn mismatch(what: &'static str, expected: String, actual: String) -> Error {
 pub fn reference_existing(
     store: &Store,
     name: &ModelName,
-    mut entry: Entry,
+    model: Model<Pin>,
 ) -> Result<Option<Published>, StoreError> {
-    let Some(files) = entry.model_files(name) else {
-        return Ok(None);
-    };
+    let files = model.model_files();
     // Lock order (crate::sys::lock): gc.lock shared, then `record` takes manifest.lock.
     let gc = store.gc_shared()?;
     let mut sizes = Vec::with_capacity(files.len());
@@ -409,34 +410,30 @@ pub fn reference_existing(
     let tree = TreeId::of(&files);
     let already = store
         .read_entry(name)?
-        .is_some_and(|e| e.tree == Some(tree.0) && e.model_files(name).as_ref() == Some(&files));
+        .is_some_and(|e| e.tree == Some(tree) && e.model.model_files() == files);
     let dir = store.layout().snapshot(&tree);
-    let (model, replaced) =
+    let main = model.main().blob.blake3;
+    let (placed, replaced) =
         if already && snapshot::check(store, &files)? == snapshot::State::Complete {
             // A path handed out from what is already there: a use (at most one write a minute).
             crate::store::uses::touch(store, name);
-            let main = entry.main_file(name).beneath(&dir).path();
+            let main = model.main().path.beneath(&dir).path();
             (
-                Model {
+                Placed {
                     dir: dir.path(),
                     main,
-                    files: files.clone(),
+                    files,
                 },
                 None,
             )
         } else {
             fsx::sync_dir(&store.layout().blobs())?;
-            if entry.files.is_none() {
-                entry.file = Some(entry.single_file_name(name));
-            }
-            entry.added = None;
-            record_model(store, name, entry, &gc)?
+            record_model(store, name, model, &gc)?
         };
-    let main = entry_main(&model);
     Ok(Some(Published {
         blake3: main,
         size: sizes.iter().sum(),
-        model,
+        model: placed,
         created: false,
         replaced,
     }))
@@ -482,16 +479,6 @@ fn hash_of(path: &fsx::Rooted) -> Result<Blake3, IoError> {
     Ok(hasher.finalize().into())
 }
 
-/// The BLAKE3 of the model's main file.
-fn entry_main(model: &Model) -> Blake3 {
-    model
-        .files
-        .iter()
-        .find(|f| f.path.under(&model.dir) == model.main)
-        .unwrap_or(&model.files[0])
-        .blake3
-}
-
 /// An I/O error while publishing is a store error first (it keeps its path).
 impl From<IoError> for Error {
     fn from(e: IoError) -> Error {
@@ -528,7 +515,7 @@ mod tests {
             .open(t.path().path())
             .unwrap();
         other.write_all(b" and more").unwrap();
-        let err = publish(&s, t, &name("m"), Entry::default()).unwrap_err();
+        let err = publish(&s, t, &name("m"), Single::default()).unwrap_err();
         assert!(
             matches!(
                 err.error,
@@ -554,11 +541,11 @@ mod tests {
         let (_d, s) = store();
         let mut t = TempBlob::create(&s, "k").unwrap();
         t.write_all(b"bytes").unwrap();
-        let entry = Entry {
-            size: Some(99),
-            ..Entry::default()
+        let file = Single {
+            blob: crate::model::entry::Expected::Unpinned { size: Some(99) },
+            ..Single::default()
         };
-        let err = publish(&s, t, &name("m"), entry).unwrap_err();
+        let err = publish(&s, t, &name("m"), file).unwrap_err();
         assert!(matches!(err.error, Error::Mismatch { what: "size", .. }));
         assert!(err.temp.is_none());
         drop(err);
@@ -573,7 +560,7 @@ mod tests {
         let (_d, s) = store();
         let mut t = TempBlob::create(&s, "k").unwrap();
         t.write_all(b"our bytes").unwrap();
-        let ready = prepare(&s, t, &Entry::default()).unwrap();
+        let ready = prepare(&s, t, &Expect::default()).unwrap();
         // Another member renames our temp file away and puts theirs under its name.
         let ours = ready.temp.path.path();
         std::fs::rename(&ours, ours.with_extension("moved")).unwrap();

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use md5::Digest as _;
 
 use crate::model::digest::{Md5, Sha256};
-use crate::model::manifest::Entry;
+use crate::model::entry::Expect;
 use crate::store::{Locking, Store, StoreError, BLOB_MODE, TEMP_MODE};
 use crate::sys::error::{IoContext, IoError};
 use crate::sys::fsx::{self, Meta, Rooted};
@@ -65,11 +65,11 @@ pub(super) struct Hashers {
 }
 
 impl Hashers {
-    fn for_entry(entry: &Entry) -> Self {
+    fn for_entry(entry: &Expect) -> Self {
         Hashers {
             blake3: blake3::Hasher::new(),
-            sha256: entry.sha256.map(|_| sha2::Sha256::new()),
-            md5: entry.md5.map(|_| md5::Md5::new()),
+            sha256: entry.upstream.sha256.map(|_| sha2::Sha256::new()),
+            md5: entry.upstream.md5.map(|_| md5::Md5::new()),
         }
     }
 
@@ -135,12 +135,12 @@ impl TempBlob {
     /// holds a flock on it while writing (so gc and resume can tell a live writer from a dead
     /// one). Computes BLAKE3 only.
     pub fn create(store: &Store, stem: &str) -> Result<Self, StoreError> {
-        Self::create_for(store, stem, &Entry::default())
+        Self::create_for(store, stem, &Expect::default())
     }
 
     /// Like [`TempBlob::create`], also computing every upstream digest `entry` pins, so that
     /// publishing can check them (docs/design.md#publish step 4).
-    pub fn create_for(store: &Store, stem: &str, entry: &Entry) -> Result<Self, StoreError> {
+    pub fn create_for(store: &Store, stem: &str, entry: &Expect) -> Result<Self, StoreError> {
         let (file, path) = fsx::create_unique(&store.layout().tmp(), stem, "part", TEMP_MODE)
             .map_err(|e| StoreError::writing(store.root(), e))?;
         if store.config().locking == Locking::Flock {
@@ -173,7 +173,7 @@ impl TempBlob {
     /// `Ok(None)` means "not resumable, start afresh": the store runs without locks (a live
     /// writer cannot be told from a dead one), the file is not a regular 0600 file owned by this
     /// user with exactly one link, its flock is held (its writer is alive), another claimant won
-    /// the race, or it is already longer than `entry.size` (then it is deleted: its bytes cannot
+    /// the race, or it is already longer than `entry`'s size (then it is deleted: its bytes cannot
     /// be right).
     ///
     /// **Atomicity**: the claim is flock-then-`rename_exclusive` to a fresh name of our own, so of
@@ -195,7 +195,7 @@ impl TempBlob {
         store: &Store,
         partial: &Rooted,
         stem: &str,
-        entry: &Entry,
+        entry: &Expect,
     ) -> Result<Option<Self>, StoreError> {
         if store.config().locking != Locking::Flock {
             return Ok(None);
@@ -243,13 +243,13 @@ impl TempBlob {
         // Re-hash what is there: never trust bytes we did not hash ourselves (I1). Read at most
         // one byte past the entry's size: a longer partial cannot be the blob.
         temp.file.seek(SeekFrom::Start(0)).at("seek", &temp.path)?;
-        let cap = entry.size.map_or(u64::MAX, |s| s.saturating_add(1));
+        let cap = entry.size().map_or(u64::MAX, |s| s.saturating_add(1));
         let mut sink = HashOnly {
             hashers: &mut temp.hashers,
             len: &mut temp.len,
         };
         io::copy(&mut (&temp.file).take(cap), &mut sink).at("read", &temp.path)?;
-        if entry.size.is_some_and(|size| temp.len > size) {
+        if entry.size().is_some_and(|size| temp.len > size) {
             return Ok(None); // dropping `temp` deletes it: too long to be the blob
         }
         // Continue exactly after the bytes we hashed (not at the end of whatever the file is now).
@@ -365,22 +365,22 @@ mod tests {
         t.append(b"hello ").unwrap();
         let live = t.path().to_owned();
         // Its writer is alive (holds the flock): not claimable.
-        assert!(TempBlob::take_over(&s, &live, "k", &Entry::default())
+        assert!(TempBlob::take_over(&s, &live, "k", &Expect::default())
             .unwrap()
             .is_none());
         let dead = t.keep(); // the descriptor (and its flock) is gone, the file stays
-        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Expect::default())
             .unwrap()
             .expect("a dead partial is claimable");
         assert_ne!(claimed.path(), &dead, "renamed to our own name");
         assert!(!dead.path().exists());
         assert_eq!(claimed.len(), 6);
         // A second claimant finds nothing at the old path; the claimed one is held.
-        assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
+        assert!(TempBlob::take_over(&s, &dead, "k", &Expect::default())
             .unwrap()
             .is_none());
         let path = claimed.path().to_owned();
-        assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
+        assert!(TempBlob::take_over(&s, &path, "k", &Expect::default())
             .unwrap()
             .is_none());
         claimed.append(b"world").unwrap();
@@ -393,9 +393,9 @@ mod tests {
         let mut t = TempBlob::create(&s, "k").unwrap();
         t.append(&[0u8; 10]).unwrap();
         let dead = t.keep();
-        let entry = Entry {
-            size: Some(4),
-            ..Entry::default()
+        let entry = Expect {
+            blob: crate::model::entry::Expected::Unpinned { size: Some(4) },
+            ..Expect::default()
         };
         assert!(TempBlob::take_over(&s, &dead, "k", &entry)
             .unwrap()
@@ -422,7 +422,7 @@ mod tests {
             )
             .unwrap();
             assert!(
-                TempBlob::take_over(&s, &partial, "k", &Entry::default())
+                TempBlob::take_over(&s, &partial, "k", &Expect::default())
                     .unwrap()
                     .is_none(),
                 "nlink 2, mode {mode:o}: not resumable"
@@ -446,12 +446,12 @@ mod tests {
             .unwrap()
         };
         chmod(0o644);
-        assert!(TempBlob::take_over(&s, &dead, "k", &Entry::default())
+        assert!(TempBlob::take_over(&s, &dead, "k", &Expect::default())
             .unwrap()
             .is_none());
         // 0444 with one link: checked by `prepare`, killed before it was named.
         chmod(0o444);
-        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Expect::default())
             .unwrap()
             .expect("a prepared, never named partial is resumed");
         assert_eq!(claimed.len(), 8);
@@ -463,7 +463,7 @@ mod tests {
         assert_eq!(std::fs::read(claimed.path().path()).unwrap(), b"complete!");
         // Claimed: a second claimant finds its flock held.
         let path = claimed.path().to_owned();
-        assert!(TempBlob::take_over(&s, &path, "k", &Entry::default())
+        assert!(TempBlob::take_over(&s, &path, "k", &Expect::default())
             .unwrap()
             .is_none());
     }
@@ -474,7 +474,7 @@ mod tests {
         let mut t = TempBlob::create(&s, "k").unwrap();
         t.append(b"abc").unwrap();
         let dead = t.keep();
-        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Entry::default())
+        let mut claimed = TempBlob::take_over(&s, &dead, "k", &Expect::default())
             .unwrap()
             .unwrap();
         claimed.append(b"def").unwrap();

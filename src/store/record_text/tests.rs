@@ -1,5 +1,5 @@
 //! The quick reader against the full parser: it reads what beaker writes, and whenever it answers
-//! at all it answers exactly what `Manifest::parse` does.
+//! at all it answers exactly what `Manifest::<Record>::parse` does.
 
 // Records are read back from a real store with raw std::fs.
 #![allow(clippy::disallowed_methods)]
@@ -8,37 +8,53 @@ use std::path::Path;
 use proptest::prelude::*;
 
 use super::*;
+use crate::model::entry::{Expected, File, Model, Pin, Single, Upstreams};
 use crate::model::manifest::Manifest;
+use crate::model::tree::TreeId;
 use crate::store::{InitOptions, Store};
 
 fn name(s: &str) -> ModelName {
     ModelName::new(s).unwrap()
 }
 
-/// What the full parser makes of a record of `name`: its one entry, or `None` when it refuses
+/// What the full parser makes of a record of `name`: its one record, or `None` when it refuses
 /// the text or finds anything else in it.
-fn full(text: &str, name: &ModelName) -> Option<Entry> {
-    let mut m = Manifest::parse(text, Path::new("r.toml")).ok()?;
+fn full(text: &str, name: &ModelName) -> Option<Record> {
+    let mut m = Manifest::<Record>::parse(text, Path::new("r.toml")).ok()?;
     let entry = m.models.remove(name)?;
     m.models.is_empty().then_some(entry)
 }
 
-/// The text `write_record` gives `entry` (its two comment lines, then the manifest of one name).
-fn record_text(name: &ModelName, entry: &Entry) -> String {
+/// The text `write_record` gives `record` (its two comment lines, then the manifest of one name).
+fn record_text(name: &ModelName, record: &Record) -> String {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::init(&dir.path().join("s"), InitOptions::default()).unwrap();
-    store.write_record(name, entry).unwrap();
+    store.write_record(name, record).unwrap();
     std::fs::read_to_string(store.layout().name_record(name).path()).unwrap()
 }
 
-fn file(path: &str, seed: &[u8], urls: &[&str]) -> FileEntry {
-    FileEntry {
+fn pin(seed: &[u8]) -> Expected {
+    Expected::Pinned(Pin {
+        blake3: Blake3::of(seed),
+        size: seed.len() as u64,
+    })
+}
+
+fn file(path: &str, seed: &[u8], urls: &[&str]) -> File {
+    File {
         path: FilePath::new(path).unwrap(),
-        blake3: Some(Blake3::of(seed)),
-        size: Some(seed.len() as u64),
+        blob: pin(seed),
+        upstream: Upstreams::default(),
         urls: urls.iter().map(|u| (*u).to_owned()).collect(),
-        sha256: None,
-        md5: None,
+    }
+}
+
+/// `model` as the store records it, with its time and tree.
+fn record(model: Model, added: &Option<String>, tree: Option<Blake3>) -> Record {
+    Record {
+        model: model.into_pinned().unwrap(),
+        added: added.clone(),
+        tree: tree.map(TreeId),
     }
 }
 
@@ -46,54 +62,53 @@ fn file(path: &str, seed: &[u8], urls: &[&str]) -> FileEntry {
 fn the_records_add_and_pull_write_are_read_by_the_quick_reader() {
     let added = Some("2026-11-28T03:50:47Z".to_owned());
     let tree = Some(Blake3::of(b"tree"));
+    let added_one = name("bench-model-00001");
+    let one = Single {
+        file: Some(FilePath::new("model.bin").unwrap()),
+        blob: pin(b"one"),
+        ..Single::default()
+    };
+    let pulled = name("lab/det.v2");
+    let det = Single {
+        blob: Expected::Pinned(Pin {
+            blake3: Blake3::of(b"det"),
+            size: 40_123_456,
+        }),
+        upstream: Upstreams {
+            sha256: Some(Sha256::from_bytes([3; 32])),
+            md5: Some(Md5::from_bytes([9; 16])),
+        },
+        urls: vec![
+            "https://example.org/m/detector.onnx".into(),
+            "mirror/detector.onnx".into(),
+        ],
+        format: Some(Format::Onnx),
+        ..Single::default()
+    };
+    let mut det = Model::single(&pulled, det);
+    det.description = Some("RF-DETR détecteur, int8 (v2)".into());
+    det.check = true;
+    let cutout = name("cutout");
+    let mut several = Model::listed(
+        &cutout,
+        vec![
+            file("model.onnx", b"graph", &["https://h/model.onnx"]),
+            file("weights/model.onnx.data", b"weights", &[]),
+        ],
+        Some(FilePath::new("model.onnx").unwrap()),
+    )
+    .unwrap();
+    several.format = Some(Format::Onnx);
     let cases = [
         // `add` of one file.
         (
-            name("bench-model-00001"),
-            Entry {
-                blake3: Some(Blake3::of(b"one")),
-                size: Some(3),
-                added: added.clone(),
-                file: Some(FilePath::new("model.bin").unwrap()),
-                tree,
-                ..Entry::default()
-            },
+            added_one.clone(),
+            record(Model::single(&added_one, one), &added, tree),
         ),
         // `pull` from a catalogue: URLs, format, description, upstream digests, org/name.
-        (
-            name("lab/det.v2"),
-            Entry {
-                blake3: Some(Blake3::of(b"det")),
-                size: Some(40_123_456),
-                urls: vec![
-                    "https://example.org/m/detector.onnx".into(),
-                    "mirror/detector.onnx".into(),
-                ],
-                format: Some(Format::Onnx),
-                description: Some("RF-DETR détecteur, int8 (v2)".into()),
-                sha256: Some(Sha256::from_bytes([3; 32])),
-                md5: Some(Md5::from_bytes([9; 16])),
-                check: true,
-                added: added.clone(),
-                tree,
-                ..Entry::default()
-            },
-        ),
+        (pulled, record(det, &added, tree)),
         // A model of several files with a main file.
-        (
-            name("cutout"),
-            Entry {
-                format: Some(Format::Onnx),
-                added,
-                files: Some(vec![
-                    file("model.onnx", b"graph", &["https://h/model.onnx"]),
-                    file("weights/model.onnx.data", b"weights", &[]),
-                ]),
-                main: Some(FilePath::new("model.onnx").unwrap()),
-                tree,
-                ..Entry::default()
-            },
-        ),
+        (cutout, record(several, &added, tree)),
     ];
     for (name, entry) in cases {
         let text = record_text(&name, &entry);
@@ -167,8 +182,9 @@ fn arb_file() -> impl Strategy<Value = (String, [u8; 32], u64, Vec<String>)> {
     )
 }
 
-/// Entries as the store records them: single-file or several files, with any optional field.
-fn arb_entry() -> impl Strategy<Value = Entry> {
+/// Tables as the store records them: single-file or several files, with any optional field (and
+/// some that are no valid record: a path twice, a file inside another).
+fn arb_entry() -> impl Strategy<Value = RawEntry> {
     (
         proptest::option::of(proptest::collection::vec(arb_file(), 1..4)),
         arb_file(),
@@ -181,20 +197,20 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
     )
         .prop_map(
             |(several, one, description, added, format, md5, check, main)| {
-                let mut e = Entry {
+                let mut e = RawEntry {
                     description,
                     added,
                     format,
                     check,
                     tree: Some(Blake3::of(b"t")),
-                    ..Entry::default()
+                    ..RawEntry::default()
                 };
                 match several {
                     Some(files) => {
-                        let files: Vec<FileEntry> = files
+                        let files: Vec<RawFile> = files
                             .into_iter()
                             .filter_map(|(p, b3, size, urls)| {
-                                Some(FileEntry {
+                                Some(RawFile {
                                     path: FilePath::new(&p).ok()?,
                                     blake3: Some(Blake3::from_bytes(b3)),
                                     size: Some(size),
@@ -223,11 +239,21 @@ fn arb_entry() -> impl Strategy<Value = Entry> {
         )
 }
 
-fn render(name: &ModelName, entry: &Entry) -> String {
-    let one = Manifest {
-        models: [(name.clone(), entry.clone())].into(),
+/// The text of a record of `name` holding the table `entry` (as `Manifest::to_toml` writes it).
+fn render(name: &ModelName, entry: &RawEntry) -> String {
+    #[derive(serde::Serialize)]
+    struct Doc<'a> {
+        version: i64,
+        models: std::collections::BTreeMap<&'a ModelName, &'a RawEntry>,
+    }
+    let one = Doc {
+        version: 1,
+        models: [(name, entry)].into(),
     };
-    format!("# a record\n# of {name}\n{}", one.to_toml().unwrap())
+    format!(
+        "# a record\n# of {name}\n{}",
+        toml::to_string(&one).unwrap()
+    )
 }
 
 fn is_plain(s: &Option<String>) -> bool {
@@ -290,12 +316,12 @@ proptest! {
     }
 }
 
-/// The quick reader knows every key of [`Entry`] and [`FileEntry`]: a field added to either
+/// The quick reader knows every key of [`RawEntry`] and [`RawFile`]: a field added to either
 /// breaks this pattern, so whoever adds it is sent here (a record with a key the quick reader
 /// does not know would still be read right, by the full parser, but at its speed).
 #[test]
 fn every_field_of_an_entry_is_a_key_of_the_quick_reader() {
-    let Entry {
+    let RawEntry {
         blake3: _,
         size: _,
         urls: _,
@@ -309,13 +335,13 @@ fn every_field_of_an_entry_is_a_key_of_the_quick_reader() {
         files: _,
         main: _,
         tree: _,
-    } = Entry::default();
-    let FileEntry {
+    } = RawEntry::default();
+    let RawFile {
         path: _,
         blake3: _,
         size: _,
         urls: _,
         sha256: _,
         md5: _,
-    } = file("f", b"f", &[]);
+    } = RawFile::from(&file("f", b"f", &[]));
 }

@@ -392,15 +392,15 @@ fn a_format_1_store_of_many_names_is_upgraded_with_every_name_recorded_with_its_
     for (name, body, present) in &names {
         let name = beaker::ModelName::new(name).unwrap();
         let entry = &manifest.models[&name];
-        assert_eq!(entry.blake3.map(|b| b.to_hex()), Some(blake3_hex(body)));
-        let files = entry.model_files(&name).unwrap();
+        assert_eq!(entry.model.main().blob.blake3.to_hex(), blake3_hex(body));
+        let files = entry.model.model_files();
         if !present {
             assert_eq!(entry.tree, None, "{name}: recorded without its blob");
             continue;
         }
         assert_eq!(
             entry.tree,
-            Some(beaker::snapshot::TreeId::of(&files).0),
+            Some(beaker::snapshot::TreeId::of(&files)),
             "{name}"
         );
         assert_eq!(

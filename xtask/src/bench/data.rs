@@ -6,7 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use beaker::manifest::Entry;
+use beaker::entry::{Expect, Pin, Record, Single, Upstreams};
 use beaker::publish::TempBlob;
 use beaker::snapshot::{ModelFile, TreeId};
 use beaker::{Blake3, ModelName, Store};
@@ -67,7 +67,7 @@ pub fn fill_store(root: &Path, blobs: usize, live: usize, names: usize) -> Resul
         rng.fill(&mut buf);
         let mut temp = TempBlob::create(&store, "bench")?;
         temp.write_all(&buf).context("write a blob")?;
-        let ready = beaker::publish::prepare(&store, temp, &Entry::default())
+        let ready = beaker::publish::prepare(&store, temp, &Expect::default())
             .map_err(|f| anyhow::anyhow!("prepare a blob: {f:?}"))?;
         let blob = ready.name(&store, &gc)?;
         ids.push((blob.blake3, blob.size));
@@ -83,12 +83,17 @@ pub fn fill_store(root: &Path, blobs: usize, live: usize, names: usize) -> Resul
             size,
         }];
         beaker::snapshot::ensure(&store, &files)?;
-        let entry = Entry {
-            blake3: Some(id),
-            size: Some(size),
+        let single = Single {
             file: Some(file),
-            tree: Some(TreeId::of(&files).0),
-            ..Entry::default()
+            blob: Pin { blake3: id, size },
+            upstream: Upstreams::default(),
+            urls: Vec::new(),
+            format: None,
+        };
+        let entry = Record {
+            model: beaker::Model::single(&name, single),
+            added: None,
+            tree: Some(TreeId::of(&files)),
         };
         entries.push((name, entry));
     }

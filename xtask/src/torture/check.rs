@@ -359,13 +359,9 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
             return Ok(bad);
         }
     };
-    for (name, entry) in &manifest.models {
-        let Some(files) = entry.model_files(name) else {
-            bad.push(format!(
-                "I3: {name} is recorded without a BLAKE3 and size per file"
-            ));
-            continue;
-        };
+    // A record without a BLAKE3 and size per file does not parse: reported above.
+    for (name, record) in &manifest.models {
+        let files = record.model.model_files();
         let snap = opened
             .layout()
             .snapshot(&beaker::snapshot::TreeId::of(&files));
@@ -434,12 +430,12 @@ pub fn check_digests(store: &Path, oracle: &Oracle) -> Result<(Vec<String>, usiz
     let mut claims = Vec::new();
     if let Ok(opened) = beaker::Store::open(store) {
         if let Ok(manifest) = opened.read_manifest() {
-            for (name, entry) in &manifest.models {
-                for f in entry.files(name) {
-                    let Some(id) = f.blake3 else { continue };
+            for (name, record) in &manifest.models {
+                for f in record.model.files() {
+                    let id = f.blob.blake3;
                     let pins = [
-                        ("md5", f.md5.map(|d| d.to_hex())),
-                        ("sha256", f.sha256.map(|d| d.to_hex())),
+                        ("md5", f.upstream.md5.map(|d| d.to_hex())),
+                        ("sha256", f.upstream.sha256.map(|d| d.to_hex())),
                     ];
                     for (algo, hex) in pins {
                         if let Some(hex) = hex {
