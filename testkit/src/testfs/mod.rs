@@ -26,7 +26,7 @@
 //! | `no-setgid` | `setgid=no` | a setgid directory's new entries take the creator's group |
 //! | `bindfs` | `link-inodes` + `no-noreplace` + `stale-nlink` | what bindfs did here |
 //! | `sshfs` | `per-path-ino` + `flock=per-mount` + `no-noreplace` | what sshfs and unionfs-fuse did here |
-//! | `exfat` | `hardlinks=no` | what exfat-fuse and rclone did here |
+//! | `exfat` | `hardlinks=no` + `no-noreplace` | what exfat-fuse and rclone did here |
 //! | `fuse-overlayfs` | `setgid=no` | what fuse-overlayfs did here |
 //! | `power-cut` | `power-cut` | a local filesystem that can lose power |
 //!

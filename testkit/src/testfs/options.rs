@@ -134,7 +134,11 @@ pub const PROFILES: &[(&str, &str, &str)] = &[
         "nodes=per-name,ino=per-path,flock=per-mount,rename-flags=no",
         "what sshfs and unionfs-fuse did here",
     ),
-    ("exfat", "hardlinks=no", "what exfat-fuse and rclone mount did here"),
+    (
+        "exfat",
+        "hardlinks=no,rename-flags=no",
+        "what exfat-fuse and rclone mount did here",
+    ),
     ("fuse-overlayfs", "setgid=no", "what fuse-overlayfs did here"),
     (
         "power-cut",
