@@ -78,10 +78,13 @@
 //!   real unmount does. [`Mount::sync`] (or `sync` to the control file) does it while mounted.
 //!   `sync(2)`/`syncfs(2)` do nothing.
 //! - **The cut** ([`Mount::cut_power`], `cut` to the control file `.beaker-testfs` in the
-//!   mount's root, or killing the `beaker-testfs` process): every later call on the mount
+//!   mount's root, or killing the `beaker-testfs` process, which leaves its live copy in
+//!   `$TMPDIR` and the mount to `umount -l`): every later call on the mount
 //!   fails with EIO, what was not durable is dropped (the unnamed inodes vanish with their
 //!   descriptors), and the mount is detached; mounting the backing directory again shows only
 //!   what was durable.
+//!
+//! What beaker must make durable, and when, is docs/design.md#durability.
 //!
 //! Simplified against a real disk: durability is per operation, never torn (a fsync's copy is
 //! all or nothing; no sector of a write half-lands); the dependency rules above make more
