@@ -43,7 +43,7 @@
 //!   flocks, caches) is then per name.
 //! - `ino=per-path`: `st_ino` is the node id (per name, renewed when the kernel forgets the
 //!   name); otherwise the inode number underneath. Nothing is cached by the kernel (TTL 0), so
-//!   every `stat` asks the filesystem.
+//!   every `stat` asks the filesystem. readdir's `d_ino` is always the number underneath.
 //! - `hardlinks=no`: `link` → EPERM. `rename-flags=no`: any `renameat2` flag → EINVAL.
 //! - `setgid=no`: new entries get the caller's group and directories no setgid bit. The
 //!   filesystem runs as root and gives every new entry the caller's uid, the group the setgid
