@@ -10,6 +10,10 @@
 //!   `beaker-lab`, commands run as one of them through `setpriv`, and what a root-only run does
 //!   as another user (`BEAKER_TEST_REQUIRE_ROOT`).
 //! - [`shim`]: LD_PRELOAD shims (and other small shared objects) built from C with `cc`.
+//! - [`testfs`]: the test filesystem — a FUSE passthrough with the switches of weak filesystems
+//!   (flock no-op/ENOSYS/per mount, no hard links, link names as separate inodes, inode numbers
+//!   per path, stale nlink, no RENAME_NOREPLACE, no setgid inheritance) and a power-cut mode;
+//!   mounted on threads of the calling process (`beaker-testfs` is the same from a shell).
 //!
 //! Functions that touch the world outside return `anyhow::Result`; the few that are assertions
 //! for tests by design ([`lab::Run::ok`], [`lab::Run::fails`], [`users::root_only`], …) panic with
@@ -19,4 +23,5 @@
 pub mod lab;
 pub mod server;
 pub mod shim;
+pub mod testfs;
 pub mod users;

@@ -16,3 +16,4 @@ mod pull;
 mod registry;
 mod shared;
 mod trust;
+mod weakfs;

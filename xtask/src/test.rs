@@ -4,10 +4,12 @@
 //! --target .ort onnxruntime==1.31.1`); then runs `cargo test --workspace ARGS…` with
 //! `ORT_DYLIB_PATH` pointing at it, so the ONNX tests and the session doctest load it.
 //!
-//! The registry tests need Debian's `docker-registry` and `htpasswd` (apache2-utils), and the
-//! oras interop test python3's venv: when one is missing and this runs as root, they are
-//! installed with apt-get; otherwise the command that installs them is printed, and those tests
-//! fail saying so (they never skip).
+//! The registry tests need Debian's `docker-registry` and `htpasswd` (apache2-utils), the
+//! oras interop test python3's venv, and the test filesystem (testkit::testfs) `/dev/fuse`,
+//! with `fusermount3` (fuse3) as the mount's fallback: when a package is missing and this runs
+//! as root, it is installed with apt-get; otherwise the command that installs it is printed,
+//! and those tests fail saying so (they never skip). Without `/dev/fuse` this warns: the
+//! test filesystem's tests fail as root (and are "not run" as another user).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -44,7 +46,8 @@ pub fn run(args: Args) -> Result<ExitCode> {
     })
 }
 
-/// The Debian packages the registry tests need, installed with apt-get when missing (as root).
+/// The Debian packages the registry tests and the test filesystem need, installed with apt-get
+/// when missing (as root).
 fn system_packages() -> Result<()> {
     let have = |p: &str| beaker::fsx::user::exists(Path::new(p));
     let venv = Command::new("python3")
@@ -62,12 +65,21 @@ fn system_packages() -> Result<()> {
     if !venv {
         missing.push("python3-venv");
     }
+    if !have("/usr/bin/fusermount3") && !have("/bin/fusermount3") {
+        missing.push("fuse3");
+    }
+    if !have(testkit::testfs::DEV_FUSE) {
+        eprintln!(
+            "xtask test: {} is missing: the test filesystem's tests will fail (modprobe fuse; in a container: --device /dev/fuse --cap-add SYS_ADMIN)",
+            testkit::testfs::DEV_FUSE
+        );
+    }
     if missing.is_empty() {
         return Ok(());
     }
     if !beaker::who::is_root() {
         eprintln!(
-            "xtask test: the registry tests need: sudo apt-get install -y {} (they fail without it)",
+            "xtask test: the registry tests and the test filesystem need: sudo apt-get install -y {} (they fail without it)",
             missing.join(" ")
         );
         return Ok(());
