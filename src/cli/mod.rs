@@ -4,6 +4,7 @@ pub mod args;
 mod catalogue_cmds;
 mod config_cmds;
 mod context;
+pub mod error;
 mod maint_cmds;
 mod manifest_cmds;
 pub mod output;
@@ -13,17 +14,6 @@ mod show_cmd;
 mod store_cmds;
 
 use anyhow::Result;
-
-/// A command line that does not make sense (exit 2, like any bad input).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadUsage(pub String);
-
-/// A failure the command has already reported on stdout/stderr itself; the process exits with
-/// this code and prints nothing more.
-#[derive(Debug, thiserror::Error)]
-#[error("already reported")]
-pub struct Reported(pub u8);
 
 use args::{Cli, Command, RegistryCommand, StoreCommand};
 use output::Output;

@@ -43,15 +43,6 @@ impl Output {
     }
 }
 
-/// The `kind` of a `--json` error: `failed` (exit 1), `bad_input` (2), `not_present` (3).
-pub fn kind(category: beaker::Category) -> &'static str {
-    match category {
-        beaker::Category::Failed => "failed",
-        beaker::Category::BadInput => "bad_input",
-        beaker::Category::NotPresent => "not_present",
-    }
-}
-
 /// "just now", "5 minutes ago", "3 days ago": how long before `now` the instant `then` was
 /// (seconds since the epoch; a time in the future reads "just now").
 pub fn ago(now: u64, then: u64) -> String {

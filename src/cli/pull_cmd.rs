@@ -95,7 +95,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
     let oci_count = names.iter().filter(|n| is_oci(n)).count();
     let url_count = names.iter().filter(|n| is_plain_url(n)).count();
     if url_count > 0 && (flags.name.is_none() || names.len() != 1) {
-        anyhow::bail!(super::BadUsage(
+        anyhow::bail!(super::error::BadUsage(
             "a URL is pulled alone and with --name N (the name to record it under); add \
              --blake3/--sha256/--md5 to pin its content"
                 .into()
@@ -110,7 +110,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
     let pinned =
         flags.pins.blake3.is_some() || flags.pins.sha256.is_some() || flags.pins.md5.is_some();
     if pinned && url_count == 0 {
-        anyhow::bail!(super::BadUsage(
+        anyhow::bail!(super::error::BadUsage(
             "--blake3/--sha256/--md5 pin a URL pulled with --name; a catalogue name has its own digests".into()
         ));
     }
@@ -240,13 +240,8 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
             }
             Err(e) if names.len() == 1 => return Err(e),
             Err(e) => {
-                let category = beaker::exit::category_of(e.chain());
-                eprintln!("beaker: error: {e:#}");
-                rows.push(serde_json::json!({ "name": name, "error": {
-                    "message": format!("{e:#}"),
-                    "kind": super::output::kind(category),
-                    "exit_code": beaker::exit::code(category),
-                }}));
+                super::error::say(&e);
+                rows.push(serde_json::json!({ "name": name, "error": super::error::json(&e) }));
                 failed.push((name, e));
             }
         }
@@ -262,7 +257,7 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
             names.len(),
             list.join(", ")
         );
-        return Err(super::Reported(1).into());
+        return Err(super::error::Reported(1).into());
     }
     Ok(())
 }
