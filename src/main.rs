@@ -11,7 +11,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     beaker::fsx::ignore_file_size_signal();
     let cli = cli::args::Cli::parse();
-    let json = cli.json;
+    let json = cli.output.json;
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => cli::error::report(&e, json),

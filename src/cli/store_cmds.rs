@@ -1,4 +1,5 @@
-//! `beaker store …`: each command is a few lines over the library.
+//! `beaker store init | add | path | export | ls | dir | rm | pin | unpin | info`: each a few
+//! lines over the library (`cli::store` dispatches every `store` command to its module).
 
 use std::path::Path;
 
@@ -8,54 +9,19 @@ use serde::Serialize;
 use beaker::store::{InitOptions, Locking, Sharing};
 use beaker::{ModelName, Store};
 
-use super::args::{LockingArg, SharedMode, StoreCommand};
+use super::args::{LockingArg, SharedMode};
 use super::output::{size, Output};
 
-pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
-    match cmd {
-        StoreCommand::Init {
-            shared,
-            group,
-            locking,
-        } => init(root, shared, group, locking, out),
-        StoreCommand::Add { file, name, check } => add(root, &file, &name, check, out),
-        // `--copy` is the default, still accepted (it only conflicts with `--link`).
-        StoreCommand::Export {
-            name,
-            dir,
-            link,
-            copy: _,
-        } => export(root, &name, &dir, link, out),
-        // Dispatched by `cli::run` to their modules (they need the catalogues or a registry).
-        StoreCommand::Pull { .. }
-        | StoreCommand::Show { .. }
-        | StoreCommand::Push { .. }
-        | StoreCommand::LsRemote { .. } => {
-            anyhow::bail!(
-                "internal error: {} reached store_cmds",
-                "a dispatched command"
-            )
-        }
-        StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
-        StoreCommand::Ls { long } => ls(root, long, out),
-        StoreCommand::Dir => {
-            if out.json {
-                return out.json(&serde_json::json!({ "path": root }));
-            }
-            println!("{}", root.display());
-            Ok(())
-        }
-        StoreCommand::Rm { names, dry_run } => rm(root, &names, dry_run, out),
-        StoreCommand::Pin { names } => pin(root, &names, true, out),
-        StoreCommand::Unpin { names } => pin(root, &names, false, out),
-        StoreCommand::Info => info(root, out),
-        StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
-        StoreCommand::Verify(args) => super::maint_cmds::verify(root, &args, out),
-        StoreCommand::PruneLocks => super::maint_cmds::prune_locks(root, out),
+/// `dir`: the store's directory, absolute.
+pub fn dir(root: &Path, out: Output) -> Result<()> {
+    if out.json {
+        return out.json(&serde_json::json!({ "path": root }));
     }
+    println!("{}", root.display());
+    Ok(())
 }
 
-fn init(
+pub fn init(
     root: &Path,
     shared: Option<SharedMode>,
     group: Option<String>,
@@ -100,7 +66,7 @@ struct AddJson<'a> {
     new_blob: bool,
 }
 
-fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
+pub fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
     let published = beaker::add::add(&store, file, &name, check, out.progress().as_mut())?;
@@ -137,7 +103,7 @@ fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result
     Ok(())
 }
 
-fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
+pub fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = match Store::open(root) {
         Ok(store) => store,
@@ -169,7 +135,7 @@ fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<(
     Ok(())
 }
 
-fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result<()> {
+pub fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open(root)?;
     // Copies unless hard links are asked for.
@@ -189,7 +155,7 @@ fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result
     Ok(())
 }
 
-fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
+pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
     let rows = match Store::open(root) {
         Ok(store) => store.list()?,
         // Listing a store that does not exist yet is not an error: it holds nothing.
@@ -297,7 +263,7 @@ fn ls_lines(rows: &[beaker::store::Listing], width: usize, long: bool, now: u64)
 }
 
 /// `pin` (all or nothing; exit 3 naming the names the store does not hold) and `unpin`.
-fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
+pub fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
@@ -336,7 +302,7 @@ fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
+pub fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
@@ -370,7 +336,7 @@ fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn info(root: &Path, out: Output) -> Result<()> {
+pub fn info(root: &Path, out: Output) -> Result<()> {
     let store = Store::open(root)?;
     let i = store.info()?;
     if out.json {
