@@ -1,4 +1,7 @@
-//! The `beaker` command line: argument parsing, output, and one module per command group.
+//! The `beaker` command line: the flags ([`args`]), how results and failures are printed
+//! ([`output`], [`error`]), and one module per command group, each of which turns its flags into
+//! the library's request, calls the library and prints the outcome. This file sends each command
+//! to its module.
 
 pub mod args;
 mod catalogue_cmds;
@@ -7,7 +10,7 @@ mod context;
 pub mod error;
 mod maint_cmds;
 mod manifest_cmds;
-pub mod output;
+mod output;
 mod pull_cmd;
 mod registry_cmds;
 mod show_cmd;
@@ -19,6 +22,8 @@ use args::{Cli, Command, Locations, RegistryCommand, StoreCommand};
 use context::Context;
 use output::Output;
 
+/// Runs the command `cli` asked for (`--ort-lib` set first; with `-v`, which ONNX Runtime was
+/// loaded, said last).
 pub fn run(cli: Cli) -> Result<()> {
     let out = cli.output;
     if let Some(lib) = cli.ort_lib {
