@@ -1,5 +1,8 @@
 //! The command line (docs/design.md#cli), declared with clap derive. Global flags work before or after the
-//! subcommand.
+//! subcommand. A group of flags more than one command or front end takes is one `clap::Args`
+//! struct, flattened where it is used: [`Locations`], [`Output`] (with the printing it chooses,
+//! in `output.rs`), [`RemoteArgs`], [`PinArgs`], and `beaker::maint_args` (shared with
+//! `cargo xtask`). Also: [`is_plain_url`], what a URL argument is.
 
 use std::path::PathBuf;
 
