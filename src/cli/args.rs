@@ -1,9 +1,14 @@
 //! The command line (docs/design.md#cli), declared with clap derive. Global flags work before or after the
-//! subcommand.
+//! subcommand. A group of flags more than one command or front end takes is one `clap::Args`
+//! struct, flattened where it is used: [`Locations`], [`Output`] (with the printing it chooses,
+//! in `output.rs`), [`RemoteArgs`], [`PinArgs`], and `beaker::maint_args` (shared with
+//! `cargo xtask`). Also: [`is_plain_url`], what a URL argument is.
 
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use super::output::Output;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +25,22 @@ ORT_DYLIB_PATH, SSL_CERT_FILE, HTTPS_PROXY/NO_PROXY, BEAKER_REGISTRY_USER/BEAKER
 Config files: ~/.config/beaker/config.toml over /etc/beaker/config.toml (`beaker config show`)."
 )]
 pub struct Cli {
+    #[command(flatten)]
+    pub locations: Locations,
+    #[command(flatten)]
+    pub output: Output,
+    /// ONNX Runtime library (libonnxruntime.so*) for --check, verify --deep [default:
+    /// $ORT_DYLIB_PATH, else python3's onnxruntime, else the checkout's .ort/]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the store and the catalogues are (resolved with the environment and the configuration
+/// files by [`super::context::Context`]).
+#[derive(Debug, clap::Args)]
+pub struct Locations {
     /// Store directory [env: BEAKER_STORE] [default: `store` in a config file, else
     /// $XDG_CACHE_HOME/beaker/store]
     #[arg(long, global = true, value_name = "DIR")]
@@ -27,21 +48,6 @@ pub struct Cli {
     /// Catalogue manifest to resolve names through (repeatable) [default: $BEAKER_MANIFEST, else the bundled one]
     #[arg(long = "manifest", global = true, value_name = "FILE")]
     pub manifests: Vec<PathBuf>,
-    /// Print one JSON document on stdout instead of text
-    #[arg(long, global = true)]
-    pub json: bool,
-    /// Print only results and errors
-    #[arg(short, long, global = true)]
-    pub quiet: bool,
-    /// Say more about what is happening (on stderr)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-    /// ONNX Runtime library (libonnxruntime.so*) for --check, verify --deep [default:
-    /// $ORT_DYLIB_PATH, else python3's onnxruntime, else the checkout's .ort/]
-    #[arg(long, global = true, value_name = "PATH")]
-    pub ort_lib: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,39 +151,7 @@ pub enum StoreCommand {
     },
     /// Fetch models from the catalogues or a registry into the store (once, however many
     /// processes ask) and print the path of each model's main file
-    Pull {
-        /// Catalogue names (see --manifest), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// The name to record a pulled oci:// reference under (default: the name the manifest
-        /// carries, else the repository's last part); required to pull a plain URL
-        #[arg(long, value_name = "N")]
-        name: Option<String>,
-        /// Pin the BLAKE3 of a plain URL pulled with --name (else trust on first use)
-        #[arg(long, value_name = "HEX")]
-        blake3: Option<String>,
-        /// Pin the SHA-256 of a plain URL pulled with --name
-        #[arg(long, value_name = "HEX")]
-        sha256: Option<String>,
-        /// Pin the MD5 of a plain URL pulled with --name
-        #[arg(long, value_name = "HEX")]
-        md5: Option<String>,
-        /// Talk plain HTTP to registries (as `oci+http://` does)
-        #[arg(long)]
-        plain_http: bool,
-        /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
-        #[arg(long)]
-        offline: bool,
-        /// Give up waiting for another process downloading the same model after D (e.g. 250ms, 30s, 5m)
-        #[arg(long, value_name = "D", value_parser = beaker::duration::parse)]
-        lock_timeout: Option<std::time::Duration>,
-        /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
-        #[arg(long, value_name = "FILE")]
-        ca_cert: Option<PathBuf>,
-        /// Load each ONNX model in ONNX Runtime before publishing it; one that fails is not published
-        #[arg(long)]
-        check: bool,
-    },
+    Pull(PullArgs),
     /// Show what the store knows about a model (a name, or a blob's BLAKE3) and, for ONNX, its
     /// inputs, outputs, opsets, producer and metadata
     #[command(
@@ -282,6 +256,49 @@ pub enum StoreCommand {
     PruneLocks,
 }
 
+/// `store pull`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct PullArgs {
+    /// Catalogue names (see --manifest), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// The name to record a pulled oci:// reference under (default: the name the manifest
+    /// carries, else the repository's last part); required to pull a plain URL
+    #[arg(long, value_name = "N")]
+    pub name: Option<String>,
+    #[command(flatten)]
+    pub pins: PinArgs,
+    /// Talk plain HTTP to registries (as `oci+http://` does)
+    #[arg(long)]
+    pub plain_http: bool,
+    /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
+    #[arg(long)]
+    pub offline: bool,
+    /// Give up waiting for another process downloading the same model after D (e.g. 250ms, 30s, 5m)
+    #[arg(long, value_name = "D", value_parser = beaker::duration::parse)]
+    pub lock_timeout: Option<std::time::Duration>,
+    /// PEM file of CA certificates to trust instead of the built-in roots (default: $SSL_CERT_FILE)
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    /// Load each ONNX model in ONNX Runtime before publishing it; one that fails is not published
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// `--blake3/--sha256/--md5`: the digests a plain URL pulled with `--name` must have.
+#[derive(Debug, clap::Args)]
+pub struct PinArgs {
+    /// Pin the BLAKE3 of a plain URL pulled with --name (else trust on first use)
+    #[arg(long, value_name = "HEX")]
+    pub blake3: Option<String>,
+    /// Pin the SHA-256 of a plain URL pulled with --name
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Pin the MD5 of a plain URL pulled with --name
+    #[arg(long, value_name = "HEX")]
+    pub md5: Option<String>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Validate catalogue manifests (exit 2 with file:line:col on the first error)
@@ -299,6 +316,15 @@ pub enum ManifestCommand {
         #[arg(long)]
         name: String,
     },
+}
+
+/// `https://…`, `http://…` or `file://…` (in any case): an argument that is a plain URL, not a
+/// name, a path or a registry reference.
+pub fn is_plain_url(arg: &str) -> bool {
+    let lower = arg.to_ascii_lowercase();
+    ["https://", "http://", "file://"]
+        .iter()
+        .any(|p| lower.starts_with(p))
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,10 +1,12 @@
 //! `beaker config show`: every setting's effective value and where it came from (flag,
 //! environment, which config file, or the default).
 
+use std::path::PathBuf;
+
 use anyhow::Result;
 use serde::Serialize;
 
-use beaker::settings::{Settings, Source};
+use beaker::settings::{Setting, Settings, Source};
 
 use super::args::ConfigCommand;
 use super::context::Context;
@@ -19,82 +21,12 @@ struct Row {
 
 pub fn run(cmd: ConfigCommand, ctx: &Context, out: Output) -> Result<()> {
     let ConfigCommand::Show = cmd;
-    let (store, store_from) = ctx.store_root()?;
-    let (manifests, manifests_from) = ctx.manifests();
-    let fetch = ctx.pull_options()?.fetch;
-    let s = &ctx.settings;
-    let env_or = |var: &str, file: Option<&std::path::Path>| {
-        if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
-            Source::Env(var.into())
-        } else {
-            file.map_or(Source::Default, |f| Source::File(f.to_owned()))
-        }
-    };
-    fn from(o: Option<&std::path::PathBuf>) -> Option<&std::path::Path> {
-        o.map(|p| p.as_path())
-    }
-    let rows = vec![
-        Row {
-            key: "store",
-            value: store.display().to_string(),
-            source: store_from,
-        },
-        Row {
-            key: "manifests",
-            value: if manifests.is_empty() {
-                "(the bundled catalogue)".into()
-            } else {
-                manifests
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            },
-            source: manifests_from,
-        },
-        Row {
-            key: "offline",
-            value: fetch.offline.to_string(),
-            source: env_or("BEAKER_OFFLINE", from(s.offline.as_ref().map(|x| &x.from))),
-        },
-        Row {
-            key: "connect_timeout",
-            value: format!("{:?}", fetch.connect_timeout),
-            source: env_or(
-                "BEAKER_CONNECT_TIMEOUT",
-                from(s.connect_timeout.as_ref().map(|x| &x.from)),
-            ),
-        },
-        Row {
-            key: "stall_timeout",
-            value: format!("{:?}", fetch.stall_timeout),
-            source: env_or(
-                "BEAKER_STALL_TIMEOUT",
-                from(s.stall_timeout.as_ref().map(|x| &x.from)),
-            ),
-        },
-        Row {
-            key: "retries",
-            value: fetch.retries.to_string(),
-            source: env_or("BEAKER_RETRIES", from(s.retries.as_ref().map(|x| &x.from))),
-        },
-        Row {
-            key: "lock_timeout",
-            value: s.lock_timeout.as_ref().map_or_else(
-                || "none (wait as long as it takes)".into(),
-                |x| format!("{:?}", x.value),
-            ),
-            source: s
-                .lock_timeout
-                .as_ref()
-                .map_or(Source::Default, |x| Source::File(x.from.clone())),
-        },
-    ];
+    let rows = rows(ctx)?;
     if out.json {
         #[derive(Serialize)]
         struct Show {
-            user_file: Option<std::path::PathBuf>,
-            system_file: std::path::PathBuf,
+            user_file: Option<PathBuf>,
+            system_file: PathBuf,
             settings: Vec<Row>,
         }
         return out.json(&Show {
@@ -112,4 +44,80 @@ pub fn run(cmd: ConfigCommand, ctx: &Context, out: Output) -> Result<()> {
         Settings::system_file().display()
     ));
     Ok(())
+}
+
+/// Every setting: its effective value and where it came from.
+fn rows(ctx: &Context) -> Result<Vec<Row>> {
+    let (store, store_from) = ctx.store_root()?;
+    let (manifests, manifests_from) = ctx.manifests();
+    let fetch = ctx.pull_options()?.fetch;
+    let lock_timeout = ctx.settings.lock_timeout.as_ref();
+    let mut rows = vec![
+        Row {
+            key: "store",
+            value: store.display().to_string(),
+            source: store_from,
+        },
+        Row {
+            key: "manifests",
+            value: if manifests.is_empty() {
+                "(the bundled catalogue)".into()
+            } else {
+                let paths: Vec<_> = manifests.iter().map(|p| p.display().to_string()).collect();
+                paths.join(", ")
+            },
+            source: manifests_from,
+        },
+    ];
+    rows.extend(fetch_rows(&fetch, &ctx.settings));
+    rows.push(Row {
+        key: "lock_timeout",
+        value: lock_timeout.map_or_else(
+            || "none (wait as long as it takes)".into(),
+            |x| format!("{:?}", x.value),
+        ),
+        source: lock_timeout.map_or(Source::Default, |x| Source::File(x.from.clone())),
+    });
+    Ok(rows)
+}
+
+/// The fetch settings: each from its variable if set, else the file that set it, else the
+/// default.
+fn fetch_rows(fetch: &beaker::fetch::Config, s: &Settings) -> [Row; 4] {
+    fn row<T>(key: &'static str, value: String, var: &str, file: &Option<Setting<T>>) -> Row {
+        let source = if std::env::var_os(var).is_some_and(|v| !v.is_empty()) {
+            Source::Env(var.into())
+        } else {
+            file.as_ref()
+                .map_or(Source::Default, |f| Source::File(f.from.clone()))
+        };
+        Row { key, value, source }
+    }
+    let secs = |d: std::time::Duration| format!("{d:?}");
+    [
+        row(
+            "offline",
+            fetch.offline.to_string(),
+            "BEAKER_OFFLINE",
+            &s.offline,
+        ),
+        row(
+            "connect_timeout",
+            secs(fetch.connect_timeout),
+            "BEAKER_CONNECT_TIMEOUT",
+            &s.connect_timeout,
+        ),
+        row(
+            "stall_timeout",
+            secs(fetch.stall_timeout),
+            "BEAKER_STALL_TIMEOUT",
+            &s.stall_timeout,
+        ),
+        row(
+            "retries",
+            fetch.retries.to_string(),
+            "BEAKER_RETRIES",
+            &s.retries,
+        ),
+    ]
 }

@@ -11,6 +11,8 @@ use beaker::pull::Options;
 use beaker::settings::{expand_home, Settings, Source};
 use beaker::{Catalogue, Store};
 
+use super::args::Locations;
+
 /// The flags and files that decide where things are.
 pub struct Context {
     pub settings: Settings,
@@ -19,12 +21,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(store_flag: Option<PathBuf>, manifest_flags: Vec<PathBuf>) -> Result<Self> {
+    /// Reads the configuration files under the flags.
+    pub fn new(flags: Locations) -> Result<Self> {
         Ok(Context {
             settings: Settings::load()?,
             // An empty --store/BEAKER_STORE means unset.
-            store_flag: store_flag.filter(|p| !p.as_os_str().is_empty()),
-            manifest_flags,
+            store_flag: flags.store.filter(|p| !p.as_os_str().is_empty()),
+            manifest_flags: flags.manifests,
         })
     }
 

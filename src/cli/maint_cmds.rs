@@ -50,8 +50,8 @@ pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
     match found {
         // The JSON report above is the one document on stdout: say it on stderr, exit 1.
         Err(e) if out.json => {
-            eprintln!("beaker: error: {e:#}");
-            Err(super::Reported(1).into())
+            super::error::say(&e);
+            Err(super::error::Reported(1).into())
         }
         other => other,
     }

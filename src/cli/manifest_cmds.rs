@@ -42,11 +42,7 @@ pub fn run(cmd: ManifestCommand, out: Output) -> Result<()> {
 fn entry(source: &str, name: &str, out: Output) -> Result<()> {
     use std::io::Read;
     let name = beaker::ModelName::new(name)?;
-    let lower = source.to_ascii_lowercase();
-    let is_url = ["https://", "http://", "file://"]
-        .iter()
-        .any(|p| lower.starts_with(p));
-    if !is_url {
+    if !super::args::is_plain_url(source) {
         let (blake3, size, sha256) = hash(std::path::Path::new(source))?;
         return print_entry(&name, blake3, size, sha256, source, out);
     }

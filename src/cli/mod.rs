@@ -1,12 +1,16 @@
-//! The `beaker` command line: argument parsing, output, and one module per command group.
+//! The `beaker` command line: the flags ([`args`]), how results and failures are printed
+//! ([`output`], [`error`]), and one module per command group, each of which turns its flags into
+//! the library's request, calls the library and prints the outcome. This file sends each command
+//! to its module.
 
 pub mod args;
 mod catalogue_cmds;
 mod config_cmds;
 mod context;
+pub mod error;
 mod maint_cmds;
 mod manifest_cmds;
-pub mod output;
+mod output;
 mod pull_cmd;
 mod registry_cmds;
 mod show_cmd;
@@ -14,30 +18,18 @@ mod store_cmds;
 
 use anyhow::Result;
 
-/// A command line that does not make sense (exit 2, like any bad input).
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadUsage(pub String);
-
-/// A failure the command has already reported on stdout/stderr itself; the process exits with
-/// this code and prints nothing more.
-#[derive(Debug, thiserror::Error)]
-#[error("already reported")]
-pub struct Reported(pub u8);
-
-use args::{Cli, Command, RegistryCommand, StoreCommand};
+use args::{Cli, Command, Locations, RegistryCommand, StoreCommand};
+use context::Context;
 use output::Output;
 
+/// Runs the command `cli` asked for (`--ort-lib` set first; with `-v`, which ONNX Runtime was
+/// loaded, said last).
 pub fn run(cli: Cli) -> Result<()> {
-    let out = Output {
-        json: cli.json,
-        quiet: cli.quiet,
-        verbose: cli.verbose,
-    };
+    let out = cli.output;
     if let Some(lib) = cli.ort_lib {
         beaker::onnx::runtime::set_library(lib);
     }
-    let result = command(cli.command, cli.store, cli.manifests, out);
+    let result = command(cli.command, cli.locations, out);
     if out.verbose > 0 {
         if let Some((origin, path)) = beaker::onnx::runtime::loaded_library() {
             eprintln!("ONNX Runtime: {} (from {origin})", path.display());
@@ -46,84 +38,77 @@ pub fn run(cli: Cli) -> Result<()> {
     result
 }
 
-fn command(
-    command: Command,
-    store: Option<std::path::PathBuf>,
-    manifests: Vec<std::path::PathBuf>,
-    out: Output,
-) -> Result<()> {
-    // Completions and man pages need no store and no configuration.
-    let ctx = match &command {
-        Command::Completions { .. } | Command::Man { .. } => None,
-        _ => Some(context::Context::new(store, manifests)?),
-    };
-    let Some(ctx) = ctx else {
-        return match command {
-            Command::Completions { shell } => {
-                let mut cmd = <Cli as clap::CommandFactory>::command();
-                clap_complete::generate(shell, &mut cmd, "beaker", &mut std::io::stdout());
-                Ok(())
-            }
-            Command::Man { dir } => man(&dir),
-            _ => Ok(()),
-        };
-    };
+/// Runs one command. Every command but `completions` and `man` reads the configuration files
+/// first, those that do not use them too: a broken one is reported whatever the command.
+fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
+    let context = || Context::new(locations);
     match command {
-        Command::Store(cmd) => {
-            let (root, from) = ctx.store_root()?;
-            if out.verbose > 0 {
-                eprintln!("store: {} (from {from})", root.display());
-            }
-            match cmd {
-                StoreCommand::Pull {
-                    names,
-                    name,
-                    blake3,
-                    sha256,
-                    md5,
-                    plain_http,
-                    offline,
-                    lock_timeout,
-                    ca_cert,
-                    check,
-                } => {
-                    let flags = pull_cmd::Flags {
-                        name,
-                        pins: pull_cmd::Pins {
-                            blake3,
-                            sha256,
-                            md5,
-                        },
-                        plain_http,
-                        offline,
-                        lock_timeout,
-                        ca_cert,
-                        check,
-                    };
-                    pull_cmd::run(&root, &ctx, &names, flags, out)
-                }
-                StoreCommand::Show { target } => show_cmd::run(&root, &target, out),
-                StoreCommand::Push {
-                    name,
-                    reference,
-                    remote,
-                } => registry_cmds::push(&root, &name, &reference, &remote, out),
-                StoreCommand::LsRemote { reference, remote } => {
-                    registry_cmds::ls_remote(&reference, &remote, out)
-                }
-                cmd => store_cmds::run(cmd, &root, out),
-            }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "beaker", &mut std::io::stdout());
+            Ok(())
         }
-        Command::Manifest(cmd) => manifest_cmds::run(cmd, out),
-        Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &ctx, out),
-        Command::Config(cmd) => config_cmds::run(cmd, &ctx, out),
-        Command::Completions { .. } | Command::Man { .. } => Ok(()),
+        Command::Man { dir } => man(&dir),
+        Command::Store(cmd) => store(cmd, &context()?, out),
+        Command::Manifest(cmd) => {
+            context()?;
+            manifest_cmds::run(cmd, out)
+        }
+        Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &context()?, out),
+        Command::Config(cmd) => config_cmds::run(cmd, &context()?, out),
         Command::Registry(RegistryCommand::Login {
             host,
             username,
             password_stdin,
             remote,
-        }) => registry_cmds::login(&host, username, password_stdin, &remote, out),
+        }) => {
+            context()?;
+            registry_cmds::login(&host, username, password_stdin, &remote, out)
+        }
+    }
+}
+
+/// `beaker store …`: each command to the module that runs it, with the store's directory.
+fn store(cmd: StoreCommand, ctx: &Context, out: Output) -> Result<()> {
+    let (root, from) = ctx.store_root()?;
+    if out.verbose > 0 {
+        eprintln!("store: {} (from {from})", root.display());
+    }
+    let root = root.as_path();
+    match cmd {
+        StoreCommand::Init {
+            shared,
+            group,
+            locking,
+        } => store_cmds::init(root, shared, group, locking, out),
+        StoreCommand::Add { file, name, check } => store_cmds::add(root, &file, &name, check, out),
+        StoreCommand::Pull(args) => pull_cmd::run(root, ctx, args, out),
+        StoreCommand::Show { target } => show_cmd::run(root, &target, out),
+        StoreCommand::Path { name, dir, blob } => store_cmds::path(root, &name, dir, blob, out),
+        // `--copy` is the default, still accepted (it only conflicts with `--link`).
+        StoreCommand::Export {
+            name,
+            dir,
+            link,
+            copy: _,
+        } => store_cmds::export(root, &name, &dir, link, out),
+        StoreCommand::Push {
+            name,
+            reference,
+            remote,
+        } => registry_cmds::push(root, &name, &reference, &remote, out),
+        StoreCommand::LsRemote { reference, remote } => {
+            registry_cmds::ls_remote(&reference, &remote, out)
+        }
+        StoreCommand::Ls { long } => store_cmds::ls(root, long, out),
+        StoreCommand::Dir => store_cmds::dir(root, out),
+        StoreCommand::Rm { names, dry_run } => store_cmds::rm(root, &names, dry_run, out),
+        StoreCommand::Pin { names } => store_cmds::pin(root, &names, true, out),
+        StoreCommand::Unpin { names } => store_cmds::pin(root, &names, false, out),
+        StoreCommand::Info => store_cmds::info(root, out),
+        StoreCommand::Gc(args) => maint_cmds::gc(root, &args, out),
+        StoreCommand::Verify(args) => maint_cmds::verify(root, &args, out),
+        StoreCommand::PruneLocks => maint_cmds::prune_locks(root, out),
     }
 }
 

@@ -1,5 +1,6 @@
-//! How results reach the user: stdout for results (text or `--json`), stderr for notes and the
-//! progress bar, which is drawn only on a terminal and never with `--json` or `-q`.
+//! How results reach the user, and the global flags that choose it (`--json`, `-q`, `-v`): stdout
+//! for results (text or `--json`), stderr for notes and the progress bar, which is drawn only on
+//! a terminal and never with `--json` or `-q`.
 
 use std::io::IsTerminal;
 
@@ -9,10 +10,18 @@ use serde::Serialize;
 
 use beaker::progress::Progress;
 
-#[derive(Debug, Clone, Copy)]
+/// How results are printed: the global flags `--json`, `-q` and `-v` (flattened into
+/// [`super::args::Cli`]).
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct Output {
+    /// Print one JSON document on stdout instead of text
+    #[arg(long, global = true)]
     pub json: bool,
+    /// Print only results and errors
+    #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Say more about what is happening (on stderr)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
@@ -40,15 +49,6 @@ impl Output {
         } else {
             Box::new(Bar(None))
         }
-    }
-}
-
-/// The `kind` of a `--json` error: `failed` (exit 1), `bad_input` (2), `not_present` (3).
-pub fn kind(category: beaker::Category) -> &'static str {
-    match category {
-        beaker::Category::Failed => "failed",
-        beaker::Category::BadInput => "bad_input",
-        beaker::Category::NotPresent => "not_present",
     }
 }
 

@@ -1,73 +1,199 @@
-//! `beaker store pull NAME…`: a thin layer over [`beaker::pull::Puller`]. Resolves every name
-//! first (so a typo fails before anything is fetched), then pulls each in order, printing each
-//! model's path (or one JSON array); one that fails is reported and the others still pulled. An
-//! `oci://` reference is resolved through its registry's manifest
-//! ([`beaker::oci::pull::resolve`]) and then pulled like a catalogue entry.
+//! `beaker store pull NAME…`: a thin layer over [`beaker::pull::Puller`]. The flags become a
+//! [`Request`] (checked before anything is read or fetched), every name of it is resolved (so a
+//! typo fails before anything is fetched), then each is pulled in order, printing each model's
+//! path (or one JSON array); one that fails is reported and the others still pulled. An `oci://`
+//! reference is resolved through its registry's manifest ([`beaker::oci::pull::resolve`]) and
+//! then pulled like a catalogue entry.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::Result;
 
 use beaker::catalogue::Resolved;
+use beaker::digest::{Md5, Sha256};
 use beaker::lock::Wait;
 use beaker::oci::Reference;
-use beaker::pull::Puller;
-use beaker::{ModelName, Store};
+use beaker::progress::Progress;
+use beaker::pull::{Options, Puller};
+use beaker::{Blake3, Catalogue, ModelName, Store};
 
+use super::args::{is_plain_url, PinArgs, PullArgs};
 use super::context::Context;
-
+use super::error::{self, BadUsage, Reported};
 use super::output::{size, Output};
 
-/// The pull-specific flags.
-pub struct Flags {
-    /// `--name`: what an oci:// reference or a plain URL is recorded as.
-    pub name: Option<String>,
-    /// `--blake3/--sha256/--md5`: the digests a plain URL must have.
-    pub pins: Pins,
-    pub plain_http: bool,
-    pub offline: bool,
-    pub lock_timeout: Option<Duration>,
-    pub ca_cert: Option<PathBuf>,
-    /// `--check`: load ONNX models in ONNX Runtime before publishing.
-    pub check: bool,
+pub fn run(root: &Path, ctx: &Context, args: PullArgs, out: Output) -> Result<()> {
+    let request = Request::parse(&args)?;
+    let lookup = Lookup::load(ctx, request.looks_up_names())?;
+    let options = options(ctx, &args)?;
+    let todo = request.resolve(&lookup, &options.fetch, out)?;
+    let store = Store::open_or_create(root)?;
+    pull_each(&store, todo, options, out)
 }
 
-/// What one name became: pulled (or already there), or why not.
-enum Outcome {
-    /// In the catalogues (or resolved from a registry): pull it.
-    Catalogued(Box<Resolved>),
-    /// In no catalogue, but the store holds it (added with `add`): its path, as the fast path.
-    Stored(ModelName),
+/// What `store pull` was asked for: one of the three shapes the flags allow, so no later step
+/// meets a combination they do not (a URL without `--name`, `--name` with two names, …).
+enum Request {
+    /// Catalogue names (or names the store holds) and registry references, in order, each
+    /// recorded under its own name.
+    Each(Vec<Asked>),
+    /// One registry reference, recorded under `--name`.
+    Renamed {
+        reference: Reference,
+        name: ModelName,
+    },
+    /// One plain URL, recorded under `--name`, with the digests it must have (none: trust on
+    /// first use).
+    Url {
+        url: String,
+        name: ModelName,
+        pins: Pins,
+    },
 }
 
-/// The digests given on the command line for a plain URL.
-pub struct Pins {
-    pub blake3: Option<String>,
-    pub sha256: Option<String>,
-    pub md5: Option<String>,
+/// One name of a [`Request::Each`].
+enum Asked {
+    /// A catalogue name, or a name the store holds that no catalogue lists.
+    Name(String),
+    /// `oci://…` or `oci+http://…`: resolved through the registry's manifest.
+    Registry(Reference),
 }
 
-/// `https://…`, `http://…` or `file://…`: a plain URL, pulled without a catalogue with --name.
-fn is_plain_url(n: &str) -> bool {
+/// The digests `--blake3/--sha256/--md5` pin a plain URL to.
+struct Pins {
+    blake3: Option<Blake3>,
+    sha256: Option<Sha256>,
+    md5: Option<Md5>,
+}
+
+const URL_ALONE: &str = "a URL is pulled alone and with --name N (the name to record it under); \
+                         add --blake3/--sha256/--md5 to pin its content";
+
+impl Request {
+    /// Checks the flags against each other and parses every name, reference and digest, before
+    /// a catalogue is read or the network touched.
+    fn parse(args: &PullArgs) -> Result<Request> {
+        let (urls, others): (Vec<&String>, Vec<&String>) =
+            args.names.iter().partition(|n| is_plain_url(n));
+        match (&args.name, urls.as_slice(), others.as_slice()) {
+            (Some(name), [url], []) => Ok(Request::Url {
+                url: url.to_string(),
+                name: ModelName::new(name)?,
+                pins: Pins::parse(&args.pins)?,
+            }),
+            (_, [_, ..], _) => Err(BadUsage(URL_ALONE.into()).into()),
+            (Some(name), [], [reference]) if is_oci(reference) => {
+                no_pins(&args.pins)?;
+                Ok(Request::Renamed {
+                    name: ModelName::new(name)?,
+                    reference: Reference::parse(reference, args.plain_http)?,
+                })
+            }
+            (Some(_), [], _) => Err(beaker::oci::BadReference {
+                reference: args.names.join(" "),
+                problem: "--name goes with exactly one oci:// reference or URL".into(),
+            }
+            .into()),
+            (None, [], names) => {
+                no_pins(&args.pins)?;
+                let each = names
+                    .iter()
+                    .map(|n| Asked::parse(n, args.plain_http))
+                    .collect::<Result<_, _>>()?;
+                Ok(Request::Each(each))
+            }
+        }
+    }
+
+    /// Whether a name is to be looked up (in the catalogues, then the store).
+    fn looks_up_names(&self) -> bool {
+        matches!(self, Request::Each(each) if each.iter().any(|a| matches!(a, Asked::Name(_))))
+    }
+
+    /// What each name is: a model to pull (a catalogue entry, a registry's manifest read now,
+    /// or a URL's entry), or a name only the store holds.
+    fn resolve(
+        self,
+        lookup: &Lookup,
+        fetch: &beaker::fetch::Config,
+        out: Output,
+    ) -> Result<Vec<Todo>> {
+        let registry = |reference: &Reference, name: Option<ModelName>| -> Result<Todo> {
+            let remote = beaker::oci::pull::resolve(reference, name, fetch)?;
+            Ok(Todo::Pull(Box::new(remote.model)))
+        };
+        match self {
+            Request::Url { url, name, pins } => {
+                if pins.none() {
+                    out.note(format!(
+                        "{name}: no digest given: trusting what {url} serves now (trust on first use); the BLAKE3 received is recorded, pin it next time with --blake3"
+                    ));
+                }
+                Ok(vec![Todo::Pull(Box::new(url_entry(&url, name, pins)))])
+            }
+            Request::Renamed { reference, name } => Ok(vec![registry(&reference, Some(name))?]),
+            Request::Each(each) => each
+                .into_iter()
+                .map(|asked| match asked {
+                    Asked::Name(n) => lookup.find(&n, out),
+                    Asked::Registry(reference) => registry(&reference, None),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl Asked {
+    fn parse(n: &str, plain_http: bool) -> Result<Asked, beaker::oci::BadReference> {
+        Ok(match is_oci(n) {
+            true => Asked::Registry(Reference::parse(n, plain_http)?),
+            false => Asked::Name(n.to_owned()),
+        })
+    }
+}
+
+impl Pins {
+    fn parse(flags: &PinArgs) -> Result<Pins, beaker::digest::ParseDigestError> {
+        let hex = |h: &Option<String>| h.as_ref().map(|h| h.trim().to_ascii_lowercase());
+        Ok(Pins {
+            blake3: hex(&flags.blake3)
+                .map(|h| Blake3::from_hex(&h))
+                .transpose()?,
+            sha256: hex(&flags.sha256)
+                .map(|h| Sha256::from_hex(&h))
+                .transpose()?,
+            md5: hex(&flags.md5).map(|h| Md5::from_hex(&h)).transpose()?,
+        })
+    }
+
+    fn none(&self) -> bool {
+        self.blake3.is_none() && self.sha256.is_none() && self.md5.is_none()
+    }
+}
+
+/// Refuses `--blake3/--sha256/--md5` where no URL is pulled.
+fn no_pins(flags: &PinArgs) -> Result<(), BadUsage> {
+    match flags.blake3.is_some() || flags.sha256.is_some() || flags.md5.is_some() {
+        true => Err(BadUsage(
+            "--blake3/--sha256/--md5 pin a URL pulled with --name; a catalogue name has its own digests".into(),
+        )),
+        false => Ok(()),
+    }
+}
+
+fn is_oci(n: &str) -> bool {
     let lower = n.to_ascii_lowercase();
-    ["https://", "http://", "file://"]
-        .iter()
-        .any(|p| lower.starts_with(p))
+    lower.starts_with("oci://") || lower.starts_with("oci+http://")
 }
 
 /// The catalogue entry a plain URL pulled with `--name` stands for: its digests as given (none:
 /// trust on first use, and the BLAKE3 received is recorded), its format from its file name.
-fn url_entry(url: &str, name: ModelName, pins: &Pins) -> Result<Resolved> {
-    use beaker::digest::{Md5, Sha256};
-    let hex = |h: &Option<String>| h.as_ref().map(|h| h.trim().to_ascii_lowercase());
-    let blake3 = hex(&pins.blake3)
-        .map(|h| beaker::Blake3::from_hex(&h))
-        .transpose()?;
-    let sha256 = hex(&pins.sha256)
-        .map(|h| Sha256::from_hex(&h))
-        .transpose()?;
-    let md5 = hex(&pins.md5).map(|h| Md5::from_hex(&h)).transpose()?;
+fn url_entry(url: &str, name: ModelName, pins: Pins) -> Resolved {
+    let Pins {
+        blake3,
+        sha256,
+        md5,
+    } = pins;
     let onnx = url
         .split(['?', '#'])
         .next()
@@ -82,175 +208,97 @@ fn url_entry(url: &str, name: ModelName, pins: &Pins) -> Result<Resolved> {
         urls: vec![url.to_owned()],
         format: onnx.then_some(beaker::manifest::Format::Onnx),
     };
-    Ok(Resolved {
+    Resolved {
         model: beaker::Model::single(&name, single),
         name,
-        manifest: std::path::PathBuf::from("<command line>"),
-    })
+        manifest: PathBuf::from("<command line>"),
+    }
 }
 
-fn is_oci(n: &str) -> bool {
-    let lower = n.to_ascii_lowercase();
-    lower.starts_with("oci://") || lower.starts_with("oci+http://")
+/// Where a name is looked up: the catalogues (read only when a name is to be looked up), then
+/// the names the store holds.
+struct Lookup {
+    catalogue: Catalogue,
+    existing: Option<Store>,
 }
 
-pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Output) -> Result<()> {
-    let oci_count = names.iter().filter(|n| is_oci(n)).count();
-    let url_count = names.iter().filter(|n| is_plain_url(n)).count();
-    if url_count > 0 && (flags.name.is_none() || names.len() != 1) {
-        anyhow::bail!(super::BadUsage(
-            "a URL is pulled alone and with --name N (the name to record it under); add \
-             --blake3/--sha256/--md5 to pin its content"
-                .into()
-        ));
+impl Lookup {
+    fn load(ctx: &Context, names: bool) -> Result<Lookup> {
+        Ok(Lookup {
+            catalogue: match names {
+                true => ctx.catalogue()?,
+                false => Catalogue::default(),
+            },
+            existing: ctx.existing_store()?,
+        })
     }
-    if flags.name.is_some() && (oci_count + url_count != 1 || names.len() != 1) {
-        anyhow::bail!(beaker::oci::BadReference {
-            reference: names.join(" "),
-            problem: "--name goes with exactly one oci:// reference or URL".into(),
-        });
-    }
-    let pinned =
-        flags.pins.blake3.is_some() || flags.pins.sha256.is_some() || flags.pins.md5.is_some();
-    if pinned && url_count == 0 {
-        anyhow::bail!(super::BadUsage(
-            "--blake3/--sha256/--md5 pin a URL pulled with --name; a catalogue name has its own digests".into()
-        ));
-    }
-    let record_as = flags.name.as_deref().map(ModelName::new).transpose()?;
-    // Parse every reference before loading catalogues or touching the network.
-    let references = names
-        .iter()
-        .filter(|n| is_oci(n))
-        .map(|n| Reference::parse(n, flags.plain_http))
-        .collect::<Result<Vec<_>, _>>()?;
-    let catalogue = match oci_count + url_count < names.len() {
-        true => Some(ctx.catalogue()?),
-        false => None,
-    };
-    let existing = ctx.existing_store()?;
-    let mut options = ctx.pull_options()?;
-    options.fetch.offline |= flags.offline;
-    options.check = flags.check;
-    if flags.ca_cert.is_some() {
-        options.fetch.ca_cert = flags.ca_cert;
-    }
-    if let Some(d) = flags.lock_timeout {
-        options.lock_wait = Wait::For(d);
-    }
-    // Resolve every name (a typo fails before anything is fetched): a catalogue entry, a name the
-    // store holds that no catalogue lists, or a registry reference.
-    let mut todo = Vec::with_capacity(names.len());
-    let mut references = references.into_iter();
-    for n in names {
-        if is_plain_url(n) {
-            let Some(name) = record_as.clone() else {
-                anyhow::bail!("internal error: a URL without --name");
-            };
-            let model = url_entry(n, name, &flags.pins)?;
-            if !pinned {
-                out.note(format!(
-                    "{}: no digest given: trusting what {n} serves now (trust on first use); the BLAKE3 received is recorded, pin it next time with --blake3",
-                    model.name
-                ));
-            }
-            todo.push(Outcome::Catalogued(Box::new(model)));
-            continue;
-        }
-        if is_oci(n) {
-            let Some(reference) = references.next() else {
-                anyhow::bail!("internal error: a reference was not parsed");
-            };
-            let remote = beaker::oci::pull::resolve(&reference, record_as.clone(), &options.fetch)?;
-            todo.push(Outcome::Catalogued(Box::new(remote.model)));
-            continue;
-        }
-        let Some(catalogue) = &catalogue else {
-            anyhow::bail!("internal error: no catalogue for {n}");
-        };
-        match catalogue.get(n) {
+
+    /// A catalogue entry, else a name the store holds that no catalogue lists (added with
+    /// `add`), else the catalogues' "unknown model" error.
+    fn find(&self, n: &str, out: Output) -> Result<Todo> {
+        let unknown = match self.catalogue.get(n) {
             Ok(model) => {
                 if out.verbose > 0 {
                     eprintln!("{n}: from the catalogue {}", model.manifest.display());
                 }
-                todo.push(Outcome::Catalogued(Box::new(model.clone())))
+                return Ok(Todo::Pull(Box::new(model.clone())));
             }
-            Err(unknown) => {
-                let held = ModelName::new(n).ok().filter(|name| {
-                    existing
-                        .as_ref()
-                        .and_then(|s| s.read_entry(name).ok())
-                        .is_some_and(|e| e.is_some())
-                });
-                match held {
-                    Some(name) => todo.push(Outcome::Stored(name)),
-                    None => return Err(unknown.into()),
-                }
-            }
-        }
-    }
-    let store = Store::open_or_create(root)?;
-    let mut puller = Puller::new(&store, options);
-    let mut progress = out.progress();
-    // Every name is tried; each failure is reported and the others still pulled.
-    let mut rows = Vec::with_capacity(todo.len());
-    let mut failed: Vec<(String, anyhow::Error)> = Vec::new();
-    for item in todo {
-        let (name, result) = match item {
-            Outcome::Catalogued(model) => (
-                model.name.to_string(),
-                puller
-                    .pull(&model, progress.as_mut())
-                    .inspect(|p| {
-                        if p.downloaded {
-                            // store.toml's max_size: evict down to it if gc.lock is free (never
-                            // waits, spares this model). Housekeeping: the pull is complete and
-                            // its errors are not the pull's (`beaker store gc` reports them).
-                            let _ = beaker::evict::after_publish(&store, &model.name);
-                        }
-                    })
-                    .map(Row::Pulled)
-                    .map_err(anyhow::Error::from),
-            ),
-            Outcome::Stored(name) => (
-                name.to_string(),
-                beaker::snapshot::locate(&store, &name)
-                    .map(|l| Row::Held {
-                        name: name.clone(),
-                        path: l.main,
-                        dir: l.dir,
-                        downloaded: false,
-                    })
-                    .map_err(anyhow::Error::from),
-            ),
+            Err(unknown) => unknown,
         };
+        let held = ModelName::new(n).ok().filter(|name| {
+            self.existing
+                .as_ref()
+                .and_then(|s| s.read_entry(name).ok())
+                .is_some_and(|e| e.is_some())
+        });
+        held.map(Todo::Held).ok_or_else(|| unknown.into())
+    }
+}
+
+/// The pull options: the configuration files' values under the environment's, and the flags
+/// over both.
+fn options(ctx: &Context, args: &PullArgs) -> Result<Options> {
+    let mut options = ctx.pull_options()?;
+    options.fetch.offline |= args.offline;
+    options.check = args.check;
+    if let Some(ca) = &args.ca_cert {
+        options.fetch.ca_cert = Some(ca.clone());
+    }
+    if let Some(d) = args.lock_timeout {
+        options.lock_wait = Wait::For(d);
+    }
+    Ok(options)
+}
+
+/// What one name became: a model to pull, or a name only the store holds.
+enum Todo {
+    /// From the catalogues, a registry or a URL: pull it.
+    Pull(Box<Resolved>),
+    /// In no catalogue, but the store holds it (added with `add`): its path, as the fast path.
+    Held(ModelName),
+}
+
+/// Pulls every item in order. The only item's failure is the command's error; of several, each
+/// failure is reported (on stderr, and as its row with `--json`), the others still pulled, and
+/// the command exits 1.
+fn pull_each(store: &Store, todo: Vec<Todo>, options: Options, out: Output) -> Result<()> {
+    let count = todo.len();
+    let mut puller = Puller::new(store, options);
+    let mut progress = out.progress();
+    let mut rows = Vec::with_capacity(count);
+    let mut failed = Vec::new();
+    for item in todo {
+        let (name, result) = pull_one(store, &mut puller, item, progress.as_mut());
         match result {
             Ok(row) => {
-                if !out.json {
-                    if let Row::Pulled(p) = &row {
-                        if p.downloaded {
-                            out.note(format!(
-                                "pulled {}: {} blake3 {}",
-                                p.name,
-                                size(p.size),
-                                p.blake3.short()
-                            ));
-                        }
-                    }
-                    println!("{}", row.path().display());
-                }
+                print_row(&row, out);
                 rows.push(serde_json::to_value(&row)?);
             }
-            Err(e) if names.len() == 1 => return Err(e),
+            Err(e) if count == 1 => return Err(e),
             Err(e) => {
-                let category = beaker::exit::category_of(e.chain());
-                eprintln!("beaker: error: {e:#}");
-                rows.push(serde_json::json!({ "name": name, "error": {
-                    "message": format!("{e:#}"),
-                    "kind": super::output::kind(category),
-                    "exit_code": beaker::exit::code(category),
-                }}));
-                failed.push((name, e));
+                error::say(&e);
+                rows.push(serde_json::json!({ "name": name, "error": error::json(&e) }));
+                failed.push(name);
             }
         }
     }
@@ -258,16 +306,64 @@ pub fn run(root: &Path, ctx: &Context, names: &[String], flags: Flags, out: Outp
         out.json(&rows)?;
     }
     if !failed.is_empty() {
-        let list: Vec<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
         eprintln!(
-            "beaker: error: {} of {} models failed: {}",
+            "beaker: error: {} of {count} models failed: {}",
             failed.len(),
-            names.len(),
-            list.join(", ")
+            failed.join(", ")
         );
-        return Err(super::Reported(1).into());
+        return Err(Reported(1).into());
     }
     Ok(())
+}
+
+/// Pulls one item: its name, and its row or why not.
+fn pull_one(
+    store: &Store,
+    puller: &mut Puller,
+    item: Todo,
+    progress: &mut dyn Progress,
+) -> (String, Result<Row>) {
+    match item {
+        Todo::Pull(model) => {
+            let pulled = puller.pull(&model, progress).inspect(|p| {
+                if p.downloaded {
+                    // store.toml's max_size: evict down to it if gc.lock is free (never waits,
+                    // spares this model). Housekeeping: the pull is complete and its errors are
+                    // not the pull's (`beaker store gc` reports them).
+                    let _ = beaker::evict::after_publish(store, &model.name);
+                }
+            });
+            let row = pulled.map(Row::Pulled).map_err(anyhow::Error::from);
+            (model.name.to_string(), row)
+        }
+        Todo::Held(name) => {
+            let located = beaker::snapshot::locate(store, &name).map(|l| Row::Held {
+                name: name.clone(),
+                path: l.main,
+                dir: l.dir,
+                downloaded: false,
+            });
+            (name.to_string(), located.map_err(anyhow::Error::from))
+        }
+    }
+}
+
+/// Prints a row that worked as text: a note if it was downloaded, and its path.
+fn print_row(row: &Row, out: Output) {
+    if out.json {
+        return;
+    }
+    if let Row::Pulled(p) = row {
+        if p.downloaded {
+            out.note(format!(
+                "pulled {}: {} blake3 {}",
+                p.name,
+                size(p.size),
+                p.blake3.short()
+            ));
+        }
+    }
+    println!("{}", row.path().display());
 }
 
 /// One `--json` row of a pull that worked.
@@ -277,8 +373,8 @@ enum Row {
     Pulled(beaker::pull::Pulled),
     Held {
         name: ModelName,
-        path: std::path::PathBuf,
-        dir: Option<std::path::PathBuf>,
+        path: PathBuf,
+        dir: Option<PathBuf>,
         downloaded: bool,
     },
 }

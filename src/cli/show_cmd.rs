@@ -21,7 +21,21 @@ pub fn run(root: &Path, target: &str, out: Output) -> Result<()> {
 
 /// `label  value` lines; list values continue on lines of their own under the first.
 fn text(s: &Shown) -> String {
-    let mut rows: Vec<(&str, Vec<String>)> = vec![
+    let mut text = String::new();
+    for (label, values) in store_rows(s).into_iter().chain(onnx_rows(s)) {
+        for (i, v) in values.iter().enumerate() {
+            let label = if i == 0 { label } else { "" };
+            text.push_str(&format!("{label:<12} {v}\n"));
+        }
+    }
+    text
+}
+
+type Rows = Vec<(&'static str, Vec<String>)>;
+
+/// What the store knows: names, digest, size, format, description, when added, sources.
+fn store_rows(s: &Shown) -> Rows {
+    let mut rows: Rows = vec![
         (
             "name",
             vec![s.name.as_ref().map_or("-".into(), ToString::to_string)],
@@ -51,6 +65,12 @@ fn text(s: &Shown) -> String {
     if !s.urls.is_empty() {
         rows.push(("urls", s.urls.clone()));
     }
+    rows
+}
+
+/// What the ONNX model says of itself: producer, IR version, opsets, inputs, outputs, metadata.
+fn onnx_rows(s: &Shown) -> Rows {
+    let mut rows = Rows::new();
     if let Some(p) = &s.producer {
         rows.push(("producer", vec![format!("{} {}", p.name, p.version)]));
     }
@@ -75,12 +95,5 @@ fn text(s: &Shown) -> String {
             m.iter().map(|(k, v)| format!("{k} = {v}")).collect(),
         ));
     }
-    let mut text = String::new();
-    for (label, values) in rows {
-        for (i, v) in values.iter().enumerate() {
-            let label = if i == 0 { label } else { "" };
-            text.push_str(&format!("{label:<12} {v}\n"));
-        }
-    }
-    text
+    rows
 }

@@ -1,61 +1,27 @@
-//! `beaker store …`: each command is a few lines over the library.
+//! `beaker store init | add | path | export | ls | dir | rm | pin | unpin | info`: each a few
+//! lines over the library (`cli::store` dispatches every `store` command to its module).
 
 use std::path::Path;
 
 use anyhow::Result;
 use serde::Serialize;
 
-use beaker::store::{InitOptions, Locking, Sharing};
+use beaker::store::{Info, InitOptions, Listing, Locking, Sharing};
 use beaker::{ModelName, Store};
 
-use super::args::{LockingArg, SharedMode, StoreCommand};
+use super::args::{LockingArg, SharedMode};
 use super::output::{size, Output};
 
-pub fn run(cmd: StoreCommand, root: &Path, out: Output) -> Result<()> {
-    match cmd {
-        StoreCommand::Init {
-            shared,
-            group,
-            locking,
-        } => init(root, shared, group, locking, out),
-        StoreCommand::Add { file, name, check } => add(root, &file, &name, check, out),
-        // `--copy` is the default, still accepted (it only conflicts with `--link`).
-        StoreCommand::Export {
-            name,
-            dir,
-            link,
-            copy: _,
-        } => export(root, &name, &dir, link, out),
-        // Dispatched by `cli::run` to their modules (they need the catalogues or a registry).
-        StoreCommand::Pull { .. }
-        | StoreCommand::Show { .. }
-        | StoreCommand::Push { .. }
-        | StoreCommand::LsRemote { .. } => {
-            anyhow::bail!(
-                "internal error: {} reached store_cmds",
-                "a dispatched command"
-            )
-        }
-        StoreCommand::Path { name, dir, blob } => path(root, &name, dir, blob, out),
-        StoreCommand::Ls { long } => ls(root, long, out),
-        StoreCommand::Dir => {
-            if out.json {
-                return out.json(&serde_json::json!({ "path": root }));
-            }
-            println!("{}", root.display());
-            Ok(())
-        }
-        StoreCommand::Rm { names, dry_run } => rm(root, &names, dry_run, out),
-        StoreCommand::Pin { names } => pin(root, &names, true, out),
-        StoreCommand::Unpin { names } => pin(root, &names, false, out),
-        StoreCommand::Info => info(root, out),
-        StoreCommand::Gc(args) => super::maint_cmds::gc(root, &args, out),
-        StoreCommand::Verify(args) => super::maint_cmds::verify(root, &args, out),
-        StoreCommand::PruneLocks => super::maint_cmds::prune_locks(root, out),
+/// `dir`: the store's directory, absolute.
+pub fn dir(root: &Path, out: Output) -> Result<()> {
+    if out.json {
+        return out.json(&serde_json::json!({ "path": root }));
     }
+    println!("{}", root.display());
+    Ok(())
 }
 
-fn init(
+pub fn init(
     root: &Path,
     shared: Option<SharedMode>,
     group: Option<String>,
@@ -100,7 +66,7 @@ struct AddJson<'a> {
     new_blob: bool,
 }
 
-fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
+pub fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open_or_create(root)?;
     let published = beaker::add::add(&store, file, &name, check, out.progress().as_mut())?;
@@ -137,7 +103,7 @@ fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result
     Ok(())
 }
 
-fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
+pub fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = match Store::open(root) {
         Ok(store) => store,
@@ -169,7 +135,7 @@ fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Result<(
     Ok(())
 }
 
-fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result<()> {
+pub fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result<()> {
     let name = ModelName::new(name)?;
     let store = Store::open(root)?;
     // Copies unless hard links are asked for.
@@ -189,7 +155,7 @@ fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Result
     Ok(())
 }
 
-fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
+pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
     let rows = match Store::open(root) {
         Ok(store) => store.list()?,
         // Listing a store that does not exist yet is not an error: it holds nothing.
@@ -209,59 +175,64 @@ fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
         .max()
         .unwrap_or(4)
         .max(4);
-    // The lines are formatted on every core (a sixth of `ls` at 20,000 names on one), then
-    // written through one buffer (stdout is line-buffered even into a pipe: one write per name
-    // was a fifth of it). A reader that stops early (`| head`) is not an error.
-    let now = beaker::who::now_secs();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    let per = rows.len().div_ceil(threads).max(2048);
-    let parts: Vec<Vec<u8>> = if rows.len() <= per {
-        vec![ls_lines(&rows, width, long, now)]
-    } else {
-        std::thread::scope(|s| {
-            let handles: Vec<_> = rows
-                .chunks(per)
-                .map(|part| s.spawn(move || ls_lines(part, width, long, now)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        })
-    };
-    use std::io::Write;
-    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-    let written = (|| -> std::io::Result<()> {
-        write!(
-            w,
-            "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
-            "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED", "PINNED"
-        )?;
-        if long {
-            write!(
-                w,
-                "  {:6}  {:>5}  {:14}  DESCRIPTION",
-                "FORMAT", "FILES", "ADDED"
-            )?;
-        }
-        writeln!(w)?;
-        for part in &parts {
-            w.write_all(part)?;
-        }
-        w.flush()
-    })();
-    match written {
+    match write_table(&ls_parts(&rows, width, long), width, long) {
+        // A reader that stops early (`| head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         other => Ok(other?),
     }
 }
 
+/// The lines of `ls`'s table, formatted on every core (a sixth of `ls` at 20,000 names on one),
+/// in parts to write in order.
+fn ls_parts(rows: &[Listing], width: usize, long: bool) -> Vec<Vec<u8>> {
+    let now = beaker::who::now_secs();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let per = rows.len().div_ceil(threads).max(2048);
+    if rows.len() <= per {
+        return vec![ls_lines(rows, width, long, now)];
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = rows
+            .chunks(per)
+            .map(|part| s.spawn(move || ls_lines(part, width, long, now)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Writes `ls`'s header and `parts` through one buffer (stdout is line-buffered even into a
+/// pipe: one write per name was a fifth of `ls`).
+fn write_table(parts: &[Vec<u8>], width: usize, long: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+    write!(
+        w,
+        "{:width$}  {:12}  {:>10}  {:7}  {:14}  {:6}",
+        "NAME", "BLAKE3", "SIZE", "PRESENT", "LAST USED", "PINNED"
+    )?;
+    if long {
+        write!(
+            w,
+            "  {:6}  {:>5}  {:14}  DESCRIPTION",
+            "FORMAT", "FILES", "ADDED"
+        )?;
+    }
+    writeln!(w)?;
+    for part in parts {
+        w.write_all(part)?;
+    }
+    w.flush()
+}
+
 /// The lines of `ls`'s table for `rows` (names padded to `width`; `long` adds format, files,
 /// when added and the description; times are shown as how long before `now`).
-fn ls_lines(rows: &[beaker::store::Listing], width: usize, long: bool, now: u64) -> Vec<u8> {
+fn ls_lines(rows: &[Listing], width: usize, long: bool, now: u64) -> Vec<u8> {
     use std::io::Write;
     let ago = |t: &Option<String>| {
         t.as_deref()
@@ -297,7 +268,7 @@ fn ls_lines(rows: &[beaker::store::Listing], width: usize, long: bool, now: u64)
 }
 
 /// `pin` (all or nothing; exit 3 naming the names the store does not hold) and `unpin`.
-fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
+pub fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
@@ -336,7 +307,7 @@ fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
+pub fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
@@ -370,12 +341,29 @@ fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
     Ok(())
 }
 
-fn info(root: &Path, out: Output) -> Result<()> {
+pub fn info(root: &Path, out: Output) -> Result<()> {
     let store = Store::open(root)?;
     let i = store.info()?;
     if out.json {
         return out.json(&i);
     }
+    for (label, value) in info_rows(&i) {
+        println!("{label:<16}{value}");
+    }
+    for p in &i.problems {
+        println!(
+            "problem         {} {} ({}); fix: {}",
+            p.path.display(),
+            p.problem,
+            p.found,
+            p.remedy
+        );
+    }
+    Ok(())
+}
+
+/// `info`'s `label value` lines, problems aside.
+fn info_rows(i: &Info) -> Vec<(&'static str, String)> {
     let c = |c: beaker::store::Count| format!("{:>10} in {} files", size(c.bytes), c.files);
     let mut rows = vec![
         ("store", i.path.display().to_string()),
@@ -392,19 +380,7 @@ fn info(root: &Path, out: Output) -> Result<()> {
         ),
         ("temp/partial", c(i.temp)),
         ("quarantine", c(i.quarantine)),
-        (
-            "budget",
-            match (i.max_size, i.used_percent) {
-                (Some(max), Some(pct)) => format!(
-                    "{} of {} ({pct:.0}% full; max_size in store.toml)",
-                    size(i.blobs.bytes),
-                    size(max)
-                ),
-                _ => {
-                    "none (set max_size in store.toml, or run `beaker store gc --max-size`)".into()
-                }
-            },
-        ),
+        ("budget", budget(i)),
         (
             "in use",
             format!(
@@ -430,17 +406,17 @@ fn info(root: &Path, out: Output) -> Result<()> {
             format!("{} (blob absent; pull or add again)", names.join(", ")),
         ));
     }
-    for (label, value) in rows {
-        println!("{label:<16}{value}");
+    rows
+}
+
+/// `info`'s budget line: how full the store is against `max_size`, if it has one.
+fn budget(i: &Info) -> String {
+    match (i.max_size, i.used_percent) {
+        (Some(max), Some(pct)) => format!(
+            "{} of {} ({pct:.0}% full; max_size in store.toml)",
+            size(i.blobs.bytes),
+            size(max)
+        ),
+        _ => "none (set max_size in store.toml, or run `beaker store gc --max-size`)".into(),
     }
-    for p in &i.problems {
-        println!(
-            "problem         {} {} ({}); fix: {}",
-            p.path.display(),
-            p.problem,
-            p.found,
-            p.remedy
-        );
-    }
-    Ok(())
 }
