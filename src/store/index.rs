@@ -251,7 +251,7 @@ impl Store {
                 continue;
             }
             // Created on demand: stores made before the index existed gain it here.
-            fsx::ensure_dir(&layout.index(), self.config().dir_mode())?;
+            self.make_dir(&layout.index(), self.config().dir_mode(), false)?;
             fsx::write_replace(
                 &layout.tmp(),
                 &layout.index_entry(&digest),

@@ -53,6 +53,9 @@ use crate::sys::lock::{self, LockGuard, Mode, Wait};
 pub struct Store {
     layout: Layout,
     config: Config,
+    /// A group store's group (its root's): every directory beaker makes is given it explicitly,
+    /// since some filesystems (fuse-overlayfs) do not pass a setgid directory's group on.
+    group: Option<u32>,
 }
 
 /// How `init` should set a store up.
@@ -87,7 +90,15 @@ impl Store {
         policy::check_config_file(&layout)?;
         let config = read_config(&layout)?;
         policy::check_on_open(&layout, &config)?;
-        Ok(Store { layout, config })
+        let group = match config.mode {
+            Sharing::Group => fsx::stat(&layout.top())?.map(|m| m.gid()),
+            Sharing::Private => None,
+        };
+        Ok(Store {
+            layout,
+            config,
+            group,
+        })
     }
 
     /// Marks the store as upgraded to `format` (after `upgrade` did the work):
@@ -133,16 +144,25 @@ impl Store {
             }
             fsx::set_dir_mode(&top, config.dir_mode()).map_err(w)?;
         }
+        // The group every directory gets: given explicitly, not left to setgid inheritance,
+        // which some filesystems (fuse-overlayfs) do not do.
+        let group = match config.mode {
+            Sharing::Group => fsx::stat(&top)?.map(|m| m.gid()),
+            Sharing::Private => None,
+        };
         for d in layout::DIRS {
             fsx::ensure_dir(&top.join(d), config.dir_mode()).map_err(w)?;
+            if let Some(g) = group {
+                fsx::set_group(&top.join(d), g).map_err(w)?;
+            }
+        }
+        if config.locking == Locking::Flock {
+            lock::probe(&layout.locks())?;
         }
         // A new store's `referrers/` is complete: it lists every name (there is none).
         match fsx::create_exclusive(&layout.referrers_complete(), config.file_mode()) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(w(e)),
             _ => {}
-        }
-        if config.locking == Locking::Flock {
-            lock::probe(&layout.locks())?;
         }
         write_new(
             &layout,
@@ -159,6 +179,27 @@ impl Store {
             config.file_mode(),
         )?;
         Store::open_as_is(root)
+    }
+
+    /// Creates the directory `at` with `mode` (if `exclusive`, failing when anything is there;
+    /// else accepting a directory already there), and in a group store gives it the store's
+    /// group explicitly.
+    pub(crate) fn make_dir(
+        &self,
+        at: &fsx::Rooted,
+        mode: u32,
+        exclusive: bool,
+    ) -> Result<(), IoError> {
+        if exclusive {
+            fsx::create_dir_exclusive(at, mode)?;
+        } else {
+            fsx::ensure_dir(at, mode)?;
+        }
+        match self.group {
+            // Only where it is not so yet: a directory another member made is theirs to chown.
+            Some(g) if fsx::stat(at)?.is_some_and(|m| m.gid() != g) => fsx::set_group(at, g),
+            _ => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -195,7 +236,7 @@ impl Store {
         let taken = match take(on_wait) {
             Err(lock::LockError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {
                 let locks = self.layout.locks();
-                fsx::ensure_dir(&locks, self.config.dir_mode())
+                self.make_dir(&locks, self.config.dir_mode(), false)
                     .map_err(|e| StoreError::writing(self.root(), e))?;
                 take(on_wait)
             }

@@ -112,7 +112,7 @@ impl Store {
         match write() {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 // A store made before `names/` existed that no upgrade has touched yet.
-                fsx::ensure_dir(&layout.names(), self.config().dir_mode())
+                self.make_dir(&layout.names(), self.config().dir_mode(), false)
                     .map_err(|e| StoreError::writing(self.root(), e))?;
                 write()
             }
@@ -156,7 +156,7 @@ impl Store {
                 self.write_record(name, entry)?;
             }
         }
-        fsx::ensure_dir(&self.layout().names(), self.config().dir_mode())
+        self.make_dir(&self.layout().names(), self.config().dir_mode(), false)
             .map_err(|e| StoreError::writing(self.root(), e))?;
         Ok(fsx::sync_dir(&self.layout().names())?)
     }

@@ -94,7 +94,8 @@ impl Store {
                         // First name of this blob, a store whose referrers/ was deleted, or a
                         // list (or referrers/ itself) that is not a directory.
                         self.repair_dirs(&id)?;
-                        fsx::ensure_dir(&layout.referrers(), dir_mode).map_err(w)?;
+                        self.make_dir(&layout.referrers(), dir_mode, false)
+                            .map_err(w)?;
                         self.create_list(&id, &marker)?;
                         changed.insert(layout.referrers());
                     }
@@ -138,7 +139,7 @@ impl Store {
         let w = |e| StoreError::writing(self.root(), e);
         let key = marker.file_name().unwrap_or_default();
         let staging = fsx::unique_path(&layout.tmp(), &format!("refs-{}", id.to_hex()), "d");
-        fsx::create_dir_exclusive(&staging, dir_mode).map_err(w)?;
+        self.make_dir(&staging, dir_mode, true).map_err(w)?;
         let built = fsx::create_exclusive(&staging.join(key), file_mode)
             .and_then(|_| fsx::sync_dir(&staging))
             .and_then(|()| fsx::persist_dir_noclobber(&staging, &layout.referrers_of(id)));
@@ -557,6 +558,7 @@ mod tests {
         let old = Store {
             layout: f.store.layout().clone(),
             config,
+            group: None,
         };
         assert!(!old.referrers_trusted());
         let plan = old.plan_remove(&[name("a")]).unwrap();

@@ -116,14 +116,16 @@ pub fn stage(
         &format!("check-{}", tree.to_hex()),
         "d",
     );
-    fsx::create_dir_exclusive(&dir, PRIVATE_DIR).map_err(w)?;
+    store.make_dir(&dir, PRIVATE_DIR, true).map_err(w)?;
     let staged = Staged { dir };
     let mut dirs: BTreeSet<FilePath> = BTreeSet::new();
     for (path, _) in files {
         dirs.extend(path.parents());
     }
     for d in &dirs {
-        fsx::create_dir_exclusive(&d.beneath(&staged.dir), PRIVATE_DIR).map_err(w)?;
+        store
+            .make_dir(&d.beneath(&staged.dir), PRIVATE_DIR, true)
+            .map_err(w)?;
     }
     for (path, source) in files {
         let at = path.beneath(&staged.dir);
@@ -169,14 +171,16 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
     let staging = fsx::unique_path(&layout.tmp(), &format!("snap-{}", tree.to_hex()), "d");
     // Private while it is filled (0700: in a group store no other member can slip a file in or
     // swap a link); the store's directory mode is set just before it is renamed into place.
-    fsx::create_dir_exclusive(&staging, PRIVATE_DIR).map_err(w)?;
+    store.make_dir(&staging, PRIVATE_DIR, true).map_err(w)?;
     let built = (|| {
         let mut dirs: BTreeSet<FilePath> = BTreeSet::new();
         for f in files {
             dirs.extend(f.path.parents());
         }
         for d in &dirs {
-            fsx::create_dir_exclusive(&d.beneath(&staging), PRIVATE_DIR).map_err(w)?;
+            store
+                .make_dir(&d.beneath(&staging), PRIVATE_DIR, true)
+                .map_err(w)?;
         }
         for f in files {
             let blob = layout.blob(&f.blake3);
@@ -203,7 +207,9 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
         }
         fsx::set_dir_mode(&staging, mode).map_err(w)?;
         fsx::sync_dir(&staging)?;
-        fsx::ensure_dir(&layout.snapshots(), mode).map_err(w)?;
+        store
+            .make_dir(&layout.snapshots(), mode, false)
+            .map_err(w)?;
         fsx::persist_dir_noclobber(&staging, &layout.snapshot(tree)).map_err(w)
     })();
     match built {
@@ -353,7 +359,7 @@ fn check_file(store: &Store, dir: &Rooted, f: &ModelFile) -> Result<Option<Strin
         return Ok(Some("not a regular file".into()));
     }
     match fsx::stat(&blob)? {
-        Some(b) if b.same_file(&meta) => Ok(None),
+        Some(b) if b.looks_same(&meta) => Ok(None),
         Some(_) => Ok(Some("not a link to its blob".into())),
         None => Ok(Some("its blob is missing".into())),
     }

@@ -81,7 +81,7 @@ impl Store {
             return Ok(());
         }
         let layout = self.layout();
-        fsx::ensure_dir(&layout.index(), self.config().dir_mode())?;
+        self.make_dir(&layout.index(), self.config().dir_mode(), false)?;
         fsx::write_replace(
             &layout.tmp(),
             &layout.index_sha256_of(id),

@@ -317,6 +317,12 @@ fn link(from: &Rooted, to: &Rooted) -> io::Result<()> {
     rfs::linkat(fdir.as_fd(), fleaf, tdir.as_fd(), tleaf, AtFlags::empty()).map_err(Into::into)
 }
 
+/// `renameat2(from, to, RENAME_NOREPLACE)` alone, with no fallback: how the capability probe
+/// asks whether the filesystem has it.
+pub fn rename_exclusive_no_fallback(from: &Rooted, to: &Rooted) -> Result<(), IoError> {
+    rename_noreplace(from, to).at("move to", to)
+}
+
 /// Renames `from` over `to`, replacing it. **Atomicity**: readers see the old or the new file, never
 /// a mix. Call [`sync_dir`] on the parent afterwards to make it durable.
 pub fn replace_file(from: &Rooted, to: &Rooted) -> Result<(), IoError> {

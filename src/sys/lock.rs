@@ -312,20 +312,45 @@ pub fn is_at_path(file: &File, path: &Rooted) -> Result<bool, IoError> {
 /// (flock locks belong to the open file description, so they do — unless flock is a no-op here).
 pub fn probe(dir: &Rooted) -> Result<(), LockError> {
     let (a, path) = fsx::create_unique(dir, "probe", "lock", 0o600)?;
-    let result = (|| {
-        let b = fsx::open_read(&path)?;
-        try_lock(&a, Mode::Exclusive).map_err(|e| lock_failed(dir, e))?;
-        match try_lock(&b, Mode::Exclusive) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
-            Err(e) => Err(lock_failed(dir, e)),
-            Ok(()) => Err(LockError::Unsupported {
-                path: dir.path(),
-                source: io::Error::other("two descriptors could lock the same file at once"),
-            }),
-        }
-    })();
+    let result = probe_file(&a, &path).map_err(|e| match e {
+        LockError::Unsupported { source, .. } => LockError::Unsupported {
+            path: dir.path(),
+            source,
+        },
+        other => other,
+    });
     let _ = fsx::remove_file(&path);
     result
+}
+
+/// [`probe`] on the file `a` (at `path`), opened a second time: the two descriptors must
+/// exclude each other. Leaves `a` unlocked.
+pub fn probe_file(a: &File, path: &Rooted) -> Result<(), LockError> {
+    let b = fsx::open_read(path)?;
+    try_lock(a, Mode::Exclusive).map_err(|e| lock_failed(path, e))?;
+    let result = match try_lock(&b, Mode::Exclusive) {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(lock_failed(path, e)),
+        Ok(()) => Err(LockError::Unsupported {
+            path: path.path(),
+            source: io::Error::other("two descriptors could lock the same file at once"),
+        }),
+    };
+    let _ = fs2::FileExt::unlock(a);
+    result
+}
+
+/// Whether an exclusive flock on `a` keeps one on `b` out (two opens of the same file, e.g. by
+/// two names of it). Leaves both unlocked.
+pub fn exclude_each_other(a: &File, b: &File) -> bool {
+    if try_lock(a, Mode::Exclusive).is_err() {
+        return false;
+    }
+    let excluded =
+        matches!(try_lock(b, Mode::Exclusive), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+    let _ = fs2::FileExt::unlock(a);
+    let _ = fs2::FileExt::unlock(b);
+    excluded
 }
 
 fn try_lock(file: &File, mode: Mode) -> io::Result<()> {
@@ -351,7 +376,12 @@ fn open_lock_file(path: &Rooted, mode: u32) -> Result<(File, bool), IoError> {
     for _ in 0..MAX_ROUNDS {
         // With its mode from the first instant: another user must be able to open it at once.
         match fsx::create_in_place(path, mode) {
-            Ok(f) => return Ok((f, true)),
+            // Made under a hidden name and renamed (or linked) into place: its descriptor may be
+            // another inode than the one the lock's path now names (high-level FUSE filesystems
+            // such as bindfs give a name made by link(2) its own kernel inode, so a flock through
+            // one never meets a flock through the other). The lock is always taken on the file
+            // opened through its final name, below.
+            Ok(created) => drop(created),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             // The directory is gone (the store deleted, or its `locks/` removed): retrying
             // cannot help; the caller says so (or makes `locks/` again).

@@ -97,6 +97,41 @@ pub fn host() -> String {
     String::from_utf8_lossy(&buf[..end]).into_owned()
 }
 
+/// This host's name as a file-name token: letters, digits and `-` only (anything else becomes
+/// `-`), at most 64 characters, never empty.
+pub fn host_token() -> String {
+    let token: String = host()
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if token.is_empty() {
+        "unknown".into()
+    } else {
+        token
+    }
+}
+
+/// Whether a process `pid` exists on this machine (in this pid namespace): `kill(pid, 0)`
+/// succeeds, or fails only for want of permission (another user's process).
+pub fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 sends nothing; it only checks that the process exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 /// Now, in seconds since the Unix epoch (0 if the clock is before it).
 pub fn now_secs() -> u64 {
     SystemTime::now()

@@ -365,7 +365,9 @@ fn quarantine_all(
 fn move_to_quarantine(store: &Store, id: &Blake3, path: &Rooted) -> Result<PathBuf, StoreError> {
     let layout = store.layout();
     let w = |e| StoreError::writing(store.root(), e);
-    fsx::ensure_dir(&layout.quarantine(), store.config().dir_mode()).map_err(w)?;
+    store
+        .make_dir(&layout.quarantine(), store.config().dir_mode(), false)
+        .map_err(w)?;
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());

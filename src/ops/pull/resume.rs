@@ -18,14 +18,15 @@ pub fn claim(store: &Store, stem: &str, entry: &Expect) -> Result<Option<TempBlo
     let Ok(Some(listing)) = crate::sys::fsx::Dir::open(&dir) else {
         return Ok(None);
     };
-    let prefix = format!("{stem}.");
+    // `<stem>@<host>.…` (temp files name their writer's host), or `<stem>.…` (older names).
+    let (prefix, named) = (format!("{stem}."), format!("{stem}@"));
     let mut partials: Vec<(u64, crate::sys::fsx::Rooted)> = listing
         .names()
         .unwrap_or_default()
         .into_iter()
         .filter(|n| {
             let n = n.to_string_lossy();
-            n.starts_with(&prefix) && n.ends_with(".part")
+            (n.starts_with(&prefix) || n.starts_with(&named)) && n.ends_with(".part")
         })
         .filter_map(|n| {
             let meta = listing.stat(&n).ok()??;

@@ -226,7 +226,7 @@ impl Ready {
         let Ok(ours) = fsx::Meta::of(&self.temp.file) else {
             return false;
         };
-        fsx::stat(at).is_ok_and(|m| m.is_some_and(|m| m.same_file(&ours)))
+        fsx::stat(at).is_ok_and(|m| m.is_some_and(|m| m.looks_same(&ours)))
     }
 
     /// Steps 5d–5e': names the blob by its hash without clobbering and makes `blobs/` durable.

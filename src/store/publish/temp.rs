@@ -141,8 +141,9 @@ impl TempBlob {
     /// Like [`TempBlob::create`], also computing every upstream digest `entry` pins, so that
     /// publishing can check them (docs/design.md#publish step 4).
     pub fn create_for(store: &Store, stem: &str, entry: &Expect) -> Result<Self, StoreError> {
-        let (file, path) = fsx::create_unique(&store.layout().tmp(), stem, "part", TEMP_MODE)
-            .map_err(|e| StoreError::writing(store.root(), e))?;
+        let (file, path) =
+            fsx::create_unique(&store.layout().tmp(), &own_stem(stem), "part", TEMP_MODE)
+                .map_err(|e| StoreError::writing(store.root(), e))?;
         if store.config().locking == Locking::Flock {
             // A brand-new file nobody else has opened: this cannot be contended.
             // (On a filesystem where flock fails, this names the remedy: `locking = "none"`.)
@@ -207,18 +208,21 @@ impl TempBlob {
         if !crate::sys::lock::try_exclusive(&claim, partial)? {
             return Ok(None); // its writer is alive (or another claimant got here first)
         }
+        if writer_may_be_alive(partial) {
+            return Ok(None);
+        }
         let meta = Meta::of(&claim).at("inspect", partial)?;
         if !resumable(&meta) {
             return Ok(None);
         }
-        let own = fsx::unique_path(&store.layout().tmp(), stem, "part");
+        let own = fsx::unique_path(&store.layout().tmp(), &own_stem(stem), "part");
         match fsx::rename_exclusive(partial, &own) {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(StoreError::writing(store.root(), e)),
         }
         // The file we locked must be the one now at our name (nothing swapped it in between).
-        if !fsx::stat(&own).is_ok_and(|now| now.is_some_and(|now| now.same_file(&meta))) {
+        if !fsx::stat(&own).is_ok_and(|now| now.is_some_and(|now| now.looks_same(&meta))) {
             return Ok(None);
         }
         if meta.mode() & 0o7777 != TEMP_MODE {
@@ -227,7 +231,7 @@ impl TempBlob {
         let Ok(file) = fsx::open_read_write(&own) else {
             return Ok(None);
         };
-        if !Meta::of(&file).is_ok_and(|now| now.same_file(&meta) && now.nlink() == 1) {
+        if !Meta::of(&file).is_ok_and(|now| now.looks_same(&meta) && now.nlink() == 1) {
             return Ok(None);
         }
         let mut temp = TempBlob {
@@ -308,6 +312,50 @@ impl TempBlob {
         self.path.clone()
     }
 }
+
+/// The stem of this process's temp files: `<stem>@<host>`, so that the name says on which
+/// machine its writer ran (`<stem>@<host>.<pid>.<nonce>.part`, see [`writer_may_be_alive`]).
+fn own_stem(stem: &str) -> String {
+    format!("{stem}@{}", crate::sys::who::host_token())
+}
+
+/// Whether the writer a partial's name names may still be writing it, although its flock was
+/// free to us. A flock excludes only processes whose locks meet: on a filesystem that keeps
+/// flocks per mount (two mounts of one export, a FUSE filesystem) or per machine, a live writer
+/// elsewhere holds its flock in vain. So a partial of this machine whose writer's pid still
+/// exists is never taken over (at worst its bytes are downloaded again); one whose name says
+/// nothing of its writer (before names carried the host) goes by the flock alone, as before;
+/// one of another machine is taken over only when its flock is free and it has been silent for
+/// [`SILENCE`] (a live writer writes, or gives up within the stall timeout).
+fn writer_may_be_alive(partial: &Rooted) -> bool {
+    let Some(name) = partial.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    let mut parts = name.rsplitn(4, '.');
+    let (Some(_ext), Some(_nonce), Some(pid), Some(stem)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let Some((_, host)) = stem.rsplit_once('@') else {
+        return false;
+    };
+    if host == crate::sys::who::host_token() {
+        return pid.parse().is_ok_and(|pid: u32| {
+            pid != std::process::id() && crate::sys::who::process_exists(pid)
+        });
+    }
+    let now = crate::sys::who::now_secs();
+    !fsx::stat(partial).is_ok_and(|m| {
+        m.is_some_and(|m| {
+            now.saturating_sub(u64::try_from(m.mtime()).unwrap_or(0)) >= SILENCE.as_secs()
+        })
+    })
+}
+
+/// How long a partial of another machine must have been left unwritten before it is taken
+/// over: twice the default stall timeout.
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Whether a claimed partial may be resumed: a regular file of ours with one link, mode 0600
 /// (being written) or 0444 (prepared, never named); see `take_over`'s **Security** note.
