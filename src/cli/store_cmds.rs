@@ -389,6 +389,7 @@ fn info_rows(i: &Info) -> Vec<(&'static str, String)> {
                 i.pinned
             ),
         ),
+        ("filesystem", filesystem(i.filesystem.as_ref())),
         ("lock files", i.lock_files.to_string()),
     ];
     for l in &i.locks {
@@ -407,6 +408,38 @@ fn info_rows(i: &Info) -> Vec<(&'static str, String)> {
         ));
     }
     rows
+}
+
+/// `info`'s filesystem line: what the probe found, and what it means where it matters.
+fn filesystem(found: Option<&beaker::store::probe::Capabilities>) -> String {
+    let Some(c) = found else {
+        return "not probed (the store's tmp/ is not writable by this user)".into();
+    };
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    let mut line = format!(
+        "flock {} (across link names {}), rename-noreplace {}, hard links {}, stable inodes {}, \
+         accurate nlink {}, setgid inherited {}, reflink {}",
+        yes(c.flock),
+        yes(c.flock_across_names),
+        yes(c.rename_noreplace),
+        yes(c.hard_links),
+        yes(c.stable_inodes),
+        yes(c.accurate_nlink),
+        yes(c.setgid_inherited),
+        yes(c.reflink),
+    );
+    if !c.flock {
+        line.push_str(
+            "\n                locks do not exclude here: models stay right, but concurrent pulls may each \
+             download (put the store where flock works, or pull from one process)",
+        );
+    }
+    if let Some(why) = c.cannot_publish() {
+        line.push_str(&format!(
+            "\n                cannot publish: the filesystem {why}"
+        ));
+    }
+    line
 }
 
 /// `info`'s budget line: how full the store is against `max_size`, if it has one.

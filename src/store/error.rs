@@ -54,6 +54,8 @@ pub enum StoreError {
         problem: String,
         remedy: String,
     },
+    #[error("cannot make a store at {}: the filesystem under it {why}; nothing was published (the half-made directory can be removed)", path.display())]
+    Unsuitable { path: PathBuf, why: String },
     #[error("no group named {group:?} on this machine; create it (groupadd {group}) or pick another with --group")]
     UnknownGroup { group: String },
     #[error("{user} is not a member of group {group}, so cannot create a store for it; ask an administrator: usermod -aG {group} {user}")]
@@ -120,7 +122,8 @@ impl StoreError {
             | StoreError::UnknownGroup { .. }
             | StoreError::NotInGroup { .. }
             | StoreError::UnknownNames { .. }
-            | StoreError::SizeDisagrees { .. } => Category::BadInput,
+            | StoreError::SizeDisagrees { .. }
+            | StoreError::Unsuitable { .. } => Category::BadInput,
             StoreError::NotInStore { .. }
             | StoreError::BlobMissing { .. }
             | StoreError::PinAbsent { .. } => Category::NotPresent,

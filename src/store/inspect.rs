@@ -92,6 +92,9 @@ pub struct Info {
     pub min_age_secs: u64,
     /// Names pinned (never evicted).
     pub pinned: usize,
+    /// What the filesystem under the store can do (`probe.toml`, probed again on another
+    /// device); `None` when it could not be found out.
+    pub filesystem: Option<super::probe::Capabilities>,
 }
 
 /// One file in `locks/`, as `info` saw it.

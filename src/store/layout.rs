@@ -6,6 +6,7 @@
 //! ```text
 //! <store>/store.toml          format = 4, mode = "private" | "group", locking = "flock" | "none"
 //! <store>/CACHEDIR.TAG        so backup tools skip the store
+//! <store>/probe.toml          what the filesystem can do, with its device (see `probe`)
 //! <store>/names/<key>.toml    name -> entry, one record per name: what the store holds (the gc
 //!                             roots; format 3); <key> is the name with '/' spelled '+'
 //! <store>/manifest.toml       the same for all names in one file (formats 1 and 2; moved into
@@ -27,7 +28,7 @@
 //! Changing any of these names is a store format change: bump `config::FORMAT` together with it.
 //! (`index/` was added within format 1: it is only a hint, created on demand, and a beaker that
 //! does not know it ignores it, so stores from before it and after it read the same; `uses/` and
-//! `pins/` were added within format 2 on the same terms: a store without them is recreated with
+//! `pins/` were added within format 2, and `probe.toml` within format 4, on the same terms: a store without them is recreated with
 //! them on open, and a beaker that does not know them never looks inside.)
 
 use std::path::Path;
@@ -52,7 +53,7 @@ pub const DIRS: [&str; 10] = [
 ];
 /// Files at the root of a store; with [`DIRS`], everything a store (even a half-initialised one)
 /// may contain.
-pub const FILES: [&str; 3] = ["store.toml", "CACHEDIR.TAG", "manifest.toml"];
+pub const FILES: [&str; 4] = ["store.toml", "CACHEDIR.TAG", "manifest.toml", "probe.toml"];
 
 /// Every path inside one store, each a [`Rooted`]: resolved from the store's root descriptor,
 /// never through a symlink (`crate::sys::fsx::beneath`).
@@ -70,6 +71,11 @@ impl Layout {
     /// The store's directory, as the user named it (for messages and the paths handed out).
     pub fn root(&self) -> &Path {
         self.root.path()
+    }
+
+    /// `probe.toml`: what the filesystem under the store can do (`store::probe`).
+    pub fn probe(&self) -> Rooted {
+        self.top().join(super::probe::FILE)
     }
 
     /// The store's root directory itself, as a path inside the store.

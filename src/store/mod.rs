@@ -16,6 +16,7 @@ mod layout;
 
 pub mod partials;
 pub mod policy;
+pub mod probe;
 pub mod publish;
 mod record_text;
 mod records;
@@ -159,6 +160,23 @@ impl Store {
         if config.locking == Locking::Flock {
             lock::probe(&layout.locks())?;
         }
+        // What the filesystem can do, tried before anything else is written: a filesystem beaker
+        // cannot publish on is refused here, with what it lacks, not at the first add.
+        let device = fsx::stat(&top)?.map_or(0, |m| m.dev());
+        let found = probe::probe(&layout.tmp(), device, group).map_err(w)?;
+        if let Some(why) = found.cannot_publish() {
+            return Err(StoreError::Unsuitable {
+                path: root.into(),
+                why,
+            });
+        }
+        fsx::write_replace(
+            &layout.tmp(),
+            &layout.probe(),
+            found.to_toml().as_bytes(),
+            config.file_mode(),
+        )
+        .map_err(w)?;
         // A new store's `referrers/` is complete: it lists every name (there is none).
         match fsx::create_exclusive(&layout.referrers_complete(), config.file_mode()) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(w(e)),

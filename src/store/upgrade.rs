@@ -29,6 +29,10 @@ impl Store {
         if store.config().format == 3 {
             to_format_4(&mut store)?;
         }
+        // Reached through another mount than the one last probed (or probed never): probe again
+        // and record it. Only a record: no operation depends on it (docs/design.md#filesystems),
+        // so a failure here (a reader, a full disk) leaves the store usable as it was.
+        let _ = store.capabilities();
         Ok(store)
     }
 
@@ -131,7 +135,12 @@ fn to_format_4(store: &mut Store) -> Result<(), StoreError> {
         let _guard = store.manifest_lock()?;
         store.settle()?;
         let manifest = store.read_manifest()?;
-        fsx::ensure_dir(&store.layout().referrers(), store.config().dir_mode())
+        store
+            .make_dir(
+                &store.layout().referrers(),
+                store.config().dir_mode(),
+                false,
+            )
             .map_err(|e| StoreError::writing(store.root(), e))?;
         store.add_referrers(&manifest.models)?;
         store.mark_referrers_complete()?;

@@ -266,6 +266,7 @@ impl Store {
         }
         info.problems = super::policy::problems(layout, self.config())?;
         info.used_percent = max_size.map(|max| info.blobs.bytes as f64 * 100.0 / max as f64);
+        info.filesystem = self.capabilities().ok();
         Ok(info)
     }
 }

@@ -1,7 +1,7 @@
 //! R7, a hostile member: plants symlinks, FIFOs, directories, files where directories belong,
 //! and stale or missing markers in every directory of a store (`referrers/`,
 //! `snapshots/<tree>/sub/`, `index/`, `uses/`, `locks/`, `tmp/`, `pins/`, `names/`, `blobs/`,
-//! `quarantine/`), then runs every command against it, as another member and as root (as this
+//! `quarantine/`, `probe.toml`), then runs every command against it, as another member and as root (as this
 //! user when not root), and checks after each command:
 //!
 //! - nothing outside the store changed: a tree of sentinel files (names a command might act on:
@@ -148,6 +148,14 @@ fn plants() -> Vec<(&'static str, &'static str, What)> {
         ("locks/ -> dir", "locks", LinkToDir),
         ("locks/ removed", "locks", Removed),
         ("temp file -> file", "tmp/{m2}.1.00000000.part", LinkToFile),
+        (
+            "temp file of a gone writer here -> file",
+            "tmp/{m2}@{host}.4000000.00000000.part",
+            LinkToFile,
+        ),
+        ("probe record -> file", "probe.toml", LinkToFile),
+        ("probe record is a FIFO", "probe.toml", Fifo),
+        ("probe record is a dir of links", "probe.toml", DirOfLinks),
         (
             "staging dir of links",
             "tmp/snap-{tree}.1.00000000.d",
@@ -634,7 +642,8 @@ fn plant(
             &format!("{:x}", sha2::Sha256::digest(&models.m2)),
         )
         .replace("{m2}", &blake3_hex(&models.m2))
-        .replace("{tree}", &models.m1_tree());
+        .replace("{tree}", &models.m1_tree())
+        .replace("{host}", &beaker::who::host_token());
     let p = lab.store.join(&rel);
     // What was there goes first (the member replaces it).
     if let Ok(m) = std::fs::symlink_metadata(&p) {
