@@ -1,11 +1,13 @@
-//! [weakfs] beaker through the kit's test filesystem (`testkit::testfs`) on every profile: the
-//! harness works with the real binary and its real mix of operations. What beaker does on the
-//! weak profiles is *not* asserted here yet (issue 20: the capability probe and the fixes come
-//! next); each test prints its row — add, path, pull, 4 concurrent pulls (and how many
-//! downloads), 2 + 2 pulls through two mounts ("two machines"), gc, verify, rm, a group store —
-//! on stderr (`-- --nocapture` to see it).
+//! [weakfs] beaker through the kit's test filesystem (`testkit::testfs`) on every profile, with
+//! the real binary and its real mix of operations: add, path, pull, 4 concurrent pulls (and how
+//! many downloads), 2 + 2 pulls through two mounts ("two machines"), gc, verify, rm, a group
+//! store. Each test prints its row on stderr (`-- --nocapture`; the matrix in
+//! docs/design.md#filesystems) and asserts it: every operation succeeds and hands out the right
+//! bytes, downloads stay at one per model (one per mount across two mounts) where locks work,
+//! and `probe.toml` records what the profile takes away; or beaker refuses at `init`, naming
+//! the missing capability and the fix, and leaves no file behind.
 //!
-//! What is asserted is the harness: the store really is on a FUSE mount of the profile; a file
+//! The harness is asserted too: the store really is on a FUSE mount of the profile; a file
 //! written and fsynced through the mount is in the backing directory; a clean unmount leaves
 //! the backing directory exactly as the mount showed it; in power-cut mode the model replays
 //! beaker's operations without an error, and after a cut the remount shows the backing
@@ -18,7 +20,7 @@ use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use testkit::server::{Fault, Server};
-use testkit::testfs::{fuse_only, Options, TestFs};
+use testkit::testfs::{fuse_only, InoNumbers, Locks, Nodes, Options, TestFs};
 
 use crate::support::*;
 
@@ -91,7 +93,8 @@ fn spawn(mut c: std::process::Command) -> Child {
         .expect("spawn beaker")
 }
 
-fn concurrent(children: Vec<Child>) -> String {
+/// "n/4 ok" (with the first failure), and whether all succeeded.
+fn concurrent(children: Vec<Child>) -> (String, bool) {
     let runs: Vec<Run> = children
         .into_iter()
         .map(|c| {
@@ -108,16 +111,72 @@ fn concurrent(children: Vec<Child>) -> String {
     if let Some(bad) = runs.iter().find(|r| !r.success()) {
         s.push_str(&format!(" ({})", bad.describe()));
     }
-    s
+    (s, ok == runs.len())
 }
 
-/// Runs the row of `spec` and prints it; asserts only the harness.
+/// What the probe must find on a profile: the capabilities its switches take away.
+fn expected_capabilities(o: &Options) -> BTreeMap<&'static str, bool> {
+    let flock = matches!(o.locks, Locks::Shared | Locks::PerMount);
+    let per_inode = o.nodes == Nodes::PerInode;
+    BTreeMap::from([
+        ("flock", flock),
+        (
+            "flock_across_names",
+            o.hard_links && (o.locks == Locks::Shared || (o.locks == Locks::PerMount && per_inode)),
+        ),
+        ("rename_noreplace", o.rename_flags),
+        ("hard_links", o.hard_links),
+        (
+            "stable_inodes",
+            o.hard_links && o.ino == InoNumbers::Passthrough,
+        ),
+        ("accurate_nlink", o.hard_links && o.stale_nlink.is_none()),
+    ])
+}
+
+/// The capabilities `probe.toml` of `store` records (the booleans the profile decides).
+fn recorded_capabilities(store: &Path) -> BTreeMap<&'static str, bool> {
+    let text = std::fs::read_to_string(store.join("probe.toml"))
+        .unwrap_or_else(|e| panic!("{}/probe.toml: {e}", store.display()));
+    let t: toml::Table = text.parse().unwrap();
+    expected_capabilities(&Options::default())
+        .into_keys()
+        .map(|k| (k, t[k].as_bool().unwrap()))
+        .collect()
+}
+
+/// What a profile must refuse at `init`, and the words the refusal must have: the missing
+/// capability and the fix.
+fn expected_refusal(o: &Options) -> Option<&'static [&'static str]> {
+    if !o.hard_links && !o.rename_flags {
+        Some(&["RENAME_NOREPLACE", "hard links", "put the store on"])
+    } else if matches!(o.locks, Locks::Noop | Locks::Enosys) {
+        Some(&["file locks do not work", "--locking none"])
+    } else {
+        None
+    }
+}
+
+/// Names under `dir` (recursively), for "nothing was left behind".
+fn files_under(dir: &Path) -> Vec<String> {
+    tree(dir)
+        .into_iter()
+        .filter(|(_, (bytes, _))| bytes.is_some())
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Runs the row of `spec`, prints it (the matrix in docs/design.md#filesystems) and asserts it:
+/// every operation succeeds, concurrent pulls download once (at most once per mount across two
+/// mounts) where locks work, and the probe records what the profile takes away; or, where beaker
+/// cannot work safely, it refuses at once, naming the missing capability and the fix, and leaves
+/// no file behind. A profile whose locks do not work runs again with `--locking none`: every
+/// pull still succeeds with the right bytes.
 fn row(spec: &str) {
     let options = Options::parse(spec).unwrap();
     let mut fs = TestFs::new(&options).unwrap_or_else(|e| panic!("mount {spec}: {e:#}"));
     let mut env = Env::new();
     env.store = fs.path().join("store");
-    let store = env.store.clone();
     let mounted = fuse_mount_of(&fs.path()).expect("the test filesystem is mounted");
     assert!(mounted.ends_with(" fuse"), "{mounted}");
 
@@ -134,20 +193,63 @@ fn row(spec: &str) {
         std::fs::read(fs.backing().join("probe")).unwrap(),
         b"through the mount"
     );
+    std::fs::remove_file(fs.path().join("probe")).unwrap();
 
+    let mut locking = "flock";
+    if let Some(words) = expected_refusal(&options) {
+        let init = testkit::lab::run_within(
+            at(&env, &env.store).args(["store", "init"]),
+            testkit::lab::LIMIT,
+        )
+        .unwrap();
+        eprintln!("weakfs row {spec}: init refused: {}", cell(&init));
+        assert!(!init.success(), "{spec}: init must refuse");
+        for w in words {
+            assert!(init.stderr.contains(w), "{spec}: {w:?} in {}", init.stderr);
+        }
+        let left = files_under(&fs.path());
+        assert!(left.is_empty(), "{spec}: init left {left:?}");
+        if options.hard_links || options.rename_flags {
+            // Locks that do not work: the store runs without them, as the refusal says.
+            locking = "none";
+            let init = env.run(&["store", "init", "--locking", "none"]);
+            assert!(init.success(), "{spec}: {}", init.describe());
+        } else {
+            finish(spec, fs);
+            return;
+        }
+    }
+    operations(spec, &options, &mut fs, &env, locking);
+    finish(spec, fs);
+}
+
+/// The harness again: the model replayed everything, and a clean unmount leaves the backing
+/// directory exactly as the mount showed it.
+fn finish(spec: &str, mut fs: TestFs) {
+    let status = fs.mount().unwrap().status();
+    assert!(status.errors.is_empty(), "{spec}: {:?}", status.errors);
+    let seen = tree(&fs.path());
+    fs.unmount().unwrap();
+    assert_eq!(tree(&fs.backing()), seen, "{spec}");
+}
+
+/// add, path, pull, 4 concurrent pulls, 2 + 2 pulls through two mounts, gc, verify, rm and a
+/// group store, on `fs`; prints the row and asserts it.
+fn operations(spec: &str, options: &Options, fs: &mut TestFs, env: &Env, locking: &str) {
+    let store = env.store.clone();
     let server = Server::start().unwrap();
-    let (single, shared) = (bytes(LEN, 1), bytes(LEN, 2));
+    let (single, shared, machines) = (bytes(LEN, 1), bytes(LEN, 2), bytes(LEN, 3));
     server.route("/single", &single, &[], Fault::None);
     // Held open mid-body, so that concurrent pulls overlap.
     let pause = Fault::PauseAt(LEN / 2, Duration::from_millis(400));
     server.route("/shared", &shared, &[], pause.clone());
-    server.route("/machines", &bytes(LEN, 3), &[], pause);
+    server.route("/machines", &machines, &[], pause);
     let manifest = {
         let mut text = String::from("version = 1\n");
         for (name, body) in [
             ("single", &single),
             ("shared", &shared),
-            ("machines", &bytes(LEN, 3)),
+            ("machines", &machines),
         ] {
             text.push_str(&format!(
                 "[models.{name}]\nblake3 = \"{}\"\nsize = {LEN}\nurls = [\"{}\"]\n",
@@ -168,68 +270,105 @@ fn row(spec: &str) {
             }
         })
     };
+    let locks_work = locking == "flock";
+    // Downloads allowed for 4 pulls of one model: one where locks work, else one each.
+    let (one_mount, two_mounts) = if locks_work { (1, 2) } else { (4, 4) };
 
     let mut cells: Vec<(&str, String)> = Vec::new();
-    let add = run(&["store", "add", src.to_str().unwrap(), "--name", "added"]);
-    cells.push(("add", cell(&add)));
-    cells.push(("path", cell(&run(&["store", "path", "added"]))));
-    let pull = testkit::lab::run_within(
-        &mut pull_cmd(&env, &manifest, &store, "single"),
-        testkit::lab::LIMIT,
-    )
-    .unwrap();
-    cells.push(("pull", cell(&pull)));
+    let mut failed: Vec<String> = Vec::new();
+    let mut check = |what: &'static str, r: &Run| {
+        cells.push((what, cell(r)));
+        if !r.success() {
+            failed.push(format!("{what}: {}", r.describe()));
+        }
+    };
+    check(
+        "add",
+        &run(&["store", "add", src.to_str().unwrap(), "--name", "added"]),
+    );
+    let path = run(&["store", "path", "added"]);
+    check("path", &path);
+    check(
+        "pull",
+        &testkit::lab::run_within(
+            &mut pull_cmd(env, &manifest, &store, "single"),
+            testkit::lab::LIMIT,
+        )
+        .unwrap(),
+    );
+    let mut pulled = |label: &'static str, children: Vec<Child>, route: &str, most: usize| {
+        let (summary, all_ok) = concurrent(children);
+        let downloads = server.bodies(route);
+        cells.push((label, format!("{summary}, {downloads} download(s)")));
+        if !all_ok || downloads > most {
+            failed.push(format!(
+                "{label}: {summary}, {downloads} downloads (at most {most})"
+            ));
+        }
+    };
     let four = (0..4)
-        .map(|_| spawn(pull_cmd(&env, &manifest, &store, "shared")))
+        .map(|_| spawn(pull_cmd(env, &manifest, &store, "shared")))
         .collect();
-    cells.push((
-        "4 pulls",
-        format!(
-            "{}, {} download(s)",
-            concurrent(four),
-            server.bodies("/shared")
-        ),
-    ));
+    pulled("4 pulls", four, "/shared", one_mount);
     // Two machines: two mounts of one directory (not in power-cut mode, where each mount has
     // a private live copy).
-    let other = (!options.power_cut).then(|| fs.mount_another("machine-b", &options).unwrap());
+    let other = (!options.power_cut).then(|| fs.mount_another("machine-b", options).unwrap());
     if let Some(other) = &other {
         let there = other.path().join("store");
         let four = (0..4)
             .map(|i| {
                 let s = if i % 2 == 0 { &store } else { &there };
-                spawn(pull_cmd(&env, &manifest, s, "machines"))
+                spawn(pull_cmd(env, &manifest, s, "machines"))
             })
             .collect();
-        cells.push((
-            "2+2 pulls, 2 mounts",
-            format!(
-                "{}, {} download(s)",
-                concurrent(four),
-                server.bodies("/machines")
-            ),
-        ));
+        pulled("2+2 pulls, 2 mounts", four, "/machines", two_mounts);
     }
     drop(other);
-    cells.push(("gc", cell(&run(&["store", "gc"]))));
-    cells.push(("verify", cell(&run(&["store", "verify"]))));
-    cells.push(("rm", cell(&run(&["store", "rm", "added"]))));
+    for (name, body) in [
+        ("single", &single),
+        ("shared", &shared),
+        ("machines", &machines),
+    ] {
+        let p = run(&["store", "path", name]);
+        if options.power_cut && name == "machines" {
+            continue;
+        }
+        let got = std::fs::read(p.stdout.trim()).unwrap_or_default();
+        if !p.success() || &got != body {
+            failed.push(format!(
+                "{name}: path handed out the wrong bytes ({})",
+                cell(&p)
+            ));
+        }
+    }
+    let mut check = |what: &'static str, r: &Run| {
+        cells.push((what, cell(r)));
+        if !r.success() {
+            failed.push(format!("{what}: {}", r.describe()));
+        }
+    };
+    check("gc", &run(&["store", "gc"]));
+    check("verify", &run(&["store", "verify"]));
+    check("rm", &run(&["store", "rm", "added"]));
+    let recorded = recorded_capabilities(&store);
     testkit::users::ensure_group().unwrap();
     let gstore = fs.path().join("group-store");
     let init = testkit::lab::run_within(
-        at(&env, &gstore).args([
+        at(env, &gstore).args([
             "store",
             "init",
             "--shared",
             "group",
             "--group",
             testkit::users::GROUP,
+            "--locking",
+            locking,
         ]),
         testkit::lab::LIMIT,
     )
     .unwrap();
     let gadd = testkit::lab::run_within(
-        at(&env, &gstore).args(["store", "add", src.to_str().unwrap(), "--name", "g"]),
+        at(env, &gstore).args(["store", "add", src.to_str().unwrap(), "--name", "g"]),
         testkit::lab::LIMIT,
     )
     .unwrap();
@@ -237,22 +376,39 @@ fn row(spec: &str) {
         "group store",
         format!("init {}, add {}", cell(&init), cell(&gadd)),
     ));
+    for (what, r) in [("group init", &init), ("group add", &gadd)] {
+        if !r.success() {
+            failed.push(format!("{what}: {}", r.describe()));
+        }
+    }
     eprintln!(
-        "weakfs row {spec}: {}",
+        "weakfs row {spec}{}: {}",
+        if locks_work { "" } else { " (locking none)" },
         cells
             .iter()
             .map(|(k, v)| format!("{k}: {v}"))
             .collect::<Vec<_>>()
             .join(" | ")
     );
+    assert!(failed.is_empty(), "{spec}: {failed:#?}");
 
-    // The harness again: the model replayed all of that, and a clean unmount leaves the
-    // backing directory exactly as the mount showed it.
-    let status = fs.mount().unwrap().status();
-    assert!(status.errors.is_empty(), "{spec}: {:?}", status.errors);
-    let seen = tree(&fs.path());
-    fs.unmount().unwrap();
-    assert_eq!(tree(&fs.backing()), seen, "{spec}");
+    // The probe recorded what the profile takes away, and nothing else.
+    let mut expected = expected_capabilities(options);
+    if options.power_cut {
+        // The power-cut model keeps its own nodes: its link counts and inode numbers are
+        // its own, not a profile's switches.
+        expected.retain(|k, _| !matches!(*k, "stable_inodes" | "accurate_nlink"));
+    }
+    let recorded: BTreeMap<_, _> = recorded
+        .into_iter()
+        .filter(|(k, _)| expected.contains_key(k))
+        .collect();
+    assert_eq!(recorded, expected, "{spec}: probe.toml");
+    let group_probe = std::fs::read_to_string(gstore.join("probe.toml")).unwrap();
+    assert!(
+        group_probe.contains(&format!("setgid_inherited = {}", options.setgid_inherit)),
+        "{spec}: {group_probe}"
+    );
 }
 
 macro_rules! rows {
@@ -314,5 +470,73 @@ fn a_power_cut_under_a_store_keeps_the_backing_directory_and_the_mount_comes_bac
         status.pending_ops,
         cell(&after),
         cell(&verify)
+    );
+}
+
+/// A store made where flock works, then reached through a mount where flock is a no-op (the
+/// same share mounted by a machine whose lock manager does not work): the first writer there
+/// probes again and records it, `store info` says so, and concurrent pulls through that mount
+/// all succeed with the right bytes (each may download: the locks cannot tell them apart).
+#[test]
+fn a_store_reached_through_a_mount_without_locks_is_probed_again_and_still_right() {
+    if !fuse_only() {
+        return;
+    }
+    let fs = TestFs::new(&Options::profile("passthrough").unwrap()).unwrap();
+    let mut env = Env::new();
+    env.store = fs.path().join("store");
+    let init = env.run(&["store", "init"]);
+    assert!(init.success(), "{}", init.describe());
+    let first = std::fs::read_to_string(env.store.join("probe.toml")).unwrap();
+    assert!(first.contains("flock = true"), "{first}");
+
+    let other = fs
+        .mount_another("no-locks", &Options::profile("flock-noop").unwrap())
+        .unwrap();
+    let there = other.path().join("store");
+    let server = Server::start().unwrap();
+    let body = bytes(LEN, 7);
+    server.route(
+        "/m",
+        &body,
+        &[],
+        Fault::PauseAt(LEN / 2, Duration::from_millis(400)),
+    );
+    let manifest = env.file(
+        "catalogue.toml",
+        format!(
+            "version = 1\n[models.m]\nblake3 = \"{}\"\nsize = {LEN}\nurls = [\"{}\"]\n",
+            blake3_hex(&body),
+            server.url("/m")
+        )
+        .as_bytes(),
+    );
+    let four = (0..4)
+        .map(|_| spawn(pull_cmd(&env, &manifest, &there, "m")))
+        .collect();
+    let (summary, all_ok) = concurrent(four);
+    assert!(all_ok, "{summary}");
+    let again = std::fs::read_to_string(there.join("probe.toml")).unwrap();
+    assert!(again.contains("flock = false"), "{again}");
+    assert_ne!(again, first, "the record names the new device");
+    let info = testkit::lab::run_within(
+        at(&env, &there).args(["store", "info"]),
+        testkit::lab::LIMIT,
+    )
+    .unwrap();
+    assert!(
+        info.stdout.contains("locks do not exclude here"),
+        "{}",
+        info.stdout
+    );
+    let path = testkit::lab::run_within(
+        at(&env, &there).args(["store", "path", "m"]),
+        testkit::lab::LIMIT,
+    )
+    .unwrap();
+    assert_eq!(std::fs::read(path.stdout.trim()).unwrap(), body);
+    eprintln!(
+        "weakfs re-probe: 4 pulls through a flock-noop mount of a flock store: {summary}, {} download(s)",
+        server.bodies("/m")
     );
 }
