@@ -85,7 +85,7 @@ pub fn add_file(
     let (input, total) = open_source(src)?;
     let mut temp = TempBlob::create(store, "add")?;
     progress.start(&format!("adding {name}"), Some(total));
-    copy_into(input, src, &mut temp, store, progress)?;
+    clone_or_copy(input, src, &mut temp, store, progress)?;
     let is_onnx = src
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("onnx"));
@@ -124,7 +124,7 @@ pub fn add_dir(
         let (input, total) = open_source(path)?;
         let mut temp = TempBlob::create(store, "add")?;
         progress.start(&format!("adding {name}/{rel}"), Some(total));
-        copy_into(input, path, &mut temp, store, progress)?;
+        clone_or_copy(input, path, &mut temp, store, progress)?;
         ready
             .push(publish::prepare(store, temp, &Expect::default()).map_err(publish::Error::from)?);
     }
@@ -247,6 +247,22 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
         )));
     }
     Ok(out)
+}
+
+/// Clones `input` into `temp` where the filesystem can (btrfs, xfs: no bytes copied, only
+/// hashed), else copies it ([`copy_into`]).
+fn clone_or_copy(
+    input: File,
+    path: &Path,
+    temp: &mut TempBlob,
+    store: &Store,
+    progress: &mut dyn Progress,
+) -> Result<(), Error> {
+    if temp.clone_from(&input, progress)? {
+        progress.finish();
+        return Ok(());
+    }
+    copy_into(input, path, temp, store, progress)
 }
 
 /// Copies `input` (the file at `path`) into `temp` through a large read buffer, reporting

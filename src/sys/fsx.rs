@@ -381,6 +381,25 @@ pub fn set_mtime(at: &Rooted, to: Option<std::time::SystemTime>) -> Result<(), I
         .map_err(|e| IoError::new("set the time of", at, e.into()))
 }
 
+/// Makes `dst` (empty) a clone of all of `src` without copying its bytes (`FICLONE`: btrfs, xfs
+/// with reflink, bcachefs); the two share extents until either is written (copy on write).
+/// Fails where the filesystem cannot (`EOPNOTSUPP`, `EXDEV` across filesystems, `EINVAL`), and
+/// is never tried when `BEAKER_NO_REFLINK` is set (benchmarks compare the copy with it).
+pub fn clone_file(dst: &File, src: &File) -> io::Result<()> {
+    if std::env::var_os("BEAKER_NO_REFLINK").is_some() {
+        return Err(io::ErrorKind::Unsupported.into());
+    }
+    rustix::fs::ioctl_ficlone(dst.as_fd(), src.as_fd()).map_err(io::Error::from)
+}
+
+/// Whether `file` is on btrfs (`fstatfs`); `false` when that cannot be told.
+pub fn is_btrfs(file: &File) -> bool {
+    const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
+    // `f_type` is i64 on some targets, u32 on others: compare its low 32 bits.
+    #[allow(clippy::unnecessary_cast)]
+    rustix::fs::fstatfs(file).is_ok_and(|s| (s.f_type as u64) & 0xffff_ffff == BTRFS_SUPER_MAGIC)
+}
+
 /// Starts writing `len` bytes of `file` from `offset` to disk and returns without waiting
 /// (`sync_file_range(SYNC_FILE_RANGE_WRITE)`), so that the fsync ending a long write finds most
 /// of the file written already: the disk works while the rest arrives. Not a durability point

@@ -450,6 +450,75 @@ impl Drop for SmallDisk {
     }
 }
 
+/// A filesystem made for the test (`mkfs.<fs>` on a sparse image of `mib` MiB) and loop-mounted
+/// at `dir` for the life of the value. Needs root and the filesystem's mkfs (`btrfs-progs`,
+/// `xfsprogs`: `.ci/run` installs them).
+pub struct LoopDisk {
+    pub dir: PathBuf,
+}
+
+impl LoopDisk {
+    /// Makes `image` (sparse) with `mkfs.<fs> <args> image` and mounts it at `dir`.
+    pub fn mount(image: &Path, dir: &Path, mib: u64, fs: &str, args: &[&str]) -> Result<LoopDisk> {
+        let f =
+            std::fs::File::create(image).with_context(|| format!("create {}", image.display()))?;
+        f.set_len(mib << 20)
+            .with_context(|| format!("size {}", image.display()))?;
+        drop(f);
+        let out = Command::new(format!("mkfs.{fs}"))
+            .args(args)
+            .arg(image)
+            .output()
+            .with_context(|| format!("run mkfs.{fs} (is it installed?)"))?;
+        if !out.status.success() {
+            bail!(
+                "mkfs.{fs} {}: {}",
+                image.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
+        let out = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(image)
+            .arg(dir)
+            .output()
+            .context("run mount")?;
+        if !out.status.success() {
+            bail!(
+                "mount {} at {}: {}",
+                image.display(),
+                dir.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(LoopDisk {
+            dir: dir.to_owned(),
+        })
+    }
+
+    /// Bytes in use on the filesystem, after a `sync` (delayed allocation counted).
+    pub fn used(&self) -> Result<u64> {
+        Command::new("sync").status().context("run sync")?;
+        let out = Command::new("df")
+            .args(["--output=used", "-B1"])
+            .arg(&self.dir)
+            .output()
+            .context("run df")?;
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .and_then(|l| l.trim().parse().ok())
+            .with_context(|| format!("df of {}", self.dir.display()))
+    }
+}
+
+impl Drop for LoopDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.dir).status();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,4 @@
-//! `cargo xtask bench`: beaker side by side with its floors, in one run (issue 14, P1–P8).
+//! `cargo xtask bench`: beaker side by side with its floors, in one run (P1–P10).
 //!
 //! Makes an incompressible model file, serves it from a real HTTP server on 127.0.0.1 (nginx
 //! when installed, else a built-in static server), and times each job for beaker and for the
@@ -6,9 +6,11 @@
 //! sort | comm | rm`), alternately within each run. Prints the table and writes BENCHMARKS.md:
 //! min/median/max, MB/s, peak RSS, the ratio to each floor, the machine and the command.
 //! Files: `measure` (timing, RSS), `server`, `data` (inputs, filled stores), `transfer` (P1,
-//! P2, P3, P5, P7), `maint` (P4, P6, P8), `report`.
+//! P2, P3, P5, P7), `maint` (P4, P6, P8), `filesystems` (P9, P10 on loop-mounted btrfs and
+//! xfs), `report`.
 
 mod data;
+mod filesystems;
 mod maint;
 mod measure;
 mod report;
@@ -25,7 +27,7 @@ use measure::Series;
 /// The model's name in the bench catalogue, and its file on the server.
 const NAME: &str = "bench-model";
 const MODEL_FILE: &str = "model.bin";
-const JOBS: [&str; 8] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8"];
+const JOBS: [&str; 10] = ["P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8", "P9", "P10"];
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -252,6 +254,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             .unwrap_or_else(|| root.join("target/bench-work")),
     )?;
     if beaker::fsx::user::exists(&work) {
+        filesystems::unmount_under(&work);
         beaker::fsx::user::remove_tree(&work)?;
     }
     beaker::fsx::user::create_dir_all(&work.join("www"))?;
@@ -325,6 +328,10 @@ fn run_in(
         eprintln!("bench: P8 scale");
         rows.extend(maint::p8_scale(&b, args.names)?);
     }
+    if want("P9") || want("P10") {
+        eprintln!("bench: P9/P10 on btrfs and xfs");
+        rows.extend(filesystems::p9_p10(&b, want("P9"), want("P10"))?);
+    }
     if want("P3") {
         if let Some((row, _)) = add {
             rows.push(row);
@@ -335,7 +342,7 @@ fn run_in(
             rows.push(row);
         }
     }
-    rows.sort_by_key(|r| r.id);
+    rows.sort_by_key(|r| r.id[1..].parse::<u32>().unwrap_or(0));
     let command = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
     let env = report::Environment::probe(work, &b.server.what, &b.beaker, root, &command);
     let text = report::table(&rows);
