@@ -9,6 +9,7 @@
 //! the kill lands, so kills land in start-up, download, publish and record alike, on a fast
 //! machine or a loaded one.
 //! All trials share one store, so every trial starts from what the earlier ones left.
+//! [`trials`] also runs R10 ([`super::power_cut`]): the same trials, stopped by a power cut.
 
 // Reads of model files a pull printed, and of partial sizes, use raw std::fs (reads only).
 #![allow(clippy::disallowed_methods)]
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use testkit::lab::{blake3_hex, bytes, catalogue, finish_within, Lab, ModelFile, Rng, LIMIT};
 use testkit::server::{Fault, Server};
+use testkit::testfs::TestFs;
 
 use super::check::check_store;
 use super::{Ctx, Outcome};
@@ -59,8 +61,8 @@ const OPS: [Op; 10] = [
 ];
 
 /// The models of the campaign and the store they go into.
-struct World {
-    lab: Lab,
+pub(super) struct World {
+    pub(super) lab: Lab,
     server: Server,
     catalogue: PathBuf,
     /// Single-file models by name: their bytes.
@@ -73,8 +75,8 @@ struct World {
 
 const SINGLE: [&str; 2] = ["one-a", "one-b"];
 
-fn world(ctx: &Ctx) -> Result<World> {
-    let lab = super::new_lab(ctx, "kill")?;
+pub(super) fn world(ctx: &Ctx, case: &str) -> Result<World> {
+    let lab = super::new_lab(ctx, case)?;
     let server = Server::start()?;
     let mut single = BTreeMap::new();
     single.insert("one-a", bytes(1 << 20, 11));
@@ -279,6 +281,36 @@ impl World {
             .max()
     }
 
+    /// What a power cut lost of `op` on `name`, which had succeeded before it: a pull or add
+    /// must still be recorded with its bytes, an `rm` still gone.
+    fn lost_to_the_cut(&self, op: Op, name: &str) -> Result<Vec<String>> {
+        let path = self.lab.run(&["store", "path", name])?;
+        let mut lost = Vec::new();
+        match op {
+            Op::Gc | Op::Verify => {}
+            Op::Rm if path.code != 3 => lost.push(format!(
+                "rm {name} had succeeded before the cut; after it, path says {}",
+                path.describe()
+            )),
+            Op::Rm => {}
+            _ if !path.success() => lost.push(format!(
+                "{op:?} of {name} had succeeded before the cut; after it, path says {}",
+                path.describe()
+            )),
+            _ => {
+                if let Some(want) = self.expected_main(op, name) {
+                    if std::fs::read(path.last_line()).ok().as_deref() != Some(want) {
+                        lost.push(format!(
+                            "{op:?} of {name} had succeeded before the cut; after it, {} does not hold its bytes",
+                            path.last_line()
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(lost)
+    }
+
     /// The bytes the follow-up's printed path must hold.
     fn expected_main(&self, op: Op, name: &str) -> Option<&[u8]> {
         match op {
@@ -301,8 +333,24 @@ struct Tally {
 }
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
-    let mut out = Outcome::new("R1 kill trials");
-    let w = world(ctx)?;
+    trials(
+        ctx,
+        Outcome::new("R1 kill trials"),
+        world(ctx, "kill")?,
+        None,
+    )
+}
+
+/// The trials of R1, or of R10 when `power` is the test filesystem the store is on: the run
+/// is then stopped by a power cut (what was not durable is lost) and the mount comes back
+/// before the checks; an operation that had succeeded before the cut must still show.
+pub(super) fn trials(
+    ctx: &Ctx,
+    mut out: Outcome,
+    w: World,
+    mut power: Option<&mut TestFs>,
+) -> Result<Outcome> {
+    let stop = if power.is_some() { "cut" } else { "kill" };
     let mut rng = Rng::new(ctx.seed);
     let init = w.lab.run(&["store", "init"])?;
     anyhow::ensure!(init.success(), "store init: {}", init.describe());
@@ -330,9 +378,16 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         out.runs += 1;
         let op = *rng.pick(&OPS);
         let (args, name) = w.args(op, &mut rng);
-        w.prepare(op, name, &mut rng)?;
         let t = tally.entry(op).or_default();
         t.trials += 1;
+        // A store an earlier trial broke may fail the preparation: a violation, not the end
+        // of the campaign (the earlier trial's own violation is reported too).
+        if let Err(e) = w.prepare(op, name, &mut rng) {
+            t.violations += 1;
+            out.violations
+                .push(format!("trial {trial} ({op:?}, seed {}): {e:#}", ctx.seed));
+            continue;
+        }
         let mut problems = Vec::new();
 
         // The killed run.
@@ -371,26 +426,41 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                 *d = d.mul_f64(f).max(Duration::from_millis(1));
             }
         };
-        if child.try_wait()?.is_some() {
+        let finished = child.try_wait()?;
+        if finished.is_some() {
             t.finished_first += 1;
             if gate_at.is_none() {
                 adapt(&mut window, 0.8);
             }
         } else {
-            child.kill().context("SIGKILL")?;
             t.killed += 1;
             if gate_at.is_none() {
                 adapt(&mut window, 1.05);
             }
+        }
+        if let Some(fs) = power.as_deref_mut() {
+            // The machine loses power: the disk keeps what was durable, the processes die.
+            fs.cut_power()?;
+            let _ = child.kill();
+            let _ = child.wait();
+            fs.remount()?;
+            if finished.is_some_and(|s| s.success()) {
+                problems.extend(w.lost_to_the_cut(op, name)?);
+            }
+        } else if finished.is_none() {
+            child.kill().context("SIGKILL")?;
         }
         let _ = child.wait();
         if gate_at.is_some() {
             w.server.faults(&format!("/{name}"), &[]);
         }
 
-        // The invariants after the kill.
+        // The invariants after the kill (or the cut).
+        if !w.lab.store.join("store.toml").exists() {
+            problems.push("store.toml is gone".to_owned());
+        }
         for v in check_store(&w.lab.store, &ctx.oracle)? {
-            problems.push(format!("after the kill: {v}"));
+            problems.push(format!("after the {stop}: {v}"));
         }
 
         // The next operation succeeds (and resumes what the kill left).
@@ -455,7 +525,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         }
     }
 
-    let mut table = String::from("| operation | trials | killed mid-run | finished before the kill | partial resumed | violations |\n|---|---|---|---|---|---|\n");
+    let mut table = format!("| operation | trials | {stop} mid-run | finished before the {stop} | partial resumed | violations |\n|---|---|---|---|---|---|\n");
     let mut total = Tally::default();
     for (op, t) in &tally {
         table.push_str(&format!(
@@ -473,13 +543,13 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         total.trials, total.killed, total.finished_first, total.resumed, total.violations
     ));
     out.table = Some(table);
-    out.figure("killed mid-run", total.killed);
+    out.figure(&format!("{stop} mid-run"), total.killed);
     out.figure("resumed", total.resumed);
     out.figure("trials with a violation", total.violations);
     Ok(out)
 }
 
-fn spawn(w: &World, args: &[String]) -> Result<std::process::Child> {
+pub(super) fn spawn(w: &World, args: &[String]) -> Result<std::process::Child> {
     w.cmd(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,7 +4,8 @@
 //! One module per case: [`kill`] (R1, SIGKILL at random instants), [`faults`] (R3, the HTTP
 //! fault matrix), [`races`] (R2, lockless races), [`bad_input`] (R4), [`full_disk`] (R6),
 //! [`users`] (R5, real Unix users), [`hostile`] (R7, a member planting links and stale markers),
-//! [`digest_claims`] (R9, wrong md5/sha256/annotations next to right BLAKE3s). After every trial
+//! [`digest_claims`] (R9, wrong md5/sha256/annotations next to right BLAKE3s), [`power_cut`]
+//! (R10, R1's trials stopped by a power cut on the kit's test filesystem). After every trial
 //! [`check`] reads the store from the disk and checks the invariants I1–I4 with a second BLAKE3
 //! implementation (and I5, the digests the store holds, with a second md5/sha256
 //! implementation, in R9). The campaign prints each
@@ -18,6 +19,7 @@ mod faults;
 mod full_disk;
 mod hostile;
 mod kill;
+mod power_cut;
 mod races;
 mod users;
 
@@ -47,11 +49,13 @@ pub enum Case {
     /// R9: wrong md5/sha256/registry annotations next to right BLAKE3s are refused and recorded
     /// nowhere
     DigestClaims,
+    /// R10: R1's operations stopped by a power cut on the test filesystem (FUSE, root)
+    PowerCut,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// R1 kill trials (and R9 digest-claim trials)
+    /// R1 kill trials (and R9 digest-claim and R10 power-cut trials)
     #[arg(long, default_value_t = 1000)]
     trials: u64,
     /// Time budget for R1: no new kill trial starts after this many seconds
@@ -140,6 +144,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::Users,
             Case::Hostile,
             Case::DigestClaims,
+            Case::PowerCut,
         ]
     } else {
         args.case.clone()
@@ -157,6 +162,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::Users => users::run(&ctx)?,
             Case::Hostile => hostile::run(&ctx)?,
             Case::DigestClaims => digest_claims::run(&ctx)?,
+            Case::PowerCut => power_cut::run(&ctx)?,
         };
         o.figure("seconds", format!("{:.0}", t.elapsed().as_secs_f64()));
         outcomes.push(o);
