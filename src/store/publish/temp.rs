@@ -226,7 +226,11 @@ impl TempBlob {
             Err(e) => return Err(StoreError::writing(store.root(), e)),
         }
         // The file we locked must be the one now at our name (nothing swapped it in between).
-        if !fsx::stat(&own).is_ok_and(|now| now.is_some_and(|now| now.looks_same(&meta))) {
+        // Compared with the locked descriptor's attributes *now*: where a rename is a link +
+        // unlink (no RENAME_NOREPLACE) it changed the inode's ctime, and where inode numbers
+        // are per path (sshfs) the new name has another one.
+        let is_claimed = |now: &Meta| Meta::of(&claim).is_ok_and(|c| now.looks_same(&c));
+        if !fsx::stat(&own).is_ok_and(|now| now.is_some_and(|now| is_claimed(&now))) {
             return Ok(None);
         }
         if meta.mode() & 0o7777 != TEMP_MODE {
@@ -235,7 +239,7 @@ impl TempBlob {
         let Ok(file) = fsx::open_read_write(&own) else {
             return Ok(None);
         };
-        if !Meta::of(&file).is_ok_and(|now| now.looks_same(&meta) && now.nlink() == 1) {
+        if !Meta::of(&file).is_ok_and(|now| is_claimed(&now)) || !one_name(&file) {
             return Ok(None);
         }
         let mut temp = TempBlob {
@@ -428,6 +432,22 @@ impl Write for TempBlob {
 
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()
+    }
+}
+
+/// Whether `file` has a single name, so nobody else can reach the partial just claimed. Where
+/// the filesystem reports a cached link count (bindfs: the link + unlink of a rename without
+/// RENAME_NOREPLACE still says 2 for up to its attribute timeout), asks again for up to 3 s.
+fn one_name(file: &File) -> bool {
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match Meta::of(file) {
+            Ok(m) if m.nlink() == 1 => return true,
+            Ok(_) if std::time::Instant::now() < until => {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            _ => return false,
+        }
     }
 }
 

@@ -540,3 +540,73 @@ fn a_store_reached_through_a_mount_without_locks_is_probed_again_and_still_right
         server.bodies("/m")
     );
 }
+
+/// A pull killed mid-download, then the next pull: it claims the partial and asks only for the
+/// rest (`Range`), on every profile where a rename is a link + unlink with a stale link count
+/// after it (bindfs) or gives the new name another inode number (sshfs), as on a local one.
+#[test]
+fn a_killed_pull_is_resumed_on_bindfs_and_sshfs_profiles() {
+    if !fuse_only() {
+        return;
+    }
+    const AT: usize = LEN / 2;
+    for profile in ["passthrough", "bindfs", "sshfs"] {
+        let fs = TestFs::new(&Options::profile(profile).unwrap()).unwrap();
+        let mut env = Env::new();
+        env.store = fs.path().join("store");
+        env.run(&["store", "init"]).ok();
+        let server = Server::start().unwrap();
+        let body = bytes(LEN, 9);
+        server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
+        let manifest = env.file(
+            "catalogue.toml",
+            format!(
+                "version = 1\n[models.m]\nblake3 = \"{}\"\nsize = {LEN}\nurls = [\"{}\"]\n",
+                blake3_hex(&body),
+                server.url("/m")
+            )
+            .as_bytes(),
+        );
+        let mut child = spawn(pull_cmd(&env, &manifest, &env.store, "m"));
+        assert!(
+            server.wait_gate(Duration::from_secs(20)),
+            "{profile}: no request reached the gate"
+        );
+        // The server has sent AT bytes; wait until they are in the partial.
+        let tmp = env.store.join("tmp");
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !std::fs::read_dir(&tmp).unwrap().any(|e| {
+            let e = e.unwrap();
+            e.file_name().to_string_lossy().ends_with(".part")
+                && e.metadata().is_ok_and(|m| m.len() == AT as u64)
+        }) {
+            assert!(
+                std::time::Instant::now() < until,
+                "{profile}: no partial of {AT} bytes"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        server.release_gate();
+
+        let next = testkit::lab::run_within(
+            &mut pull_cmd(&env, &manifest, &env.store, "m"),
+            testkit::lab::LIMIT,
+        )
+        .unwrap();
+        assert!(next.success(), "{profile}: {}", next.describe());
+        assert_eq!(std::fs::read(next.last_line()).unwrap(), body, "{profile}");
+        assert_eq!(
+            server.seen().last().unwrap().range,
+            Some(format!("bytes={AT}-")),
+            "{profile}: the next pull did not resume"
+        );
+        let left: Vec<_> = std::fs::read_dir(&tmp)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".part"))
+            .collect();
+        assert!(left.is_empty(), "{profile}: partials left behind: {left:?}");
+    }
+}
