@@ -214,6 +214,32 @@ impl Oracle {
         if found.len() != 1 || !found[0].contains("referrers/") {
             bail!("the invariant checker missed a name the referrers/ index lost: {found:?}");
         }
+        // The name's snapshot file replaced by a file of other bytes, then by a symlink to a
+        // copy of the right bytes outside the store: each must be reported.
+        let tree = beaker::snapshot::TreeId::of(&[beaker::snapshot::ModelFile {
+            path: beaker::file_path::FilePath::new("abc.bin")?,
+            blake3: beaker::digest::Blake3::of(b"abc"),
+            size: 3,
+        }]);
+        let snap = store.layout().snapshot(&tree).path().to_owned();
+        let file = snap.join("abc.bin");
+        let outside = dir.path().join("outside.bin");
+        std::fs::write(&outside, b"abc")?;
+        std::fs::set_permissions(&snap, std::fs::Permissions::from_mode(0o755))?;
+        for plant in ["other bytes", "a symlink out"] {
+            std::fs::remove_file(&file)?;
+            if plant == "other bytes" {
+                std::fs::write(&file, b"abd")?;
+            } else {
+                std::os::unix::fs::symlink(&outside, &file)?;
+            }
+            let found = check_store(&root, self)?;
+            if !found.iter().any(|f| f.contains("is not blob")) {
+                bail!(
+                    "the invariant checker missed a snapshot file replaced by {plant}: {found:?}"
+                );
+            }
+        }
         self.self_test_digests(dir.path())
     }
 
@@ -399,9 +425,22 @@ pub fn check_store(store: &Path, oracle: &Oracle) -> Result<Vec<String>> {
                 ));
             }
             let in_snap = snap.join(f.path.as_str());
+            // The snapshot's file is the blob: its hard link (same inode; where inode numbers
+            // are per path, same bytes), or a symlink that resolves to it.
+            let is_blob = |m: &std::fs::Metadata| {
+                if m.file_type().is_symlink() {
+                    let target = std::fs::canonicalize(in_snap.path()).ok();
+                    target.is_some() && target == std::fs::canonicalize(blob.path()).ok()
+                } else {
+                    (m.dev(), m.ino()) == (meta.dev(), meta.ino())
+                        || (m.is_file()
+                            && m.len() == meta.len()
+                            && std::fs::read(in_snap.path()).ok()
+                                == std::fs::read(blob.path()).ok())
+                }
+            };
             match std::fs::symlink_metadata(in_snap.path()) {
-                Ok(m) if m.file_type().is_symlink() => {}
-                Ok(m) if (m.dev(), m.ino()) == (meta.dev(), meta.ino()) => {}
+                Ok(m) if is_blob(&m) => {}
                 Ok(_) => bad.push(format!(
                     "I3: {name}: {} is not blob {}",
                     in_snap.display(),

@@ -63,14 +63,16 @@ const OPS: [Op; 10] = [
 /// The models of the campaign and the store they go into.
 pub(super) struct World {
     pub(super) lab: Lab,
-    server: Server,
-    catalogue: PathBuf,
+    pub(super) server: Server,
+    pub(super) catalogue: PathBuf,
     /// Single-file models by name: their bytes.
-    single: BTreeMap<&'static str, Vec<u8>>,
+    pub(super) single: BTreeMap<&'static str, Vec<u8>>,
     multi_main: Vec<u8>,
     add_file: PathBuf,
     add_file_bytes: Vec<u8>,
     add_dir: PathBuf,
+    /// Arguments after `store init` (`--locking none` where locks do not work).
+    pub(super) init_args: Vec<&'static str>,
 }
 
 const SINGLE: [&str; 2] = ["one-a", "one-b"];
@@ -151,6 +153,7 @@ pub(super) fn world(ctx: &Ctx, case: &str) -> Result<World> {
         add_file,
         add_file_bytes,
         add_dir,
+        init_args: Vec::new(),
     })
 }
 
@@ -333,26 +336,26 @@ struct Tally {
 }
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
-    trials(
-        ctx,
-        Outcome::new("R1 kill trials"),
-        world(ctx, "kill")?,
-        None,
-    )
+    let w = world(ctx, "kill")?;
+    trials(ctx, ctx.trials, Outcome::new("R1 kill trials"), &w, None)
 }
 
-/// The trials of R1, or of R10 when `power` is the test filesystem the store is on: the run
-/// is then stopped by a power cut (what was not durable is lost) and the mount comes back
-/// before the checks; an operation that had succeeded before the cut must still show.
+/// `n` trials of R1 (R8 runs them on each weak profile), or of R10 when `power` is the test
+/// filesystem the store is on: the run is then stopped by a power cut (what was not durable is
+/// lost) and the mount comes back before the checks; an operation that had succeeded before
+/// the cut must still show.
 pub(super) fn trials(
     ctx: &Ctx,
+    n: u64,
     mut out: Outcome,
-    w: World,
+    w: &World,
     mut power: Option<&mut TestFs>,
 ) -> Result<Outcome> {
     let stop = if power.is_some() { "cut" } else { "kill" };
     let mut rng = Rng::new(ctx.seed);
-    let init = w.lab.run(&["store", "init"])?;
+    let init = w
+        .lab
+        .run(&[&["store", "init"][..], &w.init_args].concat())?;
     anyhow::ensure!(init.success(), "store init: {}", init.describe());
 
     // The kill window of each operation: the longest of two unkilled runs with work to do.
@@ -363,7 +366,7 @@ pub(super) fn trials(
             let (args, name) = w.args(op, &mut rng);
             w.prepare(op, name, &mut Rng::new(1))?;
             let t = Instant::now();
-            let r = finish_within(spawn(&w, &args)?, LIMIT)?;
+            let r = finish_within(spawn(w, &args)?, LIMIT)?;
             anyhow::ensure!(r.success(), "unkilled {op:?} failed: {}", r.describe());
             longest = longest.max(t.elapsed());
         }
@@ -371,7 +374,7 @@ pub(super) fn trials(
     }
 
     let mut tally: BTreeMap<Op, Tally> = BTreeMap::new();
-    for trial in 0..ctx.trials {
+    for trial in 0..n {
         if ctx.deadline.is_some_and(|d| Instant::now() >= d) {
             break;
         }
@@ -399,7 +402,7 @@ pub(super) fn trials(
         if let Some(at) = gate_at {
             w.server.faults(&format!("/{name}"), &[Fault::Gate(at)]);
         }
-        let mut child = spawn(&w, &args)?;
+        let mut child = spawn(w, &args)?;
         if gate_at.is_some() {
             // Until the download reaches the gate, or the pull ends without needing it (a
             // partial left by an earlier trial already held those bytes).
@@ -470,7 +473,7 @@ pub(super) fn trials(
             None
         };
         w.server.take_seen();
-        let follow = finish_within(spawn(&w, &args)?, LIMIT)?;
+        let follow = finish_within(spawn(w, &args)?, LIMIT)?;
         let seen = w.server.take_seen();
         let rm_found_nothing =
             op == Op::Rm && follow.code == 2 && follow.message().starts_with("not in the store");

@@ -4,6 +4,7 @@
 //! One module per case: [`kill`] (R1, SIGKILL at random instants), [`faults`] (R3, the HTTP
 //! fault matrix), [`races`] (R2, lockless races), [`bad_input`] (R4), [`full_disk`] (R6),
 //! [`users`] (R5, real Unix users), [`hostile`] (R7, a member planting links and stale markers),
+//! [`weak_profiles`] (R8, kill trials and two-"machine" pulls on each weak filesystem profile),
 //! [`digest_claims`] (R9, wrong md5/sha256/annotations next to right BLAKE3s), [`power_cut`]
 //! (R10, R1's trials stopped by a power cut on the kit's test filesystem). After every trial
 //! [`check`] reads the store from the disk and checks the invariants I1–I4 with a second BLAKE3
@@ -22,6 +23,7 @@ mod kill;
 mod power_cut;
 mod races;
 mod users;
+mod weak_profiles;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -46,6 +48,9 @@ pub enum Case {
     Users,
     /// R7: a hostile member plants symlinks, FIFOs and stale markers everywhere in a store
     Hostile,
+    /// R8: kill trials and two-"machine" pulls on every weak profile of the test filesystem
+    /// (FUSE, root)
+    WeakFs,
     /// R9: wrong md5/sha256/registry annotations next to right BLAKE3s are refused and recorded
     /// nowhere
     DigestClaims,
@@ -61,7 +66,8 @@ pub struct Args {
     /// Time budget for R1: no new kill trial starts after this many seconds
     #[arg(long)]
     seconds: Option<u64>,
-    /// R2 rounds per process (8 processes)
+    /// R2 rounds per process (8 processes), R5 rounds per user; R8 runs a fifth as many
+    /// two-machine rounds per profile
     #[arg(long, default_value_t = 100)]
     rounds: u64,
     /// The cases to run (default: all)
@@ -143,6 +149,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::FullDisk,
             Case::Users,
             Case::Hostile,
+            Case::WeakFs,
             Case::DigestClaims,
             Case::PowerCut,
         ]
@@ -161,6 +168,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             Case::FullDisk => full_disk::run(&ctx)?,
             Case::Users => users::run(&ctx)?,
             Case::Hostile => hostile::run(&ctx)?,
+            Case::WeakFs => weak_profiles::run(&ctx)?,
             Case::DigestClaims => digest_claims::run(&ctx)?,
             Case::PowerCut => power_cut::run(&ctx)?,
         };

@@ -33,5 +33,5 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         .context("mount the test filesystem in power-cut mode")?;
     let mut w = world(ctx, "power")?;
     w.lab.store = fs.path().join("store");
-    trials(ctx, out, w, Some(&mut fs))
+    trials(ctx, ctx.trials, out, &w, Some(&mut fs))
 }
