@@ -230,6 +230,28 @@ fn render(args: &Args, outcomes: &[Outcome]) -> String {
     out
 }
 
+/// For a case that mounts the kit's test filesystem: whether it can run here (root and
+/// `/dev/fuse`). Not root: "not run" in its figures, or a violation when
+/// `BEAKER_TEST_REQUIRE_ROOT=1` demands every root-only run.
+fn needs_fuse(out: &mut Outcome, case: &str) -> Result<bool> {
+    match testkit::users::root_decision() {
+        testkit::users::RootOnly::Run => {
+            testkit::testfs::available()?;
+            Ok(true)
+        }
+        testkit::users::RootOnly::NotRun => {
+            out.figure("not run", "mounting the test filesystem needs root");
+            Ok(false)
+        }
+        testkit::users::RootOnly::Fail => {
+            out.violations.push(format!(
+                "{case} needs root (a FUSE mount) and BEAKER_TEST_REQUIRE_ROOT=1 demands it"
+            ));
+            Ok(false)
+        }
+    }
+}
+
 /// A lab for one case: a temp directory `beaker-torture-CASE-…`, and every command with the
 /// fast network settings (a lying server costs seconds, not minutes).
 fn new_lab(ctx: &Ctx, case: &str) -> Result<Lab> {

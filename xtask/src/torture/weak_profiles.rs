@@ -19,12 +19,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use testkit::lab::{blake3_hex, finish_within, send_signal, Rng, LIMIT};
-use testkit::testfs::{available, Locks, Mount, Options, TestFs, PROFILES};
-use testkit::users::{root_decision, RootOnly};
+use testkit::testfs::{Locks, Mount, Options, TestFs, PROFILES};
 
 use super::check::check_store;
 use super::kill::{trials, world, World};
-use super::{Ctx, Outcome};
+use super::{needs_fuse, Ctx, Outcome};
 
 /// The model the two machines pull (3 MiB, so a kill lands mid-download).
 const MODEL: &str = "one-b";
@@ -33,18 +32,8 @@ const OTHER_HOST: &str = "beaker-r8-machine-b";
 
 pub fn run(ctx: &Ctx) -> Result<Outcome> {
     let mut out = Outcome::new("R8 weak filesystems");
-    match root_decision() {
-        RootOnly::Run => available()?,
-        RootOnly::NotRun => {
-            out.figure("not run", "mounting the test filesystem needs root");
-            return Ok(out);
-        }
-        RootOnly::Fail => {
-            out.violations.push(
-                "R8 needs root (FUSE mounts) and BEAKER_TEST_REQUIRE_ROOT=1 demands it".into(),
-            );
-            return Ok(out);
-        }
+    if !needs_fuse(&mut out, "R8")? {
+        return Ok(out);
     }
     let profiles: Vec<&str> = PROFILES
         .iter()
