@@ -93,7 +93,7 @@ fn bench_refuses_an_unknown_job_before_doing_anything() {
         .args([
             "bench",
             "--jobs",
-            "P1,P9",
+            "P1,P99",
             "--beaker",
             "/nonexistent/beaker",
             "--out",
@@ -105,7 +105,7 @@ fn bench_refuses_an_unknown_job_before_doing_anything() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
-    assert!(stderr.contains("unknown job P9"), "{stderr}");
+    assert!(stderr.contains("unknown job P99"), "{stderr}");
     assert!(!out.exists());
 }
 
