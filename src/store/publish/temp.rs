@@ -42,9 +42,6 @@ pub struct TempBlob {
     /// `sync_file_range` costs milliseconds and a pull was 4–12% slower with it (P10).
     early_writeback: bool,
     pub(super) armed: bool,
-    /// For a resumed partial: the read-only descriptor it was claimed through, whose flock marks
-    /// this writer as alive until the TempBlob goes (a fresh file's own descriptor holds it).
-    _claim: Option<File>,
 }
 
 /// How many bytes a temp file gathers before [`TempBlob`] starts writing them to disk.
@@ -168,7 +165,6 @@ impl TempBlob {
             len: 0,
             written_back: 0,
             armed: true,
-            _claim: None,
         })
     }
 
@@ -195,7 +191,8 @@ impl TempBlob {
     /// flock is ours, when no live writer can change them. The file is claimed through a
     /// read-only descriptor (which holds the flock), renamed to our own name, checked to be the
     /// same inode, made 0600 again, and only then opened for writing — and that descriptor must
-    /// name the same inode too.
+    /// name the same inode too, takes the flock over (the read-only one is closed) and must
+    /// find the file with a single name.
     pub fn take_over(
         store: &Store,
         partial: &Rooted,
@@ -239,7 +236,19 @@ impl TempBlob {
         let Ok(file) = fsx::open_read_write(&own) else {
             return Ok(None);
         };
-        if !Meta::of(&file).is_ok_and(|now| is_claimed(&now)) || !one_name(&file) {
+        if !Meta::of(&file).is_ok_and(|now| is_claimed(&now)) {
+            return Ok(None);
+        }
+        // From here the descriptor of our own name holds the flock that marks us alive, and
+        // the one of the old name goes: where unlinking an open file only hides it (libfuse's
+        // `.fuse_hidden*`: bindfs, sshfs) the file has two names until it is closed. Anyone
+        // who locks it in between finds our live pid in its name and lets go; if they hold it
+        // at the instant we lock, we leave the file (a download again, never a shared writer).
+        drop(claim);
+        if !crate::sys::lock::try_exclusive(&file, &own)? {
+            return Ok(None);
+        }
+        if !one_name(&file) {
             return Ok(None);
         }
         let mut temp = TempBlob {
@@ -251,7 +260,6 @@ impl TempBlob {
             len: 0,
             written_back: 0,
             armed: true,
-            _claim: Some(claim),
         };
         // Re-hash what is there: never trust bytes we did not hash ourselves (I1). Read at most
         // one byte past the entry's size: a longer partial cannot be the blob.
@@ -436,8 +444,9 @@ impl Write for TempBlob {
 }
 
 /// Whether `file` has a single name, so nobody else can reach the partial just claimed. Where
-/// the filesystem reports a cached link count (bindfs: the link + unlink of a rename without
-/// RENAME_NOREPLACE still says 2 for up to its attribute timeout), asks again for up to 3 s.
+/// the filesystem reports a cached link count (bindfs: after the link + unlink of a rename
+/// without RENAME_NOREPLACE the new name says 2 for up to its attribute timeout, about a
+/// second), asks again for up to 3 s.
 fn one_name(file: &File) -> bool {
     let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
     loop {

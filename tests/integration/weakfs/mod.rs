@@ -7,6 +7,8 @@
 //! and `probe.toml` records what the profile takes away; or beaker refuses at `init`, naming
 //! the missing capability and the fix, and leaves no file behind.
 //!
+//! `real`: the real bindfs and fuse-overlayfs (Debian's packages) where the issue saw them fail.
+//!
 //! The harness is asserted too: the store really is on a FUSE mount of the profile; a file
 //! written and fsynced through the mount is in the backing directory; a clean unmount leaves
 //! the backing directory exactly as the mount showed it; in power-cut mode the model replays
@@ -23,6 +25,8 @@ use testkit::server::{Fault, Server};
 use testkit::testfs::{fuse_only, InoNumbers, Locks, Nodes, Options, TestFs};
 
 use crate::support::*;
+
+mod real;
 
 const LEN: usize = 400_000;
 
