@@ -1,6 +1,7 @@
-//! The real FUSE filesystems the profiles play, from Debian's packages (`.ci/run` installs
-//! `bindfs` and `fuse-overlayfs`): what the [fs] issue saw break on each, run again through the
-//! real binary. bindfs: no RENAME_NOREPLACE, a hard link is another kernel inode, a cached
+//! Real filesystems, through the real binary: the kernel's ext4, xfs, btrfs (loop-mounted
+//! images), tmpfs and overlayfs, and the FUSE filesystems the profiles play, from Debian's
+//! packages (`.ci/run` installs `bindfs`, `fuse-overlayfs`, `btrfs-progs`, `xfsprogs`), where
+//! the [fs] issue saw each break. bindfs: no RENAME_NOREPLACE, a hard link is another kernel inode, a cached
 //! link count: concurrent pulls download once per mount, a killed pull is resumed, gc racing a
 //! 120-file add removes none of its blobs. fuse-overlayfs: new directories do not inherit the
 //! setgid group, so a group store gives each its group itself.
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use testkit::lab::LoopDisk;
 use testkit::server::{Fault, Server};
 use testkit::testfs::fuse_only;
 
@@ -75,21 +77,14 @@ fn wait_for_partial(tmp: &Path, len: u64) {
     }
 }
 
-#[test]
-fn beaker_runs_on_real_bindfs() {
-    if !fuse_only() {
-        return;
-    }
-    let mut env = Env::new();
-    let backing = env.path("backing");
-    std::fs::create_dir_all(&backing).unwrap();
-    let backing_s = backing.to_str().unwrap().to_owned();
-    let a = Real::mount("bindfs", &[&backing_s], &env.path("mnt-a"));
-    let b = Real::mount("bindfs", &[&backing_s], &env.path("mnt-b"));
-    env.store = a.mnt.join("store");
+/// On the store `env.store` (not made yet), and through `other`, a second mount of the same
+/// directory if there is one: init, 4 concurrent pulls (one download where locks work), 2 + 2
+/// pulls across the two mounts (at most one per mount), a pull killed mid-download and then
+/// resumed (`Range`), a 120-file add against gc in a loop, verify, rm, gc; every model handed
+/// out with its bytes. Prints the row; returns the store's `probe.toml`.
+fn exercise(label: &str, env: &Env, other: Option<&Path>) -> String {
     env.run(&["store", "init"]).ok();
     let probe = std::fs::read_to_string(env.store.join("probe.toml")).unwrap();
-    assert!(probe.contains("rename_noreplace = false"), "{probe}");
     let locks = probe.contains("flock = true");
 
     let server = Server::start().unwrap();
@@ -99,7 +94,7 @@ fn beaker_runs_on_real_bindfs() {
     server.route("/machines", &machines, &[], pause);
     server.route("/resumed", &resumed, &[Fault::Gate(LEN / 2)], Fault::None);
     let manifest = catalogue(
-        &env,
+        env,
         &server,
         &[
             ("shared", &shared),
@@ -110,33 +105,33 @@ fn beaker_runs_on_real_bindfs() {
 
     // 4 concurrent pulls through one mount: all right, one download where locks work.
     let four = (0..4)
-        .map(|_| spawn(pull_cmd(&env, &manifest, &env.store, "shared")))
+        .map(|_| spawn(pull_cmd(env, &manifest, &env.store, "shared")))
         .collect();
     let (summary, ok) = concurrent(four);
-    assert!(ok, "4 pulls: {summary}");
+    assert!(ok, "{label}: 4 pulls: {summary}");
     assert!(
         !locks || server.bodies("/shared") == 1,
         "4 pulls through one bindfs mount: {} downloads",
         server.bodies("/shared")
     );
-    // 2 + 2 through two bindfs mounts of one directory: all right, at most one each.
-    let there = b.mnt.join("store");
+    // 2 + 2 through two mounts of one directory: all right, at most one each.
+    let there = other.map_or_else(|| env.store.clone(), |o| o.join("store"));
     let four = (0..4)
         .map(|i| {
             let s = if i % 2 == 0 { &env.store } else { &there };
-            spawn(pull_cmd(&env, &manifest, s, "machines"))
+            spawn(pull_cmd(env, &manifest, s, "machines"))
         })
         .collect();
     let (summary, ok) = concurrent(four);
-    assert!(ok, "2 + 2 pulls: {summary}");
+    assert!(ok, "{label}: 2 + 2 pulls: {summary}");
     assert!(
         !locks || server.bodies("/machines") <= 2,
-        "2 + 2 pulls through two bindfs mounts: {} downloads",
+        "{label}: 2 + 2 pulls through two mounts: {} downloads",
         server.bodies("/machines")
     );
 
     // A pull killed mid-download is resumed: the next one asks for the rest only.
-    let mut child = spawn(pull_cmd(&env, &manifest, &env.store, "resumed"));
+    let mut child = spawn(pull_cmd(env, &manifest, &env.store, "resumed"));
     assert!(
         server.wait_gate(Duration::from_secs(20)),
         "no request reached the gate"
@@ -146,7 +141,7 @@ fn beaker_runs_on_real_bindfs() {
     child.wait().unwrap();
     server.release_gate();
     let next = testkit::lab::run_within(
-        &mut pull_cmd(&env, &manifest, &env.store, "resumed"),
+        &mut pull_cmd(env, &manifest, &env.store, "resumed"),
         testkit::lab::LIMIT,
     )
     .unwrap();
@@ -173,7 +168,7 @@ fn beaker_runs_on_real_bindfs() {
     }
     let mut gcs = Vec::new();
     let mut add = spawn({
-        let mut c = at(&env, &env.store);
+        let mut c = at(env, &env.store);
         c.args(["store", "add", dir.to_str().unwrap(), "--name", "many"]);
         c
     });
@@ -205,13 +200,110 @@ fn beaker_runs_on_real_bindfs() {
     env.run(&["store", "gc"]).ok();
     assert_blobs_named_by_hash(&env.store);
     eprintln!(
-        "weakfs real bindfs: locks {locks}; 4 pulls {} download(s); 2+2 across 2 mounts {}; resumed; add of 120 files against {} gc runs ok",
+        "weakfs real {label}: locks {locks}; 4 pulls {} download(s); 2+2{} {}; killed pull resumed; add of 120 files against {} gc runs ok",
         server.bodies("/shared"),
+        if other.is_some() { " across 2 mounts" } else { "" },
         server.bodies("/machines"),
         gcs.len()
     );
+    probe
+}
+
+#[test]
+fn beaker_runs_on_real_bindfs() {
+    if !fuse_only() {
+        return;
+    }
+    let mut env = Env::new();
+    let backing = env.path("backing");
+    std::fs::create_dir_all(&backing).unwrap();
+    let backing_s = backing.to_str().unwrap().to_owned();
+    let a = Real::mount("bindfs", &[&backing_s], &env.path("mnt-a"));
+    let b = Real::mount("bindfs", &[&backing_s], &env.path("mnt-b"));
+    env.store = a.mnt.join("store");
+    let probe = exercise("bindfs", &env, Some(&b.mnt));
+    assert!(probe.contains("rename_noreplace = false"), "{probe}");
+    assert!(probe.contains("flock_across_names = false"), "{probe}");
     drop(b);
     drop(a);
+}
+
+/// The kernel's own filesystems, each made for the test: every capability there.
+fn on_loop(fs: &str, mkfs: &[&str]) {
+    if !root_only(&format!("loop-mounts a {fs} image")) {
+        return;
+    }
+    let mut env = Env::new();
+    let disk = LoopDisk::mount(&env.path("fs.img"), &env.path("mnt"), 400, fs, mkfs)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    env.store = disk.dir.join("store");
+    let probe = exercise(fs, &env, None);
+    for cap in ["flock", "rename_noreplace", "hard_links", "stable_inodes"] {
+        assert!(probe.contains(&format!("{cap} = true")), "{fs}: {probe}");
+    }
+    drop(disk);
+}
+
+#[test]
+fn beaker_runs_on_ext4() {
+    on_loop("ext4", &["-q", "-F"]);
+}
+
+#[test]
+fn beaker_runs_on_xfs() {
+    on_loop("xfs", &["-q", "-f", "-m", "reflink=1"]);
+}
+
+#[test]
+fn beaker_runs_on_btrfs() {
+    on_loop("btrfs", &["-q", "-f"]);
+}
+
+#[test]
+fn beaker_runs_on_tmpfs() {
+    if !root_only("mounts a tmpfs") {
+        return;
+    }
+    let mut env = Env::new();
+    let disk = testkit::lab::SmallDisk::mount(&env.path("mnt"), 256 * 1024)
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    env.store = disk.dir.join("store");
+    let probe = exercise("tmpfs", &env, None);
+    assert!(probe.contains("rename_noreplace = true"), "{probe}");
+    drop(disk);
+}
+
+/// The kernel's overlayfs, the store in the merged directory (a container's writable layer).
+#[test]
+fn beaker_runs_on_kernel_overlayfs() {
+    if !root_only("mounts an overlayfs") {
+        return;
+    }
+    let mut env = Env::new();
+    let dirs: Vec<String> = ["lower", "upper", "work", "merged"]
+        .iter()
+        .map(|d| {
+            let p = env.path(d);
+            std::fs::create_dir_all(&p).unwrap();
+            p.to_str().unwrap().to_owned()
+        })
+        .collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        dirs[0], dirs[1], dirs[2]
+    );
+    let ok = Command::new("mount")
+        .args(["-t", "overlay", "overlay", "-o", &opts, &dirs[3]])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mount -t overlay {opts}");
+    let merged = Real {
+        mnt: PathBuf::from(&dirs[3]),
+    };
+    env.store = merged.mnt.join("store");
+    exercise("overlayfs", &env, None);
+    drop(merged);
 }
 
 #[test]
