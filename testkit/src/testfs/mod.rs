@@ -126,6 +126,18 @@ const SESSION_END: Duration = Duration::from_secs(20);
 /// by the caller, after the cut.
 const CUT_GRACE: Duration = Duration::from_secs(1);
 
+/// Raises this process's limit of open descriptors to its hard limit: the power-cut model
+/// holds one per live inode that matters (see `power`), which a long campaign of stores on
+/// one mount takes past the usual soft limit of 1024.
+fn raise_open_files() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        let _ = setrlimit(Resource::Nofile, limit);
+    }
+}
+
 /// `/dev/fuse`, which every mount needs.
 pub const DEV_FUSE: &str = "/dev/fuse";
 
@@ -165,6 +177,7 @@ impl Mount {
     /// Mounts `backing` at `mountpoint` (an existing empty directory) with `options`.
     pub fn new(backing: &Path, mountpoint: &Path, options: &Options) -> Result<Mount> {
         available()?;
+        raise_open_files();
         let inner = Arc::new(fs::Inner::new(backing, mountpoint, options)?);
         let tag: String = options
             .name

@@ -121,6 +121,9 @@ fn upgrades(ctx: &Ctx, n: u64, lab: &Lab, fs: &mut TestFs, out: &mut Outcome) ->
                 .into_iter()
                 .map(|p| format!("upgrade trial {trial} (seed {}): {p}", ctx.seed)),
         );
+        // Checked: it goes (durably), so the mount, copied at each remount, stays small.
+        beaker::fsx::user::remove_tree(&store)?;
+        fs.mount().context("mounted")?.sync()?;
     }
     out.figure("upgrades cut mid-run", cut_mid);
     out.figure("upgrade trials with a violation", bad_trials);
