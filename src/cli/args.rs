@@ -152,13 +152,14 @@ pub enum StoreCommand {
     /// Fetch models from the catalogues or a registry into the store (once, however many
     /// processes ask) and print the path of each model's main file
     Pull(PullArgs),
-    /// Show what the store knows about a model (a name, or a blob's BLAKE3) and, for ONNX, its
-    /// inputs, outputs, opsets, producer and metadata
+    /// Show what the store knows about a model (a name, or a blob's BLAKE3 or its start) and,
+    /// for ONNX, its inputs, outputs, opsets, producer and metadata
     #[command(
         after_help = "--json prints {name, blake3, size, format, inputs: [{name, type, shape}], outputs, opsets, producer, ir_version, metadata, …}; see docs/onnx.md."
     )]
     Show {
-        /// A name the store holds, or a 64-hex BLAKE3
+        /// A name the store holds, a 64-hex BLAKE3, or its first 8 or more hex digits (as `ls`
+        /// prints them) when no name is that
         target: String,
     },
     /// Print the path of NAME's main file, under its real name in the model's directory (exit 3

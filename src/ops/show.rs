@@ -2,7 +2,8 @@
 //! what it takes and gives ([`crate::onnx::inspect`], read from the blob; no runtime needed).
 //!
 //! Read-only: takes no lock and changes nothing. A name resolves through the store manifest; a
-//! 64-hex BLAKE3 names a blob directly (with every name that records it, possibly none).
+//! 64-hex BLAKE3 names a blob directly (with every name that records it, possibly none), and
+//! so does the start of one (8 hex digits or more, as `ls` prints them) when no name is that.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +49,13 @@ pub enum ShowError {
     Name(#[from] crate::model::name::InvalidName),
     #[error("no blob {blob} in the store (and no name records it); `beaker store ls` lists what it holds")]
     NoSuchBlob { blob: Blake3 },
+    #[error("no blob in the store starts with {prefix}, and no name is {prefix}; `beaker store ls` lists what it holds")]
+    NoBlobWithPrefix { prefix: String },
+    #[error("{prefix} is the start of {} blobs: {}; give more of the hash", candidates.len(), candidates.iter().take(10).map(|b| b.to_hex()).collect::<Vec<_>>().join(", "))]
+    AmbiguousPrefix {
+        prefix: String,
+        candidates: Vec<Blake3>,
+    },
     /// The model is recorded as ONNX but its bytes are not a readable ONNX model.
     #[error("{what} is recorded as ONNX but its blob does not read as ONNX")]
     NotOnnx {
@@ -62,7 +70,10 @@ impl ShowError {
         match self {
             ShowError::Store(e) => e.category(),
             ShowError::Name(_) => Category::BadInput,
-            ShowError::NoSuchBlob { .. } => Category::NotPresent,
+            ShowError::NoSuchBlob { .. } | ShowError::NoBlobWithPrefix { .. } => {
+                Category::NotPresent
+            }
+            ShowError::AmbiguousPrefix { .. } => Category::BadInput,
             ShowError::NotOnnx { source, .. } => source.category(),
         }
     }
@@ -78,10 +89,50 @@ fn holds(record: &Record, id: Blake3) -> bool {
     record.model.blobs().any(|b| b == id)
 }
 
-/// Shows `target`: a model name the store holds (its main file), or a blob's BLAKE3 (64 hex).
+/// The fewest hex digits of a BLAKE3 that [`show`] takes as the start of one (`ls` prints 12).
+pub const MIN_PREFIX: usize = 8;
+
+/// The blob whose BLAKE3 starts with `prefix` (at least [`MIN_PREFIX`] hex digits, any case),
+/// among the blobs in `blobs/` and those `manifest` records; `None` when `prefix` is not such a
+/// prefix. None found, or more than one: an error naming them.
+fn by_prefix(
+    store: &Store,
+    manifest: &crate::model::manifest::Manifest<Record>,
+    prefix: &str,
+) -> Result<Option<Blake3>, ShowError> {
+    let prefix = prefix.to_ascii_lowercase();
+    if !(MIN_PREFIX..64).contains(&prefix.len()) || !prefix.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let stored = crate::store::names_in(&store.layout().blobs())
+        .map_err(StoreError::from)?
+        .into_iter()
+        .filter_map(|n: String| Blake3::from_hex(&n).ok());
+    let recorded = manifest.models.values().flat_map(|r| r.model.blobs());
+    let candidates: std::collections::BTreeSet<Blake3> = stored
+        .chain(recorded)
+        .filter(|b| b.to_hex().starts_with(&prefix))
+        .collect();
+    let mut candidates: Vec<Blake3> = candidates.into_iter().collect();
+    match candidates.len() {
+        0 => Err(ShowError::NoBlobWithPrefix { prefix }),
+        1 => Ok(candidates.pop()),
+        _ => Err(ShowError::AmbiguousPrefix { prefix, candidates }),
+    }
+}
+
+/// Shows `target`: a model name the store holds (its main file), a blob's BLAKE3 (64 hex), or,
+/// when no name is `target`, the start of one blob's BLAKE3 (at least [`MIN_PREFIX`] hex
+/// digits, as `ls` prints them).
 pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
     let manifest = store.read_manifest()?;
-    let (name, id, record) = match Blake3::from_hex(target) {
+    let is_name = ModelName::new(target).is_ok_and(|n| manifest.models.contains_key(&n));
+    let full = match Blake3::from_hex(target) {
+        Ok(id) => Ok(id),
+        Err(e) if is_name => Err(e),
+        Err(e) => by_prefix(store, &manifest, target)?.ok_or(e),
+    };
+    let (name, id, record) = match full {
         Ok(id) => {
             let found = manifest
                 .models

@@ -211,3 +211,66 @@ fn show_refuses_bad_input_with_clear_messages() {
     ])
     .fails(2, &["no such file"]);
 }
+
+/// [models] 2: the short hash `ls` prints (or any start of 8 hex digits or more) names a blob
+/// when no name is that; a start two blobs share lists both and asks for more (exit 2); one
+/// no blob has is exit 3; a name that looks like hex stays a name.
+#[test]
+fn show_takes_the_start_of_a_blake3_and_refuses_one_two_blobs_share() {
+    let env = Env::new();
+    // Two small files whose BLAKE3s share their first 8 hex digits (found by counting: about
+    // 2^16 tries).
+    let mut seen = std::collections::HashMap::new();
+    let (a, b) = (0u64..)
+        .find_map(|i| {
+            let body = format!("beaker prefix {i}\n").into_bytes();
+            let start = blake3_hex(&body)[..8].to_owned();
+            seen.insert(start, body.clone()).map(|other| (other, body))
+        })
+        .unwrap();
+    let (ha, hb) = (blake3_hex(&a), blake3_hex(&b));
+    assert_eq!(ha[..8], hb[..8]);
+    let (fa, fb) = (env.file("a.bin", &a), env.file("b.bin", &b));
+    env.run(&["store", "add", fa.to_str().unwrap(), "--name", "aa"])
+        .ok();
+    env.run(&["store", "add", fb.to_str().unwrap(), "--name", "bb"])
+        .ok();
+
+    // The 12 digits `ls` prints: each names its blob (and finds its name).
+    let common = ha
+        .chars()
+        .zip(hb.chars())
+        .take_while(|(x, y)| x == y)
+        .count();
+    for (hex, name) in [(&ha, "aa"), (&hb, "bb")] {
+        let short = &hex[..(common + 1).max(12)];
+        let shown: Shown = env.run(&["--json", "store", "show", short]).json();
+        assert_eq!(shown.blake3, *hex, "{short}");
+        assert_eq!(shown.name.as_deref(), Some(name));
+        let upper: Shown = env
+            .run(&["--json", "store", "show", &short.to_uppercase()])
+            .json();
+        assert_eq!(upper.blake3, *hex);
+    }
+    // The start both share: refused, both listed.
+    let r = env.run(&["store", "show", &ha[..common]]);
+    r.fails(
+        2,
+        &["is the start of 2 blobs", &ha, &hb, "give more of the hash"],
+    );
+    // A start no blob has, and one shorter than 8 digits (then it is a name).
+    let none = if ha.starts_with("0000") {
+        "ffffffff"
+    } else {
+        "00000000"
+    };
+    env.run(&["store", "show", none])
+        .fails(3, &["no blob in the store starts with", none]);
+    env.run(&["store", "show", &ha[..7]])
+        .fails(3, &["not in the store"]);
+    // A name that looks like hex is a name, even when it is the start of a blob.
+    env.run(&["store", "add", fb.to_str().unwrap(), "--name", &ha[..8]])
+        .ok();
+    let by_name: Shown = env.run(&["--json", "store", "show", &ha[..8]]).json();
+    assert_eq!(by_name.blake3, hb, "the name {} is b's", &ha[..8]);
+}
