@@ -92,8 +92,59 @@ fn onnx_rows(s: &Shown) -> Rows {
     if let Some(m) = s.metadata.as_ref().filter(|m| !m.is_empty()) {
         rows.push((
             "metadata",
-            m.iter().map(|(k, v)| format!("{k} = {v}")).collect(),
+            m.iter().map(|(k, v)| format!("{k} = {}", cut(v))).collect(),
         ));
     }
     rows
+}
+
+/// The longest metadata value `show` prints whole; `--json` always prints it whole.
+const VALUE_CHARS: usize = 120;
+
+/// `value` as one line of at most [`VALUE_CHARS`] characters: a longer or multi-line value (a
+/// vocabulary, a config file: thousands of lines) is cut, saying how much there is.
+fn cut(value: &str) -> String {
+    let lines = value.lines().count();
+    let chars = value.chars().count();
+    if lines <= 1 && chars <= VALUE_CHARS {
+        return value.to_owned();
+    }
+    let first: String = value
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(VALUE_CHARS)
+        .collect();
+    let plural = if lines == 1 { "" } else { "s" };
+    format!("{first}… ({chars} characters, {lines} line{plural}; --json prints it whole)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cut;
+
+    #[test]
+    fn a_short_value_is_printed_whole_and_a_long_or_multi_line_one_is_cut() {
+        assert_eq!(cut("pytorch"), "pytorch");
+        assert_eq!(cut(""), "");
+        let long = "x".repeat(500);
+        assert_eq!(
+            cut(&long),
+            format!(
+                "{}… (500 characters, 1 line; --json prints it whole)",
+                "x".repeat(120)
+            )
+        );
+        let config = (0..6600)
+            .map(|i| format!("key{i}: 1"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let shown = cut(&config);
+        assert!(shown.starts_with("key0: 1… ("), "{shown}");
+        assert!(shown.contains("6600 lines"), "{shown}");
+        assert!(!shown.contains('\n'));
+        // Cut on a character, never inside one.
+        assert!(cut(&"é".repeat(300)).starts_with(&"é".repeat(120)));
+    }
 }
