@@ -22,11 +22,12 @@ fn basic_auth_refuses_no_or_wrong_credentials_and_takes_the_right_ones() {
     let reference = reg.reference("team/alpha:v1");
     let host = reg.host();
 
+    // The registry speaks plain HTTP: the command given says so ([models] 6).
     reg_run(&env, &["store", "push", "alpha", &reference]).fails(
         1,
         &[
             "asks for credentials",
-            &format!("beaker registry login {host}"),
+            &format!("beaker registry login http://{host}`"),
         ],
     );
     let with = |user: &str, password: &str, args: &[&str]| {
@@ -39,22 +40,30 @@ fn basic_auth_refuses_no_or_wrong_credentials_and_takes_the_right_ones() {
                 .unwrap(),
         )
     };
-    with("ana", "wrong", &["store", "push", "alpha", &reference])
-        .fails(1, &["refused the credentials", &reference]);
+    with("ana", "wrong", &["store", "push", "alpha", &reference]).fails(
+        1,
+        &[
+            "refused the credentials",
+            &reference,
+            &format!("beaker registry login http://{host}`"),
+        ],
+    );
     with("ana", "s3cret", &["store", "push", "alpha", &reference]).ok();
 
     // `registry login` checks the password before saving anything.
+    // Either way of naming a plain-HTTP registry: `HOST --plain-http`, or `http://HOST` as the
+    // errors above say.
+    let hinted = format!("http://{host}");
     let login = |password: &str| {
+        let target: &[&str] = if password == "wrong" {
+            &[&host, "--plain-http"]
+        } else {
+            &[&hinted]
+        };
         let mut child = reg_cmd(&env)
-            .args([
-                "registry",
-                "login",
-                &host,
-                "--plain-http",
-                "-u",
-                "ana",
-                "--password-stdin",
-            ])
+            .args(["registry", "login"])
+            .args(target)
+            .args(["-u", "ana", "--password-stdin"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())

@@ -141,6 +141,7 @@ impl Auth {
                     return Err(OciError::NoCredentials {
                         reference: reference.to_owned(),
                         registry: registry.to_owned(),
+                        login: super::error::login_arg(registry, https),
                     });
                 }
                 self.basic = true;
@@ -180,11 +181,12 @@ impl Auth {
                             OciError::NoCredentials {
                                 reference: reference.to_owned(),
                                 registry: registry.to_owned(),
+                                login: super::error::login_arg(registry, https),
                             }
                         } else {
                             OciError::Unauthorized {
                                 reference: reference.to_owned(),
-                                registry: registry.to_owned(),
+                                login: super::error::login_arg(registry, https),
                                 detail: format!(" (token service: {detail})"),
                             }
                         }

@@ -121,7 +121,10 @@ impl Client {
             if answered {
                 return Err(OciError::Unauthorized {
                     reference: reference.to_string(),
-                    registry: self.registry.clone(),
+                    login: super::error::login_arg(
+                        &self.registry,
+                        self.base.starts_with("https://"),
+                    ),
                     detail: String::new(),
                 });
             }

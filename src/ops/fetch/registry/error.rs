@@ -33,14 +33,20 @@ pub enum OciError {
         status: u16,
         detail: String,
     },
-    #[error("{reference}: the registry refused the credentials{detail}; check them with `beaker registry login {registry}` (or BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD)")]
+    /// `login` is what `beaker registry login` takes for this registry (`http://HOST` for a
+    /// plain-HTTP one).
+    #[error("{reference}: the registry refused the credentials{detail}; check them with `beaker registry login {login}` (or BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD)")]
     Unauthorized {
         reference: String,
-        registry: String,
+        login: String,
         detail: String,
     },
-    #[error("{reference}: the registry asks for credentials and none are set for {registry}; run `beaker registry login {registry}` or set BEAKER_REGISTRY_USER and BEAKER_REGISTRY_PASSWORD")]
-    NoCredentials { reference: String, registry: String },
+    #[error("{reference}: the registry asks for credentials and none are set for {registry}; run `beaker registry login {login}` or set BEAKER_REGISTRY_USER and BEAKER_REGISTRY_PASSWORD")]
+    NoCredentials {
+        reference: String,
+        registry: String,
+        login: String,
+    },
     #[error("{reference}: the token service at {realm} failed: {detail}")]
     Token {
         reference: String,
@@ -73,5 +79,15 @@ impl OciError {
             OciError::Transport { error, .. } | OciError::Setting(error) => error.category(),
             _ => Category::Failed,
         }
+    }
+}
+
+/// What `beaker registry login` takes for `registry`: the host, or `http://HOST` where the
+/// registry speaks plain HTTP (login accepts the scheme in front).
+pub fn login_arg(registry: &str, https: bool) -> String {
+    if https {
+        registry.to_owned()
+    } else {
+        format!("http://{registry}")
     }
 }
