@@ -10,6 +10,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     beaker::fsx::ignore_file_size_signal();
+    beaker::fsx::die_quietly_on_closed_pipe();
     let cli = cli::args::Cli::parse();
     let json = cli.output.json;
     match cli::run(cli) {

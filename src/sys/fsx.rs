@@ -683,5 +683,17 @@ pub fn ignore_file_size_signal() {
     }
 }
 
+/// Makes a write to a closed pipe end the process quietly, as `ls` and `git` do (`beaker store
+/// ls | head -1`), instead of a panic with exit 101: Rust starts programs with SIGPIPE ignored,
+/// so `println!` panics on EPIPE. Sockets are not affected: the standard library sends with
+/// `MSG_NOSIGNAL`. Nothing is left half-done by the kill: publishing never rests on the process
+/// staying alive.
+pub fn die_quietly_on_closed_pipe() {
+    // SAFETY: restoring the default action of one signal has no memory-safety preconditions.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 #[cfg(test)]
 mod tests;

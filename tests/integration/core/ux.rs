@@ -358,3 +358,31 @@ fn a_timed_out_lock_wait_names_the_flag_that_changes_it() {
     crate::pull::pull(&env, &cat, &["m", "--lock-timeout", "200ms"])
         .fails(1, &["timed out after 200ms", "--lock-timeout"]);
 }
+
+/// [cli] 4: a reader that closes the pipe (`beaker --json store ls | head -1`) ends beaker
+/// quietly, as it ends `ls`: no panic, no exit 101, nothing on stderr.
+#[test]
+fn a_closed_pipe_ends_beaker_quietly_not_with_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    let env = Env::new();
+    env.run(&["store", "init"]).ok();
+    for args in [&["completions", "bash"][..], &["--json", "store", "ls"]] {
+        let mut child = env
+            .cmd()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader is gone before beaker writes its first byte.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || out.status.signal() == Some(libc::SIGPIPE),
+            "{args:?}: {:?}, stderr: {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
