@@ -11,7 +11,10 @@ use clap::Parser;
 fn main() -> ExitCode {
     beaker::fsx::ignore_file_size_signal();
     beaker::fsx::die_quietly_on_closed_pipe();
-    let cli = cli::args::Cli::parse();
+    let cli = match cli::args::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return cli::error::usage(e),
+    };
     let json = cli.output.json;
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -65,3 +65,30 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
     }
     ExitCode::from(beaker::exit::code(category(e)))
 }
+
+/// A command line clap refused. With `--json` anywhere in it, the same `{"error": …}` document
+/// as any failure (kind `bad_input`, exit 2) goes to stdout, clap's text to stderr; without,
+/// and for `--help` and `--version`, clap prints and exits as it always does.
+pub fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
+    if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+        e.exit();
+    }
+    let _ = e.print();
+    let text = e.render().to_string();
+    // clap's first paragraph is the message; the usage and the hint follow it.
+    let message = if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        "a subcommand is missing; add --help to list them".to_owned()
+    } else {
+        text.split("\n\n")
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .trim_start_matches("error: ")
+            .to_owned()
+    };
+    let e = anyhow::Error::new(BadUsage(message));
+    println!("{}", serde_json::json!({ "error": self::json(&e) }));
+    ExitCode::from(beaker::exit::code(Category::BadInput))
+}

@@ -154,3 +154,39 @@ fn a_directory_planted_at_a_lock_path_is_replaced_never_used() {
     );
     assert!(info.stdout.contains("is a FIFO inside locks/"), "{info:#?}");
 }
+
+/// [cli] 3: `--json` gives a JSON error for a command line clap refuses, as for any other
+/// failure: `{"error": {message, kind: "bad_input", exit_code: 2}}` on stdout, exit 2, clap's
+/// text on stderr. Without `--json` stdout stays empty; `--help` and `--version` are unchanged.
+#[test]
+fn json_reports_usage_errors_as_json_too() {
+    let env = Env::new();
+    for (args, needle) in [
+        (&["--json", "store", "gc", "--max-size", "20g"][..], "20g"),
+        (
+            &["--json", "store", "pul", "x"],
+            "unrecognized subcommand 'pul'",
+        ),
+        (
+            &["store", "pull", "--json", "--no-such-flag"],
+            "--no-such-flag",
+        ),
+        (&["--json", "store"], "a subcommand is missing"),
+    ] {
+        let r = env.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.describe());
+        let doc: serde_json::Value = serde_json::from_str(&r.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {:?}", r.stdout));
+        assert_eq!(doc["error"]["kind"], "bad_input", "{args:?}");
+        assert_eq!(doc["error"]["exit_code"], 2, "{args:?}");
+        let message = doc["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{args:?}: {message}");
+        assert!(!r.stderr.is_empty(), "{args:?}: clap's text on stderr");
+    }
+    let plain = env.run(&["store", "pul", "x"]);
+    assert_eq!(plain.code, 2);
+    assert!(plain.stdout.is_empty(), "{}", plain.stdout);
+    let help = env.run(&["--json", "--help"]);
+    assert_eq!(help.code, 0, "{}", help.describe());
+    assert!(help.stdout.contains("Usage"), "{}", help.stdout);
+}
