@@ -10,7 +10,15 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     beaker::fsx::ignore_file_size_signal();
-    beaker::fsx::die_quietly_on_closed_pipe();
+    // A reader that closed the pipe (`beaker store ls | head -1`) ends beaker quietly, as it
+    // ends `ls`: the print that met EPIPE panics, and this hook dies of SIGPIPE instead.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if beaker::fsx::stdout_reader_gone() {
+            beaker::fsx::die_of_sigpipe();
+        }
+        default_hook(info);
+    }));
     let cli = match cli::args::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => return cli::error::usage(e),

@@ -683,16 +683,32 @@ pub fn ignore_file_size_signal() {
     }
 }
 
-/// Makes a write to a closed pipe end the process quietly, as `ls` and `git` do (`beaker store
-/// ls | head -1`), instead of a panic with exit 101: Rust starts programs with SIGPIPE ignored,
-/// so `println!` panics on EPIPE. Sockets are not affected: the standard library sends with
-/// `MSG_NOSIGNAL`. Nothing is left half-done by the kill: publishing never rests on the process
-/// staying alive.
-pub fn die_quietly_on_closed_pipe() {
-    // SAFETY: restoring the default action of one signal has no memory-safety preconditions.
+/// Whether nobody reads stdout any more: it is a pipe whose reading end is closed
+/// (`beaker store ls | head -1` after `head` exits). SIGPIPE stays ignored, as Rust starts
+/// programs, so writes to a closed pipe fail with EPIPE instead of killing the process —
+/// which a credential helper that exits without reading its stdin relies on — and a
+/// `println!` that meets EPIPE panics; the binary's panic hook asks this to end quietly then.
+pub fn stdout_reader_gone() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDOUT_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, a count of 1, no wait.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n == 1 && fd.revents & libc::POLLERR != 0
+}
+
+/// Ends the process as SIGPIPE's default action does (as `ls` ends when its reader goes):
+/// no message, killed by the signal.
+pub fn die_of_sigpipe() -> ! {
+    // SAFETY: restoring one signal's default action and raising it have no memory-safety
+    // preconditions.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        libc::raise(libc::SIGPIPE);
     }
+    std::process::exit(141)
 }
 
 #[cfg(test)]
