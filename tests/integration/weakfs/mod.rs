@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
@@ -88,6 +88,20 @@ fn pull_cmd(env: &Env, manifest: &Path, store: &Path, name: &str) -> std::proces
         .arg(manifest)
         .args(["store", "pull", name]);
     c
+}
+
+/// A catalogue of `models` (name, bytes), each served by `server` at `/NAME`.
+fn catalogue(env: &Env, server: &Server, models: &[(&str, &[u8])]) -> PathBuf {
+    let mut text = String::from("version = 1\n");
+    for (name, body) in models {
+        text.push_str(&format!(
+            "[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n",
+            blake3_hex(body),
+            body.len(),
+            server.url(&format!("/{name}"))
+        ));
+    }
+    env.file("catalogue.toml", text.as_bytes())
 }
 
 fn spawn(mut c: std::process::Command) -> Child {
@@ -506,15 +520,7 @@ fn a_store_reached_through_a_mount_without_locks_is_probed_again_and_still_right
         &[],
         Fault::PauseAt(LEN / 2, Duration::from_millis(400)),
     );
-    let manifest = env.file(
-        "catalogue.toml",
-        format!(
-            "version = 1\n[models.m]\nblake3 = \"{}\"\nsize = {LEN}\nurls = [\"{}\"]\n",
-            blake3_hex(&body),
-            server.url("/m")
-        )
-        .as_bytes(),
-    );
+    let manifest = catalogue(&env, &server, &[("m", &body)]);
     let four = (0..4)
         .map(|_| spawn(pull_cmd(&env, &manifest, &there, "m")))
         .collect();
@@ -562,15 +568,7 @@ fn a_killed_pull_is_resumed_on_bindfs_and_sshfs_profiles() {
         let server = Server::start().unwrap();
         let body = bytes(LEN, 9);
         server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
-        let manifest = env.file(
-            "catalogue.toml",
-            format!(
-                "version = 1\n[models.m]\nblake3 = \"{}\"\nsize = {LEN}\nurls = [\"{}\"]\n",
-                blake3_hex(&body),
-                server.url("/m")
-            )
-            .as_bytes(),
-        );
+        let manifest = catalogue(&env, &server, &[("m", &body)]);
         let mut child = spawn(pull_cmd(&env, &manifest, &env.store, "m"));
         assert!(
             server.wait_gate(Duration::from_secs(20)),

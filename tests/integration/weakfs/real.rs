@@ -15,7 +15,7 @@ use testkit::lab::LoopDisk;
 use testkit::server::{Fault, Server};
 use testkit::testfs::fuse_only;
 
-use super::{at, concurrent, pull_cmd, spawn, LEN};
+use super::{at, catalogue, concurrent, pull_cmd, spawn, LEN};
 use crate::support::*;
 
 /// A FUSE mount made by a real filesystem's binary; unmounted (lazily) when dropped.
@@ -46,19 +46,6 @@ impl Drop for Real {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
     }
-}
-
-fn catalogue(env: &Env, server: &Server, models: &[(&str, &[u8])]) -> PathBuf {
-    let mut text = String::from("version = 1\n");
-    for (name, body) in models {
-        text.push_str(&format!(
-            "[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n",
-            blake3_hex(body),
-            body.len(),
-            server.url(&format!("/{name}"))
-        ));
-    }
-    env.file("catalogue.toml", text.as_bytes())
 }
 
 fn wait_for_partial(tmp: &Path, len: u64) {
