@@ -241,9 +241,10 @@ impl TempBlob {
         }
         // From here the descriptor of our own name holds the flock that marks us alive, and
         // the one of the old name goes: where unlinking an open file only hides it (libfuse's
-        // `.fuse_hidden*`: bindfs, sshfs) the file has two names until it is closed. Anyone
-        // who locks it in between finds our live pid in its name and lets go; if they hold it
-        // at the instant we lock, we leave the file (a download again, never a shared writer).
+        // `.fuse_hidden*`: bindfs, sshfs) the file has two names until it is closed. A process
+        // of this host that locks it in between finds our live pid in its name and lets go
+        // (one of another host waits for 60 s without a write, as before); if it holds the
+        // lock at the instant we take it, we leave the file: a download again.
         drop(claim);
         if !crate::sys::lock::try_exclusive(&file, &own)? {
             return Ok(None);
