@@ -70,6 +70,13 @@ pub struct Holder {
     pub partial: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expected_size: Option<u64>,
+    /// The holder machine's boot id (`/proc/sys/kernel/random/boot_id`): a lease of this host
+    /// from an earlier boot is stale at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<String>,
+    /// A lease's own random token: tells this lease from a later one at the same path.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
 }
 
 impl Holder {
@@ -82,6 +89,8 @@ impl Holder {
             since: crate::sys::who::now_rfc3339(),
             partial: None,
             expected_size: None,
+            boot: crate::sys::who::boot_id(),
+            token: None,
         }
     }
 
@@ -118,7 +127,7 @@ pub enum LockError {
         waited: Duration,
         holder: Option<Box<Holder>>,
     },
-    #[error("file locks do not work on the filesystem of {} ({source}); set `locking = \"none\"` in the store's store.toml (or `beaker store init --locking none`) to run without them", path.display())]
+    #[error("file locks do not work on the filesystem of {}; set `locking = \"none\"` in the store's store.toml (or `beaker store init --locking none`) to run with lease files in locks/ instead", path.display())]
     Unsupported {
         path: PathBuf,
         #[source]
@@ -137,12 +146,27 @@ impl LockError {
 #[derive(Debug)]
 pub struct LockGuard {
     held: Option<(File, Rooted, bool)>,
+    lease: Option<lease::Lease>,
 }
 
 impl LockGuard {
     /// A guard that holds nothing: used by stores with `locking = "none"`.
     pub fn disabled() -> Self {
-        LockGuard { held: None }
+        LockGuard {
+            held: None,
+            lease: None,
+        }
+    }
+
+    /// This guard, also holding `lease` (released with it).
+    pub fn with_lease(mut self, lease: Option<lease::Lease>) -> Self {
+        self.lease = lease;
+        self
+    }
+
+    /// Whether a lease is held with the lock.
+    pub fn has_lease(&self) -> bool {
+        self.lease.is_some()
     }
 
     /// Replaces the holder record in the lock file (best effort: a read-only lock file, opened by a
@@ -152,6 +176,9 @@ impl LockGuard {
             if let Ok(text) = toml::to_string(holder) {
                 let _ = fsx::overwrite(file, text.as_bytes(), path);
             }
+        }
+        if let Some(lease) = &self.lease {
+            lease.record(holder);
         }
     }
 }
@@ -202,6 +229,7 @@ pub fn acquire(
         if still_at_path(&file, path)? {
             let guard = LockGuard {
                 held: Some((file, path.clone(), writable)),
+                lease: None,
             };
             if mode == Mode::Exclusive {
                 guard.record(&Holder::me());
@@ -470,6 +498,8 @@ fn still_at_path(file: &File, path: &Rooted) -> Result<bool, IoError> {
     let open = Meta::of(file).map_err(|e| IoError::new("inspect lock file", path, e))?;
     Ok(fsx::stat(path)?.is_some_and(|now| now.same_file(&open)))
 }
+
+pub mod lease;
 
 #[cfg(test)]
 mod tests;
