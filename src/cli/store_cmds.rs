@@ -429,10 +429,11 @@ fn filesystem(found: Option<&beaker::store::probe::Capabilities>) -> String {
         yes(c.reflink),
     );
     if !c.flock {
-        line.push_str(
-            "\n                locks do not exclude here: models stay right, but concurrent pulls may each \
-             download (put the store where flock works, or pull from one process)",
-        );
+        line.push_str(&format!(
+            "\n                locks do not exclude here: downloads are shared through lease files in \
+             locks/ instead (a holder silent for {} s, or gone from this host, is replaced)",
+            beaker::sys::lock::lease::silence().as_secs_f64()
+        ));
     }
     if let Some(why) = c.cannot_publish() {
         line.push_str(&format!(

@@ -102,6 +102,23 @@ pub fn run(store: &Store) -> Result<Outcome, Error> {
             }
             _ => continue,
         }
+        if name.ends_with(".lease") {
+            // A lease is removed only when its holder is provably gone (this host: dead pid or
+            // an earlier boot); another machine's is left to waiters, who time its silence.
+            match lock::lease::prune(&path)? {
+                lock::lease::State::Stale(_) => out.removed.push(name),
+                lock::lease::State::Held(holder) => out.held.push(HeldLock { name, holder }),
+                lock::lease::State::Gone => {}
+            }
+            continue;
+        }
+        if name.ends_with(".broken") && name.starts_with('.') {
+            // A lease a waiter renamed aside to break it, left by a crash: nobody's.
+            if crate::sys::fsx::remove_file_if_exists(&path)? {
+                out.removed.push(name);
+            }
+            continue;
+        }
         match lock::prune(&path) {
             Ok(Pruned::Removed) => out.removed.push(name),
             Ok(Pruned::Held(holder)) => out.held.push(HeldLock { name, holder }),

@@ -265,6 +265,47 @@ impl Store {
             other => StoreError::Lock(other),
         })
     }
+
+    /// Takes a download lock (`locks/<key>.lock`, exclusive): the flock where flock works, and a
+    /// lease (`locks/<key>.lease`, [`lock::lease`]) where it does not (`locking = "none"`, or a
+    /// probe that found flock a no-op on this mount), so that pulls on machines without working
+    /// locks still download a file once. A lease that cannot be taken is done without (it only
+    /// saves downloads); `on_wait` hears of either holder.
+    pub fn download_lock(
+        &self,
+        path: &fsx::Rooted,
+        wait: Wait,
+        on_wait: &mut dyn FnMut(Option<lock::Holder>),
+    ) -> Result<LockGuard, StoreError> {
+        let flock_works =
+            self.config.locking == Locking::Flock && self.capabilities().map_or(true, |c| c.flock);
+        let guard = self.lock(path, Mode::Exclusive, wait, on_wait)?;
+        if flock_works {
+            return Ok(guard);
+        }
+        let lease = lock::lease::take(
+            &lease_path(path),
+            wait,
+            self.config.file_mode(),
+            lock::lease::silence(),
+            on_wait,
+        )
+        .map_err(|e| match e {
+            lock::LockError::Io(io) => StoreError::writing(self.root(), io),
+            other => StoreError::Lock(other),
+        })?;
+        Ok(guard.with_lease(lease))
+    }
+}
+
+/// `locks/<key>.lease` for the lock file `locks/<key>.lock`.
+pub fn lease_path(lock: &fsx::Rooted) -> fsx::Rooted {
+    let name = lock
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = name.strip_suffix(".lock").unwrap_or(&name);
+    lock.with_file_name(format!("{stem}.lease"))
 }
 
 const CACHEDIR_TAG: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\

@@ -250,7 +250,18 @@ impl Store {
             info.quarantine.add(bytes);
         }
         for (name, _) in files_in(&layout.locks())? {
-            let (held, holder) = match crate::sys::lock::state(&layout.locks().join(&name)) {
+            let at = layout.locks().join(&name);
+            if name.ends_with(".lease") {
+                // A lease is held while its file is there, unless its holder is provably gone.
+                let (held, holder) = match crate::sys::lock::lease::state(&at) {
+                    crate::sys::lock::lease::State::Held(h) => (true, h),
+                    crate::sys::lock::lease::State::Stale(h) => (false, h),
+                    crate::sys::lock::lease::State::Gone => continue,
+                };
+                info.locks.push(LockFile { name, held, holder });
+                continue;
+            }
+            let (held, holder) = match crate::sys::lock::state(&at) {
                 Ok(crate::sys::lock::State::Held(h)) => (true, h),
                 Ok(crate::sys::lock::State::Gone) => continue,
                 // Free, or not lockable by us (e.g. not a regular file): not held as far as we can tell.

@@ -66,7 +66,7 @@ use crate::store::publish::{
     self, prepare, reference_existing, Failed, Published, Ready, TempBlob,
 };
 use crate::store::{BlobState, Store, StoreError};
-use crate::sys::lock::{Holder, LockGuard, Mode, Wait};
+use crate::sys::lock::{Holder, LockGuard, Wait};
 use crate::sys::progress::{Progress, Silent};
 use error::Failure;
 use key::DownloadKey;
@@ -292,9 +292,8 @@ impl<'s> Puller<'s> {
         // While another process downloads it: who it is, then a live bar of its progress, read
         // from the record it keeps in the lock file (refreshed about once a second).
         let mut shown: Option<u64> = None;
-        let lock = store.lock(
+        let lock = store.download_lock(
             &key.lock_path(store.layout()),
-            Mode::Exclusive,
             self.lock_wait,
             &mut |holder| {
                 let got = holder

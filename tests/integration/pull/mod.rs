@@ -1,6 +1,7 @@
 //! [pull]: `beaker store pull` over HTTP(S) and from files, through the real binary against the
 //! kit's fault server on loopback — verification, retries, mirrors, offline mode (`http`), resume
-//! after a cut, a stall, SIGKILL or Ctrl-C (`resume`), a private CA (`tls`) — and the helpers the
+//! after a cut, a stall, SIGKILL or Ctrl-C (`resume`), lease files on stores without locks
+//! (`lease`), a private CA (`tls`) — and the helpers the
 //! other areas pull with.
 
 use std::path::{Path, PathBuf};
@@ -9,6 +10,7 @@ use std::process::Command;
 use crate::support::*;
 
 mod http;
+mod lease;
 mod resume;
 pub mod tls;
 

@@ -3,7 +3,8 @@
 //! many downloads), 2 + 2 pulls through two mounts ("two machines"), gc, verify, rm, a group
 //! store. Each test prints its row on stderr (`-- --nocapture`; the matrix in
 //! docs/design.md#filesystems) and asserts it: every operation succeeds and hands out the right
-//! bytes, downloads stay at one per model (one per mount across two mounts) where locks work,
+//! bytes, downloads stay at one per model (one per mount across two mounts) where locks work
+//! and, through the lease file, where they do not (`--locking none`),
 //! and `probe.toml` records what the profile takes away; or beaker refuses at `init`, naming
 //! the missing capability and the fix, and leaves no file behind.
 //!
@@ -289,8 +290,10 @@ fn operations(spec: &str, options: &Options, fs: &mut TestFs, env: &Env, locking
         })
     };
     let locks_work = locking == "flock";
-    // Downloads allowed for 4 pulls of one model: one where locks work, else one each.
-    let (one_mount, two_mounts) = if locks_work { (1, 2) } else { (4, 4) };
+    // Downloads allowed for 4 pulls of one model: one through one mount, two across two
+    // mounts (locks of one mount may not meet the other's); where locks do not work at all
+    // (`--locking none`) the lease file does the same.
+    let (one_mount, two_mounts) = (1, 2);
 
     let mut cells: Vec<(&str, String)> = Vec::new();
     let mut failed: Vec<String> = Vec::new();
@@ -494,7 +497,8 @@ fn a_power_cut_under_a_store_keeps_the_backing_directory_and_the_mount_comes_bac
 /// A store made where flock works, then reached through a mount where flock is a no-op (the
 /// same share mounted by a machine whose lock manager does not work): the first writer there
 /// probes again and records it, `store info` says so, and concurrent pulls through that mount
-/// all succeed with the right bytes (each may download: the locks cannot tell them apart).
+/// all succeed with the right bytes and download once: the flock cannot tell them apart, so
+/// the lease file does.
 #[test]
 fn a_store_reached_through_a_mount_without_locks_is_probed_again_and_still_right() {
     if !fuse_only() {
@@ -535,9 +539,15 @@ fn a_store_reached_through_a_mount_without_locks_is_probed_again_and_still_right
     )
     .unwrap();
     assert!(
-        info.stdout.contains("locks do not exclude here"),
+        info.stdout
+            .contains("locks do not exclude here: downloads are shared through lease files"),
         "{}",
         info.stdout
+    );
+    assert_eq!(
+        server.bodies("/m"),
+        1,
+        "4 pulls through a mount without working flock: the lease lets one download ({summary})"
     );
     let path = testkit::lab::run_within(
         at(&env, &there).args(["store", "path", "m"]),
