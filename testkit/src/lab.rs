@@ -85,9 +85,14 @@ impl Lab {
 
     /// The same lab, every command of which also sets `vars` (e.g. [`FAST_NETWORK`]).
     pub fn with_env(mut self, vars: &[(&str, &str)]) -> Lab {
+        self.push_env(vars);
+        self
+    }
+
+    /// Every command of this lab from now on also sets `vars`.
+    pub fn push_env(&mut self, vars: &[(&str, &str)]) {
         self.env
             .extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        self
     }
 
     /// `rel` inside the temp directory.

@@ -1,7 +1,7 @@
 //! R7, a hostile member: plants symlinks, FIFOs, directories, files where directories belong,
 //! and stale or missing markers in every directory of a store (`referrers/`,
 //! `snapshots/<tree>/sub/`, `index/`, `uses/`, `locks/`, `tmp/`, `pins/`, `names/`, `blobs/`,
-//! `quarantine/`, `probe.toml`), then runs every command against it, as another member and as root (as this
+//! `quarantine/`, `probe.toml`, a lease in `locks/` of a store without locks), then runs every command against it, as another member and as root (as this
 //! user when not root), and checks after each command:
 //!
 //! - nothing outside the store changed: a tree of sentinel files (names a command might act on:
@@ -96,6 +96,8 @@ enum What {
     LinkToLookalike,
     /// An empty file (a stale marker).
     Empty,
+    /// A lease record of another machine (`host = "r7-elsewhere"`), never refreshed.
+    ForeignLease,
 }
 
 /// Every plant: a label, the path in the store (with `{m0}`, `{m2}`, `{tree}` filled in), what.
@@ -166,6 +168,16 @@ fn plants() -> Vec<(&'static str, &'static str, What)> {
         ("blob -> file", "blobs/{m2}", LinkToFile),
         ("blob is a dir of links", "blobs/{m2}", DirOfLinks),
         ("quarantine entry -> dir", "quarantine/{m0}.1", LinkToDir),
+        // Leases are used where locks do not work: these trials run on a `--locking none`
+        // store, and `m2` is pulled by the commands, through the planted lease path.
+        ("lease -> file", "locks/{m2}.lease", LinkToFile),
+        ("lease is a FIFO", "locks/{m2}.lease", Fifo),
+        ("lease is a dir of links", "locks/{m2}.lease", DirOfLinks),
+        (
+            "lease of a silent machine",
+            "locks/{m2}.lease",
+            ForeignLease,
+        ),
     ]
 }
 
@@ -220,6 +232,8 @@ impl Actor<'_> {
                 c
             }
         };
+        // A lease of a "silent machine" is waited for this long (not the default 30 s: a hang).
+        c.env("BEAKER_LEASE_SILENCE", "2");
         run_within(c.args(args), HANG)
     }
 }
@@ -352,20 +366,26 @@ fn trial(
     // A fresh store with the three models, made by this process (root, or this user).
     let _ = std::fs::remove_dir_all(&lab.store);
     let _ = std::fs::remove_dir_all(lab.path("export"));
-    let init: Vec<&str> = if planter.is_some() {
+    let mut init: Vec<&str> = if planter.is_some() {
         vec!["store", "init", "--shared", "group", "--group", GROUP]
     } else {
         vec!["store", "init"]
     };
+    let lockless = at.ends_with(".lease");
+    if lockless {
+        init.extend(["--locking", "none"]);
+    }
     ensure_ok(lab.run(&init)?, "init")?;
     let (m0, m1) = (inputs.m0.to_string_lossy(), inputs.m1.to_string_lossy());
     ensure_ok(lab.run(&["store", "add", &m0, "--name", "m0"])?, "add m0")?;
     ensure_ok(lab.run(&["store", "add", &m1, "--name", "m1"])?, "add m1")?;
     let cat = inputs.cat.to_string_lossy();
-    ensure_ok(
-        lab.run(&["--manifest", &cat, "store", "pull", "m2"])?,
-        "pull m2",
-    )?;
+    if !lockless {
+        ensure_ok(
+            lab.run(&["--manifest", &cat, "store", "pull", "m2"])?,
+            "pull m2",
+        )?;
+    }
 
     let victim = match actor {
         Actor::Member(user, _) => Some(*user),
@@ -681,6 +701,10 @@ fn plant(
             std::os::unix::fs::symlink(&sentinel.dir, p.join("m0"))?;
             std::os::unix::fs::symlink(&sentinel.file, p.join("gc.lock"))?;
         }
+        What::ForeignLease => std::fs::write(
+            &p,
+            "pid = 1\nuser = \"bob\"\nhost = \"r7-elsewhere\"\nsince = \"2099-01-01T00:00:00Z\"\n",
+        )?,
         What::Removed => {}
     }
     if let Some(user) = planter {
