@@ -89,7 +89,7 @@ impl Holder {
             since: crate::sys::who::now_rfc3339(),
             partial: None,
             expected_size: None,
-            boot: crate::sys::who::boot_id(),
+            boot: boot_id(),
             token: None,
         }
     }
@@ -104,6 +104,15 @@ impl Holder {
             .ok()?;
         toml::from_str(&text).ok()
     }
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`, Linux), if the system has one: a lease
+/// record of this host with another boot id is from before a reboot.
+pub fn boot_id() -> Option<String> {
+    let path = std::path::Path::new("/proc/sys/kernel/random/boot_id");
+    let bytes = fsx::user::read(path, 64).ok()?;
+    let id = String::from_utf8_lossy(&bytes).trim().to_owned();
+    (!id.is_empty()).then_some(id)
 }
 
 impl std::fmt::Display for Holder {

@@ -9,7 +9,6 @@
 )]
 
 use std::ffi::CStr;
-use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The user name of the real uid, or the numeric uid if it has no passwd entry.
@@ -117,14 +116,6 @@ pub fn host_token() -> String {
     } else {
         token
     }
-}
-
-/// This boot's id (`/proc/sys/kernel/random/boot_id`, Linux), if the system has one.
-pub fn boot_id() -> Option<String> {
-    let bytes =
-        crate::sys::fsx::user::read(Path::new("/proc/sys/kernel/random/boot_id"), 64).ok()?;
-    let id = String::from_utf8_lossy(&bytes).trim().to_owned();
-    (!id.is_empty()).then_some(id)
 }
 
 /// Whether a process `pid` exists on this machine (in this pid namespace): `kill(pid, 0)`

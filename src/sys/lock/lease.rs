@@ -11,9 +11,11 @@
 //! - **Released** by its holder removing it (only if it still holds the holder's token).
 //! - **Broken** by a waiter when its holder is provably gone or has gone silent:
 //!   - a lease of this host from an earlier boot, or whose pid no longer exists: at once;
-//!   - any other lease: when neither its bytes nor its mtime changed for [`silence`], measured
-//!     by the waiter's own clock from when it first saw that state. Clocks of other machines (a
-//!     skewed client, a server's mtime in the future) never enter the decision.
+//!   - any lease (another machine's, one whose record cannot be read, one whose pid lives
+//!     but may have been reused): when neither its bytes nor its mtime changed for
+//!     [`silence`], measured by the waiter's own clock from when it first saw that state.
+//!     Clocks of other machines (a skewed client, a server's mtime in the future) never enter
+//!     the decision.
 //!
 //!   Breaking renames the lease aside to a unique name, then checks the renamed file is the
 //!   very lease judged stale (same bytes and mtime). If another waiter replaced it in between,
@@ -113,7 +115,15 @@ pub fn take(
     let mut pause = Duration::from_millis(1);
     // What the lease looked like when we last saw it change, and when that was (our clock).
     let mut seen: Option<(Vec<u8>, Option<SystemTime>, Instant)> = None;
-    for _ in 0..super::MAX_ROUNDS * 100 {
+    // Times the path changed under us without a wait (released, replaced, broken): bounded, so
+    // only a process that keeps replacing it ends the loop, with an error. Waiting is not
+    // counted: a holder may download for hours.
+    let mut churn = 0;
+    loop {
+        if churn > super::MAX_ROUNDS {
+            return Err(super::kept_changing(path).into());
+        }
+        churn += 1;
         match fsx::create_exclusive(path, file_mode) {
             Ok(file) => return Ok(Some(Lease::start(file, path.clone(), silence))),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -139,10 +149,10 @@ pub fn take(
         };
         let holder = toml::from_str::<Holder>(&String::from_utf8_lossy(&bytes)).ok();
         let now = Instant::now();
-        let stale = match holder.as_ref().map(gone_on_this_host) {
-            Some(Some(gone)) => gone,
-            // Another machine's, or a record we cannot read: silence decides.
-            _ => match &seen {
+        // Gone for sure (this host, dead pid or earlier boot), or silent: a live holder
+        // refreshes six times per silence, so silence also ends a lease whose pid was reused.
+        let stale = holder.as_ref().and_then(gone_on_this_host) == Some(true)
+            || match &seen {
                 Some((b, m, since)) if *b == bytes && *m == mtime => {
                     now.duration_since(*since) >= silence
                 }
@@ -150,8 +160,7 @@ pub fn take(
                     seen = Some((bytes.clone(), mtime, now));
                     false
                 }
-            },
-        };
+            };
         if stale {
             match break_lease(path, &bytes, mtime) {
                 Some(_) => {
@@ -161,6 +170,7 @@ pub fn take(
                 None => return Ok(None),
             }
         }
+        churn = 0;
         let waited = start.elapsed();
         let limit = match wait {
             Wait::NoWait => Some(Duration::ZERO),
@@ -181,7 +191,6 @@ pub fn take(
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(100));
     }
-    Err(super::kept_changing(path).into())
 }
 
 impl Lease {
@@ -221,7 +230,7 @@ fn gone_on_this_host(holder: &Holder) -> Option<bool> {
     if holder.host.is_empty() || holder.host != crate::sys::who::host() {
         return None;
     }
-    let me = crate::sys::who::boot_id();
+    let me = super::boot_id();
     if let (Some(theirs), Some(mine)) = (&holder.boot, &me) {
         if theirs != mine {
             return Some(true);

@@ -49,7 +49,7 @@ fn a_lease_excludes_names_its_holder_and_is_gone_when_dropped() {
     let h: Holder = toml::from_str(&text).unwrap();
     assert_eq!(h.pid, std::process::id());
     assert_eq!(h.host, crate::sys::who::host());
-    assert!(h.token.is_some() && h.boot == crate::sys::who::boot_id());
+    assert!(h.token.is_some() && h.boot == crate::sys::lock::boot_id());
 
     let err = try_take(&p, Wait::For(Duration::from_millis(50)), LONG).unwrap_err();
     let LockError::Timeout {
@@ -83,7 +83,7 @@ fn a_lease_of_a_dead_process_of_this_host_is_broken_at_once() {
         &at,
         &host,
         dead_pid(),
-        crate::sys::who::boot_id().as_deref(),
+        crate::sys::lock::boot_id().as_deref(),
         "t1",
     );
     assert!(matches!(state(&top.join("k.lease")), State::Stale(_)));
@@ -104,7 +104,7 @@ fn a_lease_of_this_host_from_an_earlier_boot_is_broken_at_once_though_its_pid_li
     // Our own pid: alive, but the record says another boot.
     let host = crate::sys::who::host();
     plant(&at, &host, std::process::id(), Some("another-boot"), "t1");
-    if crate::sys::who::boot_id().is_none() {
+    if crate::sys::lock::boot_id().is_none() {
         return; // no boot id on this system: nothing to compare
     }
     assert!(try_take(&top.join("k.lease"), Wait::NoWait, LONG)
@@ -113,7 +113,8 @@ fn a_lease_of_this_host_from_an_earlier_boot_is_broken_at_once_though_its_pid_li
 }
 
 #[test]
-fn a_live_process_of_this_host_keeps_its_lease() {
+fn a_silent_lease_of_a_live_pid_of_this_host_is_broken_after_its_silence_not_before() {
+    // A pid that lives (ours) but never refreshes: its holder died and the pid was reused.
     let (dir, top) = root();
     let at = dir.path().join("k.lease");
     plant(
@@ -124,14 +125,23 @@ fn a_live_process_of_this_host_keeps_its_lease() {
         "t1",
     );
     assert!(matches!(state(&top.join("k.lease")), State::Held(_)));
-    let short = Duration::from_millis(100);
+    let silence = Duration::from_millis(400);
     let err = try_take(
         &top.join("k.lease"),
-        Wait::For(Duration::from_millis(400)),
-        short,
+        Wait::For(Duration::from_millis(200)),
+        silence,
     );
     assert!(matches!(err, Err(LockError::Timeout { .. })), "{err:?}");
-    assert!(at.exists());
+    assert!(at.exists(), "kept within its silence");
+    let started = Instant::now();
+    let got = try_take(
+        &top.join("k.lease"),
+        Wait::For(Duration::from_secs(10)),
+        silence,
+    )
+    .unwrap();
+    assert!(got.is_some());
+    assert!(started.elapsed() >= silence);
 }
 
 #[test]
