@@ -342,6 +342,7 @@ fn pull_one(
                 path: l.main,
                 dir: l.dir,
                 downloaded: false,
+                replaced: false,
             });
             (name.to_string(), located.map_err(anyhow::Error::from))
         }
@@ -362,6 +363,13 @@ fn print_row(row: &Row, out: Output) {
                 p.blake3.short()
             ));
         }
+        if p.replaced {
+            out.note(format!(
+                "{} pointed at other content before; it now names blake3 {} (`beaker store gc` frees the old content if unused)",
+                p.name,
+                p.blake3.short()
+            ));
+        }
     }
     println!("{}", row.path().display());
 }
@@ -376,6 +384,7 @@ enum Row {
         path: PathBuf,
         dir: Option<PathBuf>,
         downloaded: bool,
+        replaced: bool,
     },
 }
 

@@ -109,6 +109,8 @@ pub struct Pulled {
     pub dir: PathBuf,
     /// False when the store already had it (fast path, or another process downloaded it).
     pub downloaded: bool,
+    /// True when the name pointed at other content before this pull re-pointed it.
+    pub replaced: bool,
 }
 
 impl Pulled {
@@ -120,6 +122,7 @@ impl Pulled {
             path: p.model.main,
             dir: p.model.dir,
             downloaded,
+            replaced: p.replaced.is_some(),
         }
     }
 }

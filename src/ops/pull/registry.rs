@@ -121,16 +121,13 @@ pub(super) fn to_model(
             urls: vec![url.to_string()],
         });
     }
+    // The name is the user's (`--name`) or the reference's, never the manifest's: a registry
+    // must not choose which local name a pull re-points (`dev.beaker.model.name` is shown, not
+    // obeyed).
     let name = match name {
         Some(n) => n,
-        None => manifest
-            .annotations
-            .get(types::MODEL_NAME)
-            .and_then(|n| ModelName::new(n).ok())
-            .or_else(|| default_name(reference))
-            .ok_or_else(|| {
-                bad("no model name in the manifest or the repository; pass --name".into())
-            })?,
+        None => default_name(reference)
+            .ok_or_else(|| bad("its repository is no model name; pass --name".into()))?,
     };
     let main = manifest
         .annotations
@@ -195,7 +192,8 @@ mod tests {
         );
         let (m, _, _) = parse_manifest(&reference(), json.as_bytes(), "", None).unwrap();
         let r = to_model(&reference(), &m, None).unwrap();
-        assert_eq!(r.name.as_str(), "small");
+        // Named by the reference (`oci://h/org/m:v1`), not by the manifest's annotation.
+        assert_eq!(r.name.as_str(), "org/m");
         let files = r.model.files();
         assert_eq!(files[0].path.as_str(), "m.onnx");
         assert_eq!(files[0].blob, Expected::Unpinned { size: Some(5) });

@@ -36,9 +36,10 @@ fn push_then_pull_into_a_second_store_gives_the_same_files_and_blobs() {
     assert_eq!(std::fs::read(dir.join("model.onnx.data")).unwrap(), data);
     assert_eq!(a.blob_names(), b.blob_names(), "the same blobs, by BLAKE3");
     assert_blobs_named_by_hash(&b.store);
-    // The name comes from the manifest's annotation; the store records the oci:// sources.
-    let manifest = std::fs::read_to_string(b.store.join("names/cutout.toml")).unwrap();
-    assert!(manifest.contains("[models.cutout]"), "{manifest}");
+    // The name comes from the reference's repository (not the manifest's annotation); the
+    // store records the oci:// sources.
+    let manifest = std::fs::read_to_string(b.store.join("names/lab+cutout.toml")).unwrap();
+    assert!(manifest.contains("[models.\"lab/cutout\"]"), "{manifest}");
     assert!(
         manifest.contains(&format!("{}@sha256:", reg.reference("lab/cutout"))),
         "{manifest}"
@@ -369,4 +370,49 @@ fn gc_drops_a_remembered_sha256_with_its_blob_and_keeps_it_while_the_blob_stays(
         swept["removed_index"].to_string().contains(&record),
         "{swept}"
     );
+}
+
+#[test]
+fn a_registry_pull_never_lets_the_manifest_pick_the_local_name_and_says_when_it_repoints_one() {
+    let reg = Registry::start();
+    let (a, b) = (Env::new(), Env::new());
+    let theirs = bytes(300_000, 44);
+    let ours = bytes(200_000, 45);
+    // Their model is called `rapidocr` too, pushed to another repository.
+    add_model(&a, "rapidocr", &[("det.onnx", &theirs)]);
+    add_model(&b, "rapidocr", &[("det.onnx", &ours)]);
+    let reference = reg.reference("other/thing:v1");
+    reg_run(&a, &["store", "push", "rapidocr", &reference]).ok();
+
+    // Named by the repository: our `rapidocr` is untouched, nothing is said of it.
+    let r = reg_run(&b, &["store", "pull", &reference]);
+    let printed = r.ok();
+    assert_model_file(&b.store, &printed, &theirs);
+    assert!(
+        !r.stderr.contains("pointed at other content"),
+        "{}",
+        r.stderr
+    );
+    let path = b.run(&["store", "path", "rapidocr"]).ok();
+    assert_eq!(std::fs::read(path.trim()).unwrap(), ours);
+    let listed = b.run(&["store", "ls"]);
+    assert!(listed.stdout.contains("other/thing"), "{}", listed.stdout);
+
+    // Asked for by --name, the name is re-pointed, and the pull says so.
+    let r = reg_run(&b, &["store", "pull", &reference, "--name", "rapidocr"]);
+    r.ok();
+    assert!(
+        r.stderr
+            .contains("rapidocr pointed at other content before"),
+        "{}",
+        r.stderr
+    );
+    let path = b.run(&["store", "path", "rapidocr"]).ok();
+    assert_eq!(std::fs::read(path.trim()).unwrap(), theirs);
+    let again = reg_run(
+        &b,
+        &["--json", "store", "pull", &reference, "--name", "rapidocr"],
+    )
+    .json::<Vec<serde_json::Value>>();
+    assert_eq!(again[0]["replaced"], false, "the same content again");
 }
