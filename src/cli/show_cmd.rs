@@ -42,11 +42,40 @@ fn store_rows(s: &Shown) -> Rows {
         ),
         ("blake3", vec![s.blake3.to_hex()]),
         ("size", vec![format!("{} ({} bytes)", size(s.size), s.size)]),
-        (
-            "format",
-            vec![s.format.map_or("unknown".into(), |f| f.to_string())],
-        ),
+        ("format", vec![s.format.to_string()]),
     ];
+    // A model of several files: which one this is, every file, and their total.
+    if s.files.len() > 1 {
+        if let Some(p) = &s.path {
+            rows.push(("file", vec![p.clone()]));
+        }
+        let width = s.files.iter().map(|f| f.path.len()).max().unwrap_or(0);
+        rows.push((
+            "files",
+            s.files
+                .iter()
+                .map(|f| {
+                    format!(
+                        "{:<width$}  {:>10}  {:<11}  {}{}",
+                        f.path,
+                        size(f.size),
+                        f.format.to_string(),
+                        f.blake3.short(),
+                        if f.main { "  (main)" } else { "" }
+                    )
+                })
+                .collect(),
+        ));
+        rows.push((
+            "total",
+            vec![format!(
+                "{} ({} bytes, {} files)",
+                size(s.total_size),
+                s.total_size,
+                s.files.len()
+            )],
+        ));
+    }
     let others: Vec<String> = s
         .names
         .iter()

@@ -4,6 +4,7 @@
 //!
 //! - [`digest`]: `Blake3` (the only way a hash becomes a path), sha256/md5, upstream digests.
 //! - [`name`], [`file_path`]: model names and the paths of a model's files.
+//! - [`kind`]: what kind of file a model file is (by magic number, name, or the look of it).
 //! - [`duration`], [`size`]: the one duration and the one size grammar of every flag and key.
 //! - [`tree`]: a model's file list and its tree id (what names a snapshot).
 //! - [`reference`], [`url`]: OCI references and the URL forms a catalogue may use.
@@ -17,6 +18,7 @@ pub mod digest;
 pub mod duration;
 pub mod entry;
 pub mod file_path;
+pub mod kind;
 pub mod manifest;
 pub mod name;
 pub mod reference;

@@ -11,15 +11,17 @@ use serde::Serialize;
 
 use crate::model::digest::Blake3;
 use crate::model::entry::{Format, Record};
+use crate::model::kind::{self, FileKind};
 use crate::model::name::ModelName;
 use crate::onnx::info::{Opset, Producer, Tensor};
-use crate::onnx::{looks_onnx, InspectError};
+use crate::onnx::InspectError;
 use crate::store::{BlobState, Store, StoreError};
 use crate::sys::error::Category;
 
-/// `show --json`: `{name, blake3, size, format, inputs, outputs, opsets, producer, ir_version,
-/// metadata}` plus what the store records (`names`, `urls`, `added`, `description`). The ONNX
-/// fields are `null` for a model that is not ONNX.
+/// `show --json`: `{name, blake3, size, format, path, files, total_size, inputs, outputs,
+/// opsets, producer, ir_version, metadata}` plus what the store records (`names`, `urls`,
+/// `added`, `description`). The fields before `files` are the shown file's: a model's main
+/// file, or the file a BLAKE3 names. The ONNX fields are `null` for a file that is not ONNX.
 #[derive(Debug, Clone, Serialize)]
 pub struct Shown {
     /// The name asked for, or the first name recording the blob (`null` if none does).
@@ -28,8 +30,15 @@ pub struct Shown {
     pub names: Vec<ModelName>,
     pub blake3: Blake3,
     pub size: u64,
-    /// `onnx`, `other`, or `null` when neither the store nor the bytes say.
-    pub format: Option<Format>,
+    /// The shown file's kind ([`FileKind`]: `onnx`, `onnx-data`, `safetensors`, `json`, …).
+    pub format: FileKind,
+    /// The shown file's path in its model (`null` for a blob no name records).
+    pub path: Option<String>,
+    /// Every file of the model (empty for a blob no name records).
+    pub files: Vec<ShownFile>,
+    /// Bytes of all the model's files (the shown blob's for a blob no name records).
+    pub total_size: u64,
+    /// The shown file's sources.
     pub urls: Vec<String>,
     pub added: Option<String>,
     pub description: Option<String>,
@@ -39,6 +48,17 @@ pub struct Shown {
     pub producer: Option<Producer>,
     pub ir_version: Option<i64>,
     pub metadata: Option<BTreeMap<String, String>>,
+}
+
+/// One file of a shown model.
+#[derive(Debug, Clone, Serialize)]
+pub struct ShownFile {
+    pub path: String,
+    pub size: u64,
+    pub format: FileKind,
+    pub blake3: Blake3,
+    /// Whether this is the file `store path` prints.
+    pub main: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,23 +199,49 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
         .filter(|(_, r)| holds(r, id))
         .map(|(n, _)| n.clone())
         .collect();
-    // What the record says (nothing for a blob no name records); the sources shown are the main
-    // file's.
-    let (format, urls, added, description) = match record {
+    // The file shown: the main one for a name; for a BLAKE3, the main file if it is that blob,
+    // else the first file that is.
+    let file = record.as_ref().and_then(|r| {
+        let main = r.model.main();
+        if main.blob.blake3 == id {
+            Some(main.clone())
+        } else {
+            r.model
+                .files()
+                .iter()
+                .find(|f| f.blob.blake3 == id)
+                .cloned()
+        }
+    });
+    let is_main = record
+        .as_ref()
+        .zip(file.as_ref())
+        .is_some_and(|(r, f)| r.model.main().path == f.path);
+    let model_format = record.as_ref().and_then(|r| r.model.format);
+    let (urls, added, description) = match &record {
         Some(r) => (
-            r.model.format,
-            r.model.main().urls.clone(),
-            r.added,
-            r.model.description,
+            file.as_ref().map(|f| f.urls.clone()).unwrap_or_default(),
+            r.added.clone(),
+            r.model.description.clone(),
         ),
-        None => (None, Vec::new(), None, None),
+        None => (Vec::new(), None, None),
     };
-
-    // Recorded as ONNX: the bytes must read as ONNX. Recorded as nothing: try, quietly.
-    let claimed = format.is_some() || !urls.is_empty();
-    let info = if claimed && !looks_onnx(format, &urls) {
-        None
-    } else {
+    let file_name = file.as_ref().map(|f| f.path.as_str().to_owned());
+    let mut format = kind_of(store, id, file_name.as_deref().unwrap_or(""), size)?;
+    // The record's word for its main file: an ONNX model's main file is its graph.
+    match (is_main, model_format) {
+        (true, Some(Format::Onnx)) => format = FileKind::Onnx,
+        (true, Some(Format::Other)) if format == FileKind::Onnx => format = FileKind::Other,
+        _ => {}
+    }
+    // Claimed ONNX (by the record or the file's name): the bytes must read as ONNX. Otherwise
+    // bytes that may be a protobuf (field 1, a varint) are tried, quietly.
+    let claimed = format == FileKind::Onnx;
+    let maybe = format == FileKind::Other && model_format != Some(Format::Other) && {
+        let head = head_of(store, id)?;
+        head.first() == Some(&0x08)
+    };
+    let info = if claimed || maybe {
         let opened = crate::sys::fsx::open_read(&path).map_err(|e| ShowError::NotOnnx {
             what: target.to_owned(),
             source: e.into(),
@@ -216,10 +262,42 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
             }
             Err(_) => None,
         }
+    } else {
+        None
     };
-    let format = match (&info, format) {
-        (Some(_), _) => Some(Format::Onnx),
-        (None, f) => f,
+    if info.is_some() {
+        format = FileKind::Onnx;
+    }
+    let files = match &record {
+        Some(r) => r
+            .model
+            .files()
+            .iter()
+            .map(|f| {
+                let main = r.model.main().path == f.path;
+                let mut format = if Some(&f.path) == file.as_ref().map(|s| &s.path) {
+                    format
+                } else {
+                    kind_of(store, f.blob.blake3, f.path.as_str(), f.blob.size)?
+                };
+                if main && model_format == Some(Format::Onnx) {
+                    format = FileKind::Onnx;
+                }
+                Ok(ShownFile {
+                    path: f.path.as_str().to_owned(),
+                    size: f.blob.size,
+                    format,
+                    blake3: f.blob.blake3,
+                    main,
+                })
+            })
+            .collect::<Result<Vec<_>, ShowError>>()?,
+        None => Vec::new(),
+    };
+    let total_size = if files.is_empty() {
+        size
+    } else {
+        files.iter().map(|f| f.size).sum()
     };
     let (inputs, outputs, opsets, producer, ir_version, metadata) = match info {
         Some(i) => (
@@ -238,6 +316,9 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
         blake3: id,
         size,
         format,
+        path: file_name,
+        files,
+        total_size,
         urls,
         added,
         description,
@@ -248,4 +329,23 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
         ir_version,
         metadata,
     })
+}
+
+/// The first [`kind::HEAD`] bytes of the blob `id` (fewer if it is shorter; none if it is gone).
+fn head_of(store: &Store, id: Blake3) -> Result<Vec<u8>, ShowError> {
+    use std::io::Read;
+    let at = store.layout().blob(&id);
+    let Ok(file) = crate::sys::fsx::open_read(&at) else {
+        return Ok(Vec::new());
+    };
+    let mut head = Vec::with_capacity(kind::HEAD);
+    file.take(kind::HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| StoreError::from(crate::sys::error::IoError::new("read", &at, e)))?;
+    Ok(head)
+}
+
+/// The kind of the file `name` of a model, whose bytes are the blob `id` of `size` bytes.
+fn kind_of(store: &Store, id: Blake3, name: &str, size: u64) -> Result<FileKind, ShowError> {
+    Ok(FileKind::sniff(name, &head_of(store, id)?, size))
 }

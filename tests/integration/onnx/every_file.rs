@@ -1,4 +1,4 @@
-//! `--check` and `verify --deep` on models of several files, with ONNX Runtime: every ONNX file of
+//! `--check`, `verify --deep` and `show` on models of several files, with ONNX Runtime: every ONNX file of
 //! a model is loaded (an OCR pipeline of three graphs with one truncated fails), each with the
 //! files next to it (external data resolves), and a model that failed its check fails again when
 //! the same command runs again: nothing of it is published until every file passed. Needs ONNX
@@ -200,4 +200,62 @@ fn verify_deep_loads_every_onnx_file_of_a_model_with_the_files_next_to_it() {
         (Some(4), Some(4)),
         "{v}"
     );
+}
+
+/// `store show` of a model of five files lists them (path, size, kind, blob) with their total,
+/// and `show` of each file's BLAKE3 shows that file: its own path, kind and URL, never the
+/// main file's, and never "recorded as ONNX" for a YAML file.
+#[test]
+fn show_of_every_file_of_a_model_says_what_that_file_is_and_the_model_lists_them_all() {
+    let env = Env::new();
+    let files = vec![
+        (
+            "tiny-ext.onnx",
+            read("manifests/demo/models/tiny-ext/tiny-ext.onnx"),
+        ),
+        (
+            "tiny-ext.onnx.data",
+            read("manifests/demo/models/tiny-ext/tiny-ext.onnx.data"),
+        ),
+        ("config.yaml", b"det:\n  thresh: 0.3\n".to_vec()),
+        ("vocab.json", br#"{"a": 1, "b": 2}"#.to_vec()),
+        ("labels.txt", "cat\ndog\nchât\n".as_bytes().to_vec()),
+    ];
+    let cat = catalogue(&env.path("cat"), "pipe", &files, "");
+    env.run(&["--manifest", cat.to_str().unwrap(), "store", "pull", "pipe"])
+        .ok();
+    let kinds = ["onnx", "onnx-data", "yaml", "json", "text"];
+
+    let shown: serde_json::Value = env.run(&["store", "show", "pipe", "--json"]).json();
+    let listed = shown["files"].as_array().unwrap();
+    assert_eq!(listed.len(), 5, "{shown:#}");
+    for ((path, bytes), (row, kind)) in files.iter().zip(listed.iter().zip(kinds)) {
+        assert_eq!(row["path"], *path);
+        assert_eq!(row["size"], bytes.len());
+        assert_eq!(row["format"], kind, "{path}");
+        assert_eq!(row["blake3"], blake3_hex(bytes));
+        assert_eq!(row["main"], *path == "tiny-ext.onnx");
+    }
+    let total: usize = files.iter().map(|(_, b)| b.len()).sum();
+    assert_eq!(shown["total_size"], total);
+    assert_eq!(shown["size"], files[0].1.len(), "size is the main file's");
+    let text = env.run(&["store", "show", "pipe"]).stdout;
+    assert!(text.contains("5 files"), "{text}");
+    assert!(
+        text.contains("config.yaml") && text.contains("onnx-data"),
+        "{text}"
+    );
+
+    for ((path, bytes), kind) in files.iter().zip(kinds) {
+        let r = env.run(&["store", "show", &blake3_hex(bytes), "--json"]);
+        assert!(r.success(), "{path}: {}", r.describe());
+        let one: serde_json::Value = r.json();
+        assert_eq!(one["path"], *path);
+        assert_eq!(one["format"], kind, "{path}");
+        assert_eq!(one["size"], bytes.len());
+        let url = one["urls"][0].as_str().unwrap();
+        assert!(url.ends_with(path), "{path}: shows the URL {url}");
+        // Only the graph is read as ONNX.
+        assert_eq!(one["inputs"].is_null(), *path != "tiny-ext.onnx", "{path}");
+    }
 }
