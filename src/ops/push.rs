@@ -125,11 +125,11 @@ pub fn push(
     };
     let target = reference.with_target(Target::Tag(tag.clone()));
     let recorded = store.read_manifest()?;
-    let entry = &recorded
+    let record = recorded
         .models
         .get(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
-        .model;
+        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+    let entry = &record.model;
     let files = entry.model_files();
     let main = &entry.main().path;
 
@@ -203,6 +203,11 @@ pub fn push(
     annotations.insert(types::MODEL_NAME.to_owned(), name.to_string());
     if let Some(d) = &entry.description {
         annotations.insert(types::DESCRIPTION.to_owned(), d.clone());
+    }
+    // When the model was recorded, as oras stamps its pushes; the record's time, not the push's,
+    // so that the same model pushed twice is the same manifest.
+    if let Some(added) = &record.added {
+        annotations.insert(types::CREATED.to_owned(), added.clone());
     }
     if files.first().is_some_and(|f| &f.path != main) {
         annotations.insert(types::MAIN.to_owned(), main.to_string());

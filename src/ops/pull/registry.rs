@@ -92,6 +92,22 @@ pub(super) fn to_model(
                 "{which}: its title {title:?} is not a file path: {e}"
             ))
         })?;
+        // A directory, as oras marks one: its unpack annotation (oras), or the tar+gzip layer
+        // type (oras-py, which unpacks every layer of that type). Plain files get a
+        // `…layer.v1.tar` type from both, so that type alone says nothing.
+        if layer
+            .annotations
+            .get(types::ORAS_UNPACK)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || layer.media_type == types::TAR_GZIP_LAYER
+        {
+            return Err(bad(format!(
+                "{which} ({title:?}) is a directory packed into one tar archive (as `oras push` \
+                 packs a directory); beaker keeps a model's files one per layer and does not \
+                 unpack archives: push the directory's files themselves (`oras push REF \
+                 {title}/*`), or `beaker store add {title} --name NAME` and `beaker store push NAME REF`"
+            )));
+        }
         if !seen.insert(path.clone()) {
             return Err(bad(format!("{which}: two layers are titled {title:?}")));
         }
@@ -109,7 +125,9 @@ pub(super) fn to_model(
                 size: Some(layer.size),
             },
         };
-        onnx |= layer.media_type == types::ONNX;
+        // ONNX by its media type, or by its title as oras pushes it (a generic layer type).
+        onnx |= layer.media_type == types::ONNX
+            || path.as_str().to_ascii_lowercase().ends_with(".onnx");
         let url = reference.with_target(Target::Digest(sha256));
         files.push(File {
             path,

@@ -1,6 +1,7 @@
 //! Interoperability with another client: oras-py (the PyPI `oras` package, the ORAS project's
 //! Python SDK) against the same real registry. It pulls what beaker pushed and gets the same
-//! files under the same names, byte for byte; beaker pulls what it pushed.
+//! files under the same names, byte for byte; beaker pulls what it pushed, reads an `.onnx` it
+//! pushed with its default layer type as ONNX, and refuses a directory it packed, by name.
 //!
 //! oras-py is installed into a venv under the target directory on first use (PyPI, pinned);
 //! the test fails, never skips, when that cannot be done.
@@ -115,4 +116,74 @@ fn oras_py_pulls_what_beaker_pushed_and_beaker_pulls_what_oras_py_pushed() {
     .ok();
     assert!(printed.ends_with("/weights.bin"), "{printed}");
     assert_model_file(&other.store, &printed, &payload);
+}
+
+/// oras-py with its defaults: an `.onnx` file gets oras' generic layer type, and is still a
+/// model beaker reads as ONNX (by its title); a directory is packed into one tar+gzip layer
+/// marked for unpacking, and beaker refuses it by name, with what to do, recording nothing.
+/// beaker's own pushes carry `org.opencontainers.image.created`, as oras' do.
+#[test]
+fn what_oras_py_pushes_by_default_an_onnx_file_is_onnx_and_a_directory_is_refused_clearly() {
+    let python = oras_python();
+    let reg = Registry::start();
+    let env = Env::new();
+    let host = reg.host();
+    let graph = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/models/tiny-add.onnx"),
+    )
+    .unwrap();
+    let src = env.file("oras-src/model.onnx", &graph);
+    let dir = src.parent().unwrap();
+    env.file("oras-src/models/a.onnx", &graph);
+    env.file("oras-src/models/vocab.json", b"{\"a\": 1}");
+    oras(
+        &python,
+        &format!(
+            "import os, oras.client\nos.chdir('{}')\nc = oras.client.OrasClient(hostname='{host}', insecure=True)\nc.push(files=['model.onnx'], target='{host}/vision/add:v1')\nc.push(files=['models'], target='{host}/vision/dir:v1')\n",
+            dir.display()
+        ),
+    );
+
+    let printed = reg_run(&env, &["store", "pull", &reg.reference("vision/add:v1")]).ok();
+    assert_model_file(&env.store, &printed, &graph);
+    let shown: serde_json::Value = env.run(&["store", "show", "vision/add", "--json"]).json();
+    assert_eq!(shown["format"], "onnx", "{shown:#}");
+    assert!(shown["inputs"].is_array(), "{shown:#}");
+    let record = std::fs::read_to_string(env.store.join("names/vision+add.toml")).unwrap();
+    assert!(record.contains("format = \"onnx\""), "{record}");
+
+    let blobs = env.blob_names();
+    let r = reg_run(&env, &["store", "pull", &reg.reference("vision/dir:v1")]);
+    assert!(!r.success(), "{}", r.describe());
+    for needle in [
+        "\"models\"",
+        "directory packed into one tar archive",
+        "oras push",
+        "beaker store add",
+    ] {
+        assert!(r.stderr.contains(needle), "{needle:?} in {}", r.stderr);
+    }
+    assert_eq!(env.blob_names(), blobs, "nothing stored");
+    assert!(!env.store.join("names/vision+dir.toml").exists());
+
+    // beaker's push is stamped with the time its model was recorded.
+    reg_run(
+        &env,
+        &["store", "push", "vision/add", &reg.reference("lab/add:v1")],
+    )
+    .ok();
+    let script = format!(
+        "import json, oras.client\nc = oras.client.OrasClient(hostname='{host}', insecure=True)\nm = c.get_manifest('{host}/lab/add:v1')\nopen('{}', 'w').write(json.dumps(m))\n",
+        env.path("manifest.json").display()
+    );
+    oras(&python, &script);
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(env.path("manifest.json")).unwrap()).unwrap();
+    let created = manifest["annotations"]["org.opencontainers.image.created"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{manifest:#}"));
+    assert!(
+        record.contains(&format!("added = \"{created}\"")),
+        "{created} vs {record}"
+    );
 }

@@ -35,6 +35,12 @@ pub const OCTET_STREAM: &str = "application/octet-stream";
 pub const TITLE: &str = "org.opencontainers.image.title";
 /// The model's description.
 pub const DESCRIPTION: &str = "org.opencontainers.image.description";
+/// When the content was created (RFC 3339): a model's record time on push.
+pub const CREATED: &str = "org.opencontainers.image.created";
+/// oras' mark of a layer that is a directory packed as tar+gzip, to be unpacked on pull.
+pub const ORAS_UNPACK: &str = "io.deis.oras.content.unpack";
+/// The layer type oras-py gives a directory it packs (and unpacks on pull).
+pub const TAR_GZIP_LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// A layer's BLAKE3, checked on pull when present.
 pub const BLAKE3: &str = "dev.beaker.blake3";
 /// The model's name in the store it was pushed from.
