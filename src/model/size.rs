@@ -2,27 +2,29 @@
 //! and `max_size` in `store.toml` are parsed by [`parse`], so they accept the same spellings and
 //! refuse with the same message.
 //!
-//! Grammar (surrounding whitespace is ignored, nothing else is):
+//! Grammar (surrounding whitespace is ignored, and so is whitespace between the number and its
+//! unit, as humansize prints `1.50 GiB`; units are case-insensitive):
 //!
 //! ```text
 //! size = digits [ "." digits ] [ unit ]          a bare number is bytes
 //! unit = "B"
 //!      | "K" | "M" | "G" | "T" | "P"             powers of 1024 (as du, ls -h, sort -h)
+//!      | "Ki" | "Mi" | "Gi" | "Ti" | "Pi"        powers of 1024
 //!      | "KiB" | "MiB" | "GiB" | "TiB" | "PiB"   powers of 1024
-//!      | "KB" | "MB" | "GB" | "TB" | "PB"        powers of 1000 (as coreutils)
+//!      | "KB" | "MB" | "GB" | "TB" | "PB"        powers of 1000 (as coreutils, humansize DECIMAL)
 //! ```
 //!
-//! `k` and `kB` are accepted for `K` and `KB`. e.g. `20G`, `500MiB`, `1.5T`, `800MB`, `4096`.
+//! e.g. `20G`, `20g`, `500MiB`, `1.5 TiB`, `800MB`, `1gb`, `1Gi`, `4096`.
 //! Refused: an empty string, a sign (`-1G`), a missing number or fraction (`G`, `.5G`, `1.G`),
-//! more than 9 decimal places, spaces inside (`12 G`), unknown units (`12 parsecs`), and anything
-//! above `u64::MAX` bytes. The value is exact in integer arithmetic (a fraction of a byte is
+//! more than 9 decimal places, unknown units (`12 parsecs`, `1e9`), and anything above
+//! `u64::MAX` bytes. The value is exact in integer arithmetic (a fraction of a byte is
 //! rounded down). Zero is a valid size here; a caller for which zero makes no sense (a budget)
 //! refuses it itself ([`parse_budget`]). This module touches no disk and keeps no store invariant.
 
 /// Why a text is not a size. Its message is the same wherever the text came from; the caller adds
 /// the flag or file it was given in.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{input:?} is not a size ({reason}); write a number with an optional unit, e.g. 20G, 500MiB, 1.5T, 800MB (K, M, G, T and KiB, MiB, … are powers of 1024; KB, MB, … of 1000; a bare number is bytes)")]
+#[error("{input:?} is not a size ({reason}); write a number with an optional unit, e.g. 20G, 500MiB, 1.5T, 800MB (K, M, G, T, Ki, KiB, MiB, … are powers of 1024; KB, MB, … of 1000; any case; a bare number is bytes)")]
 pub struct InvalidSize {
     /// The text as given.
     pub input: String,
@@ -47,18 +49,18 @@ pub fn parse(text: &str) -> Result<u64, InvalidSize> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(number_end);
-    let unit_bytes: u128 = match unit {
-        "" | "B" => 1,
-        "K" | "k" | "KiB" => 1 << 10,
-        "M" | "MiB" => 1 << 20,
-        "G" | "GiB" => 1 << 30,
-        "T" | "TiB" => 1 << 40,
-        "P" | "PiB" => 1 << 50,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        "TB" => 1_000_000_000_000,
-        "PB" => 1_000_000_000_000_000,
+    let unit_bytes: u128 = match unit.trim_start().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" => 1 << 10,
+        "m" | "mi" | "mib" => 1 << 20,
+        "g" | "gi" | "gib" => 1 << 30,
+        "t" | "ti" | "tib" => 1 << 40,
+        "p" | "pi" | "pib" => 1 << 50,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        "tb" => 1_000_000_000_000,
+        "pb" => 1_000_000_000_000_000,
         _ if number.is_empty() => return Err(fail("it does not start with a number")),
         _ => return Err(fail("unknown unit")),
     };
@@ -128,6 +130,32 @@ mod tests {
     }
 
     #[test]
+    fn units_are_case_insensitive_and_may_follow_a_space_as_humansize_prints_them() {
+        assert_eq!(parse("1m"), Ok(1 << 20));
+        assert_eq!(parse("1g"), Ok(1 << 30));
+        assert_eq!(parse("1gb"), Ok(1_000_000_000));
+        assert_eq!(parse("1Gb"), Ok(1_000_000_000));
+        assert_eq!(parse("1Gi"), Ok(1 << 30));
+        assert_eq!(parse("1gib"), Ok(1 << 30));
+        assert_eq!(parse("12 G"), Ok(12 << 30));
+        assert_eq!(parse("1.50 GiB"), Ok(3 << 29));
+        assert_eq!(parse("1.95 KiB"), Ok(1996));
+        assert_eq!(parse("300 MB"), Ok(300_000_000));
+        assert_eq!(parse("7 b"), Ok(7));
+        // What humansize prints reads back (to its two decimals).
+        for n in [0u64, 1, 1023, 1024, 1 << 20, 3 << 30, 5_000_000_000] {
+            for style in [humansize::BINARY, humansize::DECIMAL] {
+                let shown = humansize::format_size(n, style);
+                let back = parse(&shown).unwrap_or_else(|e| panic!("{shown}: {e}"));
+                assert!(
+                    back.abs_diff(n) * 100 <= n.max(1),
+                    "{shown} read as {back}, was {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn refuses_junk_negatives_and_overflow() {
         for bad in [
             "",
@@ -137,13 +165,12 @@ mod tests {
             "+1G",
             "12 parsecs",
             "12parsecs",
-            "12 G",
             ".5G",
             "1.G",
             "1..2G",
             "1e9",
-            "1g",
-            "1Gb",
+            "1 2G",
+            "1Gib5",
             "1.0000000001G",
             "18446744073709551616",
             "16384P",

@@ -457,3 +457,15 @@ fn verify_quarantines_symlinks_and_directories_posing_as_blobs_and_gc_expires_th
     assert_eq!(out.removed_quarantine.len(), 2, "{out:?}");
     assert!(list_names(&q).is_empty());
 }
+
+#[test]
+fn max_size_takes_units_in_any_case_and_as_ls_prints_them() {
+    let env = Env::new();
+    env.run(&["store", "init"]).ok();
+    for size in ["1m", "1g", "1gb", "1Gi", "1.50 GiB", "20G"] {
+        let r = env.run(&["--json", "store", "gc", "--max-size", size]);
+        assert!(r.success(), "--max-size {size}: {}", r.describe());
+    }
+    env.run(&["store", "gc", "--max-size", "1 parsec"])
+        .fails(2, &["\"1 parsec\" is not a size", "unknown unit"]);
+}
