@@ -121,10 +121,12 @@ impl StoreError {
             | StoreError::Unsafe { .. }
             | StoreError::UnknownGroup { .. }
             | StoreError::NotInGroup { .. }
-            | StoreError::UnknownNames { .. }
             | StoreError::SizeDisagrees { .. }
             | StoreError::Unsuitable { .. } => Category::BadInput,
+            // A name the store does not hold is exit 3 for every command (`path`, `show`,
+            // `pin`, `rm`, `verify NAME`).
             StoreError::NotInStore { .. }
+            | StoreError::UnknownNames { .. }
             | StoreError::BlobMissing { .. }
             | StoreError::PinAbsent { .. } => Category::NotPresent,
         }

@@ -87,7 +87,7 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Store(e) => e.category(),
-            Error::UnknownNames { .. } => Category::BadInput,
+            Error::UnknownNames { .. } => Category::NotPresent,
             Error::Found { .. } => Category::Failed,
         }
     }

@@ -86,7 +86,7 @@ fn rm_of_an_unknown_name_changes_nothing() {
         .ok();
     let before = snapshot(&env.store);
     env.run(&["store", "rm", "keep", "nope"])
-        .fails(2, &["not in the store: nope", "nothing was removed"]);
+        .fails(3, &["not in the store: nope", "nothing was removed"]);
     assert_eq!(snapshot(&env.store), before);
 }
 
@@ -113,7 +113,7 @@ fn rm_of_an_unknown_name_leaves_the_lock_files_byte_for_byte_unchanged() {
         "the add left gc.lock: {before:?}"
     );
     env.run(&["store", "rm", "keep", "nope"])
-        .fails(2, &["not in the store: nope", "nothing was removed"]);
+        .fails(3, &["not in the store: nope", "nothing was removed"]);
     assert_eq!(locks(&env), before);
 }
 
@@ -475,4 +475,27 @@ pub fn snapshot(dir: &Path) -> Vec<(String, u64, u32)> {
         .collect();
     v.sort();
     v
+}
+
+/// One exit code for "the store does not hold that name", whichever command asks.
+#[test]
+fn every_command_says_a_name_is_not_held_with_exit_3() {
+    let env = Env::new();
+    let src = env.file("a", b"abc");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "keep"])
+        .ok();
+    for args in [
+        vec!["store", "path", "nope"],
+        vec!["store", "show", "nope"],
+        vec!["store", "pin", "nope"],
+        vec!["store", "rm", "nope"],
+        vec!["store", "verify", "nope"],
+    ] {
+        let r = env.run(&args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.describe());
+        assert!(r.stderr.contains("nope"), "{args:?}: {}", r.stderr);
+        let j = env.run(&[&["--json"][..], &args].concat());
+        let v: serde_json::Value = serde_json::from_str(&j.stdout).unwrap();
+        assert_eq!(v["error"]["kind"], "not_present", "{args:?}: {v}");
+    }
 }

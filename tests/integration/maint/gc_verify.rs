@@ -353,12 +353,12 @@ fn verify_reports_truncated_and_missing_blobs_and_wrong_modes() {
         (loose.as_str(), "0644")
     );
 
-    // Named: only those blobs; a name the store does not hold is bad input.
+    // Named: only those blobs; a name the store does not hold is exit 3, as for every command.
     let v: VerifyJson = env.run(&["--json", "store", "verify", "fine"]).json();
     assert_eq!((v.checked, v.ok, v.corrupt.len()), (1, 1, 0));
     let _ = ok;
     env.run(&["store", "verify", "nosuch"])
-        .fails(2, &["nosuch"]);
+        .fails(3, &["nosuch"]);
     env.run(&["store", "verify", "missing"])
         .fails(1, &["1 missing"]);
 

@@ -226,9 +226,9 @@ impl World {
             }
             for n in names {
                 let r = self.lab.run(&["store", "rm", n])?;
-                // 2: not in the store (already absent).
+                // 3: not in the store (already absent).
                 anyhow::ensure!(
-                    matches!(r.code, 0 | 2),
+                    matches!(r.code, 0 | 3),
                     "preparing a trial: rm {n}: {}",
                     r.describe()
                 );
@@ -476,7 +476,7 @@ pub(super) fn trials(
         let follow = finish_within(spawn(w, &args)?, LIMIT)?;
         let seen = w.server.take_seen();
         let rm_found_nothing =
-            op == Op::Rm && follow.code == 2 && follow.message().starts_with("not in the store");
+            op == Op::Rm && follow.code == 3 && follow.message().starts_with("not in the store");
         if rm_found_nothing {
             // The killed rm had finished its work; the name must be gone for good.
             if w.lab.run(&["store", "path", name])?.code != 3 {

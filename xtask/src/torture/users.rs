@@ -128,7 +128,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                         Ok(r) if r.success() => None,
                         Ok(r)
                             if args[1] == "rm"
-                                && r.code == 2
+                                && r.code == 3
                                 && r.message().starts_with("not in the store") =>
                         {
                             None
