@@ -342,7 +342,7 @@ fn pull_one(
                 path: l.main,
                 dir: l.dir,
                 downloaded: false,
-                replaced: false,
+                replaced: None,
             });
             (name.to_string(), located.map_err(anyhow::Error::from))
         }
@@ -363,10 +363,11 @@ fn print_row(row: &Row, out: Output) {
                 p.blake3.short()
             ));
         }
-        if p.replaced {
+        if let Some(before) = &p.replaced {
             out.note(format!(
-                "{} pointed at other content before; it now names blake3 {} (`beaker store gc` frees the old content if unused)",
+                "{} pointed at other content before (blake3 {}); it now names blake3 {} (`beaker store gc` frees the old content if unused)",
                 p.name,
+                before.short(),
                 p.blake3.short()
             ));
         }
@@ -384,7 +385,7 @@ enum Row {
         path: PathBuf,
         dir: Option<PathBuf>,
         downloaded: bool,
-        replaced: bool,
+        replaced: Option<beaker::digest::Blake3>,
     },
 }
 

@@ -64,6 +64,8 @@ struct AddJson<'a> {
     dir: &'a Path,
     files: usize,
     new_blob: bool,
+    /// The BLAKE3 (main file) the name pointed at before, when it pointed at other content.
+    replaced: Option<String>,
 }
 
 pub fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Result<()> {
@@ -82,6 +84,10 @@ pub fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Re
             dir: &published.model.dir,
             files: published.model.files.len(),
             new_blob: published.created,
+            replaced: published
+                .replaced
+                .as_ref()
+                .map(|r| r.model.main().blob.blake3.to_hex()),
         });
     }
     let how = if published.created {
@@ -94,9 +100,10 @@ pub fn add(root: &Path, file: &Path, name: &str, check: bool, out: Output) -> Re
         size(published.size),
         published.blake3.short()
     ));
-    if published.replaced.is_some() {
+    if let Some(before) = &published.replaced {
         out.note(format!(
-            "{name} pointed at other content before; `beaker store gc` frees it if unused"
+            "{name} pointed at other content before (blake3 {}); `beaker store gc` frees it if unused",
+            before.model.main().blob.blake3.short()
         ));
     }
     println!("{}", published.model.main.display());

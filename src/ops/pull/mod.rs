@@ -109,8 +109,9 @@ pub struct Pulled {
     pub dir: PathBuf,
     /// False when the store already had it (fast path, or another process downloaded it).
     pub downloaded: bool,
-    /// True when the name pointed at other content before this pull re-pointed it.
-    pub replaced: bool,
+    /// The main file's BLAKE3 the name pointed at before this pull re-pointed it, if it pointed
+    /// at other content.
+    pub replaced: Option<Blake3>,
 }
 
 impl Pulled {
@@ -122,7 +123,7 @@ impl Pulled {
             path: p.model.main,
             dir: p.model.dir,
             downloaded,
-            replaced: p.replaced.is_some(),
+            replaced: p.replaced.map(|r| r.model.main().blob.blake3),
         }
     }
 }

@@ -499,3 +499,75 @@ fn every_command_says_a_name_is_not_held_with_exit_3() {
         assert_eq!(v["error"]["kind"], "not_present", "{args:?}: {v}");
     }
 }
+
+/// A name re-pointed by `add` or by a pull is said, in text and JSON, with what it pointed at.
+#[test]
+fn re_pointing_a_name_by_add_or_by_pull_says_what_it_pointed_at() {
+    let env = Env::new();
+    let (one, two) = (b"first content".as_slice(), b"second content".as_slice());
+    let a = env.file("a.bin", one);
+    let b = env.file("b.bin", two);
+    env.run(&["store", "add", a.to_str().unwrap(), "--name", "my-model"])
+        .ok();
+    let r = env.run(&["store", "add", b.to_str().unwrap(), "--name", "my-model"]);
+    r.ok();
+    let old = blake3_hex(one);
+    assert!(
+        r.stderr.contains(&format!(
+            "my-model pointed at other content before (blake3 {}",
+            &old[..12]
+        )),
+        "{}",
+        r.stderr
+    );
+    let j: serde_json::Value = env
+        .run(&[
+            "--json",
+            "store",
+            "add",
+            a.to_str().unwrap(),
+            "--name",
+            "my-model",
+        ])
+        .json();
+    assert_eq!(j["replaced"], blake3_hex(two), "{j}");
+    let j: serde_json::Value = env
+        .run(&[
+            "--json",
+            "store",
+            "add",
+            a.to_str().unwrap(),
+            "--name",
+            "my-model",
+        ])
+        .json();
+    assert!(j["replaced"].is_null(), "the same content again: {j}");
+
+    // A catalogue pull of the same name switches it to the catalogue's bytes, and says so.
+    let cat = env.file(
+        "cat.toml",
+        format!(
+            "version = 1\n[models.my-model]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n",
+            blake3_hex(two),
+            two.len(),
+            b.display()
+        )
+        .as_bytes(),
+    );
+    let r = env.run(&[
+        "--manifest",
+        cat.to_str().unwrap(),
+        "store",
+        "pull",
+        "my-model",
+    ]);
+    r.ok();
+    assert!(
+        r.stderr.contains(&format!(
+            "my-model pointed at other content before (blake3 {}",
+            &old[..12]
+        )),
+        "{}",
+        r.stderr
+    );
+}

@@ -414,5 +414,8 @@ fn a_registry_pull_never_lets_the_manifest_pick_the_local_name_and_says_when_it_
         &["--json", "store", "pull", &reference, "--name", "rapidocr"],
     )
     .json::<Vec<serde_json::Value>>();
-    assert_eq!(again[0]["replaced"], false, "the same content again");
+    assert!(
+        again[0]["replaced"].is_null(),
+        "the same content again: {again:?}"
+    );
 }
