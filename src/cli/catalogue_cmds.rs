@@ -1,11 +1,13 @@
 //! `beaker catalogue ls` and `beaker catalogue show NAME`: what can be pulled, from which
-//! catalogue, and whether the store already has it.
+//! catalogue, and whether the store already has it: under this name (`yes`, as `store path`
+//! answers), under other names only (`as NAME`), or its bytes under no name (`bytes`).
 
 use anyhow::Result;
 use serde::Serialize;
 
 use beaker::catalogue::Resolved;
 use beaker::entry::{File, Known};
+use beaker::pull::key::Holding;
 
 use super::args::CatalogueCommand;
 use super::context::Context;
@@ -20,16 +22,25 @@ struct Row<'a> {
     files: usize,
     description: Option<&'a str>,
     catalogue: String,
+    /// Every file's bytes are in the store (a pull downloads nothing).
     present: bool,
+    /// The store holds the model under this very name (`store path NAME` answers).
+    held: bool,
+    /// The names the store holds these files under (this one, or others).
+    held_as: Vec<String>,
 }
 
 pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
     let catalogue = ctx.catalogue()?;
     let store = ctx.existing_store()?;
-    let present = |m: &Resolved| -> Result<bool> {
-        Ok(match &store {
-            Some(s) => beaker::pull::key::is_present(s, &m.model)?,
-            None => false,
+    let records = match &store {
+        Some(s) => Some(s.read_manifest()?),
+        None => None,
+    };
+    let present = |m: &Resolved| -> Result<Holding> {
+        Ok(match (&store, &records) {
+            (Some(s), Some(r)) => beaker::pull::key::holding(s, r, &m.model)?,
+            _ => Holding::default(),
         })
     };
     match cmd {
@@ -47,7 +58,7 @@ pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
     }
 }
 
-fn row(m: &Resolved, present: bool) -> Row<'_> {
+fn row(m: &Resolved, holding: Holding) -> Row<'_> {
     Row {
         name: m.name.as_str(),
         size: m.model.size(),
@@ -55,7 +66,24 @@ fn row(m: &Resolved, present: bool) -> Row<'_> {
         files: m.model.files().len(),
         description: m.model.description.as_deref(),
         catalogue: m.manifest.display().to_string(),
-        present,
+        present: holding.bytes,
+        held: holding.names.contains(&m.name),
+        held_as: holding.names.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// What the store holds of a row's model, in words: `yes` (under this name), the names its
+/// bytes are held under, `bytes` (no name records them; a pull names them without a
+/// download), or `-`.
+fn in_store(r: &Row) -> String {
+    if r.held {
+        "yes".into()
+    } else if !r.held_as.is_empty() {
+        format!("as {}", r.held_as.join(", "))
+    } else if r.present {
+        "bytes".into()
+    } else {
+        "-".into()
     }
 }
 
@@ -65,18 +93,25 @@ fn ls(rows: &[Row], out: Output) -> Result<()> {
         return out.json(&rows);
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
+    let held: Vec<String> = rows.iter().map(in_store).collect();
+    let store_width = held.iter().map(String::len).max().unwrap_or(5).max(5);
     println!(
-        "{:width$}  {:>10}  {:6}  {:7}  DESCRIPTION",
-        "NAME", "SIZE", "FORMAT", "STORE"
+        "{:width$}  {:>10}  {:6}  {:store$}  DESCRIPTION",
+        "NAME",
+        "SIZE",
+        "FORMAT",
+        "STORE",
+        store = store_width
     );
-    for r in rows {
+    for (r, held) in rows.iter().zip(&held) {
         println!(
-            "{:width$}  {:>10}  {:6}  {:7}  {}",
+            "{:width$}  {:>10}  {:6}  {:store$}  {}",
             r.name,
             r.size.map_or_else(|| "?".into(), size),
             r.format.as_deref().unwrap_or("-"),
-            if r.present { "present" } else { "-" },
-            r.description.unwrap_or("")
+            held,
+            r.description.unwrap_or(""),
+            store = store_width
         );
     }
     Ok(())
@@ -105,7 +140,14 @@ fn show(m: &Resolved, r: Row, out: Output) -> Result<()> {
         println!("description: {d}");
     }
     println!("format:      {}", r.format.as_deref().unwrap_or("-"));
-    println!("in store:    {}", if r.present { "yes" } else { "no" });
+    println!(
+        "in store:    {}",
+        match in_store(&r).as_str() {
+            "-" => "no".to_owned(),
+            "bytes" => "its bytes, under no name (a pull names them, no download)".to_owned(),
+            held => held.to_owned(),
+        }
+    );
     for f in files {
         println!("file:        {}", f.path);
         if let Some(s) = f.blob.size() {

@@ -148,6 +148,51 @@ pub fn is_present(store: &Store, model: &Model) -> Result<bool, StoreError> {
     Ok(true)
 }
 
+/// What a store holds of a catalogue's model, for listings (`beaker catalogue ls|show`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Holding {
+    /// Every file's bytes are in the store ([`is_present`]).
+    pub bytes: bool,
+    /// The names the store records with exactly these files (same paths, same blobs).
+    pub names: Vec<crate::model::name::ModelName>,
+}
+
+/// What `store` holds of `model`: its bytes, and under which names (reading every record once;
+/// `records` is the store's manifest, read by the caller for a whole listing).
+pub fn holding(
+    store: &Store,
+    records: &crate::model::manifest::Manifest<crate::model::entry::Record>,
+    model: &Model,
+) -> Result<Holding, StoreError> {
+    let mut pins = Vec::with_capacity(model.files().len());
+    for f in model.files() {
+        let Some(Found { pin: p, .. }) = pin(store, f)? else {
+            return Ok(Holding::default());
+        };
+        if !matches!(
+            store.blob_state(&p.blake3, Some(p.size))?,
+            crate::store::BlobState::Present { .. }
+        ) {
+            return Ok(Holding::default());
+        }
+        pins.push((f.path.clone(), p.blake3));
+    }
+    let names = records
+        .models
+        .iter()
+        .filter(|(_, r)| {
+            let files = r.model.files();
+            files.len() == pins.len()
+                && files
+                    .iter()
+                    .zip(&pins)
+                    .all(|(f, (path, id))| f.path == *path && f.blob.blake3 == *id)
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    Ok(Holding { bytes: true, names })
+}
+
 /// A file's blob as [`pin`] found it, and where its BLAKE3 came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Found {

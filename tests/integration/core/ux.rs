@@ -121,6 +121,41 @@ fn a_catalogue_from_the_config_file_is_used_and_listed() {
     let rows: Vec<serde_json::Value> =
         run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
     assert_eq!(find(&rows, "tiny-add")["present"], true);
+    assert_eq!(find(&rows, "tiny-add")["held"], true);
+
+    // tiny-mul's bytes held only under another name: the listing says under which, and that
+    // `store path tiny-mul` does not answer (as that command says, exit 3).
+    let mul = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/models/tiny-mul.onnx");
+    run(
+        bare(&env, &user, &system),
+        &["store", "add", mul.to_str().unwrap(), "--name", "my-model"],
+    )
+    .ok();
+    let rows: Vec<serde_json::Value> =
+        run(bare(&env, &user, &system), &["--json", "catalogue", "ls"]).json();
+    let row = find(&rows, "tiny-mul");
+    assert_eq!(
+        (&row["present"], &row["held"], &row["held_as"]),
+        (
+            &serde_json::json!(true),
+            &serde_json::json!(false),
+            &serde_json::json!(["my-model"])
+        ),
+        "{row}"
+    );
+    let listed = run(bare(&env, &user, &system), &["catalogue", "ls"]).stdout;
+    let line = listed.lines().find(|l| l.starts_with("tiny-mul ")).unwrap();
+    assert!(line.contains("as my-model"), "{listed}");
+    let shown = run(
+        bare(&env, &user, &system),
+        &["catalogue", "show", "tiny-mul"],
+    )
+    .stdout;
+    assert!(shown.contains("in store:    as my-model"), "{shown}");
+    assert_eq!(
+        run(bare(&env, &user, &system), &["store", "path", "tiny-mul"]).code,
+        3
+    );
     let text = run(
         bare(&env, &user, &system),
         &["catalogue", "show", "tiny-ext"],
