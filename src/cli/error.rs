@@ -69,8 +69,34 @@ pub fn report(e: &anyhow::Error, json: bool) -> ExitCode {
 /// A command line clap refused. With `--json` anywhere in it, the same `{"error": …}` document
 /// as any failure (kind `bad_input`, exit 2) goes to stdout, clap's text to stderr; without,
 /// and for `--help` and `--version`, clap prints and exits as it always does.
-pub fn usage(e: clap::Error) -> ExitCode {
+/// `beaker pull x`, `beaker ls`: a store command given without `store`. clap says only
+/// "unrecognized subcommand"; the tip names the command meant.
+fn store_command_tip(e: &mut clap::Error) {
+    use clap::builder::StyledStr;
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if e.kind() != ErrorKind::InvalidSubcommand {
+        return;
+    }
+    let Some(ContextValue::String(sub)) = e.get(ContextKind::InvalidSubcommand) else {
+        return;
+    };
+    let cli = super::args::Cli::command();
+    let is_store_command = cli
+        .find_subcommand("store")
+        .is_some_and(|store| store.find_subcommand(sub).is_some());
+    if is_store_command {
+        let tip = format!("`{sub}` is a store command: beaker store {sub} …");
+        e.insert(
+            ContextKind::Suggested,
+            ContextValue::StyledStrs(vec![StyledStr::from(tip)]),
+        );
+    }
+}
+
+pub fn usage(mut e: clap::Error) -> ExitCode {
     use clap::error::ErrorKind;
+    store_command_tip(&mut e);
     let json = std::env::args_os().skip(1).any(|a| a == "--json");
     if !json || matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         e.exit();

@@ -356,11 +356,12 @@ fn print_row(row: &Row, out: Output) {
     }
     if let Row::Pulled(p) = row {
         if p.downloaded {
+            // The whole BLAKE3: what a catalogue entry or `--blake3` pins it by.
             out.note(format!(
                 "pulled {}: {} blake3 {}",
                 p.name,
                 size(p.size),
-                p.blake3.short()
+                p.blake3.to_hex()
             ));
         }
         if let Some(before) = &p.replaced {

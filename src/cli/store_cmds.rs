@@ -116,9 +116,11 @@ pub fn path(root: &Path, name: &str, dir: bool, blob: bool, out: Output) -> Resu
         Ok(store) => store,
         // No store holds nothing: the name is absent (exit 3), as in a store without it.
         Err(e @ beaker::StoreError::NoStore { .. }) => {
-            return Err(
-                anyhow::Error::new(beaker::StoreError::NotInStore { name }).context(e.to_string())
-            )
+            return Err(anyhow::Error::new(beaker::StoreError::NotInStore {
+                name,
+                close: Vec::new(),
+            })
+            .context(e.to_string()))
         }
         Err(e) => return Err(e.into()),
     };

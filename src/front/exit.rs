@@ -152,6 +152,7 @@ mod tests {
         assert_eq!(code(category_of([&name_err as &(dyn Error + 'static)])), 2);
         let not_present = crate::store::StoreError::NotInStore {
             name: crate::model::name::ModelName::new("m").unwrap(),
+            close: Vec::new(),
         };
         assert_eq!(
             code(category_of([&not_present as &(dyn Error + 'static)])),

@@ -93,7 +93,10 @@ pub struct ExportedFile {
 pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Exported, Error> {
     let files = store
         .read_entry(name)?
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
+        .ok_or_else(|| StoreError::NotInStore {
+            name: name.clone(),
+            close: Vec::new(),
+        })?
         .model
         .model_files();
     // Check everything first: nothing is written unless every target is free or already right.

@@ -128,7 +128,10 @@ pub fn push(
     let record = recorded
         .models
         .get(name)
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        .ok_or_else(|| StoreError::NotInStore {
+            name: name.clone(),
+            close: Vec::new(),
+        })?;
     let entry = &record.model;
     let files = entry.model_files();
     let main = &entry.main().path;

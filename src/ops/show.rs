@@ -167,7 +167,10 @@ pub fn show(store: &Store, target: &str) -> Result<Shown, ShowError> {
             let record = manifest
                 .models
                 .get(&name)
-                .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+                .ok_or_else(|| StoreError::NotInStore {
+                    name: name.clone(),
+                    close: Vec::new(),
+                })?;
             (Some(name), main_blob(record), Some(record.clone()))
         }
     };

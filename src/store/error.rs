@@ -61,8 +61,12 @@ pub enum StoreError {
     #[error("{user} is not a member of group {group}, so cannot create a store for it; ask an administrator: usermod -aG {group} {user}")]
     NotInGroup { group: String, user: String },
 
-    #[error("{name} is not in the store; `beaker store ls` lists what it holds, `beaker store pull {name}` fetches it")]
-    NotInStore { name: ModelName },
+    #[error("{name} is not in the store{}", not_held_hint(name, close))]
+    NotInStore {
+        name: ModelName,
+        /// Names the store holds that are close to `name` (a typo), closest first.
+        close: Vec<String>,
+    },
     #[error("not in the store: {}; nothing was removed (`beaker store ls` lists what it holds)", names.join(", "))]
     UnknownNames { names: Vec<String> },
     #[error("cannot pin what the store does not hold: {}; nothing was pinned (`beaker store pull NAME` first; `beaker store ls` lists what it holds)", names.join(", "))]
@@ -167,5 +171,18 @@ fn limit_hint(e: &IoError) -> &'static str {
         Some(libc::EDQUOT) => "disk quota exceeded",
         Some(libc::EFBIG) => "file size limit exceeded: see `ulimit -f`",
         _ => "the disk is full",
+    }
+}
+
+/// The end of [`StoreError::NotInStore`]'s message: the names close to `name`, if any, else
+/// where to look and how to fetch it.
+fn not_held_hint(name: &ModelName, close: &[String]) -> String {
+    if close.is_empty() {
+        format!("; `beaker store ls` lists what it holds, `beaker store pull {name}` fetches it")
+    } else {
+        format!(
+            "; did you mean {}? (`beaker store ls` lists what it holds)",
+            close.join(", ")
+        )
     }
 }

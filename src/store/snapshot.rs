@@ -373,9 +373,20 @@ impl Store {
     /// snapshot when there is one. Read-only: a snapshot that is missing is reported as such
     /// ([`Located::snapshot_missing`]), not rebuilt here.
     pub fn locate(&self, name: &ModelName) -> Result<Located, StoreError> {
-        let record = self
-            .read_entry(name)?
-            .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?;
+        let Some(record) = self.read_entry(name)? else {
+            // Only on this error path: the names held, for a "did you mean".
+            let held: Vec<ModelName> = self
+                .read_manifest()
+                .map(|m| m.models.into_keys().collect())
+                .unwrap_or_default();
+            return Err(StoreError::NotInStore {
+                name: name.clone(),
+                close: crate::model::catalogue::close_matches(
+                    name.as_str(),
+                    held.iter().map(ModelName::as_str),
+                ),
+            });
+        };
         let model = &record.model;
         // Every file's blob must be there (a model is all its files), the main one first.
         let main_file = model.main();
@@ -444,7 +455,10 @@ pub fn locate(store: &Store, name: &crate::ModelName) -> Result<crate::store::Lo
     }
     let files = store
         .read_entry(name)?
-        .ok_or_else(|| StoreError::NotInStore { name: name.clone() })?
+        .ok_or_else(|| StoreError::NotInStore {
+            name: name.clone(),
+            close: Vec::new(),
+        })?
         .model
         .model_files();
     let repaired = (|| {

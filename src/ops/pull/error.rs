@@ -26,7 +26,7 @@ pub enum PullError {
     NoUrl { name: ModelName, catalogue: String },
     #[error("{name} has no digest in its catalogue entry ({catalogue}); add `blake3 = \"…\"` (or sha256/md5)")]
     NoDigest { name: ModelName, catalogue: String },
-    #[error("{what} mismatch for {name} from {url}: expected {expected}, got {actual}; the download was discarded (nothing published, no partial kept). The source serves other bytes than the catalogue pins: try again later, try another mirror, or have the catalogue entry checked")]
+    #[error("{what} mismatch for {name} from {url}: expected {expected}, got {actual}; the download was discarded (nothing published, no partial kept). The source serves other bytes than were pinned (by the catalogue entry, or by --blake3/--sha256/--md5): try again later, try another mirror, or have the pin checked")]
     Mismatch {
         name: ModelName,
         url: String,

@@ -220,6 +220,7 @@ impl<'s> Puller<'s> {
         }
         Err(PullError::Store(StoreError::NotInStore {
             name: last_missing.unwrap_or_else(|| name.clone()),
+            close: Vec::new(),
         }))
     }
 

@@ -571,3 +571,25 @@ fn re_pointing_a_name_by_add_or_by_pull_says_what_it_pointed_at() {
         r.stderr
     );
 }
+
+/// A typo in a held name, or a store command given without `store`, is answered with what was
+/// meant.
+#[test]
+fn a_typo_of_a_held_name_or_a_store_command_without_store_gets_a_did_you_mean() {
+    let env = Env::new();
+    let src = env.file("a", b"abc");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "big-slow"])
+        .ok();
+    let r = env.run(&["store", "path", "big-slwo"]);
+    r.fails(
+        3,
+        &["big-slwo is not in the store", "did you mean big-slow?"],
+    );
+    assert!(!r.stderr.contains("store pull big-slwo"), "{}", r.stderr);
+    // Nothing close: where to look and how to fetch it, as before.
+    env.run(&["store", "path", "zzz"])
+        .fails(3, &["`beaker store pull zzz` fetches it"]);
+    env.run(&["pull", "big"])
+        .fails(2, &["unrecognized subcommand 'pull'", "beaker store pull"]);
+    env.run(&["ls"]).fails(2, &["beaker store ls"]);
+}

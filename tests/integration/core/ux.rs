@@ -279,6 +279,11 @@ fn a_url_is_pulled_with_a_name_trusting_first_use_or_a_given_digest() {
     let r = env.run(&["store", "pull", &url, "--name", "m"]);
     let printed = r.ok();
     assert!(r.stderr.contains("trust on first use"), "{r:#?}");
+    // The whole BLAKE3 received, to pin it by next time.
+    assert!(
+        r.stderr.contains(&format!("blake3 {}", blake3_hex(&body))),
+        "{r:#?}"
+    );
     assert!(printed.ends_with("/m.onnx"), "{printed}");
     assert_model_file(&env.store, &printed, &body);
     // The second pull is the fast path: what was recorded for the same URL.
@@ -289,8 +294,9 @@ fn a_url_is_pulled_with_a_name_trusting_first_use_or_a_given_digest() {
     assert_eq!(server.requests(), 1);
     // Pinned to other content: refused, nothing recorded under the new name.
     let wrong = blake3_hex(b"something else");
-    env.run(&["store", "pull", &url, "--name", "n", "--blake3", &wrong])
-        .fails(1, &["blake3 mismatch"]);
+    let r = env.run(&["store", "pull", &url, "--name", "n", "--blake3", &wrong]);
+    r.fails(1, &["blake3 mismatch", "--blake3"]);
+    assert!(!r.stderr.contains("catalogue pins"), "{}", r.stderr);
     env.run(&["store", "path", "n"])
         .fails(3, &["not in the store"]);
     // Pinned to the right content: recorded.
