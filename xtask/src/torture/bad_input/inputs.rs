@@ -374,7 +374,12 @@ pub fn inputs(lab: &Lab) -> Result<Vec<Input>> {
             vec!["--json", "store", "gc", "--tmp-age", "x"],
         ),
     ] {
-        let code = if what.starts_with("pin") { 3 } else { 2 };
+        // A name the store does not hold is exit 3 whichever command asks ([cli] 7).
+        let code = if what.ends_with("an unknown name") {
+            3
+        } else {
+            2
+        };
         args("command line", what, &a, code);
     }
 
