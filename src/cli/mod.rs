@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
     if let Some(lib) = cli.ort_lib {
         beaker::onnx::runtime::set_library(lib);
     }
+    beaker::onnx::runtime::set_log_verbosity(out.verbose);
     let result = command(cli.command, cli.locations, out);
     if out.verbose > 0 {
         if let Some((origin, path)) = beaker::onnx::runtime::loaded_library() {

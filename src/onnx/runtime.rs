@@ -69,6 +69,60 @@ impl std::fmt::Display for Origin {
 
 static FLAG: OnceLock<PathBuf> = OnceLock::new();
 
+/// How much of ONNX Runtime's own log reaches stderr: 0 nothing (its errors come back as the
+/// error of the call that failed, which beaker reports), 1 warnings and errors, 2 and more
+/// everything down to info. Set from `-v` by the CLI.
+static LOG_VERBOSITY: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Sets [`LOG_VERBOSITY`]'s level (the CLI's `-v` count).
+pub fn set_log_verbosity(level: u8) {
+    LOG_VERBOSITY.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// One line of ONNX Runtime's log, as beaker prints it: plain text (ONNX Runtime's own logger
+/// colours its lines with ANSI escapes whatever stderr is), or `None` at this verbosity.
+#[cfg(feature = "onnx")]
+fn log_line(level: ort::logging::LogLevel, message: &str, verbosity: u8) -> Option<String> {
+    use ort::logging::LogLevel;
+    let shown = match level {
+        LogLevel::Warning | LogLevel::Error | LogLevel::Fatal => verbosity >= 1,
+        LogLevel::Info | LogLevel::Verbose => verbosity >= 2,
+    };
+    let clean: String = strip_escapes(message);
+    shown.then(|| {
+        format!(
+            "onnxruntime {}: {}",
+            format!("{level:?}").to_lowercase(),
+            clean.trim()
+        )
+    })
+}
+
+/// `text` without ANSI escape sequences (`ESC [ … letter`) or other control characters but
+/// newline and tab.
+#[cfg_attr(not(feature = "onnx"), allow(dead_code))]
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            if chars.peek() == Some(&'[') {
+                chars.next();
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        if !c.is_control() || c == '\n' || c == '\t' {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Sets the library given with `--ort-lib`; must be called before the first [`environment`].
 /// Returns false if a library was already set (the first one stays).
 pub fn set_library(path: PathBuf) -> bool {
@@ -228,6 +282,18 @@ fn load_one(path: &Path) -> Result<ort::environment::Environment, String> {
         builder
             .with_name("beaker")
             .with_telemetry(false)
+            .with_logger(std::sync::Arc::new(
+                |level: ort::logging::LogLevel,
+                 _category: &str,
+                 _id: &str,
+                 _at: &str,
+                 message: &str| {
+                    let verbosity = LOG_VERBOSITY.load(std::sync::atomic::Ordering::Relaxed);
+                    if let Some(line) = log_line(level, message, verbosity) {
+                        eprintln!("{line}");
+                    }
+                },
+            ))
             .build()
             .map_err(|e| format!("loaded, but creating the environment failed: {e}"))
     })
@@ -253,6 +319,36 @@ pub(crate) fn quietly<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
                 .unwrap_or("unknown panic");
             Err(format!("ONNX Runtime failed inside ort: {msg}"))
         }
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_control_characters_are_stripped() {
+        assert_eq!(
+            strip_escapes("\u{1b}[1;31m2026 [E:onnxruntime] bad\u{1b}[m\r\n"),
+            "2026 [E:onnxruntime] bad\n"
+        );
+        assert_eq!(strip_escapes("plain\ttext"), "plain\ttext");
+    }
+
+    #[cfg(feature = "onnx")]
+    #[test]
+    fn the_log_follows_verbosity() {
+        use ort::logging::LogLevel;
+        assert_eq!(log_line(LogLevel::Error, "x", 0), None);
+        assert_eq!(
+            log_line(LogLevel::Error, "\u{1b}[31mx\u{1b}[m", 1).as_deref(),
+            Some("onnxruntime error: x")
+        );
+        assert_eq!(log_line(LogLevel::Info, "x", 1), None);
+        assert_eq!(
+            log_line(LogLevel::Info, "x", 2).as_deref(),
+            Some("onnxruntime info: x")
+        );
     }
 }
 

@@ -259,3 +259,25 @@ fn show_of_every_file_of_a_model_says_what_that_file_is_and_the_model_lists_them
         assert_eq!(one["inputs"].is_null(), *path != "tiny-ext.onnx", "{path}");
     }
 }
+
+/// ONNX Runtime's own log lines (coloured with ANSI escapes by its default logger, whatever
+/// stderr is) never reach stderr by default: its error comes back once, in beaker's message.
+/// With `-v` they do, as plain `onnxruntime error: …` lines.
+#[test]
+fn onnx_runtimes_log_is_beakers_to_show_plainly_and_only_with_v() {
+    let env = Env::new();
+    let cat = catalogue(&env.path("cat"), "ext", &ext_with_truncated_data(), "");
+    let r = with_ort(&env, &cat, &["store", "pull", "--check", "ext"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(!r.stderr.contains('\u{1b}'), "an escape sequence: {r:#?}");
+    assert!(!r.stderr.contains("[E:onnxruntime"), "{r:#?}");
+    assert_eq!(
+        r.stderr.matches("out of bounds").count(),
+        1,
+        "ONNX Runtime's reason once, in beaker's error: {r:#?}"
+    );
+    let r = with_ort(&env, &cat, &["-v", "store", "pull", "--check", "ext"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(!r.stderr.contains('\u{1b}'), "{r:#?}");
+    assert!(r.stderr.contains("onnxruntime error: "), "{r:#?}");
+}
