@@ -183,7 +183,14 @@ impl<'s> Puller<'s> {
             for (n, f) in files.iter().enumerate() {
                 let job = Job::new(model, f, n, files.len());
                 match self.fetch_file(&job, &mut bar)? {
-                    Fetched::Present(pin) => pins.push(pin),
+                    Fetched::Present(pin) => {
+                        // Counted like the others, so a model's files read 1/4 … 4/4.
+                        if job.of > 1 {
+                            bar.get()
+                                .notice(&format!("{}: already in the store", job.label));
+                        }
+                        pins.push(pin);
+                    }
                     Fetched::Ready(ready, lock) => {
                         pins.push(Pin {
                             blake3: ready.blake3(),

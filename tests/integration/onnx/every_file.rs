@@ -281,3 +281,37 @@ fn onnx_runtimes_log_is_beakers_to_show_plainly_and_only_with_v() {
     assert!(!r.stderr.contains('\u{1b}'), "{r:#?}");
     assert!(r.stderr.contains("onnxruntime error: "), "{r:#?}");
 }
+
+/// A model's files are counted 1/N … N/N in the pull's output, a file whose bytes the store
+/// already holds included.
+#[test]
+fn every_file_of_a_model_is_counted_in_the_progress_even_one_already_held() {
+    let env = Env::new();
+    let files = vec![
+        ("a.bin", bytes(50_000, 71)),
+        ("b.bin", bytes(60_000, 72)),
+        ("c.bin", bytes(70_000, 73)),
+    ];
+    // c.bin's bytes are in the store already, under another name.
+    let c = env.file("c.bin", &files[2].1);
+    env.run(&["store", "add", c.to_str().unwrap(), "--name", "other"])
+        .ok();
+    let cat = catalogue(&env.path("cat"), "three", &files, "");
+    let r = env.run(&[
+        "--manifest",
+        cat.to_str().unwrap(),
+        "store",
+        "pull",
+        "three",
+    ]);
+    r.ok();
+    for n in ["1/3: a.bin", "2/3: b.bin", "3/3: c.bin"] {
+        assert!(r.stderr.contains(n), "{n} in {}", r.stderr);
+    }
+    assert!(
+        r.stderr
+            .contains("three (3/3: c.bin): already in the store"),
+        "{}",
+        r.stderr
+    );
+}
