@@ -562,7 +562,12 @@ fn single_file_name(
     if let Some(file) = file {
         return file.clone();
     }
-    if let Some(p) = urls.first().and_then(|u| FilePath::from_url_tail(u)) {
+    // (Not from an oci:// URL: its tail is `repo:tag` or `repo@sha256:…`, no file name.)
+    if let Some(p) = urls
+        .first()
+        .filter(|u| !u.get(..3).is_some_and(|s| s.eq_ignore_ascii_case("oci")))
+        .and_then(|u| FilePath::from_url_tail(u))
+    {
         return p;
     }
     let base = name.as_str().rsplit('/').next().unwrap_or(name.as_str());

@@ -8,8 +8,9 @@
 //!   whitespace or control characters;
 //! - `file:///absolute/path` or `file://localhost/absolute/path`;
 //! - `oci://HOST[:PORT]/REPO@sha256:HEX` (or `oci+http://` for plain HTTP): one blob of an OCI
-//!   registry, named by its digest ([`crate::model::reference::Reference`] has the grammar); a tag names a
-//!   manifest, not a file, so a catalogue cannot use one (`beaker store pull oci://…:TAG` can);
+//!   registry, named by its digest ([`crate::model::reference::Reference`] has the grammar); or
+//!   `oci://HOST[:PORT]/REPO:TAG`: the layer of that manifest titled as the entry's file (or its
+//!   only layer), whose digests must be the ones the entry pins (a moved tag is refused);
 //! - a path with no scheme, relative to the catalogue's directory (or absolute).
 //!
 //! Anything that starts like a scheme (`letter *(letter / digit / + - .) ":"`) and is none of
@@ -25,7 +26,7 @@ pub enum Url<'a> {
     File(&'a str),
     /// A path with no scheme (relative to the catalogue, or absolute).
     Path(&'a str),
-    /// A registry blob (`oci://…@sha256:…`).
+    /// A registry blob (`oci://…@sha256:…`), or a file of a tagged manifest (`oci://…:TAG`).
     Oci(crate::model::reference::Reference),
 }
 
@@ -85,9 +86,9 @@ pub fn classify(url: &str) -> Result<Url<'_>, UrlProblem> {
             let reference = crate::model::reference::Reference::parse(url, false)
                 .map_err(|e| UrlProblem::Malformed(e.problem))?;
             match reference.target {
-                Some(crate::model::reference::Target::Digest(_)) => Ok(Url::Oci(reference)),
-                _ => Err(UrlProblem::Malformed(
-                    "an oci:// URL in a catalogue names one blob: oci://HOST/REPO@sha256:<layer digest> (`beaker store pull oci://…:TAG` pulls a whole model by tag)".into(),
+                Some(_) => Ok(Url::Oci(reference)),
+                None => Err(UrlProblem::Malformed(
+                    "an oci:// URL in a catalogue names a tag (oci://HOST/REPO:TAG: the file of that manifest titled as the entry's file) or one blob (oci://HOST/REPO@sha256:<layer digest>)".into(),
                 )),
             }
         }
@@ -208,19 +209,16 @@ mod tests {
     }
 
     #[test]
-    fn oci_urls_name_a_blob_by_digest() {
+    fn oci_urls_name_a_blob_by_digest_or_a_file_of_a_tag() {
         let hex = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
         let url = format!("oci+http://127.0.0.1:5000/org/m@sha256:{hex}");
-        match classify(&url) {
-            Ok(Url::Oci(r)) => assert_eq!(r.to_string(), url),
-            other => panic!("{other:?}"),
+        for url in [url.as_str(), "oci://h/vision/bird:v3"] {
+            match classify(url) {
+                Ok(Url::Oci(r)) => assert_eq!(r.to_string(), url),
+                other => panic!("{other:?}"),
+            }
         }
-        for url in [
-            "oci://h/m:latest",
-            "oci://h/m",
-            "oci://h/M@sha256:00",
-            "oci://h",
-        ] {
+        for url in ["oci://h/m", "oci://h/M@sha256:00", "oci://h"] {
             assert!(
                 matches!(classify(url), Err(UrlProblem::Malformed(_))),
                 "{url}"

@@ -177,6 +177,88 @@ impl Fetcher {
         }
     }
 
+    /// For a source that names a registry manifest by tag (`oci://HOST/REPO:TAG`, a catalogue
+    /// entry by reference): the blob of the file at `path` in that manifest, as an
+    /// `oci://…@sha256:…` source. The layer is the one titled `path`, else the only one. What
+    /// the entry pins (BLAKE3 by the layer's `dev.beaker.blake3`, sha256, size) must be what the
+    /// manifest says now: a tag moved to other bytes is refused before anything is downloaded
+    /// (and the bytes are checked against the pins as ever after). Other sources are returned
+    /// as they are.
+    pub fn by_tag(
+        &mut self,
+        source: Source,
+        path: &crate::model::file_path::FilePath,
+        expect: &crate::model::entry::Expect,
+    ) -> Result<Source, FetchError> {
+        use crate::model::reference::Target;
+        let reference = match source {
+            Source::Oci(r) if matches!(r.target, Some(Target::Tag(_))) => r,
+            other => return Ok(other),
+        };
+        let (manifest, _, _) = self
+            .registry(&reference)?
+            .get_manifest(&reference)
+            .map_err(oci::to_fetch_error)?;
+        let refuse = |detail: String| {
+            FetchError::Registry(Box::new(registry::OciError::Mismatch {
+                reference: reference.to_string(),
+                detail,
+            }))
+        };
+        let titled = |l: &&registry::types::Descriptor| {
+            l.annotations
+                .get(registry::types::TITLE)
+                .map(String::as_str)
+                == Some(path.as_str())
+        };
+        let layer = match manifest.layers.iter().find(titled) {
+            Some(l) => l,
+            None if manifest.layers.len() == 1 => &manifest.layers[0],
+            None => {
+                let titles: Vec<&str> = manifest
+                    .layers
+                    .iter()
+                    .filter_map(|l| l.annotations.get(registry::types::TITLE))
+                    .map(String::as_str)
+                    .collect();
+                return Err(refuse(format!(
+                    "no layer of the manifest is titled {path} (it has {}); name the file as the \
+                     manifest does (`file = …` or the files' `path`)",
+                    titles.join(", ")
+                )));
+            }
+        };
+        let sha256 = layer
+            .digest
+            .strip_prefix("sha256:")
+            .and_then(|h| crate::model::digest::Sha256::from_hex(h).ok())
+            .ok_or_else(|| refuse(format!("{path}: beaker reads sha256 layer digests only")))?;
+        let moved = |what: &str, pinned: String, now: String| {
+            refuse(format!(
+                "the tag now names other bytes for {path}: {what} {now}, where the catalogue pins \
+                 {pinned}; nothing was downloaded (pin the tag's new content in the catalogue if \
+                 the move was meant, or point it at a tag or mirror with the pinned bytes)"
+            ))
+        };
+        if let Some(pinned) = expect.upstream.sha256 {
+            if pinned != sha256 {
+                return Err(moved("sha256", pinned.to_hex(), sha256.to_hex()));
+            }
+        }
+        if let Some(size) = expect.size().filter(|s| *s != layer.size) {
+            return Err(moved("size", size.to_string(), layer.size.to_string()));
+        }
+        if let (Some(pinned), Some(annotated)) = (
+            expect.blake3(),
+            layer.annotations.get(registry::types::BLAKE3),
+        ) {
+            if pinned.to_hex() != annotated.to_ascii_lowercase() {
+                return Err(moved("blake3", pinned.to_hex(), annotated.clone()));
+            }
+        }
+        Ok(Source::Oci(reference.with_target(Target::Digest(sha256))))
+    }
+
     fn registry(
         &mut self,
         reference: &crate::model::reference::Reference,

@@ -348,7 +348,11 @@ impl<'s> Puller<'s> {
         let mut failures = Vec::new();
         for (i, url) in urls.iter().enumerate() {
             let more_sources = i + 1 < urls.len();
-            let source = match Source::parse(url, job.base_dir, job.manifest) {
+            // A tag (`oci://…:TAG`) becomes the blob of this file in its manifest, checked
+            // against the pins first.
+            let source = match Source::parse(url, job.base_dir, job.manifest)
+                .and_then(|s| self.fetcher.by_tag(s, &job.file.path, &want))
+            {
                 Ok(s) => s,
                 Err(e) => {
                     failures.push(Failure::Fetch(url.clone(), e));

@@ -219,18 +219,96 @@ fn a_catalogue_may_name_a_registry_blob_by_digest() {
     )
     .ok();
     assert_model_file(&b.store, &printed, &body);
-    // A tag in a catalogue names no file: refused at load with the line, exit 2.
+    // A reference with neither tag nor digest names nothing: refused at load with the line.
     let bad = b.file(
         "catalogue/bad.toml",
         format!(
-            "version = 1\n[models.x]\nblake3 = \"{}\"\nsize = 1\nurls = [\"{}:v1\"]\n",
+            "version = 1\n[models.x]\nblake3 = \"{}\"\nsize = 1\nurls = [\"{}\"]\n",
             blake3_hex(b"x"),
             reg.reference("cat/alpha")
         )
         .as_bytes(),
     );
     reg_run(&b, &["manifest", "check", bad.to_str().unwrap()])
-        .fails(2, &["bad.toml", "names one blob"]);
+        .fails(2, &["bad.toml", "names a tag"]);
+}
+
+/// A lab's catalogue names models by tag, single- and multi-file: the pins are checked against
+/// the tag's manifest before anything is downloaded, and a tag moved to other bytes is refused
+/// (nothing recorded), as a changed URL is.
+#[test]
+fn a_catalogue_may_name_a_model_by_tag_and_a_moved_tag_is_refused() {
+    let reg = Registry::start();
+    let (a, b) = (Env::new(), Env::new());
+    let (bird, graph, data) = (bytes(200_000, 51), bytes(100_000, 52), bytes(400_000, 53));
+    add_model(&a, "bird", &[("bird.onnx", &bird)]);
+    add_model(
+        &a,
+        "pair",
+        &[("model.onnx", &graph), ("model.onnx.data", &data)],
+    );
+    reg_run(
+        &a,
+        &["store", "push", "bird", &reg.reference("vision/bird:v3")],
+    )
+    .ok();
+    reg_run(
+        &a,
+        &["store", "push", "pair", &reg.reference("vision/pair:v1")],
+    )
+    .ok();
+    let tag = |t: &str| reg.reference(t);
+    let text = format!(
+        "version = 1\n\
+         [models.bird]\nformat = \"onnx\"\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n\
+         [models.pair]\nmain = \"model.onnx\"\n\
+         [[models.pair.files]]\npath = \"model.onnx\"\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n\
+         [[models.pair.files]]\npath = \"model.onnx.data\"\nsha256 = \"{}\"\nurls = [\"{}\"]\n",
+        blake3_hex(&bird),
+        bird.len(),
+        tag("vision/bird:v3"),
+        blake3_hex(&graph),
+        graph.len(),
+        tag("vision/pair:v1"),
+        sha256_hex(&data),
+        tag("vision/pair:v1"),
+    );
+    let cat = b.file("catalogue/lab.toml", text.as_bytes());
+    let cat = cat.to_str().unwrap();
+    reg_run(&b, &["manifest", "check", cat]).ok();
+    let printed = reg_run(&b, &["--manifest", cat, "store", "pull", "bird"]).ok();
+    assert_model_file(&b.store, &printed, &bird);
+    assert!(printed.ends_with("/bird.onnx"), "{printed}");
+    let printed = reg_run(&b, &["--manifest", cat, "store", "pull", "pair"]).ok();
+    assert_model_file(&b.store, &printed, &graph);
+    let dir = std::path::Path::new(printed.trim()).parent().unwrap();
+    assert_eq!(std::fs::read(dir.join("model.onnx.data")).unwrap(), data);
+
+    // The tag moves to other bytes: a fresh store refuses it before downloading, records nothing.
+    let moved = bytes(200_000, 54);
+    add_model(&a, "bird2", &[("bird.onnx", &moved)]);
+    reg_run(
+        &a,
+        &["store", "push", "bird2", &reg.reference("vision/bird:v3")],
+    )
+    .ok();
+    let c = Env::new();
+    let r = reg_run(&c, &["--manifest", cat, "store", "pull", "bird"]);
+    r.fails(
+        1,
+        &[
+            "the tag now names other bytes for bird.onnx",
+            "nothing was downloaded",
+        ],
+    );
+    assert!(c.blob_names().is_empty(), "{:?}", c.blob_names());
+    assert!(!c.store.join("names/bird.toml").exists());
+    // The store that has it keeps answering from its own bytes.
+    assert_model_file(
+        &b.store,
+        &reg_run(&b, &["--manifest", cat, "store", "pull", "bird"]).ok(),
+        &bird,
+    );
 }
 
 /// Runs `cmd` to completion and returns it with its peak RSS in KiB.
