@@ -30,6 +30,10 @@ pub fn run(cli: Cli) -> Result<()> {
         beaker::onnx::runtime::set_library(lib);
     }
     beaker::onnx::runtime::set_log_verbosity(out.verbose);
+    // Ctrl-C at a terminal: a word of what is kept, not a bar left as it was.
+    if !out.quiet && !out.json && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        beaker::fsx::say_on_interrupt();
+    }
     let result = command(cli.command, cli.locations, out);
     if out.verbose > 0 {
         if let Some((origin, path)) = beaker::onnx::runtime::loaded_library() {

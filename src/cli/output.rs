@@ -100,15 +100,29 @@ impl Progress for Notices {
     }
 
     fn resumed(&mut self, bytes: u64) {
-        if let Some((what, _, _, _)) = &self.current {
-            eprintln!("{what}: resuming after {}", size(bytes));
+        if let Some((what, total, done, _)) = &mut self.current {
+            *done = bytes;
+            eprintln!(
+                "{what}: resuming after {}",
+                beaker::progress::at_byte(bytes, *total)
+            );
         }
     }
 
+    fn restarted(&mut self, at: u64) {
+        if let Some(c) = &mut self.current {
+            c.2 = at;
+        }
+    }
+
+    /// The "done" line only for a phase that got all its bytes: one that failed says so in
+    /// its error, not in a line that reads like success.
     fn finish(&mut self) {
-        if let Some((what, _, done, started)) = self.current.take() {
-            let secs = started.elapsed().as_secs_f64();
-            eprintln!("{what}: {} in {secs:.1} s", size(done));
+        if let Some((what, total, done, started)) = self.current.take() {
+            if total.is_none_or(|t| t == done) && done > 0 {
+                let secs = started.elapsed().as_secs_f64();
+                eprintln!("{what}: {} in {secs:.1} s", size(done));
+            }
         }
     }
 
@@ -117,7 +131,35 @@ impl Progress for Notices {
     }
 }
 
-struct Bar(Option<ProgressBar>);
+/// Where this run's transfer started, and when: the speed and the ETA count only what this
+/// run receives from then on (not bytes resumed from a partial, or followed from another
+/// process's progress, which would read as gigabytes a second).
+#[derive(Clone)]
+struct Baseline(std::sync::Arc<std::sync::Mutex<(u64, std::time::Instant)>>);
+
+impl Baseline {
+    fn new() -> Self {
+        Baseline(std::sync::Arc::new(std::sync::Mutex::new((
+            0,
+            std::time::Instant::now(),
+        ))))
+    }
+
+    fn set(&self, at: u64) {
+        if let Ok(mut b) = self.0.lock() {
+            *b = (at, std::time::Instant::now());
+        }
+    }
+
+    /// Bytes a second since the baseline, once there is half a second of it to go by.
+    fn rate(&self, pos: u64) -> Option<f64> {
+        let (from, since) = *self.0.lock().ok()?;
+        let secs = since.elapsed().as_secs_f64();
+        (secs >= 0.5 && pos > from).then(|| (pos - from) as f64 / secs)
+    }
+}
+
+struct Bar(Option<(ProgressBar, Baseline)>);
 
 impl Progress for Bar {
     fn start(&mut self, what: &str, total: Option<u64>) {
@@ -125,45 +167,75 @@ impl Progress for Bar {
             Some(n) => ProgressBar::new(n),
             None => ProgressBar::new_spinner(),
         };
+        let base = Baseline::new();
+        let (speed, eta) = (base.clone(), base.clone());
+        // `wide_bar` takes what the terminal's width leaves.
         let style = ProgressStyle::with_template(
-            "{msg} [{bar:30}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} eta {eta}",
+            "{msg} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {speed} eta {left}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "speed",
+            move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = match speed.rate(s.pos()) {
+                    Some(r) => write!(w, "{}/s", size(r as u64)),
+                    None => write!(w, "-"),
+                };
+            },
+        )
+        .with_key(
+            "left",
+            move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let left = s.len().map(|l| l.saturating_sub(s.pos()));
+                let _ = match (eta.rate(s.pos()), left) {
+                    (_, Some(0)) => write!(w, "0s"),
+                    (Some(r), Some(l)) => write!(w, "{}s", (l as f64 / r).ceil() as u64),
+                    _ => write!(w, "-"),
+                };
+            },
+        )
         .progress_chars("=> ");
         bar.set_style(style);
         bar.set_message(what.to_owned());
-        self.0 = Some(bar);
+        self.0 = Some((bar, base));
     }
 
     fn advance(&mut self, bytes: u64) {
-        if let Some(b) = &self.0 {
+        if let Some((b, _)) = &self.0 {
             b.inc(bytes);
         }
     }
 
     fn set_total(&mut self, total: u64) {
-        if let Some(b) = &self.0 {
+        if let Some((b, _)) = &self.0 {
             b.set_length(total);
         }
     }
 
     fn resumed(&mut self, bytes: u64) {
-        if let Some(b) = &self.0 {
+        if let Some((b, base)) = &self.0 {
             // Speed and ETA count only what this run receives.
+            base.set(bytes);
             b.set_position(bytes);
-            b.reset_eta();
+        }
+    }
+
+    fn restarted(&mut self, at: u64) {
+        if let Some((b, base)) = &self.0 {
+            base.set(at);
+            b.set_position(at);
         }
     }
 
     fn finish(&mut self) {
-        if let Some(b) = self.0.take() {
+        if let Some((b, _)) = self.0.take() {
             b.finish_and_clear();
         }
     }
 
     fn notice(&mut self, message: &str) {
         match &self.0 {
-            Some(b) => b.println(message),
+            Some((b, _)) => b.println(message),
             None => eprintln!("{message}"),
         }
     }

@@ -711,5 +711,32 @@ pub fn die_of_sigpipe() -> ! {
     std::process::exit(141)
 }
 
+/// On Ctrl-C (SIGINT), says on stderr that beaker was interrupted and what of its work is
+/// kept, on a line of its own (after a progress bar), then dies of SIGINT as it would have:
+/// the exit status a shell expects, and no destructor runs, so a partial download stays for
+/// the next run. A SIGINT that is ignored (a background job) stays ignored.
+pub fn say_on_interrupt() {
+    extern "C" fn on_interrupt(sig: libc::c_int) {
+        const MSG: &[u8] = b"\nbeaker: interrupted; a download in progress is kept, and the same command resumes it\n";
+        // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; MSG is static.
+        unsafe {
+            libc::write(libc::STDERR_FILENO, MSG.as_ptr().cast(), MSG.len());
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+    // SAFETY: installing a handler that only calls async-signal-safe functions; the previous
+    // disposition is read back first so an ignored SIGINT is left ignored.
+    unsafe {
+        let before = libc::signal(
+            libc::SIGINT,
+            on_interrupt as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t,
+        );
+        if before == libc::SIG_IGN {
+            libc::signal(libc::SIGINT, libc::SIG_IGN);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -46,6 +46,8 @@ pub enum Fault {
     Gate(usize),
     /// Answer 200 with the whole file even when a Range is asked for.
     IgnoreRange,
+    /// [`Fault::IgnoreRange`], the body sent as [`Fault::Drip`] sends it.
+    IgnoreRangeDrip(usize, Duration),
     /// Answer a Range request with 206 whose Content-Range starts this many bytes earlier than
     /// asked (and the body from there).
     WrongOffset(usize),
@@ -397,7 +399,7 @@ fn respond(
         .and_then(|r| r.strip_suffix('-'))
         .and_then(|n| n.parse::<usize>().ok());
     let start = match fault {
-        Fault::IgnoreRange | Fault::Oversize(_) => None,
+        Fault::IgnoreRange | Fault::IgnoreRangeDrip(..) | Fault::Oversize(_) => None,
         Fault::WrongOffset(back) => asked.map(|s| s.saturating_sub(back)),
         _ => asked,
     };
@@ -444,7 +446,7 @@ fn respond(
                 hold(conn, shared);
             }
         }
-        Fault::Drip(chunk, pause) => {
+        Fault::Drip(chunk, pause) | Fault::IgnoreRangeDrip(chunk, pause) => {
             let mut at = from;
             while at < len {
                 let end = (at + chunk.max(1)).min(len);

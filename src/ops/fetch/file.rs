@@ -35,6 +35,7 @@ pub(super) fn attempt(
     }
     if meta.len() < temp.len() {
         temp.restart()?;
+        progress.restarted(0);
     }
     let start = temp.len();
     file.seek(SeekFrom::Start(start))

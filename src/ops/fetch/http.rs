@@ -108,17 +108,21 @@ pub(crate) fn receive(
         200 if start > 0 => {
             // The server ignores Range and sends the whole file: start over with this body.
             progress.notice(&format!(
-                "{url}: the server did not resume at byte {start} (HTTP 200); starting over"
+                "{url}: the server did not resume at {} (HTTP 200); starting over",
+                crate::sys::progress::at_byte(start, limit)
             ));
             temp.restart()?;
+            progress.restarted(0);
         }
         206 | 416 if start > 0 => {
             // It cannot continue where we stopped: ask again, once, for the whole file.
             progress.notice(&format!(
-                "{url}: the server did not resume at byte {start} (HTTP {status}); starting over"
+                "{url}: the server did not resume at {} (HTTP {status}); starting over",
+                crate::sys::progress::at_byte(start, limit)
             ));
             drop(response);
             temp.restart()?;
+            progress.restarted(0);
             return receive(url, temp, limit, progress, get, classify);
         }
         200 => {}

@@ -166,9 +166,9 @@ impl Fetcher {
                     let wait = self.config.backoff(retry, e.retry_after());
                     retry += 1;
                     progress.notice(&format!(
-                        "{source}: {e}; retry {retry} of {} in {wait:?}, resuming at byte {}",
+                        "{source}: {e}; retry {retry} of {} in {wait:?}, resuming at {}",
                         self.config.retries,
-                        temp.len()
+                        crate::sys::progress::at_byte(temp.len(), limit)
                     ));
                     std::thread::sleep(wait);
                 }

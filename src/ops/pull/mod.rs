@@ -363,6 +363,8 @@ impl<'s> Puller<'s> {
                 Some(t) => t,
                 None => TempBlob::create_for(store, stem, &want)?,
             };
+            // Where this source starts: after a source whose bytes were discarded, at 0 again.
+            bar.get().restarted(blob.len());
             let mut holder = Holder::me();
             holder.partial = Some(blob.path().path());
             holder.expected_size = want.size();
@@ -514,9 +516,9 @@ fn start_or_resume(
     let temp = resume::claim(store, stem, &want)?;
     if let Some(t) = &temp {
         bar.get().notice(&format!(
-            "{}: taking over the partial download of a process that is gone: resuming at byte {}",
+            "{}: taking over the partial download of a process that is gone: resuming at {}",
             job.label,
-            t.len()
+            crate::sys::progress::at_byte(t.len(), want.size())
         ));
     }
     bar.start(&job.label, want.size());

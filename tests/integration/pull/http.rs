@@ -152,7 +152,10 @@ fn server_errors_are_retried_and_404_is_not() {
 
     let (env, server) = (Env::new(), http_server());
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/gone")])]);
-    pull(&env, &cat, &["m"]).fails(1, &["cannot fetch m from", "HTTP 404 Not Found"]);
+    let r = pull(&env, &cat, &["m"]);
+    r.fails(1, &["cannot fetch m from", "HTTP 404 Not Found"]);
+    // No line that reads like success before the error ("m: 0 B in 0.0 s").
+    assert!(!r.stderr.contains("m: 0 B in"), "{}", r.stderr);
     assert_eq!(server.requests(), 1, "404 is not retried");
     assert!(partials(&env).is_empty() && env.blob_names().is_empty());
 }

@@ -129,7 +129,10 @@ fn a_server_ignoring_range_restarts_from_zero() {
 
     let r = pull(&env, &cat, &["m"]);
     assert_model_file(&env.store, &r.ok(), &body);
-    assert!(r.stderr.contains("did not resume at byte 120000"), "{r:#?}");
+    assert!(
+        r.stderr.contains("did not resume at 117.19 KiB (40 %)"),
+        "{r:#?}"
+    );
     assert_eq!(server.seen()[1].range.as_deref(), Some("bytes=120000-"));
     assert_eq!(server.body_bytes(), 120_000 + LEN as u64);
     assert_eq!(std::fs::read(blob_path(&env, &body)).unwrap(), body);
@@ -229,4 +232,129 @@ fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
         "a live writer cannot be told from a dead one without locks"
     );
     assert_blobs_named_by_hash(&env.store);
+}
+
+/// `cmd` run with its stdout and stderr on a pseudo-terminal 100 columns wide (so beaker draws
+/// its bar), through a small python parent; returns the exit code (minus the signal that
+/// killed it) and everything the terminal received.
+fn in_a_terminal(cmd: &std::process::Command) -> (i32, String) {
+    // With INTERRUPT_ON set, Ctrl-C (SIGINT) is sent once the terminal shows that text.
+    const PARENT: &str = "import fcntl, os, pty, signal, struct, sys, termios\nwhen = os.environ.pop('INTERRUPT_ON', None)\npid, fd = pty.fork()\nif pid == 0:\n    os.execv(sys.argv[1], sys.argv[1:])\nfcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', 30, 100, 0, 0))\nout = b''\nwhile True:\n    try:\n        data = os.read(fd, 65536)\n    except OSError:\n        break\n    if not data:\n        break\n    out += data\n    if when and when.encode() in out:\n        os.kill(pid, signal.SIGINT)\n        when = None\n_, status = os.waitpid(pid, 0)\nsys.stdout.buffer.write(out + b'\\nEXIT %d\\n' % os.waitstatus_to_exitcode(status))\n";
+    let mut py = std::process::Command::new("python3");
+    py.arg("-c")
+        .arg(PARENT)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => py.env(k, v),
+            None => py.env_remove(k),
+        };
+    }
+    let out = py.output().expect("run python3");
+    assert!(
+        out.status.success(),
+        "the terminal's parent failed: {out:?}"
+    );
+    // The child's exit code (negative: the signal that killed it) is the last line.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (screen, code) = text
+        .trim_end()
+        .rsplit_once("\nEXIT ")
+        .expect("the exit line");
+    (
+        code.trim().parse().expect("an exit code"),
+        screen.to_owned(),
+    )
+}
+
+/// `12.5 KiB` → bytes.
+fn parse_size(text: &str) -> Option<f64> {
+    let (n, unit) = text.split_once(' ')?;
+    let mul = match unit {
+        "B" => 1.0,
+        "KiB" => 1024.0,
+        "MiB" => 1024.0 * 1024.0,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(n.parse::<f64>().ok()? * mul)
+}
+
+/// In a terminal, the bar of a download that a server makes start over (it ignores Range)
+/// starts over with it: never more bytes than the file has, no absurd speed, and the restart
+/// said in units, not a byte offset.
+#[test]
+fn in_a_terminal_the_bar_starts_over_with_a_download_that_starts_over() {
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 21));
+    server.route(
+        "/m",
+        &body,
+        &[Fault::CutAfter(120_000)],
+        Fault::IgnoreRangeDrip(15_000, Duration::from_millis(60)),
+    );
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    let mut cmd = pull_cmd(&env, &cat);
+    cmd.env("BEAKER_RETRY_BASE", "20ms").arg("m");
+    let (code, screen) = in_a_terminal(&cmd);
+    assert_eq!(code, 0, "{screen}");
+    assert!(
+        screen.contains("did not resume at 117.19 KiB (40 %)"),
+        "{screen}"
+    );
+    let total = LEN as f64;
+    let mut frames = 0;
+    for frame in screen.split(['\r', '\n']) {
+        // `… [====>   ] 117.19 KiB/292.97 KiB 1.2 MiB/s eta 1s`
+        let Some((_, after)) = frame.rsplit_once("] ") else {
+            continue;
+        };
+        let words: Vec<&str> = after.split_whitespace().collect();
+        let Some(slash) = words.iter().position(|w| w.contains('/')) else {
+            continue;
+        };
+        let (pos_unit, total_n) = words[slash].split_once('/').unwrap();
+        let (Some(pos), Some(of)) = (
+            parse_size(&format!("{} {pos_unit}", words[slash - 1])),
+            parse_size(&format!(
+                "{total_n} {}",
+                words.get(slash + 1).unwrap_or(&"")
+            )),
+        ) else {
+            continue;
+        };
+        frames += 1;
+        assert!((of - total).abs() < 1024.0, "{frame}");
+        assert!(pos <= of, "the bar passed 100 %: {frame}");
+        assert!(!frame.contains("GiB/s"), "an absurd speed: {frame}");
+    }
+    assert!(frames >= 3, "the bar was drawn {frames} times: {screen}");
+}
+
+/// Ctrl-C in a terminal: beaker says, on a line of its own, that it was interrupted and that
+/// the partial download is kept, dies of SIGINT (as a shell expects), and the next pull
+/// resumes.
+#[test]
+fn ctrl_c_in_a_terminal_says_what_is_kept_and_the_next_pull_resumes() {
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 22));
+    server.route(
+        "/m",
+        &body,
+        &[Fault::Drip(10_000, Duration::from_millis(100))],
+        Fault::None,
+    );
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    let mut cmd = pull_cmd(&env, &cat);
+    default_sigint(&mut cmd)
+        .env("INTERRUPT_ON", "KiB/")
+        .arg("m");
+    let (code, screen) = in_a_terminal(&cmd);
+    assert_eq!(code, -libc::SIGINT, "killed by SIGINT: {screen}");
+    assert!(
+        screen.contains("\nbeaker: interrupted; a download in progress is kept"),
+        "{screen}"
+    );
+    assert_eq!(partials(&env).len(), 1, "the partial is kept");
+    assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
+    assert!(server.seen().last().unwrap().range.is_some(), "resumed");
 }
