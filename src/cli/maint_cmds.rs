@@ -22,7 +22,11 @@ pub fn gc(root: &Path, args: &GcArgs, out: Output) -> Result<()> {
 pub fn verify(root: &Path, args: &VerifyArgs, out: Output) -> Result<()> {
     let opts = args.options()?;
     let store = Store::open(root)?;
-    // --deep is the ONNX pass that runs after the hash check (beaker::verify::deep).
+    // --deep is the ONNX pass that runs after the hash check (beaker::verify::deep); the
+    // runtime it needs is found first, before every blob is read.
+    if args.deep {
+        beaker::verify::deep::ready(&store, &opts.names)?;
+    }
     let outcome = beaker::verify::run(&store, &opts, out.progress().as_mut())?;
     let deep = match args.deep {
         true => Some(beaker::verify::deep::verify_deep(&store, &opts.names)?),

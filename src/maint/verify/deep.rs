@@ -88,6 +88,22 @@ type ToLoad = (Blake3, Option<FilePath>, Vec<ModelName>);
 /// snapshot, where the files each opens by name (ONNX external data) are next to it. Each file is
 /// loaded once however many names share its snapshot. The runtime is loaded only if there is an
 /// ONNX file to check.
+/// Whether `--deep` can run: when any model it would load (of `names`, or all) has an ONNX
+/// file, loads ONNX Runtime now, so a missing runtime is reported before the hash pass reads
+/// every blob.
+pub fn ready(store: &Store, names: &[ModelName]) -> Result<(), DeepError> {
+    let manifest = store.read_manifest()?;
+    let any_onnx = manifest
+        .models
+        .iter()
+        .filter(|(n, _)| names.is_empty() || names.contains(n))
+        .any(|(_, r)| is_onnx(&r.model) || !onnx_files(&r.model).is_empty());
+    if any_onnx {
+        crate::onnx::check::runtime_ready()?;
+    }
+    Ok(())
+}
+
 pub fn verify_deep(store: &Store, names: &[ModelName]) -> Result<DeepOutcome, DeepError> {
     let manifest = store.read_manifest()?;
     let mut out = DeepOutcome::default();

@@ -411,3 +411,35 @@ fn without_a_setting_the_runtime_of_python3s_onnxruntime_package_is_found() {
     );
     assert!(r.stderr.contains(&expected), "{r:#?}");
 }
+
+/// `verify --deep` without ONNX Runtime says so first, before the hash pass reads every blob
+/// (no report is printed, nothing is hashed); a store with no ONNX model needs no runtime.
+#[test]
+fn verify_deep_without_a_runtime_says_so_before_hashing_anything() {
+    let env = Env::new();
+    let src = env.file(
+        "tiny-add.onnx",
+        &std::fs::read(repo("manifests/demo/models/tiny-add.onnx")).unwrap(),
+    );
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "add"])
+        .ok();
+    let r = with_lib(&env, &env.path("none.so"), &["store", "verify", "--deep"]);
+    assert_eq!(r.code, 1, "{r:#?}");
+    assert!(r.stderr.contains("none.so"), "{r:#?}");
+    assert!(
+        r.stdout.is_empty(),
+        "a verify report before the runtime error: {r:#?}"
+    );
+
+    let other = Env::new();
+    let w = other.file("w.bin", b"weights");
+    other
+        .run(&["store", "add", w.to_str().unwrap(), "--name", "w"])
+        .ok();
+    let r = with_lib(
+        &other,
+        &other.path("none.so"),
+        &["store", "verify", "--deep"],
+    );
+    assert_eq!(r.code, 0, "{r:#?}");
+}
