@@ -57,6 +57,8 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("{} is inside the store {}; nothing was exported (export puts a model's files outside the store: choose a directory elsewhere)", to.display(), store.display())]
+    InsideStore { to: PathBuf, store: PathBuf },
     #[error("cannot export into {}", error.path.display())]
     Write {
         #[source]
@@ -68,7 +70,7 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::Store(e) => e.category(),
-            Error::Exists { .. } => Category::BadInput,
+            Error::Exists { .. } | Error::InsideStore { .. } => Category::BadInput,
             Error::CannotLink { .. } | Error::Write { .. } => Category::Failed,
         }
     }
@@ -91,6 +93,12 @@ pub struct ExportedFile {
 
 /// Puts `name`'s files under `to` (created if missing), by `how`.
 pub fn export(store: &Store, name: &ModelName, to: &Path, how: How) -> Result<Exported, Error> {
+    if inside_store(store, to) {
+        return Err(Error::InsideStore {
+            to: to.to_owned(),
+            store: store.root().to_owned(),
+        });
+    }
     let files = store
         .read_entry(name)?
         .ok_or_else(|| StoreError::NotInStore {
@@ -267,4 +275,21 @@ fn copy(
             Err(w(e))
         }
     }
+}
+
+/// Whether `to` (or the directory it would be created in) is the store's root or below it,
+/// however it is spelled: some existing ancestor of `to` is the root's directory (same device
+/// and inode, symlinks on the way followed: `to` is the user's path, not the store's).
+fn inside_store(store: &Store, to: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(Some(root)) = crate::sys::fsx::user::metadata(store.root()) else {
+        return false;
+    };
+    let Ok(to) = std::path::absolute(to) else {
+        return false;
+    };
+    to.ancestors().any(|dir| {
+        crate::sys::fsx::user::metadata(dir)
+            .is_ok_and(|m| m.is_some_and(|m| m.dev() == root.dev() && m.ino() == root.ino()))
+    })
 }

@@ -102,3 +102,28 @@ fn export_of_a_corrupt_blob_says_it_is_damaged_and_of_an_absent_one_that_it_is_m
         );
     assert!(!there.join("labels.txt").exists());
 }
+
+/// An export into the store itself (its snapshots/, its root, through a symlink) is refused
+/// before anything is written.
+#[test]
+fn export_into_the_store_itself_is_refused() {
+    let env = Env::new();
+    let src = env.file("m.bin", b"model bytes");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
+    let before = super::cli::snapshot(&env.store);
+    let link = env.path("to-store");
+    std::os::unix::fs::symlink(&env.store, &link).unwrap();
+    for to in [
+        env.store.join("snapshots/out"),
+        env.store.clone(),
+        link.join("blobs/new"),
+    ] {
+        env.run(&["store", "export", "m", to.to_str().unwrap()])
+            .fails(2, &["is inside the store", "nothing was exported"]);
+    }
+    assert_eq!(super::cli::snapshot(&env.store), before);
+    // Beside the store is fine.
+    env.run(&["store", "export", "m", env.path("out").to_str().unwrap()])
+        .ok();
+}
