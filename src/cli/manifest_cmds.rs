@@ -101,6 +101,8 @@ fn print_entry(
             "format": onnx.then_some("onnx"),
         }));
     }
+    // A whole catalogue: what it prints, saved as a new file, checks and pulls.
+    println!("version = 1\n");
     let key = if name.as_str().contains('/') {
         format!("\"{name}\"")
     } else {

@@ -427,7 +427,9 @@ impl<E: Table> Manifest<E> {
         };
         let from_toml = |e: toml::de::Error| {
             let offset = e.span().map_or(0, |s| s.start);
-            at(offset, e.message().trim().replace('\n', "; "))
+            let mut message = e.message().trim().replace('\n', "; ");
+            message.push_str(&toml_hint(text, offset, &message));
+            at(offset, message)
         };
 
         // One parse when all is well (the store reads one record per name, so this is on the
@@ -532,6 +534,36 @@ fn check_url(url: &str) -> Result<(), String> {
     crate::model::url::classify(url)
         .map(|_| ())
         .map_err(|p| p.to_string())
+}
+
+/// What to do about a TOML syntax error that beaker's own habits lead to: an `org/name` table
+/// header left unquoted, a second `version` line (a `beaker manifest entry` pasted under the
+/// first), a `version` inside a model's table.
+fn toml_hint(text: &str, offset: usize, message: &str) -> String {
+    let line = text
+        .get(..offset.min(text.len()))
+        .and_then(|before| {
+            text[before.rfind('\n').map_or(0, |i| i + 1)..]
+                .lines()
+                .next()
+        })
+        .unwrap_or("");
+    if message.starts_with("invalid table header") && line.contains('/') {
+        let name = line
+            .trim()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .trim_start_matches("models.");
+        return format!("; a name with `/` is quoted in a table header: [models.\"{name}\"]");
+    }
+    if message.starts_with("duplicate key `version`")
+        || message.starts_with("unknown field `version`")
+    {
+        return "; a catalogue has one `version = 1`, at the top: delete this one (it came \
+                with an entry pasted from `beaker manifest entry`?)"
+            .into();
+    }
+    String::new()
 }
 
 #[cfg(test)]

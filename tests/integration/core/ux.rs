@@ -338,8 +338,28 @@ fn manifest_entry_prints_an_entry_that_checks_and_pulls() {
         out.contains("size = 5000") && out.contains("format = \"onnx\""),
         "{out}"
     );
-    let cat = env.file("cat/cat.toml", format!("version = 1\n{out}").as_bytes());
+    // Saved as it is, it is a catalogue.
+    assert!(out.starts_with("version = 1\n"), "{out}");
+    let cat = env.file("cat/cat.toml", out.as_bytes());
     env.run(&["manifest", "check", cat.to_str().unwrap()]).ok();
+    // Appended to another catalogue, its `version` line is the one to delete, and it says so.
+    let other = env.file(
+        "cat/other.toml",
+        format!(
+            "version = 1\n[models.x]\nblake3 = \"{}\"\nsize = 1\n{out}",
+            blake3_hex(b"x")
+        )
+        .as_bytes(),
+    );
+    env.run(&["manifest", "check", other.to_str().unwrap()])
+        .fails(2, &["other.toml:5:1", "`version`", "delete this one"]);
+    // An `org/name` header left unquoted: how to quote it.
+    let bad = env.file(
+        "cat/bad.toml",
+        b"version = 1\n[models.lab/small]\nsize = 1\n",
+    );
+    env.run(&["manifest", "check", bad.to_str().unwrap()])
+        .fails(2, &["bad.toml:2:", "[models.\"lab/small\"]"]);
     let printed = env
         .run(&["--manifest", cat.to_str().unwrap(), "store", "pull", "w"])
         .ok();
