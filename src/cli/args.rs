@@ -39,7 +39,7 @@ pub struct Cli {
 
 /// Where the store and the catalogues are (resolved with the environment and the configuration
 /// files by [`super::context::Context`]).
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct Locations {
     /// Store directory [env: BEAKER_STORE] [default: `store` in a config file, else
     /// $XDG_CACHE_HOME/beaker/store]

@@ -23,12 +23,17 @@ pub struct Context {
 impl Context {
     /// Reads the configuration files under the flags.
     pub fn new(flags: Locations) -> Result<Self> {
-        Ok(Context {
-            settings: Settings::load()?,
+        Ok(Self::with(flags, Settings::load()?))
+    }
+
+    /// The flags over `settings` (e.g. none from the files, when one is broken).
+    pub fn with(flags: Locations, settings: Settings) -> Self {
+        Context {
+            settings,
             // An empty --store/BEAKER_STORE means unset.
             store_flag: flags.store.filter(|p| !p.as_os_str().is_empty()),
             manifest_flags: flags.manifests,
-        })
+        }
     }
 
     /// The store directory, absolute (`~` expanded), and where it came from.

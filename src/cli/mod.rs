@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Runs one command. Every command but `completions` and `man` reads the configuration files
 /// first, those that do not use them too: a broken one is reported whatever the command.
 fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
-    let context = || Context::new(locations);
+    let context = || Context::new(locations.clone());
     match command {
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -60,7 +60,18 @@ fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
             manifest_cmds::run(cmd, out)
         }
         Command::Catalogue(cmd) => catalogue_cmds::run(cmd, &context()?, out),
-        Command::Config(cmd) => config_cmds::run(cmd, &context()?, out),
+        Command::Config(cmd) => match Context::new(locations.clone()) {
+            Ok(ctx) => config_cmds::run(cmd, &ctx, out),
+            // A broken file: what the flags, the environment and the defaults say still shows
+            // (in text), then the file's error, exit 2.
+            Err(e) => {
+                if !out.json {
+                    let ctx = Context::with(locations, beaker::settings::Settings::default());
+                    let _ = config_cmds::run(cmd, &ctx, out);
+                }
+                Err(e)
+            }
+        },
         Command::Registry(RegistryCommand::Login {
             host,
             username,

@@ -78,6 +78,31 @@ pub struct Settings {
     pub lock_timeout: Option<Setting<Duration>>,
 }
 
+/// What to add to a configuration file's error: the valid keys (unless toml's message lists
+/// them already), and for the keys people reach for by mistake, where they belong.
+fn key_hint(message: &str) -> String {
+    let mut hint = String::new();
+    if message.starts_with("unknown field `manifest`") {
+        hint.push_str(
+            ": the key is `manifests`, a list (manifests = [\"/path/to/catalogue.toml\"])",
+        );
+    } else if message.starts_with("unknown field `max_size`")
+        || message.starts_with("unknown field `min_age`")
+    {
+        hint.push_str(
+            ": a store's size budget is the store's own, in its store.toml (max_size = \"20G\", \
+             min_age = \"1h\"), not a user's setting; `beaker store gc --max-size 20G` applies \
+             one once",
+        );
+    }
+    if !message.contains("expected one of") {
+        hint.push_str(
+            " (valid keys: store, manifests, offline, connect_timeout, stall_timeout, retries, lock_timeout)",
+        );
+    }
+    hint
+}
+
 /// Why a configuration file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
@@ -86,7 +111,7 @@ pub enum SettingsError {
         #[source]
         error: IoError,
     },
-    #[error("{}:{line}:{column}: {message}; fix the file (valid keys: store, manifests, offline, connect_timeout, stall_timeout, retries, lock_timeout)", path.display())]
+    #[error("{}:{line}:{column}: {message}; fix the file{}", path.display(), key_hint(message))]
     Invalid {
         path: PathBuf,
         line: usize,

@@ -447,3 +447,35 @@ fn a_closed_pipe_ends_beaker_quietly_not_with_a_panic() {
         assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
+
+/// A broken configuration file: `config show` still shows what the other sources say, then the
+/// file's error (exit 2); the keys people reach for by mistake are answered with where they
+/// belong, and the valid keys are listed once.
+#[test]
+fn a_broken_config_file_is_shown_with_what_to_do() {
+    let env = Env::new();
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    std::fs::write(&user, "store = \n").unwrap();
+    let r = run(bare(&env, &user, &system), &["config", "show"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(
+        r.stdout.contains("retries") && r.stdout.contains("(default)"),
+        "{r:#?}"
+    );
+    assert!(r.stderr.contains("user.toml:1:"), "{r:#?}");
+    std::fs::write(&user, "manifest = \"x.toml\"\n").unwrap();
+    let r = run(bare(&env, &user, &system), &["config", "show"]);
+    assert!(
+        r.stderr.contains("the key is `manifests`, a list"),
+        "{r:#?}"
+    );
+    assert_eq!(
+        r.stderr.matches("lock_timeout").count(),
+        1,
+        "the keys once: {r:#?}"
+    );
+    std::fs::write(&user, "max_size = \"20G\"\n").unwrap();
+    let r = run(bare(&env, &user, &system), &["store", "ls"]);
+    assert_eq!(r.code, 2, "{r:#?}");
+    assert!(r.stderr.contains("in its store.toml"), "{r:#?}");
+}
