@@ -23,6 +23,9 @@ pub struct Output {
     /// Say more about what is happening (on stderr)
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// No progress bar, even on a terminal: one line per file instead, as in a log
+    #[arg(long, global = true, env = "BEAKER_NO_PROGRESS", value_parser = clap::builder::FalseyValueParser::new())]
+    pub no_progress: bool,
 }
 
 impl Output {
@@ -44,7 +47,7 @@ impl Output {
     pub fn progress(&self) -> Box<dyn Progress> {
         if self.json || self.quiet {
             Box::new(beaker::progress::Silent)
-        } else if !std::io::stderr().is_terminal() {
+        } else if self.no_progress || !std::io::stderr().is_terminal() {
             Box::new(Notices::default())
         } else {
             Box::new(Bar(None))

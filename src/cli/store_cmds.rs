@@ -174,10 +174,19 @@ pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
     if out.json {
         return out.json(&rows);
     }
+    if out.quiet {
+        // Results only: the names, one a line, for scripts (`for m in $(beaker -q store ls)`).
+        let names: String = rows.iter().map(|r| format!("{}\n", r.name)).collect();
+        return match std::io::Write::write_all(&mut std::io::stdout().lock(), names.as_bytes()) {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => Ok(other?),
+        };
+    }
     if rows.is_empty() {
         out.note(format!("the store at {} holds no models", root.display()));
         return Ok(());
     }
+    let total: u64 = rows.iter().filter_map(|r| r.size).sum();
     let width = rows
         .iter()
         .map(|r| r.name.as_str().len())
@@ -186,9 +195,16 @@ pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
         .max(4);
     match write_table(&ls_parts(&rows, width, long), width, long) {
         // A reader that stops early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other?,
     }
+    out.note(format!(
+        "{} model{}, {} in all (a file shared by several models counted in each)",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" },
+        size(total)
+    ));
+    Ok(())
 }
 
 /// The lines of `ls`'s table, formatted on every core (a sixth of `ls` at 20,000 names on one),

@@ -593,3 +593,20 @@ fn a_typo_of_a_held_name_or_a_store_command_without_store_gets_a_did_you_mean() 
         .fails(2, &["unrecognized subcommand 'pull'", "beaker store pull"]);
     env.run(&["ls"]).fails(2, &["beaker store ls"]);
 }
+
+/// `-q store ls`: the names only, one a line; the table ends with the count and total.
+#[test]
+fn quiet_ls_prints_names_only_and_the_table_says_how_much() {
+    let env = Env::new();
+    for (name, len) in [("b-model", 2048), ("a-model", 1024)] {
+        let src = env.file(name, &bytes(len, len as u64));
+        env.run(&["store", "add", src.to_str().unwrap(), "--name", name])
+            .ok();
+    }
+    let r = env.run(&["-q", "store", "ls"]);
+    assert_eq!(r.stdout, "a-model\nb-model\n", "{r:#?}");
+    assert!(r.stderr.is_empty(), "{r:#?}");
+    let r = env.run(&["store", "ls"]);
+    assert!(r.stdout.starts_with("NAME"), "{r:#?}");
+    assert!(r.stderr.contains("2 models, 3 KiB in all"), "{r:#?}");
+}

@@ -358,3 +358,31 @@ fn ctrl_c_in_a_terminal_says_what_is_kept_and_the_next_pull_resumes() {
     assert_model_file(&env.store, &pull(&env, &cat, &["m"]).ok(), &body);
     assert!(server.seen().last().unwrap().range.is_some(), "resumed");
 }
+
+/// `--no-progress` (or `BEAKER_NO_PROGRESS=1`) in a terminal: no bar, the log lines instead.
+#[test]
+fn no_progress_in_a_terminal_draws_no_bar() {
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 23));
+    server.route(
+        "/m",
+        &body,
+        &[Fault::Drip(50_000, Duration::from_millis(60))],
+        Fault::Drip(50_000, Duration::from_millis(60)),
+    );
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    for how in ["flag", "env"] {
+        let _ = std::fs::remove_dir_all(&env.store);
+        let mut cmd = pull_cmd(&env, &cat);
+        match how {
+            "flag" => cmd.arg("--no-progress"),
+            _ => cmd.env("BEAKER_NO_PROGRESS", "1"),
+        };
+        let (code, screen) = in_a_terminal(cmd.arg("m"));
+        assert_eq!(code, 0, "{how}: {screen}");
+        assert!(
+            !screen.contains("\u{1b}[2K") && !screen.contains("=>"),
+            "{how}: a bar: {screen}"
+        );
+        assert!(screen.contains("m: 292.97 KiB in"), "{how}: {screen}");
+    }
+}
