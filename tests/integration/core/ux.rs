@@ -479,3 +479,44 @@ fn a_broken_config_file_is_shown_with_what_to_do() {
     assert_eq!(r.code, 2, "{r:#?}");
     assert!(r.stderr.contains("in its store.toml"), "{r:#?}");
 }
+
+/// The README's quick start, run as written: each line of its first `sh` block, `beaker` being
+/// the binary under test, in a directory with `manifests/` (the repository's) and a
+/// `my-model.onnx` of its own, the store set by `BEAKER_STORE` (the lines name none).
+#[test]
+fn the_readmes_quick_start_runs_as_written() {
+    let env = Env::new();
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(repo.join("README.md")).unwrap();
+    let start = readme
+        .find("## Quick start")
+        .expect("a Quick start section");
+    let block = readme[start..]
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a sh block in the Quick start");
+    let work = env.path("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::os::unix::fs::symlink(repo.join("manifests"), work.join("manifests")).unwrap();
+    let mine = std::fs::read(repo.join("manifests/demo/models/tiny-relu.onnx")).unwrap();
+    std::fs::write(work.join("my-model.onnx"), &mine).unwrap();
+    let mut ran = 0;
+    for line in block.lines() {
+        let command = line.split('#').next().unwrap_or("").trim();
+        if command.is_empty() {
+            continue;
+        }
+        let words: Vec<&str> = command.split_whitespace().collect();
+        assert_eq!(words[0], "beaker", "{line}");
+        let mut c = bare(&env, &env.path("user.toml"), &env.path("system.toml"));
+        c.current_dir(&work).env("BEAKER_STORE", env.path("store"));
+        let r = run(c, &words[1..]);
+        assert!(r.success(), "{line}: {r:#?}");
+        if words[1..] == ["store", "path", "my-model"] {
+            assert_eq!(std::fs::read(r.stdout.trim()).unwrap(), mine, "{line}");
+        }
+        ran += 1;
+    }
+    assert!(ran >= 4, "the quick start has {ran} commands");
+}
