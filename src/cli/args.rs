@@ -75,6 +75,65 @@ pub enum Command {
     /// Work with OCI registries (the shared remote)
     #[command(subcommand)]
     Registry(RegistryCommand),
+    #[command(flatten)]
+    Short(Short),
+}
+
+/// `store path`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct PathArgs {
+    /// A name the store holds
+    pub name: String,
+    /// Print the model's directory (its snapshot, every file under its real name)
+    #[arg(long, conflicts_with = "blob")]
+    pub dir: bool,
+    /// Print the main file's blob (`blobs/<blake3>`) instead
+    #[arg(long)]
+    pub blob: bool,
+}
+
+/// `store ls`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// Also FORMAT, FILES, ADDED and DESCRIPTION (all of them are always in --json)
+    #[arg(long, short)]
+    pub long: bool,
+}
+
+/// `store rm`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Names the store holds (all or nothing: an unknown name removes none)
+    #[arg(required = true)]
+    pub names: Vec<String>,
+    /// Say what would be removed and freed; remove nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The store commands people type most, without `store` (as `uv` and `hf` have short verbs).
+#[derive(Debug, Subcommand)]
+pub enum Short {
+    /// Short for `beaker store pull`
+    Pull(PullArgs),
+    /// Short for `beaker store path`
+    Path(PathArgs),
+    /// Short for `beaker store ls`
+    Ls(LsArgs),
+    /// Short for `beaker store rm`
+    Rm(RmArgs),
+}
+
+impl Short {
+    /// The store command this is short for.
+    pub fn into_store(self) -> StoreCommand {
+        match self {
+            Short::Pull(a) => StoreCommand::Pull(a),
+            Short::Path(a) => StoreCommand::Path(a),
+            Short::Ls(a) => StoreCommand::Ls(a),
+            Short::Rm(a) => StoreCommand::Rm(a),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -164,16 +223,7 @@ pub enum StoreCommand {
     },
     /// Print the path of NAME's main file, under its real name in the model's directory (exit 3
     /// if the store does not hold it)
-    Path {
-        /// A name the store holds
-        name: String,
-        /// Print the model's directory (its snapshot, every file under its real name)
-        #[arg(long, conflicts_with = "blob")]
-        dir: bool,
-        /// Print the main file's blob (`blobs/<blake3>`) instead
-        #[arg(long)]
-        blob: bool,
-    },
+    Path(PathArgs),
     /// Put a model's files under their names in DIR: copies (reflinks where the filesystem can),
     /// or hard links to the blobs with --link; never overwrites a different file
     Export {
@@ -212,22 +262,11 @@ pub enum StoreCommand {
         remote: RemoteArgs,
     },
     /// List the names the store holds
-    Ls {
-        /// Also FORMAT, FILES, ADDED and DESCRIPTION (all of them are always in --json)
-        #[arg(long, short)]
-        long: bool,
-    },
+    Ls(LsArgs),
     /// Print the store's directory (absolute)
     Dir,
     /// Remove names from the store, and the blobs no other name uses
-    Rm {
-        /// Names the store holds (all or nothing: an unknown name removes none)
-        #[arg(required = true)]
-        names: Vec<String>,
-        /// Say what would be removed and freed; remove nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    Rm(RmArgs),
     /// Pin names: gc and the store's max_size never evict them (exit 3 if the store does not hold one)
     Pin {
         /// Names the store holds

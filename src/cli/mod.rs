@@ -55,6 +55,7 @@ fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
         }
         Command::Man { dir } => man(&dir),
         Command::Store(cmd) => store(cmd, &context()?, out),
+        Command::Short(cmd) => store(cmd.into_store(), &context()?, out),
         Command::Manifest(cmd) => {
             context()?;
             manifest_cmds::run(cmd, out)
@@ -100,7 +101,7 @@ fn store(cmd: StoreCommand, ctx: &Context, out: Output) -> Result<()> {
         StoreCommand::Add { file, name, check } => store_cmds::add(root, &file, &name, check, out),
         StoreCommand::Pull(args) => pull_cmd::run(root, ctx, args, out),
         StoreCommand::Show { target } => show_cmd::run(root, &target, out),
-        StoreCommand::Path { name, dir, blob } => store_cmds::path(root, &name, dir, blob, out),
+        StoreCommand::Path(a) => store_cmds::path(root, &a.name, a.dir, a.blob, out),
         // `--copy` is the default, still accepted (it only conflicts with `--link`).
         StoreCommand::Export {
             name,
@@ -116,9 +117,9 @@ fn store(cmd: StoreCommand, ctx: &Context, out: Output) -> Result<()> {
         StoreCommand::LsRemote { reference, remote } => {
             registry_cmds::ls_remote(&reference, &remote, out)
         }
-        StoreCommand::Ls { long } => store_cmds::ls(root, long, out),
+        StoreCommand::Ls(a) => store_cmds::ls(root, a.long, out),
         StoreCommand::Dir => store_cmds::dir(root, out),
-        StoreCommand::Rm { names, dry_run } => store_cmds::rm(root, &names, dry_run, out),
+        StoreCommand::Rm(a) => store_cmds::rm(root, &a.names, a.dry_run, out),
         StoreCommand::Pin { names } => store_cmds::pin(root, &names, true, out),
         StoreCommand::Unpin { names } => store_cmds::pin(root, &names, false, out),
         StoreCommand::Info => store_cmds::info(root, out),

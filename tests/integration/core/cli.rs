@@ -589,9 +589,35 @@ fn a_typo_of_a_held_name_or_a_store_command_without_store_gets_a_did_you_mean() 
     // Nothing close: where to look and how to fetch it, as before.
     env.run(&["store", "path", "zzz"])
         .fails(3, &["`beaker store pull zzz` fetches it"]);
-    env.run(&["pull", "big"])
-        .fails(2, &["unrecognized subcommand 'pull'", "beaker store pull"]);
-    env.run(&["ls"]).fails(2, &["beaker store ls"]);
+    // A store command that has no short form, without `store`: the tip names it.
+    env.run(&["gc"])
+        .fails(2, &["unrecognized subcommand 'gc'", "beaker store gc"]);
+    env.run(&["verify", "x"]).fails(2, &["beaker store verify"]);
+}
+
+/// `beaker pull|path|ls|rm` are `beaker store pull|path|ls|rm`.
+#[test]
+fn the_short_forms_are_the_store_commands() {
+    let env = Env::new();
+    let src = env.file("m.bin", b"short forms");
+    env.run(&["store", "add", src.to_str().unwrap(), "--name", "m"])
+        .ok();
+    let path = env.run(&["path", "m"]).ok();
+    assert_eq!(path, env.run(&["store", "path", "m"]).ok());
+    assert_eq!(env.run(&["-q", "ls"]).stdout, "m\n");
+    let demo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let pulled = env
+        .run(&["--manifest", demo.to_str().unwrap(), "pull", "tiny-add"])
+        .ok();
+    assert!(pulled.ends_with("tiny-add.onnx"), "{pulled}");
+    env.run(&["rm", "m", "tiny-add"]).ok();
+    env.run(&["path", "m"]).fails(3, &["not in the store"]);
+    let help = env.run(&["--help"]);
+    assert!(
+        help.stdout.contains("Short for `beaker store pull`"),
+        "{}",
+        help.stdout
+    );
 }
 
 /// `-q store ls`: the names only, one a line; the table ends with the count and total.

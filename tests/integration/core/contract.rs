@@ -162,7 +162,10 @@ fn a_directory_planted_at_a_lock_path_is_replaced_never_used() {
 fn json_reports_usage_errors_as_json_too() {
     let env = Env::new();
     for (args, needle) in [
-        (&["--json", "store", "gc", "--max-size", "20g"][..], "20g"),
+        (
+            &["--json", "store", "gc", "--max-size", "20parsecs"][..],
+            "20parsecs",
+        ),
         (
             &["--json", "store", "pul", "x"],
             "unrecognized subcommand 'pul'",
