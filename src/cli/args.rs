@@ -75,6 +75,9 @@ pub enum Command {
     /// Work with OCI registries (the shared remote)
     #[command(subcommand)]
     Registry(RegistryCommand),
+    /// What a bug report needs: versions, the store and its filesystem, the configuration, the
+    /// catalogues, the ONNX Runtime found
+    Env,
     #[command(flatten)]
     Short(Short),
 }

@@ -7,6 +7,7 @@ pub mod args;
 mod catalogue_cmds;
 mod config_cmds;
 mod context;
+mod env_cmd;
 pub mod error;
 mod maint_cmds;
 mod manifest_cmds;
@@ -56,6 +57,7 @@ fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
         Command::Man { dir } => man(&dir),
         Command::Store(cmd) => store(cmd, &context()?, out),
         Command::Short(cmd) => store(cmd.into_store(), &context()?, out),
+        Command::Env => env_cmd::run(&context()?, out),
         Command::Manifest(cmd) => {
             context()?;
             manifest_cmds::run(cmd, out)

@@ -436,7 +436,7 @@ fn info_rows(i: &Info) -> Vec<(&'static str, String)> {
 }
 
 /// `info`'s filesystem line: what the probe found, and what it means where it matters.
-fn filesystem(found: Option<&beaker::store::probe::Capabilities>) -> String {
+pub fn filesystem(found: Option<&beaker::store::probe::Capabilities>) -> String {
     let Some(c) = found else {
         return "not probed (the store's tmp/ is not writable by this user)".into();
     };

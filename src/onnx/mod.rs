@@ -33,6 +33,18 @@ pub use ort;
 use crate::model::entry::Model;
 use crate::sys::progress::Progress;
 
+/// The ONNX Runtime `--check` and `verify --deep` use, loading it now (once per process): where
+/// it was found and its path, or why there is none (every place tried).
+pub fn runtime_found() -> Result<(String, std::path::PathBuf), String> {
+    check::runtime_ready().map_err(|e| e.to_string())?;
+    #[cfg(feature = "onnx")]
+    return runtime::loaded_library()
+        .map(|(origin, path)| (origin.to_string(), path.to_owned()))
+        .ok_or_else(|| "loaded, but its path was not recorded".to_owned());
+    #[cfg(not(feature = "onnx"))]
+    return Err("this beaker was built without ONNX support".to_owned());
+}
+
 /// Whether [`check_before_publish`] will be able to run: when a check is wanted for an ONNX
 /// model, loads the runtime now, so a missing one is reported before a download starts.
 pub fn ready_to_check<B>(model: &Model<B>, wanted: bool) -> Result<(), CheckError> {

@@ -520,3 +520,51 @@ fn the_readmes_quick_start_runs_as_written() {
     }
     assert!(ran >= 4, "the quick start has {ran} commands");
 }
+
+/// `beaker env`: the facts a bug report needs, each part saying why when it is missing; it
+/// creates nothing.
+#[test]
+fn beaker_env_reports_what_a_bug_report_needs_and_creates_nothing() {
+    let env = Env::new();
+    let r = env.run(&["--json", "env"]);
+    let doc: serde_json::Value = r.json();
+    assert!(
+        doc["store_state"]
+            .as_str()
+            .unwrap()
+            .starts_with("not usable: no beaker store"),
+        "{doc}"
+    );
+    assert!(doc["filesystem"].is_null(), "{doc}");
+    assert!(!env.store.exists(), "env made a store");
+    env.run(&["store", "init"]).ok();
+    let mut c = env.cmd();
+    c.env("ORT_DYLIB_PATH", env.path("none.so"))
+        .args(["--json", "env"]);
+    let doc: serde_json::Value = Run::from(c.output().unwrap()).json();
+    assert_eq!(doc["beaker"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        doc["store_state"].as_str().unwrap().starts_with("format 4"),
+        "{doc}"
+    );
+    assert_eq!(doc["filesystem"]["hard_links"], true, "{doc}");
+    assert!(
+        doc["onnxruntime"].as_str().unwrap().starts_with("none: "),
+        "{doc}"
+    );
+    assert!(
+        doc["onnxruntime"].as_str().unwrap().contains("none.so"),
+        "{doc}"
+    );
+    let text = env.run(&["env"]).stdout;
+    for label in [
+        "beaker",
+        "store state",
+        "filesystem",
+        "config files",
+        "catalogues",
+        "onnxruntime",
+    ] {
+        assert!(text.contains(label), "{label}: {text}");
+    }
+}
