@@ -48,6 +48,10 @@ pub struct Locations {
     /// Catalogue manifest to resolve names through (repeatable) [default: $BEAKER_MANIFEST, else the bundled one]
     #[arg(long = "manifest", global = true, value_name = "FILE")]
     pub manifests: Vec<PathBuf>,
+    /// Never open a connection: a pull succeeds only for models already in the store
+    /// [env: BEAKER_OFFLINE=1]
+    #[arg(long, global = true)]
+    pub offline: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -314,9 +318,6 @@ pub struct PullArgs {
     /// Talk plain HTTP to registries (as `oci+http://` does)
     #[arg(long)]
     pub plain_http: bool,
-    /// Never open a connection: succeed only for models already in the store [env: BEAKER_OFFLINE=1]
-    #[arg(long)]
-    pub offline: bool,
     /// Give up waiting for another process downloading the same model after D (e.g. 250ms, 30s, 5m)
     #[arg(long, value_name = "D", value_parser = beaker::duration::parse)]
     pub lock_timeout: Option<std::time::Duration>,

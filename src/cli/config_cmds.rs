@@ -70,6 +70,11 @@ fn rows(ctx: &Context) -> Result<Vec<Row>> {
         },
     ];
     rows.extend(fetch_rows(&fetch, &ctx.settings));
+    if ctx.offline_flag() {
+        if let Some(r) = rows.iter_mut().find(|r| r.key == "offline") {
+            r.source = Source::Flag;
+        }
+    }
     rows.push(Row {
         key: "lock_timeout",
         value: lock_timeout.map_or_else(

@@ -18,6 +18,7 @@ pub struct Context {
     pub settings: Settings,
     store_flag: Option<PathBuf>,
     manifest_flags: Vec<PathBuf>,
+    offline_flag: bool,
 }
 
 impl Context {
@@ -33,7 +34,13 @@ impl Context {
             // An empty --store/BEAKER_STORE means unset.
             store_flag: flags.store.filter(|p| !p.as_os_str().is_empty()),
             manifest_flags: flags.manifests,
+            offline_flag: flags.offline,
         }
+    }
+
+    /// Whether `--offline` was given.
+    pub fn offline_flag(&self) -> bool {
+        self.offline_flag
     }
 
     /// The store directory, absolute (`~` expanded), and where it came from.
@@ -81,8 +88,9 @@ impl Context {
 
     /// Pull options: the config files' values under the environment's.
     pub fn pull_options(&self) -> Result<Options> {
-        let fetch = beaker::fetch::Config::from_env_over(self.settings.fetch_base())
+        let mut fetch = beaker::fetch::Config::from_env_over(self.settings.fetch_base())
             .map_err(beaker::pull::PullError::Setting)?;
+        fetch.offline |= self.offline_flag;
         let lock_wait = self
             .settings
             .lock_timeout

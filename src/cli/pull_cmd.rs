@@ -259,7 +259,6 @@ impl Lookup {
 /// over both.
 fn options(ctx: &Context, args: &PullArgs) -> Result<Options> {
     let mut options = ctx.pull_options()?;
-    options.fetch.offline |= args.offline;
     options.check = args.check;
     if let Some(ca) = &args.ca_cert {
         options.fetch.ca_cert = Some(ca.clone());

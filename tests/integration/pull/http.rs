@@ -191,6 +191,21 @@ fn offline_never_connects() {
     server.route("/m", &body, &[], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
     pull(&env, &cat, &["m", "--offline"]).fails(1, &["m is not in the store", "offline"]);
+    // A global flag: before the command too, and `config show` says where it came from.
+    env.run(&[
+        "--offline",
+        "--manifest",
+        cat.to_str().unwrap(),
+        "pull",
+        "m",
+    ])
+    .fails(1, &["m is not in the store", "offline"]);
+    let shown = env.run(&["--offline", "config", "show"]).stdout;
+    let line = shown.lines().find(|l| l.starts_with("offline")).unwrap();
+    assert!(
+        line.contains("true") && line.contains("(command line)"),
+        "{shown}"
+    );
     Run::from(
         pull_cmd(&env, &cat)
             .env("BEAKER_OFFLINE", "1")
