@@ -102,9 +102,22 @@ pub struct PathArgs {
 /// `store ls`'s arguments.
 #[derive(Debug, clap::Args)]
 pub struct LsArgs {
-    /// Also FORMAT, FILES, ADDED and DESCRIPTION (all of them are always in --json)
+    /// Only these names (`*` matches any run of characters: `lab/*`, `*-int8`)
+    pub names: Vec<String>,
+    /// Also FORMAT, FILES, ADDED, PATH and DESCRIPTION (all of them are always in --json)
     #[arg(long, short)]
     pub long: bool,
+    /// Order: by name, by size (largest first), or by last use (most recent first)
+    #[arg(long, value_enum, default_value_t = SortBy::Name)]
+    pub sort: SortBy,
+}
+
+/// `store ls --sort`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SortBy {
+    Name,
+    Size,
+    Used,
 }
 
 /// `store rm`'s arguments.

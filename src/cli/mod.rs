@@ -119,7 +119,7 @@ fn store(cmd: StoreCommand, ctx: &Context, out: Output) -> Result<()> {
         StoreCommand::LsRemote { reference, remote } => {
             registry_cmds::ls_remote(&reference, &remote, out)
         }
-        StoreCommand::Ls(a) => store_cmds::ls(root, a.long, out),
+        StoreCommand::Ls(a) => store_cmds::ls(root, &a, out),
         StoreCommand::Dir => store_cmds::dir(root, out),
         StoreCommand::Rm(a) => store_cmds::rm(root, &a.names, a.dry_run, out),
         StoreCommand::Pin { names } => store_cmds::pin(root, &names, true, out),

@@ -164,13 +164,29 @@ pub fn export(root: &Path, name: &str, to: &Path, link: bool, out: Output) -> Re
     Ok(())
 }
 
-pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
-    let rows = match Store::open(root) {
+pub fn ls(root: &Path, args: &super::args::LsArgs, out: Output) -> Result<()> {
+    let long = args.long;
+    let mut rows = match Store::open(root) {
         Ok(store) => store.list()?,
         // Listing a store that does not exist yet is not an error: it holds nothing.
         Err(beaker::StoreError::NoStore { .. }) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
+    if !args.names.is_empty() {
+        rows.retain(|r| {
+            args.names
+                .iter()
+                .any(|p| matches_pattern(p, r.name.as_str()))
+        });
+    }
+    match args.sort {
+        super::args::SortBy::Name => {} // the store lists by name
+        super::args::SortBy::Size => rows.sort_by_key(|r| std::cmp::Reverse(r.size)),
+        // RFC 3339 UTC strings order as times; never used last.
+        super::args::SortBy::Used => {
+            rows.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        }
+    }
     if out.json {
         return out.json(&rows);
     }
@@ -183,7 +199,14 @@ pub fn ls(root: &Path, long: bool, out: Output) -> Result<()> {
         };
     }
     if rows.is_empty() {
-        out.note(format!("the store at {} holds no models", root.display()));
+        match args.names.is_empty() {
+            true => out.note(format!("the store at {} holds no models", root.display())),
+            false => out.note(format!(
+                "no name in the store at {} matches {}",
+                root.display(),
+                args.names.join(" ")
+            )),
+        }
         return Ok(());
     }
     let total: u64 = rows.iter().filter_map(|r| r.size).sum();
@@ -244,7 +267,7 @@ fn write_table(parts: &[Vec<u8>], width: usize, long: bool) -> std::io::Result<(
     if long {
         write!(
             w,
-            "  {:6}  {:>5}  {:14}  DESCRIPTION",
+            "  {:6}  {:>5}  {:14}  PATH  DESCRIPTION",
             "FORMAT", "FILES", "ADDED"
         )?;
     }
@@ -255,8 +278,29 @@ fn write_table(parts: &[Vec<u8>], width: usize, long: bool) -> std::io::Result<(
     w.flush()
 }
 
+/// Whether `name` matches `pattern`, where `*` matches any run of characters (none included).
+fn matches_pattern(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !name.starts_with(first) || name.len() < first.len() + last.len() || !name.ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for middle in &parts[1..parts.len() - 1] {
+        match rest.find(middle) {
+            Some(at) => rest = &rest[at + middle.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
 /// The lines of `ls`'s table for `rows` (names padded to `width`; `long` adds format, files,
-/// when added and the description; times are shown as how long before `now`).
+/// when added, the main file's path and the description; times are shown as how long before
+/// `now`).
 fn ls_lines(rows: &[Listing], width: usize, long: bool, now: u64) -> Vec<u8> {
     use std::io::Write;
     let ago = |t: &Option<String>| {
@@ -280,10 +324,13 @@ fn ls_lines(rows: &[Listing], width: usize, long: bool, now: u64) -> Vec<u8> {
         if long {
             let _ = write!(
                 w,
-                "  {:6}  {:>5}  {:14}  {}",
+                "  {:6}  {:>5}  {:14}  {}  {}",
                 r.format.as_deref().unwrap_or("-"),
                 r.files,
                 ago(&r.added),
+                r.path
+                    .as_ref()
+                    .map_or_else(|| "-".into(), |p| p.display().to_string()),
                 r.description.as_deref().unwrap_or("")
             );
         }

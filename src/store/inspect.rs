@@ -62,6 +62,9 @@ pub struct Listing {
     pub last_used: Option<String>,
     /// Pinned names are never evicted.
     pub pinned: bool,
+    /// The main file in the model's snapshot, as `store path` prints it (`null` for a record
+    /// without a snapshot yet; `store path` builds it).
+    pub path: Option<std::path::PathBuf>,
 }
 
 /// `beaker store info`.

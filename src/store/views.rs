@@ -117,7 +117,15 @@ impl Lookups<'_> {
         };
         let last_used = crate::store::uses::last_used_of(use_record, record.added.as_deref())
             .map(crate::sys::who::rfc3339);
+        let path = record.tree.as_ref().map(|tree| {
+            self.store
+                .layout()
+                .snapshot(tree)
+                .path()
+                .join(model.main().path.as_str())
+        });
         Ok(Listing {
+            path,
             pinned: self.pinned.contains(&name),
             blake3: Some(model.main().blob.blake3),
             size: Some(model.bytes()),

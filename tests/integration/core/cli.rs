@@ -636,3 +636,52 @@ fn quiet_ls_prints_names_only_and_the_table_says_how_much() {
     assert!(r.stdout.starts_with("NAME"), "{r:#?}");
     assert!(r.stderr.contains("2 models, 3 KiB in all"), "{r:#?}");
 }
+
+/// `store ls NAME…` filters (`*` matches any run), `--sort size|used|name` orders, `-l` shows
+/// each model's path as `store path` prints it.
+#[test]
+fn ls_filters_by_name_sorts_and_shows_paths() {
+    let env = Env::new();
+    for (name, len) in [("lab/big", 3000), ("lab/small", 1000), ("other", 2000)] {
+        let src = env.file(&name.replace('/', "-"), &bytes(len, len as u64));
+        env.run(&["store", "add", src.to_str().unwrap(), "--name", name])
+            .ok();
+    }
+    assert_eq!(
+        env.run(&["-q", "ls", "lab/*"]).stdout,
+        "lab/big\nlab/small\n"
+    );
+    assert_eq!(env.run(&["-q", "ls", "*s*"]).stdout, "lab/small\n");
+    assert_eq!(
+        env.run(&["-q", "ls", "--sort", "size"]).stdout,
+        "lab/big\nother\nlab/small\n"
+    );
+    // Uses a day apart (a use record's time is its mtime; at most one write a minute).
+    let day = std::time::Duration::from_secs(86_400);
+    for (key, ago) in [("lab+big", 2), ("other", 3), ("lab+small", 1)] {
+        let at = env.store.join("uses").join(key);
+        std::fs::write(&at, b"").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&at)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now() - day * ago))
+            .unwrap();
+    }
+    assert_eq!(
+        env.run(&["-q", "ls", "--sort", "used"])
+            .stdout
+            .lines()
+            .next(),
+        Some("lab/small")
+    );
+    let r = env.run(&["ls", "nothing-*"]);
+    assert!(
+        r.success() && r.stderr.contains("no name in the store"),
+        "{r:#?}"
+    );
+    let long = env.run(&["store", "ls", "-l", "other"]).stdout;
+    let path = env.run(&["store", "path", "other"]).ok();
+    assert!(long.contains(&path), "{long}");
+    let rows: Vec<serde_json::Value> = env.run(&["--json", "store", "ls", "other"]).json();
+    assert_eq!(rows[0]["path"].as_str(), Some(path.as_str()));
+}
