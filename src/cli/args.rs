@@ -129,6 +129,10 @@ pub struct RmArgs {
     /// Say what would be removed and freed; remove nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// Remove names other users pulled or added without asking (without it, rm asks at a
+    /// terminal and refuses elsewhere)
+    #[arg(long, short)]
+    pub yes: bool,
 }
 
 /// The store commands people type most, without `store` (as `uv` and `hf` have short verbs).

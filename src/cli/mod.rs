@@ -121,7 +121,7 @@ fn store(cmd: StoreCommand, ctx: &Context, out: Output) -> Result<()> {
         }
         StoreCommand::Ls(a) => store_cmds::ls(root, &a, out),
         StoreCommand::Dir => store_cmds::dir(root, out),
-        StoreCommand::Rm(a) => store_cmds::rm(root, &a.names, a.dry_run, out),
+        StoreCommand::Rm(a) => store_cmds::rm(root, &a.names, a.dry_run, a.yes, out),
         StoreCommand::Pin { names } => store_cmds::pin(root, &names, true, out),
         StoreCommand::Unpin { names } => store_cmds::pin(root, &names, false, out),
         StoreCommand::Info => store_cmds::info(root, out),

@@ -379,12 +379,15 @@ pub fn pin(root: &Path, names: &[String], pin: bool, out: Output) -> Result<()> 
     Ok(())
 }
 
-pub fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<()> {
+pub fn rm(root: &Path, names: &[String], dry_run: bool, yes: bool, out: Output) -> Result<()> {
     let names = names
         .iter()
         .map(|n| ModelName::new(n))
         .collect::<Result<Vec<_>, _>>()?;
     let store = Store::open(root)?;
+    if !dry_run && !yes {
+        confirm_others(&store, &names)?;
+    }
     let removed = if dry_run {
         store.plan_remove(&names)?
     } else {
@@ -411,6 +414,42 @@ pub fn rm(root: &Path, names: &[String], dry_run: bool, out: Output) -> Result<(
         if blobs == 1 { "" } else { "s" }
     ));
     Ok(())
+}
+
+/// In a shared store, a name another user pulled or added (its record is theirs) is removed only
+/// when this user says so: asked at a terminal, refused elsewhere (exit 2) unless `-y`.
+fn confirm_others(store: &Store, names: &[ModelName]) -> Result<()> {
+    let me = beaker::who::euid();
+    let others: Vec<String> = names
+        .iter()
+        .filter_map(|n| {
+            let uid = beaker::fsx::stat(&store.layout().name_record(n))
+                .ok()
+                .flatten()?
+                .uid();
+            (uid != me).then(|| {
+                let who = beaker::who::user_name(uid).unwrap_or_else(|| format!("uid {uid}"));
+                format!("{n} (by {who})")
+            })
+        })
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let list = others.join(", ");
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!("remove what other users pulled: {list}? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            return Ok(());
+        }
+        return Err(super::error::BadUsage(format!("nothing was removed ({list} kept)")).into());
+    }
+    Err(super::error::BadUsage(format!(
+        "{list}: pulled or added by another user; nothing was removed (pass -y to remove them anyway)"
+    ))
+    .into())
 }
 
 pub fn info(root: &Path, out: Output) -> Result<()> {

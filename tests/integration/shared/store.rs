@@ -53,7 +53,16 @@ fn alice_adds_bob_reuses_the_blob_and_can_remove_it() {
     );
     assert_group_policy(&env.store, u.lab_gid);
 
-    as_user(&u.bob, &env.store, &["store", "rm", "m", "bobs"]).ok();
+    // m is alice's: bob is asked, and without a terminal refused unless he says -y.
+    let r = as_user(&u.bob, &env.store, &["store", "rm", "m", "bobs"]);
+    r.fails(2, &["m (by beaker-alice)", "nothing was removed", "-y"]);
+    assert!(blob.exists(), "nothing removed");
+    assert!(
+        !r.stderr.contains("bobs (by"),
+        "his own is not asked about: {}",
+        r.stderr
+    );
+    as_user(&u.bob, &env.store, &["store", "rm", "-y", "m", "bobs"]).ok();
     assert!(
         !blob.exists(),
         "bob, a group member, removed alice's now unused blob"
@@ -374,7 +383,7 @@ fn bob_snapshots_alices_blob_through_a_symlink_where_links_are_refused() {
     assert_group_policy(&env.store, u.lab_gid);
     let v: serde_json::Value = as_user(&u.bob, &env.store, &["--json", "store", "verify"]).json();
     assert_eq!(v["snapshots_rebuilt"], serde_json::json!([]), "{v}");
-    as_user(&u.alice, &env.store, &["store", "rm", "a", "b"]).ok();
+    as_user(&u.alice, &env.store, &["store", "rm", "-y", "a", "b"]).ok();
     assert!(env.blob_names().is_empty());
     assert!(list_names(&env.store.join("snapshots")).is_empty());
 }

@@ -357,7 +357,7 @@ fn snapshot_subdirectories_keep_the_group_so_other_members_can_remove_them() {
     }
     let info: serde_json::Value = as_user(&u.bob, &env.store, &["--json", "store", "info"]).json();
     assert_eq!(info["problems"], serde_json::json!([]), "{info}");
-    as_user(&u.bob, &env.store, &["store", "rm", "m"]).ok();
+    as_user(&u.bob, &env.store, &["store", "rm", "-y", "m"]).ok();
     as_user(&u.bob, &env.store, &["store", "gc"]).ok();
     assert!(!dir.exists());
 }

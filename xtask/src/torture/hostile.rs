@@ -202,8 +202,8 @@ fn commands(lab: &Lab, cat: &Path) -> Vec<Vec<String>> {
         s(&["store", "path", "m1", "--dir"]),
         s(&["store", "prune-locks"]),
         s(&["store", "gc", "--tmp-age", "0s"]),
-        s(&["store", "rm", "m0"]),
-        s(&["store", "rm", "m1"]),
+        s(&["store", "rm", "-y", "m0"]),
+        s(&["store", "rm", "-y", "m1"]),
         s(&["store", "gc"]),
     ]
 }

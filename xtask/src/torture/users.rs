@@ -116,7 +116,7 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
                             format!("added-{i}"),
                         ]
                     } else if pick < 16 {
-                        vec!["store".into(), "rm".into(), name]
+                        vec!["store".into(), "rm".into(), "-y".into(), name]
                     } else {
                         vec!["store".into(), "gc".into()]
                     };
