@@ -326,8 +326,8 @@ pub struct PullArgs {
     /// Catalogue names (see --manifest), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
     #[arg(required = true)]
     pub names: Vec<String>,
-    /// The name to record a pulled oci:// reference under (default: the name the manifest
-    /// carries, else the repository's last part); required to pull a plain URL
+    /// The name to record a pulled oci:// reference under (default: the repository's last one
+    /// or two parts); required to pull a plain URL
     #[arg(long, value_name = "N")]
     pub name: Option<String>,
     #[command(flatten)]
@@ -344,6 +344,10 @@ pub struct PullArgs {
     /// Load each ONNX model in ONNX Runtime before publishing it; one that fails is not published
     #[arg(long)]
     pub check: bool,
+    /// Also copy the model's files into DIR under their names (as `store export`; one model),
+    /// and print the main file's path there
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
 }
 
 /// `--blake3/--sha256/--md5`: the digests a plain URL pulled with `--name` must have.

@@ -28,7 +28,56 @@ pub fn run(root: &Path, ctx: &Context, args: PullArgs, out: Output) -> Result<()
     let options = options(ctx, &args)?;
     let todo = request.resolve(&lookup, &options.fetch, out)?;
     let store = Store::open_or_create(root)?;
-    pull_each(&store, todo, options, out)
+    match &args.to {
+        Some(dir) => pull_to(&store, todo, options, dir, out),
+        None => pull_each(&store, todo, options, out),
+    }
+}
+
+/// `pull --to DIR`: the one model pulled into the store as ever, then its files copied into
+/// `DIR` under their names ([`beaker::export`]); prints the main file's path in `DIR`.
+fn pull_to(
+    store: &Store,
+    todo: Vec<Todo>,
+    options: Options,
+    dir: &Path,
+    out: Output,
+) -> Result<()> {
+    let [item] = <[Todo; 1]>::try_from(todo).map_err(|todo| {
+        BadUsage(format!(
+            "--to DIR takes one model ({} asked); pull the others separately",
+            todo.len()
+        ))
+    })?;
+    let mut puller = Puller::new(store, options);
+    let mut progress = out.progress();
+    let (name, row) = pull_one(store, &mut puller, item, progress.as_mut());
+    let row = row?;
+    let name = ModelName::new(&name)?;
+    let exported = beaker::export::export(store, &name, dir, beaker::export::How::Copy)?;
+    // The main file's place in DIR: its path in the snapshot, below the snapshot's directory.
+    let main = match &row {
+        Row::Pulled(p) => p.path.strip_prefix(&p.dir).ok().map(|rel| dir.join(rel)),
+        Row::Held {
+            path, dir: snap, ..
+        } => snap
+            .as_ref()
+            .and_then(|d| path.strip_prefix(d).ok())
+            .map(|rel| dir.join(rel)),
+    }
+    .unwrap_or_else(|| dir.to_owned());
+    if out.json {
+        return out.json(&serde_json::json!([{
+            "name": name,
+            "path": main,
+            "dir": dir,
+            "store_path": row.path(),
+            "files": exported.files,
+        }]));
+    }
+    print_row_note(&row, out);
+    println!("{}", main.display());
+    Ok(())
 }
 
 /// What `store pull` was asked for: one of the three shapes the flags allow, so no later step
@@ -353,6 +402,12 @@ fn print_row(row: &Row, out: Output) {
     if out.json {
         return;
     }
+    print_row_note(row, out);
+    println!("{}", row.path().display());
+}
+
+/// The notes of a row: downloaded (with its whole BLAKE3), a name re-pointed.
+fn print_row_note(row: &Row, out: Output) {
     if let Row::Pulled(p) = row {
         if p.downloaded {
             // The whole BLAKE3: what a catalogue entry or `--blake3` pins it by.
@@ -372,7 +427,6 @@ fn print_row(row: &Row, out: Output) {
             ));
         }
     }
-    println!("{}", row.path().display());
 }
 
 /// One `--json` row of a pull that worked.

@@ -568,3 +568,46 @@ fn beaker_env_reports_what_a_bug_report_needs_and_creates_nothing() {
         assert!(text.contains(label), "{label}: {text}");
     }
 }
+
+/// `pull --to DIR` (as `hf download --local-dir`): the model in the store as ever, and its files
+/// copied into DIR under their names; the main file's path there is printed. One model only.
+#[test]
+fn pull_to_a_directory_copies_the_models_files_there() {
+    use std::os::unix::fs::MetadataExt;
+    let env = Env::new();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let demo = demo.to_str().unwrap();
+    let to = env.path("here");
+    let printed = env
+        .run(&[
+            "--manifest",
+            demo,
+            "pull",
+            "tiny-ext",
+            "--to",
+            to.to_str().unwrap(),
+        ])
+        .ok();
+    assert_eq!(Path::new(&printed), to.join("tiny-ext.onnx"));
+    let data = std::fs::read(to.join("tiny-ext.onnx.data")).unwrap();
+    let stored = env.run(&["store", "path", "tiny-ext"]).ok();
+    let stored_data = Path::new(&stored).with_file_name("tiny-ext.onnx.data");
+    assert_eq!(data, std::fs::read(&stored_data).unwrap());
+    assert_ne!(
+        std::fs::metadata(to.join("tiny-ext.onnx.data"))
+            .unwrap()
+            .ino(),
+        std::fs::metadata(&stored_data).unwrap().ino(),
+        "a copy, not the blob"
+    );
+    env.run(&[
+        "--manifest",
+        demo,
+        "pull",
+        "tiny-add",
+        "tiny-mul",
+        "--to",
+        to.to_str().unwrap(),
+    ])
+    .fails(2, &["--to DIR takes one model"]);
+}
