@@ -18,10 +18,12 @@ use super::output::Output;
     long_about = "beaker keeps model files (ONNX and others) under their BLAKE3 hash in a store \
 directory that many processes and Unix users can share. Publishing is lock-guarded and atomic: \
 a crash or a race never leaves a corrupt model behind.",
-    after_help = "Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 `path` of a name not present.\n\
+    after_help = "Examples:\n  beaker pull tiny-add\n  beaker store add ./model.onnx --name my-model\n  beaker path my-model\n  beaker ls\n\n\
+Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 a name the store does not hold.\n\
 Environment: BEAKER_STORE, BEAKER_MANIFEST, BEAKER_OFFLINE, BEAKER_CONNECT_TIMEOUT, BEAKER_STALL_TIMEOUT, \
 BEAKER_RETRIES, BEAKER_RETRY_BASE, BEAKER_RETRY_AFTER_MAX, BEAKER_CONFIG, BEAKER_SYSTEM_CONFIG, \
-ORT_DYLIB_PATH, SSL_CERT_FILE, HTTPS_PROXY/NO_PROXY, BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD.\n\
+BEAKER_NO_PROGRESS, BEAKER_LEASE_SILENCE, ORT_DYLIB_PATH, SSL_CERT_FILE, HTTPS_PROXY/NO_PROXY, \
+BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD.\n\
 Config files: ~/.config/beaker/config.toml over /etc/beaker/config.toml (`beaker config show`)."
 )]
 pub struct Cli {
@@ -69,6 +71,9 @@ pub enum Command {
     #[command(subcommand)]
     Config(ConfigCommand),
     /// Print a shell completion script (e.g. `beaker completions bash > /etc/bash_completion.d/beaker`)
+    #[command(
+        after_help = "Examples:\n  beaker completions bash > /etc/bash_completion.d/beaker\n  beaker completions zsh > ~/.zfunc/_beaker"
+    )]
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
@@ -81,6 +86,9 @@ pub enum Command {
     Registry(RegistryCommand),
     /// What a bug report needs: versions, the store and its filesystem, the configuration, the
     /// catalogues, the ONNX Runtime found
+    #[command(
+        after_help = "Examples:\n  beaker env\n  beaker --json env > beaker-env.json   # attach to a bug report"
+    )]
     Env,
     #[command(flatten)]
     Short(Short),
@@ -139,12 +147,18 @@ pub struct RmArgs {
 #[derive(Debug, Subcommand)]
 pub enum Short {
     /// Short for `beaker store pull`
+    #[command(
+        after_help = "Examples:\n  beaker pull tiny-add\n  beaker pull oci://registry.lab/vision/bird:v3 --name bird"
+    )]
     Pull(PullArgs),
     /// Short for `beaker store path`
+    #[command(after_help = "Examples:\n  beaker path tiny-add\n  beaker path tiny-ext --dir")]
     Path(PathArgs),
     /// Short for `beaker store ls`
+    #[command(after_help = "Examples:\n  beaker ls\n  beaker ls 'lab/*' --sort size -l")]
     Ls(LsArgs),
     /// Short for `beaker store rm`
+    #[command(after_help = "Examples:\n  beaker rm tiny-add\n  beaker rm old-model --dry-run")]
     Rm(RmArgs),
 }
 
@@ -163,8 +177,12 @@ impl Short {
 #[derive(Debug, Subcommand)]
 pub enum CatalogueCommand {
     /// List every model the catalogues offer (name, size, format, whether the store has it)
+    #[command(
+        after_help = "Examples:\n  beaker catalogue ls\n  beaker --manifest lab.toml catalogue ls --json"
+    )]
     Ls,
     /// Show one catalogue entry: its files, digests and sources
+    #[command(after_help = "Examples:\n  beaker catalogue show tiny-ext")]
     Show {
         /// A name one of the catalogues defines
         name: String,
@@ -175,6 +193,9 @@ pub enum CatalogueCommand {
 pub enum ConfigCommand {
     /// Print every setting's effective value and where it came from
     /// (flag > environment > user config > system config > default)
+    #[command(
+        after_help = "Examples:\n  beaker config show\n  BEAKER_STORE=/srv/models beaker config show"
+    )]
     Show,
 }
 
@@ -182,6 +203,9 @@ pub enum ConfigCommand {
 pub enum RegistryCommand {
     /// Check credentials against a registry and save them in the docker config
     /// (~/.docker/config.json, or $DOCKER_CONFIG/config.json; 0600)
+    #[command(
+        after_help = "Examples:\n  beaker registry login registry.lab -u alice --password-stdin < token.txt\n  beaker registry login 127.0.0.1:5000 --plain-http -u ci"
+    )]
     Login {
         /// The registry: HOST[:PORT]
         host: String,
@@ -210,6 +234,9 @@ pub struct RemoteArgs {
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {
     /// Create a store (a private one is also created on first use)
+    #[command(
+        after_help = "Examples:\n  beaker store init\n  beaker --store /srv/models store init --shared group --group lab\n  beaker --store /lustre/models store init --locking none"
+    )]
     Init {
         /// Share the store with a Unix group (directories 2775 setgid, files 0664)
         #[arg(long, value_enum, value_name = "MODE")]
@@ -222,6 +249,9 @@ pub enum StoreCommand {
         locking: LockingArg,
     },
     /// Copy a model file, or a directory of a model's files, into the store under a name
+    #[command(
+        after_help = "Examples:\n  beaker store add ./model.onnx --name my-model\n  beaker store add ./ocr-pipeline/ --name lab/ocr --check"
+    )]
     Add {
         /// The file to add, or a directory: every regular file under it, by its relative path
         file: PathBuf,
@@ -234,11 +264,14 @@ pub enum StoreCommand {
     },
     /// Fetch models from the catalogues or a registry into the store (once, however many
     /// processes ask) and print the path of each model's main file
+    #[command(
+        after_help = "Examples:\n  beaker store pull tiny-add tiny-mul\n  beaker store pull https://host/m.onnx --name m --blake3 $BLAKE3\n  beaker store pull tiny-ext --to ./models/tiny-ext"
+    )]
     Pull(PullArgs),
     /// Show what the store knows about a model (a name, or a blob's BLAKE3 or its start) and,
     /// for ONNX, its inputs, outputs, opsets, producer and metadata
     #[command(
-        after_help = "--json prints {name, blake3, size, format, inputs: [{name, type, shape}], outputs, opsets, producer, ir_version, metadata, …}; see docs/onnx.md."
+        after_help = "Examples:\n  beaker store show tiny-multi\n  beaker store show c4754911a5b9\n\n--json prints {name, blake3, size, format, inputs: [{name, type, shape}], outputs, opsets, producer, ir_version, metadata, …}; see docs/onnx.md."
     )]
     Show {
         /// A name the store holds, a 64-hex BLAKE3, or its first 8 or more hex digits (as `ls`
@@ -247,9 +280,15 @@ pub enum StoreCommand {
     },
     /// Print the path of NAME's main file, under its real name in the model's directory (exit 3
     /// if the store does not hold it)
+    #[command(
+        after_help = "Examples:\n  beaker store path tiny-add\n  python infer.py --model \"$(beaker store path tiny-add)\""
+    )]
     Path(PathArgs),
     /// Put a model's files under their names in DIR: copies (reflinks where the filesystem can),
     /// or hard links to the blobs with --link; never overwrites a different file
+    #[command(
+        after_help = "Examples:\n  beaker store export tiny-ext ./deploy/tiny-ext\n  beaker store export tiny-ext ./same-fs-dir --link"
+    )]
     Export {
         /// A name the store holds
         name: String,
@@ -268,7 +307,7 @@ pub enum StoreCommand {
     /// Upload a model to an OCI registry (config `{}`, one layer per file, an image manifest)
     /// and print the manifest's digest
     #[command(
-        after_help = "--json prints {name, reference, digest, uploaded_bytes}. Blobs the registry has are not sent."
+        after_help = "Examples:\n  beaker store push lab/ocr oci://registry.lab/vision/ocr:v2\n\n--json prints {name, reference, digest, uploaded_bytes}. Blobs the registry has are not sent."
     )]
     Push {
         /// The model's name in this store
@@ -279,6 +318,7 @@ pub enum StoreCommand {
         remote: RemoteArgs,
     },
     /// List the tags of a registry repository, with the model name each one carries
+    #[command(after_help = "Examples:\n  beaker store ls-remote oci://registry.lab/vision/ocr")]
     LsRemote {
         /// oci://HOST[:PORT]/REPO
         reference: String,
@@ -286,37 +326,48 @@ pub enum StoreCommand {
         remote: RemoteArgs,
     },
     /// List the names the store holds
+    #[command(
+        after_help = "Examples:\n  beaker store ls\n  beaker -q store ls   # names only\n  beaker store ls 'lab/*' --sort used -l"
+    )]
     Ls(LsArgs),
     /// Print the store's directory (absolute)
+    #[command(after_help = "Examples:\n  beaker store dir\n  du -sh \"$(beaker store dir)\"")]
     Dir,
     /// Remove names from the store, and the blobs no other name uses
+    #[command(
+        after_help = "Examples:\n  beaker store rm old-model\n  beaker store rm lab/ocr --dry-run\n  beaker store rm -y alices-model   # another user's, without asking"
+    )]
     Rm(RmArgs),
     /// Pin names: gc and the store's max_size never evict them (exit 3 if the store does not hold one)
+    #[command(after_help = "Examples:\n  beaker store pin tiny-add")]
     Pin {
         /// Names the store holds
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Unpin names, so a budget may evict them again
+    #[command(after_help = "Examples:\n  beaker store unpin tiny-add")]
     Unpin {
         /// Pinned names
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Show where the store is, how it is set up, and what uses its space
+    #[command(after_help = "Examples:\n  beaker store info\n  beaker --json store info")]
     Info,
     /// Delete blobs no name references, stale temp files and old quarantine (mark and sweep);
     /// with --max-size / --older-than, first evict least recently used names
     #[command(
-        after_help = "--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, evicted: [{name, blake3, size, last_used}], …}; see docs/maint.md."
+        after_help = "Examples:\n  beaker store gc\n  beaker store gc --max-size 20G --dry-run\n\n--json prints {removed_blobs: [hex…], freed_bytes, removed_partials: [name…], kept_blobs: count, evicted: [{name, blake3, size, last_used}], …}; see docs/maint.md."
     )]
     Gc(beaker::maint_args::GcArgs),
     /// Re-hash blobs; move corrupt ones to quarantine/ and list names whose blob is missing (exit 1 if any)
     #[command(
-        after_help = "--json prints {checked, ok, corrupt: [{blake3, quarantined_to, problem}], missing: [name…], …}; see docs/maint.md."
+        after_help = "Examples:\n  beaker store verify\n  beaker store verify tiny-add --deep\n\n--json prints {checked, ok, corrupt: [{blake3, quarantined_to, problem}], missing: [name…], …}; see docs/maint.md."
     )]
     Verify(beaker::maint_args::VerifyArgs),
     /// Remove lock files nobody holds (held ones are listed with their holder); report stale temp files
+    #[command(after_help = "Examples:\n  beaker store prune-locks")]
     PruneLocks,
 }
 
@@ -367,6 +418,7 @@ pub struct PinArgs {
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
     /// Validate catalogue manifests (exit 2 with file:line:col on the first error)
+    #[command(after_help = "Examples:\n  beaker manifest check manifests/models.toml lab.toml")]
     Check {
         /// Catalogue files (TOML, `version = 1`)
         #[arg(required = true)]
@@ -374,6 +426,9 @@ pub enum ManifestCommand {
     },
     /// Print a catalogue entry (blake3, size, sha256, urls) for a local file or a URL (a URL is
     /// downloaded into a scratch store to hash it, then deleted)
+    #[command(
+        after_help = "Examples:\n  beaker manifest entry ./model.onnx --name my-model > catalogue.toml\n  beaker manifest entry https://host/m.onnx --name m"
+    )]
     Entry {
         /// A file, or an https://, http:// or file:// URL
         source: String,
@@ -402,4 +457,70 @@ pub enum SharedMode {
 pub enum LockingArg {
     Flock,
     None,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    /// Every command a user can reach (not the hidden ones), with its full name.
+    fn leaves(cmd: &clap::Command, path: &str, out: &mut Vec<(String, clap::Command)>) {
+        for sub in cmd.get_subcommands().filter(|c| !c.is_hide_set()) {
+            let name = format!("{path} {}", sub.get_name());
+            if sub.has_subcommands() {
+                leaves(sub, &name, out);
+            } else if sub.get_name() != "help" {
+                out.push((name, sub.clone()));
+            }
+        }
+    }
+
+    /// Every command's --help ends with examples, and each example that is a beaker command
+    /// line parses as one (so the examples cannot rot as flags change).
+    #[test]
+    fn every_help_has_examples_that_parse() {
+        let cli = super::Cli::command();
+        let mut all = Vec::new();
+        leaves(&cli, "beaker", &mut all);
+        assert!(all.len() >= 29, "{} commands", all.len());
+        let mut parsed = 0;
+        for (name, cmd) in all {
+            let help = cmd
+                .get_after_help()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            let Some(examples) = help.split("Examples:\n").nth(1) else {
+                panic!("{name} --help has no Examples");
+            };
+            let examples = examples.split("\n\n").next().unwrap_or_default();
+            for line in examples.lines() {
+                // The command line only: no comment, no redirection, no pipe.
+                let line = line.split(" #").next().unwrap_or_default();
+                let line = line
+                    .split(['>', '<', '|'])
+                    .next()
+                    .unwrap_or_default()
+                    .trim();
+                let line = line
+                    .split_whitespace()
+                    .skip_while(|w| w.contains('='))
+                    .collect::<Vec<_>>();
+                if line.first() != Some(&"beaker") {
+                    continue;
+                }
+                let args: Vec<String> = line
+                    .iter()
+                    .map(|w| w.trim_matches('\'').to_owned())
+                    .collect();
+                if let Err(e) = super::Cli::try_parse_from(&args) {
+                    panic!(
+                        "{name}: the example `{}` does not parse: {e}",
+                        args.join(" ")
+                    );
+                }
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= 40, "{parsed} examples parsed");
+    }
 }
