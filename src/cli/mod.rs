@@ -69,8 +69,10 @@ fn command(command: Command, locations: Locations, out: Output) -> Result<()> {
             // (in text), then the file's error, exit 2.
             Err(e) => {
                 if !out.json {
+                    // The table on stdout; on stderr only the error (one line, as for any).
                     let ctx = Context::with(locations, beaker::settings::Settings::default());
-                    let _ = config_cmds::run(cmd, &ctx, out);
+                    let quiet = Output { quiet: true, ..out };
+                    let _ = config_cmds::run(cmd, &ctx, quiet);
                 }
                 Err(e)
             }

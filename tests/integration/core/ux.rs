@@ -463,6 +463,7 @@ fn a_broken_config_file_is_shown_with_what_to_do() {
         "{r:#?}"
     );
     assert!(r.stderr.contains("user.toml:1:"), "{r:#?}");
+    assert_eq!(r.stderr.lines().count(), 1, "one line on stderr: {r:#?}");
     std::fs::write(&user, "manifest = \"x.toml\"\n").unwrap();
     let r = run(bare(&env, &user, &system), &["config", "show"]);
     assert!(
