@@ -20,7 +20,7 @@ directory that many processes and Unix users can share. Publishing is lock-guard
 a crash or a race never leaves a corrupt model behind.",
     after_help = "Examples:\n  beaker pull tiny-add\n  beaker store add ./model.onnx --name my-model\n  beaker path my-model\n  beaker ls\n\n\
 Exit codes: 0 ok, 1 operation failed, 2 bad usage or input, 3 a name the store does not hold.\n\
-Environment: BEAKER_STORE, BEAKER_MANIFEST, BEAKER_OFFLINE, BEAKER_CONNECT_TIMEOUT, BEAKER_STALL_TIMEOUT, \
+Environment: BEAKER_STORE, BEAKER_CATALOGUE (older: BEAKER_MANIFEST), BEAKER_OFFLINE, BEAKER_CONNECT_TIMEOUT, BEAKER_STALL_TIMEOUT, \
 BEAKER_RETRIES, BEAKER_RETRY_BASE, BEAKER_RETRY_AFTER_MAX, BEAKER_CONFIG, BEAKER_SYSTEM_CONFIG, \
 BEAKER_NO_PROGRESS, BEAKER_LEASE_SILENCE, ORT_DYLIB_PATH, SSL_CERT_FILE, HTTPS_PROXY/NO_PROXY, \
 BEAKER_REGISTRY_USER/BEAKER_REGISTRY_PASSWORD.\n\
@@ -47,8 +47,14 @@ pub struct Locations {
     /// $XDG_CACHE_HOME/beaker/store]
     #[arg(long, global = true, value_name = "DIR")]
     pub store: Option<PathBuf>,
-    /// Catalogue manifest to resolve names through (repeatable) [default: $BEAKER_MANIFEST, else the bundled one]
-    #[arg(long = "manifest", global = true, value_name = "FILE")]
+    /// A catalogue to resolve names through (repeatable) [default: $BEAKER_CATALOGUE, else the
+    /// bundled one] (`--manifest` is its older name)
+    #[arg(
+        long = "catalogue",
+        alias = "manifest",
+        global = true,
+        value_name = "FILE"
+    )]
     pub manifests: Vec<PathBuf>,
     /// Never open a connection: a pull succeeds only for models already in the store
     /// [env: BEAKER_OFFLINE=1]
@@ -61,10 +67,10 @@ pub enum Command {
     /// Work with the model store
     #[command(subcommand)]
     Store(StoreCommand),
-    /// Work with catalogue manifests
-    #[command(subcommand)]
+    /// The older name of `beaker catalogue check|entry`
+    #[command(subcommand, hide = true)]
     Manifest(ManifestCommand),
-    /// What the catalogues offer
+    /// Catalogues: what they offer, checking one, writing an entry
     #[command(subcommand)]
     Catalogue(CatalogueCommand),
     /// The configuration files and the effective settings
@@ -178,9 +184,11 @@ impl Short {
 pub enum CatalogueCommand {
     /// List every model the catalogues offer (name, size, format, whether the store has it)
     #[command(
-        after_help = "Examples:\n  beaker catalogue ls\n  beaker --manifest lab.toml catalogue ls --json"
+        after_help = "Examples:\n  beaker catalogue ls\n  beaker --catalogue lab.toml catalogue ls --json"
     )]
     Ls,
+    #[command(flatten)]
+    Files(ManifestCommand),
     /// Show one catalogue entry: its files, digests and sources
     #[command(after_help = "Examples:\n  beaker catalogue show tiny-ext")]
     Show {
@@ -374,7 +382,7 @@ pub enum StoreCommand {
 /// `store pull`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
-    /// Catalogue names (see --manifest), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
+    /// Catalogue names (see --catalogue), or registry references oci://HOST/REPO[:TAG|@sha256:HEX]
     #[arg(required = true)]
     pub names: Vec<String>,
     /// The name to record a pulled oci:// reference under (default: the repository's last one
@@ -417,8 +425,8 @@ pub struct PinArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ManifestCommand {
-    /// Validate catalogue manifests (exit 2 with file:line:col on the first error)
-    #[command(after_help = "Examples:\n  beaker manifest check manifests/models.toml lab.toml")]
+    /// Validate catalogue files (exit 2 with file:line:col on the first error)
+    #[command(after_help = "Examples:\n  beaker catalogue check manifests/models.toml lab.toml")]
     Check {
         /// Catalogue files (TOML, `version = 1`)
         #[arg(required = true)]
@@ -427,7 +435,7 @@ pub enum ManifestCommand {
     /// Print a catalogue entry (blake3, size, sha256, urls) for a local file or a URL (a URL is
     /// downloaded into a scratch store to hash it, then deleted)
     #[command(
-        after_help = "Examples:\n  beaker manifest entry ./model.onnx --name my-model > catalogue.toml\n  beaker manifest entry https://host/m.onnx --name m"
+        after_help = "Examples:\n  beaker catalogue entry ./model.onnx --name my-model > catalogue.toml\n  beaker catalogue entry https://host/m.onnx --name m"
     )]
     Entry {
         /// A file, or an https://, http:// or file:// URL

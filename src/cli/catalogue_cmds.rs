@@ -31,6 +31,11 @@ struct Row<'a> {
 }
 
 pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
+    // `check` and `entry` read the files they are given, not the configured catalogues.
+    let cmd = match cmd {
+        CatalogueCommand::Files(files) => return super::manifest_cmds::run(files, out),
+        other => other,
+    };
     let catalogue = ctx.catalogue()?;
     let store = ctx.existing_store()?;
     let records = match &store {
@@ -51,6 +56,7 @@ pub fn run(cmd: CatalogueCommand, ctx: &Context, out: Output) -> Result<()> {
                 .collect::<Result<Vec<_>>>()?;
             ls(&rows, out)
         }
+        CatalogueCommand::Files(_) => Ok(()), // handled above
         CatalogueCommand::Show { name } => {
             let m = catalogue.get(&name)?;
             show(m, row(m, present(m)?), out)

@@ -59,7 +59,7 @@ fn rows(ctx: &Context) -> Result<Vec<Row>> {
             source: store_from,
         },
         Row {
-            key: "manifests",
+            key: "catalogues",
             value: if manifests.is_empty() {
                 "(the bundled catalogue)".into()
             } else {

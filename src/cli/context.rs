@@ -70,9 +70,11 @@ impl Context {
         if !self.manifest_flags.is_empty() {
             return (self.manifest_flags.clone(), Source::Flag);
         }
-        if let Some(list) = std::env::var_os("BEAKER_MANIFEST").filter(|v| !v.is_empty()) {
-            let paths = std::env::split_paths(&list).collect();
-            return (paths, Source::Env("BEAKER_MANIFEST".into()));
+        for var in ["BEAKER_CATALOGUE", "BEAKER_MANIFEST"] {
+            if let Some(list) = std::env::var_os(var).filter(|v| !v.is_empty()) {
+                let paths = std::env::split_paths(&list).collect();
+                return (paths, Source::Env(var.into()));
+            }
         }
         match &self.settings.manifests {
             Some(s) => (s.value.clone(), Source::File(s.from.clone())),

@@ -1,5 +1,6 @@
-//! `beaker manifest check FILE…`: validate catalogues, including conflicts between them.
-//! `beaker manifest entry FILE|URL --name N`: print the catalogue entry that pins it.
+//! `beaker catalogue check FILE…`: validate catalogues, including conflicts between them.
+//! `beaker catalogue entry FILE|URL --name N`: print the catalogue entry that pins it (`beaker
+//! manifest check|entry` is the older spelling of both).
 
 use std::path::PathBuf;
 

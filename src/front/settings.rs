@@ -9,7 +9,7 @@
 //!
 //! ```toml
 //! store = "/srv/models"                 # the store (like --store / BEAKER_STORE)
-//! manifests = ["/srv/catalogues/lab.toml"]   # catalogues (like --manifest / BEAKER_MANIFEST)
+//! catalogues = ["/srv/catalogues/lab.toml"]  # like --catalogue / BEAKER_CATALOGUE (older: manifests)
 //! offline = false                       # never download (like --offline / BEAKER_OFFLINE)
 //! connect_timeout = "10s"               # like BEAKER_CONNECT_TIMEOUT
 //! stall_timeout = "30s"                 # like BEAKER_STALL_TIMEOUT
@@ -82,9 +82,11 @@ pub struct Settings {
 /// them already), and for the keys people reach for by mistake, where they belong.
 fn key_hint(message: &str) -> String {
     let mut hint = String::new();
-    if message.starts_with("unknown field `manifest`") {
+    if message.starts_with("unknown field `manifest`")
+        || message.starts_with("unknown field `catalogue`")
+    {
         hint.push_str(
-            ": the key is `manifests`, a list (manifests = [\"/path/to/catalogue.toml\"])",
+            ": the key is `catalogues`, a list (catalogues = [\"/path/to/catalogue.toml\"])",
         );
     } else if message.starts_with("unknown field `max_size`")
         || message.starts_with("unknown field `min_age`")
@@ -97,7 +99,7 @@ fn key_hint(message: &str) -> String {
     }
     if !message.contains("expected one of") {
         hint.push_str(
-            " (valid keys: store, manifests, offline, connect_timeout, stall_timeout, retries, lock_timeout)",
+            " (valid keys: store, catalogues, offline, connect_timeout, stall_timeout, retries, lock_timeout)",
         );
     }
     hint
@@ -141,7 +143,8 @@ const MAX_FILE: u64 = 1 << 20;
 #[serde(deny_unknown_fields)]
 struct File {
     store: Option<String>,
-    manifests: Option<Vec<String>>,
+    #[serde(alias = "manifests")]
+    catalogues: Option<Vec<String>>,
     offline: Option<bool>,
     connect_timeout: Option<toml::Spanned<String>>,
     stall_timeout: Option<toml::Spanned<String>>,
@@ -221,7 +224,7 @@ impl Settings {
         if let Some(v) = file.store {
             self.store = Some(set(resolve(&v, dir), path));
         }
-        if let Some(v) = file.manifests {
+        if let Some(v) = file.catalogues {
             self.manifests = Some(set(v.iter().map(|m| resolve(m, dir)).collect(), path));
         }
         if let Some(v) = file.offline {

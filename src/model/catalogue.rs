@@ -1,6 +1,6 @@
 //! Catalogues: the set of manifests a name is resolved through (docs/design.md#manifest-format).
 //!
-//! Sources, in order of precedence: `--manifest FILE` (repeatable), else `BEAKER_MANIFEST` (a
+//! Sources, in order of precedence: `--catalogue FILE` (repeatable), else `BEAKER_CATALOGUE` (a
 //! `:`-separated path list), else the bundled `manifests/models.toml` compiled into the binary.
 //! The same name in two catalogues is fine when both pin the same content (their URLs are merged,
 //! first catalogue first); different content is an error, never a guess.
@@ -62,7 +62,7 @@ fn suggest(close: &[String]) -> String {
 }
 
 impl Catalogue {
-    /// Loads the catalogues named by `--manifest` flags, else `BEAKER_MANIFEST`, else the bundled one.
+    /// Loads the catalogues named by `--catalogue` flags, else `BEAKER_CATALOGUE`, else the bundled one.
     pub fn load(flags: &[PathBuf], env: Option<&std::ffi::OsStr>) -> Result<Self, ManifestError> {
         let paths: Vec<PathBuf> = if !flags.is_empty() {
             flags.to_vec()

@@ -537,7 +537,7 @@ fn check_url(url: &str) -> Result<(), String> {
 }
 
 /// What to do about a TOML syntax error that beaker's own habits lead to: an `org/name` table
-/// header left unquoted, a second `version` line (a `beaker manifest entry` pasted under the
+/// header left unquoted, a second `version` line (a `beaker catalogue entry` pasted under the
 /// first), a `version` inside a model's table.
 fn toml_hint(text: &str, offset: usize, message: &str) -> String {
     let line = text
@@ -560,7 +560,7 @@ fn toml_hint(text: &str, offset: usize, message: &str) -> String {
         || message.starts_with("unknown field `version`")
     {
         return "; a catalogue has one `version = 1`, at the top: delete this one (it came \
-                with an entry pasted from `beaker manifest entry`?)"
+                with an entry pasted from `beaker catalogue entry`?)"
             .into();
     }
     String::new()

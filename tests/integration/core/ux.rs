@@ -467,7 +467,7 @@ fn a_broken_config_file_is_shown_with_what_to_do() {
     std::fs::write(&user, "manifest = \"x.toml\"\n").unwrap();
     let r = run(bare(&env, &user, &system), &["config", "show"]);
     assert!(
-        r.stderr.contains("the key is `manifests`, a list"),
+        r.stderr.contains("the key is `catalogues`, a list"),
         "{r:#?}"
     );
     assert_eq!(
@@ -611,4 +611,49 @@ fn pull_to_a_directory_copies_the_models_files_there() {
         to.to_str().unwrap(),
     ])
     .fails(2, &["--to DIR takes one model"]);
+}
+
+/// One word for one thing: `--catalogue`, `BEAKER_CATALOGUE`, `catalogues` in a config file and
+/// `beaker catalogue check|entry`; the older `manifest` spellings still work.
+#[test]
+fn catalogues_are_called_catalogues_everywhere_and_the_old_names_still_work() {
+    let env = Env::new();
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let demo = demo.to_str().unwrap();
+    for args in [
+        vec!["--catalogue", demo, "catalogue", "show", "tiny-add"],
+        vec!["--manifest", demo, "catalogue", "show", "tiny-add"],
+        vec!["catalogue", "check", demo],
+        vec!["manifest", "check", demo],
+    ] {
+        env.run(&args).ok();
+    }
+    for var in ["BEAKER_CATALOGUE", "BEAKER_MANIFEST"] {
+        let mut c = env.cmd();
+        c.env(var, demo).args(["catalogue", "show", "tiny-add"]);
+        Run::from(c.output().unwrap()).ok();
+    }
+    let (user, system) = (env.path("user.toml"), env.path("system.toml"));
+    for key in ["catalogues", "manifests"] {
+        std::fs::write(&user, format!("{key} = [{demo:?}]\n")).unwrap();
+        let shown = run(bare(&env, &user, &system), &["config", "show"]).stdout;
+        let line = shown.lines().find(|l| l.starts_with("catalogues")).unwrap();
+        assert!(
+            line.contains("demo.toml") && line.contains("user.toml"),
+            "{key}: {shown}"
+        );
+    }
+    let file = env.file("w.bin", b"weights");
+    let out = env
+        .run(&["catalogue", "entry", file.to_str().unwrap(), "--name", "w"])
+        .stdout;
+    assert!(
+        out.starts_with("version = 1\n") && out.contains("[models.w]"),
+        "{out}"
+    );
+    let help = env.run(&["--help"]).stdout;
+    assert!(
+        !help.contains("  manifest "),
+        "one word in the help: {help}"
+    );
 }
