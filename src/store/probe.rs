@@ -15,7 +15,6 @@
 //! `store.toml` strictly (an unknown key is an error), and ignore files they do not know.
 
 use std::io;
-use std::os::fd::AsFd;
 
 use serde::{Deserialize, Serialize};
 
@@ -148,7 +147,7 @@ fn reflinks(tmp: &Rooted, src: &std::fs::File) -> bool {
     let mut src_w = src;
     let _ = src_w.write_all(b"probe");
     let _ = with.flush();
-    let ok = rustix::fs::ioctl_ficlone(with.as_fd(), src.as_fd()).is_ok();
+    let ok = fsx::ficlone(&with, src).is_ok();
     let _ = fsx::remove_file_if_exists(&with_path);
     ok
 }

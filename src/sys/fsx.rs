@@ -44,6 +44,23 @@ use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
 
 use crate::sys::error::{IoContext, IoError, Place};
 
+/// How a directory is opened to be named, inspected or used as a base: `O_PATH` on Linux (no
+/// read permission needed, nothing read); a read-only open where there is no `O_PATH` (macOS).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+pub(crate) const DIR_HANDLE: OFlags = OFlags::PATH;
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub(crate) const DIR_HANDLE: OFlags = OFlags::RDONLY;
+
+/// A permission mode as the platform's `mode_t` (32 bits on Linux, 16 on macOS); only the
+/// permission bits are kept.
+#[allow(
+    clippy::unnecessary_cast,
+    reason = "mode_t is u32 on Linux, u16 on macOS"
+)]
+pub(crate) fn mode(bits: u32) -> Mode {
+    Mode::from_raw_mode((bits & 0o7777) as rustix::fs::RawMode)
+}
+
 pub mod beneath;
 pub mod mapped;
 pub mod user;
@@ -64,7 +81,7 @@ pub fn create_exclusive(at: &Rooted, mode: u32) -> Result<File, IoError> {
         dir.as_fd(),
         leaf,
         OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-        Mode::from_raw_mode(mode),
+        self::mode(mode),
     )
     .map_err(|e| IoError::new("create", at, e.into()))?;
     set_mode(&file, mode, at)?;
@@ -144,7 +161,7 @@ pub fn read_to_string(at: &Rooted) -> Result<String, IoError> {
 pub fn stat(at: &Rooted) -> Result<Option<Meta>, IoError> {
     if at.rel().as_os_str().is_empty() {
         // The store's root itself.
-        let fd = at.open_dir_fd(OFlags::PATH).at("inspect", at)?;
+        let fd = at.open_dir_fd(DIR_HANDLE).at("inspect", at)?;
         return Meta::of(&fd).map(Some).at("inspect", at);
     }
     let (dir, leaf) = match at.split() {
@@ -174,8 +191,12 @@ pub fn read_link(at: &Rooted) -> Result<PathBuf, IoError> {
 pub fn set_group(at: &Rooted, gid: u32) -> Result<(), IoError> {
     let group = Some(rfs::Gid::from_raw(gid));
     let done = if at.rel().as_os_str().is_empty() {
-        let fd = at.open_dir_fd(OFlags::PATH).at("change the group of", at)?;
-        rfs::chownat(&fd, "", None, group, AtFlags::EMPTY_PATH)
+        let fd = at.open_dir_fd(DIR_HANDLE).at("change the group of", at)?;
+        #[cfg(any(target_os = "linux", target_os = "android"))]
+        let changed = rfs::chownat(&fd, "", None, group, AtFlags::EMPTY_PATH);
+        #[cfg(not(any(target_os = "linux", target_os = "android")))]
+        let changed = rfs::fchown(&fd, None, group);
+        changed
     } else {
         let (dir, leaf) = at.split().at("change the group of", at)?;
         rfs::chownat(dir.as_fd(), leaf, None, group, AtFlags::SYMLINK_NOFOLLOW)
@@ -188,8 +209,7 @@ pub fn set_dir_mode(at: &Rooted, mode: u32) -> Result<(), IoError> {
     let fd = at
         .open_dir_fd(OFlags::RDONLY)
         .map_err(|e| IoError::new("set permissions on", at, not_a_dir(e)))?;
-    rfs::fchmod(&fd, Mode::from_raw_mode(mode))
-        .map_err(|e| IoError::new("set permissions on", at, e.into()))
+    rfs::fchmod(&fd, self::mode(mode)).map_err(|e| IoError::new("set permissions on", at, e.into()))
 }
 
 /// `ENOTDIR`/`ELOOP` from opening a directory, said for a person.
@@ -389,7 +409,20 @@ pub fn clone_file(dst: &File, src: &File) -> io::Result<()> {
     if std::env::var_os("BEAKER_NO_REFLINK").is_some() {
         return Err(io::ErrorKind::Unsupported.into());
     }
-    rustix::fs::ioctl_ficlone(dst.as_fd(), src.as_fd()).map_err(io::Error::from)
+    ficlone(dst, src)
+}
+
+/// `FICLONE` itself, whatever `BEAKER_NO_REFLINK` says (the filesystem probe asks the
+/// filesystem, not the setting).
+pub fn ficlone(dst: &File, src: &File) -> io::Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    return rustix::fs::ioctl_ficlone(dst.as_fd(), src.as_fd()).map_err(io::Error::from);
+    // (macOS clones by path, `clonefile(2)`, not between open files: a copy there.)
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    return {
+        let _ = (dst, src);
+        Err(io::ErrorKind::Unsupported.into())
+    };
 }
 
 /// Whether `file` is on btrfs (`fstatfs`); `false` when that cannot be told.
@@ -405,6 +438,13 @@ pub fn is_btrfs(file: &File) -> bool {
 /// of the file written already: the disk works while the rest arrives. Not a durability point
 /// (no metadata, no wait, no cache flush); only `sync_file` is. Where the call is not
 /// supported it does nothing.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+pub fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Ok(())
+}
+
+/// [`start_writeback`] where `sync_file_range` exists.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
     let (Ok(offset), Ok(len)) = (
         libc::off64_t::try_from(offset),
@@ -500,7 +540,7 @@ pub fn create_dir_exclusive(at: &Rooted, mode: u32) -> Result<(), IoError> {
 
 fn mkdir(at: &Rooted, mode: u32) -> Result<(), IoError> {
     let (dir, leaf) = at.split().at("create directory", at)?;
-    rfs::mkdirat(dir.as_fd(), leaf, Mode::from_raw_mode(mode & 0o777))
+    rfs::mkdirat(dir.as_fd(), leaf, self::mode(mode & 0o777))
         .map_err(|e| IoError::new("create directory", at, e.into()))?;
     set_dir_mode(at, mode)
 }
@@ -649,7 +689,7 @@ pub fn persist_noclobber_keep(from: &Rooted, to: &Rooted) -> Result<bool, IoErro
 /// directory `at` (`faccessat(W_OK|X_OK, AT_EACCESS)`): `Ok` if so, else the OS's reason
 /// (`NotFound` if it does not exist).
 pub fn may_write_in(at: &Rooted) -> io::Result<()> {
-    let fd = at.open_dir_fd(OFlags::PATH)?;
+    let fd = at.open_dir_fd(DIR_HANDLE)?;
     rfs::accessat(
         &fd,
         ".",

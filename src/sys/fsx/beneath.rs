@@ -37,6 +37,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 
@@ -61,7 +62,7 @@ impl Root {
     pub fn open(path: &Path) -> Result<Arc<Root>, IoError> {
         let fd = rfs::open(
             path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            super::DIR_HANDLE | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
         .map_err(|e| IoError::new("open directory", path, e.into()))?;
@@ -198,7 +199,7 @@ impl Rooted {
         if parent.as_os_str().is_empty() {
             return Ok((DirFd::Borrowed(self.root.fd.as_fd()), leaf));
         }
-        let fd = resolve_dir(&self.root, parent, OFlags::PATH)?;
+        let fd = resolve_dir(&self.root, parent, super::DIR_HANDLE)?;
         Ok((DirFd::Owned(fd), leaf))
     }
 
@@ -281,11 +282,13 @@ pub(crate) fn check_leaf(name: &OsStr) -> io::Result<()> {
 }
 
 /// Whether `openat2` is known to work (1), known not to (2), or not tried yet (0).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 static OPENAT2: AtomicU8 = AtomicU8::new(0);
 
 /// Whether `BEAKER_NO_OPENAT2=1` asks for the per-component walk even where `openat2` works: it
 /// exists so that the walk, the resolution of kernels before 5.6 and of other systems, is tested
 /// on this machine. It changes no result, only the system calls.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn walk_forced() -> bool {
     use std::sync::OnceLock;
     static FORCED: OnceLock<bool> = OnceLock::new();
@@ -334,7 +337,7 @@ fn walk(root: &Root, rel: &Path, flags: OFlags) -> io::Result<OwnedFd> {
             return Err(io::ErrorKind::InvalidInput.into());
         };
         let step = if parts.peek().is_some() {
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+            super::DIR_HANDLE | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
         } else {
             flags
         };
@@ -428,8 +431,12 @@ impl Meta {
     }
 
     /// The permission bits (with setuid, setgid and sticky): `st_mode & 0o7777`.
+    #[allow(
+        clippy::unnecessary_cast,
+        reason = "st_mode is u32 on Linux, u16 on macOS"
+    )]
     pub fn mode(&self) -> u32 {
-        self.st.st_mode & 0o7777
+        (self.st.st_mode as u32) & 0o7777
     }
 
     pub fn uid(&self) -> u32 {

@@ -309,10 +309,23 @@ fn find(addr: usize) -> Option<(usize, usize, usize)> {
     None
 }
 
+/// This thread's `errno` (`__errno_location` on Linux, `__error` on macOS).
+///
+/// # Safety
+/// The pointer is valid for this thread only, for as long as the thread lives.
+unsafe fn errno_location() -> *mut libc::c_int {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    // SAFETY: libc's accessor of this thread's errno.
+    return unsafe { libc::__errno_location() };
+    #[cfg(any(target_os = "macos", target_os = "ios"))]
+    // SAFETY: as above, under its Apple name.
+    return unsafe { libc::__error() };
+}
+
 /// The SIGBUS handler. Async-signal-safe: atomics, `mmap(2)`, `sigaction(2)`, `raise(3)`.
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     // SAFETY: errno is this thread's; reading and restoring it is what a handler must do.
-    let errno = unsafe { *libc::__errno_location() };
+    let errno = unsafe { *errno_location() };
     // SAFETY: the kernel passes a valid siginfo_t with SA_SIGINFO. si_code > 0 means the kernel
     // raised it for a fault (si_addr is then the faulting address), not kill(2)/sigqueue(3).
     let (from_fault, addr) = unsafe {
@@ -343,7 +356,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
             if zeros != libc::MAP_FAILED {
                 REGISTRY[slot].faulted.store(true, Ordering::Release);
                 // SAFETY: as above.
-                unsafe { *libc::__errno_location() = errno };
+                unsafe { *errno_location() = errno };
                 return;
             }
         }
@@ -364,7 +377,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, _ctx: *mut
         if !from_fault {
             libc::raise(sig);
         }
-        *libc::__errno_location() = errno;
+        *errno_location() = errno;
     }
 }
 

@@ -96,14 +96,13 @@ pub fn run(ctx: &Ctx) -> Result<Outcome> {
         drop(other);
         out.runs += kills.runs + rounds;
         table.push_str(&format!(
-            "| {profile} | {} | {killed} | {rounds} | {} ({}) | {} |\n",
+            "| {profile} | {} | {killed} | {rounds} | {} (≤ {bound}) | {} |\n",
             kills.runs,
             downloads
                 .iter()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(" "),
-            format!("≤ {bound}"),
             violations.len()
         ));
         out.violations.extend(
