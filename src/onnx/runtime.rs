@@ -168,7 +168,19 @@ pub fn checkout_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".ort/onnxruntime/capi")
 }
 
-/// `libonnxruntime.so` or `libonnxruntime.so.<version>` in `dir` (the pip wheel ships only the
+/// Whether `name` is ONNX Runtime's shared library on `os` (`std::env::consts::OS`):
+/// `libonnxruntime.so[.<version>]` on Linux, `libonnxruntime[.<version>].dylib` on macOS.
+fn is_runtime_library(name: &str, os: &str) -> bool {
+    match os {
+        "macos" => {
+            name.starts_with("libonnxruntime.") && name.ends_with(".dylib")
+                || name == "libonnxruntime.dylib"
+        }
+        _ => name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so."),
+    }
+}
+
+/// ONNX Runtime's library in `dir` ([`is_runtime_library`]; the pip wheel ships only the
 /// versioned file); the plain name wins if both exist.
 pub fn library_in(dir: &Path) -> Option<PathBuf> {
     let mut found: Vec<PathBuf> = crate::sys::fsx::user::read_dir(dir)
@@ -176,7 +188,7 @@ pub fn library_in(dir: &Path) -> Option<PathBuf> {
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap_or_default().to_string_lossy();
-            name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so.")
+            is_runtime_library(&name, std::env::consts::OS)
         })
         .filter(|p| {
             crate::sys::fsx::user::metadata(p).is_ok_and(|m| m.is_some_and(|m| m.is_file()))
@@ -325,6 +337,20 @@ pub(crate) fn quietly<T>(f: impl FnOnce() -> Result<T, String>) -> Result<T, Str
 #[cfg(test)]
 mod log_tests {
     use super::*;
+
+    #[test]
+    fn the_library_is_named_as_each_platform_names_it() {
+        assert!(is_runtime_library("libonnxruntime.so.1.31.1", "linux"));
+        assert!(is_runtime_library("libonnxruntime.so", "linux"));
+        assert!(!is_runtime_library("libonnxruntime.1.31.1.dylib", "linux"));
+        assert!(is_runtime_library("libonnxruntime.1.31.1.dylib", "macos"));
+        assert!(is_runtime_library("libonnxruntime.dylib", "macos"));
+        assert!(!is_runtime_library("libonnxruntime.so.1", "macos"));
+        assert!(!is_runtime_library(
+            "libonnxruntime_providers_shared.so",
+            "linux"
+        ));
+    }
 
     #[test]
     fn escapes_and_control_characters_are_stripped() {

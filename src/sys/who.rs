@@ -238,13 +238,31 @@ pub fn in_group(gid: u32) -> bool {
     if unsafe { libc::getegid() } == gid {
         return true;
     }
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if n <= 0 {
-        return false;
+    #[cfg(not(target_os = "macos"))]
+    {
+        let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+        if n <= 0 {
+            return false;
+        }
+        let mut groups = vec![0 as libc::gid_t; n as usize];
+        let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+        n > 0 && groups[..n as usize].contains(&gid)
     }
-    let mut groups = vec![0 as libc::gid_t; n as usize];
-    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
-    n > 0 && groups[..n as usize].contains(&gid)
+    // macOS: getgroups(2) reports at most 16 groups; the user's full list comes from
+    // getgrouplist(3), by name.
+    #[cfg(target_os = "macos")]
+    {
+        let Ok(name) = std::ffi::CString::new(user()) else {
+            return false;
+        };
+        let mut groups = vec![0 as libc::c_int; 1024];
+        let mut n = groups.len() as libc::c_int;
+        // SAFETY: getgid cannot fail.
+        let base = unsafe { libc::getgid() } as libc::c_int;
+        // SAFETY: a NUL-terminated name, a buffer of `n` ints and its length, as documented.
+        let rc = unsafe { libc::getgrouplist(name.as_ptr(), base, groups.as_mut_ptr(), &mut n) };
+        rc == 0 && groups[..n.max(0) as usize].iter().any(|g| *g as u32 == gid)
+    }
 }
 
 /// The effective uid of this process (the owner of the files it creates).
