@@ -88,7 +88,7 @@ impl Drop for Lease {
         }
         // Only our own lease: if it was broken (we went silent) and someone else holds the
         // path now, theirs stays.
-        if read_record(&self.path).is_some_and(|(bytes, _)| holds_token(&bytes, &self.token)) {
+        if look(&self.path).is_some_and(|seen| holds_token(&seen.bytes, &self.token)) {
             let _ = fsx::remove_file_if_exists(&self.path);
         }
     }
@@ -114,7 +114,7 @@ pub fn take(
     let mut next_tell = Duration::from_secs(1);
     let mut pause = Duration::from_millis(1);
     // What the lease looked like when we last saw it change, and when that was (our clock).
-    let mut seen: Option<(Vec<u8>, Option<SystemTime>, Instant)> = None;
+    let mut seen: Option<(Seen, Instant)> = None;
     // Times the path changed under us without a wait (released, replaced, broken): bounded, so
     // only a process that keeps replacing it ends the loop, with an error. Waiting is not
     // counted: a holder may download for hours.
@@ -144,25 +144,25 @@ pub fn take(
                 Err(_) => return Ok(None),
             }
         }
-        let Some((bytes, mtime)) = read_record(path) else {
+        let Some(now_seen) = look(path) else {
             continue;
         };
-        let holder = toml::from_str::<Holder>(&String::from_utf8_lossy(&bytes)).ok();
+        let holder = now_seen.holder();
         let now = Instant::now();
         // Gone for sure (this host, dead pid or earlier boot), or silent: a live holder
         // refreshes six times per silence, so silence also ends a lease whose pid was reused.
         let stale = holder.as_ref().and_then(gone_on_this_host) == Some(true)
             || match &seen {
-                Some((b, m, since)) if *b == bytes && *m == mtime => {
+                Some((before, since)) if *before == now_seen => {
                     now.duration_since(*since) >= silence
                 }
                 _ => {
-                    seen = Some((bytes.clone(), mtime, now));
+                    seen = Some((now_seen.clone(), now));
                     false
                 }
             };
         if stale {
-            match break_lease(path, &bytes, mtime) {
+            match break_lease(path, &now_seen) {
                 Some(_) => {
                     seen = None;
                     continue;
@@ -239,14 +239,39 @@ fn gone_on_this_host(holder: &Holder) -> Option<bool> {
     Some(!crate::sys::who::process_exists(holder.pid))
 }
 
-/// The first [`RECORD_LIMIT`] bytes of the regular file at `path` and its mtime; `None` if
-/// nothing (or no regular file) is there.
-fn read_record(path: &Rooted) -> Option<(Vec<u8>, Option<SystemTime>)> {
-    let file = fsx::open_read(path).ok()?;
-    let meta = Meta::of(&file).ok().filter(Meta::is_file)?;
+/// A lease as a waiter sees it: what tells one lease, or one moment of it, from another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    /// The first [`RECORD_LIMIT`] bytes; none when this user may not read the file (a member's
+    /// 0600 plant): its size and mtime still say whether it changes.
+    bytes: Vec<u8>,
+    len: u64,
+    mtime: SystemTime,
+}
+
+impl Seen {
+    fn holder(&self) -> Option<Holder> {
+        toml::from_str::<Holder>(&String::from_utf8_lossy(&self.bytes)).ok()
+    }
+}
+
+/// The regular file at `path` as [`Seen`]; `None` if nothing, or no regular file, is there.
+fn look(path: &Rooted) -> Option<Seen> {
+    let meta = fsx::stat(path).ok()??;
+    if !meta.is_file() {
+        return None;
+    }
     let mut bytes = Vec::new();
-    file.take(RECORD_LIMIT).read_to_end(&mut bytes).ok()?;
-    Some((bytes, Some(meta.modified())))
+    if let Ok(file) = fsx::open_read(path) {
+        if Meta::of(&file).is_ok_and(|m| m.is_file()) {
+            let _ = file.take(RECORD_LIMIT).read_to_end(&mut bytes);
+        }
+    }
+    Some(Seen {
+        bytes,
+        len: meta.len(),
+        mtime: meta.modified(),
+    })
 }
 
 fn holds_token(bytes: &[u8], token: &str) -> bool {
@@ -254,10 +279,10 @@ fn holds_token(bytes: &[u8], token: &str) -> bool {
         .is_ok_and(|h| h.token.as_deref() == Some(token))
 }
 
-/// Breaks the lease at `path` seen as `bytes` with `mtime`: renames it aside and removes it if
-/// it is that lease; puts back a fresh one renamed by mistake. `Some(())` when the path may be
-/// tried again, `None` when the lease cannot be broken here (the rename is refused).
-fn break_lease(path: &Rooted, bytes: &[u8], mtime: Option<SystemTime>) -> Option<()> {
+/// Breaks the lease at `path` that was `seen`: renames it aside and removes it if it is that
+/// lease; puts back a fresh one renamed by mistake. `Some(())` when the path may be tried
+/// again, `None` when the lease cannot be broken here (the rename is refused).
+fn break_lease(path: &Rooted, seen: &Seen) -> Option<()> {
     let dir = path.parent()?;
     let stem = path.file_name()?.to_string_lossy().into_owned();
     let aside = fsx::unique_path(&dir, &format!(".{stem}"), "broken");
@@ -266,7 +291,7 @@ fn break_lease(path: &Rooted, bytes: &[u8], mtime: Option<SystemTime>) -> Option
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Some(()),
         Err(_) => return None,
     }
-    let same = read_record(&aside).is_some_and(|(b, m)| b == bytes && m == mtime);
+    let same = look(&aside).is_some_and(|now| now == *seen);
     if !same {
         // A lease taken after the one we judged: give it back, unless yet another is there.
         if fsx::rename_exclusive(&aside, path).is_ok() {
@@ -289,10 +314,10 @@ pub enum State {
 
 /// Looks at the lease at `path` without waiting.
 pub fn state(path: &Rooted) -> State {
-    match read_record(path) {
+    match look(path) {
         None => State::Gone,
-        Some((bytes, _)) => {
-            let holder = toml::from_str::<Holder>(&String::from_utf8_lossy(&bytes)).ok();
+        Some(seen) => {
+            let holder = seen.holder();
             match holder.as_ref().and_then(gone_on_this_host) {
                 Some(true) => State::Stale(holder),
                 _ => State::Held(holder),
@@ -309,8 +334,8 @@ pub fn state(path: &Rooted) -> State {
 pub fn prune(path: &Rooted) -> Result<State, IoError> {
     let found = state(path);
     if let State::Stale(_) = &found {
-        if let Some((bytes, mtime)) = read_record(path) {
-            let _ = break_lease(path, &bytes, mtime);
+        if let Some(seen) = look(path) {
+            let _ = break_lease(path, &seen);
         }
     }
     Ok(found)

@@ -261,3 +261,38 @@ fn without_locks_two_users_racing_pulls_and_adds_keep_every_blob_correct() {
     );
     assert_group_policy(&env.store, u.lab_gid);
 }
+
+/// On a store without locks, a lease bob holds in a file alice may not read (mode 0600, as his
+/// umask 077 makes it, or on purpose) is judged by its size and mtime: alice's pull waits out its
+/// silence, breaks it (or, where she may not rename it, goes on without a lease) and succeeds;
+/// before, an unreadable lease made the pull spin to "the lock file changed under beaker".
+#[test]
+fn a_lease_alice_may_not_read_only_delays_her_pull() {
+    let Some(u) = users() else { return };
+    let env = shared_env();
+    group_store(&env, &u.alice, "none");
+    let server = http_server();
+    let body = bytes(LEN, 35);
+    server.route("/m", &body, &[], Fault::None);
+    let cat = catalogue(&env, &[("m".into(), body.clone(), server.url("/m"))]);
+    let lease = env
+        .store
+        .join("locks")
+        .join(format!("{}.lease", blake3_hex(&body)));
+    std::fs::write(
+        &lease,
+        "pid = 1\nuser = \"bob\"\nhost = \"elsewhere\"\nsince = \"x\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::chown(&lease, Some(u.bob.uid), Some(u.lab_gid)).unwrap();
+    std::fs::set_permissions(&lease, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let r = Run::from(
+        as_user_cmd(&u.alice, "022", &env.store, &pull_args(&cat, &["m"]))
+            .env("BEAKER_LEASE_SILENCE", "1")
+            .args(["--lock-timeout", "30s"])
+            .output()
+            .unwrap(),
+    );
+    assert_model_file(&env.store, &r.ok(), &body);
+    assert_eq!(server.bodies("/m"), 1);
+}

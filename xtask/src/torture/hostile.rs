@@ -98,6 +98,8 @@ enum What {
     Empty,
     /// A lease record of another machine (`host = "r7-elsewhere"`), never refreshed.
     ForeignLease,
+    /// [`What::ForeignLease`], mode 0600: only its owner (the planter) may read it.
+    UnreadableLease,
 }
 
 /// Every plant: a label, the path in the store (with `{m0}`, `{m2}`, `{tree}` filled in), what.
@@ -177,6 +179,11 @@ fn plants() -> Vec<(&'static str, &'static str, What)> {
             "lease of a silent machine",
             "locks/{m2}.lease",
             ForeignLease,
+        ),
+        (
+            "lease others may not read",
+            "locks/{m2}.lease",
+            UnreadableLease,
         ),
     ]
 }
@@ -701,10 +708,15 @@ fn plant(
             std::os::unix::fs::symlink(&sentinel.dir, p.join("m0"))?;
             std::os::unix::fs::symlink(&sentinel.file, p.join("gc.lock"))?;
         }
-        What::ForeignLease => std::fs::write(
-            &p,
-            "pid = 1\nuser = \"bob\"\nhost = \"r7-elsewhere\"\nsince = \"2099-01-01T00:00:00Z\"\n",
-        )?,
+        What::ForeignLease | What::UnreadableLease => {
+            std::fs::write(
+                &p,
+                "pid = 1\nuser = \"bob\"\nhost = \"r7-elsewhere\"\nsince = \"2099-01-01T00:00:00Z\"\n",
+            )?;
+            if matches!(what, What::UnreadableLease) {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?;
+            }
+        }
         What::Removed => {}
     }
     if let Some(user) = planter {

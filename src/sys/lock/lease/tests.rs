@@ -201,7 +201,12 @@ fn breaking_a_lease_that_was_replaced_meanwhile_puts_the_new_one_back() {
     let at = dir.path().join("k.lease");
     plant(&at, "elsewhere", 1, None, "fresh");
     // We judged a lease with other bytes stale; the one at the path now is another.
-    assert!(break_lease(&top.join("k.lease"), b"old bytes", None).is_some());
+    let judged = Seen {
+        bytes: b"old bytes".to_vec(),
+        len: 9,
+        mtime: std::time::UNIX_EPOCH,
+    };
+    assert!(break_lease(&top.join("k.lease"), &judged).is_some());
     let text = std::fs::read_to_string(&at).unwrap();
     assert!(text.contains("fresh"), "the fresh lease was stolen: {text}");
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
