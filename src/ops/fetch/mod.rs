@@ -97,6 +97,9 @@ pub struct Fetcher {
     http: Option<http::Client>,
     /// One registry client per registry, so tokens are fetched once per pull.
     registries: Vec<(String, crate::ops::fetch::registry::Client)>,
+    /// The manifests tags named, read once per fetcher (one pull command): every file of a
+    /// model by tag is checked against the same manifest, fetched once.
+    tagged: Vec<(String, registry::types::Manifest)>,
 }
 
 impl Fetcher {
@@ -105,6 +108,7 @@ impl Fetcher {
             config,
             http: None,
             registries: Vec::new(),
+            tagged: Vec::new(),
         }
     }
 
@@ -195,10 +199,18 @@ impl Fetcher {
             Source::Oci(r) if matches!(r.target, Some(Target::Tag(_))) => r,
             other => return Ok(other),
         };
-        let (manifest, _, _) = self
-            .registry(&reference)?
-            .get_manifest(&reference)
-            .map_err(oci::to_fetch_error)?;
+        let key = reference.to_string();
+        let manifest = match self.tagged.iter().find(|(k, _)| *k == key) {
+            Some((_, m)) => m.clone(),
+            None => {
+                let (m, _, _) = self
+                    .registry(&reference)?
+                    .get_manifest(&reference)
+                    .map_err(oci::to_fetch_error)?;
+                self.tagged.push((key, m.clone()));
+                m
+            }
+        };
         let refuse = |detail: String| {
             FetchError::Registry(Box::new(registry::OciError::Mismatch {
                 reference: reference.to_string(),
