@@ -206,7 +206,10 @@ impl TempBlob {
         let Ok(claim) = fsx::open_read(partial) else {
             return Ok(None);
         };
-        if !crate::sys::lock::try_exclusive(&claim, partial)? {
+        // Free now, or its writer of this host is dead and the release is still in flight.
+        let locked = crate::sys::lock::try_exclusive(&claim, partial)?
+            || (writer_gone_from_this_host(partial) && lock_within(&claim, partial, RELEASE_WAIT)?);
+        if !locked {
             return Ok(None); // its writer is alive (or another claimant got here first)
         }
         if writer_may_be_alive(partial) {
@@ -381,16 +384,7 @@ fn own_stem(stem: &str) -> String {
 /// one of another machine is taken over only when its flock is free and it has been silent for
 /// [`SILENCE`] (a live writer writes, or gives up within the stall timeout).
 fn writer_may_be_alive(partial: &Rooted) -> bool {
-    let Some(name) = partial.file_name().and_then(|n| n.to_str()) else {
-        return false;
-    };
-    let mut parts = name.rsplitn(4, '.');
-    let (Some(_ext), Some(_nonce), Some(pid), Some(stem)) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let Some((_, host)) = stem.rsplit_once('@') else {
+    let Some((host, pid)) = writer_of(partial) else {
         return false;
     };
     if host == crate::sys::who::host_token() {
@@ -404,6 +398,47 @@ fn writer_may_be_alive(partial: &Rooted) -> bool {
             now.saturating_sub(u64::try_from(m.mtime()).unwrap_or(0)) >= SILENCE.as_secs()
         })
     })
+}
+
+/// The host token and pid a partial's name (`<stem>@<host>.<pid>.<nonce>.part`) gives its
+/// writer; `None` for a name that says nothing of its writer.
+fn writer_of(partial: &Rooted) -> Option<(&str, &str)> {
+    let name = partial.file_name().and_then(|n| n.to_str())?;
+    let mut parts = name.rsplitn(4, '.');
+    let (Some(_ext), Some(_nonce), Some(pid), Some(stem)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let (_, host) = stem.rsplit_once('@')?;
+    Some((host, pid))
+}
+
+/// Whether a partial's name says its writer was a process of this host that no longer exists.
+fn writer_gone_from_this_host(partial: &Rooted) -> bool {
+    writer_of(partial).is_some_and(|(host, pid)| {
+        host == crate::sys::who::host_token()
+            && pid
+                .parse()
+                .is_ok_and(|pid: u32| !crate::sys::who::process_exists(pid))
+    })
+}
+
+/// How long a dead writer's flock may still be held: on FUSE filesystems the kernel sends the
+/// release of a killed process's descriptor to the filesystem asynchronously, so its flock
+/// outlives it for a moment (R8 saw it on the kit's test filesystem).
+const RELEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Try-locks `file` exclusively until `limit` has passed: `true` once it is ours.
+fn lock_within(file: &File, path: &Rooted, limit: std::time::Duration) -> Result<bool, StoreError> {
+    let until = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < until {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        if crate::sys::lock::try_exclusive(file, path)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// How long a partial of another machine must have been left unwritten before it is taken

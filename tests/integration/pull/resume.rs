@@ -386,3 +386,43 @@ fn no_progress_in_a_terminal_draws_no_bar() {
         assert!(screen.contains("m: 292.97 KiB in"), "{how}: {screen}");
     }
 }
+
+/// A writer killed on this host whose flock outlives it for a moment (FUSE filesystems release a
+/// dead process's descriptors asynchronously; R8 met it on the test filesystem): the next pull
+/// waits for the release and resumes, instead of downloading everything again.
+#[test]
+fn a_dead_writers_flock_still_in_flight_is_waited_for_and_the_partial_resumed() {
+    const AT: usize = 80_000;
+    let (env, server, body) = (Env::new(), http_server(), bytes(LEN, 24));
+    server.route("/m", &body, &[Fault::Gate(AT)], Fault::None);
+    let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    let mut child = pull_cmd(&env, &cat)
+        .arg("m")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_gate(Duration::from_secs(20)), "no request");
+    wait_for_partial(&env, AT);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    server.release_gate();
+    // The dead writer's lock, as the filesystem still holds it: released 300 ms from now.
+    let partial = env.store.join("tmp").join(&partials(&env)[0]);
+    let held = std::fs::File::open(&partial).unwrap();
+    fs2::FileExt::lock_exclusive(&held).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let releaser = std::thread::spawn(move || {
+        let _ = rx.recv_timeout(Duration::from_millis(300));
+        drop(held);
+    });
+    let r = pull(&env, &cat, &["m"]);
+    drop(tx);
+    releaser.join().unwrap();
+    assert_model_file(&env.store, &r.ok(), &body);
+    assert_eq!(
+        server.seen().last().unwrap().range,
+        Some(format!("bytes={AT}-")),
+        "resumed once the lock was released"
+    );
+}
