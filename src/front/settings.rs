@@ -267,7 +267,7 @@ impl Settings {
 /// Refuses a configuration file at `path` (`meta`: its metadata, symlinks followed) that anyone
 /// but root and this user could have written (see the module doc).
 fn check_trusted(path: &Path, meta: &std::fs::Metadata) -> Result<(), SettingsError> {
-    use std::os::unix::fs::MetadataExt;
+    use crate::sys::fsx::user::Owner;
     let untrusted = |problem: String, remedy: String| SettingsError::Untrusted {
         path: path.to_owned(),
         found: crate::sys::who::describe_owner(meta.uid(), meta.gid(), meta.mode()),

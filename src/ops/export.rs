@@ -19,7 +19,6 @@
 //! absent ([`StoreError::BlobMissing`]) or damaged ([`StoreError::DamagedBlob`]).
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -208,8 +207,10 @@ fn same_content_at(target: &Path, blob: &Rooted, f: &ModelFile) -> Result<There,
             io::ErrorKind::NotFound.into(),
         ))
     })?;
-    if blob_meta.dev() == meta.dev() && blob_meta.ino() == meta.ino() {
-        return Ok(There::TheBlob((meta.dev(), meta.ino())));
+    if let Some(id) = fsx::user::file_id(target, false) {
+        if id == (blob_meta.dev(), blob_meta.ino()) {
+            return Ok(There::TheBlob(id));
+        }
     }
     let mut hasher = blake3::Hasher::new();
     let file = fsx::user::open_nofollow(target).map_err(|error| Error::Write { error })?;
@@ -232,7 +233,7 @@ fn inode_at(target: &Path) -> Option<(u64, u64)> {
         .ok()
         .flatten()
         .filter(|m| m.is_file())
-        .map(|m| (m.dev(), m.ino()))
+        .and_then(|_| fsx::user::file_id(target, false))
 }
 
 /// Copies `blob` to `target` through a temp file beside it, fsynced, renamed without clobbering;
@@ -281,15 +282,12 @@ fn copy(
 /// however it is spelled: some existing ancestor of `to` is the root's directory (same device
 /// and inode, symlinks on the way followed: `to` is the user's path, not the store's).
 fn inside_store(store: &Store, to: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(Some(root)) = crate::sys::fsx::user::metadata(store.root()) else {
+    let Some(root) = crate::sys::fsx::user::file_id(store.root(), true) else {
         return false;
     };
     let Ok(to) = std::path::absolute(to) else {
         return false;
     };
-    to.ancestors().any(|dir| {
-        crate::sys::fsx::user::metadata(dir)
-            .is_ok_and(|m| m.is_some_and(|m| m.dev() == root.dev() && m.ino() == root.ino()))
-    })
+    to.ancestors()
+        .any(|dir| crate::sys::fsx::user::file_id(dir, true) == Some(root))
 }

@@ -140,15 +140,16 @@ impl StoreError {
     /// limit" while writing into the store into [`StoreError::NotWritable`] and
     /// [`StoreError::NoSpace`], keeping the exact file in the error; other errors stay I/O errors.
     pub(crate) fn writing(root: &std::path::Path, e: IoError) -> StoreError {
+        use crate::sys::error::{os_error_is, Os};
         use std::io::ErrorKind;
-        let code = e.source.raw_os_error();
-        if matches!(code, Some(libc::ENOSPC | libc::EDQUOT | libc::EFBIG)) {
+        if os_error_is(&e.source, Os::NoSpace) {
             return StoreError::NoSpace {
                 store: root.to_owned(),
                 error: e,
             };
         }
-        if e.kind() == ErrorKind::PermissionDenied || code == Some(libc::EROFS) {
+        if e.kind() == ErrorKind::PermissionDenied || os_error_is(&e.source, Os::ReadOnlyFilesystem)
+        {
             StoreError::NotWritable {
                 store: root.to_owned(),
                 error: e,
@@ -167,10 +168,13 @@ impl StoreError {
 
 /// What ran out, in words: the disk, the quota, or the process's file size limit.
 fn limit_hint(e: &IoError) -> &'static str {
-    match e.source.raw_os_error() {
-        Some(libc::EDQUOT) => "disk quota exceeded",
-        Some(libc::EFBIG) => "file size limit exceeded: see `ulimit -f`",
-        _ => "the disk is full",
+    use crate::sys::error::{os_error_is, Os};
+    if os_error_is(&e.source, Os::Quota) {
+        "disk quota exceeded"
+    } else if os_error_is(&e.source, Os::FileSizeLimit) {
+        "file size limit exceeded: see `ulimit -f`"
+    } else {
+        "the disk is full"
     }
 }
 

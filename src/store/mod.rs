@@ -45,7 +45,7 @@ pub use layout::{name_of_record, quarantined_at, Layout};
 pub use rm::Removed;
 pub use sweep::{Candidates, GcExclusive, GcShared, Swept, LOCKLESS_GRACE};
 
-use crate::sys::error::{IoContext, IoError};
+use crate::sys::error::{os_error_is, IoContext, IoError, Os};
 use crate::sys::fsx;
 use crate::sys::lock::{self, LockGuard, Mode, Wait};
 
@@ -383,7 +383,7 @@ pub(super) fn inspect_root(root: &Path) -> Result<(RootState, Option<Arc<fsx::Ro
     let dir = match fsx::Root::open(root) {
         Ok(dir) => dir,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((RootState::Missing, None)),
-        Err(e) if e.source.raw_os_error() == Some(libc::ENOTDIR) => {
+        Err(e) if os_error_is(&e.source, Os::NotADirectory) => {
             return Err(StoreError::NotADirectory { path: root.into() })
         }
         Err(e) => return Err(IoError::new("inspect store", root, e.source).into()),

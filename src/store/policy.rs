@@ -467,7 +467,7 @@ pub(crate) fn check_parent(root: &Path) -> Result<(), StoreError> {
     let Ok(Some(meta)) = fsx::user::metadata(parent) else {
         return Ok(());
     };
-    use std::os::unix::fs::MetadataExt;
+    use crate::sys::fsx::user::Owner;
     let world_writable = meta.mode() & 0o002 != 0;
     let sticky = meta.mode() & 0o1000 != 0;
     if world_writable && !sticky {

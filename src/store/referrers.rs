@@ -25,7 +25,7 @@ use crate::model::digest::Blake3;
 use crate::model::entry::Record;
 use crate::model::name::ModelName;
 use crate::model::tree::TreeId;
-use crate::sys::error::IoError;
+use crate::sys::error::{os_error_is, IoError, Os};
 use crate::sys::fsx::{self, Rooted};
 
 use super::{Locking, Store, StoreError};
@@ -33,7 +33,7 @@ use super::{Locking, Store, StoreError};
 /// Whether an I/O error says that something on the way is not a directory: a list (or
 /// `referrers/` itself) replaced by a symlink or a file, which is never followed.
 fn not_a_dir(e: &IoError) -> bool {
-    matches!(e.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR))
+    os_error_is(&e.source, Os::SymlinkInTheWay) || os_error_is(&e.source, Os::NotADirectory)
 }
 
 /// The blobs, and the trees (as their ids), that names other than those removed still use.

@@ -40,7 +40,7 @@ use crate::model::digest::Blake3;
 use crate::model::file_path::FilePath;
 use crate::model::name::ModelName;
 use crate::store::{BlobState, Located, Store, StoreError};
-use crate::sys::error::IoError;
+use crate::sys::error::{os_error_is, IoError, Os};
 use crate::sys::fsx::{self, Rooted};
 
 /// The mode of a snapshot's directories while they are being filled: only the builder may enter
@@ -131,12 +131,7 @@ pub fn stage(
         let at = path.beneath(&staged.dir);
         match fsx::hard_link(source, &at) {
             Ok(()) => {}
-            Err(e)
-                if matches!(
-                    e.source.raw_os_error(),
-                    Some(libc::EPERM | libc::EXDEV | libc::EMLINK | libc::EOPNOTSUPP)
-                ) =>
-            {
+            Err(e) if os_error_is(&e.source, Os::NoHardLink) => {
                 fsx::symlink(&source.path(), &at).map_err(w)?;
             }
             Err(e) => return Err(w(e)),
@@ -231,12 +226,7 @@ fn build(store: &Store, tree: &TreeId, files: &[ModelFile]) -> Result<(), StoreE
 fn link_or_symlink(blob: &Rooted, path: &FilePath, at: &Rooted) -> Result<(), IoError> {
     match fsx::hard_link(blob, at) {
         Ok(()) => Ok(()),
-        Err(e)
-            if matches!(
-                e.source.raw_os_error(),
-                Some(libc::EPERM | libc::EXDEV | libc::EMLINK | libc::EOPNOTSUPP)
-            ) =>
-        {
+        Err(e) if os_error_is(&e.source, Os::NoHardLink) => {
             fsx::symlink(&symlink_target(blob, path), at)
         }
         Err(e) => Err(e),
@@ -305,7 +295,12 @@ pub fn check(store: &Store, files: &[ModelFile]) -> Result<State, StoreError> {
 /// Whether an error of a lookup inside a snapshot means that a component on the way is a
 /// symlink or not a directory (what a planted link gives), which is damage, not a failure.
 fn symlink_in_the_way(e: &StoreError) -> bool {
-    matches!(e, StoreError::Io(io) if matches!(io.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)))
+    matches!(e, StoreError::Io(io) if on_the_way(&io.source))
+}
+
+/// Whether an OS error says a symlink or a non-directory is on the way.
+fn on_the_way(e: &std::io::Error) -> bool {
+    os_error_is(e, Os::SymlinkInTheWay) || os_error_is(e, Os::NotADirectory)
 }
 
 /// How deep [`walk`] looks: a model's files are never deeper (file paths are at most 16 parts).
@@ -321,7 +316,7 @@ fn walk(
     each: &mut dyn FnMut(&Path) -> bool,
 ) -> Result<bool, StoreError> {
     let Some(opened) = fsx::Dir::open(&dir.join(rel)).or_else(|e| {
-        if matches!(e.source.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) {
+        if on_the_way(&e.source) {
             Ok(None)
         } else {
             Err(e)

@@ -79,3 +79,75 @@ pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let column = before[line_start..].chars().count() + 1;
     (line, column)
 }
+
+/// What an OS error code means to beaker, named once for every platform (the codes differ:
+/// `ELOOP` on Unix is `ERROR_STOPPED_ON_SYMLINK` on Windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// A symlink where beaker follows none (`ELOOP`).
+    SymlinkInTheWay,
+    /// A component on the way is not a directory (`ENOTDIR`).
+    NotADirectory,
+    /// A directory where a file was expected (`EISDIR`).
+    IsADirectory,
+    /// No space left, or the user's quota or file size limit reached.
+    NoSpace,
+    /// The user's disk quota is reached (`EDQUOT`).
+    Quota,
+    /// The process's file size limit is reached (`EFBIG`, `ulimit -f`).
+    FileSizeLimit,
+    /// The filesystem is mounted read-only (`EROFS`).
+    ReadOnlyFilesystem,
+    /// A hard link cannot be made here (another filesystem, too many links, not supported, or
+    /// not permitted).
+    NoHardLink,
+    /// The filesystem has no locks (`ENOLCK`, `EOPNOTSUPP`, `ENOSYS`).
+    NoLocks,
+}
+
+/// Whether the OS error `e` is `what`.
+pub fn os_error_is(e: &io::Error, what: Os) -> bool {
+    let Some(code) = e.raw_os_error() else {
+        return false;
+    };
+    codes(what).contains(&code)
+}
+
+#[cfg(unix)]
+fn codes(what: Os) -> &'static [i32] {
+    match what {
+        Os::SymlinkInTheWay => &[libc::ELOOP],
+        Os::NotADirectory => &[libc::ENOTDIR],
+        Os::IsADirectory => &[libc::EISDIR],
+        Os::NoSpace => &[libc::ENOSPC, libc::EDQUOT, libc::EFBIG],
+        Os::Quota => &[libc::EDQUOT],
+        Os::FileSizeLimit => &[libc::EFBIG],
+        Os::ReadOnlyFilesystem => &[libc::EROFS],
+        Os::NoHardLink => &[libc::EPERM, libc::EXDEV, libc::EMLINK, libc::EOPNOTSUPP],
+        Os::NoLocks => &[libc::ENOLCK, libc::EOPNOTSUPP, libc::ENOSYS],
+    }
+}
+
+/// The Win32 error codes (winerror.h) that mean the same.
+#[cfg(windows)]
+fn codes(what: Os) -> &'static [i32] {
+    match what {
+        // ERROR_STOPPED_ON_SYMLINK, ERROR_CANT_RESOLVE_FILENAME
+        Os::SymlinkInTheWay => &[681, 1921],
+        // ERROR_DIRECTORY
+        Os::NotADirectory => &[267],
+        // ERROR_DIRECTORY_NOT_SUPPORTED
+        Os::IsADirectory => &[336],
+        // ERROR_HANDLE_DISK_FULL, ERROR_DISK_FULL, ERROR_FILE_TOO_LARGE, ERROR_DISK_QUOTA_EXCEEDED
+        Os::NoSpace => &[39, 112, 223, 1295],
+        Os::Quota => &[1295],
+        Os::FileSizeLimit => &[223],
+        // ERROR_WRITE_PROTECT
+        Os::ReadOnlyFilesystem => &[19],
+        // ERROR_INVALID_FUNCTION, ERROR_ACCESS_DENIED, ERROR_NOT_SAME_DEVICE,
+        // ERROR_NOT_SUPPORTED, ERROR_TOO_MANY_LINKS
+        Os::NoHardLink => &[1, 5, 17, 50, 1142],
+        // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED
+        Os::NoLocks => &[1, 50],
+    }
+}

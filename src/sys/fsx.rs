@@ -28,44 +28,30 @@
     clippy::disallowed_methods,
     reason = "this is the module the raw std::fs calls are confined to"
 )]
-#![allow(
-    unsafe_code,
-    reason = "sync_file_range(2) and signal(SIGXFSZ) have no safe wrapper"
-)]
 
 use std::ffi::OsStr;
-use std::fs::{File, Permissions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::fd::AsFd;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use rustix::fs::{self as rfs, AtFlags, Mode, OFlags, RenameFlags};
-
 use crate::sys::error::{IoContext, IoError, Place};
-
-/// How a directory is opened to be named, inspected or used as a base: `O_PATH` on Linux (no
-/// read permission needed, nothing read); a read-only open where there is no `O_PATH` (macOS).
-#[cfg(any(target_os = "linux", target_os = "android"))]
-pub(crate) const DIR_HANDLE: OFlags = OFlags::PATH;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub(crate) const DIR_HANDLE: OFlags = OFlags::RDONLY;
-
-/// A permission mode as the platform's `mode_t` (32 bits on Linux, 16 on macOS); only the
-/// permission bits are kept.
-#[allow(
-    clippy::unnecessary_cast,
-    reason = "mode_t is u32 on Linux, u16 on macOS"
-)]
-pub(crate) fn mode(bits: u32) -> Mode {
-    Mode::from_raw_mode((bits & 0o7777) as rustix::fs::RawMode)
-}
 
 pub mod beneath;
 pub mod mapped;
 pub mod user;
 
+/// The system calls behind the functions here, one module per platform (each with the same
+/// functions): `*at` calls on Unix, calls by checked path on Windows (docs/design.md#platforms).
+#[cfg(unix)]
+#[path = "fsx/unix.rs"]
+mod os;
+#[cfg(windows)]
+#[path = "fsx/windows.rs"]
+mod os;
+
 pub use beneath::{Dir, Meta, Root, Rooted};
+pub(crate) use os::read_at;
+pub use os::{die_of_sigpipe, ignore_file_size_signal, say_on_interrupt, stdout_reader_gone};
 
 /// Creates a new file for writing with `mode`, failing if *anything* is already at `at`
 /// (including a dangling symlink).
@@ -76,14 +62,7 @@ pub use beneath::{Dir, Meta, Root, Rooted};
 /// opened, truncated or written through. The mode is set again with `fchmod` after creation
 /// because the umask may have removed bits we need.
 pub fn create_exclusive(at: &Rooted, mode: u32) -> Result<File, IoError> {
-    let (dir, leaf) = at.split().at("create", at)?;
-    let file = beneath::open_leaf(
-        dir.as_fd(),
-        leaf,
-        OFlags::RDWR | OFlags::CREATE | OFlags::EXCL,
-        self::mode(mode),
-    )
-    .map_err(|e| IoError::new("create", at, e.into()))?;
+    let file = os::create_new(at, mode).at("create", at)?;
     set_mode(&file, mode, at)?;
     Ok(file)
 }
@@ -134,18 +113,12 @@ pub fn create_in_place(at: &Rooted, mode: u32) -> Result<File, IoError> {
 /// `O_NONBLOCK`, so a FIFO planted where a file is expected cannot hang the reader. The caller
 /// checks the file type if it needs a regular file.
 pub fn open_read(at: &Rooted) -> Result<File, IoError> {
-    open_with(at, OFlags::RDONLY, "open")
+    os::open(at, false).at("open", at)
 }
 
 /// Opens an existing file for reading and writing, as [`open_read`] does.
 pub fn open_read_write(at: &Rooted) -> Result<File, IoError> {
-    open_with(at, OFlags::RDWR, "open")
-}
-
-fn open_with(at: &Rooted, flags: OFlags, action: &'static str) -> Result<File, IoError> {
-    let (dir, leaf) = at.split().at(action, at)?;
-    beneath::open_leaf(dir.as_fd(), leaf, flags, Mode::empty())
-        .map_err(|e| IoError::new(action, at, e.into()))
+    os::open(at, true).at("open", at)
 }
 
 /// Reads a small text file inside a store (a record, a config) without following a symlink.
@@ -159,75 +132,28 @@ pub fn read_to_string(at: &Rooted) -> Result<String, IoError> {
 /// What is at `at`, not following a symlink there (`fstatat(AT_SYMLINK_NOFOLLOW)`); `Ok(None)`
 /// if nothing is. A symlink or non-directory *on the way* is an error (`ELOOP`/`ENOTDIR`).
 pub fn stat(at: &Rooted) -> Result<Option<Meta>, IoError> {
-    if at.rel().as_os_str().is_empty() {
-        // The store's root itself.
-        let fd = at.open_dir_fd(DIR_HANDLE).at("inspect", at)?;
-        return Meta::of(&fd).map(Some).at("inspect", at);
-    }
-    let (dir, leaf) = match at.split() {
-        Ok(split) => split,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(IoError::new("inspect", at, e)),
-    };
-    match beneath::stat_leaf(dir.as_fd(), leaf) {
-        Ok(meta) => Ok(Some(meta)),
-        Err(rustix::io::Errno::NOENT) => Ok(None),
-        Err(e) => Err(IoError::new("inspect", at, e.into())),
-    }
+    os::stat(at).at("inspect", at)
 }
 
 /// The target of the symlink at `at` (never followed).
 pub fn read_link(at: &Rooted) -> Result<PathBuf, IoError> {
-    use std::os::unix::ffi::OsStringExt;
-    let (dir, leaf) = at.split().at("read link", at)?;
-    let target = rfs::readlinkat(dir.as_fd(), leaf, Vec::new())
-        .map_err(|e| IoError::new("read link", at, e.into()))?;
-    Ok(PathBuf::from(std::ffi::OsString::from_vec(
-        target.into_bytes(),
-    )))
+    os::read_link(at).at("read link", at)
 }
 
 /// Gives `at` (not following a symlink) to group `gid`.
 pub fn set_group(at: &Rooted, gid: u32) -> Result<(), IoError> {
-    let group = Some(rfs::Gid::from_raw(gid));
-    let done = if at.rel().as_os_str().is_empty() {
-        let fd = at.open_dir_fd(DIR_HANDLE).at("change the group of", at)?;
-        #[cfg(any(target_os = "linux", target_os = "android"))]
-        let changed = rfs::chownat(&fd, "", None, group, AtFlags::EMPTY_PATH);
-        #[cfg(not(any(target_os = "linux", target_os = "android")))]
-        let changed = rfs::fchown(&fd, None, group);
-        changed
-    } else {
-        let (dir, leaf) = at.split().at("change the group of", at)?;
-        rfs::chownat(dir.as_fd(), leaf, None, group, AtFlags::SYMLINK_NOFOLLOW)
-    };
-    done.map_err(|e| IoError::new("change the group of", at, e.into()))
+    os::set_group(at, gid).at("change the group of", at)
 }
 
 /// Sets the mode of an existing directory; a symlink or anything else at `at` is refused.
 pub fn set_dir_mode(at: &Rooted, mode: u32) -> Result<(), IoError> {
-    let fd = at
-        .open_dir_fd(OFlags::RDONLY)
-        .map_err(|e| IoError::new("set permissions on", at, not_a_dir(e)))?;
-    rfs::fchmod(&fd, self::mode(mode)).map_err(|e| IoError::new("set permissions on", at, e.into()))
-}
-
-/// `ENOTDIR`/`ELOOP` from opening a directory, said for a person.
-fn not_a_dir(e: io::Error) -> io::Error {
-    match e.raw_os_error() {
-        Some(libc::ENOTDIR | libc::ELOOP) => io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            "it is not a directory (or a symlink is on the way: beaker follows none inside a store)",
-        ),
-        _ => e,
-    }
+    os::set_dir_mode(at, mode).at("set permissions on", at)
 }
 
 /// `fchmod`: sets the mode on the open file, so it applies to what we created even if the path has
 /// been swapped meanwhile.
 pub fn set_mode(file: &File, mode: u32, path: impl Place) -> Result<(), IoError> {
-    file.set_permissions(Permissions::from_mode(mode))
-        .at("set permissions on", path)
+    os::set_file_mode(file, mode).at("set permissions on", path)
 }
 
 /// Sets the length of an open file (`ftruncate`): used to empty a temp blob that starts over.
@@ -240,10 +166,9 @@ pub fn truncate(file: &File, len: u64, path: impl Place) -> Result<(), IoError> 
 /// **Atomicity**: none. A reader may see the file empty or partly written; used only for a lock
 /// holder's record, which readers treat as best effort.
 pub fn overwrite(file: &File, bytes: &[u8], path: impl Place) -> Result<(), IoError> {
-    use std::os::unix::fs::FileExt;
     let path = path.place();
     file.set_len(0).at("truncate", &path)?;
-    file.write_all_at(bytes, 0).at("write", &path)
+    os::write_at(file, bytes, 0).at("write", &path)
 }
 
 /// Flushes a file's data and metadata to stable storage.
@@ -253,8 +178,7 @@ pub fn sync_file(file: &File, path: impl Place) -> Result<(), IoError> {
 
 /// Flushes a directory, making renames and links inside it durable.
 pub fn sync_dir(at: &Rooted) -> Result<(), IoError> {
-    let fd = at.open_dir_fd(OFlags::RDONLY).at("open directory", at)?;
-    rfs::fsync(&fd).map_err(|e| IoError::new("fsync directory", at, e.into()))
+    os::sync_dir(at).at("fsync directory", at)
 }
 
 /// What [`persist_noclobber`] found at the destination.
@@ -288,7 +212,7 @@ pub fn persist_noclobber(from: &Rooted, to: &Rooted) -> Result<Persisted, IoErro
         Err(e) if no_noreplace(&e) => {}
         Err(e) => return Err(IoError::new("publish into", to, e)),
     }
-    match link(from, to) {
+    match os::link(from, to) {
         Ok(()) => {
             remove_file(from)?;
             Ok(Persisted::Created)
@@ -301,9 +225,10 @@ pub fn persist_noclobber(from: &Rooted, to: &Rooted) -> Result<Persisted, IoErro
     }
 }
 
-/// Whether a `renameat2(RENAME_NOREPLACE)` error means the filesystem lacks it.
+/// Whether a no-clobber rename failed because the filesystem lacks it (or
+/// `BEAKER_NO_RENAME_NOREPLACE=1` says to behave as if it did).
 fn no_noreplace(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::EINVAL | libc::ENOSYS))
+    e.kind() == io::ErrorKind::Unsupported || os::lacks_noreplace(e)
 }
 
 /// Whether `BEAKER_NO_RENAME_NOREPLACE=1` asks beaker to behave as on a filesystem without
@@ -316,25 +241,11 @@ fn link_fallback_forced() -> bool {
     *FORCED.get_or_init(|| std::env::var_os("BEAKER_NO_RENAME_NOREPLACE").is_some_and(|v| v == "1"))
 }
 
-/// `renameat2(from, to, flags)` between two directories of the store.
-fn rename_at(from: &Rooted, to: &Rooted, flags: RenameFlags) -> io::Result<()> {
-    let (fdir, fleaf) = from.split()?;
-    let (tdir, tleaf) = to.split()?;
-    rfs::renameat_with(fdir.as_fd(), fleaf, tdir.as_fd(), tleaf, flags).map_err(Into::into)
-}
-
 fn rename_noreplace(from: &Rooted, to: &Rooted) -> io::Result<()> {
     if link_fallback_forced() {
-        return Err(io::Error::from_raw_os_error(libc::EINVAL));
+        return Err(io::ErrorKind::Unsupported.into());
     }
-    rename_at(from, to, RenameFlags::NOREPLACE)
-}
-
-/// `linkat(from, to)` without `AT_SYMLINK_FOLLOW`: a symlink at `from` is linked as itself.
-fn link(from: &Rooted, to: &Rooted) -> io::Result<()> {
-    let (fdir, fleaf) = from.split()?;
-    let (tdir, tleaf) = to.split()?;
-    rfs::linkat(fdir.as_fd(), fleaf, tdir.as_fd(), tleaf, AtFlags::empty()).map_err(Into::into)
+    os::rename(from, to, true)
 }
 
 /// `renameat2(from, to, RENAME_NOREPLACE)` alone, with no fallback: how the capability probe
@@ -346,7 +257,7 @@ pub fn rename_exclusive_no_fallback(from: &Rooted, to: &Rooted) -> Result<(), Io
 /// Renames `from` over `to`, replacing it. **Atomicity**: readers see the old or the new file, never
 /// a mix. Call [`sync_dir`] on the parent afterwards to make it durable.
 pub fn replace_file(from: &Rooted, to: &Rooted) -> Result<(), IoError> {
-    rename_at(from, to, RenameFlags::empty()).at("rename into place", to)
+    os::rename(from, to, false).at("rename into place", to)
 }
 
 /// Moves `from` to `to` (same filesystem), replacing nothing: used for quarantine and for taking
@@ -360,11 +271,10 @@ pub fn rename_exclusive(from: &Rooted, to: &Rooted) -> Result<(), IoError> {
                 return Err(e);
             }
             if stat(from).ok().flatten().is_some_and(|m| m.is_dir()) {
-                return rename_at(from, to, RenameFlags::empty());
+                return os::rename(from, to, false);
             }
-            link(from, to)?;
-            let (dir, leaf) = from.split()?;
-            rfs::unlinkat(dir.as_fd(), leaf, AtFlags::empty()).map_err(Into::into)
+            os::link(from, to)?;
+            os::unlink(from).map(drop)
         })
         .at("move to", to)
 }
@@ -377,28 +287,7 @@ pub fn rename_exclusive(from: &Rooted, to: &Rooted) -> Result<(), IoError> {
 /// **Atomicity**: a single system call; readers see the old time or the new one. No data is
 /// written and nothing is opened, so a FIFO at `at` cannot block it.
 pub fn set_mtime(at: &Rooted, to: Option<std::time::SystemTime>) -> Result<(), IoError> {
-    let time = match to {
-        None => rfs::Timespec {
-            tv_sec: 0,
-            tv_nsec: rfs::UTIME_NOW,
-        },
-        Some(t) => {
-            let since = t
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or(std::time::Duration::ZERO);
-            rfs::Timespec {
-                tv_sec: i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
-                tv_nsec: since.subsec_nanos().into(),
-            }
-        }
-    };
-    let times = rfs::Timestamps {
-        last_access: time,
-        last_modification: time,
-    };
-    let (dir, leaf) = at.split().at("set the time of", at)?;
-    rfs::utimensat(dir.as_fd(), leaf, &times, AtFlags::SYMLINK_NOFOLLOW)
-        .map_err(|e| IoError::new("set the time of", at, e.into()))
+    os::set_mtime(at, to).at("set the time of", at)
 }
 
 /// Makes `dst` (empty) a clone of all of `src` without copying its bytes (`FICLONE`: btrfs, xfs
@@ -415,22 +304,12 @@ pub fn clone_file(dst: &File, src: &File) -> io::Result<()> {
 /// `FICLONE` itself, whatever `BEAKER_NO_REFLINK` says (the filesystem probe asks the
 /// filesystem, not the setting).
 pub fn ficlone(dst: &File, src: &File) -> io::Result<()> {
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    return rustix::fs::ioctl_ficlone(dst.as_fd(), src.as_fd()).map_err(io::Error::from);
-    // (macOS clones by path, `clonefile(2)`, not between open files: a copy there.)
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    return {
-        let _ = (dst, src);
-        Err(io::ErrorKind::Unsupported.into())
-    };
+    os::ficlone(dst, src)
 }
 
 /// Whether `file` is on btrfs (`fstatfs`); `false` when that cannot be told.
 pub fn is_btrfs(file: &File) -> bool {
-    const BTRFS_SUPER_MAGIC: u64 = 0x9123_683e;
-    // `f_type` is i64 on some targets, u32 on others: compare its low 32 bits.
-    #[allow(clippy::unnecessary_cast)]
-    rustix::fs::fstatfs(file).is_ok_and(|s| (s.f_type as u64) & 0xffff_ffff == BTRFS_SUPER_MAGIC)
+    os::is_btrfs(file)
 }
 
 /// Starts writing `len` bytes of `file` from `offset` to disk and returns without waiting
@@ -438,42 +317,8 @@ pub fn is_btrfs(file: &File) -> bool {
 /// of the file written already: the disk works while the rest arrives. Not a durability point
 /// (no metadata, no wait, no cache flush); only `sync_file` is. Where the call is not
 /// supported it does nothing.
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-pub fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
-    Ok(())
-}
-
-/// [`start_writeback`] where `sync_file_range` exists.
-#[cfg(any(target_os = "linux", target_os = "android"))]
 pub fn start_writeback(file: &File, offset: u64, len: u64) -> io::Result<()> {
-    let (Ok(offset), Ok(len)) = (
-        libc::off64_t::try_from(offset),
-        libc::off64_t::try_from(len),
-    ) else {
-        return Ok(());
-    };
-    // SAFETY: a plain system call on a descriptor we own; it reads no memory of ours.
-    let rc = unsafe {
-        libc::sync_file_range(
-            std::os::fd::AsRawFd::as_raw_fd(file),
-            offset,
-            len,
-            libc::SYNC_FILE_RANGE_WRITE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    match io::Error::last_os_error() {
-        e if matches!(
-            e.raw_os_error(),
-            Some(libc::ENOSYS | libc::EINVAL | libc::ESPIPE)
-        ) =>
-        {
-            Ok(())
-        }
-        e => Err(e),
-    }
+    os::start_writeback(file, offset, len)
 }
 
 /// Removes the file (or symlink, never followed) at `at`.
@@ -487,16 +332,7 @@ pub fn remove_file(at: &Rooted) -> Result<(), IoError> {
 
 /// Removes `at` if it exists; returns whether it did.
 pub fn remove_file_if_exists(at: &Rooted) -> Result<bool, IoError> {
-    let (dir, leaf) = match at.split() {
-        Ok(split) => split,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(IoError::new("remove", at, e)),
-    };
-    match rfs::unlinkat(dir.as_fd(), leaf, AtFlags::empty()) {
-        Ok(()) => Ok(true),
-        Err(rustix::io::Errno::NOENT) => Ok(false),
-        Err(e) => Err(IoError::new("remove", at, e.into())),
-    }
+    os::unlink(at).at("remove", at)
 }
 
 /// How deep [`remove_tree`] goes: deeper than any model's file paths (a planted tree deeper than
@@ -507,8 +343,7 @@ const MAX_TREE_DEPTH: u32 = 64;
 /// not descended into; one on the way to `at` fails the call). A file or symlink at `at` is
 /// unlinked. Used for snapshots, staging directories and old quarantine.
 pub fn remove_tree(at: &Rooted) -> Result<(), IoError> {
-    let (dir, leaf) = at.split().at("remove", at)?;
-    beneath::remove_tree_leaf(dir.as_fd(), leaf, MAX_TREE_DEPTH).at("remove", at)
+    os::remove_tree(at, MAX_TREE_DEPTH).at("remove", at)
 }
 
 /// Creates `at` if needed (its parent must exist: this never creates parents), then sets `mode`
@@ -539,9 +374,7 @@ pub fn create_dir_exclusive(at: &Rooted, mode: u32) -> Result<(), IoError> {
 }
 
 fn mkdir(at: &Rooted, mode: u32) -> Result<(), IoError> {
-    let (dir, leaf) = at.split().at("create directory", at)?;
-    rfs::mkdirat(dir.as_fd(), leaf, self::mode(mode & 0o777))
-        .map_err(|e| IoError::new("create directory", at, e.into()))?;
+    os::mkdir(at, mode).at("create directory", at)?;
     set_dir_mode(at, mode)
 }
 
@@ -636,14 +469,12 @@ pub(crate) fn nonce() -> u32 {
 
 /// `link(2)`: a second name for the file at `existing` (never follows a symlink at `existing`).
 pub fn hard_link(existing: &Rooted, new: &Rooted) -> Result<(), IoError> {
-    link(existing, new).at("link", new)
+    os::link(existing, new).at("link", new)
 }
 
 /// Creates a symlink at `at` pointing to `target` (written as given, typically relative).
 pub fn symlink(target: &Path, at: &Rooted) -> Result<(), IoError> {
-    let (dir, leaf) = at.split().at("create symlink", at)?;
-    rfs::symlinkat(target, dir.as_fd(), leaf)
-        .map_err(|e| IoError::new("create symlink", at, e.into()))
+    os::symlink(target, at).at("create symlink", at)
 }
 
 /// Moves the directory `from` to `to` unless something is at `to`.
@@ -653,16 +484,14 @@ pub fn symlink(target: &Path, at: &Rooted) -> Result<(), IoError> {
 /// non-empty directory (`ENOTEMPTY`/`EEXIST`) — callers only move non-empty directories, so
 /// that is no-clobber too (an *empty* directory at `to` would be replaced, losing nothing).
 pub fn persist_dir_noclobber(from: &Rooted, to: &Rooted) -> Result<Persisted, IoError> {
-    let taken = |e: &io::Error| {
-        e.kind() == io::ErrorKind::AlreadyExists || e.raw_os_error() == Some(libc::ENOTEMPTY)
-    };
+    let taken = |e: &io::Error| e.kind() == io::ErrorKind::AlreadyExists || os::is_not_empty(e);
     match rename_noreplace(from, to) {
         Ok(()) => return Ok(Persisted::Created),
         Err(e) if taken(&e) => return Ok(Persisted::AlreadyExists),
         Err(e) if no_noreplace(&e) => {}
         Err(e) => return Err(IoError::new("move into place", to, e)),
     }
-    match rename_at(from, to, RenameFlags::empty()) {
+    match os::rename(from, to, false) {
         Ok(()) => Ok(Persisted::Created),
         Err(e) if taken(&e) => Ok(Persisted::AlreadyExists),
         Err(e) => Err(IoError::new("move into place", to, e)),
@@ -678,7 +507,7 @@ pub fn persist_noclobber_keep(from: &Rooted, to: &Rooted) -> Result<bool, IoErro
         Err(e) if no_noreplace(&e) => {}
         Err(e) => return Err(IoError::new("move into place", to, e)),
     }
-    match link(from, to) {
+    match os::link(from, to) {
         Ok(()) => remove_file(from).map(|()| true),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
         Err(e) => Err(IoError::new("move into place", to, e)),
@@ -689,14 +518,7 @@ pub fn persist_noclobber_keep(from: &Rooted, to: &Rooted) -> Result<bool, IoErro
 /// directory `at` (`faccessat(W_OK|X_OK, AT_EACCESS)`): `Ok` if so, else the OS's reason
 /// (`NotFound` if it does not exist).
 pub fn may_write_in(at: &Rooted) -> io::Result<()> {
-    let fd = at.open_dir_fd(DIR_HANDLE)?;
-    rfs::accessat(
-        &fd,
-        ".",
-        rfs::Access::WRITE_OK | rfs::Access::EXEC_OK,
-        AtFlags::EACCESS,
-    )
-    .map_err(Into::into)
+    os::may_write_in(at)
 }
 
 /// The names in the directory `at`, unsorted; `Ok(None)` if there is no such directory. A
@@ -711,71 +533,6 @@ pub fn list(at: &Rooted) -> Result<Option<Vec<std::ffi::OsString>>, IoError> {
 /// Whether `name` is one plain path component (not empty, `.`, `..`, and without `/`).
 pub fn is_leaf(name: &OsStr) -> bool {
     beneath::check_leaf(name).is_ok()
-}
-
-/// Makes a write past `ulimit -f` fail with EFBIG instead of killing the process: the kernel's
-/// SIGXFSZ default action is a silent kill (no message, no clean-up), so a program that writes
-/// store files calls this once at start-up. Writers then report EFBIG like a full disk.
-pub fn ignore_file_size_signal() {
-    // SAFETY: installing SIG_IGN for one signal has no memory-safety preconditions.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-}
-
-/// Whether nobody reads stdout any more: it is a pipe whose reading end is closed
-/// (`beaker store ls | head -1` after `head` exits). SIGPIPE stays ignored, as Rust starts
-/// programs, so writes to a closed pipe fail with EPIPE instead of killing the process —
-/// which a credential helper that exits without reading its stdin relies on — and a
-/// `println!` that meets EPIPE panics; the binary's panic hook asks this to end quietly then.
-pub fn stdout_reader_gone() -> bool {
-    let mut fd = libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: libc::POLLOUT,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, a count of 1, no wait.
-    let n = unsafe { libc::poll(&mut fd, 1, 0) };
-    n == 1 && fd.revents & libc::POLLERR != 0
-}
-
-/// Ends the process as SIGPIPE's default action does (as `ls` ends when its reader goes):
-/// no message, killed by the signal.
-pub fn die_of_sigpipe() -> ! {
-    // SAFETY: restoring one signal's default action and raising it have no memory-safety
-    // preconditions.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-        libc::raise(libc::SIGPIPE);
-    }
-    std::process::exit(141)
-}
-
-/// On Ctrl-C (SIGINT), says on stderr that beaker was interrupted and what of its work is
-/// kept, on a line of its own (after a progress bar), then dies of SIGINT as it would have:
-/// the exit status a shell expects, and no destructor runs, so a partial download stays for
-/// the next run. A SIGINT that is ignored (a background job) stays ignored.
-pub fn say_on_interrupt() {
-    extern "C" fn on_interrupt(sig: libc::c_int) {
-        const MSG: &[u8] = b"\nbeaker: interrupted; a download in progress is kept, and the same command resumes it\n";
-        // SAFETY: write(2), signal(2) and raise(3) are async-signal-safe; MSG is static.
-        unsafe {
-            libc::write(libc::STDERR_FILENO, MSG.as_ptr().cast(), MSG.len());
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
-    }
-    // SAFETY: installing a handler that only calls async-signal-safe functions; the previous
-    // disposition is read back first so an ignored SIGINT is left ignored.
-    unsafe {
-        let before = libc::signal(
-            libc::SIGINT,
-            on_interrupt as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t,
-        );
-        if before == libc::SIG_IGN {
-            libc::signal(libc::SIGINT, libc::SIG_IGN);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::sys::error::{Category, IoError};
+use crate::sys::error::{os_error_is, Category, IoError, Os};
 use crate::sys::fsx::{self, Meta, Rooted};
 
 /// How long to wait for a lock held by someone else.
@@ -399,7 +399,7 @@ fn try_lock(file: &File, mode: Mode) -> io::Result<()> {
 
 fn lock_failed(path: impl crate::sys::error::Place, e: io::Error) -> LockError {
     match e.raw_os_error() {
-        Some(libc::ENOLCK | libc::EOPNOTSUPP | libc::ENOSYS) => LockError::Unsupported {
+        _ if os_error_is(&e, Os::NoLocks) => LockError::Unsupported {
             path: path.place(),
             source: e,
         },
@@ -447,10 +447,10 @@ fn open_lock_file(path: &Rooted, mode: u32) -> Result<(File, bool), IoError> {
             // Pruned between our create attempt and this open: try again.
             Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
             // A symlink swapped in after our check: replace it on the next round.
-            Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => continue,
+            Err(e) if os_error_is(&e.source, Os::SymlinkInTheWay) => continue,
             // A directory swapped in after our check (opening one for writing fails with EISDIR):
             // replace it on the next round.
-            Err(e) if e.source.raw_os_error() == Some(libc::EISDIR) => continue,
+            Err(e) if os_error_is(&e.source, Os::IsADirectory) => continue,
             Err(e) => return Err(e),
         };
         // Swapped for a FIFO, device or directory after the check: never lock a special file

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use crate::model::digest::Blake3;
-use crate::sys::error::IoError;
+use crate::sys::error::{os_error_is, IoError, Os};
 use crate::sys::fsx::mapped::{map_read, Changed, Mapping};
 use crate::sys::fsx::{self, Meta, Rooted};
 use crate::sys::progress::Progress;
@@ -108,7 +108,7 @@ pub(super) fn check(
     let file = match fsx::open_read(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Checked::Vanished,
-        Err(e) if e.source.raw_os_error() == Some(libc::ELOOP) => {
+        Err(e) if os_error_is(&e.source, Os::SymlinkInTheWay) => {
             return not_regular(path, "a symlink")
         }
         Err(e) => return Checked::Unreadable(e),

@@ -311,7 +311,7 @@ impl TempBlob {
         let mut buf = vec![0u8; 1 << 20];
         let mut at = 0u64;
         loop {
-            let n = match std::os::unix::fs::FileExt::read_at(&self.file, &mut buf, at) {
+            let n = match crate::sys::fsx::read_at(&self.file, &mut buf, at) {
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Err(IoError::new("read", &self.path, e).into()),

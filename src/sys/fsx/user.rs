@@ -8,11 +8,11 @@
     reason = "the path-based std::fs calls, for files outside any store"
 )]
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use super::os;
 use crate::sys::error::{IoContext, IoError};
 
 /// Opens a file the *user* named for reading: a symlink is followed (the user chose it), but
@@ -24,9 +24,8 @@ use crate::sys::error::{IoContext, IoError};
 /// the model's download lock meanwhile); the `fstat` on the open descriptor then refuses it, so a
 /// path swapped between a check and the open cannot slip a special file through.
 pub fn open(path: &Path) -> Result<File, IoError> {
-    let file = OpenOptions::new()
+    let file = os::user_open_options(false)
         .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .at("open", path)?;
     let meta = file.metadata().at("inspect", path)?;
@@ -67,7 +66,6 @@ pub fn read(path: &Path, limit: u64) -> Result<Vec<u8>, IoError> {
 
 /// What kind of file `meta` describes, for messages ("a FIFO", "a directory").
 pub fn kind_of(meta: &fs::Metadata) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
     let t = meta.file_type();
     if t.is_symlink() {
         "symlink"
@@ -75,14 +73,8 @@ pub fn kind_of(meta: &fs::Metadata) -> &'static str {
         "directory"
     } else if t.is_file() {
         "regular file"
-    } else if t.is_fifo() {
-        "FIFO"
-    } else if t.is_char_device() || t.is_block_device() {
-        "device"
-    } else if t.is_socket() {
-        "socket"
     } else {
-        "special file"
+        os::special_kind(&t)
     }
 }
 
@@ -139,12 +131,7 @@ pub fn write_replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), IoError
         let _ = fs::remove_file(&tmp);
     }
     result?;
-    let d = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)
-        .at("open directory", dir)?;
-    d.sync_all().at("fsync directory", dir)
+    os::sync_user_dir(dir).at("fsync directory", dir)
 }
 
 /// Writes `bytes` to a file of the user's outside any store (a man page, a report), replacing it
@@ -163,18 +150,9 @@ pub fn create_unique(
 ) -> Result<(File, PathBuf), IoError> {
     for _ in 0..16 {
         let path = dir.join(super::unique_name(stem, ext));
-        match OpenOptions::new()
-            .write(true)
-            .read(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-        {
+        match os::user_create_options(mode).open(&path) {
             Ok(f) => {
-                use std::os::unix::fs::PermissionsExt;
-                f.set_permissions(fs::Permissions::from_mode(mode))
-                    .at("set permissions on", &path)?;
+                os::set_file_mode(&f, mode).at("set permissions on", &path)?;
                 return Ok((f, path));
             }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
@@ -191,17 +169,11 @@ pub fn create_unique(
 /// Moves the user's file `from` to `to` unless something is at `to` (`renameat2` with
 /// `RENAME_NOREPLACE`, else `link` + `unlink`); `false` when `to` was taken (then `from` stays).
 pub fn persist_noclobber_keep(from: &Path, to: &Path) -> Result<bool, IoError> {
-    match rustix::fs::renameat_with(
-        rustix::fs::CWD,
-        from,
-        rustix::fs::CWD,
-        to,
-        rustix::fs::RenameFlags::NOREPLACE,
-    ) {
+    match os::rename_noreplace_path(from, to) {
         Ok(()) => return Ok(true),
-        Err(rustix::io::Errno::EXIST) => return Ok(false),
-        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => {}
-        Err(e) => return Err(IoError::new("move into place", to, e.into())),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::Unsupported => {}
+        Err(e) => return Err(IoError::new("move into place", to, e)),
     }
     match fs::hard_link(from, to) {
         Ok(()) => fs::remove_file(from).at("remove", from).map(|()| true),
@@ -218,9 +190,8 @@ pub fn remove_file(path: &Path) -> Result<(), IoError> {
 /// Opens a file of the user's for reading *without* following a symlink at `path` (an export
 /// target beaker wrote earlier, compared before it is replaced).
 pub fn open_nofollow(path: &Path) -> Result<File, IoError> {
-    OpenOptions::new()
+    os::user_open_options(true)
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .at("open", path)
 }
@@ -228,27 +199,15 @@ pub fn open_nofollow(path: &Path) -> Result<File, IoError> {
 /// Hard-links the store file `existing` (resolved inside its store without following a symlink)
 /// to the user's path `new` (`linkat`, never following a symlink at `existing`).
 pub fn link_from_store(existing: &super::Rooted, new: &Path) -> Result<(), IoError> {
-    use std::os::fd::AsFd;
-    let (dir, leaf) = existing.split().at("link", new)?;
-    rustix::fs::linkat(
-        dir.as_fd(),
-        leaf,
-        rustix::fs::CWD,
-        new,
-        rustix::fs::AtFlags::empty(),
-    )
-    .map_err(|e| IoError::new("link", new, e.into()))
+    os::link_out(existing, new).at("link", new)
 }
 
 /// Creates the directory `dir` (its parent must exist) with `mode` set explicitly, or accepts
 /// the directory already there (a symlink to one counts: the user chose it); anything else in
 /// the way is refused. For a store's root, which the user names.
 pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), IoError> {
-    use std::os::unix::fs::PermissionsExt;
     match fs::create_dir(dir) {
-        Ok(()) => {
-            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).at("set permissions on", dir)
-        }
+        Ok(()) => os::set_path_mode(dir, mode).at("set permissions on", dir),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match fs::metadata(dir) {
             Ok(m) if m.is_dir() => Ok(()),
             _ => Err(IoError::new(
@@ -284,26 +243,18 @@ pub fn remove_file_if_exists(path: &Path) -> Result<bool, IoError> {
 
 /// Creates a new file of the user's (`O_EXCL|O_NOFOLLOW`, `mode` whatever the umask).
 pub fn create_new(path: &Path, mode: u32) -> Result<File, IoError> {
-    use std::os::unix::fs::PermissionsExt;
-    let f = OpenOptions::new()
-        .write(true)
-        .read(true)
-        .create_new(true)
-        .mode(mode)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+    let f = os::user_create_options(mode)
         .open(path)
         .at("create", path)?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .at("set permissions on", path)?;
+    os::set_file_mode(&f, mode).at("set permissions on", path)?;
     Ok(f)
 }
 
 /// Opens a user's existing file for reading and writing (never blocking on a FIFO).
 pub fn open_read_write(path: &Path) -> Result<File, IoError> {
-    OpenOptions::new()
+    os::user_open_options(false)
         .read(true)
         .write(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .at("open", path)
 }
@@ -313,9 +264,8 @@ pub fn open_read_write(path: &Path) -> Result<File, IoError> {
 pub fn read_to_string(path: &Path) -> Result<String, IoError> {
     use std::io::Read;
     let mut text = String::new();
-    OpenOptions::new()
+    os::user_open_options(false)
         .read(true)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .at("open", path)?
         .read_to_string(&mut text)
@@ -336,4 +286,33 @@ pub fn exists(path: &Path) -> bool {
 /// Renames the user's file `from` over `to`, replacing it (readers see the old file or the new).
 pub fn replace(from: &Path, to: &Path) -> Result<(), IoError> {
     fs::rename(from, to).at("rename into place", to)
+}
+
+/// Owner, group and permission bits of a user's file in Unix terms, on every platform: on
+/// Windows this user, no group, and the read-only attribute as the mode (as
+/// [`super::Meta::mode`] reads it).
+pub trait Owner {
+    fn uid(&self) -> u32;
+    fn gid(&self) -> u32;
+    fn mode(&self) -> u32;
+}
+
+impl Owner for fs::Metadata {
+    fn uid(&self) -> u32 {
+        os::owner(self).0
+    }
+
+    fn gid(&self) -> u32 {
+        os::owner(self).1
+    }
+
+    fn mode(&self) -> u32 {
+        os::owner(self).2
+    }
+}
+
+/// The identity of the file at a user's path (device and inode; on Windows volume and file
+/// index), following a symlink there when `follow`; `None` if nothing can be inspected there.
+pub fn file_id(path: &Path, follow: bool) -> Option<(u64, u64)> {
+    os::file_id(path, follow).ok()
 }

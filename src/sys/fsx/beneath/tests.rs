@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::sys::fsx;
+use std::path::PathBuf;
 
 /// A store-like root with a `victim/` directory *outside* it holding a file.
 struct Lab {
