@@ -161,10 +161,15 @@ impl Settings {
         }
     }
 
-    /// The system file: `$BEAKER_SYSTEM_CONFIG`, else `/etc/beaker/config.toml`.
+    /// The system file: `$BEAKER_SYSTEM_CONFIG`, else `/etc/beaker/config.toml`
+    /// (`%ProgramData%\beaker\config.toml` on Windows).
     pub fn system_file() -> PathBuf {
         match std::env::var_os("BEAKER_SYSTEM_CONFIG") {
             Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ if cfg!(windows) => std::env::var_os("ProgramData")
+                .map_or_else(|| PathBuf::from(r"C:\ProgramData"), PathBuf::from)
+                .join("beaker")
+                .join("config.toml"),
             _ => PathBuf::from("/etc/beaker/config.toml"),
         }
     }
@@ -343,6 +348,13 @@ mod tests {
     #![allow(clippy::disallowed_methods)]
     use super::*;
 
+    /// An absolute path on this platform.
+    const ABSOLUTE: &str = if cfg!(windows) {
+        r"C:\srv\models"
+    } else {
+        "/srv/models"
+    };
+
     #[test]
     fn the_user_file_wins_key_by_key_and_paths_are_resolved() {
         let dir = tempfile::tempdir().unwrap();
@@ -351,14 +363,14 @@ mod tests {
         std::fs::create_dir_all(user.parent().unwrap()).unwrap();
         std::fs::write(
             &system,
-            "store = \"/srv/models\"\nretries = 5\nstall_timeout = \"1m\"\n",
+            format!("store = '{ABSOLUTE}'\nretries = 5\nstall_timeout = \"1m\"\n"),
         )
         .unwrap();
         std::fs::write(&user, "manifests = [\"lab.toml\"]\nretries = 1\n").unwrap();
         let mut s = Settings::default();
         s.read_over(&system).unwrap();
         s.read_over(&user).unwrap();
-        assert_eq!(s.store.unwrap().value, PathBuf::from("/srv/models"));
+        assert_eq!(s.store.unwrap().value, PathBuf::from(ABSOLUTE));
         assert_eq!(s.retries.clone().unwrap().value, 1);
         assert_eq!(s.retries.unwrap().from, user);
         assert_eq!(s.stall_timeout.unwrap().value, Duration::from_secs(60));

@@ -169,13 +169,15 @@ pub fn checkout_dir() -> PathBuf {
 }
 
 /// Whether `name` is ONNX Runtime's shared library on `os` (`std::env::consts::OS`):
-/// `libonnxruntime.so[.<version>]` on Linux, `libonnxruntime[.<version>].dylib` on macOS.
+/// `libonnxruntime.so[.<version>]` on Linux, `libonnxruntime[.<version>].dylib` on macOS,
+/// `onnxruntime.dll` on Windows.
 fn is_runtime_library(name: &str, os: &str) -> bool {
     match os {
         "macos" => {
             name.starts_with("libonnxruntime.") && name.ends_with(".dylib")
                 || name == "libonnxruntime.dylib"
         }
+        "windows" => name.eq_ignore_ascii_case("onnxruntime.dll"),
         _ => name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so."),
     }
 }
@@ -346,6 +348,12 @@ mod log_tests {
         assert!(is_runtime_library("libonnxruntime.1.31.1.dylib", "macos"));
         assert!(is_runtime_library("libonnxruntime.dylib", "macos"));
         assert!(!is_runtime_library("libonnxruntime.so.1", "macos"));
+        assert!(is_runtime_library("onnxruntime.dll", "windows"));
+        assert!(!is_runtime_library(
+            "onnxruntime_providers_shared.dll",
+            "windows"
+        ));
+        assert!(!is_runtime_library("libonnxruntime.so", "windows"));
         assert!(!is_runtime_library(
             "libonnxruntime_providers_shared.so",
             "linux"
@@ -384,6 +392,8 @@ mod tests {
     #![allow(clippy::disallowed_methods)]
     use super::*;
 
+    // The names it plants are Linux's (`is_runtime_library` has the other platforms' names).
+    #[cfg(target_os = "linux")]
     #[test]
     fn library_in_prefers_the_plain_name_and_ignores_other_libraries() {
         let dir = tempfile::tempdir().unwrap();

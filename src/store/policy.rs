@@ -505,7 +505,7 @@ fn fix_group_command(root: &Path, group: &str) -> String {
     )
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     // Tests break stores on purpose (modes, symlinks) with raw std::fs.
     #![allow(clippy::disallowed_methods)]

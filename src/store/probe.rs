@@ -215,7 +215,11 @@ mod tests {
         let found = store.capabilities().unwrap();
         // The test machine's temp directory is a local filesystem (ext4, tmpfs, overlayfs).
         assert!(found.flock && found.flock_across_names, "{found:?}");
-        assert!(found.hard_links && found.stable_inodes && found.accurate_nlink);
+        assert!(found.hard_links && found.stable_inodes, "{found:?}");
+        // (wine reports one link for every file: its nlink is not accurate; NTFS's is.)
+        if cfg!(unix) {
+            assert!(found.accurate_nlink, "{found:?}");
+        }
         assert!(found.setgid_inherited);
         assert_eq!(found.cannot_publish(), None);
         assert!(names_in(&dir.path().join("s/tmp")).is_empty());
@@ -255,6 +259,7 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_record_of_another_device_or_a_planted_one_is_probed_again_and_rewritten() {
         let dir = tempfile::tempdir().unwrap();

@@ -446,7 +446,7 @@ mod tests {
         let store = Store::init(&root, InitOptions::default()).unwrap();
         store.record(&name("a"), entry("a", b"1")).unwrap();
         let a = root.join("names/a.toml");
-        let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+        let inode = |p: &Path| crate::sys::fsx::user::file_id(p, true).unwrap();
         let before = inode(&a);
         store.record(&name("b"), entry("b", b"2")).unwrap();
         assert_eq!(inode(&a), before, "a's record was rewritten by b's add");
@@ -473,7 +473,10 @@ mod tests {
         std::fs::write(root.join("names/a.toml"), wrong).unwrap();
         let e = store.read_manifest().unwrap_err().to_string();
         assert!(
-            e.contains("names/a.toml:1:1") && e.contains("[models.a]"),
+            e.contains(&format!(
+                "{}:1:1",
+                Path::new("names").join("a.toml").display()
+            )) && e.contains("[models.a]"),
             "{e}"
         );
         assert!(store.read_entry(&name("a")).is_err());

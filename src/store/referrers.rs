@@ -524,7 +524,8 @@ mod tests {
         f.add("d", b"z");
         std::fs::write(f.root.join("names/d.toml"), "not toml [").unwrap();
         let e = f.store.remove(&[name("c")]).unwrap_err().to_string();
-        assert!(e.contains("names/d.toml"), "{e}");
+        let d = std::path::Path::new("names").join("d.toml");
+        assert!(e.contains(&d.display().to_string()), "{e}");
         assert!(f.has_blob(&z));
     }
 

@@ -390,11 +390,22 @@ pub fn exclude_each_other(a: &File, b: &File) -> bool {
     excluded
 }
 
+/// Takes the lock without waiting; a lock held elsewhere is `WouldBlock` on every platform
+/// (Windows says `ERROR_LOCK_VIOLATION`, which std does not map to it).
 fn try_lock(file: &File, mode: Mode) -> io::Result<()> {
-    match mode {
+    let taken = match mode {
         Mode::Exclusive => fs2::FileExt::try_lock_exclusive(file),
         Mode::Shared => fs2::FileExt::try_lock_shared(file),
-    }
+    };
+    taken.map_err(|e| {
+        if e.raw_os_error().is_some()
+            && e.raw_os_error() == fs2::lock_contended_error().raw_os_error()
+        {
+            io::ErrorKind::WouldBlock.into()
+        } else {
+            e
+        }
+    })
 }
 
 fn lock_failed(path: impl crate::sys::error::Place, e: io::Error) -> LockError {

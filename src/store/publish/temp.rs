@@ -569,6 +569,7 @@ mod tests {
 
     /// The state a SIGKILL between `link` and `unlink` of the no-clobber fallback leaves: a
     /// `.part` that is a second name of a published blob. It must never be resumed into.
+    #[cfg(unix)]
     #[test]
     fn take_over_refuses_a_partial_hard_linked_to_a_published_blob() {
         let (_d, s) = store();
@@ -593,6 +594,7 @@ mod tests {
         assert_eq!(std::fs::read(blob.path()).unwrap(), b"published bytes");
     }
 
+    #[cfg(unix)]
     #[test]
     fn take_over_resumes_a_prepared_partial_and_refuses_other_modes() {
         let (_d, s) = store();

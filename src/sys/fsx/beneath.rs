@@ -227,4 +227,3 @@ pub(crate) fn check_leaf(name: &OsStr) -> io::Result<()> {
     }
     Ok(())
 }
-

@@ -4,7 +4,6 @@
 #![allow(clippy::disallowed_methods)]
 use super::*;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 
 /// A temp directory opened as a root, and a path in it.
 fn root() -> (tempfile::TempDir, Rooted) {
@@ -13,6 +12,7 @@ fn root() -> (tempfile::TempDir, Rooted) {
     (dir, top)
 }
 
+#[cfg(unix)]
 #[test]
 fn create_exclusive_refuses_existing_file_and_symlink() {
     let (_d, top) = root();
@@ -29,9 +29,11 @@ fn create_exclusive_refuses_existing_file_and_symlink() {
     assert_eq!(fs::read(victim.path()).unwrap(), b"precious");
 }
 
+#[cfg(unix)]
 #[test]
 fn create_exclusive_sets_mode_despite_umask() {
     let (_d, top) = root();
+    use std::os::unix::fs::MetadataExt;
     let f = create_exclusive(&top.join("f"), 0o640).unwrap();
     assert_eq!(f.metadata().unwrap().mode() & 0o7777, 0o640);
 }

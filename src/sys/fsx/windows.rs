@@ -13,7 +13,10 @@
     clippy::disallowed_methods,
     reason = "this is where fsx's raw calls are made"
 )]
-#![allow(unsafe_code, reason = "MoveFileExW has no std wrapper without replace")]
+#![allow(
+    unsafe_code,
+    reason = "MoveFileExW without replace and a POSIX-semantics delete have no std wrapper"
+)]
 
 use std::fs::{File, OpenOptions};
 use std::io;
@@ -23,8 +26,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use windows_sys::Win32::Storage::FileSystem::{
-    MoveFileExW, FILE_ATTRIBUTE_READONLY, FILE_WRITE_ATTRIBUTES, MOVEFILE_REPLACE_EXISTING,
-    MOVEFILE_WRITE_THROUGH,
+    MoveFileExW, FILE_ATTRIBUTE_READONLY, FILE_READ_ATTRIBUTES, FILE_WRITE_ATTRIBUTES,
+    MOVEFILE_REPLACE_EXISTING, MOVEFILE_WRITE_THROUGH,
 };
 
 use super::beneath::{self, Meta, Rooted, SHARE_ALL};
@@ -205,19 +208,28 @@ pub(super) fn start_writeback(_file: &File, _offset: u64, _len: u64) -> io::Resu
     Ok(())
 }
 
-/// Deletes the file or link at `at` (clearing the read-only attribute a blob has, which
-/// Windows would refuse to delete); `false` if nothing was there.
+/// Deletes the file or link at `at`, never following a link there; `false` if nothing was
+/// there. Asked with POSIX semantics (Windows 10 1709 and later, on NTFS): the name goes at once
+/// even while another process has the file open, as `unlink` does, and the read-only attribute
+/// a blob has does not stand in the way. Where that is refused (older Windows, FAT, wine), a
+/// plain delete after clearing the read-only attribute: then the name stays until the last
+/// handle to the file is closed.
 pub(super) fn unlink(at: &Rooted) -> io::Result<bool> {
     let path = match at.native() {
         Ok(path) => path,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(e),
     };
-    let removed = retry_busy(|| match std::fs::remove_file(&path) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied && clear_readonly(&path) => {
-            std::fs::remove_file(&path)
+    let removed = retry_busy(|| {
+        if delete_posix(&path)? {
+            return Ok(());
         }
-        other => other,
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied && clear_readonly(&path) => {
+                std::fs::remove_file(&path)
+            }
+            other => other,
+        }
     });
     match removed {
         Ok(()) => Ok(true),
@@ -226,10 +238,51 @@ pub(super) fn unlink(at: &Rooted) -> io::Result<bool> {
     }
 }
 
+/// `DELETE` access right.
+const DELETE: u32 = 0x0001_0000;
+
+/// Deletes `path` (as itself, not following a link) with `FILE_DISPOSITION_POSIX_SEMANTICS`;
+/// `Ok(false)` where the system or filesystem does not offer it.
+fn delete_posix(path: &Path) -> io::Result<bool> {
+    use std::os::windows::io::AsRawHandle;
+    use windows_sys::Win32::Storage::FileSystem::{
+        FileDispositionInfoEx, SetFileInformationByHandle, FILE_DISPOSITION_FLAG_DELETE,
+        FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE, FILE_DISPOSITION_FLAG_POSIX_SEMANTICS,
+        FILE_DISPOSITION_INFO_EX,
+    };
+    let mut options = beneath::open_options();
+    options.access_mode(DELETE);
+    let file = options.open(path)?;
+    let info = FILE_DISPOSITION_INFO_EX {
+        Flags: FILE_DISPOSITION_FLAG_DELETE
+            | FILE_DISPOSITION_FLAG_POSIX_SEMANTICS
+            | FILE_DISPOSITION_FLAG_IGNORE_READONLY_ATTRIBUTE,
+    };
+    // SAFETY: an open handle with DELETE access, and the struct this class takes, with its size.
+    let ok = unsafe {
+        SetFileInformationByHandle(
+            file.as_raw_handle(),
+            FileDispositionInfoEx,
+            (&info as *const FILE_DISPOSITION_INFO_EX).cast(),
+            std::mem::size_of::<FILE_DISPOSITION_INFO_EX>() as u32,
+        )
+    };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED, ERROR_INVALID_PARAMETER: not offered here.
+    if matches!(e.raw_os_error(), Some(1 | 50 | 87)) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
 /// Clears the read-only attribute of the file (not a link) at `path`; whether it was set.
 fn clear_readonly(path: &Path) -> bool {
     let mut options = beneath::open_options();
-    options.access_mode(FILE_WRITE_ATTRIBUTES | 0x80 /* FILE_READ_ATTRIBUTES */);
+    options.access_mode(FILE_WRITE_ATTRIBUTES | FILE_READ_ATTRIBUTES);
     let Ok(file) = options.open(path) else {
         return false;
     };

@@ -3,6 +3,7 @@
 // Tests plant files (a symlink target) with raw std::fs on purpose.
 #![allow(clippy::disallowed_methods)]
 use super::*;
+#[cfg(unix)]
 use std::path::Path;
 
 fn take(path: &Rooted, mode: Mode, wait: Wait) -> Result<LockGuard, LockError> {
@@ -59,6 +60,9 @@ fn prune_removes_free_and_keeps_held() {
     assert_eq!(prune(&free).unwrap(), Pruned::Gone);
 }
 
+// Unix only: on wine (and Windows without POSIX delete semantics) a pruned lock file's name
+// stays while a waiter has it open (docs/design.md#platforms).
+#[cfg(unix)]
 #[test]
 fn acquire_after_prune_locks_the_new_file() {
     // A guard taken on a file that is then pruned must not be "shared" with a later taker:
@@ -74,6 +78,7 @@ fn acquire_after_prune_locks_the_new_file() {
     assert!(still_at_path(&g.held.as_ref().unwrap().0, &p).unwrap());
 }
 
+#[cfg(unix)]
 #[test]
 fn replaces_a_symlinked_lock_file_without_writing_through_it() {
     let (_dir, top) = root();
@@ -90,6 +95,7 @@ fn replaces_a_symlinked_lock_file_without_writing_through_it() {
     drop(g);
 }
 
+#[cfg(unix)]
 #[test]
 fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
     let (_dir, top) = root();
@@ -106,6 +112,7 @@ fn a_fifo_at_a_lock_path_does_not_hang_and_is_replaced() {
         .is_file());
 }
 
+#[cfg(unix)]
 #[test]
 fn a_filesystem_without_flock_is_refused_with_the_remedy() {
     for errno in [libc::ENOLCK, libc::EOPNOTSUPP] {

@@ -111,12 +111,22 @@ pub(crate) fn open_options() -> OpenOptions {
 /// Opens the last component of `at` as itself with `options` ([`open_options`] and an access):
 /// a file opened is a file; a reparse point there is refused (`ERROR_STOPPED_ON_SYMLINK`).
 pub(crate) fn open_leaf(at: &Rooted, options: &OpenOptions) -> io::Result<File> {
-    let file = options.open(at.native()?)?;
-    let meta = Meta::of(&file)?;
-    if meta.is_symlink() {
+    let path = at.native()?;
+    let file = options.open(&path)?;
+    // The handle says whether it is a reparse point; the path is asked too, for a system
+    // (wine) whose handle opened with FILE_FLAG_OPEN_REPARSE_POINT does not say so.
+    if Meta::of(&file)?.is_symlink() || is_link(&path) {
         return Err(io::Error::from_raw_os_error(STOPPED_ON_SYMLINK));
     }
     Ok(file)
+}
+
+/// Whether `path` itself is a reparse point (a symlink or a junction).
+fn is_link(path: &Path) -> bool {
+    use std::os::windows::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| {
+        m.file_type().is_symlink() || m.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0
+    })
 }
 
 /// What `GetFileInformationByHandle` says of a file, in Unix terms where they exist.
@@ -180,9 +190,30 @@ impl Meta {
 
     /// The metadata of the last component of `at`, not following a link there.
     pub(crate) fn at(at: &Rooted) -> io::Result<Meta> {
+        Meta::at_path(&at.native()?)
+    }
+
+    /// The metadata of `path` itself: a reparse point there is described, not followed (from
+    /// its directory entry: it has no identity that matters), anything else from a handle.
+    fn at_path(path: &Path) -> io::Result<Meta> {
+        use std::os::windows::fs::MetadataExt;
+        let entry = std::fs::symlink_metadata(path)?;
+        if entry.file_type().is_symlink()
+            || entry.file_attributes() & FILE_ATTRIBUTE_REPARSE_POINT != 0
+        {
+            return Ok(Meta {
+                attrs: entry.file_attributes() | FILE_ATTRIBUTE_REPARSE_POINT,
+                len: entry.file_size(),
+                written: entry.last_write_time(),
+                created: entry.creation_time(),
+                volume: 0,
+                index: 0,
+                links: 1,
+            });
+        }
         let mut options = open_options();
         options.access_mode(FILE_READ_ATTRIBUTES);
-        Meta::of(&options.open(at.native()?)?)
+        Meta::of(&options.open(path)?)
     }
 
     pub fn is_file(&self) -> bool {
@@ -283,15 +314,18 @@ impl Meta {
     /// like it (size and times to the tick) on the same volume.
     pub fn looks_same(&self, other: &Meta) -> bool {
         self.same_file(other)
-            || (self.dev() == other.dev()
+            || (self.volume == other.volume
                 && self.len == other.len
                 && self.written == other.written
                 && self.created == other.created)
     }
 
-    /// Whether `other` is the same file (volume and file index).
+    /// Whether `other` is the same file (volume and file index). A volume serial of 0 (what
+    /// wine reports for a handle that created its file) matches any: two files of one store are
+    /// on one volume, since no reparse point inside a store is followed.
     pub fn same_file(&self, other: &Meta) -> bool {
-        self.dev() == other.dev() && self.ino() == other.ino()
+        let volume = self.volume == other.volume || self.volume == 0 || other.volume == 0;
+        volume && self.index == other.index
     }
 }
 
@@ -346,10 +380,8 @@ impl Dir {
     pub fn stat(&self, name: &OsStr) -> Result<Option<Meta>, IoError> {
         let err = |e: io::Error| IoError::new("inspect", self.at.join(name).path(), e);
         check_leaf(name).map_err(err)?;
-        let mut options = open_options();
-        options.access_mode(FILE_READ_ATTRIBUTES);
-        match options.open(self.native.join(name)) {
-            Ok(file) => Meta::of(&file).map(Some).map_err(err),
+        match Meta::at_path(&self.native.join(name)) {
+            Ok(meta) => Ok(Some(meta)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(err(e)),
         }

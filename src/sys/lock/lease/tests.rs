@@ -32,7 +32,12 @@ fn plant(at: &Path, host: &str, pid: u32, boot: Option<&str>, token: &str) {
 
 /// A pid that existed and is gone now.
 fn dead_pid() -> u32 {
-    let mut child = std::process::Command::new("true").spawn().unwrap();
+    // The test program itself, listing its tests: a program every platform has.
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--list")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
     let pid = child.id();
     child.wait().unwrap();
     pid
@@ -213,6 +218,9 @@ fn breaking_a_lease_that_was_replaced_meanwhile_puts_the_new_one_back() {
     assert_eq!(left.len(), 1, "{left:?}");
 }
 
+// Unix only: the test deletes the lease file while its holder has it open, which on wine (and
+// Windows without POSIX delete semantics) leaves the name until the holder closes it.
+#[cfg(unix)]
 #[test]
 fn dropping_a_lease_that_was_broken_and_taken_again_leaves_the_new_holders_lease() {
     let (dir, top) = root();
@@ -226,6 +234,7 @@ fn dropping_a_lease_that_was_broken_and_taken_again_leaves_the_new_holders_lease
     assert!(text.contains("theirs"), "{text}");
 }
 
+#[cfg(unix)]
 #[test]
 fn a_symlink_or_fifo_at_a_lease_path_is_removed_never_followed_or_opened() {
     let (dir, top) = root();
