@@ -5,8 +5,10 @@
 //! `beaker store export` writes to, so they are validated once, here, and nowhere else is a string
 //! joined onto a directory: relative, `/`-separated, no empty, `.` or `..` part (so never outside
 //! the model's directory), no NUL, no backslash, no control characters, at most 255 bytes a part
-//! and 1024 bytes in all. Comparison and ordering are by the string, which is also the order the
-//! tree id sorts by.
+//! and 1024 bytes in all. So that a catalogue made anywhere works on Windows too, no part may be a
+//! name Windows reserves for a device (`CON`, `NUL`, `COM1`, … with any extension, in any case),
+//! hold a character Windows refuses in names (`< > : " | ? *`), or end in a dot or a space.
+//! Comparison and ordering are by the string, which is also the order the tree id sorts by.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -57,6 +59,15 @@ impl FilePath {
                 "." => return bad("has a '.' part"),
                 ".." => return bad("has a '..' part"),
                 p if p.len() > MAX_PART => return bad("has a part longer than 255 bytes"),
+                p if p.contains(['<', '>', ':', '"', '|', '?', '*']) => {
+                    return bad("has a character Windows refuses in file names (< > : \" | ? *)")
+                }
+                p if p.ends_with(['.', ' ']) => {
+                    return bad("has a part ending in a dot or a space, which Windows drops")
+                }
+                p if is_device_name(p) => return bad(
+                    "has a part Windows reserves for a device (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
+                ),
                 _ => {}
             }
         }
@@ -99,6 +110,22 @@ impl FilePath {
         let path = url.split(['?', '#']).next().unwrap_or(url);
         let tail = path.rsplit('/').next()?;
         FilePath::new(tail).ok().filter(|p| p.depth() == 1)
+    }
+}
+
+/// Whether `part` names a Windows device: `CON`, `PRN`, `AUX`, `NUL`, `COM0`–`COM9`,
+/// `LPT0`–`LPT9`, in any case, alone or before an extension (`nul.txt` is `NUL` there too).
+fn is_device_name(part: &str) -> bool {
+    let stem = part.split('.').next().unwrap_or(part).trim_end_matches(' ');
+    let upper = stem.to_ascii_uppercase();
+    match upper.as_str() {
+        "CON" | "PRN" | "AUX" | "NUL" => true,
+        _ => {
+            let b = upper.as_bytes();
+            b.len() == 4
+                && (upper.starts_with("COM") || upper.starts_with("LPT"))
+                && b[3].is_ascii_digit()
+        }
     }
 }
 
@@ -173,6 +200,46 @@ mod tests {
         }
         assert!(FilePath::new(&"x".repeat(256)).is_err());
         assert!(FilePath::new(&["x"; 600].join("/")).is_err());
+    }
+
+    #[test]
+    fn refuses_names_windows_cannot_hold_so_a_catalogue_works_everywhere() {
+        for bad in [
+            "CON",
+            "con.onnx",
+            "a/Nul.txt",
+            "aux",
+            "COM1.bin",
+            "lpt9",
+            "prn.tar.gz",
+            "a:b.onnx",
+            "what?.onnx",
+            "a/b*.bin",
+            "x<y",
+            "q\"uote",
+            "p|ipe",
+            "trailing.",
+            "dir./x",
+            "space /x",
+        ] {
+            let e = FilePath::new(bad).unwrap_err();
+            assert_eq!(e.path, bad, "{e}");
+            assert!(
+                e.problem.contains("Windows"),
+                "{bad:?} must be refused for Windows' sake: {e}"
+            );
+        }
+        // Near misses are names like any other.
+        for ok in [
+            "console.onnx",
+            "com10.bin",
+            "lpt.txt",
+            "nul_model.onnx",
+            "a.b/c",
+            "x.onnx",
+        ] {
+            assert_eq!(FilePath::new(ok).unwrap().as_str(), ok);
+        }
     }
 
     #[test]

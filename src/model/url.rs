@@ -15,7 +15,8 @@
 //!
 //! Anything that starts like a scheme (`letter *(letter / digit / + - .) ":"`) and is none of
 //! the above is refused: `data:`, `javascript:`, `ftp://`, `c:/…`. A relative path containing a
-//! colon in its first segment must be written `./a:b`.
+//! colon in its first segment must be written `./a:b`. On Windows alone, a drive path
+//! (`C:\models\a.onnx`, `C:/models/a.onnx`) is a path, and `file:///C:/models/a.onnx` names it.
 
 /// A URL that passed [`classify`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +53,9 @@ pub fn classify(url: &str) -> Result<Url<'_>, UrlProblem> {
         return Err(UrlProblem::Malformed(
             "it contains a control character".into(),
         ));
+    }
+    if cfg!(windows) && is_drive_path(url) {
+        return Ok(Url::Path(url));
     }
     let Some(scheme) = scheme_of(url) else {
         return Ok(Url::Path(url));
@@ -94,6 +98,12 @@ pub fn classify(url: &str) -> Result<Url<'_>, UrlProblem> {
         }
         _ => Err(UrlProblem::UnsupportedScheme(scheme.to_owned())),
     }
+}
+
+/// Whether `url` starts with a Windows drive: a letter, `:`, then `\` or `/`.
+pub fn is_drive_path(url: &str) -> bool {
+    let b = url.as_bytes();
+    b.len() >= 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && matches!(b[2], b'\\' | b'/')
 }
 
 /// The scheme of `url` (RFC 3986: a letter, then letters, digits, `+`, `-`, `.`, then `:`).
@@ -193,7 +203,6 @@ mod tests {
             ("javascript:alert(1)", "javascript"),
             ("ftp://h/x", "ftp"),
             ("mailto:a@b", "mailto"),
-            ("c:/models/a.onnx", "c"),
             ("s3://bucket/key", "s3"),
         ] {
             assert_eq!(
@@ -206,6 +215,23 @@ mod tests {
             classify("file://otherhost/x"),
             Err(UrlProblem::UnsupportedScheme(_))
         ));
+    }
+
+    #[test]
+    fn a_drive_path_is_a_path_on_windows_and_a_scheme_elsewhere() {
+        for url in ["c:/models/a.onnx", r"C:\models\a.onnx"] {
+            if cfg!(windows) {
+                assert_eq!(classify(url), Ok(Url::Path(url)), "{url}");
+            } else {
+                assert_eq!(
+                    classify(url),
+                    Err(UrlProblem::UnsupportedScheme(url[..1].into())),
+                    "{url}"
+                );
+            }
+        }
+        // A one-letter scheme not followed by a separator is a scheme everywhere.
+        assert!(classify("c:models").is_err());
     }
 
     #[test]

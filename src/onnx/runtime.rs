@@ -35,13 +35,22 @@ use std::time::{Duration, Instant};
 /// The pip command that installs a runtime this beaker loads (printed in every "not found").
 pub const PIP_INSTALL: &str = "python3 -m pip install onnxruntime==1.31.1";
 
+/// The runtime's library as this platform names it, for messages.
+pub const LIBRARY: &str = if cfg!(windows) {
+    "onnxruntime.dll"
+} else if cfg!(target_os = "macos") {
+    "libonnxruntime.dylib"
+} else {
+    "libonnxruntime.so"
+};
+
 /// How long the `python3` probe may take before it is killed and counted as "not found".
 const PYTHON_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// No ONNX Runtime could be loaded. `Display` is one line: what was tried, why each failed, and
 /// the command that fixes it.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("ONNX Runtime is needed but none could be loaded (tried: {}); install it with `{PIP_INSTALL}`, or point --ort-lib or ORT_DYLIB_PATH at libonnxruntime.so", tried.join("; "))]
+#[error("ONNX Runtime is needed but none could be loaded (tried: {}); install it with `{PIP_INSTALL}`, or point --ort-lib or ORT_DYLIB_PATH at {LIBRARY}", tried.join("; "))]
 pub struct RuntimeError {
     /// One entry per candidate: where it came from, its path, why it failed.
     pub tried: Vec<String>,
@@ -148,7 +157,7 @@ pub fn candidates() -> (Vec<(Origin, PathBuf)>, Vec<String>) {
         Ok(dir) => match library_in(&dir.join("capi")) {
             Some(lib) => found.push((Origin::Python, lib)),
             None => missed.push(format!(
-                "python3's onnxruntime at {}: no capi/libonnxruntime.so*",
+                "python3's onnxruntime at {}: no capi/{LIBRARY}*",
                 dir.display()
             )),
         },
@@ -157,7 +166,7 @@ pub fn candidates() -> (Vec<(Origin, PathBuf)>, Vec<String>) {
     let checkout = checkout_dir();
     match library_in(&checkout) {
         Some(lib) => found.push((Origin::Checkout, lib)),
-        None => missed.push(format!("{}: no libonnxruntime.so*", checkout.display())),
+        None => missed.push(format!("{}: no {LIBRARY}*", checkout.display())),
     }
     (found, missed)
 }
@@ -281,7 +290,9 @@ fn load_one(path: &Path) -> Result<ort::environment::Environment, String> {
         Ok(None) => return Err("no such file".into()),
         Err(e) => return Err(format!("cannot inspect it ({})", e.source)),
         Ok(Some(m)) if m.is_dir() => {
-            return Err("is a directory; give the path of the libonnxruntime.so* file".into())
+            return Err(format!(
+                "is a directory; give the path of the {LIBRARY}* file"
+            ))
         }
         Ok(Some(m)) if !m.is_file() => return Err("not a regular file".into()),
         Ok(Some(_)) => {}

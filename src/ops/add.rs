@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use crate::model::entry::{self, Expect, Format, Model, Pin, Single, Upstreams, MAX_FILES};
 use crate::model::file_path::FilePath;
 use crate::model::name::ModelName;
-use crate::store::publish::{self, publish, Published, TempBlob};
+use crate::store::publish::{self, Published, TempBlob};
 use crate::store::{Store, StoreError};
 use crate::sys::error::{Category, IoError};
 use crate::sys::progress::Progress;
@@ -101,9 +101,16 @@ pub fn add_file(
     };
     let what = src.display().to_string();
     let model = Model::single(name, single.clone());
-    crate::onnx::check_before_publish(&temp.path().path(), &model, check, &what, progress)
+    // Prepared (durable, read-only, and on Windows no longer open for writing, which ONNX
+    // Runtime would refuse to share) before it is loaded; dropped unnamed if it does not load.
+    let expect = Expect {
+        blob: single.blob,
+        upstream: single.upstream,
+    };
+    let ready = publish::prepare(store, temp, &expect).map_err(publish::Error::from)?;
+    crate::onnx::check_before_publish(&ready.path().path(), &model, check, &what, progress)
         .map_err(StoreError::from)?;
-    Ok(publish(store, temp, name, single).map_err(publish::Error::from)?)
+    Ok(publish::publish_ready(store, ready, name, single).map_err(publish::Error::from)?)
 }
 
 /// Adds every regular file under the directory `src` as one model of several files, under their
@@ -231,10 +238,14 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
                 rel.display()
             )));
         }
+        // A model's file paths are '/'-separated on every platform.
         let text = rel
-            .to_str()
-            .ok_or_else(|| bad(format!("{} is not valid UTF-8", rel.display())))?;
-        let path = FilePath::new(text).map_err(|e| bad(e.to_string()))?;
+            .components()
+            .map(|c| c.as_os_str().to_str())
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad(format!("{} is not valid UTF-8", rel.display())))?
+            .join("/");
+        let path = FilePath::new(&text).map_err(|e| bad(e.to_string()))?;
         out.push((entry.path().to_owned(), path));
     }
     if out.is_empty() {

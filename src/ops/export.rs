@@ -253,12 +253,15 @@ fn copy(
     );
     let (mut out, tmp) = fsx::user::create_unique(dir, &stem, "tmp", 0o644).map_err(w)?;
     let copied = (|| {
-        let mut src = fsx::open_read(blob)?;
-        // std's copy uses copy_file_range between files: a reflink where the filesystem can.
-        io::copy(&mut src, &mut out).at("copy into", &tmp)?;
+        {
+            // Closed before the rename below: Windows (wine at least) replaces no open file.
+            let mut src = fsx::open_read(blob)?;
+            // std's copy uses copy_file_range between files: a reflink where the filesystem can.
+            io::copy(&mut src, &mut out).at("copy into", &tmp)?;
+        }
         fsx::sync_file(&out, &tmp)?;
         if over_link.is_some_and(|inode| inode_at(target) == Some(inode)) {
-            fsx::user::replace(&tmp, target)?;
+            fsx::user::replace_link_of(blob, &tmp, target)?;
             return Ok(true);
         }
         fsx::user::persist_noclobber_keep(&tmp, target)

@@ -103,6 +103,9 @@ pub enum Os {
     NoHardLink,
     /// The filesystem has no locks (`ENOLCK`, `EOPNOTSUPP`, `ENOSYS`).
     NoLocks,
+    /// The resolver found no such host (Windows sockets say so with a code; the Unix resolver's
+    /// failure has none, its text says it).
+    HostNotFound,
 }
 
 /// Whether the OS error `e` is `what`.
@@ -125,6 +128,7 @@ fn codes(what: Os) -> &'static [i32] {
         Os::ReadOnlyFilesystem => &[libc::EROFS],
         Os::NoHardLink => &[libc::EPERM, libc::EXDEV, libc::EMLINK, libc::EOPNOTSUPP],
         Os::NoLocks => &[libc::ENOLCK, libc::EOPNOTSUPP, libc::ENOSYS],
+        Os::HostNotFound => &[],
     }
 }
 
@@ -149,5 +153,7 @@ fn codes(what: Os) -> &'static [i32] {
         Os::NoHardLink => &[1, 5, 17, 50, 1142],
         // ERROR_INVALID_FUNCTION, ERROR_NOT_SUPPORTED
         Os::NoLocks => &[1, 50],
+        // WSAHOST_NOT_FOUND, WSATRY_AGAIN, WSANO_DATA
+        Os::HostNotFound => &[11001, 11002, 11004],
     }
 }

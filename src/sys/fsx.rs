@@ -156,6 +156,14 @@ pub fn set_mode(file: &File, mode: u32, path: impl Place) -> Result<(), IoError>
     os::set_file_mode(file, mode).at("set permissions on", path)
 }
 
+/// A handle to `file` (open at `at`) without write access to its data, to use instead of it:
+/// on Windows a reopen for reading (and setting attributes), checked to be the same file, so
+/// that another program may open it for reading with a share mode that refuses writers (ONNX
+/// Runtime does). `None` on Unix, where no open is refused for that: keep `file`.
+pub fn read_only_handle(file: &File, at: &Rooted) -> Result<Option<File>, IoError> {
+    os::read_only_handle(file, at).at("reopen for reading", at)
+}
+
 /// Sets the length of an open file (`ftruncate`): used to empty a temp blob that starts over.
 pub fn truncate(file: &File, len: u64, path: impl Place) -> Result<(), IoError> {
     file.set_len(len).at("truncate", path)

@@ -148,10 +148,13 @@ pub struct Run {
 
 impl From<Output> for Run {
     fn from(o: Output) -> Run {
-        use std::os::unix::process::ExitStatusExt;
+        #[cfg(unix)]
+        let signal = std::os::unix::process::ExitStatusExt::signal(&o.status);
+        #[cfg(not(unix))]
+        let signal = None;
         Run {
             code: o.status.code().unwrap_or(-1),
-            signal: o.status.signal(),
+            signal,
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
         }
@@ -267,7 +270,7 @@ pub fn finish_within(child: Child, limit: Duration) -> Result<Run> {
     match rx.recv_timeout(limit) {
         Ok(out) => Ok(Run::from(out.context("wait for the process")?)),
         Err(_) => {
-            let killed = send_signal(pid, libc::SIGKILL);
+            let killed = send_signal(pid, SIGKILL);
             // What it said before the kill, if its output ends soon (a grandchild may hold it).
             let stderr = rx
                 .recv_timeout(Duration::from_secs(5))
@@ -286,7 +289,29 @@ pub fn finish_within(child: Child, limit: Duration) -> Result<Run> {
     }
 }
 
+/// SIGKILL's number (9 everywhere); on Windows [`send_signal`] ends the process with it.
+pub const SIGKILL: i32 = 9;
+
+/// Ends the process `pid` (one of the caller's children): `taskkill /F` on Windows, which has
+/// no signals.
+#[cfg(windows)]
+pub fn send_signal(pid: u32, _signal: i32) -> std::io::Result<()> {
+    let status = std::process::Command::new("taskkill")
+        .args(["/F", "/PID", &pid.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "taskkill /F /PID {pid}: {status}"
+        )))
+    }
+}
+
 /// Sends `signal` to the process `pid` (one of the caller's children).
+#[cfg(unix)]
 pub fn send_signal(pid: u32, signal: i32) -> std::io::Result<()> {
     let pid = i32::try_from(pid)
         .map_err(|_| std::io::Error::other(format!("pid {pid} does not fit in pid_t")))?;
@@ -544,6 +569,7 @@ mod tests {
         assert_eq!(buf[8..], b.next_u64().to_le_bytes()[..4]);
     }
 
+    #[cfg(unix)]
     #[test]
     fn a_run_ended_by_a_signal_says_so() {
         let r = Run::from(

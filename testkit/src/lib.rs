@@ -22,6 +22,9 @@
 
 pub mod lab;
 pub mod server;
+#[cfg(unix)]
 pub mod shim;
+#[cfg(unix)]
 pub mod testfs;
+#[cfg(unix)]
 pub mod users;

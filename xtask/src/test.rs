@@ -2,7 +2,9 @@
 //! does (`ORT_DYLIB_PATH`, python3's onnxruntime, the checkout's `.ort/`); when there is none,
 //! installs it from PyPI into the git-ignored `.ort/` (`python3 -m pip install --no-deps
 //! --target .ort onnxruntime==1.31.1`); then runs `cargo test --workspace ARGS…` with
-//! `ORT_DYLIB_PATH` pointing at it, so the ONNX tests and the session doctest load it.
+//! `ORT_DYLIB_PATH` pointing at it, so the ONNX tests and the session doctest load it. Then the
+//! Windows tests: the library, binary and integration tests built for Windows and run under wine
+//! ([`windows`], which sets wine up); `BEAKER_TEST_WINDOWS=0` leaves them out of a local run.
 //!
 //! The registry tests need Debian's `docker-registry` and `htpasswd` (apache2-utils), the
 //! oras interop test python3's venv, and the test filesystem (testkit::testfs) `/dev/fuse`,
@@ -17,6 +19,8 @@ use std::process::{Command, ExitCode};
 use anyhow::{bail, Context, Result};
 
 use beaker::onnx::runtime::{self, Origin};
+
+mod windows;
 
 /// The runtime version installed into `.ort/` (docs/design.md#onnx: what works on these machines).
 const ONNXRUNTIME: &str = "onnxruntime==1.31.1";
@@ -39,11 +43,39 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .env("ORT_DYLIB_PATH", &lib)
         .status()
         .context("cannot run cargo test")?;
-    Ok(match status.code() {
+    let linux = match status.code() {
         Some(0) => ExitCode::SUCCESS,
         Some(c) => ExitCode::from(u8::try_from(c).unwrap_or(1)),
         None => ExitCode::FAILURE,
-    })
+    };
+    if std::env::var_os("BEAKER_TEST_WINDOWS").is_some_and(|v| v == "0") {
+        eprintln!("xtask test: BEAKER_TEST_WINDOWS=0: the Windows tests were not run");
+        return Ok(linux);
+    }
+    let windows = windows::run(&args.args)?;
+    if status.success() && !windows {
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(linux)
+}
+
+/// `apt-get install -y PACKAGES…` after an update, non-interactive.
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("cannot run apt-get")
+    };
+    apt(&["update", "-qq"])?;
+    let mut install = vec!["install", "-y", "-qq"];
+    install.extend(packages);
+    let status = apt(&install)?;
+    if !status.success() {
+        bail!("apt-get install {} failed ({status})", packages.join(" "));
+    }
+    Ok(())
 }
 
 /// The Debian packages the registry tests and the test filesystem need, installed with apt-get
@@ -85,21 +117,7 @@ fn system_packages() -> Result<()> {
         return Ok(());
     }
     eprintln!("xtask test: installing {} with apt-get", missing.join(" "));
-    let apt = |args: &[&str]| {
-        Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .context("cannot run apt-get")
-    };
-    apt(&["update", "-qq"])?;
-    let mut install = vec!["install", "-y", "-qq"];
-    install.extend(&missing);
-    let status = apt(&install)?;
-    if !status.success() {
-        bail!("apt-get install {} failed ({status})", missing.join(" "));
-    }
-    Ok(())
+    apt_install(&missing)
 }
 
 /// The library the tests will load: one beaker would find, else a fresh install in `.ort/`.

@@ -209,7 +209,10 @@ pub(crate) fn classify(e: ureq::Error, url: &str, config: &Config) -> FetchError
                 detail: e.to_string(),
             },
             // The system resolver's failure arrives as a plain I/O error.
-            ureq::Error::Io(e) if e.to_string().contains("failed to lookup address") => {
+            ureq::Error::Io(e)
+                if e.to_string().contains("failed to lookup address")
+                    || crate::sys::error::os_error_is(&e, crate::sys::error::Os::HostNotFound) =>
+            {
                 FetchError::Dns { host: host(url) }
             }
             ureq::Error::Io(e) => match e.kind() {

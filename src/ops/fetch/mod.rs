@@ -52,7 +52,17 @@ impl Source {
         use crate::model::url::{classify, Url, UrlProblem};
         match classify(url) {
             Ok(Url::Http(u)) => Ok(Source::Http(u.to_owned())),
-            Ok(Url::File(path)) => Ok(Source::File(PathBuf::from(percent_decode(path)))),
+            Ok(Url::File(path)) => {
+                let path = percent_decode(path);
+                // `file:///C:/x` names `C:/x` on Windows.
+                let path = match path.strip_prefix('/') {
+                    Some(drive) if cfg!(windows) && crate::model::url::is_drive_path(drive) => {
+                        drive.to_owned()
+                    }
+                    _ => path,
+                };
+                Ok(Source::File(PathBuf::from(path)))
+            }
             Ok(Url::Oci(reference)) => Ok(Source::Oci(reference)),
             Ok(Url::Path(p)) => {
                 let rel = Path::new(p);

@@ -393,28 +393,31 @@ impl<'s> Puller<'s> {
                 failures.push(Failure::Fetch(url.clone(), e));
                 continue;
             }
-            // Pre-publish check of a single-file model (--check, `check = true`), on bytes that
-            // are the pinned content (others are left to the mismatch report and the next URL):
-            // a model that does not load is deleted, and no other URL can serve other pinned
-            // bytes. A model of several files is checked once all are here, before any is named
-            // (`check_staged`).
-            if job.of == 1 && want.blake3().is_none_or(|b| b == blob.blake3()) {
-                let what = format!("{name} from {url}");
-                let checked = crate::onnx::check_before_publish(
-                    &blob.path().path(),
-                    job.model,
-                    self.check,
-                    &what,
-                    bar.get(),
-                );
-                if let Err(e) = checked {
-                    drop(blob);
-                    return Err(StoreError::from(e).into());
-                }
-            }
             // Steps 4–5b. A mismatch deletes the temp blob inside `prepare`.
             match prepare(store, blob, &want) {
-                Ok(ready) => return Ok(ready),
+                Ok(ready) => {
+                    // Pre-publish check of a single-file model (--check, `check = true`), on
+                    // bytes that passed step 4 (so are the pinned content) and are open for
+                    // reading only (ONNX Runtime on Windows shares no file with a writer): a
+                    // model that does not load is deleted (dropping `ready`), and no other URL
+                    // can serve other pinned bytes. A model of several files is checked once all
+                    // are here, before any is named (`check_staged`).
+                    if job.of == 1 {
+                        let what = format!("{name} from {url}");
+                        let checked = crate::onnx::check_before_publish(
+                            &ready.path().path(),
+                            job.model,
+                            self.check,
+                            &what,
+                            bar.get(),
+                        );
+                        if let Err(e) = checked {
+                            drop(ready);
+                            return Err(StoreError::from(e).into());
+                        }
+                    }
+                    return Ok(ready);
+                }
                 Err(Failed {
                     error:
                         publish::Error::Mismatch {

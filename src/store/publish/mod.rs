@@ -122,6 +122,17 @@ pub fn publish(
         upstream: file.upstream,
     };
     let ready = prepare(store, temp, &expect)?;
+    publish_ready(store, ready, name, file)
+}
+
+/// Steps 5c–6 of [`publish`] for a blob [`prepare`]d already (and checked meanwhile, as
+/// `add --check` does): names it and records `name` as a model of that one file.
+pub fn publish_ready(
+    store: &Store,
+    ready: Ready,
+    name: &ModelName,
+    file: Single,
+) -> Result<Published, Failed> {
     // 5c. From naming to recording, gc must not judge this blob unreferenced (I4).
     //     Lock order (crate::sys::lock): after the caller's blob lock, before manifest.lock.
     let gc = match store.gc_shared() {
@@ -185,6 +196,15 @@ pub fn prepare(store: &Store, temp: TempBlob, want: &Expect) -> Result<Ready, Fa
         //     blob is writable.
         fsx::set_mode(&temp.file, BLOB_MODE, &temp.path).map_err(StoreError::from)
     })();
+    // Checks before naming may load the file in a program that refuses to share it with a
+    // writer (ONNX Runtime on Windows): keep it open for reading only from here.
+    let mut temp = temp;
+    let durable = durable.and_then(|()| {
+        if let Some(reading) = fsx::read_only_handle(&temp.file, &temp.path)? {
+            temp.file = reading;
+        }
+        Ok(())
+    });
     let ready = Ready {
         temp,
         id,

@@ -442,3 +442,17 @@ pub(super) fn file_id(path: &std::path::Path, follow: bool) -> io::Result<(u64, 
     };
     Ok((meta.dev(), meta.ino()))
 }
+
+/// Unix refuses no open for want of a share mode: no other handle is needed.
+pub(super) fn read_only_handle(_file: &File, _at: &Rooted) -> io::Result<Option<File>> {
+    Ok(None)
+}
+
+/// `rename(from, to)`: a hard link at `to` is replaced like any name.
+pub(super) fn replace_link_of(
+    _blob: &Rooted,
+    from: &std::path::Path,
+    to: &std::path::Path,
+) -> io::Result<()> {
+    std::fs::rename(from, to)
+}

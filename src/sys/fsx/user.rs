@@ -283,9 +283,12 @@ pub fn exists(path: &Path) -> bool {
     fs::metadata(path).is_ok()
 }
 
-/// Renames the user's file `from` over `to`, replacing it (readers see the old file or the new).
-pub fn replace(from: &Path, to: &Path) -> Result<(), IoError> {
-    fs::rename(from, to).at("rename into place", to)
+/// Renames the user's file `from` over `to`, a hard link of the store's `blob`, replacing it
+/// (readers see the old file or the new). On Windows a read-only file cannot be replaced and the
+/// attribute belongs to the file, not the name: the blob's is cleared for the rename and set
+/// again after it, so for that moment the blob is not read-only (its bytes do not change).
+pub fn replace_link_of(blob: &super::Rooted, from: &Path, to: &Path) -> Result<(), IoError> {
+    os::replace_link_of(blob, from, to).at("rename into place", to)
 }
 
 /// Owner, group and permission bits of a user's file in Unix terms, on every platform: on

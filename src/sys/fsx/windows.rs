@@ -82,13 +82,18 @@ fn move_file(from: &Path, to: &Path, noreplace: bool) -> io::Result<()> {
 }
 
 /// Creates the file at `at` (nothing may be there, not even a link), for reading and writing.
+/// A name whose file is being deleted while another process still has it open refuses the
+/// create for that moment (where deletes are not POSIX ones): retried like a busy file.
 pub(super) fn create_new(at: &Rooted, mode: u32) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .share_mode(SHARE_ALL)
-        .open(at.native()?)?;
+    let path = at.native()?;
+    let file = retry_busy(|| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .share_mode(SHARE_ALL)
+            .open(&path)
+    })?;
     set_file_mode(&file, mode)?;
     Ok(file)
 }
@@ -305,10 +310,7 @@ fn clear_readonly(path: &Path) -> bool {
 /// Removes the tree at `at` (at most `depth` levels deep), never following a link inside: a
 /// link is deleted as itself.
 pub(super) fn remove_tree(at: &Rooted, depth: u32) -> io::Result<()> {
-    let meta = match Meta::at(at) {
-        Ok(meta) => meta,
-        Err(e) => return Err(e),
-    };
+    let meta = Meta::at(at)?;
     if !meta.is_dir() {
         if meta.is_symlink() && meta.attrs_dir() {
             // A directory link (a junction, or a symlink to a directory) is removed as a directory.
@@ -441,4 +443,42 @@ pub(super) fn file_id(path: &Path, follow: bool) -> io::Result<(u64, u64)> {
         );
     let meta = Meta::of(&options.open(path)?)?;
     Ok((meta.dev(), meta.ino()))
+}
+
+/// Reopens the file at `at` for reading and setting attributes (its mode), and gives that
+/// handle instead of `file` once it is known to be the same file.
+pub(super) fn read_only_handle(file: &File, at: &Rooted) -> io::Result<Option<File>> {
+    let mut options = beneath::open_options();
+    options.access_mode(windows_sys::Win32::Foundation::GENERIC_READ | FILE_WRITE_ATTRIBUTES);
+    let reopened = beneath::open_leaf(at, &options)?;
+    if !Meta::of(&reopened)?.same_file(&Meta::of(file)?) {
+        return Err(io::Error::other(
+            "another file took its name while it was open (tmp/ is written by others)",
+        ));
+    }
+    Ok(Some(reopened))
+}
+
+/// Replaces `to`, a hard link of the store's read-only `blob`, by `from`: the blob's read-only
+/// attribute is cleared for the rename (Windows replaces no read-only file) and set again.
+pub(super) fn replace_link_of(blob: &Rooted, from: &Path, to: &Path) -> io::Result<()> {
+    let attributes = || {
+        let mut options = beneath::open_options();
+        options.access_mode(FILE_READ_ATTRIBUTES | FILE_WRITE_ATTRIBUTES);
+        beneath::open_leaf(blob, &options)
+    };
+    // (Each handle is closed before the rename: wine replaces no file that is open.)
+    let was_read_only = {
+        let handle = attributes()?;
+        let read_only = handle.metadata()?.permissions().readonly();
+        if read_only {
+            set_file_mode(&handle, 0o644)?;
+        }
+        read_only
+    };
+    let moved = move_file(from, to, false);
+    if was_read_only {
+        set_file_mode(&attributes()?, 0o444)?;
+    }
+    moved
 }

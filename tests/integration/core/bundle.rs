@@ -5,7 +5,6 @@
 // Tests plant and inspect files with raw std::fs on purpose.
 #![allow(clippy::disallowed_methods)]
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -46,7 +45,10 @@ fn a_model_of_two_files_is_pulled_into_one_directory_with_real_names() {
         ],
     );
     let printed = pull(&env, &cat, &["cutout"]).ok();
-    assert!(printed.ends_with("/model.onnx"), "the main file: {printed}");
+    assert!(
+        printed.ends_with(&*native("/model.onnx")),
+        "the main file: {printed}"
+    );
     assert_model_file(&env.store, &printed, &graph);
     let dir = Path::new(&printed).parent().unwrap();
     assert_model_file(
@@ -168,6 +170,8 @@ fn two_models_sharing_a_file_share_its_blob_and_rm_frees_exactly_the_unshared() 
     assert_eq!(gc["removed_snapshots"].as_array().unwrap().len(), 0, "{gc}");
 }
 
+// Unix only: a planted symlink (wine makes none).
+#[cfg(unix)]
 #[test]
 fn add_of_a_directory_keeps_relative_paths_and_refuses_symlinks_and_empty_dirs() {
     let env = Env::new();
@@ -178,7 +182,7 @@ fn add_of_a_directory_keeps_relative_paths_and_refuses_symlinks_and_empty_dirs()
         .run(&["store", "add", dir.to_str().unwrap(), "--name", "m"])
         .ok();
     assert!(
-        printed.ends_with("/net.onnx"),
+        printed.ends_with(&*native("/net.onnx")),
         "the .onnx file is main: {printed}"
     );
     let snap = Path::new(&printed).parent().unwrap();
@@ -234,8 +238,12 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
     // By default: copies, ordinary files of the user's, not the blobs.
     let blob = env.run(&["store", "path", "m", "--blob"]).ok();
     let meta = std::fs::metadata(out.join("net.onnx")).unwrap();
-    assert_ne!(meta.ino(), std::fs::metadata(&blob).unwrap().ino());
-    assert_eq!(meta.mode() & 0o777, 0o644);
+    assert!(meta.is_file());
+    assert_ne!(file_id(&out.join("net.onnx")), file_id(Path::new(&blob)));
+    assert_eq!(
+        mode(&out.join("net.onnx")) & 0o777,
+        if cfg!(unix) { 0o644 } else { 0o600 }
+    );
     // Again: nothing to do.
     let again: serde_json::Value = env
         .run(&["--json", "store", "export", "m", out.to_str().unwrap()])
@@ -249,10 +257,7 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
     let links = env.path("links");
     env.run(&["store", "export", "m", links.to_str().unwrap(), "--link"])
         .ok();
-    assert_eq!(
-        std::fs::metadata(links.join("net.onnx")).unwrap().ino(),
-        std::fs::metadata(&blob).unwrap().ino()
-    );
+    assert_eq!(file_id(&links.join("net.onnx")), file_id(Path::new(&blob)));
     assert_eq!(std::fs::read(links.join("net.onnx")).unwrap(), b"graph");
     // A different file in the way: refused, nothing written.
     let clash = env.path("clash");
@@ -263,10 +268,12 @@ fn export_gives_the_same_bytes_under_the_same_names_and_never_overwrites() {
     assert_eq!(std::fs::read(clash.join("w/weights.bin")).unwrap(), b"mine");
 }
 
+// Unix only: its fixture is unpacked with tar.
+#[cfg(unix)]
 #[test]
 fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_resolves() {
     let env = Env::new();
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/format1-store.tar");
+    let fixture = crate::support::checkout().join("tests/fixtures/format1-store.tar");
     let status = std::process::Command::new("tar")
         .arg("-xf")
         .arg(&fixture)
@@ -295,10 +302,13 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
         .unwrap()
         .contains("format = 1"));
     let detector = env.run(&["store", "path", "bird-detector"]).ok();
-    assert!(detector.ends_with("/bird-detector.onnx"), "{detector}");
+    assert!(
+        detector.ends_with(&*native("/bird-detector.onnx")),
+        "{detector}"
+    );
     assert_model_file(&env.store, &detector, b"graph bytes of a tiny model\n");
     let weights = env.run(&["store", "path", "org/weights"]).ok();
-    assert!(weights.ends_with("/weights"), "{weights}");
+    assert!(weights.ends_with(&*native("/weights")), "{weights}");
     assert_eq!(
         env.run(&["store", "path", "alias", "--blob"]).ok(),
         env.run(&["store", "path", "bird-detector", "--blob"]).ok(),
@@ -336,7 +346,6 @@ fn a_format_1_store_made_by_the_previous_release_is_upgraded_and_every_name_reso
 /// A format-1 store of `names` (name, bytes of its one blob, whether the blob is there), as the
 /// release before snapshots wrote it: `store.toml`, one `manifest.toml`, `blobs/`.
 fn format_1_store(root: &Path, names: &[(String, Vec<u8>, bool)]) {
-    use std::os::unix::fs::PermissionsExt;
     for d in ["blobs", "tmp", "locks", "quarantine"] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
@@ -351,7 +360,7 @@ fn format_1_store(root: &Path, names: &[(String, Vec<u8>, bool)]) {
         if *present {
             let blob = root.join("blobs").join(&hex);
             std::fs::write(&blob, body).unwrap();
-            std::fs::set_permissions(&blob, std::fs::Permissions::from_mode(0o444)).unwrap();
+            chmod(&blob, 0o444);
         }
         manifest.push_str(&format!(
             "\n[models.\"{name}\"]\nblake3 = \"{hex}\"\nsize = {}\nadded = \"2026-11-28T01:36:33Z\"\n",
@@ -432,7 +441,7 @@ fn verify_rebuilds_a_damaged_snapshot_and_path_rebuilds_a_deleted_one() {
     .ok();
     let dir = PathBuf::from(env.run(&["store", "path", "m", "--dir"]).ok());
     // A file replaced by a copy with other bytes, and a stray file.
-    std::fs::remove_file(dir.join("weights.bin")).unwrap();
+    remove(dir.join("weights.bin"));
     std::fs::write(dir.join("weights.bin"), b"tampered").unwrap();
     std::fs::write(dir.join("stray"), b"x").unwrap();
     let v: serde_json::Value = env.run(&["--json", "store", "verify"]).json();
@@ -446,7 +455,7 @@ fn verify_rebuilds_a_damaged_snapshot_and_path_rebuilds_a_deleted_one() {
 
     // A file next to the main one swapped for other bytes: `path` never hands out the directory
     // as it is, it rebuilds it first.
-    std::fs::remove_file(dir.join("weights.bin")).unwrap();
+    remove(dir.join("weights.bin"));
     std::fs::write(dir.join("weights.bin"), b"swapped").unwrap();
     env.run(&["store", "path", "m"]).ok();
     assert_model_file(
@@ -456,7 +465,7 @@ fn verify_rebuilds_a_damaged_snapshot_and_path_rebuilds_a_deleted_one() {
     );
 
     // The whole directory deleted by hand: `path` builds it again from the blobs.
-    std::fs::remove_dir_all(&dir).unwrap();
+    remove_all(&dir);
     let main = env.run(&["store", "path", "m"]).ok();
     assert_model_file(&env.store, &main, b"graph");
 }

@@ -104,6 +104,8 @@ fn sigkill_during_add_never_leaves_a_misnamed_blob() {
     env.run(&["store", "ls"]).ok();
 }
 
+// Unix only: flock(1) from util-linux.
+#[cfg(unix)]
 /// Holds an exclusive flock on `path` in a separate process (util-linux `flock`) until its stdin
 /// is closed.
 fn hold_with_flock_cmd(path: &std::path::Path) -> Child {
@@ -138,6 +140,8 @@ fn process_has_open(pid: u32, path: &std::path::Path) -> bool {
         .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path))
 }
 
+// Unix only: flock(1) from util-linux.
+#[cfg(unix)]
 #[test]
 fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +178,7 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     }
 
     // The file is unlinked and a new one created and locked at the same path.
-    std::fs::remove_file(&path).unwrap();
+    remove(&path);
     let newcomer = lock::acquire(&at, Mode::Exclusive, Wait::NoWait, 0o644, &mut |_| {}).unwrap();
     enter(&active, &max_active);
 
@@ -190,6 +194,8 @@ fn a_lock_file_swapped_under_a_waiter_never_gives_two_holders() {
     assert_eq!(max_active.load(Ordering::SeqCst), 1);
 }
 
+// Unix only: flock(1) from util-linux.
+#[cfg(unix)]
 #[test]
 fn an_add_waits_for_the_manifest_lock_and_then_records_its_name() {
     let env = Env::new();

@@ -85,7 +85,7 @@ fn a_fifo_file_source_is_refused_without_hanging_and_the_lock_is_free_after() {
     run_within(pull_cmd(&env, &zero).arg("z"), LIMIT).fails(2, &["/dev/zero", "device"]);
     // The refused pull released the model's download lock: a real file at the same path is
     // pulled at once, with no waiting on a holder.
-    std::fs::remove_file(&fifo).unwrap();
+    remove(&fifo);
     std::fs::write(&fifo, &body).unwrap();
     let run = run_within(
         pull_cmd(&env, &cat).args(["--lock-timeout", "5s", "m"]),

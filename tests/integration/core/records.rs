@@ -10,7 +10,7 @@ fn downgrade_to_format_2(env: &Env) {
     let store = beaker::Store::open(&env.store).unwrap();
     let all = store.read_manifest().unwrap();
     std::fs::write(env.store.join("manifest.toml"), all.to_toml().unwrap()).unwrap();
-    std::fs::remove_dir_all(env.store.join("names")).unwrap();
+    remove_all(env.store.join("names"));
     std::fs::write(
         env.store.join("store.toml"),
         "format = 2\nmode = \"private\"\nlocking = \"flock\"\n",
@@ -65,8 +65,7 @@ fn an_add_rewrites_only_its_own_record() {
         .ok();
     let record = env.store.join("names/a.toml");
     let before = std::fs::read(&record).unwrap();
-    let inode =
-        |p: &std::path::Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let inode = |p: &std::path::Path| crate::support::file_id(p);
     let ino = inode(&record);
     env.run(&["store", "add", b.to_str().unwrap(), "--name", "b"])
         .ok();

@@ -123,7 +123,7 @@ fn a_wrong_upstream_digest_next_to_a_present_blake3_is_refused_and_recorded_nowh
         assert_model_file(&env.store, &printed, &real);
         // And after `rm`, nothing maps the digest to other's blob either.
         env.run(&["store", "rm", "real"]).ok();
-        std::fs::remove_file(&real_file).unwrap();
+        remove(&real_file);
         let r = env.run(&["--manifest", cat_s, "store", "pull", "real", "--offline"]);
         assert_ne!(
             r.code, 0,

@@ -89,7 +89,7 @@ fn gc_keep_protects_an_md5_only_model_after_its_name_is_gone_and_pull_serves_it_
     assert!(blob_path(&env, &blob).exists());
 
     // The source is gone and the pull is offline: only the index can serve it.
-    std::fs::remove_file(env.path("cat/m.onnx")).unwrap();
+    remove(env.path("cat/m.onnx"));
     let again = env
         .run(&["--manifest", cat_s, "store", "pull", "m", "--offline"])
         .ok();
@@ -126,6 +126,8 @@ fn gc_reports_the_keep_entries_that_match_no_blob() {
     );
 }
 
+// Unix only: a FIFO.
+#[cfg(unix)]
 #[test]
 fn a_torn_or_garbage_index_record_is_ignored_and_never_maps_to_a_wrong_blob() {
     let env = Env::new();
@@ -152,7 +154,7 @@ fn a_torn_or_garbage_index_record_is_ignored_and_never_maps_to_a_wrong_blob() {
         ("another digest's valid record", others.into_bytes()),
         ("binary junk", bytes(300, 7)),
     ];
-    std::fs::remove_file(env.path("cat/m.onnx")).unwrap();
+    remove(env.path("cat/m.onnx"));
     for (what, content) in &garbage {
         std::fs::write(record(&env, &model), content).unwrap();
         let r = env.run(&["--manifest", cat_s, "store", "pull", "m", "--offline"]);
@@ -160,7 +162,7 @@ fn a_torn_or_garbage_index_record_is_ignored_and_never_maps_to_a_wrong_blob() {
         assert!(r.stdout.is_empty(), "{what}: {r:?}");
     }
     // A FIFO at the record's path: read without blocking, ignored.
-    std::fs::remove_file(record(&env, &model)).unwrap();
+    remove(record(&env, &model));
     let status = std::process::Command::new("mkfifo")
         .arg(record(&env, &model))
         .status()
@@ -168,7 +170,7 @@ fn a_torn_or_garbage_index_record_is_ignored_and_never_maps_to_a_wrong_blob() {
     assert!(status.success());
     env.run(&["--manifest", cat_s, "store", "pull", "m", "--offline"])
         .fails(1, &[]);
-    std::fs::remove_file(record(&env, &model)).unwrap();
+    remove(record(&env, &model));
 
     // gc keeps `other` through its good record, and drops a garbage record rather than trust it.
     std::fs::write(record(&env, &model), &garbage[2].1).unwrap();
@@ -198,6 +200,8 @@ fn gc_drops_the_index_records_of_blobs_it_removes() {
     assert!(!record(&env, &model).exists());
 }
 
+// Unix only: a group store of real users
+#[cfg(unix)]
 #[test]
 fn in_a_group_store_every_member_adds_to_the_index_and_gcs_it_with_group_modes() {
     use crate::shared::*;

@@ -2,5 +2,7 @@
 //! binary — the digest index that maps them to blobs (`index`), and claims next to a BLAKE3 the
 //! store already holds, refused when wrong and recorded nowhere (`claims`).
 
+// Unix only: its claims come from the registry server.
+#[cfg(unix)]
 mod claims;
 pub mod index;

@@ -282,10 +282,7 @@ fn a_pull_that_finds_the_model_present_records_a_use() {
     let env = Env::new();
     let body = bytes(2000, 9);
     let src = env.file("src/m.bin", &body);
-    let cat = crate::pull::catalogue(
-        &env,
-        &[("m", &body, vec![format!("file://{}", src.display())])],
-    );
+    let cat = crate::pull::catalogue(&env, &[("m", &body, vec![file_url(&src)])]);
     crate::pull::pull(&env, &cat, &["m"]).ok();
     used(&env.store, "m", 3 * DAY);
     crate::pull::pull(&env, &cat, &["m", "--offline"]).ok();
@@ -306,13 +303,7 @@ fn max_size_in_store_toml_evicts_after_each_pull_and_spares_the_model_just_pulle
     let entries: Vec<(&str, &[u8], Vec<String>)> = models
         .iter()
         .zip(&srcs)
-        .map(|((n, b), s)| {
-            (
-                n.as_str(),
-                b.as_slice(),
-                vec![format!("file://{}", s.display())],
-            )
-        })
+        .map(|((n, b), s)| (n.as_str(), b.as_slice(), vec![file_url(s)]))
         .collect();
     let cat = crate::pull::catalogue(&env, &entries);
     env.run(&["store", "init"]).ok();

@@ -23,10 +23,16 @@ mod race;
 /// releases the lock). `flock(1)` from util-linux takes the lock on an fd the shell then hands to
 /// `sleep`, so the holder is exactly one process; "locked" on its stdout says it holds the lock.
 pub struct Holder {
+    #[cfg(unix)]
     child: Child,
+    /// On Windows the test process itself holds the lock (`LockFileEx`, through fs2): Windows
+    /// has no flock(1), and a lock of another process is what beaker meets either way.
+    #[cfg(windows)]
+    _file: std::fs::File,
 }
 
 impl Holder {
+    #[cfg(unix)]
     pub fn new(path: &Path) -> Holder {
         let mut child = Command::new("sh")
             .arg("-c")
@@ -48,8 +54,16 @@ impl Holder {
         );
         Holder { child }
     }
+
+    #[cfg(windows)]
+    pub fn new(path: &Path) -> Holder {
+        let file = std::fs::File::open(path).expect("open the file to lock");
+        fs2::FileExt::try_lock_exclusive(&file).expect("lock it");
+        Holder { _file: file }
+    }
 }
 
+#[cfg(unix)]
 impl Drop for Holder {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -81,11 +95,10 @@ pub const DAY: Duration = Duration::from_secs(86_400);
 
 /// Plants a valid blob nobody references (what a crash between publish and record leaves).
 pub fn plant_orphan(env: &Env, content: &[u8]) -> String {
-    use std::os::unix::fs::PermissionsExt;
     let hex = blake3_hex(content);
     let p = env.store.join("blobs").join(&hex);
     std::fs::write(&p, content).expect("plant blob");
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+    crate::support::chmod(&p, 0o444);
     hex
 }
 
@@ -110,6 +123,8 @@ pub fn is_root() -> bool {
     beaker::who::is_root()
 }
 
+// Unix only: a store its user cannot write is made with modes or setpriv
+#[cfg(unix)]
 /// Runs `beaker --store S args…` as a user who cannot write the store: as root, the unprivileged
 /// `nobody` via setpriv (the store stays root's, 0755); otherwise ourselves, with the store's
 /// directories made read-only first. Says loudly which one it does.

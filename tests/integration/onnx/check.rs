@@ -97,10 +97,10 @@ fn one_entry_catalogue(env: &Env, name: &str, rel: &str, extra: &str) -> PathBuf
     env.file(
         &format!("{name}.toml"),
         format!(
-            "version = 1\n[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n{extra}",
+            "version = 1\n[models.{name}]\nblake3 = \"{}\"\nsize = {}\nurls = [{:?}]\n{extra}",
             blake3_hex(&bytes),
             bytes.len(),
-            fixture.display()
+            fixture.display().to_string()
         )
         .as_bytes(),
     )
@@ -248,7 +248,14 @@ fn verify_deep_passes_a_clean_store_and_flags_a_broken_model_added_without_check
     with_ort(&env, &demo(), &["store", "verify", "--deep", "tiny-add"]).ok();
 }
 
+/// A shared library that is not ONNX Runtime: Windows' kernel32.dll.
+#[cfg(windows)]
+fn some_other_library() -> PathBuf {
+    PathBuf::from(r"C:\windows\system32\kernel32.dll")
+}
+
 /// A shared library that is not ONNX Runtime: the libc this test process runs with.
+#[cfg(unix)]
 fn some_other_library() -> PathBuf {
     let maps = std::fs::read_to_string("/proc/self/maps").expect("read /proc/self/maps");
     maps.lines()
@@ -362,6 +369,8 @@ const FAKE_RUNTIMES: [(&str, &str); 2] = [
     ),
 ];
 
+// Unix only: an LD_PRELOAD shim.
+#[cfg(unix)]
 #[test]
 fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
     let env = Env::new();
@@ -383,6 +392,8 @@ fn a_library_that_makes_ort_panic_is_one_line_and_exit_1_not_a_panic() {
     }
 }
 
+// Unix only: a planted symlink (wine makes none).
+#[cfg(unix)]
 #[test]
 fn without_a_setting_the_runtime_of_python3s_onnxruntime_package_is_found() {
     // A python package `onnxruntime` on PYTHONPATH whose capi/ holds the real library (linked):

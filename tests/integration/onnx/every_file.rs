@@ -29,10 +29,10 @@ fn catalogue(dir: &Path, name: &str, files: &[(&str, Vec<u8>)], extra: &str) -> 
     let mut text = format!("version = 1\n[models.{name}]\nformat = \"onnx\"\n{extra}");
     for (path, bytes) in files {
         text.push_str(&format!(
-            "[[models.{name}.files]]\npath = \"{path}\"\nblake3 = \"{}\"\nsize = {}\nurls = [\"{}\"]\n",
+            "[[models.{name}.files]]\npath = \"{path}\"\nblake3 = \"{}\"\nsize = {}\nurls = [{:?}]\n",
             blake3_hex(bytes),
             bytes.len(),
-            dir.join(path).display()
+            dir.join(path).display().to_string()
         ));
     }
     let cat = dir.join("catalogue.toml");
@@ -78,6 +78,8 @@ fn whole_ocr_with_external_data() -> Vec<(&'static str, Vec<u8>)> {
     files
 }
 
+// Unix only: wine has no POSIX delete, so the check directory of hard-linked temp blobs (still open) stays in tmp/, empty, until gc (docs/design.md#platforms).
+#[cfg(unix)]
 #[test]
 fn a_model_of_several_files_that_failed_its_check_fails_again_and_publishes_nothing() {
     for (how, extra, flag) in [

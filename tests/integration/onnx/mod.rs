@@ -17,7 +17,7 @@ mod every_file;
 mod show;
 
 pub fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+    crate::support::checkout().join(rel)
 }
 
 pub fn demo() -> PathBuf {

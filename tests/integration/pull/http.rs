@@ -262,7 +262,7 @@ fn file_urls_and_paths_relative_to_the_manifest() {
     let cat = catalogue(
         &env,
         &[
-            ("a", &a, vec![format!("file://{}", abs.display())]),
+            ("a", &a, vec![file_url(&abs)]),
             ("b", &b, vec!["mirror/b.bin".into()]),
         ],
     );
@@ -272,7 +272,7 @@ fn file_urls_and_paths_relative_to_the_manifest() {
     assert_eq!(lines.len(), 2);
     assert_model_file(&env.store, lines[0], &a);
     assert_model_file(&env.store, lines[1], &b);
-    assert!(lines[0].ends_with("/a.bin") && lines[1].ends_with("/b.bin"));
+    assert!(lines[0].ends_with(&*native("/a.bin")) && lines[1].ends_with(&*native("/b.bin")));
     assert_blobs_named_by_hash(&env.store);
 }
 
@@ -294,7 +294,7 @@ fn an_md5_only_entry_is_filed_under_its_blake3_and_checked() {
     );
 
     // The fast path for an upstream-only entry uses the store manifest: the source is not read.
-    std::fs::remove_file(env.path("catalogue/up.onnx")).unwrap();
+    remove(env.path("catalogue/up.onnx"));
     assert_model_file(
         &env.store,
         &pull(&env, &cat, &["up", "--offline"]).ok(),
@@ -349,7 +349,7 @@ fn bad_input_is_one_clear_line_with_the_right_exit_code() {
 #[test]
 fn the_demo_catalogue_pulls_offline_from_the_repository() {
     let env = Env::new();
-    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/demo/demo.toml");
+    let demo = crate::support::checkout().join("manifests/demo/demo.toml");
     let r = pull(&env, &demo, &["tiny-add", "tiny-mul", "tiny-relu"]);
     assert_eq!(r.code, 0, "{r:#?}");
     assert_eq!(r.stdout.lines().count(), 3);

@@ -34,8 +34,11 @@ fn on_a_lockless_store_concurrent_pulls_download_once_and_the_waiter_names_the_h
     let pause = Fault::PauseAt(AT, Duration::from_secs(2));
     server.route("/m", &body, &[pause], Fault::None);
     let cat = catalogue(&env, &[("m", &body, vec![server.url("/m")])]);
+    // The pause must not read as a stall (the kit's stall timeout is 2 s, the pause's length):
+    // a stall would be a second body, by the same pull, that this test does not count.
     let first = pull_cmd(&env, &cat)
         .arg("m")
+        .env("BEAKER_STALL_TIMEOUT", "20s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -55,6 +58,7 @@ fn on_a_lockless_store_concurrent_pulls_download_once_and_the_waiter_names_the_h
         .fails(1, &["timed out", &format!("held by pid {}", first.id())]);
     let second = pull_cmd(&env, &cat)
         .arg("m")
+        .env("BEAKER_STALL_TIMEOUT", "20s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -146,6 +150,8 @@ fn another_machines_lease_is_waited_for_its_silence_then_broken_whatever_its_mti
     assert!(left.is_empty(), "nothing renamed aside is left: {left:?}");
 }
 
+// Unix only: a planted symlink (wine makes none).
+#[cfg(unix)]
 #[test]
 fn whatever_a_member_plants_at_a_lease_path_delays_nothing_and_nothing_outside_is_touched() {
     let outside = tempfile::tempdir().unwrap();
@@ -186,18 +192,8 @@ fn prune_locks_removes_a_dead_holders_lease_and_keeps_another_machines() {
     let env = lockless();
     let locks = env.store.join("locks");
     // A pull of this host killed long ago: its pid is gone.
-    let mut child = std::process::Command::new("true").spawn().unwrap();
-    let dead = child.id();
-    child.wait().unwrap();
-    let host = String::from_utf8(
-        std::process::Command::new("hostname")
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap()
-    .trim()
-    .to_owned();
+    let dead = dead_pid();
+    let host = beaker::sys::who::host();
     std::fs::write(
         locks.join("dead.lease"),
         format!(

@@ -181,6 +181,8 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
     assert_blobs_named_by_hash(&env.store);
 }
 
+// Unix only: signals.
+#[cfg(unix)]
 #[test]
 fn sigint_leaves_a_resumable_partial() {
     const AT: usize = 90_000;
@@ -234,6 +236,8 @@ fn without_locks_nothing_is_resumed_but_the_result_is_still_right() {
     assert_blobs_named_by_hash(&env.store);
 }
 
+// Unix only: a pseudo-terminal made by python3.
+#[cfg(unix)]
 /// `cmd` run with its stdout and stderr on a pseudo-terminal 100 columns wide (so beaker draws
 /// its bar), through a small python parent; returns the exit code (minus the signal that
 /// killed it) and everything the terminal received.
@@ -281,6 +285,8 @@ fn parse_size(text: &str) -> Option<f64> {
     Some(n.parse::<f64>().ok()? * mul)
 }
 
+// Unix only: a pseudo-terminal made by python3.
+#[cfg(unix)]
 /// In a terminal, the bar of a download that a server makes start over (it ignores Range)
 /// starts over with it: never more bytes than the file has, no absurd speed, and the restart
 /// said in units, not a byte offset.
@@ -331,6 +337,10 @@ fn in_a_terminal_the_bar_starts_over_with_a_download_that_starts_over() {
     assert!(frames >= 3, "the bar was drawn {frames} times: {screen}");
 }
 
+// Unix only: signals.
+// Unix only: a pseudo-terminal made by python3.
+#[cfg(unix)]
+#[cfg(unix)]
 /// Ctrl-C in a terminal: beaker says, on a line of its own, that it was interrupted and that
 /// the partial download is kept, dies of SIGINT (as a shell expects), and the next pull
 /// resumes.
@@ -359,6 +369,8 @@ fn ctrl_c_in_a_terminal_says_what_is_kept_and_the_next_pull_resumes() {
     assert!(server.seen().last().unwrap().range.is_some(), "resumed");
 }
 
+// Unix only: a pseudo-terminal made by python3.
+#[cfg(unix)]
 /// `--no-progress` (or `BEAKER_NO_PROGRESS=1`) in a terminal: no bar, the log lines instead.
 #[test]
 fn no_progress_in_a_terminal_draws_no_bar() {
