@@ -33,7 +33,7 @@ impl Env {
 
     /// Runs `beaker --store S args…` to completion.
     pub fn run(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd().args(args).output().expect("spawn beaker"))
+        Run::from(retry_spawn(|| self.cmd().args(args).output()).expect("spawn beaker"))
     }
 }
 
@@ -256,5 +256,32 @@ pub fn checkout() -> PathBuf {
         PathBuf::from(format!("Z:{dir}"))
     } else {
         PathBuf::from(dir)
+    }
+}
+
+/// Starting a process, again while wine answers `ERROR_INTERNAL_ERROR` (1359): its
+/// CreateProcess fails so now and then when several processes start at once. Any other failure,
+/// and that one on other systems, is the caller's.
+pub fn retry_spawn<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 10 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50 * tries));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// [`Command::spawn`] through [`retry_spawn`]; a process that cannot start fails the test.
+pub trait Start {
+    fn start(&mut self) -> std::process::Child;
+}
+
+impl Start for Command {
+    fn start(&mut self) -> std::process::Child {
+        retry_spawn(|| self.spawn()).unwrap_or_else(|e| panic!("start {self:?}: {e}"))
     }
 }

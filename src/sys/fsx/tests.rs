@@ -72,3 +72,28 @@ fn a_directory_is_moved_aside_even_without_rename_noreplace() {
     rename_exclusive(&from, &to).unwrap();
     assert_eq!(fs::read(to.join("f").path()).unwrap(), b"x");
 }
+
+#[test]
+fn a_read_only_handle_is_the_same_file_or_refused_when_its_name_was_taken() {
+    let (_d, top) = root();
+    let at = top.join("t");
+    let mut file = create_exclusive(&at, 0o600).unwrap();
+    file.write_all(b"ours").unwrap();
+    let again = read_only_handle(&file, &at).unwrap();
+    // Unix needs no second handle; Windows gives one to the same file.
+    assert_eq!(again.is_some(), cfg!(windows));
+    if let Some(reading) = again {
+        assert!(Meta::of(&reading)
+            .unwrap()
+            .same_file(&Meta::of(&file).unwrap()));
+    }
+    // Another member renames ours away and puts theirs under its name.
+    fs::rename(at.path(), top.join("moved").path()).unwrap();
+    fs::write(at.path(), b"theirs").unwrap();
+    if cfg!(windows) {
+        let e = read_only_handle(&file, &at).unwrap_err();
+        assert!(e.to_string().contains("reopen for reading"), "{e}");
+    } else {
+        assert!(read_only_handle(&file, &at).unwrap().is_none());
+    }
+}

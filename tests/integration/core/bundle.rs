@@ -86,8 +86,7 @@ fn a_sigkill_during_a_multi_file_pull_leaves_the_name_absent_and_the_next_pull_f
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .start();
     assert!(
         server.wait_gate(std::time::Duration::from_secs(20)),
         "no request reached the gate"

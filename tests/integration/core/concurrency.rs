@@ -15,8 +15,7 @@ fn spawn_add(env: &Env, src: &std::path::Path, name: &str) -> Child {
         .args(["store", "add", src.to_str().unwrap(), "--name", name])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn add")
+        .start()
 }
 
 fn race_adds(env: &Env, src: &std::path::Path, n: usize) -> Vec<Run> {

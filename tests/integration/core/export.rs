@@ -74,6 +74,9 @@ fn export_copies_by_default_so_writing_an_exported_file_never_changes_the_store(
     assert_ne!(ino(&links.join("labels.txt")), ino(&blob));
     assert_eq!(std::fs::read(links.join("labels.txt")).unwrap(), labels);
     assert_eq!(hows(&export(&env, &links, &[])), ["unchanged", "unchanged"]);
+    // Replacing the links left the blobs as they were, read-only included.
+    env.run(&["store", "verify"]).ok();
+    assert_eq!(mode(&blob), 0o444);
 }
 
 #[test]

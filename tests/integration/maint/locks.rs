@@ -84,8 +84,7 @@ fn a_process_waiting_for_gc_lock_while_prune_locks_runs_still_gets_it() {
         .cmd()
         .args(["--json", "store", "gc"])
         .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     let out: PruneJson = env.run(&["--json", "store", "prune-locks"]).json();
     assert!(out.held.iter().any(|h| h.name == "gc.lock"), "{out:?}");
     drop(holder);

@@ -42,7 +42,7 @@ impl Holder {
             .stdout(Stdio::piped())
             .stdin(Stdio::null())
             .spawn()
-            .expect("spawn flock holder");
+            .expect("spawn flock holder (flock(1) from util-linux)");
         let mut line = String::new();
         BufReader::new(child.stdout.take().expect("stdout"))
             .read_line(&mut line)

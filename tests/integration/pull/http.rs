@@ -71,8 +71,7 @@ fn eight_processes_pulling_at_once_download_once() {
                 .arg("m")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
+                .start()
         })
         .collect();
     let runs: Vec<Run> = children

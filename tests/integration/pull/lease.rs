@@ -41,8 +41,7 @@ fn on_a_lockless_store_concurrent_pulls_download_once_and_the_waiter_names_the_h
         .env("BEAKER_STALL_TIMEOUT", "20s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     // The lease file, with its holder's record (written just after it is made).
     let lease = loop {
@@ -61,8 +60,7 @@ fn on_a_lockless_store_concurrent_pulls_download_once_and_the_waiter_names_the_h
         .env("BEAKER_STALL_TIMEOUT", "20s")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .start();
     for child in [first, second] {
         let r = Run::from(child.wait_with_output().unwrap());
         assert_model_file(&env.store, &r.ok(), &body);
@@ -81,8 +79,7 @@ fn a_lease_holder_killed_on_this_host_is_replaced_at_once() {
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .start();
     assert!(server.wait_gate(Duration::from_secs(20)), "no request");
     assert!(lease_path(&env, &body).exists());
     child.kill().unwrap(); // SIGKILL: the lease file stays behind

@@ -150,8 +150,7 @@ fn sigkill_mid_download_then_the_next_pull_resumes() {
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .start();
     assert!(
         server.wait_gate(std::time::Duration::from_secs(20)),
         "no request reached the gate"
@@ -195,8 +194,7 @@ fn sigint_leaves_a_resumable_partial() {
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .start();
     assert!(
         server.wait_gate(std::time::Duration::from_secs(20)),
         "no request reached the gate"
@@ -412,8 +410,7 @@ fn a_dead_writers_flock_still_in_flight_is_waited_for_and_the_partial_resumed() 
         .arg("m")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .start();
     assert!(server.wait_gate(Duration::from_secs(20)), "no request");
     wait_for_partial(&env, AT);
     child.kill().unwrap();

@@ -128,8 +128,7 @@ fn serve_with_private_ca(dir: &Path) -> TlsServer {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn openssl s_server");
+        .start();
     // s_server prints ACCEPT once it listens: wait for that line (a pipe, not a sleep).
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     assert!(
