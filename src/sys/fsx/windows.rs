@@ -98,11 +98,13 @@ pub(super) fn create_new(at: &Rooted, mode: u32) -> io::Result<File> {
     Ok(file)
 }
 
-/// Opens an existing file (not a link) for reading, or for both.
+/// Opens an existing file (not a link) for reading, or for both. A file being deleted while
+/// another process has it open refuses the open for that moment (where deletes are not POSIX
+/// ones): retried, so that it is then gone (`NotFound`), as on Unix.
 pub(super) fn open(at: &Rooted, write: bool) -> io::Result<File> {
     let mut options = beneath::open_options();
     options.read(true).write(write);
-    beneath::open_leaf(at, &options)
+    retry_busy(|| beneath::open_leaf(at, &options))
 }
 
 /// What is at `at`, not following a link there; `None` if nothing is.
@@ -180,9 +182,11 @@ pub(super) fn is_not_empty(e: &io::Error) -> bool {
     e.raw_os_error() == Some(DIR_NOT_EMPTY)
 }
 
-/// `CreateHardLinkW`: a second name for the file at `from` (a link there is linked as itself).
+/// `CreateHardLinkW`: a second name for the file at `from` (a link there is linked as itself);
+/// retried while `from` is being deleted by another process, as [`open`] is.
 pub(super) fn link(from: &Rooted, to: &Rooted) -> io::Result<()> {
-    std::fs::hard_link(from.native()?, to.native()?)
+    let (from, to) = (from.native()?, to.native()?);
+    retry_busy(|| std::fs::hard_link(&from, &to))
 }
 
 /// Sets the last write (and access) time of `at`, not following a link there.
