@@ -575,8 +575,9 @@ fn single_file_name(
         Some(Format::Onnx) if !base.ends_with(".onnx") => format!("{base}.onnx"),
         _ => base.to_owned(),
     };
-    // A valid model name is always a valid single-part file path.
-    FilePath::new(&file).unwrap_or_else(|_| FilePath::new("model").expect("a valid path"))
+    // A valid model name is a valid single-part file path, but maybe not one Windows can hold
+    // (`con`, `v1.`): then the file is called `model`.
+    FilePath::new_portable(&file).unwrap_or_else(|_| FilePath::new("model").expect("a valid path"))
 }
 
 #[cfg(test)]

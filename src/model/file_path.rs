@@ -5,10 +5,15 @@
 //! `beaker store export` writes to, so they are validated once, here, and nowhere else is a string
 //! joined onto a directory: relative, `/`-separated, no empty, `.` or `..` part (so never outside
 //! the model's directory), no NUL, no backslash, no control characters, at most 255 bytes a part
-//! and 1024 bytes in all. So that a catalogue made anywhere works on Windows too, no part may be a
-//! name Windows reserves for a device (`CON`, `NUL`, `COM1`, … with any extension, in any case),
-//! hold a character Windows refuses in names (`< > : " | ? *`), or end in a dot or a space.
-//! Comparison and ordering are by the string, which is also the order the tree id sorts by.
+//! and 1024 bytes in all. Comparison and ordering are by the string, which is also the order the
+//! tree id sorts by.
+//!
+//! A name Windows cannot hold — a part that is a device name (`CON`, `NUL`, `COM1`, … with any
+//! extension, in any case), holds `< > : " | ? *`, or ends in a dot or a space — is
+//! [`FilePath::new_portable`]'s to refuse: where a name enters (a catalogue, `add`, a registry
+//! title), on every platform, so that a catalogue made anywhere works on Windows too. A store's
+//! records are read with [`FilePath::new`], which refuses such names only on Windows (where
+//! `a:b` would name a stream of `a`): a record an older beaker wrote on Linux still reads there.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -59,19 +64,46 @@ impl FilePath {
                 "." => return bad("has a '.' part"),
                 ".." => return bad("has a '..' part"),
                 p if p.len() > MAX_PART => return bad("has a part longer than 255 bytes"),
-                p if p.contains(['<', '>', ':', '"', '|', '?', '*']) => {
-                    return bad("has a character Windows refuses in file names (< > : \" | ? *)")
-                }
-                p if p.ends_with(['.', ' ']) => {
-                    return bad("has a part ending in a dot or a space, which Windows drops")
-                }
-                p if is_device_name(p) => return bad(
-                    "has a part Windows reserves for a device (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
-                ),
                 _ => {}
             }
         }
-        Ok(FilePath(s.to_owned()))
+        let path = FilePath(s.to_owned());
+        if cfg!(windows) {
+            path.check_portable()?;
+        }
+        Ok(path)
+    }
+
+    /// [`FilePath::new`], refusing also what Windows cannot hold (see the module doc): for a
+    /// name that enters beaker (a catalogue, `add`, a registry title).
+    pub fn new_portable(s: &str) -> Result<Self, InvalidFilePath> {
+        let path = FilePath::new(s)?;
+        path.check_portable()?;
+        Ok(path)
+    }
+
+    /// Refuses a path with a part Windows cannot hold as a file name.
+    pub fn check_portable(&self) -> Result<(), InvalidFilePath> {
+        let bad = |problem| {
+            Err(InvalidFilePath {
+                path: self.0.clone(),
+                problem,
+            })
+        };
+        for part in self.0.split('/') {
+            if part.contains(['<', '>', ':', '"', '|', '?', '*']) {
+                return bad("has a character Windows refuses in file names (< > : \" | ? *)");
+            }
+            if part.ends_with(['.', ' ']) {
+                return bad("has a part ending in a dot or a space, which Windows drops");
+            }
+            if is_device_name(part) {
+                return bad(
+                    "has a part Windows reserves for a device (CON, PRN, AUX, NUL, COM1-9, LPT1-9)",
+                );
+            }
+        }
+        Ok(())
     }
 
     pub fn as_str(&self) -> &str {
@@ -109,7 +141,7 @@ impl FilePath {
     pub fn from_url_tail(url: &str) -> Option<FilePath> {
         let path = url.split(['?', '#']).next().unwrap_or(url);
         let tail = path.rsplit('/').next()?;
-        FilePath::new(tail).ok().filter(|p| p.depth() == 1)
+        FilePath::new_portable(tail).ok().filter(|p| p.depth() == 1)
     }
 }
 
@@ -222,7 +254,7 @@ mod tests {
             "dir./x",
             "space /x",
         ] {
-            let e = FilePath::new(bad).unwrap_err();
+            let e = FilePath::new_portable(bad).unwrap_err();
             assert_eq!(e.path, bad, "{e}");
             assert!(
                 e.problem.contains("Windows"),
@@ -238,8 +270,12 @@ mod tests {
             "a.b/c",
             "x.onnx",
         ] {
-            assert_eq!(FilePath::new(ok).unwrap().as_str(), ok);
+            assert_eq!(FilePath::new_portable(ok).unwrap().as_str(), ok);
         }
+        // A record an older beaker wrote on Linux with such a name still reads there; on
+        // Windows `a:b` would name a stream of `a`, so it never does.
+        assert_eq!(FilePath::new("a:b.onnx").is_ok(), cfg!(unix));
+        assert_eq!(FilePath::new("con.onnx").is_ok(), cfg!(unix));
     }
 
     #[test]

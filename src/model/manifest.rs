@@ -151,7 +151,16 @@ impl From<Invalid> for Problem {
 /// are read and left out.
 impl Table for Model {
     fn from_raw(name: &ModelName, raw: RawEntry) -> Result<Self, Problem> {
-        model_of(name, raw)
+        let model = model_of(name, raw)?;
+        // A catalogue names only files every platform can hold (a record, read with
+        // `Table for Record`, is what an earlier beaker wrote).
+        for f in model.files() {
+            f.path.check_portable().map_err(|e| Problem {
+                message: format!("model {name}: {e}"),
+                url: None,
+            })?;
+        }
+        Ok(model)
     }
 
     fn to_raw(&self) -> RawEntry {

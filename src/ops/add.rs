@@ -93,7 +93,7 @@ pub fn add_file(
     let file = src
         .file_name()
         .and_then(|n| n.to_str())
-        .and_then(|n| FilePath::new(n).ok());
+        .and_then(|n| FilePath::new_portable(n).ok());
     let single = Single {
         format: is_onnx.then_some(Format::Onnx),
         file,
@@ -245,7 +245,7 @@ fn list_dir(dir: &Path) -> Result<Vec<(PathBuf, FilePath)>, Error> {
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| bad(format!("{} is not valid UTF-8", rel.display())))?
             .join("/");
-        let path = FilePath::new(&text).map_err(|e| bad(e.to_string()))?;
+        let path = FilePath::new_portable(&text).map_err(|e| bad(e.to_string()))?;
         out.push((entry.path().to_owned(), path));
     }
     if out.is_empty() {

@@ -87,7 +87,7 @@ pub(super) fn to_model(
                 types::TITLE
             ))
         })?;
-        let path = FilePath::new(title).map_err(|e| {
+        let path = FilePath::new_portable(title).map_err(|e| {
             bad(format!(
                 "{which}: its title {title:?} is not a file path: {e}"
             ))
@@ -150,7 +150,7 @@ pub(super) fn to_model(
     let main = manifest
         .annotations
         .get(types::MAIN)
-        .and_then(|m| FilePath::new(m).ok())
+        .and_then(|m| FilePath::new_portable(m).ok())
         .filter(|m| seen.contains(m));
     // Titles were checked distinct and `main` one of them above; what is left to refuse is a
     // layer titled as a directory of another (`a` and `a/b`), which no snapshot can hold.
