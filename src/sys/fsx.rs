@@ -21,9 +21,10 @@
 //!   not treated as failure;
 //! - [`replace_file`] + [`sync_dir`] give the atomic rewrite used for the store's records (I3).
 //!
-//! The system calls come from `rustix` (safe wrappers); the `unsafe` left here is
-//! `sync_file_range(2)` and `signal(2)`; [`mapped`] (a SIGBUS-safe read-only memory map, for
-//! verify) has its own.
+//! The system calls are made in one module per platform (`fsx/unix.rs`: `rustix`'s safe wrappers,
+//! and `unsafe` for `sync_file_range(2)` and the signal calls; `fsx/windows.rs`: std and
+//! `windows-sys`); this file holds what is the same everywhere. [`mapped`] (a SIGBUS-safe
+//! read-only memory map, for verify) has its own.
 #![allow(
     clippy::disallowed_methods,
     reason = "this is the module the raw std::fs calls are confined to"

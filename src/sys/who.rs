@@ -1,8 +1,9 @@
 //! Who and when: the identity a process records in lock files (so a waiting user can see who holds
 //! a lock) and the timestamps written into the store manifest.
 //!
-//! This module and `fsx` are the only ones that call libc directly: the user and group databases,
-//! the process's ids and groups, the host name, and the effective-id access check.
+//! The user and group databases, the process's ids and groups, the host name and whether a
+//! process lives come from one module per platform (`who/unix.rs`: libc; `who/windows.rs`:
+//! `%USERNAME%`, `OpenProcess`, no groups); the times are the same everywhere.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

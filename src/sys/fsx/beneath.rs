@@ -182,6 +182,18 @@ impl Rooted {
     }
 }
 
+impl Dir {
+    /// Where this directory is.
+    pub fn at(&self) -> &Rooted {
+        &self.at
+    }
+
+    /// `self/name` as a path inside the store.
+    pub fn join(&self, name: impl AsRef<Path>) -> Rooted {
+        self.at.join(name)
+    }
+}
+
 impl crate::sys::error::Place for Rooted {
     fn place(&self) -> PathBuf {
         self.path()

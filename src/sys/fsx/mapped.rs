@@ -31,6 +31,8 @@
 use std::fs::File;
 use std::path::PathBuf;
 
+use crate::sys::error::IoError;
+
 #[cfg(unix)]
 mod unix;
 #[cfg(unix)]
@@ -39,6 +41,21 @@ pub use unix::{map_read, MappedFile};
 mod windows;
 #[cfg(windows)]
 pub use windows::{map_read, MappedFile};
+
+/// The metadata of `file`, which must be a regular file (`path` is for messages).
+fn regular_file(file: &File, path: &std::path::Path) -> Result<std::fs::Metadata, IoError> {
+    let meta = file
+        .metadata()
+        .map_err(|e| IoError::new("inspect", path, e))?;
+    if !meta.is_file() {
+        return Err(IoError::new(
+            "map",
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file"),
+        ));
+    }
+    Ok(meta)
+}
 
 /// Files smaller than this are not mapped: the read path costs less than mmap + munmap there.
 pub const MIN_MAP_LEN: u64 = 64 << 10;

@@ -315,7 +315,7 @@ impl Meta {
 /// entry's name (a single component) and is one `*at` system call on this descriptor.
 pub struct Dir {
     fd: OwnedFd,
-    at: Rooted,
+    pub(super) at: Rooted,
 }
 
 impl fmt::Debug for Dir {
@@ -333,16 +333,6 @@ impl Dir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IoError::new("open directory", at.path(), e)),
         }
-    }
-
-    /// Where this directory is.
-    pub fn at(&self) -> &Rooted {
-        &self.at
-    }
-
-    /// `self/name` as a path inside the store.
-    pub fn join(&self, name: impl AsRef<Path>) -> Rooted {
-        self.at.join(name)
     }
 
     /// The names of the entries (not `.` and `..`), in the order the filesystem gives them.

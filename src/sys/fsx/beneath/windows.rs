@@ -333,7 +333,7 @@ impl Meta {
 /// one call on `<dir>\<name>`.
 pub struct Dir {
     native: PathBuf,
-    at: Rooted,
+    pub(super) at: Rooted,
 }
 
 impl fmt::Debug for Dir {
@@ -354,16 +354,6 @@ impl Dir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(IoError::new("open directory", at.path(), e)),
         }
-    }
-
-    /// Where this directory is.
-    pub fn at(&self) -> &Rooted {
-        &self.at
-    }
-
-    /// `self/name` as a path inside the store.
-    pub fn join(&self, name: impl AsRef<Path>) -> Rooted {
-        self.at.join(name)
     }
 
     /// The names of the entries, in the order the filesystem gives them.

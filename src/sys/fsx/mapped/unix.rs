@@ -71,16 +71,7 @@ pub struct MappedFile {
 /// so every empty file) are handed back unmapped, as they are when the registry is full or the
 /// SIGBUS handler could not be installed. `path` is for messages only.
 pub fn map_read(file: File, path: &Path) -> Result<Mapping, IoError> {
-    let meta = file
-        .metadata()
-        .map_err(|e| IoError::new("inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(IoError::new(
-            "map",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-        ));
-    }
+    let meta = super::regular_file(&file, path)?;
     let Ok(len) = usize::try_from(meta.len()) else {
         return Ok(Mapping::Unmapped(file));
     };

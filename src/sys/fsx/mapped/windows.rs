@@ -1,7 +1,6 @@
 //! Windows maps nothing: [`map_read`] checks the file and hands it back to be read.
 
 use std::fs::File;
-use std::io;
 use std::path::Path;
 
 use super::{Changed, Mapping};
@@ -12,16 +11,7 @@ pub enum MappedFile {}
 
 /// Hands `file` back unmapped, once it is known to be a regular file.
 pub fn map_read(file: File, path: &Path) -> Result<Mapping, IoError> {
-    let meta = file
-        .metadata()
-        .map_err(|e| IoError::new("inspect", path, e))?;
-    if !meta.is_file() {
-        return Err(IoError::new(
-            "map",
-            path,
-            io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"),
-        ));
-    }
+    super::regular_file(&file, path)?;
     Ok(Mapping::Unmapped(file))
 }
 
