@@ -493,10 +493,13 @@ fn a_catalogue_names_only_files_windows_can_hold_but_an_old_record_still_reads()
     };
     for path in ["CON", "w/nul.bin", "a:b.onnx", "trailing."] {
         let e = parse(&entry(path)).unwrap_err().to_string();
-        assert!(
-            e.starts_with("cat.toml:2:9: model m: file path") && e.contains("Windows"),
-            "{path}: {e}"
-        );
+        // (On Windows the path itself is refused where it is read, at its own line.)
+        let at = if cfg!(windows) {
+            "cat.toml:4:8: file path"
+        } else {
+            "cat.toml:2:9: model m: file path"
+        };
+        assert!(e.starts_with(at) && e.contains("Windows"), "{path}: {e}");
     }
     assert!(parse(&entry("console.onnx")).is_ok());
     // A store's record of such a name (an earlier beaker wrote it on Linux) still reads there.
